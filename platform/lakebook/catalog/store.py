@@ -1,0 +1,241 @@
+"""The catalog: every table of the lake with its schema, docs, owner, location, stats and
+freshness, plus a manifest of its files.
+
+SQLite through SQLAlchemy by default; any SQLAlchemy URL (PostgreSQL) by configuration.
+Stats are derived from the file manifest, which is only ever added to by path, so
+recording the same file twice (a flush finishing after a crash) changes nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterable
+
+from sqlalchemy import (
+    DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint, create_engine, event, func,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from ..errors import UnknownTable
+from ..lake.writer import WrittenFile
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _UTC(TypeDecorator):
+    """DateTime stored naive in UTC (SQLite keeps no zone), returned zone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+class TableRow(_Base):
+    __tablename__ = "tables"
+    __table_args__ = (UniqueConstraint("zone", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    zone: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner: Mapped[str] = mapped_column(String(256), default="")
+    location: Mapped[str] = mapped_column(Text)
+    event_time_column: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    source_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    row_count: Mapped[int] = mapped_column(Integer, default=0)
+    bytes: Mapped[int] = mapped_column(Integer, default=0)
+    last_event_time: Mapped[datetime | None] = mapped_column(_UTC(), nullable=True)
+    last_ingest_time: Mapped[datetime | None] = mapped_column(_UTC(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(_UTC())
+    columns: Mapped[list["ColumnRow"]] = relationship(
+        back_populates="table", cascade="all, delete-orphan", order_by="ColumnRow.position"
+    )
+
+
+class ColumnRow(_Base):
+    __tablename__ = "columns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    table_id: Mapped[int] = mapped_column(ForeignKey("tables.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    nullable: Mapped[bool] = mapped_column(default=True)
+    pii: Mapped[bool] = mapped_column(default=False)
+    table: Mapped[TableRow] = relationship(back_populates="columns")
+
+
+class FileRow(_Base):
+    __tablename__ = "files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    table_id: Mapped[int] = mapped_column(ForeignKey("tables.id"), index=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    partition: Mapped[str] = mapped_column(String(128))
+    rows: Mapped[int] = mapped_column(Integer)
+    bytes: Mapped[int] = mapped_column(Integer)
+    min_event_time: Mapped[datetime | None] = mapped_column(_UTC(), nullable=True)
+    max_event_time: Mapped[datetime | None] = mapped_column(_UTC(), nullable=True)
+    max_ingested_at: Mapped[datetime | None] = mapped_column(_UTC(), nullable=True)
+    added_at: Mapped[datetime] = mapped_column(_UTC())
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    type: str
+    description: str = ""
+    nullable: bool = True
+    pii: bool = False
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    zone: str
+    name: str
+    kind: str
+    description: str
+    owner: str
+    location: str
+    row_count: int
+    bytes: int
+    last_event_time: datetime | None
+    last_ingest_time: datetime | None
+    updated_at: datetime
+    event_time_column: str | None = None
+    columns: tuple[ColumnInfo, ...] = field(default=())
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.zone}.{self.name}"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _info(row: TableRow) -> TableInfo:
+    return TableInfo(
+        row.zone, row.name, row.kind, row.description, row.owner, row.location, row.row_count,
+        row.bytes, row.last_event_time, row.last_ingest_time, row.updated_at, row.event_time_column,
+        tuple(ColumnInfo(c.name, c.type, c.description, c.nullable, c.pii) for c in row.columns),
+    )
+
+
+def _sqlite_pragmas(dbapi_con, _record) -> None:
+    cur = dbapi_con.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.close()
+
+
+class Catalog:
+    """Read and write the catalog of one workspace."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        _Base.metadata.create_all(self.engine)
+
+    @classmethod
+    def for_workspace(cls, workspace) -> "Catalog":
+        workspace.ensure_state()
+        return cls(workspace.catalog_url)
+
+    def register_table(
+        self, zone: str, name: str, *, kind: str, location: str, columns: Iterable[ColumnInfo],
+        description: str = "", owner: str = "", event_time_column: str | None = None,
+        source_version: int | None = None,
+    ) -> None:
+        """Create or update a table's metadata; stats are kept."""
+        with Session(self.engine) as session, session.begin():
+            row = session.scalar(select(TableRow).where(TableRow.zone == zone, TableRow.name == name))
+            if row is None:
+                row = TableRow(zone=zone, name=name, row_count=0, bytes=0)
+                session.add(row)
+            row.kind, row.location, row.description, row.owner = kind, location, description, owner
+            row.event_time_column, row.source_version, row.updated_at = event_time_column, source_version, _now()
+            row.columns = [
+                ColumnRow(position=i, name=c.name, type=c.type, description=c.description,
+                          nullable=c.nullable, pii=c.pii)
+                for i, c in enumerate(columns)
+            ]
+
+    def record_files(self, zone: str, name: str, files: list[WrittenFile]) -> None:
+        """Add files to a table's manifest (known paths are skipped) and refresh its stats."""
+        with Session(self.engine) as session, session.begin():
+            row = self._row(session, zone, name)
+            known = set(session.scalars(
+                select(FileRow.path).where(FileRow.path.in_([str(f.path) for f in files]))
+            )) if files else set()
+            now = _now()
+            for f in files:
+                if str(f.path) not in known:
+                    session.add(FileRow(
+                        table_id=row.id, path=str(f.path), partition=f.partition, rows=f.rows,
+                        bytes=f.bytes, min_event_time=f.min_event_time, max_event_time=f.max_event_time,
+                        max_ingested_at=f.max_ingested_at, added_at=now,
+                    ))
+            session.flush()
+            rows, size, last_event, last_ingest = session.execute(
+                select(func.coalesce(func.sum(FileRow.rows), 0), func.coalesce(func.sum(FileRow.bytes), 0),
+                       func.max(FileRow.max_event_time), func.max(FileRow.max_ingested_at))
+                .where(FileRow.table_id == row.id)
+            ).one()
+            row.row_count, row.bytes, row.updated_at = rows, size, now
+            row.last_event_time = _parse(last_event)
+            row.last_ingest_time = _parse(last_ingest)
+
+    def files(self, zone: str, name: str) -> list[str]:
+        with Session(self.engine) as session:
+            row = self._row(session, zone, name)
+            return list(session.scalars(select(FileRow.path).where(FileRow.table_id == row.id).order_by(FileRow.id)))
+
+    def tables(self, zone: str | None = None) -> list[TableInfo]:
+        with Session(self.engine) as session:
+            query = select(TableRow).order_by(TableRow.zone, TableRow.name)
+            if zone:
+                query = query.where(TableRow.zone == zone)
+            return [_info(r) for r in session.scalars(query)]
+
+    def table(self, qualified_name: str) -> TableInfo:
+        zone, _, name = qualified_name.rpartition(".")
+        with Session(self.engine) as session:
+            return _info(self._row(session, zone or "raw", name))
+
+    def _row(self, session: Session, zone: str, name: str) -> TableRow:
+        row = session.scalar(select(TableRow).where(TableRow.zone == zone, TableRow.name == name))
+        if row is None:
+            names = [f"{z}.{n}" for z, n in session.execute(select(TableRow.zone, TableRow.name))]
+            close = difflib.get_close_matches(f"{zone}.{name}", names, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"known tables: {', '.join(sorted(names)) or 'none'}"
+            raise UnknownTable(f"no table {zone}.{name} in the catalog", hint=hint)
+        return row
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _parse(value) -> datetime | None:
+    """Aggregates bypass column types in SQLite; bring them back to aware UTC datetimes."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

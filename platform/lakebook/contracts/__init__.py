@@ -1,0 +1,9 @@
+"""Data contracts: YAML declarations compiled to Arrow schemas and vectorised validators."""
+
+from .model import Contract, FieldSpec, get_contract, load_contracts, parse_contract
+from .validate import EVENT_ID, INGESTED_AT, CompiledContract, Rejection, ValidationResult
+
+__all__ = [
+    "Contract", "FieldSpec", "CompiledContract", "Rejection", "ValidationResult",
+    "EVENT_ID", "INGESTED_AT", "get_contract", "load_contracts", "parse_contract",
+]

@@ -1,0 +1,157 @@
+"""Data contracts: ``contracts/<source>.yaml`` parsed into a validated Contract.
+
+A contract declares a source's fields (type, required, nullable, constraints, PII), its
+event-time field, its entity keys and how an event id is formed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import ContractError, UnknownSource
+
+FieldType = Literal["string", "int32", "int64", "float32", "float64", "bool", "timestamp", "date"]
+FIELD_TYPES: tuple[str, ...] = FieldType.__args__  # type: ignore[attr-defined]
+RESERVED_PREFIX = "_"
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class FieldSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: FieldType
+    description: str = ""
+    required: bool = False
+    nullable: bool = True
+    min: float | None = None
+    max: float | None = None
+    enum: list[Any] | None = None
+    regex: str | None = None
+    max_length: int | None = Field(None, gt=0)
+    pii: bool = False
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"regex does not compile: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _constraints_fit_type(self) -> "FieldSpec":
+        numeric = self.type in ("int32", "int64", "float32", "float64")
+        if (self.min is not None or self.max is not None) and not numeric:
+            raise ValueError(f"min/max apply to numeric types, not {self.type}")
+        if (self.regex or self.max_length) and self.type != "string":
+            raise ValueError(f"regex/max_length apply to string fields, not {self.type}")
+        return self
+
+
+class Contract(BaseModel):
+    """One source's data contract."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    owner: str = ""
+    version: int = 1
+    event_time: str
+    event_id: str | list[str] | None = Field(
+        None, description="a field holding the id, a list of fields hashed into it, or none "
+        "(the id is a hash of the whole event)",
+    )
+    entity_keys: list[str] = Field(default_factory=list)
+    unknown_fields: Literal["reject", "drop"] = "reject"
+    fields: dict[str, FieldSpec]
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError("must be lower case letters, digits and _, starting with a letter")
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _field_names_ok(cls, fields: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
+        for name in fields:
+            if name.startswith(RESERVED_PREFIX) or not NAME.match(name):
+                raise ValueError(f"field name {name!r} is not allowed (lower case, no leading _)")
+        return fields
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> "Contract":
+        ids = [self.event_id] if isinstance(self.event_id, str) else (self.event_id or [])
+        for role, names in (("event_time", [self.event_time]), ("event_id", ids),
+                            ("entity_keys", self.entity_keys)):
+            for name in names:
+                if name not in self.fields:
+                    raise ValueError(f"{role} names {name!r}, which is not a field")
+        if self.fields[self.event_time].type != "timestamp":
+            raise ValueError(f"event_time field {self.event_time!r} must have type timestamp")
+        return self
+
+    def implicitly_required(self) -> set[str]:
+        """Fields that must be present and non-null whatever the YAML says."""
+        ids = [self.event_id] if isinstance(self.event_id, str) else (self.event_id or [])
+        return {self.event_time, *ids, *self.entity_keys}
+
+    @property
+    def pii_fields(self) -> list[str]:
+        return [name for name, spec in self.fields.items() if spec.pii]
+
+
+def parse_contract(path: Path) -> Contract:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ContractError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ContractError(f"{path}: a contract is a mapping with name, event_time and fields")
+    data.setdefault("name", path.stem)
+    try:
+        contract = Contract.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'contract'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ContractError(f"{path}: {problems}") from None
+    if contract.name != path.stem:
+        raise ContractError(f"{path}: name {contract.name!r} must match the file name {path.stem!r}")
+    return contract
+
+
+_cache: dict[Path, tuple[tuple, dict[str, Any]]] = {}
+
+
+def load_contracts(folder: Path) -> dict[str, Any]:
+    """Parse and compile every ``*.yaml`` in ``folder``; recompiled only when a file changes."""
+    from .validate import CompiledContract
+
+    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+    stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    cached = _cache.get(folder)
+    if cached and cached[0] == stamp:
+        return cached[1]
+    compiled = {f.stem: CompiledContract(parse_contract(f)) for f in files}
+    _cache[folder] = (stamp, compiled)
+    return compiled
+
+
+def get_contract(contracts: dict[str, Any], source: str) -> Any:
+    try:
+        return contracts[source]
+    except KeyError:
+        close = difflib.get_close_matches(source, list(contracts), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known sources: {', '.join(sorted(contracts)) or 'none'}"
+        raise UnknownSource(f"no contract for source {source[:100]!r}", hint=hint) from None

@@ -1,0 +1,16 @@
+"""Ingestion: HTTP app, durable ingest log, flusher to the raw lake, blobs."""
+
+from .flusher import FlushReport, flush_ingest_log_to_raw
+from .log import IngestLog, SQLiteIngestLog, ingest_logs, open_ingest_log
+
+__all__ = [
+    "FlushReport", "flush_ingest_log_to_raw", "IngestLog", "SQLiteIngestLog", "ingest_logs",
+    "open_ingest_log", "create_app",
+]
+
+
+def create_app(workspace, **kwargs):
+    """The ingest ASGI app (imported on use: Starlette is not needed to flush or query)."""
+    from .app import create_app as _create_app
+
+    return _create_app(workspace, **kwargs)

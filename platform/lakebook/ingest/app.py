@@ -1,0 +1,365 @@
+"""The ingest HTTP app (ASGI, Starlette).
+
+``POST /v1/events/{source}`` takes one JSON object, a JSON array or NDJSON. Events are
+checked against the source's contract; valid ones are accepted even when others in the
+batch are not; rejected ones go to quarantine with their reasons. The answer is sent only
+after both are fsynced in the ingest log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import io
+import logging
+import threading
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import orjson
+import pyarrow as pa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from ..errors import Backpressure, BadRequest, Forbidden, LakebookError, PayloadTooLarge, Unauthorized
+from .blobs import BlobStore, validate_blob_name
+from .flusher import flush_ingest_log_to_raw
+from .log import EVENTS, REJECTED, GroupCommitWriter, IngestLog, LogRecord, open_ingest_log
+
+log = logging.getLogger("lakebook.ingest.app")
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines")
+
+
+class _Json(JSONResponse):
+    def render(self, content) -> bytes:
+        return orjson.dumps(content)
+
+
+@dataclass
+class Metrics:
+    accepted: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    responses: dict[int, int] = field(default_factory=dict)
+    blobs: int = 0
+    flushes: int = 0
+    flush_errors: int = 0
+    last_flush_unix: float = 0.0
+
+    def count(self, table: dict, key, n: int = 1) -> None:
+        table[key] = table.get(key, 0) + n
+
+
+class IngestService:
+    """State shared by the handlers: contracts, log writer, flusher thread, metrics."""
+
+    def __init__(self, workspace, ingest_log: IngestLog | None = None, *, flush_interval_s: float | None = None):
+        self.workspace = workspace
+        self.settings = workspace.settings.ingest
+        workspace.ensure_state()
+        self.log = ingest_log or open_ingest_log(workspace)
+        self.writer = GroupCommitWriter(self.log)
+        self.blobs = BlobStore(workspace.blobs_dir)
+        self.metrics = Metrics()
+        self.tokens = {s: [t.get_secret_value().encode() for t in ts] for s, ts in self.settings.tokens.items()}
+        self.backlog = self.log.backlog_events()
+        self.flush_interval_s = flush_interval_s or self.settings.flush_interval_s
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self.started_at = time.time()
+
+    @property
+    def dev_mode(self) -> bool:
+        return not self.tokens
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self.workspace.contracts()  # a broken contract stops the server at start, not per request
+        self._flusher = threading.Thread(target=self._flush_loop, name="lakebook-flusher", daemon=True)
+        self._flusher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._flusher:
+            self._flusher.join(timeout=60)
+        self.writer.close()
+        self.flush_now()
+        self.log.close()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.flush_interval_s):
+            self.flush_now()
+
+    def flush_now(self):
+        try:
+            report = flush_ingest_log_to_raw(self.workspace, self.log)
+            self.metrics.flushes += 1
+            self.metrics.last_flush_unix = time.time()
+            return report
+        except Exception:  # the server keeps taking events; the next round tries again
+            self.metrics.flush_errors += 1
+            log.exception("flush failed; events stay in the ingest log")
+            return None
+        finally:
+            self.backlog = self.log.backlog_events()
+
+    # -- requests ------------------------------------------------------------------------
+    def authorize(self, request: Request, source: str) -> None:
+        if self.dev_mode:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("missing bearer token", hint="send 'Authorization: Bearer <token>'")
+        allowed = self.tokens.get(source, []) + self.tokens.get("*", [])
+        if not allowed:
+            raise Forbidden(f"no token is configured for source {source!r}")
+        given = token.encode()
+        if not any(hmac.compare_digest(given, t) for t in allowed):
+            raise Unauthorized(f"the token is not valid for source {source!r}")
+
+    async def read_body(self, request: Request) -> bytes:
+        limit = self.settings.max_request_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"request body of {declared} bytes is over the limit of {limit}")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def check_backlog(self) -> None:
+        if self.backlog >= self.settings.max_backlog_events:
+            raise Backpressure(
+                f"ingest log holds {self.backlog} unflushed events (limit {self.settings.max_backlog_events})",
+                retry_after_s=max(1, int(self.flush_interval_s)), hint="retry after the flusher catches up",
+            )
+
+
+def decode_events(body: bytes, content_type: str) -> tuple[list, list[tuple[int, str, str]]]:
+    """Body -> (events, undecodable lines as (index, raw, reason)). One JSON object, a JSON
+    array, or NDJSON (one object per line; blank lines are skipped)."""
+    text = body.lstrip()
+    if not text:
+        raise BadRequest("empty body", hint="send a JSON object, a JSON array or NDJSON")
+    ndjson = any(t in content_type for t in NDJSON_TYPES)
+    if not ndjson:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            if text[:1] != b"{" or b"\n" not in text.strip():
+                raise BadRequest(f"body is not valid JSON: {exc}") from None
+        else:
+            if isinstance(parsed, list):
+                return parsed, []
+            return [parsed], []
+    events, bad = [], []
+    loads = orjson.loads
+    for line in body.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            events.append(loads(line))
+        except orjson.JSONDecodeError as exc:
+            bad.append((len(events) + len(bad), line.decode("utf-8", "backslashreplace"), f"invalid JSON: {exc}"))
+            events.append(None)
+    return events, bad
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+async def post_events(request: Request) -> Response:
+    service: IngestService = request.app.state.service
+    source = request.path_params["source"]
+    contract = service.workspace.contract(source)
+    service.authorize(request, source)
+    service.check_backlog()
+    body = await service.read_body(request)
+    request_id = uuid.uuid4().hex
+    received_us = time.time_ns() // 1000
+    try:
+        events, undecodable = decode_events(body, request.headers.get("content-type", ""))
+    except BadRequest as exc:
+        await _quarantine(service, source, request_id, received_us, [(None, body.decode("utf-8", "backslashreplace"), exc.message)])
+        raise
+    result = contract.validate(events)
+    bad_json = {i for i, _, _ in undecodable}
+    rejected = [(i, raw, why) for i, raw, why in undecodable]
+    rejected += [(r.index, _raw(events[r.index]), r.reasons) for r in result.rejected if r.index not in bad_json]
+    records = []
+    if result.accepted.num_rows:
+        records.append(LogRecord(source, EVENTS, result.accepted.num_rows, received_us, _ipc_bytes(result.accepted)))
+    if rejected:
+        records.append(_rejected_record(source, request_id, received_us, rejected))
+    if records:
+        await asyncio.wrap_future(service.writer.submit(records))
+    service.backlog += result.accepted.num_rows
+    service.metrics.count(service.metrics.accepted, source, result.accepted.num_rows)
+    service.metrics.count(service.metrics.rejected, source, len(rejected))
+    answer = {
+        "request_id": request_id,
+        "accepted": result.accepted.num_rows,
+        "rejected": [{"index": i, "reasons": why if isinstance(why, list) else [why]} for i, _, why in sorted(rejected, key=lambda r: r[0])],
+    }
+    status = 422 if rejected and not result.accepted.num_rows else 200
+    return _Json(answer, status_code=status)
+
+
+def _raw(event) -> str:
+    return orjson.dumps(event).decode()
+
+
+def _rejected_record(source: str, request_id: str, received_us: int, rejected: list) -> LogRecord:
+    rows = [{"_received_at": received_us, "request_id": request_id, "index": i, "raw": raw,
+             "reasons": why if isinstance(why, list) else [why]} for i, raw, why in rejected]
+    return LogRecord(source, REJECTED, len(rows), received_us, orjson.dumps(rows))
+
+
+async def _quarantine(service: IngestService, source: str, request_id: str, received_us: int, rejected: list) -> None:
+    await asyncio.wrap_future(service.writer.submit([_rejected_record(source, request_id, received_us, rejected)]))
+    service.metrics.count(service.metrics.rejected, source, len(rejected))
+
+
+async def put_blob(request: Request) -> Response:
+    service: IngestService = request.app.state.service
+    source, name = request.path_params["source"], request.path_params["name"]
+    service.workspace.contract(source)
+    validate_blob_name(name)
+    service.authorize(request, source)
+    body = await service.read_body(request)
+    content_type = request.headers.get("content-type", "application/octet-stream")
+    meta, created = await asyncio.to_thread(service.blobs.put, source, name, body, content_type)
+    service.metrics.blobs += int(created)
+    return _Json(meta, status_code=201 if created else 200)
+
+
+async def get_blob(request: Request) -> Response:
+    service: IngestService = request.app.state.service
+    source, name = request.path_params["source"], request.path_params["name"]
+    service.workspace.contract(source)
+    validate_blob_name(name)
+    service.authorize(request, source)
+    data, meta = await asyncio.to_thread(service.blobs.get, source, name)
+    return Response(data, media_type=meta["content_type"], headers={"x-sha256": meta["sha256"]})
+
+
+async def health(request: Request) -> Response:
+    service: IngestService = request.app.state.service
+    return _Json({
+        "status": "ok", "sources": sorted(service.workspace.contracts()), "backlog_events": service.backlog,
+        "dev_mode": service.dev_mode, "uptime_s": round(time.time() - service.started_at, 1),
+        "last_flush_unix": service.metrics.last_flush_unix,
+    })
+
+
+async def metrics(request: Request) -> Response:
+    service: IngestService = request.app.state.service
+    m = service.metrics
+    lines = [
+        "# HELP lakebook_ingest_events_accepted_total Events accepted (durable in the ingest log).",
+        "# TYPE lakebook_ingest_events_accepted_total counter",
+        *[f'lakebook_ingest_events_accepted_total{{source="{s}"}} {n}' for s, n in sorted(m.accepted.items())],
+        "# HELP lakebook_ingest_events_rejected_total Events rejected and quarantined.",
+        "# TYPE lakebook_ingest_events_rejected_total counter",
+        *[f'lakebook_ingest_events_rejected_total{{source="{s}"}} {n}' for s, n in sorted(m.rejected.items())],
+        "# HELP lakebook_ingest_responses_total HTTP responses by status code.",
+        "# TYPE lakebook_ingest_responses_total counter",
+        *[f'lakebook_ingest_responses_total{{code="{c}"}} {n}' for c, n in sorted(m.responses.items())],
+        "# HELP lakebook_ingest_backlog_events Events in the ingest log not yet flushed to the lake.",
+        "# TYPE lakebook_ingest_backlog_events gauge",
+        f"lakebook_ingest_backlog_events {service.backlog}",
+        "# HELP lakebook_ingest_log_commits_total Group commits (fsyncs) of the ingest log.",
+        "# TYPE lakebook_ingest_log_commits_total counter",
+        f"lakebook_ingest_log_commits_total {service.writer.commits}",
+        "# TYPE lakebook_ingest_blobs_stored_total counter",
+        f"lakebook_ingest_blobs_stored_total {m.blobs}",
+        "# TYPE lakebook_ingest_flushes_total counter",
+        f"lakebook_ingest_flushes_total {m.flushes}",
+        "# TYPE lakebook_ingest_flush_errors_total counter",
+        f"lakebook_ingest_flush_errors_total {m.flush_errors}",
+    ]
+    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+
+def _error_response(request: Request, exc: Exception) -> Response:
+    """Every error answer is made here: LakebookErrors carry their status; anything else is
+    a 500 that is logged with its traceback and never leaks it."""
+    if isinstance(exc, LakebookError):
+        status, body = exc.http_status, {"error": exc.message}
+        if exc.hint:
+            body["hint"] = exc.hint
+    else:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        status, body = 500, {"error": "internal error; see the server log"}
+    headers = {}
+    if isinstance(exc, Backpressure):
+        headers["Retry-After"] = str(exc.retry_after_s)
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return _Json(body, status_code=status, headers=headers)
+
+
+class _CountStatus:
+    """ASGI middleware counting responses by status, and mapping handler errors in one place."""
+
+    def __init__(self, app, service_getter):
+        self.app = app
+        self.service_getter = service_getter
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def counting_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                self.service_getter().metrics.count(self.service_getter().metrics.responses, message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        except Exception as exc:
+            if started:
+                raise
+            response = _error_response(Request(scope), exc)
+            await response(scope, receive, counting_send)
+
+
+def create_app(workspace, *, ingest_log: IngestLog | None = None, flush_interval_s: float | None = None) -> Starlette:
+    """The ingest ASGI app for a workspace (the flusher runs inside it)."""
+    service = IngestService(workspace, ingest_log, flush_interval_s=flush_interval_s)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        service.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(service.stop)
+
+    app = Starlette(
+        routes=[
+            Route("/v1/events/{source}", post_events, methods=["POST"]),
+            Route("/v1/blobs/{source}/{name}", put_blob, methods=["PUT"]),
+            Route("/v1/blobs/{source}/{name}", get_blob, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.add_middleware(_CountStatus, service_getter=lambda: service)
+    return app

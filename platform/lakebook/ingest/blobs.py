@@ -1,0 +1,75 @@
+"""Raw blobs stored as they came: ``blobs/<source>/<name>`` plus a metadata record
+(content type, size, sha256, time). Append-only: a name, once stored, keeps its content."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+
+from ..errors import BadRequest, Conflict, LakebookError
+
+BLOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+class BlobNotFound(LakebookError):
+    http_status = 404
+
+
+def validate_blob_name(name: str) -> None:
+    if not BLOB_NAME.match(name) or ".." in name:
+        raise BadRequest(
+            f"invalid blob name {name[:80]!r}",
+            hint="use 1-200 letters, digits, '.', '_' or '-', starting with a letter or digit, no '..'",
+        )
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class BlobStore:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def _paths(self, source: str, name: str) -> tuple[Path, Path]:
+        validate_blob_name(name)
+        folder = self.root / source
+        return folder / name, folder / "_meta" / f"{name}.json"
+
+    def put(self, source: str, name: str, data: bytes, content_type: str) -> tuple[dict, bool]:
+        """Store a blob; returns (metadata, created). Same content again is a no-op."""
+        path, meta_path = self._paths(source, name)
+        digest = hashlib.sha256(data).hexdigest()
+        if path.exists():
+            meta = orjson.loads(meta_path.read_bytes())
+            if meta["sha256"] != digest:
+                raise Conflict(f"blob {source}/{name} exists with other content",
+                               hint="blobs are append-only: store the new content under a new name")
+            return meta, False
+        meta = {"source": source, "name": name, "content_type": content_type[:200], "size": len(data),
+                "sha256": digest, "stored_at": datetime.now(timezone.utc).isoformat()}
+        meta_path.parent.mkdir(parents=True, exist_ok=True)
+        _write_durably(meta_path, orjson.dumps(meta))
+        _write_durably(path, data)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return meta, True
+
+    def get(self, source: str, name: str) -> tuple[bytes, dict]:
+        path, meta_path = self._paths(source, name)
+        if not path.exists():
+            raise BlobNotFound(f"no blob {source}/{name}")
+        return path.read_bytes(), orjson.loads(meta_path.read_bytes())

@@ -1,0 +1,259 @@
+"""The durable ingest log: where an event is when the HTTP 200 is sent.
+
+Embedded default: SQLite in WAL mode with ``synchronous=FULL`` (the WAL is fsynced on every
+commit). A single writer thread takes every append waiting in its queue and commits them in
+one transaction (group commit), so many concurrent requests share one fsync.
+
+Exactly-once to the lake rests on three tables in the same database:
+
+- ``batches``: validated batches (Arrow IPC) and rejected events (JSON), by sequence number;
+  AUTOINCREMENT, so a sequence number is never reused even after batches are deleted.
+- ``flush_intents``: the sequence range a flush of a source is working on, committed before
+  any file is written, so a flush that crashed is finished with exactly the same range.
+- ``seen_ids``: every event id already in the lake, for idempotent re-sends.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Protocol
+
+from .._registry import Registry
+
+log = logging.getLogger("lakebook.ingest.log")
+
+EVENTS = "events"
+REJECTED = "rejected"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    received_at_us INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batches_by_source ON batches(source, seq);
+CREATE TABLE IF NOT EXISTS flush_intents (
+    source TEXT PRIMARY KEY,
+    seq_lo INTEGER NOT NULL,
+    seq_hi INTEGER NOT NULL,
+    created_at_us INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seen_ids (
+    source TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (source, event_id)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    source: str
+    kind: str  # EVENTS or REJECTED
+    n: int
+    received_at_us: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class FlushIntent:
+    source: str
+    seq_lo: int
+    seq_hi: int
+
+
+class IngestLog(Protocol):
+    """What the ingest server and the flusher need of a log backend."""
+
+    def append(self, records: list[LogRecord]) -> None: ...
+    def backlog_events(self) -> int: ...
+    def sources_with_work(self) -> list[str]: ...
+    def open_intent(self, source: str) -> FlushIntent | None: ...
+    def read(self, intent: FlushIntent) -> Iterator[tuple[int, str, bytes]]: ...
+    def already_seen(self, source: str, event_ids: list[str]) -> set[str]: ...
+    def commit_flush(self, intent: FlushIntent, event_ids: Iterable[str]) -> None: ...
+    def close(self) -> None: ...
+
+
+ingest_logs: Registry[type] = Registry("ingest log", "ingest.log")
+
+
+@ingest_logs.register("sqlite")
+class SQLiteIngestLog:
+    """Ingest log in one SQLite file (WAL, fsync on commit)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._connect() as con:
+            con.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=FULL")
+        return con
+
+    @property
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = self._connect()
+        return con
+
+    def append(self, records: list[LogRecord]) -> None:
+        """Write records in one transaction; durable (fsynced) when this returns."""
+        con = self._con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.executemany(
+                "INSERT INTO batches(source, kind, n, received_at_us, payload) VALUES (?,?,?,?,?)",
+                [(r.source, r.kind, r.n, r.received_at_us, r.payload) for r in records],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def backlog_events(self) -> int:
+        row = self._con.execute("SELECT coalesce(sum(n), 0) FROM batches WHERE kind = ?", (EVENTS,)).fetchone()
+        return int(row[0])
+
+    def sources_with_work(self) -> list[str]:
+        rows = self._con.execute(
+            "SELECT DISTINCT source FROM batches UNION SELECT source FROM flush_intents ORDER BY 1"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def open_intent(self, source: str) -> FlushIntent | None:
+        """The unfinished flush of ``source`` if one crashed, else a new one over everything
+        logged so far (committed before the caller writes any file), or None if idle."""
+        con = self._con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            row = con.execute("SELECT seq_lo, seq_hi FROM flush_intents WHERE source = ?", (source,)).fetchone()
+            if row is None:
+                row = con.execute("SELECT min(seq), max(seq) FROM batches WHERE source = ?", (source,)).fetchone()
+                if row[0] is None:
+                    con.execute("COMMIT")
+                    return None
+                con.execute(
+                    "INSERT INTO flush_intents(source, seq_lo, seq_hi, created_at_us) VALUES (?,?,?,?)",
+                    (source, row[0], row[1], time.time_ns() // 1000),
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return FlushIntent(source, row[0], row[1])
+
+    def read(self, intent: FlushIntent) -> Iterator[tuple[int, str, bytes]]:
+        cur = self._con.execute(
+            "SELECT seq, kind, payload FROM batches WHERE source = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+            (intent.source, intent.seq_lo, intent.seq_hi),
+        )
+        yield from cur
+
+    def already_seen(self, source: str, event_ids: list[str]) -> set[str]:
+        con = self._con
+        con.execute("CREATE TEMP TABLE IF NOT EXISTS probe(event_id TEXT PRIMARY KEY) WITHOUT ROWID")
+        con.execute("DELETE FROM probe")
+        con.executemany("INSERT OR IGNORE INTO probe VALUES (?)", ((i,) for i in event_ids))
+        rows = con.execute(
+            "SELECT p.event_id FROM probe p JOIN seen_ids s ON s.source = ? AND s.event_id = p.event_id",
+            (source,),
+        ).fetchall()
+        con.execute("DELETE FROM probe")
+        return {r[0] for r in rows}
+
+    def commit_flush(self, intent: FlushIntent, event_ids: Iterable[str]) -> None:
+        """Mark a flush done: remember its ids, drop its batches, close the intent — atomically."""
+        con = self._con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.executemany(
+                "INSERT OR IGNORE INTO seen_ids(source, event_id) VALUES (?, ?)",
+                ((intent.source, i) for i in event_ids),
+            )
+            con.execute(
+                "DELETE FROM batches WHERE source = ? AND seq BETWEEN ? AND ?",
+                (intent.source, intent.seq_lo, intent.seq_hi),
+            )
+            con.execute("DELETE FROM flush_intents WHERE source = ?", (intent.source,))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+
+def open_ingest_log(workspace) -> IngestLog:
+    """The ingest log backend named by ``ingest.log`` in lakebook.yaml."""
+    backend = ingest_logs.get(workspace.settings.ingest.log)
+    return backend(workspace.ingest_log_path)
+
+
+class GroupCommitWriter:
+    """One thread that appends to the log; all appends waiting at once share a commit."""
+
+    def __init__(self, ingest_log: IngestLog, max_group: int = 512):
+        self._log = ingest_log
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._max_group = max_group
+        self.commits = 0
+        self._thread = threading.Thread(target=self._run, name="lakebook-ingest-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, records: list[LogRecord]) -> Future:
+        future: Future = Future()
+        self._queue.put((records, future))
+        return future
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            group = [item]
+            while len(group) < self._max_group:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                group.append(nxt)
+            self._commit(group)
+
+    def _commit(self, group: list) -> None:
+        try:
+            self._log.append([r for records, _ in group for r in records])
+            self.commits += 1
+        except Exception as exc:  # every waiting request learns it was not acknowledged
+            log.exception("ingest log append failed")
+            for _, future in group:
+                future.set_exception(exc)
+            return
+        for _, future in group:
+            future.set_result(None)

@@ -1,0 +1,72 @@
+"""``%lake`` and ``%%lake``: SQL over the lake catalog from a notebook."""
+
+from __future__ import annotations
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope
+from traitlets import Bool, Integer
+
+from ..errors import LakebookError, QueryError, UnknownTable
+from .parse import parse
+
+
+@magics_class
+class LakeMagics(Magics):
+    """Options are traitlets: ``%config LakeMagics.display_limit = 50``."""
+
+    display_limit = Integer(None, allow_none=True, config=True, help="rows shown in a result table")
+    autopandas = Bool(False, config=True, help="return pandas DataFrames instead of LakeResult")
+
+    def __init__(self, shell=None, **kwargs):
+        super().__init__(shell=shell, **kwargs)
+        self._workspaces: dict = {}
+
+    def _workspace(self, path: str | None):
+        from ..workspace import Workspace
+
+        key = path or ""
+        if key not in self._workspaces:
+            self._workspaces[key] = Workspace.load(path)
+        return self._workspaces[key]
+
+    @needs_local_scope
+    @line_cell_magic
+    def lake(self, line: str, cell: str | None = None, local_ns=None):
+        """Run SQL over the lake.
+
+        %%lake [-o NAME] [--limit N] [--engine E] [-w DIR]   then SQL in the cell
+        %lake NAME << SELECT ...      store the result as a DataFrame in NAME
+        %lake tables                  list the catalog's tables
+        %lake schema raw.flights      columns, types and docs of one table
+        :name in SQL is bound to the notebook variable ``name``.
+        """
+        command = parse(line, cell)
+        try:
+            ws = self._workspace(command.options.workspace)
+            if command.subcommand:
+                return self._subcommand(ws, command)
+            from ..query import session_for
+
+            namespace = dict(self.shell.user_ns)
+            namespace.update(local_ns or {})
+            result = session_for(ws, command.options.engine).query(command.sql, namespace, command.options.limit)
+        except (QueryError, UnknownTable) as exc:
+            raise UsageError(str(exc)) from None
+        except LakebookError as exc:
+            raise UsageError(str(exc)) from None
+        if self.display_limit:
+            result.display_limit = self.display_limit
+        if command.options.out:
+            self.shell.user_ns[command.options.out] = result if command.options.result else result.df()
+        return result.df() if self.autopandas else result
+
+    def _subcommand(self, ws, command):
+        from ..catalog import Catalog
+        from .subcommands import schema, tables
+
+        catalog = Catalog.for_workspace(ws)
+        if command.subcommand == "tables":
+            return tables(catalog)
+        if not command.argument:
+            raise UsageError("%lake schema TABLE: name a table, e.g. %lake schema raw.flights")
+        return schema(catalog, command.argument)

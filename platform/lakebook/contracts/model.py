@@ -19,6 +19,9 @@ from ..errors import ContractError, UnknownSource
 FieldType = Literal["string", "int32", "int64", "float32", "float64", "bool", "timestamp", "date"]
 FIELD_TYPES: tuple[str, ...] = FieldType.__args__  # type: ignore[attr-defined]
 RESERVED_PREFIX = "_"
+# The lake partitions by event date in folders named date=YYYY-MM-DD; a field of that name
+# would clash with the partition column readers add.
+RESERVED_NAMES = {"date"}
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -87,6 +90,8 @@ class Contract(BaseModel):
         for name in fields:
             if name.startswith(RESERVED_PREFIX) or not NAME.match(name):
                 raise ValueError(f"field name {name!r} is not allowed (lower case, no leading _)")
+            if name in RESERVED_NAMES:
+                raise ValueError(f"field name {name!r} is reserved for the lake's partition column; rename it")
         return fields
 
     @model_validator(mode="after")

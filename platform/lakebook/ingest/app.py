@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import io
 import logging
 import threading
 import time
@@ -19,7 +18,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import orjson
-import pyarrow as pa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -28,7 +26,8 @@ from starlette.routing import Route
 from ..errors import Backpressure, BadRequest, Forbidden, LakebookError, PayloadTooLarge, Unauthorized
 from .blobs import BlobStore, validate_blob_name
 from .flusher import flush_ingest_log_to_raw
-from .log import EVENTS, REJECTED, GroupCommitWriter, IngestLog, LogRecord, open_ingest_log
+from .log import GroupCommitWriter, IngestLog, open_ingest_log
+from .records import rejected_record, validate_to_records
 
 log = logging.getLogger("lakebook.ingest.app")
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines")
@@ -172,13 +171,6 @@ def decode_events(body: bytes, content_type: str) -> tuple[list, list[tuple[int,
     return events, bad
 
 
-def _ipc_bytes(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
-
-
 async def post_events(request: Request) -> Response:
     service: IngestService = request.app.state.service
     source = request.path_params["source"]
@@ -191,43 +183,23 @@ async def post_events(request: Request) -> Response:
     try:
         events, undecodable = decode_events(body, request.headers.get("content-type", ""))
     except BadRequest as exc:
-        await _quarantine(service, source, request_id, received_us, [(None, body.decode("utf-8", "backslashreplace"), exc.message)])
+        if body.strip():  # an unparseable body is data: keep it; an empty one is not
+            await _quarantine(service, source, request_id, received_us,
+                              [(None, body.decode("utf-8", "backslashreplace"), exc.message)])
         raise
-    result = contract.validate(events)
-    bad_json = {i for i, _, _ in undecodable}
-    rejected = [(i, raw, why) for i, raw, why in undecodable]
-    rejected += [(r.index, _raw(events[r.index]), r.reasons) for r in result.rejected if r.index not in bad_json]
-    records = []
-    if result.accepted.num_rows:
-        records.append(LogRecord(source, EVENTS, result.accepted.num_rows, received_us, _ipc_bytes(result.accepted)))
-    if rejected:
-        records.append(_rejected_record(source, request_id, received_us, rejected))
-    if records:
-        await asyncio.wrap_future(service.writer.submit(records))
-    service.backlog += result.accepted.num_rows
-    service.metrics.count(service.metrics.accepted, source, result.accepted.num_rows)
-    service.metrics.count(service.metrics.rejected, source, len(rejected))
-    answer = {
-        "request_id": request_id,
-        "accepted": result.accepted.num_rows,
-        "rejected": [{"index": i, "reasons": why if isinstance(why, list) else [why]} for i, _, why in sorted(rejected, key=lambda r: r[0])],
-    }
-    status = 422 if rejected and not result.accepted.num_rows else 200
+    outcome = validate_to_records(contract, source, events, request_id, received_us, undecodable)
+    if outcome.records:
+        await asyncio.wrap_future(service.writer.submit(outcome.records))
+    service.backlog += outcome.accepted
+    service.metrics.count(service.metrics.accepted, source, outcome.accepted)
+    service.metrics.count(service.metrics.rejected, source, len(outcome.rejected))
+    answer = {"request_id": request_id, "accepted": outcome.accepted, "rejected": outcome.rejected}
+    status = 422 if outcome.rejected and not outcome.accepted else 200
     return _Json(answer, status_code=status)
 
 
-def _raw(event) -> str:
-    return orjson.dumps(event).decode()
-
-
-def _rejected_record(source: str, request_id: str, received_us: int, rejected: list) -> LogRecord:
-    rows = [{"_received_at": received_us, "request_id": request_id, "index": i, "raw": raw,
-             "reasons": why if isinstance(why, list) else [why]} for i, raw, why in rejected]
-    return LogRecord(source, REJECTED, len(rows), received_us, orjson.dumps(rows))
-
-
 async def _quarantine(service: IngestService, source: str, request_id: str, received_us: int, rejected: list) -> None:
-    await asyncio.wrap_future(service.writer.submit([_rejected_record(source, request_id, received_us, rejected)]))
+    await asyncio.wrap_future(service.writer.submit([rejected_record(source, request_id, received_us, rejected)]))
     service.metrics.count(service.metrics.rejected, source, len(rejected))
 
 

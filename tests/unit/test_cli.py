@@ -1,0 +1,46 @@
+from click.testing import CliRunner
+
+from events import flight, log_events
+from lakebook.cli import cli, main
+from lakebook.ingest import flush_ingest_log_to_raw
+from lakebook.workspace import Workspace
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, list(args), obj={}, catch_exceptions=False)
+    return result
+
+
+def test_init_makes_a_workspace_that_loads(tmp_path):
+    result = run("init", str(tmp_path / "new"))
+    assert result.exit_code == 0, result.output
+    ws = Workspace.load(tmp_path / "new")
+    assert list(ws.contracts()) == ["events"]
+    assert ".lakebook/" in (tmp_path / "new" / ".gitignore").read_text()
+
+
+def test_contracts_catalog_and_query_commands(workspace):
+    log_events(workspace, "flights", [flight(i) for i in range(25)])
+    flush_ingest_log_to_raw(workspace)
+    ws = str(workspace.root)
+    assert "flights v1: 20 fields, event time sched_dep_at" in run("-w", ws, "contracts", "list").output
+    listing = run("-w", ws, "catalog", "list").output
+    assert "raw.flights" in listing and "25" in listing
+    shown = run("-w", ws, "catalog", "show", "flights").output
+    assert "sched_dep_at" in shown and "flight-ops@example.org" in shown
+    out = run("-w", ws, "query", "SELECT count(*) AS n FROM raw.flights").output
+    assert "25" in out and "raw.flights: last event" in out
+    csv = run("-w", ws, "query", "--format", "csv", "SELECT flight FROM raw.flights ORDER BY flight LIMIT 2").output
+    assert csv.splitlines() == ["flight", "1", "2"]
+
+
+def test_errors_are_one_message_with_a_hint(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["lakebook", "-w", str(tmp_path), "catalog", "list"])
+    try:
+        main()
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: no lakebook.yaml in") and "hint: run 'lakebook init DIR'" in err
+    assert "Traceback" not in err

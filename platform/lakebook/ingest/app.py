@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -264,6 +265,13 @@ async def metrics(request: Request) -> Response:
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
 
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    """Routing errors (unknown path, wrong method) answer in JSON like every other error."""
+    body = {"error": exc.detail, "hint": "routes: POST /v1/events/{source}, PUT|GET /v1/blobs/{source}/{name}, "
+                                        "GET /health, GET /metrics"}
+    return _Json(body, status_code=exc.status_code, headers=exc.headers)
+
+
 def _error_response(request: Request, exc: Exception) -> Response:
     """Every error answer is made here: LakebookErrors carry their status; anything else is
     a 500 that is logged with its traceback and never leaks it."""
@@ -331,6 +339,7 @@ def create_app(workspace, *, ingest_log: IngestLog | None = None, flush_interval
             Route("/metrics", metrics, methods=["GET"]),
         ],
         lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
     )
     app.state.service = service
     app.add_middleware(_CountStatus, service_getter=lambda: service)

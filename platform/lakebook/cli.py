@@ -139,6 +139,68 @@ def _size(n: int) -> str:
     return f"{n:.1f} TiB"
 
 
+@catalog.command("lineage")
+@click.argument("name")
+@click.pass_context
+def catalog_lineage(ctx, name) -> None:
+    """Upstream tables and the jobs that connect them."""
+    from .catalog import Catalog
+    from .magics.subcommands import lineage_lines
+
+    for line in lineage_lines(Catalog.for_workspace(_workspace(ctx)), name if "." in name else f"warehouse.{name}"):
+        click.echo(line)
+
+
+# -- transforms -----------------------------------------------------------------------------
+@cli.group()
+def transform() -> None:
+    """Build warehouse and feature tables from the lake."""
+
+
+@transform.command("run")
+@click.argument("names", nargs=-1)
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default=None,
+              help="engine for SQL transforms (default batch.engine; Python transforms run on Spark)")
+@click.option("--full-refresh", is_flag=True, help="rebuild incremental transforms from all of raw")
+@click.pass_context
+def transform_run(ctx, names, engine, full_refresh) -> None:
+    """Load seeds, then run the named transforms (all if none) in dependency order."""
+    from .batch import run_transforms
+    from .batch.seeds import load_seeds
+
+    ws = _workspace(ctx)
+    console = _console()
+    for seed in load_seeds(ws):
+        if seed.loaded:
+            console.print(f"seed ref.{seed.name}: {seed.rows:,} rows loaded")
+    with console.status("starting") as status:
+        results = run_transforms(ws, list(names) or None, engine=engine, full_refresh=full_refresh,
+                                 on_start=lambda t: status.update(f"running {t.qualified_name} ({t.where()})"))
+    for r in results:
+        how = "incremental" if r.incremental else "full"
+        detail = r.note if r.status == "skipped" else f"{r.rows:,} rows, {r.files} files, {r.seconds:.1f} s"
+        console.print(f"{r.name}: {r.status} ({how}, {r.engine}) {detail}")
+
+
+@transform.command("list")
+@click.pass_context
+def transform_list(ctx) -> None:
+    """Every transform with its inputs and last run."""
+    from rich.table import Table
+
+    from .batch import discover, plan
+    from .catalog import Catalog
+
+    ws = _workspace(ctx)
+    cat = Catalog.for_workspace(ws)
+    table = Table("transform", "kind", "mode", "inputs", "last run", "rows")
+    for t in plan(discover(ws.transforms_dir)):
+        last = cat.last_run(t.qualified_name)
+        when = last["finished_at"].strftime("%Y-%m-%d %H:%M") + f" ({last['engine']})" if last else "never"
+        table.add_row(t.qualified_name, t.kind, t.mode, ", ".join(t.inputs), when, f"{last['rows']:,}" if last else "-")
+    _console().print(table)
+
+
 # -- query ----------------------------------------------------------------------------------
 @cli.command()
 @click.argument("sql")

@@ -54,14 +54,24 @@ class QuerySettings(_Section):
     threads: int | None = Field(None, ge=1)
 
 
+class BatchSettings(_Section):
+    master: str = Field("local[*]", description="Spark master: local[*], spark://host:7077, yarn, k8s://...")
+    driver_memory: str = "2g"
+    shuffle_partitions: int = Field(8, ge=1)
+    conf: dict[str, str] = Field(default_factory=dict, description="extra spark.* settings")
+    engine: str = Field("duckdb", description="default engine for SQL transforms: duckdb or spark")
+
+
 class Settings(_Section):
     name: str = "lakebook"
     state_dir: Path = Path(".lakebook")
     contracts_dir: Path = Path("contracts")
+    transforms_dir: Path = Path("transforms")
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     lake: LakeSettings = Field(default_factory=LakeSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
 
 
 def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:

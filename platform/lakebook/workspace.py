@@ -71,6 +71,10 @@ class Workspace:
         return self._under_root(self.settings.contracts_dir)
 
     @cached_property
+    def transforms_dir(self) -> Path:
+        return self._under_root(self.settings.transforms_dir)
+
+    @cached_property
     def ingest_log_path(self) -> Path:
         return self.state_dir / "ingest" / "log.sqlite"
 

@@ -9,6 +9,7 @@ recording the same file twice (a flush finishing after a crash) changes nothing.
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable
@@ -92,6 +93,35 @@ class FileRow(_Base):
     max_event_time: Mapped[datetime | None] = mapped_column(_UTC(), nullable=True)
     max_ingested_at: Mapped[datetime | None] = mapped_column(_UTC(), nullable=True)
     added_at: Mapped[datetime] = mapped_column(_UTC())
+
+
+class LineageRow(_Base):
+    """One edge: ``downstream`` is made from ``upstream`` by ``job``; ``columns`` maps each
+    downstream column to the upstream columns it comes from (JSON; empty where unknown)."""
+
+    __tablename__ = "lineage"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    downstream: Mapped[str] = mapped_column(String(200), index=True)
+    upstream: Mapped[str] = mapped_column(String(200))
+    job: Mapped[str] = mapped_column(String(200))
+    columns: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class RunRow(_Base):
+    """A batch job run: its status, rows written, and the input files it had consumed."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job: Mapped[str] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    engine: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(_UTC())
+    finished_at: Mapped[datetime | None] = mapped_column(_UTC(), nullable=True)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    watermarks: Mapped[str] = mapped_column(Text, default="{}")
 
 
 @dataclass(frozen=True)
@@ -201,6 +231,69 @@ class Catalog:
             row.row_count, row.bytes, row.updated_at = rows, size, now
             row.last_event_time = _parse(last_event)
             row.last_ingest_time = _parse(last_ingest)
+
+    def replace_files(self, zone: str, name: str, location: str, files: list[WrittenFile]) -> None:
+        """Point a table at a new set of files (a new version) in one transaction."""
+        with Session(self.engine) as session, session.begin():
+            row = self._row(session, zone, name)
+            session.query(FileRow).filter(FileRow.table_id == row.id).delete()
+            row.location = location
+        self.record_files(zone, name, files)
+
+    def file_entries(self, zone: str, name: str, after_id: int = 0) -> list[tuple[int, str]]:
+        """(id, path) of a table's files, oldest first; ``after_id`` keeps only newer ones."""
+        with Session(self.engine) as session:
+            row = self._row(session, zone, name)
+            query = select(FileRow.id, FileRow.path).where(FileRow.table_id == row.id, FileRow.id > after_id)
+            return [(i, p) for i, p in session.execute(query.order_by(FileRow.id))]
+
+    def set_lineage(self, downstream: str, job: str, upstreams: dict[str, dict[str, list[str]]]) -> None:
+        """Replace the edges into ``downstream``: {upstream table: {downstream column: [upstream columns]}}."""
+        with Session(self.engine) as session, session.begin():
+            session.query(LineageRow).filter(LineageRow.downstream == downstream).delete()
+            for upstream, columns in sorted(upstreams.items()):
+                session.add(LineageRow(downstream=downstream, upstream=upstream, job=job,
+                                       columns=json.dumps(columns, sort_keys=True)))
+
+    def lineage(self, name: str) -> list[dict]:
+        """Every edge upstream of ``name``, nearest first: {downstream, upstream, job, columns, depth}."""
+        edges, frontier, seen, depth = [], [name], {name}, 1
+        with Session(self.engine) as session:
+            while frontier:
+                rows = session.scalars(select(LineageRow).where(LineageRow.downstream.in_(frontier))).all()
+                frontier = []
+                for r in rows:
+                    edges.append({"downstream": r.downstream, "upstream": r.upstream, "job": r.job,
+                                  "columns": json.loads(r.columns), "depth": depth})
+                    if r.upstream not in seen:
+                        seen.add(r.upstream)
+                        frontier.append(r.upstream)
+                depth += 1
+        return edges
+
+    def start_run(self, job: str, engine: str) -> int:
+        with Session(self.engine) as session, session.begin():
+            run = RunRow(job=job, status="running", engine=engine, started_at=_now())
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def finish_run(self, run_id: int, status: str, *, rows: int = 0, message: str = "",
+                   watermarks: dict[str, int] | None = None) -> None:
+        with Session(self.engine) as session, session.begin():
+            run = session.get(RunRow, run_id)
+            run.status, run.rows, run.message, run.finished_at = status, rows, message[:4000], _now()
+            run.watermarks = json.dumps(watermarks or {})
+
+    def last_run(self, job: str, status: str = "ok") -> dict | None:
+        with Session(self.engine) as session:
+            run = session.scalar(select(RunRow).where(RunRow.job == job, RunRow.status == status)
+                                 .order_by(RunRow.id.desc()).limit(1))
+            if run is None:
+                return None
+            return {"id": run.id, "status": run.status, "engine": run.engine, "rows": run.rows,
+                    "started_at": run.started_at, "finished_at": run.finished_at, "message": run.message,
+                    "watermarks": json.loads(run.watermarks)}
 
     def files(self, zone: str, name: str) -> list[str]:
         with Session(self.engine) as session:

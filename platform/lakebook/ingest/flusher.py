@@ -97,6 +97,10 @@ def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None,
                     log.warning("ingest log holds events of %r, which has no contract now; kept in the log", source)
                     continue
                 intent = ingest_log.open_intent(source)
+                if intent is not None and intent.recovered:
+                    # a crashed flush's range is finished exactly as it was; then the rest
+                    report.sources.append(_flush_source(workspace, ingest_log, catalog, intent, contracts[source]))
+                    intent = ingest_log.open_intent(source)
                 if intent is not None:
                     report.sources.append(_flush_source(workspace, ingest_log, catalog, intent, contracts[source]))
     finally:

@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
@@ -70,6 +70,7 @@ class FlushIntent:
     source: str
     seq_lo: int
     seq_hi: int
+    recovered: bool = field(default=False, compare=False)  # left open by a flush that crashed
 
 
 class IngestLog(Protocol):
@@ -143,6 +144,7 @@ class SQLiteIngestLog:
         con.execute("BEGIN IMMEDIATE")
         try:
             row = con.execute("SELECT seq_lo, seq_hi FROM flush_intents WHERE source = ?", (source,)).fetchone()
+            recovered = row is not None
             if row is None:
                 row = con.execute("SELECT min(seq), max(seq) FROM batches WHERE source = ?", (source,)).fetchone()
                 if row[0] is None:
@@ -156,7 +158,7 @@ class SQLiteIngestLog:
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        return FlushIntent(source, row[0], row[1])
+        return FlushIntent(source, row[0], row[1], recovered)
 
     def read(self, intent: FlushIntent) -> Iterator[tuple[int, str, bytes]]:
         cur = self._con.execute(

@@ -38,6 +38,7 @@ class LakeMagics(Magics):
         %lake NAME << SELECT ...      store the result as a DataFrame in NAME
         %lake tables                  list the catalog's tables
         %lake schema raw.flights      columns, types and docs of one table
+        %lake lineage warehouse.flights_clean   upstream tables and the jobs that made it
         :name in SQL is bound to the notebook variable ``name``.
         """
         command = parse(line, cell)
@@ -62,11 +63,14 @@ class LakeMagics(Magics):
 
     def _subcommand(self, ws, command):
         from ..catalog import Catalog
-        from .subcommands import schema, tables
+        from .subcommands import lineage_lines, schema, tables
 
         catalog = Catalog.for_workspace(ws)
         if command.subcommand == "tables":
             return tables(catalog)
         if not command.argument:
-            raise UsageError("%lake schema TABLE: name a table, e.g. %lake schema raw.flights")
+            raise UsageError(f"%lake {command.subcommand} TABLE: name a table, e.g. %lake {command.subcommand} raw.flights")
+        if command.subcommand == "lineage":
+            print("\n".join(lineage_lines(catalog, command.argument)))
+            return None
         return schema(catalog, command.argument)

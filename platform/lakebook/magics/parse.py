@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from IPython.core.error import UsageError
 
-SUBCOMMANDS = ("tables", "schema")
+SUBCOMMANDS = ("tables", "schema", "lineage")
 _ASSIGN = re.compile(r"^\s*([A-Za-z_]\w*)\s*<<\s*(.*)$", re.DOTALL)
 
 

@@ -19,7 +19,7 @@ from .._registry import Registry
 from ..catalog import Catalog, TableInfo
 from ..errors import QueryError, ReadOnlyViolation, UnknownTable
 
-ZONE_SCHEMAS = ("raw", "quarantine", "warehouse", "features")
+ZONE_SCHEMAS = ("raw", "quarantine", "ref", "warehouse", "features")
 _ALLOWED_STATEMENTS = {
     "SELECT", "EXPLAIN", "CREATE", "DROP", "INSERT", "UPDATE", "DELETE", "ALTER", "PRAGMA", "SET",
     "VARIABLE_SET", "TRANSACTION", "PREPARE", "EXECUTE", "ANALYZE", "RELATION",
@@ -179,12 +179,12 @@ class DuckDBEngine:
 
 def _view_sql(table: TableInfo) -> str:
     folder = Path(table.location)
-    if not any(folder.glob("*/*.parquet")):
+    if not any(folder.rglob("*.parquet")):
         columns = ", ".join(
             f"CAST(NULL AS {_DUCKDB_TYPES.get(c.type, 'VARCHAR')}) AS \"{c.name}\"" for c in table.columns
         ) or "NULL AS empty"
         return f"SELECT {columns} WHERE false"
-    pattern = str(folder / "*" / "*.parquet").replace("'", "''")
+    pattern = str(folder / "**" / "*.parquet").replace("'", "''")
     return f"SELECT * FROM read_parquet('{pattern}', hive_partitioning = true, union_by_name = true)"
 
 

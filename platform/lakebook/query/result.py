@@ -67,7 +67,7 @@ class LakeResult:
         """One line per source table: last event time and when data last arrived."""
         return [
             f"{t.qualified_name}: last event {_fmt_time(t.last_event_time)}, "
-            f"ingested {humanize_age(t.last_ingest_time)}"
+            f"{'ingested' if t.kind in ('source', 'quarantine') else 'updated'} {humanize_age(t.last_ingest_time)}"
             for t in self.sources
         ]
 

@@ -1,0 +1,47 @@
+"""Seeds: small reference tables kept as CSV in the workspace (``seeds/<name>.csv``),
+loaded into the ``ref`` zone when their content changes."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..catalog import Catalog, ColumnInfo
+from ..lake.writer import write_parquet_atomic
+from .engines import describe_files
+
+NULLS = ["", "NA", "NULL", "null"]
+
+
+@dataclass
+class SeedResult:
+    name: str
+    rows: int
+    loaded: bool
+
+
+def load_seeds(workspace, catalog: Catalog | None = None) -> list[SeedResult]:
+    import pyarrow.csv as pacsv
+
+    catalog = catalog or Catalog.for_workspace(workspace)
+    folder = workspace.root / "seeds"
+    results = []
+    for path in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        target = workspace.table_dir("ref", path.stem) / f"version-{digest}"
+        current = {t.name: t for t in catalog.tables("ref")}.get(path.stem)
+        if current is not None and Path(current.location) == target and target.exists():
+            results.append(SeedResult(path.stem, current.row_count, False))
+            continue
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(null_values=NULLS, strings_can_be_null=True))
+        write_parquet_atomic(table, target / "part-0.parquet", workspace.settings.lake.compression)
+        catalog.register_table(
+            "ref", path.stem, kind="seed", location=str(target),
+            columns=[ColumnInfo(f.name, str(f.type)) for f in table.schema],
+            description=f"reference data from seeds/{path.name}", owner="",
+        )
+        catalog.replace_files("ref", path.stem, str(target), describe_files([target / "part-0.parquet"], None, datetime.now(timezone.utc)))
+        results.append(SeedResult(path.stem, table.num_rows, True))
+    return results

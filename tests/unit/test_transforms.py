@@ -1,0 +1,147 @@
+"""SQL transforms on DuckDB: parsing, ordering, atomic versions, incremental runs, lineage, errors."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from events import flight, log_events, weather
+from lakebook.batch import TransformError, discover, plan, run_transforms
+from lakebook.batch.seeds import load_seeds
+from lakebook.catalog import Catalog
+from lakebook.ingest import flush_ingest_log_to_raw
+from lakebook.query import LakeSession
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def batch_ws(workspace):
+    shutil.copytree(REPO / "transforms", workspace.root / "transforms")
+    shutil.copytree(REPO / "seeds", workspace.root / "seeds")
+    log_events(workspace, "flights", [flight(i, origin=("EWR", "JFK")[i % 2]) for i in range(200)])
+    log_events(workspace, "weather", [weather(i) for i in range(30)])
+    flush_ingest_log_to_raw(workspace)
+    load_seeds(workspace)
+    return workspace
+
+
+def write(ws, name: str, text: str) -> Path:
+    path = ws.transforms_dir / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def count(ws, table: str) -> int:
+    return LakeSession(ws).query(f"SELECT count(*) AS n FROM {table}").table.column(0)[0].as_py()
+
+
+def test_header_and_inputs_are_read_from_the_sql(batch_ws):
+    transforms = discover(batch_ws.transforms_dir)
+    clean = transforms["warehouse.flights_clean"]
+    assert clean.mode == "incremental" and clean.partition_by == "month" and clean.event_time == "sched_dep_at"
+    assert clean.inputs == ["raw.flights", "ref.airlines", "ref.airports", "ref.planes"]
+    assert clean.description.startswith("Every 2013 departure")
+    assert clean.first_sql_line == 7
+
+
+def test_transforms_run_in_dependency_order(batch_ws):
+    write(batch_ws, "late_by_origin.sql",
+          "SELECT origin, avg(arr_late::INT) AS late_share FROM warehouse.flights_clean GROUP BY origin")
+    names = [t.qualified_name for t in plan(discover(batch_ws.transforms_dir))]
+    assert names.index("warehouse.flights_clean") < names.index("warehouse.late_by_origin")
+    results = run_transforms(batch_ws)
+    assert {r.name: r.rows for r in results} == {
+        "warehouse.flights_clean": 200, "warehouse.weather_hourly": 30, "warehouse.late_by_origin": 2}
+
+
+def test_outputs_are_catalogued_with_docs_stats_and_lineage(batch_ws):
+    run_transforms(batch_ws)
+    catalog = Catalog.for_workspace(batch_ws)
+    table = catalog.table("warehouse.flights_clean")
+    assert table.row_count == 200 and table.owner == "flight-ops@example.org"
+    assert table.last_event_time is not None and table.last_ingest_time is not None
+    assert {"carrier_name", "arr_late", "month"} <= {c.name for c in table.columns}
+    edges = {e["upstream"]: e for e in catalog.lineage("warehouse.flights_clean")}
+    assert set(edges) == {"raw.flights", "ref.airlines", "ref.airports", "ref.planes"}
+    assert edges["ref.airlines"]["columns"] == {"carrier_name": ["name"]}
+    assert edges["raw.flights"]["columns"]["arr_late"] == ["arr_delay"]
+    assert edges["raw.flights"]["job"] == "transforms/flights_clean.sql"
+    joined = LakeSession(batch_ws).query("SELECT DISTINCT carrier_name FROM warehouse.flights_clean").table
+    assert joined.column(0).to_pylist() == ["United Air Lines Inc."]
+
+
+def test_incremental_runs_read_only_new_raw_files(batch_ws):
+    first = {r.name: r for r in run_transforms(batch_ws)}
+    assert first["warehouse.flights_clean"].incremental is False
+    again = {r.name: r for r in run_transforms(batch_ws, ["flights_clean"])}
+    assert again["warehouse.flights_clean"].status == "skipped"
+    log_events(batch_ws, "flights", [flight(i) for i in range(200, 260)])
+    flush_ingest_log_to_raw(batch_ws)
+    more = {r.name: r for r in run_transforms(batch_ws, ["flights_clean"])}
+    assert more["warehouse.flights_clean"].incremental and more["warehouse.flights_clean"].rows == 60
+    assert count(batch_ws, "warehouse.flights_clean") == 260
+    refreshed = run_transforms(batch_ws, ["flights_clean"], full_refresh=True)
+    assert refreshed[0].rows == 260 and not refreshed[0].incremental
+    assert count(batch_ws, "warehouse.flights_clean") == 260
+
+
+def test_a_failed_transform_leaves_the_previous_table_intact(batch_ws):
+    run_transforms(batch_ws, ["weather_hourly"])
+    catalog = Catalog.for_workspace(batch_ws)
+    before = catalog.table("warehouse.weather_hourly")
+    write(batch_ws, "weather_hourly.sql",
+          "-- description: broken\nSELECT origin,\n       temp / 0 AS t,\n       no_such_column\nFROM raw.weather")
+    with pytest.raises(TransformError) as info:
+        run_transforms(batch_ws, ["weather_hourly"])
+    assert "weather_hourly.sql:4" in str(info.value) and "no_such_column" in str(info.value)
+    after = catalog.table("warehouse.weather_hourly")
+    assert (after.location, after.row_count, after.description) == (before.location, 30, before.description)
+    assert [p.name for p in Path(after.location).parent.iterdir()] == [Path(before.location).name]
+    assert count(batch_ws, "warehouse.weather_hourly") == 30
+    assert catalog.last_run("warehouse.weather_hourly", status="failed")["message"]
+
+
+def test_syntax_errors_name_the_file_and_line(batch_ws):
+    write(batch_ws, "broken.sql", "-- owner: me\n\nSELECT origin,\n  count(* FROM raw.weather")
+    with pytest.raises(TransformError, match=r"broken.sql:4: SQL syntax error"):
+        discover(batch_ws.transforms_dir)
+
+
+def test_unknown_input_tables_are_named_with_a_guess(batch_ws):
+    write(batch_ws, "typo.sql", "SELECT * FROM raw.wether")
+    with pytest.raises(TransformError, match=r"unknown input table raw.wether \(did you mean raw.weather\?\)"):
+        run_transforms(batch_ws, ["typo"])
+
+
+def test_cycles_and_unknown_names_are_refused(batch_ws):
+    write(batch_ws, "a.sql", "SELECT * FROM warehouse.b")
+    write(batch_ws, "b.sql", "SELECT * FROM warehouse.a")
+    with pytest.raises(TransformError, match="cycle"):
+        plan(discover(batch_ws.transforms_dir))
+    (batch_ws.transforms_dir / "a.sql").unlink()
+    (batch_ws.transforms_dir / "b.sql").unlink()
+    with pytest.raises(TransformError, match="did you mean 'weather_hourly'"):
+        run_transforms(batch_ws, ["weather_hourley"])
+
+
+def test_a_new_raw_column_is_recorded_and_breaks_nothing(batch_ws):
+    contract = batch_ws.contracts_dir / "weather.yaml"
+    contract.write_text(contract.read_text().replace("version: 1", "version: 2") +
+                        "  cloud_cover: {type: float64, min: 0, max: 100, description: \"added in v2\"}\n")
+    log_events(batch_ws, "weather", [weather(i, cloud_cover=50.0) for i in range(30, 40)])
+    flush_ingest_log_to_raw(batch_ws)
+    assert "cloud_cover" in {c.name for c in Catalog.for_workspace(batch_ws).table("raw.weather").columns}
+    session = LakeSession(batch_ws)
+    rows = session.query("SELECT count(*) AS n, count(cloud_cover) AS with_cover FROM raw.weather").table.to_pylist()
+    assert rows == [{"n": 40, "with_cover": 10}]
+    assert run_transforms(batch_ws, ["weather_hourly"])[0].rows == 40
+
+
+def test_seeds_load_once_per_content(batch_ws):
+    assert [s.loaded for s in load_seeds(batch_ws)] == [False, False, False]
+    assert count(batch_ws, "ref.airlines") == 16
+    (batch_ws.root / "seeds" / "airlines.csv").write_text("carrier,name\nZZ,Test Air\n")
+    assert [s.name for s in load_seeds(batch_ws) if s.loaded] == ["airlines"]
+    assert count(batch_ws, "ref.airlines") == 1

@@ -201,6 +201,62 @@ def transform_list(ctx) -> None:
     _console().print(table)
 
 
+# -- features -------------------------------------------------------------------------------
+@cli.group()
+def features() -> None:
+    """The Feast feature store of the workspace."""
+
+
+@features.command("apply")
+@click.pass_context
+def features_apply(ctx) -> None:
+    """Register entities, sources, feature views and services (like `feast apply`)."""
+    from .features import apply
+
+    with _console().status("applying the Feast repository"):
+        applied = apply(_workspace(ctx))
+    for kind, names in applied.items():
+        click.echo(f"{kind}: {', '.join(names) or '-'}")
+
+
+@features.command("materialize")
+@click.option("--start", type=click.DateTime(), default=None, help="UTC; default: the earliest feature row")
+@click.option("--end", type=click.DateTime(), default=None, help="UTC; default: just after the latest feature row")
+@click.option("--view", "views", multiple=True, help="only these feature views")
+@click.pass_context
+def features_materialize(ctx, start, end, views) -> None:
+    """Load feature values into the online store (Feast shows progress per view)."""
+    from .features import materialize
+    from .features.store import utc
+
+    done = materialize(_workspace(ctx), utc(start) if start else None, utc(end) if end else None, list(views) or None)
+    click.echo(f"materialized {', '.join(done['views'])} from {done['start']:%Y-%m-%d %H:%M} to {done['end']:%Y-%m-%d %H:%M} UTC")
+
+
+@features.command("list")
+@click.pass_context
+def features_list(ctx) -> None:
+    """Feature services and views with their features and sources."""
+    from .features import feature_store
+
+    store = feature_store(_workspace(ctx))
+    for service in store.list_feature_services():
+        click.echo(f"service {service.name}: {', '.join(p.name for p in service.feature_view_projections)}")
+    for view in store.list_feature_views():
+        click.echo(f"view {view.name} ({', '.join(view.entities)}; ttl {view.ttl}): "
+                   f"{', '.join(f.name for f in view.features)}  <- {view.batch_source.path}")
+
+
+@features.command("env")
+@click.pass_context
+def features_env(ctx) -> None:
+    """Print the variables feature_store.yaml needs, for using the Feast CLI directly."""
+    from .features.store import repo_variables
+
+    for key, value in repo_variables(_workspace(ctx)).items():
+        click.echo(f"export {key}={value}")
+
+
 # -- query ----------------------------------------------------------------------------------
 @cli.command()
 @click.argument("sql")

@@ -62,6 +62,15 @@ class BatchSettings(_Section):
     engine: str = Field("duckdb", description="default engine for SQL transforms: duckdb or spark")
 
 
+class FeaturesSettings(_Section):
+    repo_dir: Path = Field(Path("feature_repo"), description="the Feast repository of the workspace")
+    online_store: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "sqlite"},
+        description="Feast online store config; e.g. {type: redis, connection_string: '127.0.0.1:6379'}")
+    offline_store: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "duckdb"}, description="Feast offline store config (duckdb or spark)")
+
+
 class Settings(_Section):
     name: str = "lakebook"
     state_dir: Path = Path(".lakebook")
@@ -72,6 +81,7 @@ class Settings(_Section):
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    features: FeaturesSettings = Field(default_factory=FeaturesSettings)
 
 
 def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:

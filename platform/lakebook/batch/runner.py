@@ -121,6 +121,7 @@ def _run_one(workspace, catalog: Catalog, t: Transform, engine, full_refresh: bo
     rows = sum(f.rows for f in written)
     catalog.finish_run(run_id, "ok", rows=rows, watermarks=watermarks)
     if not incremental:
+        _point_current_at(table_dir, folder)
         _drop_old_versions(table_dir, keep=folder)
     log.info("%s: %d rows in %d files (%s)", t.qualified_name, rows, len(written), engine.name)
     return TransformResult(t.qualified_name, "ok", engine.name, rows, len(written),
@@ -179,6 +180,16 @@ def column_lineage(t: Transform, catalog: Catalog) -> dict[str, dict[str, list[s
     except Exception as exc:  # lineage is best effort; table-level edges stand without it
         log.debug("column lineage of %s unavailable: %s", t.qualified_name, exc)
     return edges
+
+
+def _point_current_at(table_dir: Path, folder: Path) -> None:
+    """``<table>/current`` -> the published version: a stable path for tools that read files
+    directly (Feast sources, ad-hoc Spark); swapped atomically."""
+    link = table_dir / "current"
+    tmp = table_dir / ".current.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(folder.name, target_is_directory=True)
+    tmp.replace(link)
 
 
 def _drop_old_versions(table_dir: Path, keep: Path) -> None:

@@ -247,6 +247,14 @@ class Catalog:
             query = select(FileRow.id, FileRow.path).where(FileRow.table_id == row.id, FileRow.id > after_id)
             return [(i, p) for i, p in session.execute(query.order_by(FileRow.id))]
 
+    def event_time_bounds(self, zone: str, name: str) -> tuple[datetime | None, datetime | None]:
+        with Session(self.engine) as session:
+            row = self._row(session, zone, name)
+            low, high = session.execute(
+                select(func.min(FileRow.min_event_time), func.max(FileRow.max_event_time)).where(FileRow.table_id == row.id)
+            ).one()
+            return _parse(low), _parse(high)
+
     def set_lineage(self, downstream: str, job: str, upstreams: dict[str, dict[str, list[str]]]) -> None:
         """Replace the edges into ``downstream``: {upstream table: {downstream column: [upstream columns]}}."""
         with Session(self.engine) as session, session.begin():

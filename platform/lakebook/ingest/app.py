@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -167,7 +167,7 @@ def decode_events(body: bytes, content_type: str) -> tuple[list, list[tuple[int,
         try:
             events.append(loads(line))
         except orjson.JSONDecodeError as exc:
-            bad.append((len(events) + len(bad), line.decode("utf-8", "backslashreplace"), f"invalid JSON: {exc}"))
+            bad.append((len(events), line.decode("utf-8", "backslashreplace"), f"invalid JSON: {exc}"))
             events.append(None)
     return events, bad
 
@@ -311,6 +311,8 @@ class _CountStatus:
 
         try:
             await self.app(scope, receive, counting_send)
+        except ClientDisconnect:  # the client hung up mid-request: no one to answer, no server error
+            return
         except Exception as exc:
             if started:
                 raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 
 import orjson
@@ -25,6 +26,18 @@ def _ipc_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+def _raw(event) -> str:
+    """A decoded event as JSON text again. orjson reads 1024 nesting levels but writes only
+    254: deeper events go through the stdlib, and are described if even that recurses too far."""
+    try:
+        return orjson.dumps(event).decode()
+    except TypeError:
+        try:
+            return json.dumps(event, ensure_ascii=False)
+        except RecursionError:
+            return f"<{type(event).__name__} nested too deeply to keep as JSON text>"
+
+
 def rejected_record(source: str, request_id: str, received_us: int, rejected: list[tuple]) -> LogRecord:
     """Rejected input as a log record: (index or None, raw text, reasons) per item."""
     rows = [{"_received_at": received_us, "request_id": request_id, "index": i, "raw": raw,
@@ -39,7 +52,7 @@ def validate_to_records(contract, source: str, events: list, request_id: str, re
     result = contract.validate(events)
     bad_json = {i for i, _, _ in undecodable}
     rejected = list(undecodable) + [
-        (r.index, orjson.dumps(events[r.index]).decode(), r.reasons)
+        (r.index, _raw(events[r.index]), r.reasons)
         for r in result.rejected if r.index not in bad_json
     ]
     rejected.sort(key=lambda r: r[0])

@@ -1,0 +1,196 @@
+"""Feast, configured from the workspace.
+
+``feature_repo/feature_store.yaml`` is a real Feast config. Its ``${LAKEBOOK_…}`` variables
+are filled from the workspace (the Feast CLI fills them from the environment), and the
+online/offline stores come from ``features:`` in lakebook.yaml, so switching SQLite to
+Redis or DuckDB to Spark is configuration. Feature sources point at catalog tables through
+their stable ``current`` folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator
+
+import yaml
+
+from ..errors import LakebookError, MissingDependency
+
+log = logging.getLogger("lakebook.features")
+_active = []  # the workspace whose repo is being loaded, for lake_source()
+
+
+class FeatureStoreError(LakebookError):
+    http_status = 400
+
+
+def repo_variables(workspace) -> dict[str, str]:
+    """The ``${…}`` values of feature_store.yaml for this workspace."""
+    return {
+        "LAKEBOOK_STATE_DIR": str(workspace.state_dir),
+        "LAKEBOOK_LAKE_DIR": str(workspace.lake_dir),
+        "LAKEBOOK_FEAST_DIR": str(workspace.state_dir / "feast"),
+    }
+
+
+def repo_config(workspace):
+    try:
+        from feast.repo_config import RepoConfig
+    except ImportError:
+        raise MissingDependency("feast", "features") from None
+    repo = workspace.root / workspace.settings.features.repo_dir
+    path = repo / "feature_store.yaml"
+    if not path.is_file():
+        raise FeatureStoreError(f"no Feast repository at {repo}", hint="add feature_repo/feature_store.yaml")
+    values = repo_variables(workspace)
+    text = re.sub(r"\$\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), path.read_text())
+    raw = yaml.safe_load(text)
+    raw["online_store"] = dict(workspace.settings.features.online_store)
+    raw["offline_store"] = dict(workspace.settings.features.offline_store)
+    if raw["online_store"].get("type") == "sqlite":
+        raw["online_store"].setdefault("path", str(workspace.state_dir / "feast" / "online.db"))
+    (workspace.state_dir / "feast").mkdir(parents=True, exist_ok=True)
+    config = RepoConfig(**raw)
+    config.repo_path = repo
+    return config
+
+
+def feature_store(workspace):
+    from feast import FeatureStore
+
+    return FeatureStore(config=repo_config(workspace))
+
+
+@contextmanager
+def _loading(workspace) -> Iterator[None]:
+    _active.append(workspace)
+    try:
+        yield
+    finally:
+        _active.pop()
+
+
+def lake_source(table: str, *, timestamp_field: str = "event_timestamp", name: str | None = None):
+    """A Feast FileSource over a catalog table's published files (the ``<table>/current`` folder)."""
+    from feast import FileSource
+    from feast.data_format import ParquetFormat
+
+    from ..workspace import Workspace
+
+    workspace = _active[-1] if _active else Workspace.load()
+    zone, _, table_name = table.partition(".")
+    path = workspace.table_dir(zone, table_name) / "current"
+    return FileSource(name=name or table.replace(".", "_"), path=str(path), file_format=ParquetFormat(),
+                      timestamp_field=timestamp_field, description=f"lakebook table {table}")
+
+
+def repo_objects(workspace):
+    """Everything the workspace's Feast repository defines. Its .py files are imported as
+    the Feast CLI does (from inside the repo), then forgotten, so another workspace in the
+    same process loads its own."""
+    import os
+    import sys
+
+    from feast.repo_operations import parse_repo
+
+    repo = (workspace.root / workspace.settings.features.repo_dir).resolve()
+    before, cwd = set(sys.modules), os.getcwd()
+    sys.path.insert(0, str(repo))
+    os.chdir(repo)
+    try:
+        with _loading(workspace):
+            return parse_repo(repo)
+    finally:
+        os.chdir(cwd)
+        sys.path.remove(str(repo))
+        for name in set(sys.modules) - before:
+            if str(getattr(sys.modules[name], "__file__", "") or "").startswith(str(repo)):
+                del sys.modules[name]
+
+
+def apply(workspace) -> dict[str, list[str]]:
+    """Register the repository's entities, sources, views and services (like ``feast apply``)."""
+    contents = repo_objects(workspace)
+    store = feature_store(workspace)
+    objects = [*contents.entities, *contents.data_sources, *contents.feature_views,
+               *contents.on_demand_feature_views, *contents.stream_feature_views, *contents.feature_services]
+    store.apply(objects, partial=True)
+    return {"entities": [e.name for e in contents.entities],
+            "feature_views": [v.name for v in contents.feature_views],
+            "feature_services": [s.name for s in contents.feature_services],
+            "sources": [s.name for s in contents.data_sources]}
+
+
+def _table_of(workspace, path: str) -> tuple[str, str] | None:
+    """The (zone, table) a lake_source path reads: <lake>/<zone>/<table>/current."""
+    try:
+        zone, table = Path(path).relative_to(workspace.lake_dir).parts[:2]
+    except ValueError:
+        return None
+    return zone, table
+
+
+def _event_range(workspace, views) -> tuple[datetime, datetime]:
+    from ..catalog import Catalog
+
+    catalog = Catalog.for_workspace(workspace)
+    bounds = [catalog.event_time_bounds(*found) for v in views
+              if (found := _table_of(workspace, getattr(v.batch_source, "path", "")))]
+    lows = [low for low, _ in bounds if low]
+    highs = [high for _, high in bounds if high]
+    if not lows or not highs:
+        raise FeatureStoreError("the feature tables hold no rows yet", hint="run 'lakebook transform run' first")
+    return min(lows), max(highs) + timedelta(seconds=1)
+
+
+def materialize(workspace, start: datetime | None = None, end: datetime | None = None,
+                views: list[str] | None = None) -> dict:
+    """Load feature values from the offline store into the online store (default: the whole
+    event-time range the catalog knows for the feature tables)."""
+    store = feature_store(workspace)
+    chosen = [v for v in store.list_feature_views() if not views or v.name in views]
+    if not chosen:
+        raise FeatureStoreError("no feature views to materialize", hint="run 'lakebook features apply' first")
+    if start is None or end is None:
+        low, high = _event_range(workspace, chosen)
+        start, end = start or low, end or high
+    store.materialize(start_date=start, end_date=end, feature_views=[v.name for v in chosen])
+    return {"views": [v.name for v in chosen], "start": start, "end": end}
+
+
+def training_set(entity_df, feature_service: str, workspace=None, *, full_feature_names: bool = False):
+    """A point-in-time-correct training DataFrame: for every entity row, each feature's
+    latest value with ``event_timestamp`` at or before the row's ``event_timestamp`` (and
+    within the view's TTL). Other columns of ``entity_df`` (labels) pass through."""
+    from ..workspace import Workspace
+
+    workspace = workspace or Workspace.load()
+    if "event_timestamp" not in entity_df.columns:
+        raise FeatureStoreError("entity_df needs an event_timestamp column (when each row's prediction is made)")
+    store = feature_store(workspace)
+    try:
+        service = store.get_feature_service(feature_service)
+    except Exception:
+        names = [s.name for s in store.list_feature_services()]
+        raise FeatureStoreError(f"no feature service {feature_service!r}",
+                                hint=f"known: {', '.join(names) or 'none (run lakebook features apply)'}") from None
+    job = store.get_historical_features(entity_df=entity_df, features=service, full_feature_names=full_feature_names)
+    return job.to_df()
+
+
+def online_features(workspace, feature_service: str, entity_rows: list[dict]) -> dict:
+    store = feature_store(workspace)
+    return store.get_online_features(features=store.get_feature_service(feature_service),
+                                     entity_rows=entity_rows).to_dict()
+
+
+def utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def default_repo(workspace) -> Path:
+    return workspace.root / workspace.settings.features.repo_dir

@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Debian packages the test suite starts for real (none yet for this slice).
-APT_PACKAGES ?=
+# Debian packages the test suite starts for real (the Redis online-store test).
+APT_PACKAGES ?= redis-server
 
 .PHONY: help install demo test test-unit test-integration test-e2e bench clean sysdeps
 

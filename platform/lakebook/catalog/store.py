@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Iterable
 
 from sqlalchemy import (
@@ -174,10 +175,14 @@ def _sqlite_pragmas(dbapi_con, _record) -> None:
 
 
 class Catalog:
-    """Read and write the catalog of one workspace."""
+    """Read and write the catalog of one workspace.
 
-    def __init__(self, url: str):
+    Locations and file paths under ``root`` (the lake) are stored relative to it, so a
+    workspace can be moved or copied and its catalog still holds."""
+
+    def __init__(self, url: str, root: Path | None = None):
         self.url = url
+        self.root = root
         self.engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -186,7 +191,22 @@ class Catalog:
     @classmethod
     def for_workspace(cls, workspace) -> "Catalog":
         workspace.ensure_state()
-        return cls(workspace.catalog_url)
+        return cls(workspace.catalog_url, workspace.lake_dir)
+
+    def _store(self, path) -> str:
+        path = Path(path)
+        if self.root is not None and path.is_absolute() and path.is_relative_to(self.root):
+            return path.relative_to(self.root).as_posix()
+        return str(path)
+
+    def _load(self, stored: str) -> str:
+        if self.root is None or stored.startswith("/") or "://" in stored:
+            return stored
+        return str(self.root / stored)
+
+    def _info(self, row: "TableRow") -> TableInfo:
+        info = _info(row)
+        return replace(info, location=self._load(info.location))
 
     def register_table(
         self, zone: str, name: str, *, kind: str, location: str, columns: Iterable[ColumnInfo],
@@ -199,7 +219,7 @@ class Catalog:
             if row is None:
                 row = TableRow(zone=zone, name=name, row_count=0, bytes=0)
                 session.add(row)
-            row.kind, row.location, row.description, row.owner = kind, location, description, owner
+            row.kind, row.location, row.description, row.owner = kind, self._store(location), description, owner
             row.event_time_column, row.source_version, row.updated_at = event_time_column, source_version, _now()
             row.columns = [
                 ColumnRow(position=i, name=c.name, type=c.type, description=c.description,
@@ -211,14 +231,15 @@ class Catalog:
         """Add files to a table's manifest (known paths are skipped) and refresh its stats."""
         with Session(self.engine) as session, session.begin():
             row = self._row(session, zone, name)
+            stored = {self._store(f.path): f for f in files}
             known = set(session.scalars(
-                select(FileRow.path).where(FileRow.path.in_([str(f.path) for f in files]))
+                select(FileRow.path).where(FileRow.path.in_(list(stored)))
             )) if files else set()
             now = _now()
-            for f in files:
-                if str(f.path) not in known:
+            for path, f in stored.items():
+                if path not in known:
                     session.add(FileRow(
-                        table_id=row.id, path=str(f.path), partition=f.partition, rows=f.rows,
+                        table_id=row.id, path=path, partition=f.partition, rows=f.rows,
                         bytes=f.bytes, min_event_time=f.min_event_time, max_event_time=f.max_event_time,
                         max_ingested_at=f.max_ingested_at, added_at=now,
                     ))
@@ -237,7 +258,7 @@ class Catalog:
         with Session(self.engine) as session, session.begin():
             row = self._row(session, zone, name)
             session.query(FileRow).filter(FileRow.table_id == row.id).delete()
-            row.location = location
+            row.location = self._store(location)
         self.record_files(zone, name, files)
 
     def file_entries(self, zone: str, name: str, after_id: int = 0) -> list[tuple[int, str]]:
@@ -245,7 +266,7 @@ class Catalog:
         with Session(self.engine) as session:
             row = self._row(session, zone, name)
             query = select(FileRow.id, FileRow.path).where(FileRow.table_id == row.id, FileRow.id > after_id)
-            return [(i, p) for i, p in session.execute(query.order_by(FileRow.id))]
+            return [(i, self._load(p)) for i, p in session.execute(query.order_by(FileRow.id))]
 
     def event_time_bounds(self, zone: str, name: str) -> tuple[datetime | None, datetime | None]:
         with Session(self.engine) as session:
@@ -306,19 +327,20 @@ class Catalog:
     def files(self, zone: str, name: str) -> list[str]:
         with Session(self.engine) as session:
             row = self._row(session, zone, name)
-            return list(session.scalars(select(FileRow.path).where(FileRow.table_id == row.id).order_by(FileRow.id)))
+            paths = session.scalars(select(FileRow.path).where(FileRow.table_id == row.id).order_by(FileRow.id))
+            return [self._load(p) for p in paths]
 
     def tables(self, zone: str | None = None) -> list[TableInfo]:
         with Session(self.engine) as session:
             query = select(TableRow).order_by(TableRow.zone, TableRow.name)
             if zone:
                 query = query.where(TableRow.zone == zone)
-            return [_info(r) for r in session.scalars(query)]
+            return [self._info(r) for r in session.scalars(query)]
 
     def table(self, qualified_name: str) -> TableInfo:
         zone, _, name = qualified_name.rpartition(".")
         with Session(self.engine) as session:
-            return _info(self._row(session, zone or "raw", name))
+            return self._info(self._row(session, zone or "raw", name))
 
     def _row(self, session: Session, zone: str, name: str) -> TableRow:
         row = session.scalar(select(TableRow).where(TableRow.zone == zone, TableRow.name == name))

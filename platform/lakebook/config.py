@@ -35,6 +35,8 @@ class IngestSettings(_Section):
     max_request_bytes: int = Field(16 * 1024 * 1024, gt=0)
     max_backlog_events: int = Field(2_000_000, gt=0)
     flush_interval_s: float = Field(5.0, gt=0)
+    max_rejections_reported: int = Field(
+        1000, ge=0, description="rejected events detailed in one response (all are quarantined)")
     tokens: dict[str, list[SecretStr]] = Field(default_factory=dict)
     tokens_file: Path | None = None
 

@@ -77,6 +77,10 @@ def test_valid_batch_becomes_a_typed_arrow_table(things):
     ({"ts": "yesterday"}, "ts: not an ISO 8601 timestamp"),
     ({"ts": 1714564800}, "ts: expected an ISO 8601 timestamp string"),
     ({"day": "2024-02-30"}, "day: not a YYYY-MM-DD date"),
+    ({"day": "0000-01-01"}, "day: not a YYYY-MM-DD date"),
+    ({"ts": "9999-12-31T23:59:59-14:00"}, "ts: outside the years 1 to 9999 in UTC"),
+    ({"ts": "0001-01-01T00:00:00+01:00"}, "ts: outside the years 1 to 9999 in UTC"),
+    ({"secret": [[[[]]]] * 2}, "secret: expected a string"),
     ({"secret": {"nested": 1}}, "secret: expected a string"),
     ({"unexpected": 1}, "unknown field(s) 'unexpected'"),
 ])

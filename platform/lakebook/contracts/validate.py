@@ -46,7 +46,10 @@ class ValidationResult:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:
+        return "(a value nested too deeply to show)"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -234,7 +237,21 @@ def _accept(inferred: pa.Array, kind: str, target: pa.DataType) -> pa.Array | No
         return inferred if pa.types.is_boolean(got) else None
     if not pa.types.is_string(got):
         return None
-    return inferred if kind == "string" else pc.cast(inferred, target)
+    if kind == "string":
+        return inferred
+    converted = pc.cast(inferred, target)
+    return converted if _python_representable(converted) else None
+
+
+# Python's datetime and date (and so every reader that converts to them) stop at years 1 and
+# 9999; Arrow does not. Values outside are rejected rather than stored where no one can read them.
+_TIME_BOUNDS = {"timestamp": (-62135596800000000, 253402300799999999), "date": (-719162, 2932896)}
+
+
+def _python_representable(values: pa.Array) -> bool:
+    lo, hi = _TIME_BOUNDS["timestamp" if pa.types.is_timestamp(values.type) else "date"]
+    low, high = pc.min_max(values.view(pa.int64() if pa.types.is_timestamp(values.type) else pa.int32())).values()
+    return low.as_py() is None or (lo <= low.as_py() and high.as_py() <= hi)
 
 
 def _within(values: pa.Array, kind: str) -> bool:
@@ -276,7 +293,10 @@ def _slow_timestamp(value: Any, kind: str) -> tuple[bool, Any, str]:
         return False, None, "not an ISO 8601 timestamp"
     if parsed.tzinfo is None:
         return False, None, "timestamp needs a UTC offset, e.g. 2013-01-01T05:00:00Z"
-    return True, parsed.astimezone(timezone.utc), ""
+    try:
+        return True, parsed.astimezone(timezone.utc), ""
+    except OverflowError:
+        return False, None, "outside the years 1 to 9999 in UTC"
 
 
 def _slow_date(value: Any, kind: str) -> tuple[bool, Any, str]:

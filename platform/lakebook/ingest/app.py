@@ -194,7 +194,9 @@ async def post_events(request: Request) -> Response:
     service.backlog += outcome.accepted
     service.metrics.count(service.metrics.accepted, source, outcome.accepted)
     service.metrics.count(service.metrics.rejected, source, len(outcome.rejected))
-    answer = {"request_id": request_id, "accepted": outcome.accepted, "rejected": outcome.rejected}
+    shown = service.settings.max_rejections_reported
+    answer = {"request_id": request_id, "accepted": outcome.accepted, "rejected_count": len(outcome.rejected),
+              "rejected": outcome.rejected[:shown]}
     status = 422 if outcome.rejected and not outcome.accepted else 200
     return _Json(answer, status_code=status)
 

@@ -1,0 +1,201 @@
+"""Helpers for the ingest integration tests: a real ``lakebook ingest serve`` child process,
+lake readers and small HTTP/Prometheus utilities. No mocks: everything here talks to the
+real server over loopback HTTP or reads the real Parquet files."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import orjson
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+
+from lakebook.demo import free_port
+
+NDJSON = {"content-type": "application/x-ndjson"}
+JSON = {"content-type": "application/json"}
+
+
+class IngestServer:
+    """``python -m lakebook -w ROOT ingest serve`` on a free loopback port.
+
+    Unlike ``lakebook.demo.IngestServerProcess`` its output goes to a log file: a pipe that
+    nobody reads fills up after 64 KiB of tracebacks and then stalls the server."""
+
+    def __init__(self, root: Path, *, flush_interval_s: float = 5.0, env: dict | None = None,
+                 port: int | None = None, log_path: Path | None = None):
+        self.root = Path(root)
+        self.flush_interval_s = flush_interval_s
+        self.env = dict(os.environ if env is None else env)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path or self.root.parent / f"ingest-server-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "IngestServer":
+        with open(self.log_path, "ab") as log_file:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "lakebook", "-w", str(self.root), "ingest", "serve",
+                 "--port", str(self.port), "--flush-interval", str(self.flush_interval_s)],
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=self.env,
+            )
+        return self
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ingest server exited with {self.process.returncode}:\n{self.log_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"ingest server did not answer on {self.url} within {timeout_s} s:\n{self.log_text()[-3000:]}")
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout_s: float = 30) -> int | None:
+        """SIGINT: the server flushes the ingest log on its way out."""
+        if self.running:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode if self.process else None
+
+    def kill(self) -> None:
+        """SIGKILL (kill -9): no shutdown code runs."""
+        if self.running:
+            self.process.kill()
+        if self.process is not None:
+            self.process.wait()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=kwargs.pop("timeout", 30), **kwargs)
+
+
+def start_ingest_server(root: Path, attempts: int = 3, **kwargs) -> IngestServer:
+    """Start and wait until /health answers; a port taken between choosing and binding it
+    (another process won the race) is retried on a new port."""
+    for attempt in range(attempts):
+        server = IngestServer(root, **kwargs).start()
+        try:
+            server.wait_ready()
+            return server
+        except RuntimeError:
+            server.kill()
+            if attempt == attempts - 1 or "address already in use" not in server.log_text().lower():
+                raise
+            kwargs.pop("port", None)
+    raise AssertionError("unreachable")
+
+
+# -- lake ------------------------------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_workspace(root: Path, config: str = "name: test\n") -> Path:
+    """tests/conftest.py's make_workspace, for module-scoped fixtures (which cannot use the
+    function-scoped ``workspace_dir``). It cannot be imported from there by name: with two
+    conftest.py files, ``import conftest`` finds whichever pytest loaded last."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "lakebook.yaml").write_text(config)
+    shutil.copytree(REPO / "contracts", root / "contracts")
+    return root
+
+
+def load_workspace(root: Path):
+    from lakebook.workspace import Workspace
+
+    return Workspace.load(root)
+
+
+def flush(root: Path):
+    """Flush the ingest log to the lake from this (test) process; file-locked against the server."""
+    from lakebook.ingest import flush_ingest_log_to_raw
+
+    return flush_ingest_log_to_raw(load_workspace(root))
+
+
+def read_lake(root: Path, zone: str, source: str, columns: list[str] | None = None) -> pa.Table | None:
+    """Every row of a lake table, read with pyarrow.dataset (hive ``date=`` partitions; files
+    starting with '.' or '_', such as half-written temporaries, are ignored as by any reader)."""
+    folder = load_workspace(root).table_dir(zone, source)
+    if not folder.is_dir() or not any(folder.glob("*/*.parquet")):
+        return None
+    return ds.dataset(folder, format="parquet", partitioning="hive").to_table(columns=columns)
+
+
+def lake_ids(root: Path, source: str = "flights") -> Counter:
+    table = read_lake(root, "raw", source, columns=["_event_id"])
+    return Counter() if table is None else Counter(table.column("_event_id").to_pylist())
+
+
+def event_ids(root: Path, events: list, source: str = "flights") -> list[str]:
+    """The ids the contract gives these (valid) events, computed here, not by the server."""
+    result = load_workspace(root).contract(source).validate(events)
+    assert not result.rejected, f"test bug: events meant to be valid were rejected: {result.rejected[:3]}"
+    return result.accepted.column("_event_id").to_pylist()
+
+
+def ndjson(events: list) -> bytes:
+    return b"\n".join(orjson.dumps(e) for e in events) + b"\n"
+
+
+# -- /metrics --------------------------------------------------------------------------------
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
+
+
+def parse_metrics(text: str) -> dict[tuple[str, tuple], float]:
+    """Prometheus text format -> {(name, ((label, value), ...)): value}; fails on a bad line."""
+    samples = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        match = _SAMPLE.match(line)
+        assert match, f"not a Prometheus sample line: {line!r}"
+        name, labels, value = match.groups()
+        pairs = tuple(sorted(re.findall(r'(\w+)="([^"]*)"', labels or "")))
+        samples[(name, pairs)] = float(value)
+    return samples
+
+
+def metric(samples: dict, name: str, **labels) -> float:
+    return samples.get((name, tuple(sorted((k, str(v)) for k, v in labels.items()))), 0.0)
+
+
+@pytest.fixture
+def ingest_server():
+    """A factory: ``ingest_server(workspace_dir, flush_interval_s=..., env=...)`` starts a real
+    ``lakebook ingest serve`` and waits for it; every server it started is killed afterwards.
+    (Imported by the test modules, not put in a conftest.py: ``tests/conftest.py`` is imported
+    as ``conftest`` by other tests, and a second conftest.py here would shadow it.)"""
+    started: list[IngestServer] = []
+
+    def start(root, **kwargs) -> IngestServer:
+        server = start_ingest_server(root, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.kill()

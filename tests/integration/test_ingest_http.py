@@ -1,0 +1,431 @@
+"""The ingest HTTP API against a real ``lakebook ingest serve`` subprocess: formats, partial
+acceptance and quarantine, idempotent re-sends, auth, limits, backpressure, health,
+metrics and blobs. Each test has its own workspace and its own server; the lake is read
+back from the Parquet files the server (or a flush from this process) wrote."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+
+import orjson
+import pytest
+
+from events import flight, weather
+from ingest_support import (  # noqa: F401  (ingest_server is a fixture)
+    JSON, NDJSON, event_ids, flush, ingest_server, lake_ids, load_workspace, metric, ndjson, parse_metrics, read_lake,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def configure(workspace_dir, ingest: str) -> None:
+    """Write ingest settings into the workspace's lakebook.yaml (before the server starts)."""
+    (workspace_dir / "lakebook.yaml").write_text(f"name: test\ningest:\n{ingest}")
+
+
+def assert_error(response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert isinstance(body.get("error"), str) and body["error"], body
+    return body
+
+
+# -- formats -------------------------------------------------------------------------------
+def test_object_array_and_ndjson_bodies_are_accepted_and_reach_the_lake(workspace_dir, ingest_server):
+    server = ingest_server(workspace_dir, flush_interval_s=60)
+    sent = []
+    with server.client() as http:
+        one = http.post("/v1/events/flights", content=orjson.dumps(flight(0)), headers=JSON)
+        sent += [flight(0)]
+        many = http.post("/v1/events/flights", json=[flight(i) for i in range(1, 4)])
+        sent += [flight(i) for i in range(1, 4)]
+        # NDJSON with a blank line and CRLF line ends; the second accepted NDJSON media type
+        lines = b"\r\n".join(orjson.dumps(flight(i)) for i in range(4, 8)) + b"\r\n\r\n"
+        nd = http.post("/v1/events/flights", content=lines, headers=NDJSON)
+        sent += [flight(i) for i in range(4, 8)]
+        nd2 = http.post("/v1/events/flights", content=ndjson([flight(8), flight(9)]),
+                        headers={"content-type": "application/ndjson"})
+        sent += [flight(8), flight(9)]
+        wx = http.post("/v1/events/weather", content=ndjson([weather(i) for i in range(3)]), headers=NDJSON)
+    answers = [one, many, nd, nd2, wx]
+    assert [a.status_code for a in answers] == [200] * 5, [a.text for a in answers]
+    assert [a.json()["accepted"] for a in answers] == [1, 3, 4, 2, 3]
+    assert all(a.json()["rejected"] == [] for a in answers)
+    request_ids = [a.json()["request_id"] for a in answers]
+    assert len(set(request_ids)) == 5 and all(len(r) >= 16 for r in request_ids)
+
+    report = flush(workspace_dir)
+    assert report.events == 13
+    assert lake_ids(workspace_dir) == {i: 1 for i in event_ids(workspace_dir, sent)}
+    table = read_lake(workspace_dir, "raw", "flights")
+    assert {"_event_id", "_ingested_at", "sched_dep_at", "carrier", "date"} <= set(table.column_names)
+    assert sorted(table.column("flight").to_pylist()) == sorted(e["flight"] for e in sent)
+    assert read_lake(workspace_dir, "raw", "weather").num_rows == 3
+    assert read_lake(workspace_dir, "quarantine", "flights") is None
+
+
+def test_mixed_batch_accepts_the_valid_events_and_quarantines_each_rejected_one(workspace_dir, ingest_server):
+    server = ingest_server(workspace_dir, flush_interval_s=60)
+    no_carrier = flight(6)
+    del no_carrier["carrier"]
+    truncated = b'{"year": 2013, "month": 1, "carrier": "UA"'
+    lines = [
+        orjson.dumps(flight(0)),                                   # 0 valid
+        orjson.dumps(flight(1, month=13)),                          # 1 out of range
+        orjson.dumps(flight(2)),                                   # 2 valid
+        truncated,                                                 # 3 not JSON
+        b"5",                                                      # 4 not an object
+        orjson.dumps(flight(5, surprise=1)),                        # 5 unknown field
+        orjson.dumps(no_carrier),                                  # 6 required field missing
+        orjson.dumps(flight(7, origin="BOS", dep_time="soon")),     # 7 two problems
+        orjson.dumps(flight(8)),                                   # 8 valid
+        b"{not json",                                              # 9 not JSON either
+        orjson.dumps(flight(10)),                                  # 10 valid
+    ]
+    with server.client() as http:
+        answer = http.post("/v1/events/flights", content=b"\n".join(lines), headers=NDJSON)
+        all_bad = http.post("/v1/events/flights", json=[flight(20, month=0), "x", None])
+        unparseable = http.post("/v1/events/flights", content=b'{"year": 2013,', headers=JSON)
+    assert answer.status_code == 200, answer.text
+    doc = answer.json()
+    assert doc["accepted"] == 4
+    reasons = {r["index"]: r["reasons"] for r in doc["rejected"]}
+    assert [r["index"] for r in doc["rejected"]] == [1, 3, 4, 5, 6, 7, 9]  # sorted, each once
+    assert any("month" in r and "12" in r for r in reasons[1]), reasons[1]
+    assert any("JSON" in r for r in reasons[3]), reasons[3]
+    assert any("JSON" in r for r in reasons[9]), reasons[9]
+    assert any("object" in r for r in reasons[4]), reasons[4]
+    assert any("surprise" in r for r in reasons[5]), reasons[5]
+    assert any("carrier" in r and "missing" in r for r in reasons[6]), reasons[6]
+    assert len(reasons[7]) == 2 and any("origin" in r for r in reasons[7]) and any("dep_time" in r for r in reasons[7])
+
+    assert all_bad.status_code == 422, all_bad.text
+    assert all_bad.json()["accepted"] == 0
+    assert [r["index"] for r in all_bad.json()["rejected"]] == [0, 1, 2]
+    assert_error(unparseable, 400)
+
+    flush(workspace_dir)
+    kept = [flight(0), flight(2), flight(8), flight(10)]
+    assert lake_ids(workspace_dir) == {i: 1 for i in event_ids(workspace_dir, kept)}
+    quarantine = read_lake(workspace_dir, "quarantine", "flights").to_pylist()
+    mine = sorted((r for r in quarantine if r["request_id"] == doc["request_id"]), key=lambda r: r["index"])
+    assert [r["index"] for r in mine] == [1, 3, 4, 5, 6, 7, 9]
+    for row in mine:
+        assert row["reasons"] == reasons[row["index"]]
+        if row["index"] in (3, 9):
+            assert row["raw"] == lines[row["index"]].decode()  # the undecodable line, exactly as sent
+        else:
+            assert orjson.loads(row["raw"]) == orjson.loads(lines[row["index"]])
+        assert row["_received_at"] is not None
+    by_request = {r["request_id"] for r in quarantine}
+    assert all_bad.json()["request_id"] in by_request
+    assert sum(r["request_id"] == all_bad.json()["request_id"] for r in quarantine) == 3
+    whole_body = [r for r in quarantine if r["raw"] == '{"year": 2013,']
+    assert len(whole_body) == 1 and whole_body[0]["index"] is None and whole_body[0]["reasons"]
+    assert len(quarantine) == 7 + 3 + 1
+
+
+def test_resent_events_are_stored_once_across_flushes_and_restarts(workspace_dir, ingest_server):
+    first = [flight(i) for i in range(50)]
+    more = [flight(i) for i in range(50, 60)]
+    server = ingest_server(workspace_dir, flush_interval_s=60)
+    with server.client() as http:
+        for body in (first, first, first[:10] + first[:10]):  # re-sends, and repeats inside a batch
+            answer = http.post("/v1/events/flights", content=ndjson(body), headers=NDJSON)
+            assert answer.status_code == 200 and answer.json()["accepted"] == len(body)
+    flush(workspace_dir)
+    assert lake_ids(workspace_dir) == {i: 1 for i in event_ids(workspace_dir, first)}
+
+    with server.client() as http:  # re-sent after they reached the lake, with new ones
+        answer = http.post("/v1/events/flights", content=ndjson(first + more), headers=NDJSON)
+        assert answer.status_code == 200 and answer.json()["accepted"] == 60
+    server.stop()  # SIGINT: the server flushes on its way out
+    expected = {i: 1 for i in event_ids(workspace_dir, first + more)}
+    assert lake_ids(workspace_dir) == expected
+
+    server = ingest_server(workspace_dir, flush_interval_s=60)  # the ids outlive the process
+    with server.client() as http:
+        answer = http.post("/v1/events/flights", content=ndjson(more + first), headers=NDJSON)
+        assert answer.status_code == 200
+    flush(workspace_dir)
+    assert lake_ids(workspace_dir) == expected
+
+
+# -- auth ----------------------------------------------------------------------------------
+def test_tokens_from_the_environment_guard_each_source(workspace_dir, ingest_server):
+    env = dict(os.environ, LAKEBOOK_INGEST__TOKENS=json.dumps({"flights": ["secret", "second"]}))
+    server = ingest_server(workspace_dir, flush_interval_s=60, env=env)
+    body = ndjson([flight(0)])
+
+    def post(source="flights", auth=None, content=body):
+        headers = dict(NDJSON, **({"authorization": auth} if auth is not None else {}))
+        return http.post(f"/v1/events/{source}", content=content, headers=headers)
+
+    with server.client() as http:
+        assert http.get("/health").json()["dev_mode"] is False
+        missing = post()
+        assert_error(missing, 401)
+        assert missing.headers["www-authenticate"] == "Bearer"
+        assert_error(post(auth="Bearer wrong"), 401)
+        assert_error(post(auth="Bearer secre"), 401)
+        assert_error(post(auth="Bearer"), 401)
+        assert_error(post(auth="Basic c2VjcmV0"), 401)
+        assert_error(post(auth="secret"), 401)
+        assert_error(post("weather", auth="Bearer secret", content=ndjson([weather(0)])), 403)
+        assert_error(post("weather", content=ndjson([weather(0)])), 401)
+        assert_error(post("nope", auth="Bearer secret"), 404)
+        ok = post(auth="Bearer secret")
+        assert ok.status_code == 200 and ok.json()["accepted"] == 1
+        ok2 = post(auth="Bearer second", content=ndjson([flight(1)]))
+        assert ok2.status_code == 200 and ok2.json()["accepted"] == 1
+
+        assert_error(http.put("/v1/blobs/flights/a.bin", content=b"x"), 401)
+        assert_error(http.put("/v1/blobs/weather/a.bin", content=b"x", headers={"authorization": "Bearer secret"}), 403)
+        put = http.put("/v1/blobs/flights/a.bin", content=b"x", headers={"authorization": "Bearer secret"})
+        assert put.status_code == 201, put.text
+        assert_error(http.get("/v1/blobs/flights/a.bin"), 401)
+        got = http.get("/v1/blobs/flights/a.bin", headers={"authorization": "Bearer second"})
+        assert got.status_code == 200 and got.content == b"x"
+    flush(workspace_dir)
+    # only the two authorised events were stored; refused requests left no trace in the lake
+    assert lake_ids(workspace_dir) == {i: 1 for i in event_ids(workspace_dir, [flight(0), flight(1)])}
+    assert read_lake(workspace_dir, "quarantine", "flights") is None
+    assert read_lake(workspace_dir, "raw", "weather") is None
+
+
+def test_tokens_file_with_a_wildcard_token(workspace_dir, tmp_path, ingest_server):
+    tokens = tmp_path / "tokens.yaml"  # outside the workspace, as a secret should be
+    tokens.write_text('"*": [everywhere]\nweather: wx-only\n')
+    configure(workspace_dir, f"  tokens_file: {tokens}\n")
+    server = ingest_server(workspace_dir, flush_interval_s=60)
+    with server.client() as http:
+        def post(source, token, event):
+            return http.post(f"/v1/events/{source}", content=ndjson([event]),
+                             headers=dict(NDJSON, authorization=f"Bearer {token}"))
+
+        assert post("flights", "everywhere", flight(0)).status_code == 200
+        assert post("weather", "everywhere", weather(0)).status_code == 200
+        assert post("weather", "wx-only", weather(1)).status_code == 200
+        assert_error(post("flights", "wx-only", flight(1)), 401)
+        assert_error(http.post("/v1/events/flights", content=ndjson([flight(2)]), headers=NDJSON), 401)
+    flush(workspace_dir)
+    assert read_lake(workspace_dir, "raw", "flights").num_rows == 1
+    assert read_lake(workspace_dir, "raw", "weather").num_rows == 2
+
+
+# -- limits --------------------------------------------------------------------------------
+def test_bodies_over_max_request_bytes_get_413_and_store_nothing(workspace_dir, ingest_server):
+    limit = 2000
+    configure(workspace_dir, f"  max_request_bytes: {limit}\n")
+    server = ingest_server(workspace_dir, flush_interval_s=60)
+    small = ndjson([flight(0), flight(1), flight(2)])
+    assert len(small) < limit
+    exactly = small + b"\n" * (limit - len(small))  # blank NDJSON lines are skipped
+    over = [flight(i) for i in range(10, 20)]
+    with server.client() as http:
+        ok = http.post("/v1/events/flights", content=exactly, headers=NDJSON)
+        assert ok.status_code == 200 and ok.json()["accepted"] == 3, ok.text
+        body = assert_error(http.post("/v1/events/flights", content=exactly + b"\n", headers=NDJSON), 413)
+        assert str(limit) in body["error"]
+        assert_error(http.post("/v1/events/flights", content=ndjson(over), headers=NDJSON), 413)
+        assert_error(http.post("/v1/events/flights", content=b"[" + b" " * 5_000_000 + b"]"), 413)
+
+        def chunks():  # no content-length: the limit holds while streaming
+            for event in over:
+                yield orjson.dumps(event) + b"\n"
+
+        assert_error(http.post("/v1/events/flights", content=chunks(), headers=NDJSON), 413)
+        assert_error(http.put("/v1/blobs/flights/big.bin", content=b"b" * (limit + 1)), 413)
+        assert http.put("/v1/blobs/flights/fits.bin", content=b"b" * limit).status_code == 201
+        assert http.get("/health").status_code == 200
+    flush(workspace_dir)
+    assert lake_ids(workspace_dir) == {i: 1 for i in event_ids(workspace_dir, [flight(0), flight(1), flight(2)])}
+    assert read_lake(workspace_dir, "quarantine", "flights") is None
+    blobs = load_workspace(workspace_dir).blobs_dir / "flights"
+    assert sorted(p.name for p in blobs.iterdir() if p.is_file()) == ["fits.bin"]
+
+
+def test_backlog_over_the_limit_gets_503_with_retry_after_until_a_flush(workspace_dir, ingest_server):
+    configure(workspace_dir, "  max_backlog_events: 5\n")
+    server = ingest_server(workspace_dir, flush_interval_s=3)
+    accepted, refused, next_i = [], [], 0
+
+    def batch(n):
+        nonlocal next_i
+        events = [flight(i) for i in range(next_i, next_i + n)]
+        next_i += n
+        return events
+
+    with server.client() as http:
+        refusal = None
+        for _ in range(5):  # a flush between two requests empties the backlog: try again
+            events = batch(10)
+            answer = http.post("/v1/events/flights", content=ndjson(events), headers=NDJSON)
+            assert answer.status_code == 200, answer.text
+            accepted += events
+            events = batch(1)
+            answer = http.post("/v1/events/flights", content=ndjson(events), headers=NDJSON)
+            if answer.status_code == 503:
+                refused += events
+                refusal = answer
+                break
+            accepted += events
+        assert refusal is not None, "the server never pushed back"
+        assert_error(refusal, 503)
+        assert int(refusal.headers["retry-after"]) == 3  # the flush interval
+        assert http.get("/health").json()["backlog_events"] >= 5
+
+        deadline = time.monotonic() + 20  # the server's own flusher catches up, then it accepts again
+        while True:
+            events = batch(1)
+            answer = http.post("/v1/events/flights", content=ndjson(events), headers=NDJSON)
+            if answer.status_code == 200:
+                accepted += events
+                break
+            assert answer.status_code == 503 and "retry-after" in answer.headers
+            refused += events
+            assert time.monotonic() < deadline, "backpressure never let go"
+            time.sleep(0.2)
+        samples = parse_metrics(http.get("/metrics").text)
+        assert metric(samples, "lakebook_ingest_responses_total", code=503) == len(refused)
+    flush(workspace_dir)
+    ids = lake_ids(workspace_dir)
+    assert ids == {i: 1 for i in event_ids(workspace_dir, accepted)}
+    assert not set(event_ids(workspace_dir, refused)) & set(ids)
+
+
+# -- health and metrics ----------------------------------------------------------------------
+def test_health_and_metrics_report_what_happened(workspace_dir, ingest_server):
+    server = ingest_server(workspace_dir, flush_interval_s=0.5)
+    with server.client() as http:
+        health = http.get("/health")
+        assert health.status_code == 200
+        doc = health.json()
+        assert doc["status"] == "ok" and doc["sources"] == ["flights", "weather"] and doc["dev_mode"] is True
+        assert doc["backlog_events"] == 0 and doc["uptime_s"] >= 0
+
+        before_text = http.get("/metrics")
+        assert before_text.status_code == 200 and before_text.headers["content-type"].startswith("text/plain")
+        before = parse_metrics(before_text.text)
+        for name in ("lakebook_ingest_backlog_events", "lakebook_ingest_log_commits_total",
+                     "lakebook_ingest_flushes_total", "lakebook_ingest_flush_errors_total",
+                     "lakebook_ingest_blobs_stored_total"):
+            assert (name, ()) in before, name
+
+        mixed = ndjson([flight(0), flight(1), flight(2), flight(3, month=99), flight(4, origin="XXX")])
+        assert http.post("/v1/events/flights", content=mixed, headers=NDJSON).status_code == 200
+        assert http.post("/v1/events/weather", content=ndjson([weather(0), weather(1)]), headers=NDJSON).status_code == 200
+        assert http.post("/v1/events/nope", content=ndjson([flight(5)]), headers=NDJSON).status_code == 404
+        assert http.put("/v1/blobs/flights/m.bin", content=b"1").status_code == 201
+        assert http.put("/v1/blobs/flights/m.bin", content=b"1").status_code == 200  # not stored again
+        after = parse_metrics(http.get("/metrics").text)
+
+        def delta(name, **labels):
+            return metric(after, name, **labels) - metric(before, name, **labels)
+
+        assert delta("lakebook_ingest_events_accepted_total", source="flights") == 3
+        assert delta("lakebook_ingest_events_rejected_total", source="flights") == 2
+        assert delta("lakebook_ingest_events_accepted_total", source="weather") == 2
+        assert delta("lakebook_ingest_responses_total", code=404) == 1
+        assert delta("lakebook_ingest_responses_total", code=201) == 1
+        assert delta("lakebook_ingest_responses_total", code=200) >= 3
+        assert delta("lakebook_ingest_log_commits_total") >= 1
+        assert delta("lakebook_ingest_blobs_stored_total") == 1
+
+        deadline = time.monotonic() + 20  # the server's flusher (every 0.5 s) drains the backlog
+        while True:
+            samples = parse_metrics(http.get("/metrics").text)
+            if metric(samples, "lakebook_ingest_backlog_events") == 0 and \
+                    metric(samples, "lakebook_ingest_flushes_total") > metric(before, "lakebook_ingest_flushes_total"):
+                break
+            assert time.monotonic() < deadline, "the server never flushed"
+            time.sleep(0.1)
+        assert metric(samples, "lakebook_ingest_flush_errors_total") == 0
+        health = http.get("/health").json()
+        assert health["backlog_events"] == 0 and health["last_flush_unix"] > time.time() - 60
+    assert read_lake(workspace_dir, "raw", "flights").num_rows == 3  # written by the server itself
+    assert read_lake(workspace_dir, "raw", "weather").num_rows == 2
+    assert read_lake(workspace_dir, "quarantine", "flights").num_rows == 2
+
+
+# -- blobs ---------------------------------------------------------------------------------
+BAD_BLOB_NAMES = [
+    "..%2Fx", "..%2F..%2Flakebook.yaml", "%2E%2E%2Fx", "%2E%2E", ".hidden", ".", "a%20b", "with%20space.txt",
+    "a..b", "-dash", "_under", "x" * 201, "%C3%A9t%C3%A9.txt", "a%00b", "a%5Cb", "a%3Bb", "%2Fetc%2Fpasswd",
+    "a%2Fb", "a:b", "%20lead",
+]
+
+
+def files_outside_logs(root):
+    """Every path in the workspace except the ingest log and catalog databases (which change)."""
+    workspace = load_workspace(root)
+    logs = workspace.ingest_log_path.parent
+    return sorted(p for p in root.rglob("*")
+                  if logs not in p.parents and p != logs and not p.name.startswith("catalog.sqlite"))
+
+
+def test_blobs_are_stored_append_only_and_read_back(workspace_dir, ingest_server):
+    server = ingest_server(workspace_dir, flush_interval_s=60)
+    data = os.urandom(3 * 1024 * 1024)
+    digest = hashlib.sha256(data).hexdigest()
+    with server.client() as http:
+        put = http.put("/v1/blobs/flights/scan-2013_01.v1.bin", content=data,
+                       headers={"content-type": "image/png"})
+        assert put.status_code == 201, put.text
+        meta = put.json()
+        assert (meta["sha256"], meta["size"], meta["content_type"]) == (digest, len(data), "image/png")
+        assert (meta["source"], meta["name"]) == ("flights", "scan-2013_01.v1.bin")
+
+        got = http.get("/v1/blobs/flights/scan-2013_01.v1.bin")
+        assert got.status_code == 200
+        assert got.content == data
+        assert got.headers["content-type"].startswith("image/png")
+        assert got.headers["x-sha256"] == digest
+
+        again = http.put("/v1/blobs/flights/scan-2013_01.v1.bin", content=data, headers={"content-type": "image/png"})
+        assert again.status_code == 200 and again.json()["sha256"] == digest and again.json()["stored_at"] == meta["stored_at"]
+        conflict = assert_error(http.put("/v1/blobs/flights/scan-2013_01.v1.bin", content=data[:-1] + b"!"), 409)
+        assert "scan-2013_01.v1.bin" in conflict["error"]
+        assert http.get("/v1/blobs/flights/scan-2013_01.v1.bin").content == data  # unchanged
+
+        other = http.put("/v1/blobs/weather/scan-2013_01.v1.bin", content=b"weather copy")  # per-source names
+        assert other.status_code == 201 and other.json()["size"] == 12
+        assert http.get("/v1/blobs/weather/scan-2013_01.v1.bin").content == b"weather copy"
+        empty = http.put("/v1/blobs/flights/empty", content=b"")
+        assert empty.status_code == 201 and empty.json()["size"] == 0
+        assert http.get("/v1/blobs/flights/empty").headers["content-type"].startswith("application/octet-stream")
+
+        assert_error(http.get("/v1/blobs/flights/never-stored.bin"), 404)
+        assert_error(http.put("/v1/blobs/nope/x.bin", content=b"x"), 404)
+        assert_error(http.get("/v1/blobs/nope/x.bin"), 404)
+        assert_error(http.put("/v1/blobs/%2E%2E/x.bin", content=b"x"), 404)
+
+        before = files_outside_logs(workspace_dir)
+        for name in BAD_BLOB_NAMES:
+            for answer in (http.put(f"/v1/blobs/flights/{name}", content=b"evil"), http.get(f"/v1/blobs/flights/{name}")):
+                assert 400 <= answer.status_code < 500, (name, answer.status_code, answer.text)
+                if answer.headers.get("content-type", "").startswith("application/json"):
+                    assert "error" in answer.json()
+            assert http.get("/health").status_code == 200
+        after = files_outside_logs(workspace_dir)
+    assert after == before, "a rejected blob name left a file behind"
+    assert not any(p.read_bytes() == b"evil" for p in workspace_dir.parent.rglob("*") if p.is_file())
+    assert (load_workspace(workspace_dir).blobs_dir / "flights" / "scan-2013_01.v1.bin").read_bytes() == data
+
+
+def test_large_rejections_are_summarised_in_the_answer_and_kept_whole_in_quarantine(workspace_dir, ingest_server):
+    configure(workspace_dir, "  max_rejections_reported: 3\n")
+    server = ingest_server(workspace_dir, flush_interval_s=60)
+    bad = [flight(i, origin="BOS") for i in range(10)]
+    with server.client() as http:
+        answer = http.post("/v1/events/flights", content=ndjson([flight(100)] + bad), headers=NDJSON)
+    doc = answer.json()
+    assert answer.status_code == 200 and doc["accepted"] == 1
+    assert doc["rejected_count"] == 10 and [r["index"] for r in doc["rejected"]] == [1, 2, 3]
+    server.stop()
+    quarantined = read_lake(workspace_dir, "quarantine", "flights")
+    assert sorted(quarantined.column("index").to_pylist()) == list(range(1, 11))

@@ -7,14 +7,14 @@ source, so the streaming layer can write fresh values straight to the online sto
 
 from datetime import timedelta
 
-from feast import Entity, FeatureService, FeatureView, Field, PushSource
+from feast import Entity, FeatureService, FeatureView, Field, PushSource, ValueType
 from feast.types import Float64, Int64
 
 from lakebook.features import lake_source
 
-origin = Entity(name="origin", join_keys=["origin"], description="NYC origin airport (EWR, JFK, LGA)")
-carrier = Entity(name="carrier", join_keys=["carrier"], description="two-letter carrier code")
-plane = Entity(name="plane", join_keys=["tailnum"], description="plane tail number")
+origin = Entity(name="origin", join_keys=["origin"], value_type=ValueType.STRING, description="NYC origin airport (EWR, JFK, LGA)")
+carrier = Entity(name="carrier", join_keys=["carrier"], value_type=ValueType.STRING, description="two-letter carrier code")
+plane = Entity(name="plane", join_keys=["tailnum"], value_type=ValueType.STRING, description="plane tail number")
 
 origin_delays_push = PushSource(name="origin_delays_push", batch_source=lake_source("features.origin_delays"))
 origin_weather_push = PushSource(name="origin_weather_push", batch_source=lake_source("features.origin_weather"))

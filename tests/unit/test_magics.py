@@ -89,3 +89,20 @@ def test_parse_rejects_conflicting_or_empty_input():
         parse("-o a", "  ")
     with pytest.raises(UsageError, match="invalid int value"):
         parse("--limit ten", "SELECT 1")
+
+
+def test_lineage_and_warehouse_tables_in_the_magic(shell, workspace, capsys):
+    from lakebook.batch import run_transforms
+
+    (workspace.root / "transforms").mkdir()
+    (workspace.root / "transforms" / "by_origin.sql").write_text(
+        "-- description: flights per origin\nSELECT origin, count(*) AS flights FROM raw.flights GROUP BY origin")
+    run_transforms(workspace)
+    result = shell.run_cell_magic("lake", "", "SELECT * FROM warehouse.by_origin ORDER BY origin")
+    assert result.table.to_pylist() == [{"origin": "EWR", "flights": 20}, {"origin": "JFK", "flights": 20}]
+    assert "warehouse.by_origin: last event" in repr(result) and "updated" in repr(result)
+    shell.run_line_magic("lake", "lineage warehouse.by_origin")
+    printed = capsys.readouterr().out
+    assert "<- raw.flights  (by transforms/by_origin.sql)  [origin <- origin]" in printed
+    with pytest.raises(UsageError, match="did you mean warehouse.by_origin"):
+        shell.run_line_magic("lake", "lineage warehouse.by_orign")

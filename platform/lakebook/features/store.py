@@ -79,17 +79,25 @@ def _loading(workspace) -> Iterator[None]:
 
 
 def lake_source(table: str, *, timestamp_field: str = "event_timestamp", name: str | None = None):
-    """A Feast FileSource over a catalog table's published files (the ``<table>/current`` folder)."""
-    from feast import FileSource
-    from feast.data_format import ParquetFormat
-
+    """A Feast batch source over a catalog table's published files (its ``current`` folder):
+    a FileSource for the DuckDB offline store, a SparkSource for the Spark one."""
     from ..workspace import Workspace
 
     workspace = _active[-1] if _active else Workspace.load()
     zone, _, table_name = table.partition(".")
-    path = workspace.table_dir(zone, table_name) / "current"
-    return FileSource(name=name or table.replace(".", "_"), path=str(path), file_format=ParquetFormat(),
-                      timestamp_field=timestamp_field, description=f"lakebook table {table}")
+    path = str(workspace.table_dir(zone, table_name) / "current")
+    name = name or table.replace(".", "_")
+    description = f"lakebook table {table}"
+    if workspace.settings.features.offline_store.get("type") == "spark":
+        from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+
+        return SparkSource(name=name, path=path, file_format="parquet", timestamp_field=timestamp_field,
+                           description=description)
+    from feast import FileSource
+    from feast.data_format import ParquetFormat
+
+    return FileSource(name=name, path=path, file_format=ParquetFormat(), timestamp_field=timestamp_field,
+                      description=description)
 
 
 def repo_objects(workspace):

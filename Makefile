@@ -22,9 +22,9 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 sysdeps:
-	@if [ -n "$(APT_PACKAGES)" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(APT_PACKAGES); \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq $(APT_PACKAGES); fi; fi
+	@if [ -n "$(APT_PACKAGES)" ] && ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(APT_PACKAGES); fi
 
 demo: $(STAMP)
 	$(BIN)/lakebook demo

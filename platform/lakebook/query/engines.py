@@ -4,12 +4,20 @@ The DuckDB engine runs in the calling process over the lake's Parquet files: one
 catalog table (``raw.flights``), refreshed when the catalog changes. It cannot modify the
 lake: statements that write files or attach databases are refused, and tables a user
 creates live only in the session's in-memory database.
+
+Views are cheap to query: ``union_by_name`` (which makes DuckDB read the schema of every
+file on every query) is used only for tables whose files really have different schemas,
+found from their Parquet footers, read once per file (lake files are immutable once
+written); and the glob names the partition depth the files are at rather than ``**``.
+Statements run with one ``execute`` (one prepare), straight to Arrow.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +37,7 @@ _DDL_TARGET = re.compile(
     r"(table|view|schema|macro|sequence|index|type|function)\s+(if\s+(not\s+)?exists\s+)?(?P<name>[\w.\"]+)",
     re.IGNORECASE,
 )
+_TRAILING_SEMICOLONS = re.compile(r"[\s;]+$")
 _DML_TARGET = re.compile(r"^\s*(insert\s+(or\s+\w+\s+)?into|update|delete\s+from)\s+(?P<name>[\w.\"]+)", re.IGNORECASE)
 _DUCKDB_TYPES = {
     "string": "VARCHAR", "int32": "INTEGER", "int64": "BIGINT", "float": "FLOAT", "double": "DOUBLE",
@@ -102,19 +111,34 @@ class DuckDBEngine:
         for schema in ZONE_SCHEMAS:
             self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         self._views: dict[str, str] = {}
+        self._built_from: dict[str, TableInfo] = {}
 
     # -- catalog -> views ----------------------------------------------------------------
-    def sync_views(self) -> dict[str, TableInfo]:
-        if self.snapshot.refresh() or not self._views:
-            for name, table in self.snapshot.tables.items():
-                definition = _view_sql(table)
-                if self._views.get(name) != definition:
-                    self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {definition}")
-                    self._views[name] = definition
+    def sync_views(self, force: bool = False) -> dict[str, TableInfo]:
+        """Views for the catalog's tables, (re)built when the catalog has changed. A table's
+        view is redefined only when its catalog entry changed (new files change its stats),
+        or for every table with ``force`` (its files are looked at again)."""
+        if self.snapshot.refresh() or not self._views or force:
+            self._build_views(force)
         return self.snapshot.tables
 
+    def _build_views(self, force: bool = False) -> bool:
+        """True when a view's definition changed."""
+        changed = False
+        for name, table in self.snapshot.tables.items():
+            if not force and name in self._views and self._built_from.get(name) == table:
+                continue
+            definition = _view_sql(table)
+            if self._views.get(name) != definition:
+                self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {definition}")
+                self._views[name] = definition
+                changed = True
+            self._built_from[name] = table
+        return changed
+
     # -- running SQL ---------------------------------------------------------------------
-    def check_read_only(self, sql: str) -> None:
+    def check_read_only(self, sql: str) -> list:
+        """Refuse statements that could change the lake; the parsed statements otherwise."""
         import duckdb
 
         try:
@@ -134,25 +158,58 @@ class DuckDBEngine:
                     f"cannot change {match.group('name')}: lake tables are read-only",
                     hint="create session tables without a zone prefix, e.g. CREATE TEMP TABLE t AS ...",
                 )
+        return statements
 
     def execute(self, sql: str, params: dict[str, Any] | None = None, limit: int | None = None) -> pa.Table:
         import duckdb
 
         tables = self.sync_views()
-        self.check_read_only(sql)
+        statements = self.check_read_only(sql)
         try:
-            relation = self.con.sql(sql, params=params or None)
-            if relation is None:
-                return pa.table({})
-            if limit is not None:
-                relation = relation.limit(limit)
-            return relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.fetch_arrow_table()
+            try:
+                return self._run(sql, statements, params, limit)
+            except duckdb.InvalidInputException as exc:
+                # Files with a new schema written before the catalog was told about them: look at
+                # the files again (union_by_name if they now differ) and run a lone statement once more.
+                if len(statements) != 1 or "schema mismatch" not in str(exc) or not self._build_views(force=True):
+                    raise
+                return self._run(sql, statements, params, limit)
         except (duckdb.CatalogException, duckdb.BinderException) as exc:
             raise _explain_missing(exc, sql, tables, self.session_tables()) from None
         except (duckdb.ParserException, duckdb.ConversionException, duckdb.InvalidInputException,
                 duckdb.OutOfRangeException, duckdb.TypeMismatchException, duckdb.ConstraintException,
                 duckdb.NotImplementedException, duckdb.PermissionException) as exc:
             raise QueryError(_one_line(exc)) from None
+
+    def _run(self, sql: str, statements: list, params: dict[str, Any] | None, limit: int | None) -> pa.Table:
+        """One ``execute`` (one prepare; ``con.sql(...).to_arrow_table()`` binds the statement
+        twice), then Arrow. ``limit`` wraps a lone SELECT in ``SELECT * FROM (...) LIMIT n``,
+        as ``relation.limit(n)`` did; other results are cut after the fact."""
+        import duckdb
+
+        if limit is not None and limit < 0:  # relation.limit(-1) meant no limit
+            limit = None
+        query, wrapped = sql, False
+        if limit is not None and len(statements) == 1 and statements[0].type.name == "SELECT":
+            body = _without_semicolons(statements[0].query)
+            query, wrapped = f"SELECT * FROM (\n{body}\n) AS q LIMIT {int(limit)}", True
+        with warnings.catch_warnings():
+            # DuckDB 2.0 warns that Arrow from a DB-API result copies the rows once; still cheaper
+            # than the second bind of con.sql, which re-reads the view's file list and footers.
+            warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
+            try:
+                cursor = self.con.execute(query, params or None)
+            except duckdb.ParserException:
+                if not wrapped:
+                    raise
+                query, wrapped = sql, False  # the statement parsed alone: run it as written, cut below
+                cursor = self.con.execute(query, params or None)
+            if cursor is None or cursor.description is None:  # nothing to run (empty, comments only)
+                return pa.table({})
+            table = cursor.to_arrow_reader().read_all()
+        if limit is not None and not wrapped and table.num_rows > limit:
+            table = table.slice(0, limit)
+        return table
 
     def session_tables(self) -> list[str]:
         rows = self.con.execute(
@@ -179,13 +236,77 @@ class DuckDBEngine:
 
 def _view_sql(table: TableInfo) -> str:
     folder = Path(table.location)
-    if not any(folder.rglob("*.parquet")):
+    files = _parquet_files(folder)
+    if not files:
         columns = ", ".join(
             f"CAST(NULL AS {_DUCKDB_TYPES.get(c.type, 'VARCHAR')}) AS \"{c.name}\"" for c in table.columns
         ) or "NULL AS empty"
         return f"SELECT {columns} WHERE false"
-    pattern = str(folder / "**" / "*.parquet").replace("'", "''")
-    return f"SELECT * FROM read_parquet('{pattern}', hive_partitioning = true, union_by_name = true)"
+    depths = {depth for _, depth, _ in files}
+    # Files all at one depth (date=.../x.parquet: one folder down) glob with one '*' per folder,
+    # which DuckDB lists faster than '**'; mixed depths keep '**'.
+    levels = ["*"] * depths.pop() if len(depths) == 1 else ["**"]
+    pattern = str(folder.joinpath(*levels, "*.parquet")).replace("'", "''")
+    schemas = {_schema_key(path, stat) for path, _, stat in files}
+    union = ", union_by_name = true" if len(schemas) > 1 or None in schemas else ""
+    return f"SELECT * FROM read_parquet('{pattern}', hive_partitioning = true{union})"
+
+
+def _parquet_files(folder: Path) -> list[tuple[str, int, os.stat_result]]:
+    """(path, folders below ``folder``, stat) of every ``*.parquet`` file under it, as DuckDB's
+    ``**`` glob finds them (hidden names included, linked folders followed once)."""
+    found: list[tuple[str, int, os.stat_result]] = []
+    seen: set[tuple[int, int]] = set()
+
+    def walk(path: str, depth: int) -> None:
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir():
+                            st = entry.stat()
+                            if (st.st_dev, st.st_ino) not in seen:
+                                seen.add((st.st_dev, st.st_ino))
+                                walk(entry.path, depth + 1)
+                        elif entry.name.endswith(".parquet") and entry.is_file():
+                            found.append((entry.path, depth, entry.stat()))
+                    except OSError:  # gone since listed
+                        continue
+        except OSError:
+            return
+
+    try:
+        root = folder.stat()
+    except OSError:
+        return found
+    seen.add((root.st_dev, root.st_ino))
+    walk(str(folder), 0)
+    return found
+
+
+# path -> (size, mtime_ns, schema key): lake files are immutable once written, so a footer is
+# read once per process; size and mtime guard against a path written again.
+_footer_schemas: dict[str, tuple[int, int, tuple]] = {}
+
+
+def _schema_key(path: str, stat: os.stat_result) -> tuple | None:
+    """Column names and types from a Parquet file's footer; None when it cannot be read."""
+    cached = _footer_schemas.get(path)
+    if cached is not None and cached[0] == stat.st_size and cached[1] == stat.st_mtime_ns:
+        return cached[2]
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_metadata(path).schema.to_arrow_schema()
+    except (OSError, pa.ArrowException):
+        return None  # counted as a schema of its own: the view keeps union_by_name
+    key = tuple((f.name, str(f.type)) for f in schema)
+    _footer_schemas[path] = (stat.st_size, stat.st_mtime_ns, key)
+    return key
+
+
+def _without_semicolons(statement: str) -> str:
+    return _TRAILING_SEMICOLONS.sub("", statement)
 
 
 def _one_line(exc: Exception) -> str:

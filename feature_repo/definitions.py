@@ -8,7 +8,7 @@ source, so the streaming layer can write fresh values straight to the online sto
 from datetime import timedelta
 
 from feast import Entity, FeatureService, FeatureView, Field, PushSource, ValueType
-from feast.types import Float64, Int64
+from feast.types import Float64
 
 from lakebook.features import lake_source
 
@@ -24,7 +24,7 @@ origin_delays = FeatureView(
     entities=[origin],
     ttl=timedelta(hours=6),
     schema=[
-        Field(name="departures_1h", dtype=Int64),
+        Field(name="departures_1h", dtype=Float64),
         Field(name="avg_dep_delay_1h", dtype=Float64),
         Field(name="avg_dep_delay_3h", dtype=Float64),
         Field(name="late_share_3h", dtype=Float64),
@@ -55,7 +55,7 @@ carrier_daily = FeatureView(
     entities=[carrier],
     ttl=timedelta(days=3),
     schema=[
-        Field(name="flights_1d", dtype=Int64),
+        Field(name="flights_1d", dtype=Float64),
         Field(name="avg_dep_delay_1d", dtype=Float64),
         Field(name="late_share_1d", dtype=Float64),
         Field(name="avg_dep_delay_7d", dtype=Float64),

@@ -1,6 +1,7 @@
 """Spark batch feature jobs: features.* tables for the Feast feature store.
 
-Every feature row carries ``event_timestamp``: the moment its values were knowable. A
+Feature values are doubles (counts too), so every training or scoring frame has the same
+types whether or not it has gaps. Every feature row carries ``event_timestamp``: the moment its values were knowable. A
 departure delay is known once the flight has left, so delay statistics are grouped by the
 hour (or day) of *actual* departure and stamped with the end of that hour (day). Joined
 point in time to a flight's scheduled departure, they never include that flight or any
@@ -31,7 +32,7 @@ def origin_delays(spark, flights_clean):
                    F.sum((F.col("dep_delay") > 15).cast("int")).alias("late")))
     seconds = F.col("hour").cast("long")
     out = hourly.select("origin", (F.col("hour") + F.expr("INTERVAL 1 HOUR")).alias("event_timestamp"),
-                        F.col("departures").alias("departures_1h"),
+                        F.col("departures").cast("double").alias("departures_1h"),
                         (F.col("delay_sum") / F.col("departures")).alias("avg_dep_delay_1h"))
     for hours in (3, 24):
         w = Window.partitionBy("origin").orderBy(seconds).rangeBetween(-(hours - 1) * 3600, 0)
@@ -52,7 +53,7 @@ def carrier_daily(spark, flights_clean):
 
     daily = (_departed(flights_clean)
              .groupBy("carrier", F.to_date("dep_at").alias("day"))
-             .agg(F.count("*").alias("flights_1d"), F.avg("dep_delay").alias("avg_dep_delay_1d"),
+             .agg(F.count("*").cast("double").alias("flights_1d"), F.avg("dep_delay").alias("avg_dep_delay_1d"),
                   F.avg((F.col("dep_delay") > 15).cast("double")).alias("late_share_1d"),
                   F.sum("dep_delay").alias("delay_sum")))
     w = Window.partitionBy("carrier").orderBy(F.col("day").cast("timestamp").cast("long")).rangeBetween(-6 * 86400, 0)

@@ -257,6 +257,55 @@ def features_env(ctx) -> None:
         click.echo(f"export {key}={value}")
 
 
+# -- models ---------------------------------------------------------------------------------
+@cli.group()
+def models() -> None:
+    """Registered models (MLflow) and their champion alias."""
+
+
+@models.command("list")
+@click.pass_context
+def models_list(ctx) -> None:
+    """Every registered model version, its alias and recorded holdout metric."""
+    from .ml import list_models
+
+    rows = list_models(_workspace(ctx))
+    if not rows:
+        click.echo("no registered models yet (run notebooks/02_train_delay_model.ipynb)")
+    for r in rows:
+        metrics = ", ".join(f"{k} {v}" for k, v in sorted(r["tags"].items()) if not k.startswith("mlflow."))
+        click.echo(f"{r['name']} v{r['version']}{'  @' + r['alias'] if r['alias'] else ''}  {metrics}  run {r['run_id']}")
+
+
+@models.command("promote")
+@click.argument("name")
+@click.argument("version")
+@click.pass_context
+def models_promote(ctx, name, version) -> None:
+    """Give VERSION of NAME the champion alias (by hand, whatever its metrics)."""
+    from .ml import promote
+
+    promote(_workspace(ctx), name, version)
+    click.echo(f"{name} v{version} is now @champion")
+
+
+@models.command("ui")
+@click.option("--port", type=int, default=None, help="default ml.ui_port (5000)")
+@click.pass_context
+def models_ui(ctx, port) -> None:
+    """Start the MLflow UI on 127.0.0.1 for the workspace's tracking store (Ctrl-C stops it)."""
+    import subprocess
+
+    from .ml.tracking import ui_command
+
+    command = ui_command(_workspace(ctx), port)
+    click.echo(f"MLflow UI on http://127.0.0.1:{command[-1]}")
+    try:
+        subprocess.run(command, check=False)
+    except KeyboardInterrupt:
+        pass
+
+
 # -- query ----------------------------------------------------------------------------------
 @cli.command()
 @click.argument("sql")

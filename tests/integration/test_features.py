@@ -176,3 +176,21 @@ def test_the_spark_offline_store_gives_the_same_training_set(flights_ws):
     for col in columns:
         assert all(same(_value(a), _value(b)) for a, b in zip(on_spark[col], on_duckdb[col])), col
     assert on_spark[columns].notna().mean().min() > 0.5
+
+
+def test_the_asof_path_equals_feasts_own_historical_retrieval(flights_ws):
+    features.apply(flights_ws)
+    entities = entity_rows(flights_ws, 2000)
+    fast = features.training_set(entities, "flight_delay_v1", flights_ws).set_index("flight_id").sort_index()
+    store = features.feature_store(flights_ws)
+    feast_own = store.get_historical_features(
+        entity_df=entities, features=store.get_feature_service("flight_delay_v1")).to_df()
+    feast_own = feast_own.set_index("flight_id").sort_index()
+    assert list(fast.index) == list(feast_own.index) and len(fast) == 2000
+    columns = [c for _, cols, _ in VIEWS.values() for c in cols]
+    assert set(columns) <= set(fast.columns) and set(columns) <= set(feast_own.columns)
+    for col in columns:
+        assert all(same(_value(a), _value(b)) for a, b in zip(fast[col], feast_own[col])), col
+    assert fast[columns].notna().mean().min() > 0.5
+    forced = features.training_set(entities, "flight_delay_v1", flights_ws, engine="feast")
+    assert len(forced) == 2000

@@ -174,10 +174,15 @@ def materialize(workspace, start: datetime | None = None, end: datetime | None =
     return {"views": [v.name for v in chosen], "start": start, "end": end}
 
 
-def training_set(entity_df, feature_service: str, workspace=None, *, full_feature_names: bool = False):
+def training_set(entity_df, feature_service: str, workspace=None, *, full_feature_names: bool = False,
+                 engine: str = "auto"):
     """A point-in-time-correct training DataFrame: for every entity row, each feature's
     latest value with ``event_timestamp`` at or before the row's ``event_timestamp`` (and
-    within the view's TTL). Other columns of ``entity_df`` (labels) pass through."""
+    within the view's TTL). Other columns of ``entity_df`` (labels) pass through.
+
+    ``engine="auto"`` joins with DuckDB ASOF joins when the offline store is DuckDB and every
+    view reads a lake table (same result as Feast, tested; several times faster); ``"feast"``
+    always uses Feast's ``get_historical_features``."""
     from ..workspace import Workspace
 
     workspace = workspace or Workspace.load()
@@ -190,8 +195,62 @@ def training_set(entity_df, feature_service: str, workspace=None, *, full_featur
         names = [s.name for s in store.list_feature_services()]
         raise FeatureStoreError(f"no feature service {feature_service!r}",
                                 hint=f"known: {', '.join(names) or 'none (run lakebook features apply)'}") from None
+    plan = _asof_plan(workspace, store, service) if engine == "auto" else None
+    if plan is not None:
+        return _asof_training_set(entity_df, plan, full_feature_names)
     job = store.get_historical_features(entity_df=entity_df, features=service, full_feature_names=full_feature_names)
     return job.to_df()
+
+
+def _asof_plan(workspace, store, service) -> list[dict] | None:
+    """Per view: its lake folder, join keys, timestamp field, TTL and features; None when a
+    view is not a plain lake table on the DuckDB offline store (Feast then does the join)."""
+    if workspace.settings.features.offline_store.get("type") != "duckdb":
+        return None
+    plan = []
+    for projection in service.feature_view_projections:
+        view = store.get_feature_view(projection.name)
+        source = view.batch_source
+        path = Path(getattr(source, "path", "") or "")
+        if projection.join_key_map or getattr(source, "created_timestamp_column", "") or not path.is_dir():
+            return None
+        keys = [store.get_entity(name).join_key for name in view.entities]
+        plan.append({"name": projection.name_to_use(), "path": path, "keys": keys, "ts": source.timestamp_field,
+                     "ttl": view.ttl, "features": [f.name for f in projection.features]})
+    return plan
+
+
+def _asof_training_set(entity_df, plan: list[dict], full_feature_names: bool):
+    """Only the row number, join keys and timestamp go through DuckDB; the features are
+    joined back onto the caller's rows, so their columns (labels) keep their exact values."""
+    import duckdb
+    import numpy as np
+
+    frame = entity_df.reset_index(drop=True)
+    needed = sorted({k for view in plan for k in view["keys"]} | {"event_timestamp"})
+    probe = frame[needed].assign(_lakebook_row=np.arange(len(frame)))
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("entity_rows", probe)
+        selects, joins = [], []
+        for i, view in enumerate(plan):
+            alias = f"v{i}"
+            folder = str(view["path"]).replace("'", "''")
+            columns = ", ".join(f'"{c}"' for c in [*view["keys"], view["ts"], *view["features"]])
+            on = " AND ".join(f'{alias}."{k}" = e."{k}"' for k in view["keys"])
+            joins.append(f"ASOF LEFT JOIN (SELECT {columns} FROM read_parquet('{folder}/*.parquet')) {alias} "
+                         f'ON {on} AND {alias}."{view["ts"]}" <= e.event_timestamp')
+            fresh = (f'{alias}."{view["ts"]}" >= e.event_timestamp - INTERVAL {int(view["ttl"].total_seconds())} SECOND'
+                     if view["ttl"] and view["ttl"].total_seconds() > 0 else "TRUE")
+            for feature in view["features"]:
+                name = f"{view['name']}__{feature}" if full_feature_names else feature
+                selects.append(f'CASE WHEN {fresh} THEN {alias}."{feature}" END AS "{name}"')
+        sql = f"SELECT e._lakebook_row, {', '.join(selects)} FROM entity_rows e {' '.join(joins)}"
+        joined = con.execute(sql).df().set_index("_lakebook_row").sort_index()
+    finally:
+        con.close()
+    return frame.join(joined)
 
 
 def online_features(workspace, feature_service: str, entity_rows: list[dict]) -> dict:

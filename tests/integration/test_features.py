@@ -194,3 +194,26 @@ def test_the_asof_path_equals_feasts_own_historical_retrieval(flights_ws):
     assert fast[columns].notna().mean().min() > 0.5
     forced = features.training_set(entities, "flight_delay_v1", flights_ws, engine="feast")
     assert len(forced) == 2000
+
+
+def test_features_commands(flights_ws):
+    from click.testing import CliRunner
+
+    from lakebook.cli import cli
+
+    def run(*args):
+        result = CliRunner().invoke(cli, ["-w", str(flights_ws.root), "features", *args], obj={}, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    applied = run("apply")
+    assert "feature_services: flight_delay_v1" in applied
+    listed = run("list")
+    assert "service flight_delay_v1: origin_delays, origin_weather, carrier_daily, plane_stats" in listed
+    assert "view plane_stats (plane; ttl 400 days" in listed
+    done = run("materialize", "--view", "plane_stats")
+    assert "materialized plane_stats from 2013-01-01 00:00" in done
+    online = features.online_features(flights_ws, "flight_delay_v1", [{"origin": "JFK", "carrier": "UA", "tailnum": "N14228"}])
+    assert online["plane_seats"][0] is not None
+    env = run("env")
+    assert f"export LAKEBOOK_LAKE_DIR={flights_ws.lake_dir}" in env

@@ -149,3 +149,25 @@ def test_seeds_load_once_per_content(batch_ws):
     (batch_ws.root / "seeds" / "airlines.csv").write_text("carrier,name\nZZ,Test Air\n")
     assert [s.name for s in load_seeds(batch_ws) if s.loaded] == ["airlines"]
     assert count(batch_ws, "ref.airlines") == 1
+
+
+def test_transform_and_lineage_commands(batch_ws):
+    from click.testing import CliRunner
+
+    from lakebook.cli import cli
+
+    def run(*args):
+        result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["-w", str(batch_ws.root), *args], obj={},
+                                                          catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    listed = run("transform", "list")
+    assert "warehouse.flights_clean" in listed and "never" in listed
+    ran = run("transform", "run", "--engine", "duckdb")
+    assert "warehouse.flights_clean: ok (full, duckdb) 200 rows" in ran
+    assert "warehouse.weather_hourly: ok (full, duckdb) 30 rows" in ran
+    again = run("transform", "run", "flights_clean")
+    assert "warehouse.flights_clean: skipped (incremental, duckdb) no new input files" in again
+    lineage = run("catalog", "lineage", "flights_clean")
+    assert "<- raw.flights  (by transforms/flights_clean.sql)" in lineage and "carrier_name <- name" in lineage

@@ -100,9 +100,29 @@ class Payloads:
 
 # -- servers -------------------------------------------------------------------------------
 def proc_cpu_s(pid: int) -> float:
-    """user + system CPU seconds of a process (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK
+    """user + system CPU seconds of a process (all its threads) and of its live child processes
+    (the ingest server's flusher and validator processes)."""
+    total = 0.0
+    for p in _process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):  # exited meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / _CLK
+    return total
+
+
+def _process_tree(pid: int) -> list[int]:
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    return tree
 
 
 class NoopServer:
@@ -391,7 +411,7 @@ def run(log=print) -> dict:
         "noop_us_per_event": 1e6 * sum(s["server_cpu_s"] for s in reps["noop"]) / lb_events,
         "client_us_per_event_lakebook_reps": 1e6 * sum(s["client_cpu_s"] for s in reps["lakebook"]) / lb_events,
         "client_us_per_event_noop_reps": 1e6 * sum(s["client_cpu_s"] for s in reps["noop"]) / lb_events,
-        "note": "server CPU from /proc/<pid>/stat (all threads); incl_flush adds the CPU spent until the "
+        "note": "server CPU from /proc/<pid>/stat (all threads, and its child processes); incl_flush adds the CPU spent until the "
                 "flusher had drained the rep's events",
     }
     drains = [s["drain_wait_s"] for s in reps["lakebook"]]

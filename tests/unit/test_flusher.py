@@ -97,3 +97,32 @@ def test_flush_with_nothing_logged_is_a_no_op(workspace):
     assert report.sources == [] and report.events == 0
     assert {t.qualified_name for t in Catalog.for_workspace(workspace).tables()} == {
         "raw.flights", "raw.weather", "quarantine.flights", "quarantine.weather"}
+
+
+def test_files_are_written_as_the_lake_writer_writes_them(workspace, tmp_path):
+    """The flusher groups rows by date itself and writes several dates at once: the same
+    files, rows in the same order, listed in the same order as one write_date_partitions call."""
+    from lakebook.lake.writer import write_date_partitions
+
+    events = [flight(i) for i in range(400)]
+    events = events[200:] + events[:200] + events[100:150]  # dates out of order, one date split
+    table = workspace.contract("flights").validate(events).accepted
+    ours = flusher_module._write_by_date(table, tmp_path / "ours", "sched_dep_at", "part-1",
+                                         ingested_column="_ingested_at", compression="zstd")
+    theirs = write_date_partitions(table, tmp_path / "theirs", "sched_dep_at", "part-1",
+                                   ingested_column="_ingested_at", compression="zstd")
+    assert [f.partition for f in ours] == [f.partition for f in theirs]
+    for a, b in zip(ours, theirs):
+        assert (a.rows, a.min_event_time, a.max_event_time, a.max_ingested_at) == \
+               (b.rows, b.min_event_time, b.max_event_time, b.max_ingested_at)
+        assert pq.read_table(a.path).equals(pq.read_table(b.path))
+    assert flusher_module._write_by_date(table.slice(0, 0), tmp_path / "none", "sched_dep_at", "part-1",
+                                         ingested_column="_ingested_at", compression="zstd") == []
+
+
+def test_ids_are_sorted_and_repeats_found_by_either_way():
+    hexes = pa.array([f"{i * 7919 % 1000:032x}" for i in range(1000)])
+    for ids in (hexes, hexes.slice(100, 500), pa.concat_arrays([hexes, hexes.slice(3, 2)]),
+                pa.array(["b", "a\x00", "a", "é", "z z", "a"]), pa.array(["same width", "also 10 c"])):
+        values = ids.to_pylist()
+        assert flusher_module._sorted(ids) == (sorted(values), len(set(values)) < len(values))

@@ -81,3 +81,36 @@ def test_a_failed_append_fails_every_waiting_request(tmp_path):
         raised = True
     writer.close()
     assert raised and log.backlog_events() == 0
+
+
+def test_seen_ids_hold_any_text_and_many_at_once(tmp_path):
+    log = SQLiteIngestLog(tmp_path / "log.sqlite")
+    odd = ['a"b', "back\\slash", "\\u0000", "é🛫", "", " ", "[1]", "\u2028", "a" * 500]
+    many = [f"{i:032x}" for i in range(5000)]
+    log.append([record(n=1)])
+    log.commit_flush(log.open_intent("flights"), odd + many + odd)  # repeats are remembered once
+    log.append([record(n=1)])
+    log.commit_flush(log.open_intent("flights"), ["x\x00y", "x"])  # (NUL: one by one, not via JSON)
+    odd += ["x\x00y", "x"]
+    assert log.already_seen("flights", ["x\x00z"]) == set()
+    assert log.already_seen("flights", odd + ["never", "never"]) == set(odd)
+    assert log.already_seen("flights", list(reversed(many))) == set(many)
+    assert log.already_seen("weather", odd) == set() and log.already_seen("flights", []) == set()
+    assert log._con.execute("SELECT count(*) FROM seen_ids").fetchone()[0] == len(odd) + len(many)
+
+
+def test_the_writer_keeps_the_backlog_and_recounts_it_after_a_flush_elsewhere(tmp_path):
+    log = SQLiteIngestLog(tmp_path / "log.sqlite")
+    log.append([record(n=7)])
+    writer = GroupCommitWriter(log)
+    assert writer.backlog == 7  # what the log held before
+    futures = [writer.submit([record(n=2), LogRecord("flights", "rejected", 5, 0, b"[]")]) for _ in range(3)]
+    for f in futures:
+        f.result(timeout=30)
+    assert writer.backlog == 13  # raised before the appends were acknowledged; rejected events are no backlog
+    other = SQLiteIngestLog(tmp_path / "log.sqlite")  # a flusher in another process
+    other.commit_flush(other.open_intent("flights"), [])
+    assert writer.backlog == 13
+    writer.recount()
+    writer.close()  # the recount waiting in the queue is done first
+    assert writer.backlog == 0

@@ -9,6 +9,8 @@ kernels over the whole batch. Only rejected rows cost Python work per row.
 from __future__ import annotations
 
 import hashlib
+import io
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from itertools import repeat
@@ -18,6 +20,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 from .model import Contract, FieldSpec
 
@@ -89,6 +92,18 @@ class CompiledContract:
         self._enum_sets = {
             n: pa.array(s.enum, type=ARROW_TYPES[s.type]) for n, s in contract.fields.items() if s.enum
         }
+        self._enum_values = {n: frozenset(a.to_pylist()) for n, a in self._enum_sets.items()}
+        self._regex_results: dict[str, dict[str, bool]] = {}
+        # NDJSON fast path (validate_ndjson): Arrow parses the body straight into columns. Integers,
+        # booleans and strings are parsed as their contract type (Arrow refuses a value of another
+        # JSON type, a fraction or an overflow); floats as float64 and times as strings, then cast
+        # exactly as the per-value path casts them. Content-hash ids need the decoded objects.
+        self._ndjson_options = pa_json.ParseOptions(
+            explicit_schema=pa.schema([pa.field(n, _NDJSON_PARSE_TYPES.get(s.type) or ARROW_TYPES[s.type])
+                                       for n, s in contract.fields.items()]),
+            unexpected_field_behavior="error" if contract.unknown_fields == "reject" else "ignore",
+        )
+        self.fast_ndjson = bool(contract.event_id)
 
     def _nullable(self, name: str, spec: FieldSpec) -> bool:
         return spec.nullable and not spec.required and name not in self._always_required
@@ -98,6 +113,10 @@ class CompiledContract:
         (contract columns plus ``_event_id`` and ``_ingested_at``) and every rejected row
         with its reasons."""
         n = len(events)
+        if 0 < n <= _SMALL_BATCH:
+            quick = self._validate_small(events, ingested_at)
+            if quick is not None:
+                return quick
         reasons = _Reasons(n)
         rows = self._objects(events, reasons)
         if self.contract.unknown_fields == "reject":
@@ -113,6 +132,157 @@ class CompiledContract:
         table = table.append_column(self.schema.field(INGESTED_AT), pa.repeat(pa.scalar(stamp, TIMESTAMP), len(keep)))
         rejected = [Rejection(row, reasons.by_row[row]) for row in sorted(reasons.by_row)]
         return ValidationResult(table, keep, rejected)
+
+    def _validate_small(self, events: Sequence[Any], ingested_at: datetime | None) -> ValidationResult | None:
+        """A few events (a single-event POST) that are all valid, with every value already of
+        its field's Python type: checked in Python and made into Arrow in one call, where the
+        column way makes a few Arrow calls per field. The same result as the column way; None
+        (go the column way, which names the reasons) as soon as anything is not that plain."""
+        known = self.field_names
+        reject_unknown = self.contract.unknown_fields == "reject"
+        for event in events:
+            if type(event) is not dict or (reject_unknown and not known.issuperset(event)):
+                return None
+        data: dict[str, Any] = {}
+        try:
+            for name, spec in self.contract.fields.items():
+                values = [event.get(name) for event in events]
+                plain = _PLAIN[spec.type]
+                if plain is None:
+                    return None
+                nullable = self._nullable(name, spec)
+                for value in values:
+                    if value is None:
+                        if not nullable:
+                            return None
+                    elif not plain(value):
+                        return None
+                if spec.type in ("timestamp", "date"):  # parsed by Arrow, as the column way does
+                    if all(v is None for v in values):
+                        data[name] = pa.nulls(len(values), ARROW_TYPES[spec.type])
+                        continue
+                    array = pc.cast(pa.array(values, pa.string()), ARROW_TYPES[spec.type])
+                    if not _python_representable(array) or (_has_constraints(spec) and _breaks_constraints(
+                            spec, array, self._enum_sets.get(name), self._enum_values.get(name), None,
+                            self._regex_all)):
+                        return None
+                    data[name] = array
+                    continue
+                if spec.type == "int64" and (spec.min is not None or spec.max is not None) and \
+                        any(v is not None and abs(v) > 2**53 for v in values):
+                    return None  # the column way's comparison kernels refuse these: let it
+                if _has_constraints(spec) and self._breaks_small(name, spec, values):
+                    return None
+                data[name] = values
+            table = pa.Table.from_pydict(data, schema=self.fields_schema)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError):
+            return None
+        ids = self._small_ids(data) or self._event_ids(table, events if isinstance(events, list) else list(events))
+        stamp = ingested_at or datetime.now(timezone.utc)
+        table = table.append_column(self.schema.field(EVENT_ID), ids)
+        table = table.append_column(self.schema.field(INGESTED_AT), pa.repeat(pa.scalar(stamp, TIMESTAMP), len(events)))
+        return ValidationResult(table, np.arange(len(events)), [])
+
+    def _breaks_small(self, name: str, spec: FieldSpec, values: list) -> bool:
+        """_breaks_constraints for a few plain Python values (regex results are remembered)."""
+        if spec.enum and spec.type not in ("string", "int32", "int64", "bool"):
+            return True  # float enums: Arrow's equality (-0.0 is not 0.0); let the column way decide
+        return _breaks_constraints(spec, None, None, self._enum_values.get(name), values, self._regex_all)
+
+    def _regex_all(self, regex: str, values: list[str]) -> bool:
+        """Whether every value matches (Arrow's regex engine decides; answers are remembered)."""
+        known = self._regex_results.setdefault(regex, {})
+        answers = {v: known.get(v) for v in set(values)}
+        missing = [v for v, answer in answers.items() if answer is None]
+        if missing:
+            results = pc.match_substring_regex(pa.array(missing, pa.string()), regex).to_pylist()
+            answers.update(zip(missing, results))
+            if len(known) > 4096:  # values are anything clients send: keep the memory bounded
+                known.clear()
+            known.update(zip(missing, results))
+        return all(answers.values())
+
+    def _small_ids(self, data: dict[str, Any]) -> pa.Array | None:
+        """Composite ids of a few events from their Python values, when every id field is an
+        integer or a string (Python writes those as Arrow's cast does); else None."""
+        spec = self.contract.event_id
+        if not isinstance(spec, list) or not spec or any(self.contract.fields[f].type not in _ID_IN_PYTHON for f in spec):
+            return None
+        columns = [data[f] for f in spec]
+        joined = ["\x1f".join("\x00" if v is None else str(v) for v in row) for row in zip(*columns)]
+        return pa.array([_digest(j.encode()) for j in joined], pa.string())
+
+    def _fast_column(self, name: str, spec: FieldSpec, column: pa.ChunkedArray) -> pa.Array | None:
+        """One column as Arrow parsed it -> the contract's column, or None if a row of it would
+        be rejected (the caller then goes the usual way to say why)."""
+        if column.null_count and not self._nullable(name, spec):  # missing or null where a value is needed
+            return None
+        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        if column.null_count == len(column):
+            return pa.nulls(len(column), ARROW_TYPES[spec.type])
+        kind = spec.type
+        if kind in ("float32", "float64"):
+            # NaN and Infinity: Arrow reads them, JSON has none (the decoder rejects such a line);
+            # a finite sum that overflows only sends the batch the usual way
+            if not math.isfinite(pc.sum(column).as_py()):
+                return None
+            if kind == "float32":
+                column = pc.cast(column, pa.float32())
+        elif kind in ("timestamp", "date"):
+            column = pc.cast(column, ARROW_TYPES[kind])
+            if not _python_representable(column):
+                return None
+        if _has_constraints(spec) and _breaks_constraints(spec, column, self._enum_sets.get(name),
+                                                          self._enum_values.get(name), None, self._regex_all):
+            return None
+        return column
+
+    def validate_ndjson(self, body: bytes, ingested_at: datetime | None = None) -> ValidationResult | None:
+        """The fast path for an NDJSON body in which every line is a valid event: Arrow parses
+        the body into typed columns (no Python object per value) and the contract's rules run
+        over whole columns. Returns the result ``validate`` would return for the decoded lines,
+        or None whenever that needs more than this path can see: a line that is not exactly one
+        object, a blank line, bytes that are not UTF-8, any value Arrow refuses (wrong JSON type,
+        fraction for an integer, overflow, duplicate or unknown key...), or any row that would
+        be rejected (a null where none is allowed, a broken constraint, a time out of range).
+        The caller then decodes and validates the usual way, which names every bad row."""
+        if not self.fast_ndjson:
+            return None
+        text = body.rstrip(b" \t\r\n")
+        if text[:1] != b"{":  # also keeps a leading top-level null away from Arrow's reader (it crashes)
+            return None
+        lines = _lines_starting_objects(text)
+        if lines is None or lines <= _SMALL_BATCH:  # a blank line, a line not starting an object;
+            return None  # or a few lines: decoded and validated in Python, that is cheaper
+        if not text.isascii():
+            try:
+                text.decode("utf-8")  # Arrow does not check; the JSON decoder rejects such lines
+            except UnicodeDecodeError:
+                return None
+        # one block: the first value of a block is an object (see above), parsing is one call
+        read_options = pa_json.ReadOptions(use_threads=False, block_size=max(1 << 20, len(text) + 1))
+        try:
+            parsed = pa_json.read_json(io.BytesIO(text), read_options=read_options, parse_options=self._ndjson_options)
+        except pa.ArrowException:
+            return None
+        if parsed.num_rows != lines:  # two values on one line
+            return None
+        columns = []
+        try:
+            for name, spec in self.contract.fields.items():
+                column = self._fast_column(name, spec, parsed.column(name))
+                if column is None:
+                    return None
+                columns.append(column)
+        except (pa.ArrowException, OverflowError):
+            return None
+        table = pa.Table.from_arrays(columns, schema=self.fields_schema)
+        n = table.num_rows
+        ids = self._event_ids(table, None)
+        stamp = ingested_at or datetime.now(timezone.utc)
+        table = table.append_column(self.schema.field(EVENT_ID), ids)
+        table = table.append_column(self.schema.field(INGESTED_AT), pa.repeat(pa.scalar(stamp, TIMESTAMP), n))
+        return ValidationResult(table, np.arange(n), [])
 
     # -- row shape -----------------------------------------------------------------------
     @staticmethod
@@ -151,8 +321,10 @@ class CompiledContract:
                     reasons.add(int(row), f"{name}: required field is missing")
                 elif not self._nullable(name, spec):
                     reasons.add(int(row), f"{name}: must not be null")
-        if array.null_count < len(array):
-            self._constraints(name, spec, array, values, reasons)
+        if array.null_count < len(array) and _has_constraints(spec) and _breaks_constraints(
+                spec, array, self._enum_sets.get(name), self._enum_values.get(name),
+                array.to_pylist() if len(array) <= _SMALL_BATCH else None, self._regex_all):
+            self._constraints(name, spec, array, values, reasons)  # names the rows
         return array
 
     def _to_arrow(self, name: str, spec: FieldSpec, values: list, reasons: _Reasons,
@@ -207,13 +379,141 @@ class CompiledContract:
         if spec is None:
             dumps = orjson.dumps
             return pa.array([_digest(dumps(r, option=orjson.OPT_SORT_KEYS)) for r in rows], pa.string())
-        parts = [pc.cast(table.column(f), pa.string()).fill_null("\x00") for f in spec]
-        joined = pc.binary_join_element_wise(*parts, "\x1f").to_pylist() if parts else []
-        return pa.array([_digest(s.encode()) for s in joined], pa.string())
+        if table.num_rows == 0 or not spec:
+            return pa.array([], pa.string())
+        parts = [c.fill_null("\x00") if c.null_count else c for c in _as_strings([table.column(f) for f in spec])]
+        joined = pc.binary_join_element_wise(*parts, "\x1f")
+        return _digests(joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined)
+
+
+def _as_strings(columns: list) -> list[pa.Array]:
+    """``pc.cast(column, pa.string())`` of each column; the non-string ones in one cast of a struct."""
+    arrays = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns]
+    todo = [i for i, a in enumerate(arrays) if a.type != pa.string()]
+    if len(todo) == 1:
+        arrays[todo[0]] = pc.cast(arrays[todo[0]], pa.string())
+    elif todo:
+        struct = pa.StructArray.from_arrays([arrays[i] for i in todo], names=[str(i) for i in todo])
+        cast = pc.cast(struct, pa.struct([(str(i), pa.string()) for i in todo])).flatten()
+        for i, array in zip(todo, cast):
+            arrays[i] = array
+    return arrays
 
 
 def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _digests(strings: pa.Array) -> pa.Array:
+    """``_digest`` of every value of a string array without nulls, as a string array: hashed
+    from the array's own buffer, hex-encoded in one go."""
+    n = len(strings)
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32, count=n + 1, offset=4 * strings.offset).tolist()
+    data = (strings.buffers()[2] or pa.py_buffer(b"")).to_pybytes()
+    blank = hashlib.blake2b(digest_size=16)  # copying it is cheaper than setting up a new one
+    digests = []
+    for start, end in zip(offsets, offsets[1:]):
+        h = blank.copy()
+        h.update(data[start:end])
+        digests.append(h.digest())
+    raw = b"".join(digests)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(np.arange(0, 32 * n + 1, 32, dtype=np.int32)),
+                                       pa.py_buffer(raw.hex().encode()))
+
+
+# -- the NDJSON fast path: one column as Arrow parsed it -> the contract's column, or None if a
+# row of it would be rejected (the caller then goes the per-value way to say why).
+_NDJSON_PARSE_TYPES = {"float32": pa.float64(), "timestamp": pa.string(), "date": pa.string()}
+_SMALL_BATCH = 16  # up to this many rows, checks run on Python values: fewer Arrow calls
+
+# _validate_small: values the column way accepts unchanged, by field type. Integers within the
+# type's range; floats finite, and integers for them exact in a float64 (float32: left to the
+# column way, whose double rounding this does not copy); times and dates are strings parsed by Arrow.
+_PLAIN: dict[str, Callable[[Any], bool] | None] = {
+    "int32": lambda v: type(v) is int and -(2**31) <= v < 2**31,
+    "int64": lambda v: type(v) is int and -(2**63) <= v < 2**63,
+    "float64": lambda v: (type(v) is float and math.isfinite(v)) or (type(v) is int and abs(v) <= 2**53),
+    "float32": None,
+    "bool": lambda v: type(v) is bool,
+    "string": lambda v: type(v) is str,
+    "timestamp": lambda v: type(v) is str,
+    "date": lambda v: type(v) is str,
+}
+_ID_IN_PYTHON = ("int32", "int64", "string")
+
+
+def _lines_starting_objects(text: bytes) -> int | None:
+    """The number of lines if every line starts with '{', else None (numpy: no Python per line)."""
+    data = np.frombuffer(text, dtype=np.uint8)
+    newlines = np.flatnonzero(data == 10)
+    if len(newlines) and newlines[-1] + 1 >= len(data):
+        return None
+    if not (data[newlines + 1] == 123).all():
+        return None
+    return len(newlines) + 1
+
+
+def _has_constraints(spec: FieldSpec) -> bool:
+    return (spec.min is not None or spec.max is not None or bool(spec.enum) or spec.max_length is not None
+            or spec.regex is not None)
+
+
+def _breaks_constraints(spec: FieldSpec, array: pa.Array | None, enum_set: pa.Array | None,
+                        enum_values: frozenset | None, values: list | None,
+                        regex_all: Callable[[str, list], bool]) -> bool:
+    """Whether any non-null value of ``array`` breaks a rule that _constraints checks, decided
+    exactly as its kernels decide but with fewer calls: min/max by numpy over the buffer (int32
+    and floats compare as float64 in the kernels too), and for a small batch whose Python
+    ``values`` are given, plain comparisons (strings, integers and booleans compare alike in
+    Python and Arrow; floats are left to Arrow for enum, where -0.0 is not 0.0). A regex is
+    matched by Arrow once per distinct value (``regex_all`` remembers the answers)."""
+    if _breaks_value_rules(spec, array, enum_set, enum_values, values):
+        return True
+    if spec.regex is None:
+        return False
+    strings = values if values is not None else pc.unique(array).to_pylist()
+    return not regex_all(spec.regex, [v for v in strings if v is not None])
+
+
+def _breaks_value_rules(spec: FieldSpec, array: pa.Array | None, enum_set: pa.Array | None,
+                        enum_values: frozenset | None, values: list | None) -> bool:
+    """_breaks_constraints without the regex (given ``values``, ``array`` is not needed)."""
+    kind = spec.type
+    if spec.min is not None or spec.max is not None:
+        huge = kind == "int64" and (values is None or any(v is not None and abs(v) > 2**53 for v in values))
+        if values is not None and not huge:  # int32 and floats compare as float64 there, exactly
+            present = [float(v) for v in values if v is not None]
+            if spec.min is not None and any(v < spec.min for v in present):
+                return True
+            if spec.max is not None and any(v > spec.max for v in present):
+                return True
+        elif kind != "int64":  # the same comparisons, by numpy (a null is NaN there: never out of range)
+            numbers = array.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+            if spec.min is not None and (numbers < spec.min).any():
+                return True
+            if spec.max is not None and (numbers > spec.max).any():
+                return True
+        else:  # the kernels themselves (for int64 they refuse values beyond 2**53)
+            if spec.min is not None and pc.any(pc.less(array, spec.min)).as_py():
+                return True
+            if spec.max is not None and pc.any(pc.greater(array, spec.max)).as_py():
+                return True
+    if spec.enum:
+        if values is not None and kind in ("string", "int32", "int64", "bool"):
+            if any(v not in enum_values for v in values if v is not None):
+                return True
+        elif pc.index_in(array, value_set=enum_set, skip_nulls=True).null_count > array.null_count:
+            return True
+    if spec.max_length is not None:
+        if values is not None:
+            if any(len(v) > spec.max_length for v in values if v is not None):
+                return True
+        else:  # UTF-8 bytes >= characters: only long byte strings need counting
+            offsets = np.frombuffer(array.buffers()[1], dtype=np.int32, count=len(array) + 1, offset=4 * array.offset)
+            if int(np.max(np.diff(offsets))) > spec.max_length and \
+                    pc.max(pc.utf8_length(array)).as_py() > spec.max_length:
+                return True
+    return False
 
 
 # -- conversions: Arrow infers each column's type in C++; a column whose inferred type fits
@@ -250,8 +550,18 @@ _TIME_BOUNDS = {"timestamp": (-62135596800000000, 253402300799999999), "date": (
 
 def _python_representable(values: pa.Array) -> bool:
     lo, hi = _TIME_BOUNDS["timestamp" if pa.types.is_timestamp(values.type) else "date"]
-    low, high = pc.min_max(values.view(pa.int64() if pa.types.is_timestamp(values.type) else pa.int32())).values()
-    return low.as_py() is None or (lo <= low.as_py() and high.as_py() <= hi)
+    low, high = _extremes(values.view(pa.int64() if pa.types.is_timestamp(values.type) else pa.int32()))
+    return low is None or (lo <= low and high <= hi)
+
+
+def _extremes(values: pa.Array) -> tuple[Any, Any]:
+    """(min, max) of the non-null values as Python numbers, (None, None) if there are none;
+    without nulls, numpy reads the buffer (cheaper than a kernel call for a small array)."""
+    if values.null_count == 0 and len(values) and (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+        array = values.to_numpy(zero_copy_only=True)
+        return array.min().item(), array.max().item()
+    low, high = pc.min_max(values).values()
+    return low.as_py(), high.as_py()
 
 
 def _within(values: pa.Array, kind: str) -> bool:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -25,13 +27,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..errors import Backpressure, BadRequest, Forbidden, LakebookError, PayloadTooLarge, Unauthorized
+from .background import FlusherProcess, ValidatorProcesses
 from .blobs import BlobStore, validate_blob_name
 from .flusher import flush_ingest_log_to_raw
 from .log import GroupCommitWriter, IngestLog, open_ingest_log
-from .records import rejected_record, validate_to_records
+from .records import ndjson_to_records, rejected_record, validate_to_records
 
 log = logging.getLogger("lakebook.ingest.app")
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines")
+INLINE_BODY_BYTES = 32 * 1024  # smaller bodies are validated on the event loop: a thread hop costs more
 
 
 class _Json(JSONResponse):
@@ -54,19 +58,33 @@ class Metrics:
 
 
 class IngestService:
-    """State shared by the handlers: contracts, log writer, flusher thread, metrics."""
+    """State shared by the handlers: contracts, log writer, flusher, validators, metrics.
+
+    The periodic flusher and the validators of big bodies are child processes (background.py),
+    forked here before the log is opened or any thread started, so that neither competes with
+    the event loop for the GIL. Where that cannot be done (no fork, other threads running;
+    for the flusher also a log object handed in) they are threads of this process."""
 
     def __init__(self, workspace, ingest_log: IngestLog | None = None, *, flush_interval_s: float | None = None):
         self.workspace = workspace
         self.settings = workspace.settings.ingest
         workspace.ensure_state()
+        self.flush_interval_s = flush_interval_s or self.settings.flush_interval_s
+        # contracts compiled before the fork, so the helper processes start warm; a broken
+        # contract stops the server here, not per request
+        workspace.contracts()
+        # helper processes first: forked before this process opens the log or starts a thread
+        workers = min(4, os.cpu_count() or 1)
+        self.validator_processes = ValidatorProcesses.fork(workspace, workers)
+        self._flusher_process = None if ingest_log is not None else FlusherProcess.fork(
+            workspace, self.flush_interval_s, close=self.validator_processes.fds if self.validator_processes else [])
         self.log = ingest_log or open_ingest_log(workspace)
         self.writer = GroupCommitWriter(self.log)
         self.blobs = BlobStore(workspace.blobs_dir)
         self.metrics = Metrics()
         self.tokens = {s: [t.get_secret_value().encode() for t in ts] for s, ts in self.settings.tokens.items()}
-        self.backlog = self.log.backlog_events()
-        self.flush_interval_s = flush_interval_s or self.settings.flush_interval_s
+        # big bodies are decoded and validated by the validator processes, else by these threads
+        self.validators = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lakebook-validate")
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         self.started_at = time.time()
@@ -75,23 +93,55 @@ class IngestService:
     def dev_mode(self) -> bool:
         return not self.tokens
 
+    @property
+    def backlog(self) -> int:
+        """Events in the ingest log not yet flushed (kept by the writer; see GroupCommitWriter)."""
+        return self.writer.backlog
+
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
         self.workspace.contracts()  # a broken contract stops the server at start, not per request
-        self._flusher = threading.Thread(target=self._flush_loop, name="lakebook-flusher", daemon=True)
-        self._flusher.start()
+        if self.validator_processes is not None:
+            self.validator_processes.start()
+        if self._flusher_process is not None:
+            self._flusher_process.start(self._flush_reported, self._flusher_process_gone)
+        else:
+            self._start_flush_thread()
 
     def stop(self) -> None:
         self._stop.set()
+        if self._flusher_process is not None:
+            self._flusher_process.stop(timeout_s=60)
         if self._flusher:
             self._flusher.join(timeout=60)
         self.writer.close()
         self.flush_now()
+        if self.validator_processes is not None:
+            self.validator_processes.stop()
+        self.validators.shutdown(wait=False)
         self.log.close()
+
+    def _start_flush_thread(self) -> None:
+        self._flusher = threading.Thread(target=self._flush_loop, name="lakebook-flusher", daemon=True)
+        self._flusher.start()
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.flush_interval_s):
             self.flush_now()
+
+    def _flush_reported(self, report: dict) -> None:
+        """A flush of the flusher process ended."""
+        if report.get("ok"):
+            self.metrics.flushes += 1
+            self.metrics.last_flush_unix = report.get("at") or time.time()
+        else:
+            self.metrics.flush_errors += 1
+        self.writer.recount()
+
+    def _flusher_process_gone(self) -> None:
+        if not self._stop.is_set():
+            log.warning("the flusher process exited; flushing from a thread of the server from now on")
+            self._start_flush_thread()
 
     def flush_now(self):
         try:
@@ -104,7 +154,7 @@ class IngestService:
             log.exception("flush failed; events stay in the ingest log")
             return None
         finally:
-            self.backlog = self.log.backlog_events()
+            self.writer.recount()
 
     # -- requests ------------------------------------------------------------------------
     def authorize(self, request: Request, source: str) -> None:
@@ -172,6 +222,22 @@ def decode_events(body: bytes, content_type: str) -> tuple[list, list[tuple[int,
     return events, bad
 
 
+def body_to_records(contract, source: str, body: bytes, content_type: str, request_id: str, received_us: int):
+    """A request body -> its log records and answer (raises BadRequest if it is not JSON at all).
+    An NDJSON body of valid events goes straight to Arrow (ndjson_to_records); any other body,
+    or one with anything to reject, is decoded and validated event by event."""
+    if contract.fast_ndjson and _is_ndjson(content_type):
+        outcome = ndjson_to_records(contract, source, body, received_us)
+        if outcome is not None:
+            return outcome
+    events, undecodable = decode_events(body, content_type)
+    return validate_to_records(contract, source, events, request_id, received_us, undecodable)
+
+
+def _is_ndjson(content_type: str) -> bool:
+    return any(t in content_type for t in NDJSON_TYPES)
+
+
 async def post_events(request: Request) -> Response:
     service: IngestService = request.app.state.service
     source = request.path_params["source"]
@@ -181,17 +247,22 @@ async def post_events(request: Request) -> Response:
     body = await service.read_body(request)
     request_id = uuid.uuid4().hex
     received_us = time.time_ns() // 1000
+    content_type = request.headers.get("content-type", "")
+    args = (contract, source, body, content_type, request_id, received_us)
     try:
-        events, undecodable = decode_events(body, request.headers.get("content-type", ""))
+        if len(body) < INLINE_BODY_BYTES:
+            outcome = body_to_records(*args)
+        elif service.validator_processes is not None:  # big bodies off the event loop, in parallel
+            outcome = await asyncio.wrap_future(service.validator_processes.submit(*args[1:]))
+        else:
+            outcome = await asyncio.get_running_loop().run_in_executor(service.validators, body_to_records, *args)
     except BadRequest as exc:
         if body.strip():  # an unparseable body is data: keep it; an empty one is not
             await _quarantine(service, source, request_id, received_us,
                               [(None, body.decode("utf-8", "backslashreplace"), exc.message)])
         raise
-    outcome = validate_to_records(contract, source, events, request_id, received_us, undecodable)
     if outcome.records:
         await asyncio.wrap_future(service.writer.submit(outcome.records))
-    service.backlog += outcome.accepted
     service.metrics.count(service.metrics.accepted, source, outcome.accepted)
     service.metrics.count(service.metrics.rejected, source, len(outcome.rejected))
     shown = service.settings.max_rejections_reported

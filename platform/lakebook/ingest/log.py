@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
+import orjson
+
 from .._registry import Registry
 
 log = logging.getLogger("lakebook.ingest.log")
@@ -104,6 +106,9 @@ class SQLiteIngestLog:
         con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=FULL")
+        # seen_ids is keyed by random hashes: a flush touches pages all over it. A larger page
+        # cache (allocated only as pages are read) keeps it from reading them again per flush.
+        con.execute("PRAGMA cache_size=-65536")
         return con
 
     @property
@@ -168,26 +173,46 @@ class SQLiteIngestLog:
         yield from cur
 
     def already_seen(self, source: str, event_ids: list[str]) -> set[str]:
+        # One statement over a JSON array of the ids, in key order (neighbouring lookups share
+        # pages). CROSS JOIN keeps SQLite from reordering the loop: each id is one primary-key probe.
+        if not event_ids:
+            return set()
+        ids = _json_array(event_ids)
         con = self._con
-        con.execute("CREATE TEMP TABLE IF NOT EXISTS probe(event_id TEXT PRIMARY KEY) WITHOUT ROWID")
-        con.execute("DELETE FROM probe")
-        con.executemany("INSERT OR IGNORE INTO probe VALUES (?)", ((i,) for i in event_ids))
-        rows = con.execute(
-            "SELECT p.event_id FROM probe p JOIN seen_ids s ON s.source = ? AND s.event_id = p.event_id",
-            (source,),
-        ).fetchall()
-        con.execute("DELETE FROM probe")
+        if ids is None:
+            con.execute("CREATE TEMP TABLE IF NOT EXISTS probe(event_id TEXT PRIMARY KEY) WITHOUT ROWID")
+            con.execute("DELETE FROM probe")
+            con.executemany("INSERT OR IGNORE INTO probe VALUES (?)", ((i,) for i in event_ids))
+            rows = con.execute(
+                "SELECT p.event_id FROM probe p JOIN seen_ids s ON s.source = ? AND s.event_id = p.event_id",
+                (source,),
+            ).fetchall()
+            con.execute("DELETE FROM probe")
+        else:
+            rows = con.execute(
+                "SELECT j.value FROM json_each(?) AS j CROSS JOIN seen_ids AS s "
+                "ON s.source = ? AND s.event_id = j.value",
+                (ids, source),
+            ).fetchall()
         return {r[0] for r in rows}
 
     def commit_flush(self, intent: FlushIntent, event_ids: Iterable[str]) -> None:
         """Mark a flush done: remember its ids, drop its batches, close the intent — atomically."""
         con = self._con
+        event_ids = list(event_ids)
         con.execute("BEGIN IMMEDIATE")
         try:
-            con.executemany(
-                "INSERT OR IGNORE INTO seen_ids(source, event_id) VALUES (?, ?)",
-                ((intent.source, i) for i in event_ids),
-            )
+            ids = _json_array(event_ids) if event_ids else ""
+            if ids:  # in key order: the inserts walk the index from left to right
+                con.execute(
+                    "INSERT OR IGNORE INTO seen_ids(source, event_id) SELECT ?, value FROM json_each(?)",
+                    (intent.source, ids),
+                )
+            elif ids is None:
+                con.executemany(
+                    "INSERT OR IGNORE INTO seen_ids(source, event_id) VALUES (?, ?)",
+                    ((intent.source, i) for i in event_ids),
+                )
             con.execute(
                 "DELETE FROM batches WHERE source = ? AND seq BETWEEN ? AND ?",
                 (intent.source, intent.seq_lo, intent.seq_hi),
@@ -205,22 +230,42 @@ class SQLiteIngestLog:
             self._local.con = None
 
 
+def _json_array(ids: list[str]) -> str | None:
+    """Ids as a sorted JSON array (text: SQLite's JSON functions take no BLOB); None if an id
+    holds a NUL character, which json_each would cut off there: those go one by one."""
+    text = orjson.dumps(sorted(ids)).decode()
+    return None if "\\u0000" in text else text
+
+
 def open_ingest_log(workspace) -> IngestLog:
     """The ingest log backend named by ``ingest.log`` in lakebook.yaml."""
     backend = ingest_logs.get(workspace.settings.ingest.log)
     return backend(workspace.ingest_log_path)
 
 
+_RECOUNT = object()
+
+
 class GroupCommitWriter:
-    """One thread that appends to the log; all appends waiting at once share a commit."""
+    """One thread that appends to the log; all appends waiting at once share a commit.
+
+    It also keeps ``backlog``, the events in the log not yet flushed: raised by every commit
+    before its requests are answered, and set from the log itself by ``recount()`` (after a
+    flush, which may run in another process). The recount runs on this thread between two
+    commits, so it never misses or double-counts an append of this writer."""
 
     def __init__(self, ingest_log: IngestLog, max_group: int = 512):
         self._log = ingest_log
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._max_group = max_group
         self.commits = 0
+        self.backlog = ingest_log.backlog_events()
         self._thread = threading.Thread(target=self._run, name="lakebook-ingest-writer", daemon=True)
         self._thread.start()
+
+    def recount(self) -> None:
+        """Ask for ``backlog`` to be read from the log again (returns at once)."""
+        self._queue.put(_RECOUNT)
 
     def submit(self, records: list[LogRecord]) -> Future:
         future: Future = Future()
@@ -236,7 +281,8 @@ class GroupCommitWriter:
             item = self._queue.get()
             if item is None:
                 return
-            group = [item]
+            recount = item is _RECOUNT
+            group = [] if recount else [item]
             while len(group) < self._max_group:
                 try:
                     nxt = self._queue.get_nowait()
@@ -245,13 +291,27 @@ class GroupCommitWriter:
                 if nxt is None:
                     self._queue.put(None)
                     break
-                group.append(nxt)
-            self._commit(group)
+                if nxt is _RECOUNT:
+                    recount = True
+                else:
+                    group.append(nxt)
+            if group:
+                self._commit(group)
+            if recount:
+                self._recount()
+
+    def _recount(self) -> None:
+        try:
+            self.backlog = self._log.backlog_events()
+        except Exception:  # the count stays as it was until the next recount
+            log.exception("could not count the ingest log's backlog")
 
     def _commit(self, group: list) -> None:
         try:
-            self._log.append([r for records, _ in group for r in records])
+            records = [r for records, _ in group for r in records]
+            self._log.append(records)
             self.commits += 1
+            self.backlog += sum(r.n for r in records if r.kind == EVENTS)
         except Exception as exc:  # every waiting request learns it was not acknowledged
             log.exception("ingest log append failed")
             for _, future in group:

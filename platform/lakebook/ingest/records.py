@@ -45,6 +45,16 @@ def rejected_record(source: str, request_id: str, received_us: int, rejected: li
     return LogRecord(source, REJECTED, len(rows), received_us, orjson.dumps(rows))
 
 
+def ndjson_to_records(contract, source: str, body: bytes, received_us: int) -> Outcome | None:
+    """An NDJSON body in which every line is a valid event, as one Arrow IPC record; None if
+    it is not that (see CompiledContract.validate_ndjson): then decode and validate_to_records."""
+    result = contract.validate_ndjson(body)
+    if result is None:
+        return None
+    n = result.accepted.num_rows
+    return Outcome([LogRecord(source, EVENTS, n, received_us, _ipc_bytes(result.accepted))], n, [])
+
+
 def validate_to_records(contract, source: str, events: list, request_id: str, received_us: int,
                         undecodable: list[tuple[int, str, str]] = ()) -> Outcome:
     """Validate a decoded batch; accepted rows become one Arrow IPC record, rejected ones

@@ -1,0 +1,422 @@
+"""The ingest server's helper processes: the periodic flusher, and the validators of big bodies.
+
+Both are forked by the server before it opens the ingest log or starts any thread (so a child
+inherits no lock held mid-use), start at once with everything imported, share nothing with the
+server but pipes and files, and never outlive it: the kernel kills them when the server dies
+(PR_SET_PDEATHSIG, Linux), and they exit by themselves when their pipe to the server closes or
+their parent changes. Where forking is not safe (no fork, other threads already running) the
+server does the same work in threads, as it used to.
+
+The flusher
+-----------
+
+Flushing is CPU work in Python and Arrow (read the log, drop duplicates, write Parquet,
+remember the ids). As a thread of the server it competed with the event loop for the GIL,
+and under load the lake fell far behind the acknowledgements. So the server forks the
+flusher as a child process before it opens the ingest log or starts any thread; the child
+starts at once (everything is imported already) and shares nothing with the server but files:
+
+- the flush lock (an fcntl lock, see flusher.flush_lock) keeps it from flushing at the same
+  time as any other flusher: the server's own final flush, ``lakebook ingest flush``...
+- it never outlives the server: the kernel kills it when the server dies (PR_SET_PDEATHSIG,
+  Linux), and it exits by itself when its parent changes or its command pipe is closed;
+  a flush cut short that way is finished by the next one (see flusher.py);
+- after every flush it writes one report line (ok or not, and when) on a pipe; the server
+  counts flushes and errors from these and recounts its backlog from the log.
+
+The child waits for ``start`` before its first flush, then starts a flush every ``interval_s``
+seconds (the flusher thread waited that long after each flush ended; under sustained load a
+flush that takes longer than the interval is now followed at once, so the lake keeps up as
+far as the machine lets it), and exits on ``stop`` once a flush in progress is done. The
+server makes the final flush itself, after its last append.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import pickle
+import queue
+import select
+import signal
+import threading
+import time
+import traceback
+from concurrent.futures import Future
+from typing import Callable
+
+import orjson
+
+log = logging.getLogger("lakebook.ingest.background")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel for SIGKILL when the parent dies (Linux; elsewhere the loop's checks do)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _become_child(parent: int) -> bool:
+    """Set up a forked helper; False if its parent is already gone."""
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the kernel was told
+        return False
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server decides
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        signal.set_wakeup_fd(-1)  # an inherited wakeup fd would wake the server's event loop
+    except ValueError:
+        pass
+    return True
+
+
+def _can_fork() -> bool:
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def _fork(child: Callable[[], int], close: list[int]) -> int:
+    """Fork; the child closes ``close`` (the parent's ends of other helpers' pipes), runs
+    ``child`` and exits with its code, never returning into the server's code."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            for fd in close:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            code = child()
+        except BaseException:  # noqa: BLE001 - report and leave, whatever it was
+            try:
+                traceback.print_exc()
+            except BaseException:  # noqa: BLE001
+                pass
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _reap(pid: int, timeout_s: float) -> None:
+    """Wait for a child to exit; SIGKILL it after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere
+            return
+        if done == pid:
+            return
+        if time.monotonic() >= deadline:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+            return
+        time.sleep(0.02)
+
+
+class FlusherProcess:
+    """The parent's handle on the flusher child: ``fork`` it, ``start`` it, ``stop`` it."""
+
+    def __init__(self, pid: int, commands_fd: int, reports_fd: int):
+        self.pid = pid
+        self._commands = open(commands_fd, "wb", buffering=0)  # closed (EOF for the child) if dropped
+        self._reports_fd = reports_fd
+        self._reader: threading.Thread | None = None
+        self._reaped = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def fork(cls, workspace, interval_s: float, close: list[int] = ()) -> "FlusherProcess | None":
+        """Fork the flusher child, or None where that is not safe (no fork, or this process
+        already runs other threads: a forked child would inherit their locks mid-use)."""
+        if not _can_fork():
+            return None
+        parent = os.getpid()
+        commands_r, commands_w = os.pipe()
+        reports_r, reports_w = os.pipe()
+        pid = _fork(lambda: _flusher_main(workspace, interval_s, commands_r, reports_w, parent),
+                    [commands_w, reports_r, *close])
+        os.close(commands_r)
+        os.close(reports_w)
+        return cls(pid, commands_w, reports_r)
+
+    def start(self, on_report: Callable[[dict], None], on_exit: Callable[[], None]) -> None:
+        """Let the child flush; ``on_report`` gets each report and ``on_exit`` is called once
+        the child is gone (from a thread of this process)."""
+        self._reader = threading.Thread(target=self._read_reports, args=(on_report, on_exit),
+                                        name="lakebook-flusher-reports", daemon=True)
+        self._reader.start()
+        self._send(b"start\n")
+
+    def stop(self, timeout_s: float = 60) -> None:
+        """Tell the child to stop (after a flush in progress) and wait; kill it after ``timeout_s``."""
+        self._send(b"stop\n")
+        try:
+            self._commands.close()
+        except OSError:
+            pass
+        deadline = time.monotonic() + timeout_s
+        while not self._reap(block=False):
+            if time.monotonic() >= deadline:
+                log.warning("the flusher process did not stop within %.0f s; killing it", timeout_s)
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self._reap(block=True)
+                break
+            time.sleep(0.02)
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+
+    def _send(self, command: bytes) -> None:
+        try:
+            self._commands.write(command)
+        except (OSError, ValueError):  # gone already, or the pipe is closed
+            pass
+
+    def _reap(self, block: bool) -> bool:
+        """True once the child has exited (and is reaped)."""
+        with self._lock:
+            if self._reaped:
+                return True
+            try:
+                pid, _ = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere
+                pid = self.pid
+            if pid == self.pid:
+                self._reaped = True
+            return self._reaped
+
+    def _read_reports(self, on_report: Callable[[dict], None], on_exit: Callable[[], None]) -> None:
+        with open(self._reports_fd, "rb") as reports:
+            for line in iter(reports.readline, b""):
+                try:
+                    on_report(orjson.loads(line))
+                except Exception:  # noqa: BLE001 - a bad report must not stop the reading
+                    log.exception("could not handle a flusher report: %r", line[:200])
+        self._reap(block=True)
+        on_exit()
+
+
+# -- the child ------------------------------------------------------------------------------
+def _flusher_main(workspace, interval_s: float, commands: int, reports: int, parent: int) -> int:
+    if not _become_child(parent):
+        return 0
+    flusher = _Flusher(workspace)
+    due: float | None = None  # when the next flush is due; None until "start"
+    try:
+        while True:
+            wait = 1.0 if due is None else min(1.0, max(0.0, due - time.monotonic()))
+            ready, _, _ = select.select([commands], [], [], wait)
+            if ready:
+                data = os.read(commands, 4096)
+                if not data:  # the server closed the pipe, or is gone
+                    return 0
+                for command in data.split():
+                    if command == b"stop":
+                        return 0
+                    if command == b"start" and due is None:
+                        due = time.monotonic() + interval_s
+            if os.getppid() != parent:
+                return 0
+            if due is not None and time.monotonic() >= due:
+                due = time.monotonic() + interval_s  # at a fixed rate: a long flush is followed at once
+                report = flusher.flush()
+                os.write(reports, orjson.dumps(report) + b"\n")
+    except BrokenPipeError:  # the server is gone
+        return 0
+    finally:
+        flusher.close()
+
+
+class _Flusher:
+    """One flush at a time, keeping the log connection and the catalog between flushes."""
+
+    def __init__(self, workspace):
+        self.workspace = workspace
+        self.ingest_log = None
+        self.catalog = None
+        self.registered = None  # the contracts the last flush registered in the catalog
+
+    def flush(self) -> dict:
+        from ..catalog import Catalog
+        from .flusher import flush_ingest_log_to_raw
+        from .log import open_ingest_log
+
+        try:
+            if self.ingest_log is None:
+                self.ingest_log = open_ingest_log(self.workspace)
+            if self.catalog is None:
+                self.catalog = Catalog.for_workspace(self.workspace)
+            contracts = self.workspace.contracts()  # the same object until a contract file changes
+            if contracts is self.registered and not self.ingest_log.sources_with_work():
+                # nothing logged and the catalog is up to date: no catalog writes and fsyncs
+                # every few seconds competing with the server's
+                return {"ok": True, "at": time.time(), "events": 0}
+            report = flush_ingest_log_to_raw(self.workspace, self.ingest_log, self.catalog)
+            self.registered = contracts
+            return {"ok": True, "at": time.time(), "events": report.events}
+        except Exception:  # the server keeps taking events; the next round tries again afresh
+            log.exception("flush failed; events stay in the ingest log")
+            self.close()
+            return {"ok": False, "at": time.time()}
+
+    def close(self) -> None:
+        if self.ingest_log is not None:
+            try:
+                self.ingest_log.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if self.catalog is not None:
+            try:
+                self.catalog.engine.dispose()
+            except Exception:  # noqa: BLE001
+                pass
+        self.ingest_log = self.catalog = None
+
+
+# -- the validators ---------------------------------------------------------------------------
+class ValidatorProcesses:
+    """Decoding and validation of big request bodies (see app.body_to_records) in worker processes.
+
+    Validation is Arrow work, which runs without the GIL, threaded with Python that holds it
+    (ids, checks, glue): validator threads of the server queue for the GIL behind each other
+    and the event loop, and two of them do little more than one. Each worker process has its
+    own. A request goes to a worker as (source, body, ...) and comes back as the Outcome
+    (its log records and answer), or as the error to raise; one server thread per worker
+    passes them on. A worker that dies (the server goes on) leaves its thread validating in
+    the server itself; a worker never outlives the server."""
+
+    def __init__(self, workspace, workers: list[tuple[int, "multiprocessing.connection.Connection"]]):
+        self.workspace = workspace
+        self._workers = workers
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    @classmethod
+    def fork(cls, workspace, processes: int) -> "ValidatorProcesses | None":
+        """Fork ``processes`` workers, or None where that is not safe (see FlusherProcess.fork)."""
+        if processes < 1 or not _can_fork():
+            return None
+        parent = os.getpid()
+        workers: list = []
+        for _ in range(processes):
+            ours, theirs = multiprocessing.Pipe()
+            pid = _fork(lambda: _validator_main(workspace, theirs, parent),
+                        [ours.fileno(), *(conn.fileno() for _, conn in workers)])
+            theirs.close()
+            workers.append((pid, ours))
+        return cls(workspace, workers)
+
+    @property
+    def fds(self) -> list[int]:
+        """This side's ends of the workers' pipes (for other children to close)."""
+        return [conn.fileno() for _, conn in self._workers]
+
+    def start(self) -> None:
+        for n, (pid, conn) in enumerate(self._workers):
+            thread = threading.Thread(target=self._serve, args=(pid, conn), name=f"lakebook-validator-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def submit(self, source: str, body: bytes, content_type: str, request_id: str, received_us: int) -> Future:
+        """A future of ``body_to_records`` for this request, computed by a worker."""
+        future: Future = Future()
+        self._jobs.put((future, (source, body, content_type, request_id, received_us)))
+        return future
+
+    def stop(self, timeout_s: float = 10) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join(timeout=timeout_s)
+        for pid, conn in self._workers:
+            conn.close()  # the worker sees the end of its pipe and exits
+        for pid, _ in self._workers:
+            _reap(pid, timeout_s)
+
+    def _serve(self, pid: int, conn) -> None:
+        alive = True
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            future, job = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            if alive:
+                try:
+                    conn.send_bytes(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
+                    ok, value = pickle.loads(conn.recv_bytes())
+                except Exception as exc:  # noqa: BLE001 - gone, or not answering sense: do without it
+                    alive = False
+                    log.warning("a validator process failed (%s); validating in the server from now on",
+                                type(exc).__name__)
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    _reap(pid, 1)
+                else:
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(_rebuilt(*value))
+                    continue
+            try:
+                future.set_result(_validate(self.workspace, *job))
+            except Exception as exc:  # noqa: BLE001 - the request's answer
+                future.set_exception(exc)
+
+
+def _rebuilt(error: type | None, message: str, hint: str | None) -> Exception:
+    """The exception a worker reported (a LakebookError keeps its class and hint)."""
+    if error is not None:
+        try:
+            return error(message, hint=hint)
+        except Exception:  # noqa: BLE001 - a constructor of another shape
+            pass
+    return RuntimeError(message)
+
+
+def _validate(workspace, source: str, body: bytes, content_type: str, request_id: str, received_us: int):
+    from .app import body_to_records
+
+    return body_to_records(workspace.contract(source), source, body, content_type, request_id, received_us)
+
+
+def _validator_main(workspace, conn, parent: int) -> int:
+    from ..errors import LakebookError
+
+    if not _become_child(parent):
+        return 0
+    while True:
+        try:
+            job = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):  # the server closed the pipe, or is gone
+            return 0
+        try:
+            reply = (True, _validate(workspace, *job))
+        except LakebookError as exc:  # rebuilt by the server (its hint is no constructor argument)
+            reply = (False, (type(exc), exc.message, exc.hint))
+        except Exception as exc:  # noqa: BLE001 - the server answers 500, as for its own errors
+            log.exception("validating a request failed")
+            reply = (False, (None, f"validation failed: {type(exc).__name__}", None))
+        try:
+            conn.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+        except (EOFError, OSError):
+            return 0

@@ -1,0 +1,242 @@
+"""The fast ways through validation give exactly what the column way gives, or step aside.
+
+- ``validate_ndjson``: an NDJSON body parsed straight into Arrow; None whenever a line is not
+  a plain valid event (the server then decodes and validates the usual way);
+- ``validate`` of a few events (up to _SMALL_BATCH): checked in Python, built in one call;
+  anything not plain goes the column way, which names the reasons.
+"""
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from events import flight, weather
+from lakebook.contracts import CompiledContract, parse_contract
+from lakebook.contracts import validate as validate_module
+from lakebook.ingest.app import decode_events
+from lakebook.ingest.records import ndjson_to_records, validate_to_records
+
+STAMP = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+THINGS = """
+event_time: ts
+event_id: [id, n, ok]
+fields:
+  id: {type: string, required: true}
+  ts: {type: timestamp, required: true}
+  n: {type: int32, min: 0, max: 10}
+  x: {type: float64, nullable: false}
+  kind: {type: string, enum: [a, b]}
+  code: {type: string, regex: '^[A-Z]{2}$', max_length: 2}
+  ok: {type: bool}
+  day: {type: date}
+  big: {type: int64, min: -5}
+  f: {type: float32}
+  secret: {type: string, pii: true}
+"""
+
+
+def compile_yaml(tmp_path: Path, text: str, name: str = "things") -> CompiledContract:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return CompiledContract(parse_contract(path))
+
+
+@pytest.fixture
+def things(tmp_path):
+    return compile_yaml(tmp_path, THINGS)
+
+
+def thing(i=0, **changes):
+    event = {"id": f"e{i}", "ts": "2024-05-01T12:00:00+02:00", "n": i % 11, "x": 1.5, "kind": "ab"[i % 2],
+             "code": "AB", "ok": i % 3 == 0, "day": "2024-05-01", "big": 2**40 + i, "f": 0.1, "secret": "s"}
+    event.update(changes)
+    return event
+
+
+def ndjson(events) -> bytes:
+    return b"\n".join(orjson.dumps(e) for e in events)
+
+
+def same(a: pa.Table, b: pa.Table) -> bool:
+    return a.schema.equals(b.schema, check_metadata=True) and a.equals(b)
+
+
+def column_way(contract, events, monkeypatch):
+    """validate() with the small-batch path switched off."""
+    with monkeypatch.context() as m:
+        m.setattr(validate_module, "_SMALL_BATCH", 0)
+        return contract.validate(events, ingested_at=STAMP)
+
+
+# -- validate_ndjson --------------------------------------------------------------------------
+@pytest.mark.parametrize("make", [
+    lambda: [flight(i) for i in range(300)],
+    lambda: [flight(i, dep_delay=i - 5, tailnum=None if i % 7 else "N1", arr_time=None) for i in range(40)],
+    lambda: [weather(i, wind_gust=None if i % 2 else 12.5) for i in range(100)],
+])
+def test_ndjson_fast_path_equals_decoding_and_validating(workspace, make):
+    events = make()
+    source = "weather" if "temp" in events[0] else "flights"
+    contract = workspace.contract(source)
+    fast = contract.validate_ndjson(ndjson(events), ingested_at=STAMP)
+    assert fast is not None and fast.rejected == []
+    usual = contract.validate(events, ingested_at=STAMP)
+    assert same(fast.accepted, usual.accepted)
+    assert fast.accepted_index.tolist() == usual.accepted_index.tolist()
+
+
+def test_ndjson_fast_path_covers_every_type(things):
+    events = [thing(i) for i in range(50)] + [thing(50, kind=None, code=None, day=None, big=None, f=None, secret=None)]
+    fast = things.validate_ndjson(ndjson(events) + b"\r\n", ingested_at=STAMP)
+    assert fast is not None
+    assert same(fast.accepted, things.validate(events, ingested_at=STAMP).accepted)
+
+
+LINE = orjson.dumps(flight(1))
+BAD_LINES = {
+    # each stands among valid lines; the fast path must step aside (and the usual way then decides)
+    "month out of range": orjson.dumps(flight(1, month=13)),
+    "enum": orjson.dumps(flight(1, origin="BOS")),
+    "regex": orjson.dumps(flight(1, carrier="ua")),
+    "max_length": orjson.dumps(flight(1, tailnum="N123456789")),
+    "timestamp without offset": orjson.dumps(flight(1, sched_dep_at="2013-01-01T10:00:00")),
+    "timestamp past year 9999": orjson.dumps(flight(1, sched_dep_at="9999-12-31T23:59:59-14:00")),
+    "timestamp before year 1": orjson.dumps(flight(1, time_hour="0001-01-01T00:00:00+01:00")),
+    "not a timestamp": orjson.dumps(flight(1, time_hour="yesterday")),
+    "required missing": LINE.replace(b'"carrier":"UA",', b""),
+    "required null": orjson.dumps(flight(1, year=None)),
+    "number as string": orjson.dumps(flight(1, year="2013")),
+    "whole float for an int (accepted, the usual way)": orjson.dumps(flight(1, year=2013.0)),
+    "fraction for an int": orjson.dumps(flight(1, dep_time=5.5)),
+    "int32 overflow": orjson.dumps(flight(1, dep_time=2**31)),
+    "bool for an int": orjson.dumps(flight(1, hour=True)),
+    "NaN": LINE.replace(b'"dep_delay":2.0', b'"dep_delay":NaN'),
+    "Infinity": LINE.replace(b'"dep_delay":2.0', b'"dep_delay":-Infinity'),
+    "duplicate key": LINE[:-1] + b',"year":2014}',
+    "unknown field": orjson.dumps(flight(1, extra=1)),
+    "nested value": orjson.dumps(flight(1, carrier=["UA"])),
+    "two objects on a line": LINE + b" " + LINE,
+    "object then null": LINE + b"null",
+    "null line": b"null",
+    "array line": b"[]",
+    "scalar line": b"5",
+    "blank line": b"",
+    "whitespace line": b"  ",
+    "leading space": b" " + LINE,
+    "invalid UTF-8": LINE.replace(b'"IAH"', b'"\xff\xfe"'),
+    "encoded surrogate": LINE.replace(b'"IAH"', b'"\xed\xa0\x80"'),
+    "escaped lone surrogate": LINE.replace(b'"IAH"', b'"\\ud800"'),
+    "truncated": LINE[:-3],
+    "comment": b"// hi",
+    "form feed": LINE + b"\x0c",
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_LINES))
+@pytest.mark.parametrize("where", [0, 20, 39])
+def test_ndjson_fast_path_steps_aside_for_anything_but_plain_valid_events(workspace, name, where):
+    contract = workspace.contract("flights")
+    lines = [orjson.dumps(flight(i)) for i in range(40)]
+    lines[where] = BAD_LINES[name]
+    body = b"\n".join(lines)
+    if where == 39 and not BAD_LINES[name].strip():
+        body += b"\n" + orjson.dumps(flight(40))  # (trailing whitespace is no line: see the next test)
+    assert contract.validate_ndjson(body) is None
+    assert ndjson_to_records(contract, "flights", body, 0) is None
+    events, undecodable = decode_events(body, "application/x-ndjson")  # the usual way still decides
+    outcome = validate_to_records(contract, "flights", events, "r", 0, undecodable)
+    assert outcome.accepted + len(outcome.rejected) == len(events)
+
+
+def test_trailing_blank_lines_are_no_events_either_way(workspace):
+    contract = workspace.contract("flights")
+    body = ndjson([flight(i) for i in range(40)]) + b"\n\n  \r\n"
+    fast = contract.validate_ndjson(body, ingested_at=STAMP)
+    events, undecodable = decode_events(body, "application/x-ndjson")
+    assert not undecodable and len(events) == 40
+    assert same(fast.accepted, contract.validate(events, ingested_at=STAMP).accepted)
+
+
+def test_ndjson_fast_path_leaves_small_bodies_and_content_hash_ids_to_the_usual_way(workspace, tmp_path):
+    flights = workspace.contract("flights")
+    assert flights.validate_ndjson(ndjson([flight(i) for i in range(validate_module._SMALL_BATCH)])) is None
+    hashed = compile_yaml(tmp_path, "event_time: ts\nfields:\n  ts: {type: timestamp}\n", "hashed")
+    assert not hashed.fast_ndjson
+    assert hashed.validate_ndjson(ndjson([{"ts": "2024-01-01T00:00:00Z"}] * 40)) is None
+
+
+def test_ndjson_records_hold_the_same_table(workspace):
+    contract = workspace.contract("flights")
+    body = ndjson([flight(i) for i in range(100)])
+    fast = ndjson_to_records(contract, "flights", body, 123)
+    usual = validate_to_records(contract, "flights", [orjson.loads(x) for x in body.split(b"\n")], "r", 123)
+    assert (fast.accepted, fast.rejected, len(fast.records)) == (100, [], 1)
+    read = [pa.ipc.open_stream(o.records[0].payload).read_all().drop_columns(["_ingested_at"]) for o in (fast, usual)]
+    assert read[0].equals(read[1])
+    assert (fast.records[0].n, fast.records[0].received_at_us) == (100, 123)
+
+
+# -- small batches ------------------------------------------------------------------------------
+SMALL_CHANGES = [
+    {}, {"n": None}, {"n": 11}, {"n": -1}, {"n": 3.0}, {"n": 1.5}, {"n": True}, {"n": "3"}, {"n": 2**31},
+    {"x": None}, {"x": 2}, {"x": 2**60}, {"x": "1.5"}, {"kind": "c"}, {"kind": None}, {"code": "ab"}, {"code": "ABC"},
+    {"code": "A\u00e9"}, {"ok": 1}, {"day": "2024-02-30"}, {"day": "0000-01-01"}, {"ts": "2024-05-01T12:00:00"},
+    {"ts": "9999-12-31T23:59:59-14:00"}, {"ts": 1714564800}, {"big": 2**53 + 1}, {"big": -6}, {"big": 2**63},
+    {"f": 1e39}, {"f": 3}, {"secret": ["s"]}, {"unexpected": 1}, {"id": None},
+]
+
+
+@pytest.mark.parametrize("change", SMALL_CHANGES, ids=lambda c: repr(c)[:40])
+@pytest.mark.parametrize("n", [1, 3, 16])
+def test_small_batches_equal_the_column_way(things, monkeypatch, change, n):
+    events = [thing(i) for i in range(n)]
+    events[n // 2] = thing(n // 2, **change)
+    try:
+        expected = column_way(things, events, monkeypatch)
+    except (pa.ArrowInvalid, OverflowError) as exc:  # the column way refuses some values outright
+        with pytest.raises(type(exc)):
+            things.validate(events, ingested_at=STAMP)
+        return
+    got = things.validate(events, ingested_at=STAMP)
+    assert same(got.accepted, expected.accepted)
+    assert got.accepted_index.tolist() == expected.accepted_index.tolist()
+    assert [(r.index, r.reasons) for r in got.rejected] == [(r.index, r.reasons) for r in expected.rejected]
+
+
+def test_small_batches_of_example_events_and_non_objects(workspace, monkeypatch):
+    for source, make in (("flights", flight), ("weather", weather)):
+        contract = workspace.contract(source)
+        for events in ([make(0)], [make(i) for i in range(16)], [make(0), None, "x", [make(1)]]):
+            got, expected = contract.validate(events, ingested_at=STAMP), column_way(contract, events, monkeypatch)
+            assert same(got.accepted, expected.accepted)
+            assert [(r.index, r.reasons) for r in got.rejected] == [(r.index, r.reasons) for r in expected.rejected]
+
+
+def test_content_hash_ids_of_small_batches(tmp_path, monkeypatch):
+    contract = compile_yaml(tmp_path, "unknown_fields: drop\nevent_time: ts\nfields:\n  ts: {type: timestamp}\n"
+                                      "  a: {type: int64}\n", "hashed")
+    events = [{"ts": "2024-01-01T00:00:00Z", "a": 1, "extra": [1]}, {"a": 1, "ts": "2024-01-01T00:00:00Z"}]
+    got, expected = contract.validate(events, ingested_at=STAMP), column_way(contract, events, monkeypatch)
+    assert same(got.accepted, expected.accepted)
+
+
+# -- ids ----------------------------------------------------------------------------------------
+def test_digests_of_a_whole_array_equal_one_by_one():
+    values = ["a", "", "é\x1f\x00", "x" * 1000, "2013\x1f1\x1f1\x1fUA\x1f1545\x1fEWR\x1f515"]
+    array = pa.array(["skipped"] + values).slice(1)
+    assert validate_module._digests(array).to_pylist() == [validate_module._digest(v.encode()) for v in values]
+    assert validate_module._digests(pa.array([""] * 3)).to_pylist() == [validate_module._digest(b"")] * 3
+
+
+def test_strings_for_ids_are_arrow_casts():
+    columns = [pa.chunked_array([pa.array([1, None], pa.int32())]), pa.array([2.5, 3.0]), pa.array([True, None]),
+               pa.array(["x", None]), pa.array([datetime(2024, 1, 1, tzinfo=timezone.utc)] * 2, pa.timestamp("us", tz="UTC"))]
+    got = validate_module._as_strings(columns)
+    expected = [pa.compute.cast(c, pa.string()) for c in columns]
+    assert [g.to_pylist() for g in got] == [e.to_pylist() if isinstance(e, pa.Array) else e.combine_chunks().to_pylist()
+                                            for e in expected]
+

@@ -92,3 +92,9 @@ class MissingDependency(LakebookError):
             f"this feature needs the '{package}' package",
             hint=f"pip install 'lakebook[{extra}]'",
         )
+
+
+class CatalogUnavailable(LakebookError):
+    """The catalog database cannot be reached or opened."""
+
+    http_status = 503

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Iterable
 
 from sqlalchemy import (
-    DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint, create_engine, event, func,
+    BigInteger, DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint, create_engine, event, func,
     select,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from ..errors import UnknownTable
+from ..errors import CatalogUnavailable, UnknownTable
 from ..lake.writer import WrittenFile
 
 
@@ -57,8 +59,8 @@ class TableRow(_Base):
     location: Mapped[str] = mapped_column(Text)
     event_time_column: Mapped[str | None] = mapped_column(String(128), nullable=True)
     source_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    row_count: Mapped[int] = mapped_column(Integer, default=0)
-    bytes: Mapped[int] = mapped_column(Integer, default=0)
+    row_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     last_event_time: Mapped[datetime | None] = mapped_column(_UTC(), nullable=True)
     last_ingest_time: Mapped[datetime | None] = mapped_column(_UTC(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(_UTC())
@@ -88,8 +90,8 @@ class FileRow(_Base):
     table_id: Mapped[int] = mapped_column(ForeignKey("tables.id"), index=True)
     path: Mapped[str] = mapped_column(Text, unique=True)
     partition: Mapped[str] = mapped_column(String(128))
-    rows: Mapped[int] = mapped_column(Integer)
-    bytes: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
     min_event_time: Mapped[datetime | None] = mapped_column(_UTC(), nullable=True)
     max_event_time: Mapped[datetime | None] = mapped_column(_UTC(), nullable=True)
     max_ingested_at: Mapped[datetime | None] = mapped_column(_UTC(), nullable=True)
@@ -120,7 +122,7 @@ class RunRow(_Base):
     engine: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[datetime] = mapped_column(_UTC())
     finished_at: Mapped[datetime | None] = mapped_column(_UTC(), nullable=True)
-    rows: Mapped[int] = mapped_column(Integer, default=0)
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
     message: Mapped[str] = mapped_column(Text, default="")
     watermarks: Mapped[str] = mapped_column(Text, default="{}")
 
@@ -183,10 +185,27 @@ class Catalog:
     def __init__(self, url: str, root: Path | None = None):
         self.url = url
         self.root = root
-        self.engine = create_engine(url)
+        try:
+            self.engine = create_engine(url)
+        except (ArgumentError, ImportError) as exc:  # a malformed URL, or its driver is not installed
+            raise CatalogUnavailable(f"cannot use the catalog URL {_shown(url)}: {exc}",
+                                     hint="check catalog.url in lakebook.yaml or LAKEBOOK_CATALOG__URL; "
+                                          "PostgreSQL needs `pip install 'lakebook[postgres]'`") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        _Base.metadata.create_all(self.engine)
+        try:
+            try:
+                _Base.metadata.create_all(self.engine)
+            except (IntegrityError, ProgrammingError):
+                # another process (the ingest server and its flusher start together) created the
+                # tables between this one's check and its CREATE: they are there now
+                _Base.metadata.create_all(self.engine)
+        except OperationalError as exc:
+            self.engine.dispose()
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            raise CatalogUnavailable(f"cannot open the catalog at {_shown(url)}: {reason}",
+                                     hint="is the database server running and reachable? "
+                                          "(catalog.url in lakebook.yaml or LAKEBOOK_CATALOG__URL)") from None
 
     @classmethod
     def for_workspace(cls, workspace) -> "Catalog":
@@ -300,6 +319,12 @@ class Catalog:
                 depth += 1
         return edges
 
+    def lineage_edges(self) -> list[tuple[str, str]]:
+        """Every table-level edge as (upstream, downstream), sorted: the whole graph in one read."""
+        with Session(self.engine) as session:
+            rows = session.execute(select(LineageRow.upstream, LineageRow.downstream).distinct())
+            return sorted((up, down) for up, down in rows)
+
     def start_run(self, job: str, engine: str) -> int:
         with Session(self.engine) as session, session.begin():
             run = RunRow(job=job, status="running", engine=engine, started_at=_now())
@@ -353,6 +378,14 @@ class Catalog:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _shown(url: str) -> str:
+    """A database URL fit for a message: its password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(url)
 
 
 def _parse(value) -> datetime | None:

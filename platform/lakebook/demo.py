@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
+from ._proc import stop_with_parent
 from .errors import LakebookError, MissingDependency
 
 SOURCES_SQL = {
@@ -96,7 +97,7 @@ class IngestServerProcess:
     to a log file (a pipe nobody reads would stall the server once it filled)."""
 
     def __init__(self, workspace_root: Path, port: int | None = None, flush_interval_s: float = 5.0,
-                 env: dict | None = None, log_path: Path | None = None):
+                 env: dict | None = None, log_path: Path | None = None, start_new_session: bool = False):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path or Path(tempfile.gettempdir()) / f"lakebook-ingest-{self.port}.log"
@@ -105,6 +106,10 @@ class IngestServerProcess:
             [sys.executable, "-m", "lakebook", "-w", str(workspace_root), "ingest", "serve",
              "--port", str(self.port), "--flush-interval", str(flush_interval_s)],
             stdout=self._log, stderr=subprocess.STDOUT, env=env or os.environ.copy(),
+            # its own session: a Ctrl-C in the terminal reaches only the parent, which stops it in order
+            start_new_session=start_new_session,
+            # in a session of its own no terminal signal reaches it: it stops when its parent dies
+            preexec_fn=stop_with_parent() if start_new_session else None,
         )
 
     def log_text(self) -> str:

@@ -9,8 +9,42 @@ from pathlib import Path
 
 import orjson
 import pytest
+from jupyter_server.serverapp import ServerApp
+
+# Jupyter server fixtures (jp_fetch, jp_serverapp, jp_server_config, jp_root_dir, ...) and the
+# hooks that run `async def` tests, for the server-extension tests. Imported here rather than
+# named in `pytest_plugins`, which pytest accepts only in the rootdir's conftest, where they
+# would reach the unit tests too. The plugin's two autouse fixtures are redefined below
+# without autouse: only tests that start a Jupyter server get an event loop of their own
+# and the server clean-up (they ask for it with usefixtures("jp_server_cleanup")).
+from pytest_jupyter.jupyter_server import *  # noqa: E402,F401,F403
+from jupyter_core.utils import ensure_event_loop
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def jp_asyncio_loop():
+    """The event loop a Jupyter server test runs its server and client on."""
+    loop = ensure_event_loop(prefer_selector_loop=True)
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def jp_server_cleanup(jp_asyncio_loop):
+    """Stop the test's Jupyter server (its extensions, kernels) and forget the instance."""
+    yield
+    app = ServerApp.instance()
+    try:
+        jp_asyncio_loop.run_until_complete(app._cleanup())
+    except (RuntimeError, SystemExit) as exc:
+        print("ignoring Jupyter server clean-up error:", exc)
+    if hasattr(app, "kernel_manager"):
+        app.kernel_manager.context.destroy()
+    ServerApp.clear_instance()
+
+
 SAMPLE_FLIGHTS = 12_000  # the first ~17 days of 2013
 SAMPLE_WEATHER = 1_300
 BATCH_CONFIG = """\

@@ -106,12 +106,13 @@ service = IngestService(workspace, flush_interval_s=0.2)
 assert service._flusher_process is not None
 service.start()
 os.kill(service._flusher_process.pid, signal.SIGKILL)  # the flusher process dies on its own
-deadline = time.monotonic() + 20
+deadline = time.monotonic() + 60
 while service._flusher is None and time.monotonic() < deadline:
     time.sleep(0.05)
 assert service._flusher is not None, "no flusher thread took over"
 log_events(workspace, "flights", [flight(i) for i in range(30)])
 service.writer.recount()
+deadline = time.monotonic() + 60  # a loaded machine: the thread's first flush imports and opens the catalog
 while (service.metrics.flushes == 0 or service.backlog) and time.monotonic() < deadline:
     time.sleep(0.05)
 print("flushes", service.metrics.flushes, "backlog", service.backlog, flush=True)

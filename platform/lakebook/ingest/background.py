@@ -33,7 +33,6 @@ server makes the final flush itself, after its last append.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import os
@@ -49,23 +48,14 @@ from typing import Callable
 
 import orjson
 
+from .._proc import die_with_parent
+
 log = logging.getLogger("lakebook.ingest.background")
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Ask the kernel for SIGKILL when the parent dies (Linux; elsewhere the loop's checks do)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _become_child(parent: int) -> bool:
     """Set up a forked helper; False if its parent is already gone."""
-    _die_with_parent()
+    die_with_parent(signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the kernel was told
         return False
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server decides

@@ -1,0 +1,70 @@
+/**
+ * The one place the frontend talks to the lakebook server extension.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+import { errorFromBody, LakeApiError } from './errors';
+import { ICatalog, IPreview } from './model';
+
+const API_ROOT = 'lakebook/api';
+
+/**
+ * Call the lakebook REST API and return its JSON body.
+ *
+ * @throws LakeApiError carrying the server's message and hint.
+ */
+export async function requestAPI<T>(
+  path: string,
+  query: Record<string, string | number> = {},
+  init: RequestInit = {}
+): Promise<T> {
+  const settings = ServerConnection.makeSettings();
+  const url =
+    URLExt.join(settings.baseUrl, API_ROOT, path) +
+    (Object.keys(query).length ? URLExt.objectToQueryString(query) : '');
+  // 'no-cache' revalidates every time, like the default 'no-store', but without the
+  // timestamp query parameter that 'no-store' appends (the API validates its query).
+  const request: RequestInit = { cache: 'no-cache', ...init };
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, request, settings);
+  } catch (error) {
+    throw new LakeApiError(
+      `Could not reach the Jupyter server: ${(error as Error).message}`,
+      'Is JupyterLab still running?'
+    );
+  }
+  const text = await response.text();
+  let body: unknown = null;
+  if (text) {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = null;
+    }
+  }
+  if (!response.ok) {
+    throw errorFromBody(response.status, body);
+  }
+  if (body === null) {
+    throw new LakeApiError(
+      `The lakebook server sent a response that is not JSON (${url}).`,
+      'Is the lakebook server extension enabled (`jupyter server extension list`)?',
+      response.status
+    );
+  }
+  return body as T;
+}
+
+/** `GET /lakebook/api/catalog` */
+export function fetchCatalog(): Promise<ICatalog> {
+  return requestAPI<ICatalog>('catalog');
+}
+
+/** `GET /lakebook/api/tables/{name}/preview?limit=N` */
+export function fetchPreview(name: string, limit = 100): Promise<IPreview> {
+  return requestAPI<IPreview>(`tables/${encodeURIComponent(name)}/preview`, {
+    limit
+  });
+}

@@ -1,0 +1,218 @@
+/**
+ * lakebook in JupyterLab: the Lake panel in the left sidebar (catalog tree,
+ * "Insert query", "Preview") and SQL highlighting for `%%lake` cells.
+ */
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import {
+  ICommandPalette,
+  MainAreaWidget,
+  Notification
+} from '@jupyterlab/apputils';
+import { IEditorLanguageRegistry } from '@jupyterlab/codemirror';
+import {
+  INotebookTracker,
+  NotebookActions,
+  NotebookPanel
+} from '@jupyterlab/notebook';
+import {
+  refreshIcon,
+  tableRowsIcon,
+  ToolbarButton
+} from '@jupyterlab/ui-components';
+
+import { lakeIcon } from './icons';
+import { LakeCellHighlighter, SQL_MIME_TYPE } from './lakecells';
+import { isLakeCell, ITableInfo, lakeQueryText } from './model';
+import { LAKE_PANEL_ID, LakePanel } from './panel';
+import { PreviewView } from './preview';
+
+export namespace CommandIDs {
+  export const openLakePanel = 'lakebook:open-lake-panel';
+  export const refreshLakePanel = 'lakebook:refresh-lake-panel';
+  export const insertQuery = 'lakebook:insert-query';
+  export const previewTable = 'lakebook:preview-table';
+}
+
+const PALETTE_CATEGORY = 'lakebook';
+
+/**
+ * Add a code cell below the active cell of the current notebook holding a
+ * `%%lake` query over the table. Returns false (after telling the user) when no
+ * notebook is open.
+ */
+export function insertLakeQuery(
+  app: JupyterFrontEnd,
+  notebooks: INotebookTracker,
+  table: Pick<ITableInfo, 'name' | 'zone' | 'table'>
+): boolean {
+  const panel = notebooks.currentWidget;
+  if (!panel || !panel.content.model) {
+    Notification.warning(
+      `Open a notebook first: "Insert query" adds a %%lake cell querying ${table.name} below its active cell.`,
+      { autoClose: 6000 }
+    );
+    return false;
+  }
+  const notebook = panel.content;
+  NotebookActions.insertBelow(notebook);
+  if (notebook.activeCell?.model.type !== 'code') {
+    NotebookActions.changeCellType(notebook, 'code');
+  }
+  notebook.activeCell?.model.sharedModel.setSource(lakeQueryText(table));
+  app.shell.activateById(panel.id);
+  return true;
+}
+
+/** The catalog entry for `name`, else one made from the name (`zone.table`). */
+function tableByName(panel: LakePanel, name: string): ITableInfo | Pick<ITableInfo, 'name' | 'zone' | 'table'> {
+  for (const zone of panel.tree?.zones ?? []) {
+    const found = zone.tables.find(node => node.info.name === name);
+    if (found) {
+      return found.info;
+    }
+  }
+  const dot = name.indexOf('.');
+  return { name, zone: name.slice(0, dot), table: name.slice(dot + 1) };
+}
+
+function openPreview(
+  app: JupyterFrontEnd,
+  previews: Map<string, MainAreaWidget<PreviewView>>,
+  name: string
+): MainAreaWidget<PreviewView> {
+  const existing = previews.get(name);
+  if (existing && !existing.isDisposed) {
+    app.shell.activateById(existing.id);
+    void existing.content.load();
+    return existing;
+  }
+  const view = new PreviewView(name);
+  const widget = new MainAreaWidget({ content: view });
+  widget.id = `lakebook-preview-${name.replace(/[^A-Za-z0-9_-]/g, '-')}`;
+  widget.addClass('lakebook-PreviewWidget');
+  widget.title.label = `Preview ${name}`;
+  widget.title.icon = tableRowsIcon;
+  widget.title.closable = true;
+  widget.toolbar.addItem(
+    'refresh',
+    new ToolbarButton({
+      icon: refreshIcon,
+      tooltip: `Load the first rows of ${name} again`,
+      onClick: () => void view.load()
+    })
+  );
+  previews.set(name, widget);
+  widget.disposed.connect(() => previews.delete(name));
+  app.shell.add(widget, 'main');
+  app.shell.activateById(widget.id);
+  void view.load();
+  return widget;
+}
+
+const lakePanelPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'lakebook-lab:lake-panel',
+  description: 'The Lake panel: zones, tables and columns of the lakebook catalog.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [ICommandPalette, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    notebooks: INotebookTracker,
+    palette: ICommandPalette | null,
+    restorer: ILayoutRestorer | null
+  ) => {
+    const previews = new Map<string, MainAreaWidget<PreviewView>>();
+    const panel = new LakePanel({
+      onInsertQuery: table =>
+        void app.commands.execute(CommandIDs.insertQuery, { table: table.name }),
+      onPreview: table =>
+        void app.commands.execute(CommandIDs.previewTable, { table: table.name })
+    });
+    panel.title.icon = lakeIcon;
+    panel.title.caption = 'Lake';
+    app.shell.add(panel, 'left', { rank: 450 });
+    if (restorer) {
+      restorer.add(panel, LAKE_PANEL_ID);
+    }
+
+    app.commands.addCommand(CommandIDs.openLakePanel, {
+      label: 'Show the Lake Panel',
+      caption: 'Tables and columns of the lakebook catalog',
+      icon: lakeIcon,
+      execute: () => app.shell.activateById(LAKE_PANEL_ID)
+    });
+    app.commands.addCommand(CommandIDs.refreshLakePanel, {
+      label: 'Refresh the Lake Panel',
+      icon: refreshIcon,
+      execute: () => panel.refresh()
+    });
+    app.commands.addCommand(CommandIDs.insertQuery, {
+      label: args =>
+        args.table ? `Insert a %%lake Query over ${args.table}` : 'Insert a %%lake Query',
+      execute: args =>
+        insertLakeQuery(app, notebooks, tableByName(panel, String(args.table ?? '')))
+    });
+    app.commands.addCommand(CommandIDs.previewTable, {
+      label: args => (args.table ? `Preview ${args.table}` : 'Preview a Table'),
+      icon: tableRowsIcon,
+      execute: args => {
+        openPreview(app, previews, String(args.table ?? ''));
+      }
+    });
+    if (palette) {
+      palette.addItem({ command: CommandIDs.openLakePanel, category: PALETTE_CATEGORY });
+      palette.addItem({ command: CommandIDs.refreshLakePanel, category: PALETTE_CATEGORY });
+    }
+  }
+};
+
+/** The code that makes `%%lake` known to an IPython kernel (quietly; loading twice is harmless). */
+export const LOAD_MAGIC = '%load_ext lakebook';
+
+/**
+ * Before a `%%lake` cell of a Python notebook runs, load the magic in its kernel
+ * (a silent execute request, sent ahead of the cell's own on the same channel),
+ * so a query inserted from the Lake panel runs as it is, also after a kernel restart.
+ */
+function loadMagicBeforeLakeCells(app: JupyterFrontEnd, notebooks: INotebookTracker): void {
+  NotebookActions.executionScheduled.connect((_, { notebook, cell }) => {
+    if (cell.model.type !== 'code' || !isLakeCell(cell.model.sharedModel.getSource())) {
+      return;
+    }
+    const panel = notebooks.find(p => p.content === notebook);
+    const kernel = panel?.sessionContext.session?.kernel;
+    if (!kernel) {
+      return;
+    }
+    const spec = app.serviceManager.kernelspecs.specs?.kernelspecs[kernel.name];
+    if (spec && spec.language.toLowerCase() !== 'python') {
+      return;
+    }
+    kernel.requestExecute({ code: LOAD_MAGIC, silent: true, store_history: false });
+  });
+}
+
+const lakeCellsPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'lakebook-lab:lake-cells',
+  description: `Highlights %%lake cells as SQL (${SQL_MIME_TYPE}) and loads the magic before they run.`,
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [IEditorLanguageRegistry],
+  activate: (
+    app: JupyterFrontEnd,
+    notebooks: INotebookTracker,
+    languages: IEditorLanguageRegistry | null
+  ) => {
+    const watch = (panel: NotebookPanel) =>
+      new LakeCellHighlighter(panel.content, languages);
+    notebooks.forEach(watch);
+    notebooks.widgetAdded.connect((_, panel) => watch(panel));
+    loadMagicBeforeLakeCells(app, notebooks);
+  }
+};
+
+export default [lakePanelPlugin, lakeCellsPlugin];

@@ -1,0 +1,15 @@
+"""Jupyter server extension: the REST API of the JupyterLab Lake panel.
+
+``GET /lakebook/api/catalog``, ``/lakebook/api/tables/{name}`` and
+``/lakebook/api/tables/{name}/preview?limit=N``. Enabled with
+``jpserver_extensions: {"lakebook": true}`` (installed into ``jupyter_server_config.d``);
+jupyter_server is imported only when the server loads the extension.
+"""
+
+from __future__ import annotations
+
+
+def _jupyter_server_extension_points() -> list[dict]:
+    from .app import LakebookApp
+
+    return [{"module": "lakebook.server.app", "app": LakebookApp}]

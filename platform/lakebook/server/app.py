@@ -1,0 +1,38 @@
+"""``LakebookApp``: the Jupyter server extension behind the Lake panel."""
+
+from __future__ import annotations
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Unicode
+
+from .api import LakeAPI
+from .handlers import api_handlers
+
+
+class LakebookApp(ExtensionApp):
+    """Serves the catalog and table previews of one workspace under ``/lakebook/api/``."""
+
+    name = "lakebook"
+    description = "lakebook: the catalog and lake of a workspace, for the JupyterLab Lake panel"
+    load_other_extensions = True
+
+    workspace = Unicode(
+        None, allow_none=True, config=True,
+        help="Workspace folder (holding lakebook.yaml). Default: LAKEBOOK_WORKSPACE, else the "
+             "nearest folder at or above the server's root_dir that holds lakebook.yaml.",
+    )
+
+    lake: LakeAPI
+
+    def initialize_settings(self) -> None:
+        self.lake = LakeAPI(self.workspace, self.serverapp.root_dir)
+        try:
+            self.log.info("lakebook: workspace %s", self.lake.workspace().root)
+        except Exception as exc:  # the server still starts; each API call says what is wrong
+            self.log.warning("lakebook: %s", exc)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(api_handlers())
+
+    async def stop_extension(self) -> None:
+        self.lake.close()

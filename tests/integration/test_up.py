@@ -1,0 +1,152 @@
+"""`lakebook up` as a user runs it: a real ingest server and a real JupyterLab, sample data
+loaded into an empty lake, the Lake panel's API answering with the token it prints, and
+Ctrl-C stopping everything cleanly."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from ingest_support import make_workspace
+from lakebook.demo import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+LAB_URL = re.compile(r"JupyterLab: (?P<base>http://127\.0\.0\.1:\d+)/lab\?token=(?P<token>\S+)")
+
+
+class Output:
+    """The lines a child process prints, read on a thread so waiting for one can time out."""
+
+    def __init__(self, stream):
+        self.lines: list[str] = []
+        self._queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, pattern: re.Pattern, timeout_s: float) -> re.Match:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+            if match := pattern.search(line):
+                return match
+        raise AssertionError(f"no line matching {pattern.pattern!r} within {timeout_s} s:\n{self.text()}")
+
+    def drain(self, timeout_s: float = 10) -> str:
+        """Everything printed until the process closed its output."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+        return self.text()
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+@pytest.fixture
+def up_workspace(tmp_path) -> Path:
+    """An empty workspace with the flights and weather contracts (`lakebook up` fills it)."""
+    return make_workspace(tmp_path / "ws", "name: up\n")
+
+
+def test_up_serves_the_lake_in_jupyterlab_and_stops_on_ctrl_c(up_workspace, tmp_path, isolated_env):
+    lab_port, ingest_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTER_TOKEN"}  # HOME, JUPYTER_*, IPYTHONDIR in tmp_path
+    assert env["JUPYTER_CONFIG_DIR"].startswith(str(isolated_env))
+    stderr = open(tmp_path / "up.stderr", "wb")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "lakebook", "-w", str(up_workspace), "up", "--port", str(lab_port),
+         "--ingest-port", str(ingest_port)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
+    )
+    children: list[psutil.Process] = []
+    try:
+        output = Output(up.stdout)
+        found = output.wait_for(LAB_URL, timeout_s=240)
+        assert "sample data: 3,000 flights, 2,000 weather events" in output.text()
+        assert found["base"] == f"http://127.0.0.1:{lab_port}"
+        children = psutil.Process(up.pid).children(recursive=True)
+        assert len(children) >= 2, [c.cmdline() for c in children]
+
+        auth = {"Authorization": f"token {found['token']}"}
+        catalog = httpx.get(f"{found['base']}/lakebook/api/catalog", headers=auth, timeout=30)
+        assert catalog.status_code == 200, catalog.text
+        doc = catalog.json()
+        assert doc["workspace"] == "up"
+        raw = {t["name"]: t for z in doc["zones"] if z["name"] == "raw" for t in z["tables"]}
+        assert raw["raw.flights"]["row_count"] == 3000 and raw["raw.weather"]["row_count"] == 2000
+        assert raw["raw.flights"]["last_updated"] and raw["raw.flights"]["columns"]
+        assert httpx.get(f"{found['base']}/lakebook/api/catalog", timeout=30).status_code == 403
+        assert httpx.get(f"{found['base']}/lab", headers=auth, timeout=30).status_code == 200
+
+        health = httpx.get(f"http://127.0.0.1:{ingest_port}/health", timeout=30)
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+
+        up.send_signal(signal.SIGINT)
+        assert up.wait(90) == 0, output.drain() + (tmp_path / "up.stderr").read_text()
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        stderr.close()
+        survivors = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        for child in survivors:  # whatever outlived `lakebook up` must not outlive the test
+            child.kill()
+    assert "stopped." in output.drain()
+    assert not survivors, [c.cmdline() for c in survivors]
+    for port in (lab_port, ingest_port):
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+
+
+def test_what_up_started_stops_when_up_is_killed(up_workspace, tmp_path, isolated_env):
+    """kill -9 of `lakebook up` runs none of its code: the kernel stops its children."""
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTER_TOKEN"}
+    up = subprocess.Popen(
+        [sys.executable, "-m", "lakebook", "-w", str(up_workspace), "up", "--no-sample",
+         "--port", str(free_port()), "--ingest-port", str(free_port())],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+    )
+    children: list[psutil.Process] = []
+    try:
+        Output(up.stdout).wait_for(LAB_URL, timeout_s=240)
+        children = psutil.Process(up.pid).children(recursive=False)
+        assert len(children) == 2, [c.cmdline() for c in children]
+        up.kill()
+        up.wait()
+        gone, alive = psutil.wait_procs(children, timeout=60)
+        assert not alive, [c.cmdline() for c in alive]
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        for child in children:
+            if child.is_running():
+                child.kill()

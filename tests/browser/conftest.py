@@ -1,0 +1,6 @@
+"""Browser tests reuse the integration helpers (make_workspace, the `lakebook up` output reader)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))

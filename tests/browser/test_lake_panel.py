@@ -90,19 +90,25 @@ def page(browser, request):
 
 
 def open_lab(page, base: str, token: str, path: str = "") -> None:
-    page.goto(f"{base}/lab{'/tree/' + path if path else ''}?token={token}")
+    """JupyterLab in a layout workspace of this test's own (nothing restored from another test)."""
+    workspace = re.sub(r"\W+", "-", os.environ.get("PYTEST_CURRENT_TEST", "test").split(" ")[0])[-60:]
+    page.goto(f"{base}/lab/workspaces/{workspace}{'/tree/' + path if path else ''}?token={token}")
     page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=180_000)
 
 
 def open_lake_panel(page):
-    """Open the Lake panel (JupyterLab may have restored it open: a click would close it)."""
+    """Open the Lake panel with its sidebar tab; a click while the layout is still being set up
+    can be undone by it, so click until the panel stays open."""
     tab = page.locator('.jp-SideBar [data-id="lakebook-lake-panel"]')
     tab.wait_for()
     panel = page.locator("#lakebook-lake-panel")
-    if not panel.is_visible():
-        tab.click()
-    panel.wait_for(state="visible")
-    return panel
+    for _ in range(10):
+        if not panel.is_visible():
+            tab.click()
+        page.wait_for_timeout(500)
+        if panel.is_visible():
+            return panel
+    raise AssertionError("the Lake panel did not open")
 
 
 def test_the_lake_panel_lists_the_example_tables_and_their_columns(lab, page):

@@ -294,16 +294,11 @@ def models_promote(ctx, name, version) -> None:
 @click.pass_context
 def models_ui(ctx, port) -> None:
     """Start the MLflow UI on 127.0.0.1 for the workspace's tracking store (Ctrl-C stops it)."""
-    import subprocess
+    from .ml.tracking import run_ui
 
-    from .ml.tracking import ui_command
-
-    command = ui_command(_workspace(ctx), port)
-    click.echo(f"MLflow UI on http://127.0.0.1:{command[-1]}")
-    try:
-        subprocess.run(command, check=False)
-    except KeyboardInterrupt:
-        pass
+    workspace = _workspace(ctx)
+    click.echo(f"MLflow UI on http://127.0.0.1:{port or workspace.settings.ml.ui_port}")
+    sys.exit(run_ui(workspace, port))
 
 
 # -- query ----------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Integration fixtures: Spark starts once per test session; a workspace with real
 nycflights13 data, seeds, transforms, feature jobs and the Feast repository is built once
-with it, and every test gets its own copy."""
+with it, and every test gets its own copy. A second template spans the whole year (the
+first days of every month), for what needs the seasons: a delay model that can beat its
+baseline on a holdout months after its training data."""
 
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ def jp_server_cleanup(jp_asyncio_loop):
 
 SAMPLE_FLIGHTS = 12_000  # the first ~17 days of 2013
 SAMPLE_WEATHER = 1_300
+YEAR_DAYS = 3  # the first 3 days of every month of 2013: ~33k flights
 BATCH_CONFIG = """\
 name: itest
 batch:
@@ -57,7 +60,10 @@ batch:
 """
 
 
-def build_flights_workspace(root: Path) -> Path:
+def build_flights_workspace(root: Path, first_days_of_each_month: int | None = None) -> Path:
+    """A workspace with nycflights13 events in its ingest log: the first ~17 days of 2013, or
+    with ``first_days_of_each_month`` those days of every month (whole days, so a day's
+    trailing 1- and 3-hour features are what they are on the full data)."""
     from events import log_events
     from lakebook.demo import nycflights13_ndjson
     from lakebook.workspace import Workspace
@@ -70,37 +76,62 @@ def build_flights_workspace(root: Path) -> Path:
     work = root.parent / "ndjson"
     work.mkdir()
     for source, limit in (("flights", SAMPLE_FLIGHTS), ("weather", SAMPLE_WEATHER)):
-        lines = nycflights13_ndjson(source, work, limit).read_bytes().splitlines()
-        for start in range(0, len(lines), 5000):
-            outcome = log_events(ws, source, [orjson.loads(l) for l in lines[start:start + 5000]])
+        last_day = first_days_of_each_month or 31
+        lines = nycflights13_ndjson(source, work, None if first_days_of_each_month else limit).read_bytes().splitlines()
+        events = [e for e in map(orjson.loads, lines) if e["day"] <= last_day]
+        for start in range(0, len(events), 5000):
+            outcome = log_events(ws, source, events[start:start + 5000])
             assert not outcome["rejected"], outcome["rejected"][:3]
     return root
 
 
-@pytest.fixture(scope="session")
-def spark_template(tmp_path_factory):
-    """The shared template: lake flushed, seeds loaded, every transform run on Spark."""
+def run_batch_layer(root: Path) -> Path:
+    """Flush the ingest log to the lake, load the seeds and run every transform on Spark."""
     from lakebook.batch import run_transforms
     from lakebook.batch.seeds import load_seeds
-    from lakebook.batch.spark import spark_session, stop_spark
+    from lakebook.batch.spark import spark_session
     from lakebook.ingest import flush_ingest_log_to_raw
     from lakebook.workspace import Workspace
 
-    root = build_flights_workspace(tmp_path_factory.mktemp("template") / "ws")
     ws = Workspace.load(root)
     spark_session(ws)
     flush_ingest_log_to_raw(ws)
     load_seeds(ws)
     run_transforms(ws)
-    yield root
+    return root
+
+
+def private_copy(template: Path, tmp_path: Path):
+    from lakebook.workspace import Workspace
+
+    root = tmp_path / "ws"
+    shutil.copytree(template, root, symlinks=True)
+    return Workspace.load(root)
+
+
+@pytest.fixture(scope="session")
+def spark_template(tmp_path_factory):
+    """The shared template: lake flushed, seeds loaded, every transform run on Spark."""
+    from lakebook.batch.spark import stop_spark
+
+    yield run_batch_layer(build_flights_workspace(tmp_path_factory.mktemp("template") / "ws"))
     stop_spark()
+
+
+@pytest.fixture(scope="session")
+def year_template(spark_template, tmp_path_factory):
+    """The year template, built on the same Spark session (its owner stops it)."""
+    root = tmp_path_factory.mktemp("year-template") / "ws"
+    return run_batch_layer(build_flights_workspace(root, first_days_of_each_month=YEAR_DAYS))
 
 
 @pytest.fixture
 def flights_ws(spark_template, tmp_path):
     """A private copy of the template workspace."""
-    from lakebook.workspace import Workspace
+    return private_copy(spark_template, tmp_path)
 
-    root = tmp_path / "ws"
-    shutil.copytree(spark_template, root, symlinks=True)
-    return Workspace.load(root)
+
+@pytest.fixture
+def year_ws(year_template, tmp_path):
+    """A private copy of the year template workspace."""
+    return private_copy(year_template, tmp_path)

@@ -32,6 +32,16 @@ def run_notebook(ws, name: str, **parameters) -> tuple[dict | None, Path]:
     return summary, out
 
 
+def training_rows(ws, n: int):
+    """The first ``n`` flights of the notebook's sample, with their point-in-time features."""
+    rows = LakeSession(ws).query(
+        "SELECT sched_dep_at AS event_timestamp, origin, carrier, tailnum, distance, "
+        "hour(sched_dep_at AT TIME ZONE 'America/New_York') AS sched_hour_local, "
+        "dayofweek(sched_dep_at AT TIME ZONE 'America/New_York') AS sched_weekday "
+        f"FROM warehouse.flights_clean WHERE arr_late IS NOT NULL ORDER BY hash(flight_id) LIMIT {int(n)}").df()
+    return features.training_set(rows, "flight_delay_v1", ws)
+
+
 def candidate_runs(client, parent_run_id):
     parent = client.get_run(parent_run_id)
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'")
@@ -74,15 +84,53 @@ def test_a_worse_model_never_takes_the_champion_alias(flights_ws):
     assert "champion kept" in down.describe()
 
     # The champion loads with pyfunc and predicts on training-set rows.
-    rows = LakeSession(flights_ws).query(
-        "SELECT sched_dep_at AS event_timestamp, origin, carrier, tailnum, distance, "
-        "hour(sched_dep_at AT TIME ZONE 'America/New_York') AS sched_hour_local, "
-        "dayofweek(sched_dep_at AT TIME ZONE 'America/New_York') AS sched_weekday "
-        "FROM warehouse.flights_clean LIMIT 5").df()
-    training_rows = features.training_set(rows, "flight_delay_v1", flights_ws)
+    rows = training_rows(flights_ws, 5)
     model = mlflow.pyfunc.load_model(ml.champion_uri("delay_guard"))
-    predictions = model.predict(training_rows[model.metadata.get_input_schema().input_names()])
+    predictions = model.predict(rows[model.metadata.get_input_schema().input_names()])
     assert len(predictions) == 5 and all(0.0 <= p <= 1.0 for p in predictions)
+
+
+def test_a_model_that_beats_the_baseline_is_registered_and_a_worse_one_never_takes_champion(year_ws):
+    """On the year lake (the first days of every month) the notebook trains on winter to
+    autumn and holds out the latest flights; there the gradient boosting model beats the
+    logistic baseline, so the notebook's own register branch runs end to end."""
+    first, _ = run_notebook(year_ws, "02_train_delay_model.ipynb", sample_size=12000, torch_epochs=3)
+    client = ml.setup_mlflow(year_ws)
+    parent, candidates = candidate_runs(client, first["parent_run_id"])
+    baseline = parent.data.metrics["baseline_holdout_roc_auc"]
+    assert {"baseline_holdout_roc_auc", "baseline_holdout_log_loss"} <= set(parent.data.metrics)
+    assert all({"holdout_roc_auc", "holdout_log_loss"} <= set(r.data.metrics) for r in candidates.values())
+    best = candidates[first["best_kind"]]
+    assert best.data.metrics["holdout_roc_auc"] == pytest.approx(first["holdout_roc_auc"])
+    assert first["holdout_roc_auc"] > baseline == pytest.approx(first["baseline_roc_auc"])
+    assert first["beats_baseline"] and first["promoted"] and first["champion_score_before"] is None
+
+    (version,) = client.search_model_versions("name = 'flight_delay'")
+    assert str(version.version) == first["registered_version"] == "1"
+    assert version.run_id == best.info.run_id
+    assert float(version.tags["holdout_roc_auc"]) == pytest.approx(first["holdout_roc_auc"], abs=1e-6)
+    assert float(version.tags["holdout_roc_auc"]) > baseline
+    assert str(ml.current_champion(client, "flight_delay").version) == "1"
+
+    # A deliberately worse configuration on the same sample, hence the same holdout: a
+    # gradient boosting model of three trees. The champion is re-scored on that holdout
+    # (exactly its own recorded score) and keeps the alias, registered newcomer or not.
+    worse, _ = run_notebook(year_ws, "02_train_delay_model.ipynb", sample_size=12000, model_kind="sklearn",
+                            gbm_iterations=3)
+    assert worse["champion_score_before"] == pytest.approx(first["holdout_roc_auc"])
+    assert worse["holdout_roc_auc"] < worse["champion_score_before"]
+    assert not worse["promoted"]
+    assert str(ml.current_champion(client, "flight_delay").version) == "1"
+    versions = sorted(str(v.version) for v in client.search_model_versions("name = 'flight_delay'"))
+    assert versions == (["1", "2"] if worse["beats_baseline"] else ["1"])
+    assert worse["registered_version"] == ("2" if worse["beats_baseline"] else None)
+
+    # models:/flight_delay@champion loads with pyfunc and predicts on a training-set row.
+    model = mlflow.pyfunc.load_model(ml.champion_uri("flight_delay"))
+    assert model.metadata.run_id == best.info.run_id
+    row = training_rows(year_ws, 1)
+    (probability,) = model.predict(row[model.metadata.get_input_schema().input_names()])
+    assert 0.0 < probability < 1.0
 
 
 def test_promote_by_hand_and_list(flights_ws):

@@ -141,11 +141,47 @@ def list_models(workspace) -> list[dict]:
 
 
 def ui_command(workspace, port: int | None = None) -> list[str]:
+    """``mlflow ui`` over the workspace's tracking store, on loopback, with one worker process
+    (one person browses it; MLflow's default of four workers costs a core and ~1 GB)."""
     import sys
 
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(workspace),
             "--default-artifact-root", artifact_location(workspace), "--host", "127.0.0.1",
-            "--port", str(port or workspace.settings.ml.ui_port)]
+            "--port", str(port or workspace.settings.ml.ui_port), "--workers", "1"]
+
+
+def run_ui(workspace, port: int | None = None) -> int:
+    """Run the MLflow UI in the foreground until it stops; returns 0 when stopped by SIGINT or
+    SIGTERM, else the UI's exit code.
+
+    The UI runs in its own session and each stop signal is passed on to it once, so MLflow shuts
+    its web server down and frees the port whether the signal came from Ctrl-C or from a
+    supervisor that signals this process alone. MLflow's background job runner (GenAI judges
+    and scheduled trace jobs) stays off: browsing runs and the registry does not use it.
+    """
+    import signal
+    import subprocess
+
+    environment = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true"),
+                   "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    from .._proc import stop_with_parent
+
+    ui = subprocess.Popen(ui_command(workspace, port), env=environment, start_new_session=True,
+                          preexec_fn=stop_with_parent())  # stopped even if this process is killed
+    stopped = []
+
+    def pass_on(signum, _frame):
+        stopped.append(signum)
+        if ui.poll() is None:
+            ui.send_signal(signum)
+
+    previous = {s: signal.signal(s, pass_on) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = ui.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0 if stopped else code
 
 
 def data_lineage_of(client, run_id: str) -> dict:

@@ -39,31 +39,29 @@ class Output:
             self._queue.put(line)
         self._queue.put(None)
 
-    def wait_for(self, pattern: re.Pattern, timeout_s: float) -> re.Match:
+    def _lines(self, timeout_s: float):
+        """The next lines as they come, until the output ends or ``timeout_s`` has passed."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
                 line = self._queue.get(timeout=max(0.01, deadline - time.monotonic()))
             except queue.Empty:
-                break
+                return
             if line is None:
-                break
+                return
             self.lines.append(line)
+            yield line
+
+    def wait_for(self, pattern: re.Pattern, timeout_s: float) -> re.Match:
+        for line in self._lines(timeout_s):
             if match := pattern.search(line):
                 return match
         raise AssertionError(f"no line matching {pattern.pattern!r} within {timeout_s} s:\n{self.text()}")
 
     def drain(self, timeout_s: float = 10) -> str:
         """Everything printed until the process closed its output."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.lines.append(line)
+        for _ in self._lines(timeout_s):
+            pass
         return self.text()
 
     def text(self) -> str:

@@ -157,6 +157,9 @@ def test_insert_query_adds_a_lake_cell_that_runs(lab, page):
     assert "%%lake" in inserted.locator(".cm-content").inner_text()
     assert "SELECT * FROM raw.flights LIMIT 100" in inserted.locator(".cm-content").inner_text()
     assert "jp-mod-active" in (inserted.get_attribute("class") or "")
+    # highlighted as SQL: CodeMirror names the language of each editor; the Python cell is not SQL
+    assert inserted.locator(".cm-content").get_attribute("data-language") == "sql"
+    assert notebook.locator(".jp-Cell").first.locator(".cm-content").get_attribute("data-language") != "sql"
 
     inserted.locator(".cm-content").click()
     page.keyboard.press("Shift+Enter")

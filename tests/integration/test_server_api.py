@@ -187,3 +187,21 @@ async def test_requests_without_the_token_are_refused(jp_fetch, authorization):
     for parts in (("catalog",), ("tables", "raw.flights"), ("tables", "raw.flights", "preview")):
         status, body = await get_error(jp_fetch, *parts, headers={"Authorization": authorization})
         assert status == 403 and body["error"]["status"] == 403
+
+
+def test_the_install_enables_both_extensions():
+    """pip install (editable or wheel) puts the server extension's jupyter-config and the built
+    Lake panel where Jupyter finds them: enabled with no `jupyter ... enable` step."""
+    import re
+    import subprocess
+    import sys
+
+    jupyter = [sys.executable, "-m", "jupyter"]
+    plain = lambda text: re.sub(r"\x1b\[[0-9;]*m", "", text)  # noqa: E731 - drop terminal colours
+    server = subprocess.run([*jupyter, "server", "extension", "list"], capture_output=True, text=True, timeout=120)
+    listing = plain(server.stdout + server.stderr)
+    assert re.search(r"^\s*lakebook enabled", listing, re.M), listing
+    assert re.search(r"lakebook [\d.]+ OK", listing), listing
+    lab = subprocess.run([*jupyter, "labextension", "list"], capture_output=True, text=True, timeout=120)
+    listing = plain(lab.stdout + lab.stderr)
+    assert re.search(r"lakebook-lab v[\d.]+ enabled OK", listing), listing

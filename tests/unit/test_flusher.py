@@ -1,6 +1,7 @@
 from datetime import datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from events import flight, lake_table, log_events, weather
@@ -99,25 +100,32 @@ def test_flush_with_nothing_logged_is_a_no_op(workspace):
         "raw.flights", "raw.weather", "quarantine.flights", "quarantine.weather"}
 
 
-def test_files_are_written_as_the_lake_writer_writes_them(workspace, tmp_path):
-    """The flusher groups rows by date itself and writes several dates at once: the same
-    files, rows in the same order, listed in the same order as one write_date_partitions call."""
-    from lakebook.lake.writer import write_date_partitions
+def test_date_partitions_are_grouped_as_one_filter_per_date_would_group_them(workspace, tmp_path):
+    """write_date_partitions groups rows by a stable sort and writes several dates at once: the
+    same files, rows in the same order, listed in the same order as filtering the table once per
+    date (in order of first appearance) and writing each part."""
+    from lakebook.lake.writer import write_date_partitions, write_parquet_atomic
 
     events = [flight(i) for i in range(400)]
     events = events[200:] + events[:200] + events[100:150]  # dates out of order, one date split
     table = workspace.contract("flights").validate(events).accepted
-    ours = flusher_module._write_by_date(table, tmp_path / "ours", "sched_dep_at", "part-1",
-                                         ingested_column="_ingested_at", compression="zstd")
-    theirs = write_date_partitions(table, tmp_path / "theirs", "sched_dep_at", "part-1",
-                                   ingested_column="_ingested_at", compression="zstd")
-    assert [f.partition for f in ours] == [f.partition for f in theirs]
-    for a, b in zip(ours, theirs):
-        assert (a.rows, a.min_event_time, a.max_event_time, a.max_ingested_at) == \
-               (b.rows, b.min_event_time, b.max_event_time, b.max_ingested_at)
-        assert pq.read_table(a.path).equals(pq.read_table(b.path))
-    assert flusher_module._write_by_date(table.slice(0, 0), tmp_path / "none", "sched_dep_at", "part-1",
-                                         ingested_column="_ingested_at", compression="zstd") == []
+    ours = write_date_partitions(table, tmp_path / "ours", "sched_dep_at", "part-1",
+                                 ingested_column="_ingested_at", compression="zstd")
+    days = pc.cast(table.column("sched_dep_at"), pa.date32())
+    theirs = [(day, table.filter(pc.equal(days, pa.scalar(day, pa.date32()))))
+              for day in pc.unique(days).to_pylist()]
+    assert len(theirs) > 1
+    assert [f.partition for f in ours] == [f"date={day.isoformat()}" for day, _ in theirs]
+    for written, (day, part) in zip(ours, theirs):
+        reference = tmp_path / "theirs" / f"{day.isoformat()}.parquet"
+        write_parquet_atomic(part, reference, "zstd")
+        assert written.rows == part.num_rows
+        low, high = pc.min_max(part.column("sched_dep_at")).values()
+        assert (written.min_event_time, written.max_event_time) == (low.as_py(), high.as_py())
+        assert written.max_ingested_at == pc.max(part.column("_ingested_at")).as_py()
+        assert pq.read_table(written.path).equals(pq.read_table(reference))
+    assert write_date_partitions(table.slice(0, 0), tmp_path / "none", "sched_dep_at", "part-1",
+                                 ingested_column="_ingested_at", compression="zstd") == []
 
 
 def test_ids_are_sorted_and_repeats_found_by_either_way():

@@ -15,7 +15,6 @@ from __future__ import annotations
 import fcntl
 import io
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -120,7 +119,7 @@ def _flush_source(workspace, ingest_log: IngestLog, catalog: Catalog, intent: Fl
         fresh, new_ids = _drop_duplicates(events, ingest_log, intent.source)
         result.duplicates = events.num_rows - fresh.num_rows
         result.events = fresh.num_rows
-        files = _write_by_date(
+        files = write_date_partitions(
             fresh, workspace.table_dir("raw", intent.source), contract.contract.event_time, stem,
             ingested_column=INGESTED_AT, compression=compression,
         )
@@ -128,7 +127,7 @@ def _flush_source(workspace, ingest_log: IngestLog, catalog: Catalog, intent: Fl
         result.files += [f.path for f in files]
     if rejected is not None:
         result.rejected = rejected.num_rows
-        files = _write_by_date(
+        files = write_date_partitions(
             rejected, workspace.table_dir("quarantine", intent.source), "_received_at", stem,
             ingested_column="_received_at", compression=compression,
         )
@@ -138,41 +137,6 @@ def _flush_source(workspace, ingest_log: IngestLog, catalog: Catalog, intent: Fl
     log.info("flushed %s: %d events (%d duplicates dropped), %d rejected, %d files",
              intent.source, result.events, result.duplicates, result.rejected, len(result.files))
     return result
-
-
-_WRITERS = 4  # files of one flush written at once: Parquet encoding and fsync release the GIL
-
-
-def _write_by_date(table: pa.Table, table_dir: Path, time_column: str, file_stem: str, *,
-                   ingested_column: str, compression: str) -> list:
-    """write_date_partitions, one date at a time and several dates at once: the same files
-    (rows of a date in their order) and the same list (dates in order of first appearance).
-    Rows are grouped by a stable sort instead of one filter of the whole table per date, and
-    the files' writes and fsyncs overlap instead of queueing."""
-    if table.num_rows == 0:
-        return []
-    days = pc.cast(table.column(time_column), pa.date32()).combine_chunks()
-    if days.null_count:  # (not for a valid table) the writer's own way, whatever it does with them
-        return write_date_partitions(table, table_dir, time_column, file_stem,
-                                     ingested_column=ingested_column, compression=compression)
-    numbers = days.view(pa.int32()).to_numpy()
-    if len(numbers) > 1 and (np.diff(numbers) < 0).any():
-        order = pc.sort_indices(days)  # stable: a date's rows keep their order
-        table, numbers = table.take(order), numbers[order.to_numpy()]
-    starts = np.concatenate([[0], np.flatnonzero(np.diff(numbers)) + 1])
-    ends = np.append(starts[1:], len(numbers))
-    first_seen = pc.unique(days).view(pa.int32()).to_numpy()
-    slices = dict(zip(numbers[starts].tolist(), zip(starts.tolist(), ends.tolist())))
-    parts = [table.slice(lo, hi - lo) for lo, hi in (slices[day] for day in first_seen.tolist())]
-
-    def write(part: pa.Table) -> list:
-        return write_date_partitions(part, table_dir, time_column, file_stem,
-                                     ingested_column=ingested_column, compression=compression)
-
-    if len(parts) == 1:
-        return write(parts[0])
-    with ThreadPoolExecutor(max_workers=min(_WRITERS, len(parts)), thread_name_prefix="lakebook-flush-write") as pool:
-        return [f for files in pool.map(write, parts) for f in files]
 
 
 def _read_range(ingest_log: IngestLog, intent: FlushIntent) -> tuple[pa.Table | None, pa.Table | None]:

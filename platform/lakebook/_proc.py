@@ -1,10 +1,15 @@
-"""Child processes that do not outlive the process that started them."""
+"""Child processes: started so they do not outlive their parent, waited for until they
+answer over HTTP, stopped gracefully."""
 
 from __future__ import annotations
 
 import ctypes
 import signal
+import subprocess
+import time
 from typing import Callable
+
+from .errors import LakebookError
 
 _PR_SET_PDEATHSIG = 1
 
@@ -23,3 +28,40 @@ def stop_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
     """A ``preexec_fn`` for subprocess.Popen: the child gets ``sig`` (a graceful stop) if the
     parent dies without stopping it, even by SIGKILL."""
     return lambda: die_with_parent(sig)
+
+
+def wait_until_answering(process: subprocess.Popen, url: str, *, name: str,
+                         log_text: Callable[[], str] = lambda: "", timeout_s: float = 60,
+                         headers: dict[str, str] | None = None, hint: str | None = None,
+                         poll_s: float = 0.1) -> None:
+    """Return once GET ``url`` answers 200. A LakebookError, with the end of the process's log,
+    if the process exits first or ``timeout_s`` passes."""
+    import httpx
+
+    deadline, last = time.monotonic() + timeout_s, "no answer"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LakebookError(f"{name} exited with {process.returncode}:\n{log_text()[-3000:]}", hint=hint)
+        try:
+            answer = httpx.get(url, timeout=5, headers=headers)
+            if answer.status_code == 200:
+                return
+            last = f"{answer.status_code} {answer.text[:500]}"
+        except httpx.TransportError as exc:
+            last = str(exc) or type(exc).__name__
+        time.sleep(poll_s)
+    raise LakebookError(f"{name} did not answer on {url} within {timeout_s:.0f} s ({last}):\n{log_text()[-3000:]}",
+                        hint=hint)
+
+
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 60) -> int:
+    """Send ``sig`` (a graceful stop) unless the process has ended; SIGKILL it after
+    ``timeout_s``. Its exit code."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
-from ._proc import stop_with_parent
+from ._proc import stop_process, stop_with_parent, wait_until_answering
 from .errors import LakebookError, MissingDependency
 
 SOURCES_SQL = {
@@ -116,30 +116,14 @@ class IngestServerProcess:
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout_s: float = 60) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise LakebookError(f"ingest server exited: {self.log_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise LakebookError(f"ingest server did not answer on {self.url} within {timeout_s} s")
+        wait_until_answering(self.process, f"{self.url}/health", name="ingest server",
+                             log_text=self.log_text, timeout_s=timeout_s)
 
     def stop(self, timeout_s: float = 60) -> int:
         """Graceful stop (the server flushes on the way out)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        code = stop_process(self.process, signal.SIGINT, timeout_s)
         self._log.close()
-        return self.process.returncode
+        return code
 
     def kill(self) -> None:
         if self.process.poll() is None:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ._proc import stop_with_parent
+from ._proc import stop_process, stop_with_parent, wait_until_answering
 from .errors import LakebookError, MissingDependency
 
 DEFAULT_LAB_PORT = 8888
@@ -79,35 +79,13 @@ class JupyterLabProcess:
 
     def wait_ready(self, timeout_s: float = 180) -> None:
         """Until the Lake panel's API answers (which also proves the extension is loaded)."""
-        import httpx
-
-        deadline, last = time.monotonic() + timeout_s, "no answer"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise LakebookError(f"JupyterLab exited with {self.process.returncode}:\n{self.log_text()[-3000:]}",
-                                    hint=f"its log is {self.log_path}")
-            try:
-                answer = httpx.get(f"{self.base}/lakebook/api/catalog", timeout=5,
-                                   headers={"Authorization": f"token {self.token}"})
-                if answer.status_code == 200:
-                    return
-                last = f"{answer.status_code} {answer.text[:500]}"
-            except httpx.TransportError as exc:
-                last = str(exc)
-            time.sleep(0.25)
-        raise LakebookError(f"JupyterLab's lakebook API did not answer within {timeout_s:.0f} s ({last})",
-                            hint=f"its log is {self.log_path}")
+        wait_until_answering(self.process, f"{self.base}/lakebook/api/catalog", name="JupyterLab",
+                             log_text=self.log_text, timeout_s=timeout_s, poll_s=0.25,
+                             headers={"Authorization": f"token {self.token}"}, hint=f"its log is {self.log_path}")
 
     def stop(self, timeout_s: float = 20) -> int | None:
         """SIGTERM (JupyterLab shuts its kernels down and exits), SIGKILL after ``timeout_s``."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, signal.SIGTERM, timeout_s)
 
 
 def lake_has_rows(workspace) -> bool:

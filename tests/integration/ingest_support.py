@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -20,7 +19,9 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
+from lakebook._proc import stop_process, wait_until_answering
 from lakebook.demo import free_port
+from lakebook.errors import LakebookError
 
 NDJSON = {"content-type": "application/x-ndjson"}
 JSON = {"content-type": "application/json"}
@@ -52,17 +53,8 @@ class IngestServer:
         return self
 
     def wait_ready(self, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"ingest server exited with {self.process.returncode}:\n{self.log_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"ingest server did not answer on {self.url} within {timeout_s} s:\n{self.log_text()[-3000:]}")
+        wait_until_answering(self.process, f"{self.url}/health", name="ingest server", log_text=self.log_text,
+                             timeout_s=timeout_s, poll_s=0.05)
 
     @property
     def running(self) -> bool:
@@ -70,14 +62,7 @@ class IngestServer:
 
     def stop(self, timeout_s: float = 30) -> int | None:
         """SIGINT: the server flushes the ingest log on its way out."""
-        if self.running:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode if self.process else None
+        return stop_process(self.process, signal.SIGINT, timeout_s) if self.process else None
 
     def kill(self) -> None:
         """SIGKILL (kill -9): no shutdown code runs."""
@@ -101,7 +86,7 @@ def start_ingest_server(root: Path, attempts: int = 3, **kwargs) -> IngestServer
         try:
             server.wait_ready()
             return server
-        except RuntimeError:
+        except LakebookError:
             server.kill()
             if attempt == attempts - 1 or "address already in use" not in server.log_text().lower():
                 raise

@@ -5,12 +5,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import psutil
 import pytest
 
+from lakebook._proc import wait_until_answering
 from lakebook.demo import free_port
 
 pytestmark = pytest.mark.integration
@@ -46,16 +46,8 @@ def start_models_ui(root, port: int, log_path) -> subprocess.Popen:
 
 
 def wait_for_ui(process: subprocess.Popen, url: str, log_path, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"models ui exited with {process.returncode}:\n{log_path.read_text()[-3000:]}"
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"no MLflow UI on {url} within {timeout_s} s:\n{log_path.read_text()[-3000:]}")
+    wait_until_answering(process, f"{url}/health", name="models ui", timeout_s=timeout_s, poll_s=0.2,
+                         log_text=lambda: log_path.read_text(errors="replace"))
 
 
 def listening_addresses(process: subprocess.Popen) -> set[tuple[str, int]]:

@@ -35,7 +35,7 @@ class Workspace:
         environ = os.environ if environ is None else environ
         if path is None and environ.get("LAKEBOOK_WORKSPACE"):
             path = environ["LAKEBOOK_WORKSPACE"]
-        root = Path(path) if path is not None else _find_root(Path.cwd())
+        root = Path(path) if path is not None else (find_root(Path.cwd()) or Path.cwd())
         config = root / CONFIG_FILE
         if not config.is_file():
             raise WorkspaceNotFound(
@@ -101,8 +101,7 @@ class Workspace:
         return f"Workspace({str(self.root)!r})"
 
 
-def _find_root(start: Path) -> Path:
-    for folder in (start, *start.parents):
-        if (folder / CONFIG_FILE).is_file():
-            return folder
-    return start
+def find_root(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` holding lakebook.yaml, or None."""
+    start = start.resolve()
+    return next((folder for folder in (start, *start.parents) if (folder / CONFIG_FILE).is_file()), None)

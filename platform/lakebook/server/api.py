@@ -106,14 +106,6 @@ def _quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def find_workspace_root(start: Path) -> Path | None:
-    """The nearest folder at or above ``start`` holding lakebook.yaml."""
-    from ..config import CONFIG_FILE
-
-    start = start.resolve()
-    return next((folder for folder in (start, *start.parents) if (folder / CONFIG_FILE).is_file()), None)
-
-
 class LakeAPI:
     """The catalog and lake of one workspace, as the Lake panel sees them.
 
@@ -133,11 +125,11 @@ class LakeAPI:
 
     # -- opening ------------------------------------------------------------------------------
     def workspace(self):
-        from ..workspace import Workspace
+        from ..workspace import Workspace, find_root
 
         with self._open_lock:
             if self._workspace is None:
-                path = self.configured or self.environ.get("LAKEBOOK_WORKSPACE") or find_workspace_root(self.root_dir)
+                path = self.configured or self.environ.get("LAKEBOOK_WORKSPACE") or find_root(self.root_dir)
                 if path is None:
                     raise WorkspaceNotFound(
                         f"no lakebook workspace at or above {self.root_dir.resolve()}",

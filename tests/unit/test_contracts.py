@@ -174,6 +174,12 @@ def test_unknown_source_suggests_the_closest(workspace):
     ("event_time: ts\nfields:\n  ts: {type: timestamp}\n  date: {type: string}\n", "reserved"),
     ("event_time: ts\ncolour: red\nfields:\n  ts: {type: timestamp}\n", "colour"),
     ("- a list\n", "a contract is a mapping"),
+    ("event_time: ts\nfields:\n  ts: {type: timestamp}\n  a: {type: string, enum: [x, 1]}\n",
+     "fields.a: Value error, enum value 1 is not a string value"),
+    ("event_time: ts\nfields:\n  ts: {type: timestamp}\n  a: {type: int32, enum: [1, true]}\n",
+     "enum value True is not a int32 value"),
+    ("event_time: ts\nfields:\n  ts: {type: timestamp}\n  a: {type: date, enum: [2024-01-01]}\n",
+     "enum applies to string, integer, number and bool fields, not date"),
 ])
 def test_broken_contracts_say_what_is_wrong(tmp_path, text, expected):
     with pytest.raises(ContractError, match=expected.replace("(", r"\(")):

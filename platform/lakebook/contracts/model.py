@@ -25,6 +25,16 @@ RESERVED_NAMES = {"date"}
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
+_ENUM_VALUE = {
+    "string": lambda v: type(v) is str,
+    "int32": lambda v: type(v) is int and -(2**31) <= v < 2**31,
+    "int64": lambda v: type(v) is int and -(2**63) <= v < 2**63,
+    "float32": lambda v: type(v) in (int, float),
+    "float64": lambda v: type(v) in (int, float),
+    "bool": lambda v: type(v) is bool,
+}
+
+
 class FieldSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -56,6 +66,11 @@ class FieldSpec(BaseModel):
             raise ValueError(f"min/max apply to numeric types, not {self.type}")
         if (self.regex or self.max_length) and self.type != "string":
             raise ValueError(f"regex/max_length apply to string fields, not {self.type}")
+        if self.enum and self.type in ("timestamp", "date"):
+            raise ValueError(f"enum applies to string, integer, number and bool fields, not {self.type}")
+        wrong = [v for v in self.enum or [] if not _ENUM_VALUE[self.type](v)]
+        if wrong:
+            raise ValueError(f"enum value {wrong[0]!r} is not a {self.type} value")
         return self
 
 

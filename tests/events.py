@@ -32,16 +32,25 @@ def weather(i: int = 0, **changes) -> dict:
     return event
 
 
-def log_events(workspace, source: str, events: list, ingest_log=None, request_id: str = "test") -> dict:
-    """Validate and append events to the workspace's ingest log, as the server does."""
+def log_events(workspace, source: str, events: list, ingest_log=None, request_id: str = "test",
+               as_ndjson: bool = False) -> dict:
+    """Validate and append events to the workspace's ingest log, as the server does: with
+    ``as_ndjson``, as the NDJSON body it logs as it came (all events must pass the check)."""
     import time
 
+    import orjson
+
     from lakebook.ingest import open_ingest_log
-    from lakebook.ingest.records import validate_to_records
+    from lakebook.ingest.records import checked_ndjson, validate_to_records
 
     own = ingest_log is None
     ingest_log = ingest_log or open_ingest_log(workspace)
-    outcome = validate_to_records(workspace.contract(source), source, events, request_id, time.time_ns() // 1000)
+    contract, now_us = workspace.contract(source), time.time_ns() // 1000
+    if as_ndjson:
+        outcome = checked_ndjson(contract, source, b"\n".join(orjson.dumps(e) for e in events), now_us)
+        assert outcome is not None, "these events do not all pass the ingest check"
+    else:
+        outcome = validate_to_records(contract, source, events, request_id, now_us)
     if outcome.records:
         ingest_log.append(outcome.records)
     if own:

@@ -3,6 +3,7 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from events import flight, lake_table, log_events, weather
 from lakebook.catalog import Catalog
@@ -26,11 +27,12 @@ def test_flush_writes_date_partitions_with_microsecond_utc_times(workspace):
         assert days == {"2013-01-02"}
 
 
-def test_resent_events_are_stored_once(workspace):
-    log_events(workspace, "flights", [flight(i) for i in range(10)])
+@pytest.mark.parametrize("as_ndjson", [False, True], ids=["arrow", "ndjson"])
+def test_resent_events_are_stored_once(workspace, as_ndjson):
+    log_events(workspace, "flights", [flight(i) for i in range(10)], as_ndjson=as_ndjson)
     log_events(workspace, "flights", [flight(i) for i in range(5, 15)])  # 5 re-sent, 5 new
     first = flush_ingest_log_to_raw(workspace)
-    log_events(workspace, "flights", [flight(i) for i in range(12)])  # all already in the lake
+    log_events(workspace, "flights", [flight(i) for i in range(12)], as_ndjson=as_ndjson)  # all in the lake already
     second = flush_ingest_log_to_raw(workspace)
     assert (first.events, first.duplicates) == (15, 5)
     assert (second.events, second.duplicates) == (0, 12)
@@ -38,8 +40,9 @@ def test_resent_events_are_stored_once(workspace):
     assert len(ids) == len(set(ids)) == 15
 
 
-def test_a_flush_that_crashed_is_finished_exactly_once(workspace, monkeypatch):
-    log_events(workspace, "flights", [flight(i) for i in range(300)])
+@pytest.mark.parametrize("as_ndjson", [False, True], ids=["arrow", "ndjson"])
+def test_a_flush_that_crashed_is_finished_exactly_once(workspace, monkeypatch, as_ndjson):
+    log_events(workspace, "flights", [flight(i) for i in range(300)], as_ndjson=as_ndjson)
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("killed after the files were written")
@@ -134,3 +137,17 @@ def test_ids_are_sorted_and_repeats_found_by_either_way():
                 pa.array(["b", "a\x00", "a", "é", "z z", "a"]), pa.array(["same width", "also 10 c"])):
         values = ids.to_pylist()
         assert flusher_module._sorted(ids) == (sorted(values), len(set(values)) < len(values))
+
+
+def test_a_big_backlog_is_flushed_a_bounded_range_at_a_time(workspace, monkeypatch):
+    from lakebook.ingest import log as log_module
+
+    monkeypatch.setattr(log_module, "MAX_FLUSH_EVENTS", 250)
+    monkeypatch.setattr(log_module.SQLiteIngestLog.open_intent, "__defaults__", (250,))
+    for start in range(0, 1000, 100):
+        log_events(workspace, "flights", [flight(i) for i in range(start, start + 100)], as_ndjson=start % 200 == 0)
+    report = flush_ingest_log_to_raw(workspace)
+    assert [s.events for s in report.sources] == [200, 200, 200, 200, 200]
+    assert len({f.name for s in report.sources for f in s.files}) == 5  # one file name per range
+    assert lake_table(workspace, "raw", "flights").num_rows == 1000
+    assert open_ingest_log(workspace).backlog_events() == 0

@@ -28,7 +28,7 @@ def test_an_intent_is_reopened_until_committed(tmp_path):
     first = log.open_intent("flights")
     log.append([record()])  # arrives while the flush works: not part of it
     assert log.open_intent("flights") == first  # a crashed flush redoes exactly its range
-    assert [seq for seq, _, _ in log.read(first)] == [first.seq_lo, first.seq_hi]
+    assert [seq for seq, _, _, _ in log.read(first)] == [first.seq_lo, first.seq_hi]
     log.commit_flush(first, ["a", "b"])
     second = log.open_intent("flights")
     assert second.seq_lo == second.seq_hi > first.seq_hi
@@ -114,3 +114,23 @@ def test_the_writer_keeps_the_backlog_and_recounts_it_after_a_flush_elsewhere(tm
     writer.recount()
     writer.close()  # the recount waiting in the queue is done first
     assert writer.backlog == 0
+
+
+def test_an_intent_takes_the_oldest_batches_up_to_a_number_of_events(tmp_path):
+    log = SQLiteIngestLog(tmp_path / "log.sqlite")
+    log.append([record(n=400), record(n=400), record(n=300), record(n=2000), record(n=1)])
+    first = log.open_intent("flights", max_events=1000)
+    assert [n for _, _, _, n in _batches(log, first)] == [400, 400]
+    log.commit_flush(first, [])
+    second = log.open_intent("flights", max_events=1000)
+    assert [n for _, _, _, n in _batches(log, second)] == [300]
+    log.commit_flush(second, [])
+    third = log.open_intent("flights", max_events=1000)  # one batch over the limit still goes alone
+    assert [n for _, _, _, n in _batches(log, third)] == [2000]
+    assert log.last_seq("flights") == third.seq_hi + 1
+    assert log.last_seq("weather") is None
+
+
+def _batches(log, intent):
+    return log._con.execute("SELECT seq, kind, received_at_us, n FROM batches WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                            (intent.seq_lo, intent.seq_hi)).fetchall()

@@ -9,7 +9,6 @@ kernels over the whole batch. Only rejected rows cost Python work per row.
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -20,7 +19,6 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pa_json
 
 from .model import Contract, FieldSpec
 
@@ -94,19 +92,18 @@ class CompiledContract:
         }
         self._enum_values = {n: frozenset(a.to_pylist()) for n, a in self._enum_sets.items()}
         self._regex_results: dict[str, dict[str, bool]] = {}
-        # NDJSON fast path (validate_ndjson): Arrow parses the body straight into columns. Integers,
-        # booleans and strings are parsed as their contract type (Arrow refuses a value of another
-        # JSON type, a fraction or an overflow); floats as float64 and times as strings, then cast
-        # exactly as the per-value path casts them. Content-hash ids need the decoded objects.
-        self._ndjson_options = pa_json.ParseOptions(
-            explicit_schema=pa.schema([pa.field(n, _NDJSON_PARSE_TYPES.get(s.type) or ARROW_TYPES[s.type])
-                                       for n, s in contract.fields.items()]),
-            unexpected_field_behavior="error" if contract.unknown_fields == "reject" else "ignore",
-        )
-        self.fast_ndjson = bool(contract.event_id)
+        from .ndjson import NdjsonReader  # (it builds on this module)
+
+        self._ndjson = NdjsonReader.build(self)
 
     def _nullable(self, name: str, spec: FieldSpec) -> bool:
         return spec.nullable and not spec.required and name not in self._always_required
+
+    def accepts_ndjson(self, body: bytes) -> int | None:
+        """The number of events if every line of an NDJSON body is an event ``validate`` would
+        accept, else None (also when that cannot be told quickly: then validate). Builds
+        nothing: the ingest server logs such a body as it came (see contracts/ndjson.py)."""
+        return None if self._ndjson is None else self._ndjson.count(body)
 
     def validate(self, events: Sequence[Any], ingested_at: datetime | None = None) -> ValidationResult:
         """Check a batch of decoded JSON events; return the accepted rows as an Arrow table
@@ -212,71 +209,15 @@ class CompiledContract:
         joined = ["\x1f".join("\x00" if v is None else str(v) for v in row) for row in zip(*columns)]
         return pa.array([_digest(j.encode()) for j in joined], pa.string())
 
-    def _fast_column(self, name: str, spec: FieldSpec, column: pa.ChunkedArray) -> pa.Array | None:
-        """One column as Arrow parsed it -> the contract's column, or None if a row of it would
-        be rejected (the caller then goes the usual way to say why)."""
-        if column.null_count and not self._nullable(name, spec):  # missing or null where a value is needed
-            return None
-        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-        if column.null_count == len(column):
-            return pa.nulls(len(column), ARROW_TYPES[spec.type])
-        kind = spec.type
-        if kind in ("float32", "float64"):
-            # NaN and Infinity: Arrow reads them, JSON has none (the decoder rejects such a line);
-            # a finite sum that overflows only sends the batch the usual way
-            if not math.isfinite(pc.sum(column).as_py()):
-                return None
-            if kind == "float32":
-                column = pc.cast(column, pa.float32())
-        elif kind in ("timestamp", "date"):
-            column = pc.cast(column, ARROW_TYPES[kind])
-            if not _python_representable(column):
-                return None
-        if _has_constraints(spec) and _breaks_constraints(spec, column, self._enum_sets.get(name),
-                                                          self._enum_values.get(name), None, self._regex_all):
-            return None
-        return column
-
     def validate_ndjson(self, body: bytes, ingested_at: datetime | None = None) -> ValidationResult | None:
-        """The fast path for an NDJSON body in which every line is a valid event: Arrow parses
-        the body into typed columns (no Python object per value) and the contract's rules run
-        over whole columns. Returns the result ``validate`` would return for the decoded lines,
-        or None whenever that needs more than this path can see: a line that is not exactly one
-        object, a blank line, bytes that are not UTF-8, any value Arrow refuses (wrong JSON type,
-        fraction for an integer, overflow, duplicate or unknown key...), or any row that would
-        be rejected (a null where none is allowed, a broken constraint, a time out of range).
-        The caller then decodes and validates the usual way, which names every bad row."""
-        if not self.fast_ndjson:
+        """The result ``validate`` gives for the decoded lines of an NDJSON body in which every
+        line is an event it accepts, made straight from the body (contracts/ndjson.py: msgspec
+        decodes and checks it, the columns are built from the decoded values); None whenever
+        the body is not that, or the contract's columns are left to the column way (content-hash
+        ids). The caller then decodes and validates the usual way, which names every bad row."""
+        table = None if self._ndjson is None else self._ndjson.table(body)
+        if table is None:
             return None
-        text = body.rstrip(b" \t\r\n")
-        if text[:1] != b"{":  # also keeps a leading top-level null away from Arrow's reader (it crashes)
-            return None
-        lines = _lines_starting_objects(text)
-        if lines is None or lines <= _SMALL_BATCH:  # a blank line, a line not starting an object;
-            return None  # or a few lines: decoded and validated in Python, that is cheaper
-        if not text.isascii():
-            try:
-                text.decode("utf-8")  # Arrow does not check; the JSON decoder rejects such lines
-            except UnicodeDecodeError:
-                return None
-        # one block: the first value of a block is an object (see above), parsing is one call
-        read_options = pa_json.ReadOptions(use_threads=False, block_size=max(1 << 20, len(text) + 1))
-        try:
-            parsed = pa_json.read_json(io.BytesIO(text), read_options=read_options, parse_options=self._ndjson_options)
-        except pa.ArrowException:
-            return None
-        if parsed.num_rows != lines:  # two values on one line
-            return None
-        columns = []
-        try:
-            for name, spec in self.contract.fields.items():
-                column = self._fast_column(name, spec, parsed.column(name))
-                if column is None:
-                    return None
-                columns.append(column)
-        except (pa.ArrowException, OverflowError):
-            return None
-        table = pa.Table.from_arrays(columns, schema=self.fields_schema)
         n = table.num_rows
         ids = self._event_ids(table, None)
         stamp = ingested_at or datetime.now(timezone.utc)
@@ -421,9 +362,6 @@ def _digests(strings: pa.Array) -> pa.Array:
                                        pa.py_buffer(raw.hex().encode()))
 
 
-# -- the NDJSON fast path: one column as Arrow parsed it -> the contract's column, or None if a
-# row of it would be rejected (the caller then goes the per-value way to say why).
-_NDJSON_PARSE_TYPES = {"float32": pa.float64(), "timestamp": pa.string(), "date": pa.string()}
 _SMALL_BATCH = 16  # up to this many rows, checks run on Python values: fewer Arrow calls
 
 # _validate_small: values the column way accepts unchanged, by field type. Integers within the
@@ -440,17 +378,6 @@ _PLAIN: dict[str, Callable[[Any], bool] | None] = {
     "date": lambda v: type(v) is str,
 }
 _ID_IN_PYTHON = ("int32", "int64", "string")
-
-
-def _lines_starting_objects(text: bytes) -> int | None:
-    """The number of lines if every line starts with '{', else None (numpy: no Python per line)."""
-    data = np.frombuffer(text, dtype=np.uint8)
-    newlines = np.flatnonzero(data == 10)
-    if len(newlines) and newlines[-1] + 1 >= len(data):
-        return None
-    if not (data[newlines + 1] == 123).all():
-        return None
-    return len(newlines) + 1
 
 
 def _has_constraints(spec: FieldSpec) -> bool:

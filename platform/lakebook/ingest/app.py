@@ -3,7 +3,8 @@
 ``POST /v1/events/{source}`` takes one JSON object, a JSON array or NDJSON. Events are
 checked against the source's contract; valid ones are accepted even when others in the
 batch are not; rejected ones go to quarantine with their reasons. The answer is sent only
-after both are fsynced in the ingest log.
+after both are fsynced in the ingest log. An NDJSON body of events that all pass is logged
+as it came; the flusher turns it into columns later (records.checked_ndjson).
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from .background import FlusherProcess, ValidatorProcesses
 from .blobs import BlobStore, validate_blob_name
 from .flusher import flush_ingest_log_to_raw
 from .log import GroupCommitWriter, IngestLog, open_ingest_log
-from .records import ndjson_to_records, rejected_record, validate_to_records
+from .records import checked_ndjson, decode_events, is_ndjson, rejected_record, validate_to_records
 
 log = logging.getLogger("lakebook.ingest.app")
-NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines")
 INLINE_BODY_BYTES = 32 * 1024  # smaller bodies are validated on the event loop: a thread hop costs more
+INLINE_CHECK_BYTES = 1 << 20  # NDJSON bodies up to this size are checked on the event loop (a few ms)
 
 
 class _Json(JSONResponse):
@@ -192,50 +193,18 @@ class IngestService:
             )
 
 
-def decode_events(body: bytes, content_type: str) -> tuple[list, list[tuple[int, str, str]]]:
-    """Body -> (events, undecodable lines as (index, raw, reason)). One JSON object, a JSON
-    array, or NDJSON (one object per line; blank lines are skipped)."""
-    text = body.lstrip()
-    if not text:
-        raise BadRequest("empty body", hint="send a JSON object, a JSON array or NDJSON")
-    ndjson = any(t in content_type for t in NDJSON_TYPES)
-    if not ndjson:
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            if text[:1] != b"{" or b"\n" not in text.strip():
-                raise BadRequest(f"body is not valid JSON: {exc}") from None
-        else:
-            if isinstance(parsed, list):
-                return parsed, []
-            return [parsed], []
-    events, bad = [], []
-    loads = orjson.loads
-    for line in body.split(b"\n"):
-        if not line.strip():
-            continue
-        try:
-            events.append(loads(line))
-        except orjson.JSONDecodeError as exc:
-            bad.append((len(events), line.decode("utf-8", "backslashreplace"), f"invalid JSON: {exc}"))
-            events.append(None)
-    return events, bad
-
-
-def body_to_records(contract, source: str, body: bytes, content_type: str, request_id: str, received_us: int):
+def body_to_records(contract, source: str, body: bytes, content_type: str, request_id: str, received_us: int,
+                    check: bool = True):
     """A request body -> its log records and answer (raises BadRequest if it is not JSON at all).
-    An NDJSON body of valid events goes straight to Arrow (ndjson_to_records); any other body,
-    or one with anything to reject, is decoded and validated event by event."""
-    if contract.fast_ndjson and _is_ndjson(content_type):
-        outcome = ndjson_to_records(contract, source, body, received_us)
+    An NDJSON body whose every line passes the contract's check is logged as it came
+    (checked_ndjson; skipped with ``check=False`` when that was tried already); any other
+    body, or one with anything to reject, is decoded and validated event by event."""
+    if check and is_ndjson(content_type):
+        outcome = checked_ndjson(contract, source, body, received_us)
         if outcome is not None:
             return outcome
     events, undecodable = decode_events(body, content_type)
     return validate_to_records(contract, source, events, request_id, received_us, undecodable)
-
-
-def _is_ndjson(content_type: str) -> bool:
-    return any(t in content_type for t in NDJSON_TYPES)
 
 
 async def post_events(request: Request) -> Response:
@@ -248,14 +217,21 @@ async def post_events(request: Request) -> Response:
     request_id = uuid.uuid4().hex
     received_us = time.time_ns() // 1000
     content_type = request.headers.get("content-type", "")
-    args = (contract, source, body, content_type, request_id, received_us)
+    # the check runs on the event loop (it costs about what parsing the JSON does); a body it
+    # does not pass is validated event by event, a big one off the event loop
+    checked = is_ndjson(content_type) and len(body) <= INLINE_CHECK_BYTES
+    outcome = checked_ndjson(contract, source, body, received_us) if checked else None
+    args = (source, body, content_type, request_id, received_us, not checked)
     try:
-        if len(body) < INLINE_BODY_BYTES:
-            outcome = body_to_records(*args)
-        elif service.validator_processes is not None:  # big bodies off the event loop, in parallel
-            outcome = await asyncio.wrap_future(service.validator_processes.submit(*args[1:]))
+        if outcome is not None:
+            pass
+        elif len(body) < INLINE_BODY_BYTES:
+            outcome = body_to_records(contract, *args)
+        elif service.validator_processes is not None:  # in parallel, in the validator processes
+            outcome = await asyncio.wrap_future(service.validator_processes.submit(*args))
         else:
-            outcome = await asyncio.get_running_loop().run_in_executor(service.validators, body_to_records, *args)
+            outcome = await asyncio.get_running_loop().run_in_executor(service.validators, body_to_records,
+                                                                       contract, *args)
     except BadRequest as exc:
         if body.strip():  # an unparseable body is data: keep it; an empty one is not
             await _quarantine(service, source, request_id, received_us,

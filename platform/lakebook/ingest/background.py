@@ -281,7 +281,8 @@ class _Flusher:
 
 # -- the validators ---------------------------------------------------------------------------
 class ValidatorProcesses:
-    """Decoding and validation of big request bodies (see app.body_to_records) in worker processes.
+    """Decoding and validation of big request bodies (see app.body_to_records) in worker processes:
+    bodies over 1 MiB, and those the NDJSON check on the event loop does not pass.
 
     Validation is Arrow work, which runs without the GIL, threaded with Python that holds it
     (ids, checks, glue): validator threads of the server queue for the GIL behind each other
@@ -323,10 +324,11 @@ class ValidatorProcesses:
             thread.start()
             self._threads.append(thread)
 
-    def submit(self, source: str, body: bytes, content_type: str, request_id: str, received_us: int) -> Future:
+    def submit(self, source: str, body: bytes, content_type: str, request_id: str, received_us: int,
+               check: bool = True) -> Future:
         """A future of ``body_to_records`` for this request, computed by a worker."""
         future: Future = Future()
-        self._jobs.put((future, (source, body, content_type, request_id, received_us)))
+        self._jobs.put((future, (source, body, content_type, request_id, received_us, check)))
         return future
 
     def stop(self, timeout_s: float = 10) -> None:
@@ -383,10 +385,11 @@ def _rebuilt(error: type | None, message: str, hint: str | None) -> Exception:
     return RuntimeError(message)
 
 
-def _validate(workspace, source: str, body: bytes, content_type: str, request_id: str, received_us: int):
+def _validate(workspace, source: str, body: bytes, content_type: str, request_id: str, received_us: int,
+              check: bool = True):
     from .app import body_to_records
 
-    return body_to_records(workspace.contract(source), source, body, content_type, request_id, received_us)
+    return body_to_records(workspace.contract(source), source, body, content_type, request_id, received_us, check)
 
 
 def _validator_main(workspace, conn, parent: int) -> int:

@@ -29,7 +29,8 @@ import pyarrow.compute as pc
 from ..catalog import Catalog, register_sources
 from ..contracts import EVENT_ID, INGESTED_AT
 from ..lake.writer import write_date_partitions
-from .log import EVENTS, FlushIntent, IngestLog, open_ingest_log
+from .log import EVENTS, NDJSON, FlushIntent, IngestLog, open_ingest_log
+from .records import logged_ndjson_to_table
 
 log = logging.getLogger("lakebook.ingest.flusher")
 
@@ -96,13 +97,13 @@ def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None,
                 if source not in contracts:
                     log.warning("ingest log holds events of %r, which has no contract now; kept in the log", source)
                     continue
-                intent = ingest_log.open_intent(source)
-                if intent is not None and intent.recovered:
-                    # a crashed flush's range is finished exactly as it was; then the rest
+                # a crashed flush's range first, exactly as it was; then what was logged when this
+                # flush began, oldest first, a bounded range at a time (MAX_FLUSH_EVENTS)
+                end = ingest_log.last_seq(source)
+                while (intent := ingest_log.open_intent(source)) is not None:
                     report.sources.append(_flush_source(workspace, ingest_log, catalog, intent, contracts[source]))
-                    intent = ingest_log.open_intent(source)
-                if intent is not None:
-                    report.sources.append(_flush_source(workspace, ingest_log, catalog, intent, contracts[source]))
+                    if end is None or intent.seq_hi >= end:
+                        break
     finally:
         if own_log:
             ingest_log.close()
@@ -111,7 +112,7 @@ def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None,
 
 def _flush_source(workspace, ingest_log: IngestLog, catalog: Catalog, intent: FlushIntent, contract) -> SourceFlush:
     result = SourceFlush(intent.source)
-    events, rejected = _read_range(ingest_log, intent)
+    events, rejected = _read_range(ingest_log, intent, contract)
     stem = f"part-{intent.seq_lo:012d}-{intent.seq_hi:012d}"
     compression = workspace.settings.lake.compression
     new_ids: list[str] = []
@@ -139,12 +140,16 @@ def _flush_source(workspace, ingest_log: IngestLog, catalog: Catalog, intent: Fl
     return result
 
 
-def _read_range(ingest_log: IngestLog, intent: FlushIntent) -> tuple[pa.Table | None, pa.Table | None]:
+def _read_range(ingest_log: IngestLog, intent: FlushIntent, contract) -> tuple[pa.Table | None, pa.Table | None]:
     event_tables, rejected_rows = [], []
-    for _seq, kind, payload in ingest_log.read(intent):
+    for seq, kind, received_us, payload in ingest_log.read(intent):
         if kind == EVENTS:
             with pa.ipc.open_stream(io.BytesIO(payload)) as reader:
                 event_tables.append(reader.read_all())
+        elif kind == NDJSON:  # checked at ingest, logged as it came: columns and ids are made here
+            table, refused = logged_ndjson_to_table(contract, payload, received_us, seq)
+            event_tables.append(table)
+            rejected_rows.extend(refused)
         else:
             rejected_rows.extend(orjson.loads(payload))
     events = pa.concat_tables(event_tables, promote_options="permissive") if event_tables else None

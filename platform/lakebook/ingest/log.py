@@ -6,8 +6,11 @@ one transaction (group commit), so many concurrent requests share one fsync.
 
 Exactly-once to the lake rests on three tables in the same database:
 
-- ``batches``: validated batches (Arrow IPC) and rejected events (JSON), by sequence number;
-  AUTOINCREMENT, so a sequence number is never reused even after batches are deleted.
+- ``batches``: accepted events and rejected ones, by sequence number (AUTOINCREMENT, so a
+  sequence number is never reused even after batches are deleted). An NDJSON body whose
+  every line passed the contract's check is kept as it came (kind ``ndjson``: the flusher
+  makes the columns and ids); other accepted events as Arrow IPC (``events``); rejected
+  ones as JSON with their reasons (``rejected``).
 - ``flush_intents``: the sequence range a flush of a source is working on, committed before
   any file is written, so a flush that crashed is finished with exactly the same range.
 - ``seen_ids``: every event id already in the lake, for idempotent re-sends.
@@ -31,8 +34,13 @@ from .._registry import Registry
 
 log = logging.getLogger("lakebook.ingest.log")
 
-EVENTS = "events"
-REJECTED = "rejected"
+EVENTS = "events"  # accepted events, Arrow IPC
+NDJSON = "ndjson"  # accepted events, the NDJSON body as received
+REJECTED = "rejected"  # rejected input with reasons, JSON
+ACCEPTED_KINDS = (EVENTS, NDJSON)
+# One flush takes at most this many events (its batches are held in memory at once); the
+# flusher takes the next range right after (flusher.py).
+MAX_FLUSH_EVENTS = 250_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -61,7 +69,7 @@ CREATE TABLE IF NOT EXISTS seen_ids (
 @dataclass(frozen=True)
 class LogRecord:
     source: str
-    kind: str  # EVENTS or REJECTED
+    kind: str  # EVENTS, NDJSON or REJECTED
     n: int
     received_at_us: int
     payload: bytes
@@ -81,8 +89,9 @@ class IngestLog(Protocol):
     def append(self, records: list[LogRecord]) -> None: ...
     def backlog_events(self) -> int: ...
     def sources_with_work(self) -> list[str]: ...
-    def open_intent(self, source: str) -> FlushIntent | None: ...
-    def read(self, intent: FlushIntent) -> Iterator[tuple[int, str, bytes]]: ...
+    def last_seq(self, source: str) -> int | None: ...
+    def open_intent(self, source: str, max_events: int = ...) -> FlushIntent | None: ...
+    def read(self, intent: FlushIntent) -> Iterator[tuple[int, str, int, bytes]]: ...
     def already_seen(self, source: str, event_ids: list[str]) -> set[str]: ...
     def commit_flush(self, intent: FlushIntent, event_ids: Iterable[str]) -> None: ...
     def close(self) -> None: ...
@@ -133,7 +142,8 @@ class SQLiteIngestLog:
             raise
 
     def backlog_events(self) -> int:
-        row = self._con.execute("SELECT coalesce(sum(n), 0) FROM batches WHERE kind = ?", (EVENTS,)).fetchone()
+        row = self._con.execute("SELECT coalesce(sum(n), 0) FROM batches WHERE kind IN (?, ?)",
+                                ACCEPTED_KINDS).fetchone()
         return int(row[0])
 
     def sources_with_work(self) -> list[str]:
@@ -142,17 +152,22 @@ class SQLiteIngestLog:
         ).fetchall()
         return [r[0] for r in rows]
 
-    def open_intent(self, source: str) -> FlushIntent | None:
-        """The unfinished flush of ``source`` if one crashed, else a new one over everything
-        logged so far (committed before the caller writes any file), or None if idle."""
+    def last_seq(self, source: str) -> int | None:
+        """The sequence number of the newest batch of ``source`` in the log (None if none)."""
+        return self._con.execute("SELECT max(seq) FROM batches WHERE source = ?", (source,)).fetchone()[0]
+
+    def open_intent(self, source: str, max_events: int = MAX_FLUSH_EVENTS) -> FlushIntent | None:
+        """The unfinished flush of ``source`` if one crashed, else a new one over the oldest
+        batches logged so far, up to ``max_events`` events (at least one batch), committed
+        before the caller writes any file; None if idle."""
         con = self._con
         con.execute("BEGIN IMMEDIATE")
         try:
             row = con.execute("SELECT seq_lo, seq_hi FROM flush_intents WHERE source = ?", (source,)).fetchone()
             recovered = row is not None
             if row is None:
-                row = con.execute("SELECT min(seq), max(seq) FROM batches WHERE source = ?", (source,)).fetchone()
-                if row[0] is None:
+                row = self._oldest(source, max_events)
+                if row is None:
                     con.execute("COMMIT")
                     return None
                 con.execute(
@@ -165,9 +180,24 @@ class SQLiteIngestLog:
             raise
         return FlushIntent(source, row[0], row[1], recovered)
 
-    def read(self, intent: FlushIntent) -> Iterator[tuple[int, str, bytes]]:
+    def _oldest(self, source: str, max_events: int) -> tuple[int, int] | None:
+        """(first, last) sequence number of the oldest batches of ``source`` holding at most
+        ``max_events`` events together (the first batch whatever its size)."""
+        cur = self._con.execute("SELECT seq, n FROM batches WHERE source = ? ORDER BY seq", (source,))
+        first = last = None
+        total = 0
+        for seq, n in cur:
+            if first is not None and total + n > max_events:
+                break
+            first = seq if first is None else first
+            last, total = seq, total + n
+        cur.close()
+        return None if first is None else (first, last)
+
+    def read(self, intent: FlushIntent) -> Iterator[tuple[int, str, int, bytes]]:
+        """(seq, kind, received_at_us, payload) of every batch in the intent's range, in order."""
         cur = self._con.execute(
-            "SELECT seq, kind, payload FROM batches WHERE source = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+            "SELECT seq, kind, received_at_us, payload FROM batches WHERE source = ? AND seq BETWEEN ? AND ? ORDER BY seq",
             (intent.source, intent.seq_lo, intent.seq_hi),
         )
         yield from cur
@@ -311,7 +341,7 @@ class GroupCommitWriter:
             records = [r for records, _ in group for r in records]
             self._log.append(records)
             self.commits += 1
-            self.backlog += sum(r.n for r in records if r.kind == EVENTS)
+            self.backlog += sum(r.n for r in records if r.kind in ACCEPTED_KINDS)
         except Exception as exc:  # every waiting request learns it was not acknowledged
             log.exception("ingest log append failed")
             for _, future in group:

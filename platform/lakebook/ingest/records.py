@@ -1,15 +1,23 @@
-"""Validated events -> ingest-log records (no HTTP here: the server and tools share this)."""
+"""Request bodies -> ingest-log records, and logged bodies -> tables (no HTTP here: the server,
+the flusher and tools share this)."""
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import orjson
 import pyarrow as pa
 
-from .log import EVENTS, REJECTED, LogRecord
+from ..errors import BadRequest
+from .log import EVENTS, NDJSON, REJECTED, LogRecord
+
+log = logging.getLogger("lakebook.ingest.records")
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass
@@ -45,14 +53,38 @@ def rejected_record(source: str, request_id: str, received_us: int, rejected: li
     return LogRecord(source, REJECTED, len(rows), received_us, orjson.dumps(rows))
 
 
-def ndjson_to_records(contract, source: str, body: bytes, received_us: int) -> Outcome | None:
-    """An NDJSON body in which every line is a valid event, as one Arrow IPC record; None if
-    it is not that (see CompiledContract.validate_ndjson): then decode and validate_to_records."""
-    result = contract.validate_ndjson(body)
-    if result is None:
+def checked_ndjson(contract, source: str, body: bytes, received_us: int) -> Outcome | None:
+    """An NDJSON body in which every line is an event the contract accepts, as one log record
+    holding the body as it came (CompiledContract.accepts_ndjson); None if it is not that:
+    then decode and validate_to_records, which name the reasons."""
+    n = contract.accepts_ndjson(body)
+    if n is None:
         return None
-    n = result.accepted.num_rows
-    return Outcome([LogRecord(source, EVENTS, n, received_us, _ipc_bytes(result.accepted))], n, [])
+    return Outcome([LogRecord(source, NDJSON, n, received_us, body)], n, [])
+
+
+def logged_ndjson_to_table(contract, payload: bytes, received_us: int, seq: int) -> tuple[pa.Table, list[dict]]:
+    """A logged NDJSON body (see checked_ndjson) -> the table ``validate`` makes of its events,
+    ingested when they were received, and quarantine rows for any event the contract refuses
+    now. There are none unless the contract changed while the body waited in the log: the
+    check at ingest accepts only what ``validate`` accepts."""
+    stamp = _EPOCH + timedelta(microseconds=received_us)
+    result = contract.validate_ndjson(payload, ingested_at=stamp)
+    if result is not None:
+        return result.accepted, []
+    events, undecodable = decode_events(payload, NDJSON_TYPES[0])
+    result = contract.validate(events, ingested_at=stamp)
+    bad_json = {i for i, _, _ in undecodable}
+    refused = list(undecodable) + [(r.index, _raw(events[r.index]), r.reasons)
+                                   for r in result.rejected if r.index not in bad_json]
+    if refused:
+        log.warning("%d events of %s accepted at ingest are refused by its contract now; quarantined",
+                    len(refused), contract.name)
+    rows = [{"_received_at": received_us, "request_id": f"ingest-log-{seq}", "index": i, "raw": raw,
+             "reasons": [f"refused when flushed (accepted at ingest): {why}"
+                         for why in (reasons if isinstance(reasons, list) else [reasons])]}
+            for i, raw, reasons in sorted(refused, key=lambda r: r[0])]
+    return result.accepted, rows
 
 
 def validate_to_records(contract, source: str, events: list, request_id: str, received_us: int,
@@ -73,3 +105,36 @@ def validate_to_records(contract, source: str, events: list, request_id: str, re
         records.append(rejected_record(source, request_id, received_us, rejected))
     answer = [{"index": i, "reasons": why if isinstance(why, list) else [why]} for i, _, why in rejected]
     return Outcome(records, result.accepted.num_rows, answer)
+
+
+def is_ndjson(content_type: str) -> bool:
+    return any(t in content_type for t in NDJSON_TYPES)
+
+
+def decode_events(body: bytes, content_type: str) -> tuple[list, list[tuple[int, str, str]]]:
+    """Body -> (events, undecodable lines as (index, raw, reason)). One JSON object, a JSON
+    array, or NDJSON (one object per line; blank lines are skipped)."""
+    text = body.lstrip()
+    if not text:
+        raise BadRequest("empty body", hint="send a JSON object, a JSON array or NDJSON")
+    if not is_ndjson(content_type):
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            if text[:1] != b"{" or b"\n" not in text.strip():
+                raise BadRequest(f"body is not valid JSON: {exc}") from None
+        else:
+            if isinstance(parsed, list):
+                return parsed, []
+            return [parsed], []
+    events, bad = [], []
+    loads = orjson.loads
+    for line in body.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            events.append(loads(line))
+        except orjson.JSONDecodeError as exc:
+            bad.append((len(events), line.decode("utf-8", "backslashreplace"), f"invalid JSON: {exc}"))
+            events.append(None)
+    return events, bad

@@ -27,8 +27,8 @@ Phases
 3. sustained (lakebook only): SUSTAINED_S seconds of continuous load with the flusher
    running on its own schedule; the ack rate, the backlog growth and the implied rate at
    which events reach the lake. Stopped early if the backlog nears the 2M default limit
-   (IngestSettings.max_backlog_events, kept at its default); the server is then killed
-   rather than stopped, because a graceful stop would flush the whole backlog first.
+   (IngestSettings.max_backlog_events, kept at its default). Then, with the load stopped,
+   the time the flusher takes to empty that backlog: the rate at which the lake catches up.
 
     python bench/ingest.py        # writes bench/results/ingest.json
 """
@@ -56,6 +56,7 @@ REPS = int(os.environ.get("BENCH_INGEST_REPS", 7))
 BATCHES_PER_REP = int(os.environ.get("BENCH_INGEST_BATCHES_PER_REP", 80))
 SUSTAINED_S = float(os.environ.get("BENCH_INGEST_SUSTAINED_S", 30))
 SUSTAINED_BACKLOG_STOP = 1_500_000  # stay clear of the 2M default backpressure limit
+DRAIN_TIMEOUT_S = 120
 WARMUP_BATCHES = 20
 LATENCY_N = int(os.environ.get("BENCH_INGEST_LATENCY_N", 400))  # per server, in blocks
 LATENCY_BLOCK = 50
@@ -287,7 +288,7 @@ async def _latency(payloads: Payloads, lbc: Client, npc: Client, shift: int) -> 
 
 async def _sustained(payloads: Payloads, url: str, lb_pid: int, cursor: int, log) -> dict:
     """Continuous load for SUSTAINED_S with the flusher on its own schedule."""
-    est_rate = 60_000  # sizes the pre-built payload list (about 340 MB per 1,000 batches)
+    est_rate = 100_000  # sizes the pre-built payload list (about 340 MB per 1,000 batches)
     n = int(SUSTAINED_S * est_rate / BATCH) + 1
     bodies = payloads.batches(cursor, n)
     client, monitor = Client(url, CONCURRENCY), Client(url, 1)
@@ -342,10 +343,32 @@ async def _sustained(payloads: Payloads, url: str, lb_pid: int, cursor: int, log
         out["seconds_until_2M_backpressure_at_this_rate"] = (2_000_000 - backlog0) / rate if rate > 0 else None
         log(f"  sustained {secs:.0f} s: acked {acked / secs:,.0f} events/s, backlog grew {growth / secs:,.0f} events/s, "
             f"reached the lake {to_lake / secs:,.0f} events/s ({f1 - f0} flushes)")
+        out["drain"] = await _drain_rate(monitor, lb_pid)
+        if out["drain"]["events_per_s"]:
+            log(f"  drain after the load stopped: {out['drain']['backlog_at_stop']:,} events reached the lake in "
+                f"{out['drain']['seconds']:.1f} s: {out['drain']['events_per_s']:,.0f} events/s "
+                f"({out['drain']['server_cpu_us_per_event']:.1f} us CPU/event)")
         return out
     finally:
         await client.close()
         await monitor.close()
+
+
+async def _drain_rate(monitor: Client, lb_pid: int) -> dict:
+    """With no load, how fast the flusher empties the backlog the sustained phase left: the
+    rate at which the lake catches up when clients pause or backpressure holds them back.
+    The server recounts its backlog after each flush, so the backlog left at the stop is
+    timed until it reads 0."""
+    t0, cpu0 = time.perf_counter(), proc_cpu_s(lb_pid)
+    backlog0 = (await monitor.get_json("/health"))["backlog_events"]
+    backlog = backlog0
+    while backlog and time.perf_counter() - t0 < DRAIN_TIMEOUT_S:
+        await asyncio.sleep(0.25)
+        backlog = (await monitor.get_json("/health"))["backlog_events"]
+    secs, drained = time.perf_counter() - t0, backlog0 - backlog
+    return {"backlog_at_stop": backlog0, "backlog_at_end": backlog, "seconds": secs,
+            "events_per_s": drained / secs if drained else None, "timed_out": bool(backlog),
+            "server_cpu_us_per_event": 1e6 * (proc_cpu_s(lb_pid) - cpu0) / drained if drained else None}
 
 
 async def _bench(payloads: Payloads, lb, noop: NoopServer, workspace: Path, log) -> dict:
@@ -477,6 +500,9 @@ def run(log=print) -> dict:
             "informational_sustained_to_lake_ge_50000": {
                 "target": TARGET_EVENTS_PER_S, "value": sustained["to_lake_events_per_s"],
                 "met": sustained["to_lake_events_per_s"] >= TARGET_EVENTS_PER_S},
+            "informational_drain_to_lake_ge_50000": {
+                "target": TARGET_EVENTS_PER_S, "value": sustained["drain"]["events_per_s"],
+                "met": (sustained["drain"]["events_per_s"] or 0) >= TARGET_EVENTS_PER_S},
         },
         "runtime_s": time.perf_counter() - started,
     }
@@ -505,6 +531,8 @@ def summary(result: dict) -> list[str]:
         f"{su['to_lake_events_per_s']:,.0f}/s reached the lake (backlog +{su['backlog_growth_events_per_s']:,.0f}/s"
         + (f"; 2M backpressure after ~{su['seconds_until_2M_backpressure_at_this_rate']:.0f} s)"
            if su.get("seconds_until_2M_backpressure_at_this_rate") else ")"),
+        f"            then, load stopped: the flusher drained {su['drain']['backlog_at_stop']:,} events at "
+        f"{su['drain']['events_per_s'] or 0:,.0f}/s" + (" (timed out)" if su["drain"]["timed_out"] else ""),
     ]
 
 

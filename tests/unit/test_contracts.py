@@ -1,18 +1,11 @@
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
+from contract_support import compile_yaml
 from events import flight, weather
-from lakebook.contracts import CompiledContract, parse_contract
 from lakebook.errors import ContractError, UnknownSource
-
-
-def compile_yaml(tmp_path: Path, text: str, name: str = "things") -> CompiledContract:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(text)
-    return CompiledContract(parse_contract(path))
 
 
 THINGS = """

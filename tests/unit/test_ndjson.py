@@ -7,9 +7,7 @@ with anything the contract refuses. Each case below puts one changed event among
 ones and compares the check with decoding and validating the usual way.
 """
 
-import json
 from datetime import datetime, timezone
-from pathlib import Path
 
 import orjson
 import pyarrow as pa
@@ -17,8 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contract_support import ALL_TYPES, compile_yaml, ndjson
+from contract_support import thing as base_thing
 from events import flight, lake_table, log_events, weather
-from lakebook.contracts import CompiledContract, parse_contract
+from lakebook.contracts import CompiledContract
 from lakebook.ingest import flush_ingest_log_to_raw, open_ingest_log
 from lakebook.ingest.log import NDJSON
 from lakebook.ingest.records import checked_ndjson, decode_events, logged_ndjson_to_table
@@ -26,32 +26,12 @@ from lakebook.ingest.records import checked_ndjson, decode_events, logged_ndjson
 STAMP = datetime(2024, 1, 1, tzinfo=timezone.utc)
 REQUIRED = ("id", "ts", "n", "ok", "x")  # event time and id fields, and x (not nullable)
 
-THINGS = """
-event_time: ts
-event_id: [id, n, ok]
-fields:
-  id: {type: string, required: true}
-  ts: {type: timestamp, required: true}
-  n: {type: int32, min: 0, max: 10}
-  x: {type: float64, nullable: false}
-  kind: {type: string, enum: [a, b]}
-  code: {type: string, regex: '^[A-Z]{2}$', max_length: 2}
-  ok: {type: bool}
-  day: {type: date}
-  big: {type: int64, min: -5}
+THINGS = ALL_TYPES + """
   huge: {type: int64}
-  f: {type: float32}
   level: {type: int32, enum: [1, 2, 3]}
   ratio: {type: float64, min: 0.5, max: 2.5}
   class: {type: string}
-  secret: {type: string, pii: true}
 """
-
-
-def compile_yaml(tmp_path: Path, text: str, name: str = "things") -> CompiledContract:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(text)
-    return CompiledContract(parse_contract(path))
 
 
 @pytest.fixture(scope="module")
@@ -60,24 +40,7 @@ def things(tmp_path_factory):
 
 
 def thing(i=0, **changes):
-    event = {"id": f"e{i}", "ts": "2024-05-01T12:00:00+02:00", "n": i % 11, "x": 1.5, "kind": "ab"[i % 2],
-             "code": "AB", "ok": i % 3 == 0, "day": "2024-05-01", "big": 2**40 + i, "huge": -(2**62), "f": 0.1,
-             "level": 1 + i % 3, "ratio": 1.0, "class": "c", "secret": "s"}
-    event.update(changes)
-    return event
-
-
-def dumps(event) -> bytes:
-    """orjson's JSON; the stdlib's (ASCII, escapes) for what orjson does not write: integers
-    past 64 bits, lone surrogates."""
-    try:
-        return orjson.dumps(event)
-    except (TypeError, orjson.JSONEncodeError):
-        return json.dumps(event, separators=(",", ":")).encode()
-
-
-def ndjson(events) -> bytes:
-    return b"\n".join(e if isinstance(e, bytes) else dumps(e) for e in events)
+    return base_thing(i, **{"huge": -(2**62), "level": 1 + i % 3, "ratio": 1.0, "class": "c", **changes})
 
 
 def usual_way(contract, body: bytes) -> tuple[int, int]:

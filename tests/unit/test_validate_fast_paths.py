@@ -7,61 +7,21 @@
 """
 
 from datetime import datetime, timezone
-from pathlib import Path
 
 import orjson
 import pyarrow as pa
 import pytest
 
+from contract_support import ALL_TYPES, compile_yaml, ndjson, same, thing
 from events import flight, weather
-from lakebook.contracts import CompiledContract, parse_contract
 from lakebook.contracts import validate as validate_module
 from lakebook.ingest.records import decode_events, validate_to_records
 
 STAMP = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
-THINGS = """
-event_time: ts
-event_id: [id, n, ok]
-fields:
-  id: {type: string, required: true}
-  ts: {type: timestamp, required: true}
-  n: {type: int32, min: 0, max: 10}
-  x: {type: float64, nullable: false}
-  kind: {type: string, enum: [a, b]}
-  code: {type: string, regex: '^[A-Z]{2}$', max_length: 2}
-  ok: {type: bool}
-  day: {type: date}
-  big: {type: int64, min: -5}
-  f: {type: float32}
-  secret: {type: string, pii: true}
-"""
-
-
-def compile_yaml(tmp_path: Path, text: str, name: str = "things") -> CompiledContract:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(text)
-    return CompiledContract(parse_contract(path))
-
-
 @pytest.fixture
 def things(tmp_path):
-    return compile_yaml(tmp_path, THINGS)
-
-
-def thing(i=0, **changes):
-    event = {"id": f"e{i}", "ts": "2024-05-01T12:00:00+02:00", "n": i % 11, "x": 1.5, "kind": "ab"[i % 2],
-             "code": "AB", "ok": i % 3 == 0, "day": "2024-05-01", "big": 2**40 + i, "f": 0.1, "secret": "s"}
-    event.update(changes)
-    return event
-
-
-def ndjson(events) -> bytes:
-    return b"\n".join(orjson.dumps(e) for e in events)
-
-
-def same(a: pa.Table, b: pa.Table) -> bool:
-    return a.schema.equals(b.schema, check_metadata=True) and a.equals(b)
+    return compile_yaml(tmp_path, ALL_TYPES)
 
 
 def column_way(contract, events, monkeypatch):
@@ -72,22 +32,7 @@ def column_way(contract, events, monkeypatch):
 
 
 # -- validate_ndjson --------------------------------------------------------------------------
-@pytest.mark.parametrize("make", [
-    lambda: [flight(i) for i in range(300)],
-    lambda: [flight(i, dep_delay=i - 5, tailnum=None if i % 7 else "N1", arr_time=None) for i in range(40)],
-    lambda: [weather(i, wind_gust=None if i % 2 else 12.5) for i in range(100)],
-])
-def test_ndjson_fast_path_equals_decoding_and_validating(workspace, make):
-    events = make()
-    source = "weather" if "temp" in events[0] else "flights"
-    contract = workspace.contract(source)
-    fast = contract.validate_ndjson(ndjson(events), ingested_at=STAMP)
-    assert fast is not None and fast.rejected == []
-    usual = contract.validate(events, ingested_at=STAMP)
-    assert same(fast.accepted, usual.accepted)
-    assert fast.accepted_index.tolist() == usual.accepted_index.tolist()
-
-
+# (bodies of real flights and weather: test_ndjson.py, the logged body becomes this table)
 def test_ndjson_fast_path_covers_every_type(things):
     events = [thing(i) for i in range(50)] + [thing(50, kind=None, code=None, day=None, big=None, f=None, secret=None)]
     fast = things.validate_ndjson(ndjson(events) + b"\r\n", ingested_at=STAMP)

@@ -54,7 +54,7 @@ class NdjsonReader:
             (attrgetter(f"f{i}"), spec.type) for i, spec in enumerate(compiled.contract.fields.values())]
 
     @classmethod
-    def build(cls, compiled) -> "NdjsonCheck | None":
+    def build(cls, compiled) -> "NdjsonReader | None":
         contract = compiled.contract
         if contract.unknown_fields != "reject":  # msgspec would skip unknown values unread by the usual decoder
             return None

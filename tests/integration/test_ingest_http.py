@@ -313,7 +313,7 @@ def test_health_and_metrics_report_what_happened(workspace_dir, ingest_server):
         before = parse_metrics(before_text.text)
         for name in ("lakebook_ingest_backlog_events", "lakebook_ingest_log_commits_total",
                      "lakebook_ingest_flushes_total", "lakebook_ingest_flush_errors_total",
-                     "lakebook_ingest_blobs_stored_total"):
+                     "lakebook_ingest_blobs_stored_total", "lakebook_ingest_events_flushed_total"):
             assert (name, ()) in before, name
 
         mixed = ndjson([flight(0), flight(1), flight(2), flight(3, month=99), flight(4, origin="XXX")])
@@ -345,6 +345,7 @@ def test_health_and_metrics_report_what_happened(workspace_dir, ingest_server):
             assert time.monotonic() < deadline, "the server never flushed"
             time.sleep(0.1)
         assert metric(samples, "lakebook_ingest_flush_errors_total") == 0
+        assert metric(samples, "lakebook_ingest_events_flushed_total") == 5  # 3 flights, 2 weather
         health = http.get("/health").json()
         assert health["backlog_events"] == 0 and health["last_flush_unix"] > time.time() - 60
     assert read_lake(workspace_dir, "raw", "flights").num_rows == 3  # written by the server itself

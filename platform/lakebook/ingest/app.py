@@ -52,6 +52,7 @@ class Metrics:
     blobs: int = 0
     flushes: int = 0
     flush_errors: int = 0
+    flushed_events: int = 0
     last_flush_unix: float = 0.0
 
     def count(self, table: dict, key, n: int = 1) -> None:
@@ -134,6 +135,7 @@ class IngestService:
         """A flush of the flusher process ended."""
         if report.get("ok"):
             self.metrics.flushes += 1
+            self.metrics.flushed_events += report.get("events", 0)
             self.metrics.last_flush_unix = report.get("at") or time.time()
         else:
             self.metrics.flush_errors += 1
@@ -148,6 +150,7 @@ class IngestService:
         try:
             report = flush_ingest_log_to_raw(self.workspace, self.log)
             self.metrics.flushes += 1
+            self.metrics.flushed_events += report.events
             self.metrics.last_flush_unix = time.time()
             return report
         except Exception:  # the server keeps taking events; the next round tries again
@@ -310,6 +313,9 @@ async def metrics(request: Request) -> Response:
         f"lakebook_ingest_flushes_total {m.flushes}",
         "# TYPE lakebook_ingest_flush_errors_total counter",
         f"lakebook_ingest_flush_errors_total {m.flush_errors}",
+        "# HELP lakebook_ingest_events_flushed_total Events written to the lake (duplicates of events already there not counted).",
+        "# TYPE lakebook_ingest_events_flushed_total counter",
+        f"lakebook_ingest_events_flushed_total {m.flushed_events}",
     ]
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 

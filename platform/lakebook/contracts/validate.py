@@ -124,11 +124,8 @@ class CompiledContract:
         if len(keep) < n:
             table = table.take(pa.array(keep))
         ids = self._event_ids(table, [rows[i] for i in keep] if self.contract.event_id is None else None)
-        stamp = ingested_at or datetime.now(timezone.utc)
-        table = table.append_column(self.schema.field(EVENT_ID), ids)
-        table = table.append_column(self.schema.field(INGESTED_AT), pa.repeat(pa.scalar(stamp, TIMESTAMP), len(keep)))
         rejected = [Rejection(row, reasons.by_row[row]) for row in sorted(reasons.by_row)]
-        return ValidationResult(table, keep, rejected)
+        return ValidationResult(self._with_id_and_time(table, ids, ingested_at), keep, rejected)
 
     def _validate_small(self, events: Sequence[Any], ingested_at: datetime | None) -> ValidationResult | None:
         """A few events (a single-event POST) that are all valid, with every value already of
@@ -175,10 +172,7 @@ class CompiledContract:
         except (pa.ArrowException, OverflowError, TypeError, ValueError):
             return None
         ids = self._small_ids(data) or self._event_ids(table, events if isinstance(events, list) else list(events))
-        stamp = ingested_at or datetime.now(timezone.utc)
-        table = table.append_column(self.schema.field(EVENT_ID), ids)
-        table = table.append_column(self.schema.field(INGESTED_AT), pa.repeat(pa.scalar(stamp, TIMESTAMP), len(events)))
-        return ValidationResult(table, np.arange(len(events)), [])
+        return ValidationResult(self._with_id_and_time(table, ids, ingested_at), np.arange(len(events)), [])
 
     def _breaks_small(self, name: str, spec: FieldSpec, values: list) -> bool:
         """_breaks_constraints for a few plain Python values (regex results are remembered)."""
@@ -218,12 +212,16 @@ class CompiledContract:
         table = None if self._ndjson is None else self._ndjson.table(body)
         if table is None:
             return None
-        n = table.num_rows
-        ids = self._event_ids(table, None)
+        table = self._with_id_and_time(table, self._event_ids(table, None), ingested_at)
+        return ValidationResult(table, np.arange(table.num_rows), [])
+
+    def _with_id_and_time(self, table: pa.Table, ids: pa.Array, ingested_at: datetime | None) -> pa.Table:
+        """The accepted rows' table with its ``_event_id`` and ``_ingested_at`` columns (now, if
+        no time is given)."""
         stamp = ingested_at or datetime.now(timezone.utc)
         table = table.append_column(self.schema.field(EVENT_ID), ids)
-        table = table.append_column(self.schema.field(INGESTED_AT), pa.repeat(pa.scalar(stamp, TIMESTAMP), n))
-        return ValidationResult(table, np.arange(n), [])
+        return table.append_column(self.schema.field(INGESTED_AT),
+                                   pa.repeat(pa.scalar(stamp, TIMESTAMP), table.num_rows))
 
     # -- row shape -----------------------------------------------------------------------
     @staticmethod

@@ -42,7 +42,7 @@ class NdjsonReader:
     """Built by ``NdjsonReader.build``, which returns None for a contract it cannot check
     exactly (then every body is validated the usual way)."""
 
-    def __init__(self, compiled, decoder: msgspec.json.Decoder, casts: list[tuple[Callable, pa.DataType]],
+    def __init__(self, compiled, decoder: msgspec.json.Decoder, casts: list[tuple[int, Callable, pa.DataType]],
                  regexes: list[tuple[Callable, str]]):
         self._compiled = compiled
         self._decoder = decoder
@@ -68,7 +68,7 @@ class NdjsonReader:
             # a missing value is a null to the contract: only nullable fields may be left out
             fields.append((attr, Optional[kind], None) if nullable else (attr, kind))
             if spec.type in ("timestamp", "date"):
-                casts.append((attrgetter(attr), ARROW_TYPES[spec.type]))
+                casts.append((i, attrgetter(attr), ARROW_TYPES[spec.type]))
             if spec.regex is not None:
                 regexes.append((attrgetter(attr), spec.regex))
         struct = msgspec.defstruct(
@@ -80,8 +80,8 @@ class NdjsonReader:
     def count(self, body: bytes) -> int | None:
         """The number of events if every line of the NDJSON body is an event the contract
         accepts, else None."""
-        events = self._events(body)
-        return None if events is None else len(events)
+        read = self._read(body)
+        return None if read is None else len(read[0])
 
     def table(self, body: bytes) -> pa.Table | None:
         """The contract's columns (``fields_schema``) of a body ``count`` passes, as the column
@@ -89,21 +89,24 @@ class NdjsonReader:
         contract whose columns are left to the column way."""
         if self._columns is None:
             return None
-        events = self._events(body)
-        if events is None:
+        read = self._read(body)
+        if read is None:
             return None
+        events, times = read
         columns = []
-        for get, kind in self._columns:
-            values = list(map(get, events))
-            if kind in ("timestamp", "date"):  # strings, cast as the column way casts them
-                columns.append(pc.cast(pa.array(values, pa.string()), ARROW_TYPES[kind]))
+        for i, (get, kind) in enumerate(self._columns):
+            if i in times:  # timestamps and dates: as the check cast them
+                columns.append(times[i])
                 continue
+            values = list(map(get, events))
             if kind == "float32" and any(v is not None and abs(v) > 2**53 for v in values):
                 return None  # the column way casts a JSON integer to float32 in one rounding, this in two
             columns.append(pa.array(values, ARROW_TYPES[kind]))
         return pa.Table.from_arrays(columns, schema=self._compiled.fields_schema)
 
-    def _events(self, body: bytes) -> list | None:
+    def _read(self, body: bytes) -> tuple[list, dict[int, pa.Array]] | None:
+        """The decoded events of a body the check passes, and its timestamp and date columns
+        (by field position) as Arrow cast them; None if the check does not pass it."""
         text = body.rstrip(b" \t\r\n")
         if text[:1] != b"{":
             return None
@@ -121,16 +124,15 @@ class NdjsonReader:
             values.discard(None)
             if values and not self._compiled._regex_all(regex, list(values)):
                 return None
-        for get, target in self._casts:
-            values = [v for v in map(get, events) if v is not None]
-            if not values:
-                continue
+        times = {}
+        for i, get, target in self._casts:
             try:  # the column way: Arrow casts the strings, and the result must fit Python's datetime
-                if not _python_representable(pc.cast(pa.array(values, pa.string()), target)):
-                    return None
+                times[i] = pc.cast(pa.array(list(map(get, events)), pa.string()), target)
             except (pa.ArrowException, OverflowError):
                 return None
-        return events
+            if not _python_representable(times[i]):
+                return None
+        return events, times
 
 
 def _struct_type(spec: FieldSpec) -> Any:

@@ -48,9 +48,28 @@ def _raw(event) -> str:
 
 def rejected_record(source: str, request_id: str, received_us: int, rejected: list[tuple]) -> LogRecord:
     """Rejected input as a log record: (index or None, raw text, reasons) per item."""
-    rows = [{"_received_at": received_us, "request_id": request_id, "index": i, "raw": raw,
-             "reasons": why if isinstance(why, list) else [why]} for i, raw, why in rejected]
+    rows = _quarantine_rows(request_id, received_us, rejected)
     return LogRecord(source, REJECTED, len(rows), received_us, orjson.dumps(rows))
+
+
+def _quarantine_rows(request_id: str, received_us: int, rejected: list[tuple]) -> list[dict]:
+    """Quarantine rows (flusher.QUARANTINE_SCHEMA, time in microseconds) of (index, raw, reasons) items."""
+    return [{"_received_at": received_us, "request_id": request_id, "index": i, "raw": raw, "reasons": _listed(why)}
+            for i, raw, why in rejected]
+
+
+def _listed(reasons) -> list[str]:
+    return reasons if isinstance(reasons, list) else [reasons]
+
+
+def _rejections(events: list, undecodable: list[tuple[int, str, str]], result) -> list[tuple]:
+    """(index, raw text, reasons) of every line ``result`` (``validate`` of ``events``) refuses
+    and of every line that was not JSON, by index."""
+    bad_json = {i for i, _, _ in undecodable}
+    rejected = list(undecodable) + [(r.index, _raw(events[r.index]), r.reasons)
+                                    for r in result.rejected if r.index not in bad_json]
+    rejected.sort(key=lambda r: r[0])
+    return rejected
 
 
 def checked_ndjson(contract, source: str, body: bytes, received_us: int) -> Outcome | None:
@@ -74,17 +93,12 @@ def logged_ndjson_to_table(contract, payload: bytes, received_us: int, seq: int)
         return result.accepted, []
     events, undecodable = decode_events(payload, NDJSON_TYPES[0])
     result = contract.validate(events, ingested_at=stamp)
-    bad_json = {i for i, _, _ in undecodable}
-    refused = list(undecodable) + [(r.index, _raw(events[r.index]), r.reasons)
-                                   for r in result.rejected if r.index not in bad_json]
+    refused = [(i, raw, [f"refused when flushed (accepted at ingest): {why}" for why in _listed(reasons)])
+               for i, raw, reasons in _rejections(events, undecodable, result)]
     if refused:
         log.warning("%d events of %s accepted at ingest are refused by its contract now; quarantined",
                     len(refused), contract.name)
-    rows = [{"_received_at": received_us, "request_id": f"ingest-log-{seq}", "index": i, "raw": raw,
-             "reasons": [f"refused when flushed (accepted at ingest): {why}"
-                         for why in (reasons if isinstance(reasons, list) else [reasons])]}
-            for i, raw, reasons in sorted(refused, key=lambda r: r[0])]
-    return result.accepted, rows
+    return result.accepted, _quarantine_rows(f"ingest-log-{seq}", received_us, refused)
 
 
 def validate_to_records(contract, source: str, events: list, request_id: str, received_us: int,
@@ -92,18 +106,13 @@ def validate_to_records(contract, source: str, events: list, request_id: str, re
     """Validate a decoded batch; accepted rows become one Arrow IPC record, rejected ones
     (including lines that were not JSON) one quarantine record with their raw text."""
     result = contract.validate(events)
-    bad_json = {i for i, _, _ in undecodable}
-    rejected = list(undecodable) + [
-        (r.index, _raw(events[r.index]), r.reasons)
-        for r in result.rejected if r.index not in bad_json
-    ]
-    rejected.sort(key=lambda r: r[0])
+    rejected = _rejections(events, undecodable, result)
     records = []
     if result.accepted.num_rows:
         records.append(LogRecord(source, EVENTS, result.accepted.num_rows, received_us, _ipc_bytes(result.accepted)))
     if rejected:
         records.append(rejected_record(source, request_id, received_us, rejected))
-    answer = [{"index": i, "reasons": why if isinstance(why, list) else [why]} for i, _, why in rejected]
+    answer = [{"index": i, "reasons": _listed(why)} for i, _, why in rejected]
     return Outcome(records, result.accepted.num_rows, answer)
 
 

@@ -221,20 +221,13 @@ async def post_events(request: Request) -> Response:
     received_us = time.time_ns() // 1000
     content_type = request.headers.get("content-type", "")
     # the check runs on the event loop (it costs about what parsing the JSON does); a body it
-    # does not pass is validated event by event, a big one off the event loop
+    # does not pass is validated event by event
     checked = is_ndjson(content_type) and len(body) <= INLINE_CHECK_BYTES
     outcome = checked_ndjson(contract, source, body, received_us) if checked else None
-    args = (source, body, content_type, request_id, received_us, not checked)
     try:
-        if outcome is not None:
-            pass
-        elif len(body) < INLINE_BODY_BYTES:
-            outcome = body_to_records(contract, *args)
-        elif service.validator_processes is not None:  # in parallel, in the validator processes
-            outcome = await asyncio.wrap_future(service.validator_processes.submit(*args))
-        else:
-            outcome = await asyncio.get_running_loop().run_in_executor(service.validators, body_to_records,
-                                                                       contract, *args)
+        if outcome is None:
+            outcome = await _validated(service, contract, source, body, content_type, request_id, received_us,
+                                       check=not checked)
     except BadRequest as exc:
         if body.strip():  # an unparseable body is data: keep it; an empty one is not
             await _quarantine(service, source, request_id, received_us,
@@ -249,6 +242,18 @@ async def post_events(request: Request) -> Response:
               "rejected": outcome.rejected[:shown]}
     status = 422 if outcome.rejected and not outcome.accepted else 200
     return _Json(answer, status_code=status)
+
+
+async def _validated(service: IngestService, contract, source: str, body: bytes, content_type: str,
+                     request_id: str, received_us: int, check: bool):
+    """body_to_records: on the event loop for a small body, else in a validator process (or
+    thread), in parallel with other requests."""
+    args = (source, body, content_type, request_id, received_us, check)
+    if len(body) < INLINE_BODY_BYTES:
+        return body_to_records(contract, *args)
+    if service.validator_processes is not None:
+        return await asyncio.wrap_future(service.validator_processes.submit(*args))
+    return await asyncio.get_running_loop().run_in_executor(service.validators, body_to_records, contract, *args)
 
 
 async def _quarantine(service: IngestService, source: str, request_id: str, received_us: int, rejected: list) -> None:

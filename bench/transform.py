@@ -7,7 +7,7 @@ Parquet files for flights); the workspace gets this repository's seeds (``load_s
 transform joins ref.airlines, ref.airports and ref.planes) and transforms, and
 ``batch: {master: local[2]}`` in lakebook.yaml (other batch settings at their defaults).
 
-Every sample is ``lakebook.batch.run_transforms(ws, ["flights_clean"], engine=..., full_refresh=True)``:
+Every sample is ``lakebook.transform.run_transforms(ws, ["flights_clean"], engine=..., full_refresh=True)``:
 the runner's whole path (catalog lookups, binding the 367 input files, the query, writing
 Parquet partitioned by month, publishing the version, lineage), in this one process.
 
@@ -77,7 +77,7 @@ def _py_cpu() -> float:
 def build_workspace(tmp: Path, log):
     from lake_query import build_lake
 
-    from lakebook.batch.seeds import load_seeds
+    from lakebook.transform import load_seeds
     from lakebook.workspace import Workspace
 
     root, lake = build_lake(tmp, log)
@@ -87,14 +87,14 @@ def build_workspace(tmp: Path, log):
     ws = Workspace.load(root, environ={})
     seeds = {s.name: s.rows for s in load_seeds(ws)}
     return ws, {"lake": lake, "seeds": seeds,
-                "raw_flights_files": len(list((ws.lake_dir / "raw" / "flights").glob("*/*.parquet")))}
+                "raw_flights_files": len(list((ws.lake.root / "raw" / "flights").glob("*/*.parquet")))}
 
 
 def output_fingerprint(ws) -> dict:
     """Row count, columns and an order-independent checksum of the published output."""
     import duckdb
 
-    pattern = str(ws.table_dir("warehouse", TRANSFORM) / "current" / "*" / "*.parquet")
+    pattern = str(ws.lake.table_dir("warehouse", TRANSFORM) / "current" / "*" / "*.parquet")
     con = duckdb.connect()
     try:
         rel = f"read_parquet('{pattern}', hive_partitioning = true, union_by_name = true)"
@@ -103,7 +103,7 @@ def output_fingerprint(ws) -> dict:
             "SELECT count(*), sum(hash(flight_id::VARCHAR, epoch_us(sched_dep_at), carrier_name::VARCHAR, tailnum::VARCHAR, "
             "dest_name::VARCHAR, arr_delay::DOUBLE, plane_seats::DOUBLE, cancelled::BOOLEAN, arr_late::BOOLEAN, "
             f"month::BIGINT)) FROM {rel}").fetchall()[0]
-        files = len(list((ws.table_dir("warehouse", TRANSFORM) / "current").glob("*/*.parquet")))
+        files = len(list((ws.lake.table_dir("warehouse", TRANSFORM) / "current").glob("*/*.parquet")))
     finally:
         con.close()
     return {"rows": rows, "columns": sorted(columns), "checksum": str(checksum), "files": files}
@@ -118,7 +118,7 @@ def run(log=print) -> dict:
         try:
             result = _measure(ws, built, log, info, started)
         finally:
-            from lakebook.batch.spark import stop_spark
+            from lakebook.transform import stop_spark
 
             stop_spark()
     result["runtime_s"] = time.perf_counter() - started
@@ -127,8 +127,8 @@ def run(log=print) -> dict:
 
 
 def _measure(ws, built: dict, log, info: dict, started: float) -> dict:
-    from lakebook.batch import run_transforms
-    from lakebook.batch.spark import spark_conf, spark_session
+    from lakebook.transform import run_transforms
+    from lakebook.transform.spark import spark_conf, spark_session
 
     def one(engine: str, meter: JvmMeter | None) -> dict:
         jvm0 = (meter.cpu_s(), meter.gc_s()) if meter else (0.0, 0.0)
@@ -182,7 +182,7 @@ def _measure(ws, built: dict, log, info: dict, started: float) -> dict:
             "lake": "fresh temp workspace; lake built by bench/lake_query.py's build_lake (demo ingest path over HTTP)",
             "workspace": built,
             "transform": f"transforms/{TRANSFORM}.sql (mode incremental, run with full_refresh=True; partition_by month)",
-            "call": f"lakebook.batch.run_transforms(ws, [{TRANSFORM!r}], engine=<engine>, full_refresh=True)",
+            "call": f"lakebook.transform.run_transforms(ws, [{TRANSFORM!r}], engine=<engine>, full_refresh=True)",
             "spark_conf": conf,
             "duckdb_threads": "DuckDB default (one per core)",
             "spark_cold": "INCLUDES startup: first spark_session() of the process (JVM launch) + the first run; one sample",

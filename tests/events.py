@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
+
+import orjson
 
 BASE = datetime(2013, 1, 1, 10, 0, tzinfo=timezone.utc)
 
@@ -62,6 +65,31 @@ def lake_table(workspace, zone: str, name: str):
     """Everything in a lake table, read straight from its Parquet files."""
     import pyarrow.dataset as ds
 
-    folder = workspace.table_dir(zone, name)
+    folder = workspace.lake.table_dir(zone, name)
     files = sorted(str(p) for p in folder.glob("*/*.parquet"))
     return ds.dataset(files, format="parquet").to_table() if files else None
+
+
+def ndjson(events: list) -> bytes:
+    return b"\n".join(orjson.dumps(e) for e in events) + b"\n"
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
+
+
+def parse_metrics(text: str) -> dict[tuple[str, tuple], float]:
+    """Prometheus text format -> {(name, ((label, value), ...)): value}; fails on a bad line."""
+    samples = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        match = _SAMPLE.match(line)
+        assert match, f"not a Prometheus sample line: {line!r}"
+        name, labels, value = match.groups()
+        pairs = tuple(sorted(re.findall(r'(\w+)="([^"]*)"', labels or "")))
+        samples[(name, pairs)] = float(value)
+    return samples
+
+
+def metric(samples: dict, name: str, **labels) -> float:
+    return samples.get((name, tuple(sorted((k, str(v)) for k, v in labels.items()))), 0.0)

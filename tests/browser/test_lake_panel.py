@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from ingest_support import make_workspace
-from lakebook.demo import free_port
+from lakebook.services import free_port
 from test_up import LAB_URL, Output
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]

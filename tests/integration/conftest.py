@@ -65,7 +65,7 @@ def build_flights_workspace(root: Path, first_days_of_each_month: int | None = N
     with ``first_days_of_each_month`` those days of every month (whole days, so a day's
     trailing 1- and 3-hour features are what they are on the full data)."""
     from events import log_events
-    from lakebook.demo import nycflights13_ndjson
+    from lakebook.sample_data import nycflights13_ndjson
     from lakebook.workspace import Workspace
 
     root.mkdir(parents=True)
@@ -87,9 +87,9 @@ def build_flights_workspace(root: Path, first_days_of_each_month: int | None = N
 
 def run_batch_layer(root: Path) -> Path:
     """Flush the ingest log to the lake, load the seeds and run every transform on Spark."""
-    from lakebook.batch import run_transforms
-    from lakebook.batch.seeds import load_seeds
-    from lakebook.batch.spark import spark_session
+    from lakebook.transform import run_transforms
+    from lakebook.transform import load_seeds
+    from lakebook.transform import spark_session
     from lakebook.ingest import flush_ingest_log_to_raw
     from lakebook.workspace import Workspace
 
@@ -112,7 +112,7 @@ def private_copy(template: Path, tmp_path: Path):
 @pytest.fixture(scope="session")
 def spark_template(tmp_path_factory):
     """The shared template: lake flushed, seeds loaded, every transform run on Spark."""
-    from lakebook.batch.spark import stop_spark
+    from lakebook.transform import stop_spark
 
     yield run_batch_layer(build_flights_workspace(tmp_path_factory.mktemp("template") / "ws"))
     stop_spark()

@@ -4,75 +4,34 @@ real server over loopback HTTP or reads the real Parquet files."""
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
-import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import httpx
-import orjson
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from lakebook._proc import stop_process, wait_until_answering
-from lakebook.demo import free_port
+from events import metric, ndjson, parse_metrics  # noqa: F401 - the ingest tests import them from here
 from lakebook.errors import LakebookError
+from lakebook.services import Launch, ServiceProcess, free_port, service
 
 NDJSON = {"content-type": "application/x-ndjson"}
 JSON = {"content-type": "application/json"}
 
 
-class IngestServer:
-    """``python -m lakebook -w ROOT ingest serve`` on a free loopback port.
-
-    Unlike ``lakebook.demo.IngestServerProcess`` its output goes to a log file: a pipe that
-    nobody reads fills up after 64 KiB of tracebacks and then stalls the server."""
+class IngestServer(ServiceProcess):
+    """The ingest service (``lakebook ingest serve``) of the workspace at ``root``, started
+    through the service model on a free loopback port, its output in a log file beside it."""
 
     def __init__(self, root: Path, *, flush_interval_s: float = 5.0, env: dict | None = None,
                  port: int | None = None, log_path: Path | None = None):
         self.root = Path(root)
-        self.flush_interval_s = flush_interval_s
-        self.env = dict(os.environ if env is None else env)
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path or self.root.parent / f"ingest-server-{self.port}.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> "IngestServer":
-        with open(self.log_path, "ab") as log_file:  # the child keeps its own descriptor
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "lakebook", "-w", str(self.root), "ingest", "serve",
-                 "--port", str(self.port), "--flush-interval", str(self.flush_interval_s)],
-                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=self.env,
-            )
-        return self
-
-    def wait_ready(self, timeout_s: float = 60) -> None:
-        wait_until_answering(self.process, f"{self.url}/health", name="ingest server", log_text=self.log_text,
-                             timeout_s=timeout_s, poll_s=0.05)
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, timeout_s: float = 30) -> int | None:
-        """SIGINT: the server flushes the ingest log on its way out."""
-        return stop_process(self.process, signal.SIGINT, timeout_s) if self.process else None
-
-    def kill(self) -> None:
-        """SIGKILL (kill -9): no shutdown code runs."""
-        if self.running:
-            self.process.kill()
-        if self.process is not None:
-            self.process.wait()
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        port = port or free_port()
+        super().__init__(load_workspace(self.root), service("ingest"),
+                         Launch(port, options={"flush_interval_s": flush_interval_s}),
+                         log_path=log_path or self.root.parent / f"ingest-server-{port}.log", env=env)
 
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=kwargs.pop("timeout", 30), **kwargs)
@@ -124,7 +83,7 @@ def flush(root: Path):
 def read_lake(root: Path, zone: str, source: str, columns: list[str] | None = None) -> pa.Table | None:
     """Every row of a lake table, read with pyarrow.dataset (hive ``date=`` partitions; files
     starting with '.' or '_', such as half-written temporaries, are ignored as by any reader)."""
-    folder = load_workspace(root).table_dir(zone, source)
+    folder = load_workspace(root).lake.table_dir(zone, source)
     if not folder.is_dir() or not any(folder.glob("*/*.parquet")):
         return None
     return ds.dataset(folder, format="parquet", partitioning="hive").to_table(columns=columns)
@@ -140,32 +99,6 @@ def event_ids(root: Path, events: list, source: str = "flights") -> list[str]:
     result = load_workspace(root).contract(source).validate(events)
     assert not result.rejected, f"test bug: events meant to be valid were rejected: {result.rejected[:3]}"
     return result.accepted.column("_event_id").to_pylist()
-
-
-def ndjson(events: list) -> bytes:
-    return b"\n".join(orjson.dumps(e) for e in events) + b"\n"
-
-
-# -- /metrics --------------------------------------------------------------------------------
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
-
-
-def parse_metrics(text: str) -> dict[tuple[str, tuple], float]:
-    """Prometheus text format -> {(name, ((label, value), ...)): value}; fails on a bad line."""
-    samples = {}
-    for line in text.splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        match = _SAMPLE.match(line)
-        assert match, f"not a Prometheus sample line: {line!r}"
-        name, labels, value = match.groups()
-        pairs = tuple(sorted(re.findall(r'(\w+)="([^"]*)"', labels or "")))
-        samples[(name, pairs)] = float(value)
-    return samples
-
-
-def metric(samples: dict, name: str, **labels) -> float:
-    return samples.get((name, tuple(sorted((k, str(v)) for k, v in labels.items()))), 0.0)
 
 
 @pytest.fixture

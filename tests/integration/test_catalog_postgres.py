@@ -20,7 +20,7 @@ import pytest
 from ingest_support import NDJSON, flush, load_workspace, ndjson, start_ingest_server
 from events import flight
 
-from lakebook.demo import free_port
+from lakebook.services import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -93,12 +93,12 @@ def test_ingest_flush_and_query_keep_the_catalog_in_postgres(workspace_dir, cata
         assert server.stop() == 0, server.log_text()[-2000:]  # a graceful stop flushes the rest
     assert flush(workspace_dir).events == 0
 
-    from lakebook.catalog import Catalog
+    from lakebook.catalog import open_catalog
     from lakebook.query import query
 
     workspace = load_workspace(workspace_dir)
     assert workspace.catalog_url == catalog_url
-    catalog = Catalog.for_workspace(workspace)
+    catalog = open_catalog(workspace)
     try:
         assert catalog.engine.dialect.name == "postgresql"
         flights = catalog.table("raw.flights")
@@ -122,7 +122,7 @@ def test_catalog_api_on_postgres(catalog_url):
     the file manifest (recording a file twice changes nothing), lineage and runs."""
     from lakebook.catalog import Catalog
     from lakebook.catalog.store import ColumnInfo
-    from lakebook.lake.writer import WrittenFile
+    from lakebook.lake import WrittenFile
 
     first, second = Catalog(catalog_url), Catalog(catalog_url)  # two processes' worth: create_all twice
     try:

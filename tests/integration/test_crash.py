@@ -183,7 +183,7 @@ def test_kill_9_under_load_loses_and_duplicates_no_acknowledged_event(workspace_
     assert not missing, f"{len(missing)} of {len(acked_ids)} acknowledged events are not in the lake"
     never_sent = in_lake.keys() - set(sent_ids)
     assert not never_sent, f"{len(never_sent)} events in the lake were never sent"
-    leftovers = [p for p in workspace.table_dir("raw", "flights").rglob("*") if p.is_file() and p.suffix != ".parquet"]
+    leftovers = [p for p in workspace.lake.table_dir("raw", "flights").rglob("*") if p.is_file() and p.suffix != ".parquet"]
     assert not leftovers, f"half-written files left behind: {leftovers[:5]}"
 
     elapsed = time.monotonic() - started

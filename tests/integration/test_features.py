@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from lakebook import features
-from lakebook.features import FeatureStoreError
+from lakebook.errors import FeatureStoreError
 from lakebook.query import LakeSession
+from lakebook.services import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,7 @@ def asof_join(ws, entities):
     con.register("entities", entities)
     selects, joins = [], []
     for view, (key, cols, ttl) in VIEWS.items():
-        path = ws.table_dir("features", view) / "current" / "*.parquet"
+        path = ws.lake.table_dir("features", view) / "current" / "*.parquet"
         con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{path}')")
         joins.append(f"ASOF LEFT JOIN {view} ON {view}.{key} = e.{key} AND {view}.event_timestamp <= e.event_timestamp")
         fresh = f"{view}.event_timestamp >= e.event_timestamp - INTERVAL {ttl}"
@@ -95,7 +96,7 @@ def test_training_set_mistakes_are_clear(flights_ws):
 
 
 def latest_offline(ws, view, key, value):
-    path = ws.table_dir("features", view) / "current" / "*.parquet"
+    path = ws.lake.table_dir("features", view) / "current" / "*.parquet"
     return duckdb.sql(f"SELECT * FROM read_parquet('{path}') WHERE {key} = '{value}' "
                       f"ORDER BY event_timestamp DESC LIMIT 1").df().iloc[0]
 
@@ -115,14 +116,8 @@ def online_matches_offline(ws):
 
 def test_materialize_to_the_sqlite_online_store(flights_ws):
     online = online_matches_offline(flights_ws)
-    assert (flights_ws.state_dir / "feast" / "online.db").exists()
+    assert (flights_ws.feast_dir / "online.db").exists()
     assert online["plane_seats"][0] is not None
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -151,12 +146,12 @@ def test_materialize_to_a_real_redis_online_store(flights_ws, redis_server):
     from lakebook.workspace import Workspace
 
     ws = Workspace.load(flights_ws.root)
-    assert ws.settings.features.online_store["type"] == "redis"
+    assert ws.settings.features.online_store.type == "redis"
     online_matches_offline(ws)
     import redis
 
     assert redis.Redis(port=redis_server).dbsize() > 0  # the values really live in Redis
-    assert not (ws.state_dir / "feast" / "online.db").exists()
+    assert not (ws.feast_dir / "online.db").exists()
 
 
 def test_the_spark_offline_store_gives_the_same_training_set(flights_ws):
@@ -216,4 +211,4 @@ def test_features_commands(flights_ws):
     online = features.online_features(flights_ws, "flight_delay_v1", [{"origin": "JFK", "carrier": "UA", "tailnum": "N14228"}])
     assert online["plane_seats"][0] is not None
     env = run("env")
-    assert f"export LAKEBOOK_LAKE_DIR={flights_ws.lake_dir}" in env
+    assert f"export LAKEBOOK_LAKE_DIR={flights_ws.lake.root}" in env

@@ -58,7 +58,8 @@ class Fuzz:
             if answer.status_code == 422:  # every event rejected: the per-event report, not an error
                 assert doc["rejected"], answer.text[:300]
             else:
-                assert isinstance(doc.get("error"), str) and doc["error"], answer.text[:300]
+                error = doc["error"]
+                assert error["status"] == answer.status_code and error["message"], answer.text[:300]
         return answer
 
     def post(self, source: str, body: bytes, content_type: str | None = "application/json") -> httpx.Response:

@@ -30,7 +30,9 @@ def assert_error(response, status: int) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json"), response.headers
     body = response.json()
-    assert isinstance(body.get("error"), str) and body["error"], body
+    error = body["error"]
+    assert error["status"] == status and isinstance(error["message"], str) and error["message"], body
+    assert set(error) == {"status", "message", "hint"}, body
     return body
 
 
@@ -230,7 +232,7 @@ def test_bodies_over_max_request_bytes_get_413_and_store_nothing(workspace_dir, 
         ok = http.post("/v1/events/flights", content=exactly, headers=NDJSON)
         assert ok.status_code == 200 and ok.json()["accepted"] == 3, ok.text
         body = assert_error(http.post("/v1/events/flights", content=exactly + b"\n", headers=NDJSON), 413)
-        assert str(limit) in body["error"]
+        assert str(limit) in body["error"]["message"]
         assert_error(http.post("/v1/events/flights", content=ndjson(over), headers=NDJSON), 413)
         assert_error(http.post("/v1/events/flights", content=b"[" + b" " * 5_000_000 + b"]"), 413)
 
@@ -245,7 +247,7 @@ def test_bodies_over_max_request_bytes_get_413_and_store_nothing(workspace_dir, 
     flush(workspace_dir)
     assert lake_ids(workspace_dir) == {i: 1 for i in event_ids(workspace_dir, [flight(0), flight(1), flight(2)])}
     assert read_lake(workspace_dir, "quarantine", "flights") is None
-    blobs = load_workspace(workspace_dir).blobs_dir / "flights"
+    blobs = load_workspace(workspace_dir).lake.blobs_dir / "flights"
     assert sorted(p.name for p in blobs.iterdir() if p.is_file()) == ["fits.bin"]
 
 
@@ -390,7 +392,7 @@ def test_blobs_are_stored_append_only_and_read_back(workspace_dir, ingest_server
         again = http.put("/v1/blobs/flights/scan-2013_01.v1.bin", content=data, headers={"content-type": "image/png"})
         assert again.status_code == 200 and again.json()["sha256"] == digest and again.json()["stored_at"] == meta["stored_at"]
         conflict = assert_error(http.put("/v1/blobs/flights/scan-2013_01.v1.bin", content=data[:-1] + b"!"), 409)
-        assert "scan-2013_01.v1.bin" in conflict["error"]
+        assert "scan-2013_01.v1.bin" in conflict["error"]["message"]
         assert http.get("/v1/blobs/flights/scan-2013_01.v1.bin").content == data  # unchanged
 
         other = http.put("/v1/blobs/weather/scan-2013_01.v1.bin", content=b"weather copy")  # per-source names
@@ -415,7 +417,7 @@ def test_blobs_are_stored_append_only_and_read_back(workspace_dir, ingest_server
         after = files_outside_logs(workspace_dir)
     assert after == before, "a rejected blob name left a file behind"
     assert not any(p.read_bytes() == b"evil" for p in workspace_dir.parent.rglob("*") if p.is_file())
-    assert (load_workspace(workspace_dir).blobs_dir / "flights" / "scan-2013_01.v1.bin").read_bytes() == data
+    assert (load_workspace(workspace_dir).lake.blobs_dir / "flights" / "scan-2013_01.v1.bin").read_bytes() == data
 
 
 def test_large_rejections_are_summarised_in_the_answer_and_kept_whole_in_quarantine(workspace_dir, ingest_server):

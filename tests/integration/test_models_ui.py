@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from lakebook._proc import wait_until_answering
-from lakebook.demo import free_port
+from lakebook.services import free_port
 
 pytestmark = pytest.mark.integration
 

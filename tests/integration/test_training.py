@@ -10,6 +10,7 @@ import papermill
 import pytest
 
 from lakebook import features, ml
+from lakebook.errors import ModelRegistryError
 from lakebook.query import LakeSession
 
 pytestmark = pytest.mark.integration
@@ -142,7 +143,7 @@ def test_promote_by_hand_and_list(flights_ws):
         ml.register_if_better(client, uri, "delay_manual", "holdout_roc_auc", score, 0.70 if score < 0.7 else None)
     listed = [(r["version"], r["alias"]) for r in ml.list_models(flights_ws) if r["name"] == "delay_manual"]
     assert listed == [("1", "champion"), ("2", "")]
-    with pytest.raises(ml.ModelRegistryError, match="no version 9"):
+    with pytest.raises(ModelRegistryError, match="no version 9"):
         ml.promote(flights_ws, "delay_manual", "9")
     ml.promote(flights_ws, "delay_manual", "2")
     assert str(ml.current_champion(client, "delay_manual").version) == "2"

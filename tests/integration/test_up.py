@@ -1,6 +1,7 @@
-"""`lakebook up` as a user runs it: a real ingest server and a real JupyterLab, sample data
-loaded into an empty lake, the Lake panel's API answering with the token it prints, and
-Ctrl-C stopping everything cleanly."""
+"""`lakebook up` as a user runs it: the services (a real ingest server and a real JupyterLab)
+started through the service model, sample data loaded into an empty lake, the Lake panel's
+API answering with the token it prints, `lakebook status` seeing them from another process,
+a service that dies reported, and Ctrl-C stopping everything cleanly."""
 
 from __future__ import annotations
 
@@ -14,16 +15,18 @@ import threading
 import time
 from pathlib import Path
 
+import json
+
 import httpx
 import psutil
 import pytest
 
 from ingest_support import make_workspace
-from lakebook.demo import free_port
+from lakebook.services import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-LAB_URL = re.compile(r"JupyterLab: (?P<base>http://127\.0\.0\.1:\d+)/lab\?token=(?P<token>\S+)")
+LAB_URL = re.compile(r"^lab\s+(?P<base>http://127\.0\.0\.1:\d+)/lab\?token=(?P<token>\S+)\s+ready\s")
 
 
 class Output:
@@ -106,6 +109,15 @@ def test_up_serves_the_lake_in_jupyterlab_and_stops_on_ctrl_c(up_workspace, tmp_
 
         health = httpx.get(f"http://127.0.0.1:{ingest_port}/health", timeout=30)
         assert health.status_code == 200 and health.json()["status"] == "ok"
+        assert re.search(rf"^ingest\s+http://127\.0\.0\.1:{ingest_port}\s+ready\s+\S+ingest\.log$", output.text(), re.M)
+
+        status = lakebook(up_workspace, "status", "--json", env=env)
+        rows = {r["service"]: r for r in json.loads(status.stdout)}
+        assert set(rows) == {"ingest", "lab"} and {r["status"] for r in rows.values()} == {"ready"}, status.stdout
+        assert rows["ingest"]["url"] == f"http://127.0.0.1:{ingest_port}"
+        assert rows["lab"]["pid"] in {c.pid for c in children}
+        table = lakebook(up_workspace, "status", env=env).stdout
+        assert re.search(rf"^lab\s+{re.escape(found['base'])}/lab\?token=\S+\s+ready\s", table, re.M), table
 
         up.send_signal(signal.SIGINT)
         assert up.wait(90) == 0, output.drain() + (tmp_path / "up.stderr").read_text()
@@ -122,6 +134,44 @@ def test_up_serves_the_lake_in_jupyterlab_and_stops_on_ctrl_c(up_workspace, tmp_
     for port in (lab_port, ingest_port):
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+    after = lakebook(up_workspace, "status", env=env)
+    assert "no services running" in after.stdout, after.stdout
+
+
+def lakebook(workspace: Path, *args: str, env: dict) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "lakebook", "-w", str(workspace), *args], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_a_service_that_dies_is_reported_and_the_rest_stopped(up_workspace, tmp_path, isolated_env):
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTER_TOKEN"}
+    up = subprocess.Popen(
+        [sys.executable, "-m", "lakebook", "-w", str(up_workspace), "up", "--no-sample",
+         "--port", str(free_port()), "--ingest-port", str(free_port())],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    children: list[psutil.Process] = []
+    try:
+        output = Output(up.stdout)
+        output.wait_for(LAB_URL, timeout_s=240)
+        rows = {r["service"]: r for r in json.loads(lakebook(up_workspace, "status", "--json", env=env).stdout)}
+        children = psutil.Process(up.pid).children(recursive=False)
+        os.kill(rows["ingest"]["pid"], signal.SIGKILL)
+        assert up.wait(90) == 2
+        text = output.drain()
+        assert "error: ingest server exited with -9" in text and "hint: its log is" in text, text
+        gone, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, [c.cmdline() for c in alive]
+        assert "no services running" in lakebook(up_workspace, "status", env=env).stdout
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        for child in children:
+            if child.is_running():
+                child.kill()
 
 
 def test_what_up_started_stops_when_up_is_killed(up_workspace, tmp_path, isolated_env):

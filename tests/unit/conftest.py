@@ -8,4 +8,4 @@ def no_spark(monkeypatch):
     def refuse(*args, **kwargs):
         raise RuntimeError("unit tests must not start Spark; put this test in tests/integration")
 
-    monkeypatch.setattr("lakebook.batch.spark.spark_session", refuse)
+    monkeypatch.setattr("lakebook.transform.spark.spark_session", refuse)

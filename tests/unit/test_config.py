@@ -17,9 +17,63 @@ def test_defaults_bind_to_loopback_and_use_embedded_engines(tmp_path):
     settings = load_settings(write(tmp_path, "name: x\n"), environ={})
     assert settings.ingest.host == "127.0.0.1"
     assert settings.ingest.port == 8787
-    assert settings.ingest.log == "sqlite"
-    assert settings.query.engine == "duckdb"
+    assert settings.ingest.log.type == "sqlite"
+    assert settings.query.engine.type == "duckdb"
+    assert settings.batch.engine.type == "duckdb"
+    assert settings.features.online_store.type == "sqlite"
+    assert settings.features.offline_store.type == "duckdb"
     assert settings.catalog.url is None
+
+
+def test_a_backend_is_a_name_or_a_typed_mapping(tmp_path):
+    settings = load_settings(write(tmp_path, "query:\n  engine: {type: duckdb, threads: 2}\nfeatures:\n"
+                                             "  online_store: {type: redis, connection_string: '127.0.0.1:7000'}\n"), environ={})
+    assert settings.query.engine.threads == 2
+    assert settings.features.online_store.model_dump(exclude_none=True) == {
+        "type": "redis", "connection_string": "127.0.0.1:7000", "redis_type": "redis"}
+    overridden = load_settings(write(tmp_path, "name: x\n"), environ={"LAKEBOOK_BATCH__ENGINE": "spark"})
+    assert overridden.batch.engine.type == "spark"
+
+
+@pytest.mark.parametrize("yaml_text, expected", [
+    ("query:\n  engine: duckbd\n", "query.engine: unknown query engine 'duckbd'; did you mean 'duckdb'? allowed: duckdb"),
+    ("batch:\n  engine: sprk\n", "batch.engine: unknown transform engine 'sprk'; did you mean 'spark'? allowed: duckdb, spark"),
+    ("features:\n  online_store: {type: redis, conection_string: x}\n",
+     "features.online_store: unknown key 'conection_string' for type redis; did you mean 'connection_string'? "
+     "(allowed keys: connection_string, redis_type, sentinel_master, key_ttl_seconds, full_scan_for_deletion)"),
+    ("features:\n  offline_store: {type: duckdb, path: x}\n", "unknown key 'path' for type duckdb"),
+    ("ingest:\n  log: {path: x}\n", "ingest.log: give a ingest log name (sqlite) or a mapping with 'type:'"),
+    ("query:\n  engine: {type: duckdb, threads: 0}\n", "query.engine: threads: Input should be greater than or equal to 1"),
+])
+def test_a_bad_backend_is_an_error_at_load_naming_what_is_allowed(tmp_path, yaml_text, expected):
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, yaml_text), environ={})
+    assert expected in str(info.value)
+
+
+def test_a_third_party_backend_by_class_path_is_checked_by_its_own_config(tmp_path, monkeypatch):
+    (tmp_path / "my_engines.py").write_text(
+        "from typing import Literal\nfrom lakebook.backends import BackendConfig\n"
+        "class Engine:\n    class Config(BackendConfig):\n        type: Literal['my_engines.Engine']\n        shards: int = 1\n"
+        "class Loose:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    settings = load_settings(write(tmp_path, "query:\n  engine: {type: my_engines.Engine, shards: 3}\n"), environ={})
+    assert settings.query.engine.shards == 3
+    with pytest.raises(ConfigError, match="unknown key 'shard' for type my_engines.Engine"):
+        load_settings(write(tmp_path, "query:\n  engine: {type: my_engines.Engine, shard: 3}\n"), environ={})
+    loose = load_settings(write(tmp_path, "query:\n  engine: {type: my_engines.Loose, anything: 1}\n"), environ={})
+    assert loose.query.engine.model_dump() == {"type": "my_engines.Loose", "anything": 1}
+    with pytest.raises(ConfigError, match="cannot import 'nowhere.Engine'"):
+        load_settings(write(tmp_path, "query:\n  engine: nowhere.Engine\n"), environ={})
+
+
+def test_cli_engine_choices_come_from_the_registries():
+    from lakebook.backends import query_engines, transform_engines
+    from lakebook.cli import query, transform_run
+
+    option = {p.name: p for p in transform_run.params}["engine"]
+    assert list(option.type.choices) == transform_engines.names() == ["duckdb", "spark"]
+    assert list({p.name: p for p in query.params}["engine"].type.choices) == query_engines.names()
 
 
 def test_environment_overrides_yaml(tmp_path):
@@ -79,7 +133,7 @@ def test_workspace_paths_live_under_the_state_dir(tmp_path):
     write(tmp_path, "name: x\n")
     ws = Workspace.load(tmp_path, environ={})
     assert ws.state_dir == tmp_path.resolve() / ".lakebook"
-    assert ws.table_dir("raw", "flights") == ws.state_dir / "lake" / "raw" / "flights"
+    assert ws.lake.table_dir("raw", "flights") == ws.state_dir / "lake" / "raw" / "flights"
     assert ws.catalog_url.startswith("sqlite:///") and str(ws.state_dir) in ws.catalog_url
 
 

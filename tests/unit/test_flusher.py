@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from events import flight, lake_table, log_events, weather
-from lakebook.catalog import Catalog
+from lakebook.catalog import open_catalog
 from lakebook.ingest import flush_ingest_log_to_raw, open_ingest_log
 from lakebook.ingest import flusher as flusher_module
 
@@ -15,14 +15,14 @@ def test_flush_writes_date_partitions_with_microsecond_utc_times(workspace):
     log_events(workspace, "flights", [flight(i) for i in range(400)])  # 7 min apart: two days
     report = flush_ingest_log_to_raw(workspace)
     assert report.events == 400
-    folders = sorted(p.name for p in workspace.table_dir("raw", "flights").iterdir())
+    folders = sorted(p.name for p in workspace.lake.table_dir("raw", "flights").iterdir())
     assert folders == ["date=2013-01-01", "date=2013-01-02", "date=2013-01-03"]
-    schema = pq.read_schema(next(workspace.table_dir("raw", "flights").glob("*/*.parquet")))
+    schema = pq.read_schema(next(workspace.lake.table_dir("raw", "flights").glob("*/*.parquet")))
     assert schema.field("sched_dep_at").type == pa.timestamp("us", tz="UTC")
     assert schema.field("_ingested_at").type == pa.timestamp("us", tz="UTC")
     table = lake_table(workspace, "raw", "flights")
     assert table.num_rows == 400
-    for day_file in workspace.table_dir("raw", "flights").glob("date=2013-01-02/*.parquet"):
+    for day_file in workspace.lake.table_dir("raw", "flights").glob("date=2013-01-02/*.parquet"):
         days = {t.date().isoformat() for t in pq.read_table(day_file).column("sched_dep_at").to_pylist()}
         assert days == {"2013-01-02"}
 
@@ -53,7 +53,7 @@ def test_a_flush_that_crashed_is_finished_exactly_once(workspace, monkeypatch, a
     except KeyboardInterrupt:
         pass
     monkeypatch.undo()
-    written = sorted(workspace.table_dir("raw", "flights").glob("*/*.parquet"))
+    written = sorted(workspace.lake.table_dir("raw", "flights").glob("*/*.parquet"))
     assert written  # the files of the crashed flush are there, not yet recorded
     log_events(workspace, "flights", [flight(i) for i in range(250, 350)])  # 50 new, 50 repeats
     flush_ingest_log_to_raw(workspace)  # finishes the crashed range first, then the rest
@@ -78,7 +78,7 @@ def test_rejected_events_are_quarantined_with_reasons(workspace):
 def test_catalog_stats_follow_every_flush(workspace):
     log_events(workspace, "flights", [flight(i) for i in range(100)])
     flush_ingest_log_to_raw(workspace)
-    catalog = Catalog.for_workspace(workspace)
+    catalog = open_catalog(workspace)
     first = catalog.table("raw.flights")
     log_events(workspace, "flights", [flight(i) for i in range(100, 150)])
     flush_ingest_log_to_raw(workspace)
@@ -99,7 +99,7 @@ def flight_time(i):
 def test_flush_with_nothing_logged_is_a_no_op(workspace):
     report = flush_ingest_log_to_raw(workspace)
     assert report.sources == [] and report.events == 0
-    assert {t.qualified_name for t in Catalog.for_workspace(workspace).tables()} == {
+    assert {t.qualified_name for t in open_catalog(workspace).tables()} == {
         "raw.flights", "raw.weather", "quarantine.flights", "quarantine.weather"}
 
 
@@ -107,7 +107,7 @@ def test_date_partitions_are_grouped_as_one_filter_per_date_would_group_them(wor
     """write_date_partitions groups rows by a stable sort and writes several dates at once: the
     same files, rows in the same order, listed in the same order as filtering the table once per
     date (in order of first appearance) and writing each part."""
-    from lakebook.lake.writer import write_date_partitions, write_parquet_atomic
+    from lakebook.lake import write_date_partitions, write_parquet_atomic
 
     events = [flight(i) for i in range(400)]
     events = events[200:] + events[:200] + events[100:150]  # dates out of order, one date split

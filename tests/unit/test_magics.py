@@ -92,7 +92,7 @@ def test_parse_rejects_conflicting_or_empty_input():
 
 
 def test_lineage_and_warehouse_tables_in_the_magic(shell, workspace, capsys):
-    from lakebook.batch import run_transforms
+    from lakebook.transform import run_transforms
 
     (workspace.root / "transforms").mkdir()
     (workspace.root / "transforms" / "by_origin.sql").write_text(

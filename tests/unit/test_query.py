@@ -73,10 +73,10 @@ def test_sql_errors_are_one_line(lake):
     "EXPORT DATABASE '{lake}/dump'",
 ])
 def test_the_lake_cannot_be_modified(lake, workspace, sql):
-    before = sorted(p for p in workspace.lake_dir.rglob("*"))
+    before = sorted(p for p in workspace.lake.root.rglob("*"))
     with pytest.raises(ReadOnlyViolation):
-        lake.query(sql.format(lake=workspace.lake_dir))
-    assert sorted(p for p in workspace.lake_dir.rglob("*")) == before
+        lake.query(sql.format(lake=workspace.lake.root))
+    assert sorted(p for p in workspace.lake.root.rglob("*")) == before
     assert lake.query("SELECT count(*) AS n FROM raw.flights").table.to_pylist() == [{"n": 300}]
 
 

@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 
 from events import flight, log_events, weather
-from lakebook.batch import TransformError, discover, plan, run_transforms
-from lakebook.batch.seeds import load_seeds
-from lakebook.catalog import Catalog
+from lakebook.errors import TransformError
+from lakebook.transform import discover, plan, run_transforms
+from lakebook.transform import load_seeds
+from lakebook.catalog import open_catalog
 from lakebook.ingest import flush_ingest_log_to_raw
 from lakebook.query import LakeSession
 
@@ -60,7 +61,7 @@ def test_transforms_run_in_dependency_order(batch_ws):
 
 def test_outputs_are_catalogued_with_docs_stats_and_lineage(batch_ws):
     run_transforms(batch_ws)
-    catalog = Catalog.for_workspace(batch_ws)
+    catalog = open_catalog(batch_ws)
     table = catalog.table("warehouse.flights_clean")
     assert table.row_count == 200 and table.owner == "flight-ops@example.org"
     assert table.last_event_time is not None and table.last_ingest_time is not None
@@ -91,7 +92,7 @@ def test_incremental_runs_read_only_new_raw_files(batch_ws):
 
 def test_a_failed_transform_leaves_the_previous_table_intact(batch_ws):
     run_transforms(batch_ws, ["weather_hourly"])
-    catalog = Catalog.for_workspace(batch_ws)
+    catalog = open_catalog(batch_ws)
     before = catalog.table("warehouse.weather_hourly")
     write(batch_ws, "weather_hourly.sql",
           "-- description: broken\nSELECT origin,\n       temp / 0 AS t,\n       no_such_column\nFROM raw.weather")
@@ -136,7 +137,7 @@ def test_a_new_raw_column_is_recorded_and_breaks_nothing(batch_ws):
                         "  cloud_cover: {type: float64, min: 0, max: 100, description: \"added in v2\"}\n")
     log_events(batch_ws, "weather", [weather(i, cloud_cover=50.0) for i in range(30, 40)])
     flush_ingest_log_to_raw(batch_ws)
-    assert "cloud_cover" in {c.name for c in Catalog.for_workspace(batch_ws).table("raw.weather").columns}
+    assert "cloud_cover" in {c.name for c in open_catalog(batch_ws).table("raw.weather").columns}
     session = LakeSession(batch_ws)
     rows = session.query("SELECT count(*) AS n, count(cloud_cover) AS with_cover FROM raw.weather").table.to_pylist()
     assert rows == [{"n": 40, "with_cover": 10}]

@@ -1,6 +1,18 @@
-"""The catalog: tables, columns, docs, owners, stats and freshness of the lake."""
+"""The catalog: tables, columns, docs, owners, lineage, stats and freshness of the lake."""
 
-from .store import Catalog, ColumnInfo, TableInfo
+from __future__ import annotations
+
 from .sources import register_sources
+from .store import Catalog, ColumnInfo, TableInfo, lineage_lines
 
-__all__ = ["Catalog", "ColumnInfo", "TableInfo", "register_sources"]
+__all__ = ["Catalog", "ColumnInfo", "TableInfo", "lineage_lines", "open_catalog", "register_sources"]
+
+
+def open_catalog(workspace, *, register: bool = True) -> Catalog:
+    """The workspace's catalog, with every contract's raw and quarantine table registered
+    (no write when they are registered already)."""
+    workspace.ensure_state()
+    catalog = Catalog(workspace.catalog_url, workspace.lake.root)
+    if register:
+        register_sources(workspace, catalog)
+    return catalog

@@ -24,12 +24,12 @@ def register_sources(workspace, catalog: Catalog) -> list[str]:
             for f in compiled.schema
         ]
         catalog.register_table(
-            "raw", source, kind="source", location=str(workspace.table_dir("raw", source)),
+            "raw", source, kind="source", location=str(workspace.lake.table_dir("raw", source)),
             columns=columns, description=contract.description, owner=contract.owner,
             event_time_column=contract.event_time, source_version=contract.version,
         )
         catalog.register_table(
-            "quarantine", source, kind="quarantine", location=str(workspace.table_dir("quarantine", source)),
+            "quarantine", source, kind="quarantine", location=str(workspace.lake.table_dir("quarantine", source)),
             columns=QUARANTINE_COLUMNS, description=f"events rejected by the contract '{source}', with reasons",
             owner=contract.owner, event_time_column="_received_at",
         )

@@ -8,7 +8,6 @@ recording the same file twice (a flush finishing after a crash) changes nothing.
 
 from __future__ import annotations
 
-import difflib
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -23,8 +22,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from ..errors import CatalogUnavailable, UnknownTable
-from ..lake.writer import WrittenFile
+from ..errors import CatalogUnavailable, UnknownTable, did_you_mean
+from ..lake import WrittenFile
 
 
 class _Base(DeclarativeBase):
@@ -161,11 +160,15 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _columns(row: TableRow) -> list[ColumnInfo]:
+    return [ColumnInfo(c.name, c.type, c.description, c.nullable, c.pii) for c in row.columns]
+
+
 def _info(row: TableRow) -> TableInfo:
     return TableInfo(
         row.zone, row.name, row.kind, row.description, row.owner, row.location, row.row_count,
         row.bytes, row.last_event_time, row.last_ingest_time, row.updated_at, row.event_time_column,
-        tuple(ColumnInfo(c.name, c.type, c.description, c.nullable, c.pii) for c in row.columns),
+        tuple(_columns(row)),
     )
 
 
@@ -207,11 +210,6 @@ class Catalog:
                                      hint="is the database server running and reachable? "
                                           "(catalog.url in lakebook.yaml or LAKEBOOK_CATALOG__URL)") from None
 
-    @classmethod
-    def for_workspace(cls, workspace) -> "Catalog":
-        workspace.ensure_state()
-        return cls(workspace.catalog_url, workspace.lake_dir)
-
     def _store(self, path) -> str:
         path = Path(path)
         if self.root is not None and path.is_absolute() and path.is_relative_to(self.root):
@@ -232,14 +230,28 @@ class Catalog:
         description: str = "", owner: str = "", event_time_column: str | None = None,
         source_version: int | None = None,
     ) -> None:
-        """Create or update a table's metadata; stats are kept."""
+        """Create or update a table's metadata; stats are kept. Nothing is written when the
+        metadata is as given already; a table another process creates at the same moment is
+        updated instead."""
+        wanted = {"kind": kind, "location": self._store(location), "description": description, "owner": owner,
+                  "event_time_column": event_time_column, "source_version": source_version}
+        columns = [ColumnInfo(c.name, c.type, c.description, c.nullable, c.pii) for c in columns]
+        try:
+            self._register(zone, name, wanted, columns)
+        except IntegrityError:  # created by another process between our read and our insert
+            self._register(zone, name, wanted, columns)
+
+    def _register(self, zone: str, name: str, wanted: dict, columns: list[ColumnInfo]) -> None:
         with Session(self.engine) as session, session.begin():
             row = session.scalar(select(TableRow).where(TableRow.zone == zone, TableRow.name == name))
             if row is None:
                 row = TableRow(zone=zone, name=name, row_count=0, bytes=0)
                 session.add(row)
-            row.kind, row.location, row.description, row.owner = kind, self._store(location), description, owner
-            row.event_time_column, row.source_version, row.updated_at = event_time_column, source_version, _now()
+            elif all(getattr(row, k) == v for k, v in wanted.items()) and _columns(row) == columns:
+                return
+            for key, value in wanted.items():
+                setattr(row, key, value)
+            row.updated_at = _now()
             row.columns = [
                 ColumnRow(position=i, name=c.name, type=c.type, description=c.description,
                           nullable=c.nullable, pii=c.pii)
@@ -371,8 +383,7 @@ class Catalog:
         row = session.scalar(select(TableRow).where(TableRow.zone == zone, TableRow.name == name))
         if row is None:
             names = [f"{z}.{n}" for z, n in session.execute(select(TableRow.zone, TableRow.name))]
-            close = difflib.get_close_matches(f"{zone}.{name}", names, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"known tables: {', '.join(sorted(names)) or 'none'}"
+            hint = did_you_mean(f"{zone}.{name}", names, quote=False) or f"known tables: {', '.join(sorted(names)) or 'none'}"
             raise UnknownTable(f"no table {zone}.{name} in the catalog", hint=hint)
         return row
 
@@ -395,3 +406,16 @@ def _parse(value) -> datetime | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def lineage_lines(catalog, name: str) -> list[str]:
+    """Upstream of a table as indented lines: table <- upstream (job) [columns]."""
+    catalog.table(name)  # unknown names fail with a suggestion
+    edges = catalog.lineage(name)
+    if not edges:
+        return [f"{name}: no upstream tables (a source, a seed, or not built yet)"]
+    lines = [name]
+    for e in edges:
+        cols = ", ".join(f"{out} <- {'/'.join(src)}" for out, src in sorted(e["columns"].items()))
+        lines.append(f"{'  ' * e['depth']}<- {e['upstream']}  (by {e['job']})" + (f"  [{cols}]" if cols else ""))
+    return lines

@@ -1,6 +1,7 @@
 """Data contracts: YAML declarations compiled to Arrow schemas and vectorised validators."""
 
-from .model import Contract, FieldSpec, get_contract, load_contracts, parse_contract
+from .loading import get_contract, load_contracts, parse_contract
+from .model import Contract, FieldSpec
 from .validate import EVENT_ID, INGESTED_AT, CompiledContract, Rejection, ValidationResult
 
 __all__ = [

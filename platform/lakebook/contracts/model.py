@@ -1,4 +1,4 @@
-"""Data contracts: ``contracts/<source>.yaml`` parsed into a validated Contract.
+"""The data contract model: what ``contracts/<source>.yaml`` may declare (loading.py reads the files).
 
 A contract declares a source's fields (type, required, nullable, constraints, PII), its
 event-time field, its entity keys and how an event id is formed.
@@ -6,15 +6,12 @@ event-time field, its entity keys and how an event id is formed.
 
 from __future__ import annotations
 
-import difflib
 import re
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..errors import ContractError, UnknownSource
+from ..names import IDENTIFIER_RULE, is_identifier
 
 FieldType = Literal["string", "int32", "int64", "float32", "float64", "bool", "timestamp", "date"]
 FIELD_TYPES: tuple[str, ...] = FieldType.__args__  # type: ignore[attr-defined]
@@ -22,7 +19,6 @@ RESERVED_PREFIX = "_"
 # The lake partitions by event date in folders named date=YYYY-MM-DD; a field of that name
 # would clash with the partition column readers add.
 RESERVED_NAMES = {"date"}
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 _ENUM_VALUE = {
@@ -95,15 +91,15 @@ class Contract(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, value: str) -> str:
-        if not NAME.match(value):
-            raise ValueError("must be lower case letters, digits and _, starting with a letter")
+        if not is_identifier(value):
+            raise ValueError(f"must be {IDENTIFIER_RULE}")
         return value
 
     @field_validator("fields")
     @classmethod
     def _field_names_ok(cls, fields: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
         for name in fields:
-            if name.startswith(RESERVED_PREFIX) or not NAME.match(name):
+            if name.startswith(RESERVED_PREFIX) or not is_identifier(name):
                 raise ValueError(f"field name {name!r} is not allowed (lower case, no leading _)")
             if name in RESERVED_NAMES:
                 raise ValueError(f"field name {name!r} is reserved for the lake's partition column; rename it")
@@ -129,49 +125,3 @@ class Contract(BaseModel):
     @property
     def pii_fields(self) -> list[str]:
         return [name for name, spec in self.fields.items() if spec.pii]
-
-
-def parse_contract(path: Path) -> Contract:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ContractError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ContractError(f"{path}: a contract is a mapping with name, event_time and fields")
-    data.setdefault("name", path.stem)
-    try:
-        contract = Contract.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'contract'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ContractError(f"{path}: {problems}") from None
-    if contract.name != path.stem:
-        raise ContractError(f"{path}: name {contract.name!r} must match the file name {path.stem!r}")
-    return contract
-
-
-_cache: dict[Path, tuple[tuple, dict[str, Any]]] = {}
-
-
-def load_contracts(folder: Path) -> dict[str, Any]:
-    """Parse and compile every ``*.yaml`` in ``folder``; recompiled only when a file changes."""
-    from .validate import CompiledContract
-
-    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
-    stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files)
-    cached = _cache.get(folder)
-    if cached and cached[0] == stamp:
-        return cached[1]
-    compiled = {f.stem: CompiledContract(parse_contract(f)) for f in files}
-    _cache[folder] = (stamp, compiled)
-    return compiled
-
-
-def get_contract(contracts: dict[str, Any], source: str) -> Any:
-    try:
-        return contracts[source]
-    except KeyError:
-        close = difflib.get_close_matches(source, list(contracts), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"known sources: {', '.join(sorted(contracts)) or 'none'}"
-        raise UnknownSource(f"no contract for source {source[:100]!r}", hint=hint) from None

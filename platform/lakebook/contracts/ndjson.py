@@ -1,22 +1,15 @@
-"""NDJSON bodies read with msgspec: the ingest server's acceptance check, and the flusher's
-columns.
+"""NDJSON bodies read with msgspec: the ingest server's acceptance check, and the flusher's columns.
 
 The check (``NdjsonReader.count``) says whether every line is an event the contract accepts,
-building no columns and no ids: the server logs such a body as it came. msgspec decodes
-it into a Struct made from the contract, checking in C what it can say exactly as
-``CompiledContract.validate`` says it: JSON, one object per line, unknown and missing
-fields, nulls, JSON types, integer and number ranges, string enums, lengths. What only
-Arrow can say the same way is then asked of Arrow once per batch: timestamps and dates are
-cast as the column way casts them, regexes are matched per distinct value.
+building no columns and no ids; the server then logs the body as it came. msgspec decodes it
+into a Struct made from the contract and checks in C what it can say exactly as
+``CompiledContract.validate`` says it (JSON, one object per line, unknown and missing fields,
+nulls, types, ranges, string enums, lengths); timestamps and dates are cast by Arrow and
+regexes matched per distinct value, once per batch.
 
-The check may refuse what the contract accepts (a whole float for an integer, a duplicate
-key, a blank line, ...); the server then validates the usual way, which also names the
-reasons. It must never accept what the contract refuses: tests/unit/test_ndjson.py compares
-it with ``validate`` over every kind of value.
-
-The flusher reads a logged body again the same way and builds the contract's columns from
-the decoded values (``NdjsonReader.table``): the same table ``validate`` makes of the
-decoded lines, at a quarter of the cost of Arrow's JSON reader.
+Invariant: the check may refuse what the contract accepts (the server then validates event by
+event, naming reasons), never accept what it refuses, and ``NdjsonReader.table`` builds the
+same table ``validate`` makes of the decoded lines (tests/unit/test_ndjson.py).
 """
 
 from __future__ import annotations
@@ -31,9 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .model import FieldSpec
-from .validate import ARROW_TYPES, _python_representable
-
-_INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+from .types import ARROW_TYPES, INT_RANGE, python_representable
 # float32: the column way casts float64 -> float32; stay well inside the finite range
 _FLOAT32_LIMIT = 3.4e38
 
@@ -130,7 +121,7 @@ class NdjsonReader:
                 times[i] = pc.cast(pa.array(list(map(get, events)), pa.string()), target)
             except (pa.ArrowException, OverflowError):
                 return None
-            if not _python_representable(times[i]):
+            if not python_representable(times[i]):
                 return None
         return events, times
 
@@ -140,7 +131,7 @@ def _struct_type(spec: FieldSpec) -> Any:
     field (timestamps, dates and regexes: a string, checked afterwards), or None if there is none."""
     kind = spec.type
     if kind in ("int32", "int64"):
-        lo, hi = _INT_RANGE[kind]
+        lo, hi = INT_RANGE[kind]
         if kind == "int64" and (spec.min is not None or spec.max is not None):
             lo, hi = -(2**53), 2**53  # the column way compares as float64: exact only up to 2**53
         if spec.min is not None:

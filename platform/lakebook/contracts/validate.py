@@ -21,16 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .model import Contract, FieldSpec
+from .ndjson import NdjsonReader
+from .types import ARROW_TYPES, INT_RANGE, TIMESTAMP, python_representable
 
-TIMESTAMP = pa.timestamp("us", tz="UTC")
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(), "int32": pa.int32(), "int64": pa.int64(), "float32": pa.float32(),
-    "float64": pa.float64(), "bool": pa.bool_(), "timestamp": TIMESTAMP, "date": pa.date32(),
-}
 EVENT_ID = "_event_id"
 INGESTED_AT = "_ingested_at"
-_MISSING = object()
-_INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 
 
 @dataclass
@@ -92,8 +87,6 @@ class CompiledContract:
         }
         self._enum_values = {n: frozenset(a.to_pylist()) for n, a in self._enum_sets.items()}
         self._regex_results: dict[str, dict[str, bool]] = {}
-        from .ndjson import NdjsonReader  # (it builds on this module)
-
         self._ndjson = NdjsonReader.build(self)
 
     def _nullable(self, name: str, spec: FieldSpec) -> bool:
@@ -156,7 +149,7 @@ class CompiledContract:
                         data[name] = pa.nulls(len(values), ARROW_TYPES[spec.type])
                         continue
                     array = pc.cast(pa.array(values, pa.string()), ARROW_TYPES[spec.type])
-                    if not _python_representable(array) or (_has_constraints(spec) and _breaks_constraints(
+                    if not python_representable(array) or (_has_constraints(spec) and _breaks_constraints(
                             spec, array, self._enum_sets.get(name), self._enum_values.get(name), None,
                             self._regex_all)):
                         return None
@@ -465,32 +458,11 @@ def _accept(inferred: pa.Array, kind: str, target: pa.DataType) -> pa.Array | No
     if kind == "string":
         return inferred
     converted = pc.cast(inferred, target)
-    return converted if _python_representable(converted) else None
-
-
-# Python's datetime and date (and so every reader that converts to them) stop at years 1 and
-# 9999; Arrow does not. Values outside are rejected rather than stored where no one can read them.
-_TIME_BOUNDS = {"timestamp": (-62135596800000000, 253402300799999999), "date": (-719162, 2932896)}
-
-
-def _python_representable(values: pa.Array) -> bool:
-    lo, hi = _TIME_BOUNDS["timestamp" if pa.types.is_timestamp(values.type) else "date"]
-    low, high = _extremes(values.view(pa.int64() if pa.types.is_timestamp(values.type) else pa.int32()))
-    return low is None or (lo <= low and high <= hi)
-
-
-def _extremes(values: pa.Array) -> tuple[Any, Any]:
-    """(min, max) of the non-null values as Python numbers, (None, None) if there are none;
-    without nulls, numpy reads the buffer (cheaper than a kernel call for a small array)."""
-    if values.null_count == 0 and len(values) and (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
-        array = values.to_numpy(zero_copy_only=True)
-        return array.min().item(), array.max().item()
-    low, high = pc.min_max(values).values()
-    return low.as_py(), high.as_py()
+    return converted if python_representable(converted) else None
 
 
 def _within(values: pa.Array, kind: str) -> bool:
-    lo, hi = _INT_RANGE[kind]
+    lo, hi = INT_RANGE[kind]
     low, high = pc.min_max(values).values()
     return low.as_py() is None or (lo <= low.as_py() and high.as_py() <= hi)
 
@@ -500,7 +472,7 @@ def _slow_int(value: Any, kind: str) -> tuple[bool, Any, str]:
         value = int(value)
     if type(value) is not int:
         return False, None, "expected an integer"
-    lo, hi = _INT_RANGE[kind]
+    lo, hi = INT_RANGE[kind]
     return (True, value, "") if lo <= value <= hi else (False, None, f"out of {kind} range")
 
 

@@ -1,8 +1,8 @@
-"""The feature store: Feast configured from the workspace, fed by the batch layer's features.* tables."""
+"""The feature store: Feast configured from the workspace, fed by the transforms' features.* tables."""
 
 from .store import (
-    FeatureStoreError, apply, feature_store, lake_source, materialize, online_features, repo_config, training_set,
+    apply, feature_store, lake_source, materialize, online_features, repo_config, repo_variables, training_set, utc,
 )
 
-__all__ = ["FeatureStoreError", "apply", "feature_store", "lake_source", "materialize", "online_features",
-           "repo_config", "training_set"]
+__all__ = ["apply", "feature_store", "lake_source", "materialize", "online_features", "repo_config",
+           "repo_variables", "training_set", "utc"]

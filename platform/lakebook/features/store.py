@@ -19,7 +19,7 @@ from typing import Iterator
 
 import yaml
 
-from ..errors import LakebookError, MissingDependency
+from ..errors import FeatureStoreError, MissingDependency
 
 log = logging.getLogger("lakebook.features")
 # ibis (inside Feast's DuckDB offline store) calls a DuckDB method DuckDB now deprecates;
@@ -28,16 +28,12 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ibis\.")
 _active = []  # the workspace whose repo is being loaded, for lake_source()
 
 
-class FeatureStoreError(LakebookError):
-    http_status = 400
-
-
 def repo_variables(workspace) -> dict[str, str]:
     """The ``${…}`` values of feature_store.yaml for this workspace."""
     return {
         "LAKEBOOK_STATE_DIR": str(workspace.state_dir),
-        "LAKEBOOK_LAKE_DIR": str(workspace.lake_dir),
-        "LAKEBOOK_FEAST_DIR": str(workspace.state_dir / "feast"),
+        "LAKEBOOK_LAKE_DIR": str(workspace.lake.root),
+        "LAKEBOOK_FEAST_DIR": str(workspace.feast_dir),
     }
 
 
@@ -46,18 +42,18 @@ def repo_config(workspace):
         from feast.repo_config import RepoConfig
     except ImportError:
         raise MissingDependency("feast", "features") from None
-    repo = workspace.root / workspace.settings.features.repo_dir
+    repo = workspace.feature_repo_dir
     path = repo / "feature_store.yaml"
     if not path.is_file():
         raise FeatureStoreError(f"no Feast repository at {repo}", hint="add feature_repo/feature_store.yaml")
     values = repo_variables(workspace)
     text = re.sub(r"\$\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), path.read_text())
     raw = yaml.safe_load(text)
-    raw["online_store"] = dict(workspace.settings.features.online_store)
-    raw["offline_store"] = dict(workspace.settings.features.offline_store)
-    if raw["online_store"].get("type") == "sqlite":
-        raw["online_store"].setdefault("path", str(workspace.state_dir / "feast" / "online.db"))
-    (workspace.state_dir / "feast").mkdir(parents=True, exist_ok=True)
+    raw["online_store"] = workspace.settings.features.online_store.model_dump(exclude_none=True)
+    raw["offline_store"] = workspace.settings.features.offline_store.model_dump(exclude_none=True)
+    if raw["online_store"]["type"] == "sqlite":
+        raw["online_store"].setdefault("path", str(workspace.feast_dir / "online.db"))
+    workspace.feast_dir.mkdir(parents=True, exist_ok=True)
     config = RepoConfig(**raw)
     config.repo_path = repo
     return config
@@ -85,10 +81,10 @@ def lake_source(table: str, *, timestamp_field: str = "event_timestamp", name: s
 
     workspace = _active[-1] if _active else Workspace.load()
     zone, _, table_name = table.partition(".")
-    path = str(workspace.table_dir(zone, table_name) / "current")
+    path = str(workspace.lake.current(zone, table_name))
     name = name or table.replace(".", "_")
     description = f"lakebook table {table}"
-    if workspace.settings.features.offline_store.get("type") == "spark":
+    if workspace.settings.features.offline_store.type == "spark":
         from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 
         return SparkSource(name=name, path=path, file_format="parquet", timestamp_field=timestamp_field,
@@ -100,7 +96,7 @@ def lake_source(table: str, *, timestamp_field: str = "event_timestamp", name: s
                       description=description)
 
 
-def repo_objects(workspace):
+def _repo_objects(workspace):
     """Everything the workspace's Feast repository defines. Its .py files are imported as
     the Feast CLI does (from inside the repo), then forgotten, so another workspace in the
     same process loads its own."""
@@ -109,7 +105,7 @@ def repo_objects(workspace):
 
     from feast.repo_operations import parse_repo
 
-    repo = (workspace.root / workspace.settings.features.repo_dir).resolve()
+    repo = workspace.feature_repo_dir.resolve()
     before, cwd = set(sys.modules), os.getcwd()
     sys.path.insert(0, str(repo))
     os.chdir(repo)
@@ -126,7 +122,7 @@ def repo_objects(workspace):
 
 def apply(workspace) -> dict[str, list[str]]:
     """Register the repository's entities, sources, views and services (like ``feast apply``)."""
-    contents = repo_objects(workspace)
+    contents = _repo_objects(workspace)
     store = feature_store(workspace)
     objects = [*contents.entities, *contents.data_sources, *contents.feature_views,
                *contents.on_demand_feature_views, *contents.stream_feature_views, *contents.feature_services]
@@ -137,21 +133,12 @@ def apply(workspace) -> dict[str, list[str]]:
             "sources": [s.name for s in contents.data_sources]}
 
 
-def _table_of(workspace, path: str) -> tuple[str, str] | None:
-    """The (zone, table) a lake_source path reads: <lake>/<zone>/<table>/current."""
-    try:
-        zone, table = Path(path).relative_to(workspace.lake_dir).parts[:2]
-    except ValueError:
-        return None
-    return zone, table
-
-
 def _event_range(workspace, views) -> tuple[datetime, datetime]:
-    from ..catalog import Catalog
+    from ..catalog import open_catalog
 
-    catalog = Catalog.for_workspace(workspace)
+    catalog = open_catalog(workspace)
     bounds = [catalog.event_time_bounds(*found) for v in views
-              if (found := _table_of(workspace, getattr(v.batch_source, "path", "")))]
+              if (found := workspace.lake.table_of(getattr(v.batch_source, "path", "")))]
     lows = [low for low, _ in bounds if low]
     highs = [high for _, high in bounds if high]
     if not lows or not highs:
@@ -205,7 +192,7 @@ def training_set(entity_df, feature_service: str, workspace=None, *, full_featur
 def _asof_plan(workspace, store, service) -> list[dict] | None:
     """Per view: its lake folder, join keys, timestamp field, TTL and features; None when a
     view is not a plain lake table on the DuckDB offline store (Feast then does the join)."""
-    if workspace.settings.features.offline_store.get("type") != "duckdb":
+    if workspace.settings.features.offline_store.type != "duckdb":
         return None
     plan = []
     for projection in service.feature_view_projections:
@@ -261,7 +248,3 @@ def online_features(workspace, feature_service: str, entity_rows: list[dict]) ->
 
 def utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def default_repo(workspace) -> Path:
-    return workspace.root / workspace.settings.features.repo_dir

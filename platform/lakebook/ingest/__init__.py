@@ -1,12 +1,9 @@
-"""Ingestion: HTTP app, durable ingest log, flusher to the raw lake, blobs."""
+"""Ingestion: the HTTP routes, the durable ingest log, the flusher to the raw lake, blobs."""
 
 from .flusher import FlushReport, flush_ingest_log_to_raw
-from .log import IngestLog, SQLiteIngestLog, ingest_logs, open_ingest_log
+from .log import IngestLog, open_ingest_log
 
-__all__ = [
-    "FlushReport", "flush_ingest_log_to_raw", "IngestLog", "SQLiteIngestLog", "ingest_logs",
-    "open_ingest_log", "create_app",
-]
+__all__ = ["FlushReport", "IngestLog", "create_app", "flush_ingest_log_to_raw", "open_ingest_log"]
 
 
 def create_app(workspace, **kwargs):

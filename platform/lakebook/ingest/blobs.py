@@ -11,13 +11,9 @@ from pathlib import Path
 
 import orjson
 
-from ..errors import BadRequest, Conflict, LakebookError
+from ..errors import BadRequest, Conflict, NotFound
 
 BLOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-
-
-class BlobNotFound(LakebookError):
-    http_status = 404
 
 
 def validate_blob_name(name: str) -> None:
@@ -71,5 +67,5 @@ class BlobStore:
     def get(self, source: str, name: str) -> tuple[bytes, dict]:
         path, meta_path = self._paths(source, name)
         if not path.exists():
-            raise BlobNotFound(f"no blob {source}/{name}")
+            raise NotFound(f"no blob {source}/{name}")
         return path.read_bytes(), orjson.loads(meta_path.read_bytes())

@@ -26,9 +26,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..catalog import Catalog, register_sources
+from ..catalog import Catalog, open_catalog, register_sources
 from ..contracts import EVENT_ID, INGESTED_AT
-from ..lake.writer import write_date_partitions
+from ..lake import write_date_partitions
 from .log import EVENTS, NDJSON, FlushIntent, IngestLog, open_ingest_log
 from .records import logged_ndjson_to_table
 
@@ -72,7 +72,7 @@ class FlushReport:
 @contextmanager
 def flush_lock(workspace) -> Iterator[None]:
     """One flusher at a time per workspace, across processes (released if a process dies)."""
-    path = workspace.ingest_log_path.parent / "flush.lock"
+    path = workspace.flush_lock_path
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -87,7 +87,7 @@ def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None,
     """Flush everything logged so far for every source; safe to call at any time, from any process."""
     own_log = ingest_log is None
     ingest_log = ingest_log or open_ingest_log(workspace)
-    catalog = catalog or Catalog.for_workspace(workspace)
+    catalog = catalog or open_catalog(workspace, register=False)
     report = FlushReport()
     try:
         with flush_lock(workspace):
@@ -121,7 +121,7 @@ def _flush_source(workspace, ingest_log: IngestLog, catalog: Catalog, intent: Fl
         result.duplicates = events.num_rows - fresh.num_rows
         result.events = fresh.num_rows
         files = write_date_partitions(
-            fresh, workspace.table_dir("raw", intent.source), contract.contract.event_time, stem,
+            fresh, workspace.lake.table_dir("raw", intent.source), contract.contract.event_time, stem,
             ingested_column=INGESTED_AT, compression=compression,
         )
         catalog.record_files("raw", intent.source, files)
@@ -129,7 +129,7 @@ def _flush_source(workspace, ingest_log: IngestLog, catalog: Catalog, intent: Fl
     if rejected is not None:
         result.rejected = rejected.num_rows
         files = write_date_partitions(
-            rejected, workspace.table_dir("quarantine", intent.source), "_received_at", stem,
+            rejected, workspace.lake.table_dir("quarantine", intent.source), "_received_at", stem,
             ingested_column="_received_at", compression=compression,
         )
         catalog.record_files("quarantine", intent.source, files)

@@ -30,8 +30,6 @@ from typing import Iterable, Iterator, Protocol
 
 import orjson
 
-from .._registry import Registry
-
 log = logging.getLogger("lakebook.ingest.log")
 
 EVENTS = "events"  # accepted events, Arrow IPC
@@ -97,10 +95,6 @@ class IngestLog(Protocol):
     def close(self) -> None: ...
 
 
-ingest_logs: Registry[type] = Registry("ingest log", "ingest.log")
-
-
-@ingest_logs.register("sqlite")
 class SQLiteIngestLog:
     """Ingest log in one SQLite file (WAL, fsync on commit)."""
 
@@ -268,9 +262,10 @@ def _json_array(ids: list[str]) -> str | None:
 
 
 def open_ingest_log(workspace) -> IngestLog:
-    """The ingest log backend named by ``ingest.log`` in lakebook.yaml."""
-    backend = ingest_logs.get(workspace.settings.ingest.log)
-    return backend(workspace.ingest_log_path)
+    """The ingest log backend ``ingest.log`` selects, at the workspace's ingest log path."""
+    from ..backends import ingest_logs
+
+    return ingest_logs.load(workspace.settings.ingest.log.type)(workspace.ingest_log_path)
 
 
 _RECOUNT = object()

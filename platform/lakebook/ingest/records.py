@@ -116,6 +116,20 @@ def validate_to_records(contract, source: str, events: list, request_id: str, re
     return Outcome(records, result.accepted.num_rows, answer)
 
 
+def body_to_records(contract, source: str, body: bytes, content_type: str, request_id: str, received_us: int,
+                    check: bool = True) -> Outcome:
+    """A request body -> its log records and answer (raises BadRequest if it is not JSON at all).
+    An NDJSON body whose every line passes the contract's check is logged as it came
+    (checked_ndjson; skipped with ``check=False`` when that was tried already); any other
+    body, or one with anything to reject, is decoded and validated event by event."""
+    if check and is_ndjson(content_type):
+        outcome = checked_ndjson(contract, source, body, received_us)
+        if outcome is not None:
+            return outcome
+    events, undecodable = decode_events(body, content_type)
+    return validate_to_records(contract, source, events, request_id, received_us, undecodable)
+
+
 def is_ndjson(content_type: str) -> bool:
     return any(t in content_type for t in NDJSON_TYPES)
 

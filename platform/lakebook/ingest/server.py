@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
-import logging
-import socket
-
-from ..errors import ConfigError
-
-log = logging.getLogger("lakebook.ingest.server")
+from ..asgi import refuse_exposed_without_auth
 
 DEV_MODE_BANNER = """
 ************************************************************************
@@ -16,13 +10,6 @@ DEV_MODE_BANNER = """
 *  Any local process can write events. Set LAKEBOOK_INGEST__TOKENS or  *
 *  ingest.tokens_file before exposing this server.                     *
 ************************************************************************"""
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
-    except (OSError, ValueError):
-        return False
 
 
 def serve(workspace, host: str | None = None, port: int | None = None, *,
@@ -35,12 +22,9 @@ def serve(workspace, host: str | None = None, port: int | None = None, *,
     settings = workspace.settings.ingest
     host = host or settings.host
     port = port or settings.port
+    refuse_exposed_without_auth("ingest", host, bool(settings.tokens), allow_insecure,
+                                "ingest tokens (LAKEBOOK_INGEST__TOKENS or ingest.tokens_file)")
     if not settings.tokens:
-        if not is_loopback(host) and not allow_insecure:
-            raise ConfigError(
-                f"refusing to serve on {host} without tokens",
-                hint="configure ingest tokens, bind to 127.0.0.1, or pass --insecure-dev",
-            )
         echo(DEV_MODE_BANNER)
     app = create_app(workspace, flush_interval_s=flush_interval_s)
     echo(f"lakebook ingest listening on http://{host}:{port}  (workspace {workspace.root})")

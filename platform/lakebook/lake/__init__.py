@@ -1,5 +1,15 @@
-"""The lake: raw-zone layout and atomic Parquet writers."""
+"""The lake: its layout, atomic Parquet writers, version publishing, and the DuckDB SQL that
+reads its tables."""
 
-from .writer import WrittenFile, write_date_partitions, write_parquet_atomic
+from .layout import PARTITION_KEY, ZONES, LakeLayout
+from .views import empty_select, files_select, folder_select, sql_string
+from .writer import (
+    WrittenFile, describe_files, discard, publish_version, write_date_partitions, write_parquet_atomic,
+    write_partitioned,
+)
 
-__all__ = ["WrittenFile", "write_date_partitions", "write_parquet_atomic"]
+__all__ = [
+    "LakeLayout", "PARTITION_KEY", "ZONES", "WrittenFile", "describe_files", "discard", "publish_version",
+    "write_date_partitions", "write_parquet_atomic", "write_partitioned", "empty_select", "files_select",
+    "folder_select", "sql_string",
+]

@@ -1,14 +1,16 @@
-"""Atomic, idempotent Parquet writes into Hive-style date partitions.
+"""Atomic, idempotent Parquet writes, and publishing a table version.
 
 A file is written under a temporary name, fsynced, renamed into place and its folder
 fsynced: a reader sees a whole file or none. File names are chosen by the caller from what
 the file holds (e.g. the ingest-log sequence range), so writing the same thing twice, as a
-flush finishing after a crash does, finds the file already there and leaves it.
+flush finishing after a crash does, finds the file already there and leaves it. A version
+folder is published by moving its table's ``current`` link in one rename.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -19,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-PARTITION_KEY = "date"
+from .layout import CURRENT, VERSION_PREFIX, partition_name
 
 
 @dataclass(frozen=True)
@@ -77,14 +79,12 @@ def write_date_partitions(
 
     def write(day_part) -> WrittenFile:
         day, part = day_part
-        folder = table_dir / f"{PARTITION_KEY}={day.isoformat()}"
-        path = folder / f"{file_stem}.parquet"
+        path = table_dir / partition_name(day) / f"{file_stem}.parquet"
         if not path.exists():
             write_parquet_atomic(part, path, compression)
         low, high = _bounds(part.column(time_column))
         _, ingested = _bounds(part.column(ingested_column) if ingested_column else None)
-        return WrittenFile(path, f"{PARTITION_KEY}={day.isoformat()}", part.num_rows,
-                           path.stat().st_size, low, high, ingested)
+        return WrittenFile(path, partition_name(day), part.num_rows, path.stat().st_size, low, high, ingested)
 
     parts = _split_by_date(table, time_column)
     if len(parts) == 1:
@@ -110,3 +110,60 @@ def _split_by_date(table: pa.Table, time_column: str) -> list[tuple[date, pa.Tab
     first_seen = pc.unique(days)
     return [(day, table.slice(lo, hi - lo))
             for day, (lo, hi) in zip(first_seen.to_pylist(), (bounds[n] for n in first_seen.view(pa.int32()).to_pylist()))]
+
+
+def write_partitioned(table: pa.Table, folder: Path, partition_by: str | None, stem: str,
+                      compression: str = "zstd") -> list[Path]:
+    """Write an Arrow table as ``folder/[col=value/]<stem>.parquet`` (Hive style, the
+    partition column dropped from the files)."""
+    if partition_by is None:
+        path = folder / f"{stem}.parquet"
+        write_parquet_atomic(table, path, compression)
+        return [path]
+    paths = []
+    column = table.column(partition_by)
+    rest = table.drop_columns([partition_by])
+    for value in pc.unique(column).to_pylist():
+        mask = pc.is_null(column) if value is None else pc.equal(column, pa.scalar(value, column.type))
+        shown = "__null__" if value is None else (value.isoformat() if hasattr(value, "isoformat") else str(value))
+        path = folder / f"{partition_by}={shown}" / f"{stem}.parquet"
+        write_parquet_atomic(rest.filter(mask), path, compression)
+        paths.append(path)
+    return paths
+
+
+def describe_files(paths: list[Path], time_column: str | None, written_at=None) -> list[WrittenFile]:
+    """Row counts, sizes and event-time bounds of written Parquet files (from their footers)."""
+    described = []
+    for path in sorted(paths):
+        meta = pq.read_metadata(path)
+        low = high = None
+        if time_column and time_column in meta.schema.names:
+            col = meta.schema.names.index(time_column)
+            for rg in range(meta.num_row_groups):
+                stats = meta.row_group(rg).column(col).statistics
+                if stats is not None and stats.has_min_max:
+                    low = stats.min if low is None else min(low, stats.min)
+                    high = stats.max if high is None else max(high, stats.max)
+        partition = path.parent.name if "=" in path.parent.name else ""
+        described.append(WrittenFile(path, partition, meta.num_rows, path.stat().st_size, low, high, written_at))
+    return described
+
+
+def publish_version(folder: Path, replaced: Path | None = None) -> None:
+    """Point the table's ``current`` link at ``folder`` (one atomic rename), then remove its
+    other version folders but ``replaced`` (a query may still be reading it), including
+    folders of runs that died before publishing."""
+    table_dir = folder.parent
+    tmp = table_dir / f".{CURRENT}.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(folder.name, target_is_directory=True)
+    tmp.replace(table_dir / CURRENT)
+    for old in table_dir.glob(f"{VERSION_PREFIX}*"):
+        if old.is_dir() and old not in (folder, replaced):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def discard(folder: Path) -> None:
+    """Remove a version folder that was never published (a failed run)."""
+    shutil.rmtree(folder, ignore_errors=True)

@@ -6,7 +6,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope
 from traitlets import Bool, Integer
 
-from ..errors import LakebookError, QueryError, UnknownTable
+from ..errors import LakebookError
 from .parse import parse
 
 
@@ -51,8 +51,6 @@ class LakeMagics(Magics):
             namespace = dict(self.shell.user_ns)
             namespace.update(local_ns or {})
             result = session_for(ws, command.options.engine).query(command.sql, namespace, command.options.limit)
-        except (QueryError, UnknownTable) as exc:
-            raise UsageError(str(exc)) from None
         except LakebookError as exc:
             raise UsageError(str(exc)) from None
         if self.display_limit:
@@ -62,10 +60,10 @@ class LakeMagics(Magics):
         return result.df() if self.autopandas else result
 
     def _subcommand(self, ws, command):
-        from ..catalog import Catalog
-        from .subcommands import lineage_lines, schema, tables
+        from ..catalog import lineage_lines, open_catalog
+        from .subcommands import schema, tables
 
-        catalog = Catalog.for_workspace(ws)
+        catalog = open_catalog(ws)
         if command.subcommand == "tables":
             return tables(catalog)
         if not command.argument:

@@ -1,10 +1,11 @@
-"""``%lake tables`` and ``%lake schema T``: catalog listings as DataFrames."""
+"""``%lake tables`` and ``%lake schema T``: catalog listings as DataFrames (``%lake lineage T``
+prints catalog.lineage_lines)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from ..query.result import humanize_age
+from ..query import humanize_age
 
 
 def tables(catalog) -> pd.DataFrame:
@@ -24,15 +25,3 @@ def schema(catalog, name: str) -> pd.DataFrame:
         columns=["column", "type", "nullable", "pii", "description"],
     )
 
-
-def lineage_lines(catalog, name: str) -> list[str]:
-    """Upstream of a table as indented lines: table <- upstream (job) [columns]."""
-    catalog.table(name)  # unknown names fail with a suggestion
-    edges = catalog.lineage(name)
-    if not edges:
-        return [f"{name}: no upstream tables (a source, a seed, or not built yet)"]
-    lines = [name]
-    for e in edges:
-        cols = ", ".join(f"{out} <- {'/'.join(src)}" for out, src in sorted(e["columns"].items()))
-        lines.append(f"{'  ' * e['depth']}<- {e['upstream']}  (by {e['job']})" + (f"  [{cols}]" if cols else ""))
-    return lines

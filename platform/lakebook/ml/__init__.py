@@ -2,11 +2,11 @@
 preprocessing, registration and the guarded ``champion`` alias."""
 
 from .tracking import (
-    CHAMPION, ModelRegistryError, Registration, champion_uri, current_champion, list_models, log_classifier,
-    log_data_lineage, promote, register_if_better, setup_mlflow, tracking_uri,
+    CHAMPION, Registration, champion_uri, current_champion, list_models, log_classifier,
+    log_data_lineage, promote, register_if_better, run_ui, setup_mlflow, tracking_uri,
 )
 
 __all__ = [
-    "CHAMPION", "ModelRegistryError", "Registration", "champion_uri", "current_champion", "list_models",
-    "log_classifier", "log_data_lineage", "promote", "register_if_better", "setup_mlflow", "tracking_uri",
+    "CHAMPION", "Registration", "champion_uri", "current_champion", "list_models",
+    "log_classifier", "log_data_lineage", "promote", "register_if_better", "run_ui", "setup_mlflow", "tracking_uri",
 ]

@@ -8,36 +8,32 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import LakebookError, MissingDependency
+from ..config import child_environment, set_library_defaults
+from ..errors import MissingDependency, ModelRegistryError
 
 log = logging.getLogger("lakebook.ml")
 CHAMPION = "champion"
 
 
-class ModelRegistryError(LakebookError):
-    http_status = 400
-
-
 def tracking_uri(workspace) -> str:
-    return workspace.settings.ml.tracking_uri or f"sqlite:///{workspace.state_dir / 'mlflow' / 'mlflow.db'}"
+    return workspace.settings.ml.tracking_uri or f"sqlite:///{workspace.mlflow_dir / 'mlflow.db'}"
 
 
 def artifact_location(workspace) -> str:
-    return workspace.settings.ml.artifact_location or (workspace.state_dir / "mlflow" / "artifacts").as_uri()
+    return workspace.settings.ml.artifact_location or (workspace.mlflow_dir / "artifacts").as_uri()
 
 
 def setup_mlflow(workspace, experiment: str | None = None):
     """Point MLflow at the workspace's tracking store and experiment; returns an MlflowClient."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    set_library_defaults("MLFLOW_DISABLE_TELEMETRY")
     try:
         import mlflow
     except ImportError:
         raise MissingDependency("mlflow", "ml") from None
-    (workspace.state_dir / "mlflow").mkdir(parents=True, exist_ok=True)
+    workspace.mlflow_dir.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri(workspace)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -55,9 +51,9 @@ def log_data_lineage(workspace, tables: list[str], feature_service: str | None =
     the data came from with its freshness."""
     import mlflow
 
-    from ..catalog import Catalog
+    from ..catalog import open_catalog
 
-    catalog = Catalog.for_workspace(workspace)
+    catalog = open_catalog(workspace)
     sources = {}
     for name in tables:
         t = catalog.table(name)
@@ -140,7 +136,7 @@ def list_models(workspace) -> list[dict]:
     return sorted(rows, key=lambda r: (r["name"], int(r["version"])))
 
 
-def ui_command(workspace, port: int | None = None) -> list[str]:
+def _ui_command(workspace, port: int | None = None) -> list[str]:
     """``mlflow ui`` over the workspace's tracking store, on loopback, with one worker process
     (one person browses it; MLflow's default of four workers costs a core and ~1 GB)."""
     import sys
@@ -162,11 +158,11 @@ def run_ui(workspace, port: int | None = None) -> int:
     import signal
     import subprocess
 
-    environment = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true"),
-                   "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    set_library_defaults("MLFLOW_DISABLE_TELEMETRY")
+    environment = child_environment(workspace.root, extra={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     from .._proc import stop_with_parent
 
-    ui = subprocess.Popen(ui_command(workspace, port), env=environment, start_new_session=True,
+    ui = subprocess.Popen(_ui_command(workspace, port), env=environment, start_new_session=True,
                           preexec_fn=stop_with_parent())  # stopped even if this process is killed
     stopped = []
 
@@ -189,7 +185,7 @@ def data_lineage_of(client, run_id: str) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def pip_requirements() -> list[str]:
+def _pip_requirements() -> list[str]:
     """Exact versions of what the logged models need, so logging never resolves an env."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -211,4 +207,4 @@ def log_classifier(model, rows, *, name: str = "model"):
     example = rows[model.spec.input_columns].head(5).reset_index(drop=True)
     signature = infer_signature(example, model.predict(None, example))
     return mlflow.pyfunc.log_model(name=name, python_model=model, signature=signature, input_example=example,
-                                   pip_requirements=pip_requirements())
+                                   pip_requirements=_pip_requirements())

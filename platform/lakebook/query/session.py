@@ -40,9 +40,7 @@ class LakeSession:
         bound, params = bind_parameters(sql, namespace or {})
         table = self.engine.execute(bound, params, limit)
         elapsed = (time.perf_counter() - started) * 1000
-        tables = self.engine.snapshot.tables
-        sources = [tables[name] for name in self.engine.tables_in(bound)]
-        return LakeResult(table, sql, elapsed, self.engine.name, sources,
+        return LakeResult(table, sql, elapsed, self.engine.name, self.engine.tables_in(bound),
                           self.workspace.settings.query.display_limit)
 
 
@@ -50,7 +48,8 @@ _sessions: dict[tuple, LakeSession] = {}
 
 
 def session_for(workspace, engine: str | None = None) -> LakeSession:
-    key = (str(workspace.root), engine or workspace.settings.query.engine)
+    """The process's session for this workspace and engine (views and caches are kept)."""
+    key = (str(workspace.root), engine or workspace.settings.query.engine.type)
     if key not in _sessions:
         _sessions[key] = LakeSession(workspace, engine)
     return _sessions[key]

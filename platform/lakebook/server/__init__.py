@@ -8,6 +8,8 @@ jupyter_server is imported only when the server loads the extension.
 
 from __future__ import annotations
 
+__all__: list[str] = []  # Jupyter finds the extension through the hook below
+
 
 def _jupyter_server_extension_points() -> list[dict]:
     from .app import LakebookApp

@@ -1,9 +1,9 @@
 """What the Lake panel's REST API answers, independent of the web framework.
 
-``LakeAPI`` finds the workspace, keeps one catalog and one read-only DuckDB engine open and
+``LakeAPI`` finds the workspace, keeps one catalog and one read-only query engine open and
 turns catalog entries and query results into JSON-ready dicts. Every read goes to the
 catalog database again (a new transaction), so the answers follow the flusher as it adds
-files; the DuckDB engine re-reads the catalog when its SQLite ``data_version`` moves.
+files; the query engine re-reads the catalog when it changes.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import logging
 import math
-import os
 import threading
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta, timezone
@@ -21,7 +20,8 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..catalog import Catalog, TableInfo
+from ..catalog import Catalog, TableInfo, open_catalog
+from ..config import workspace_from_environment
 from ..errors import WorkspaceNotFound
 
 log = logging.getLogger("lakebook.server")
@@ -116,12 +116,12 @@ class LakeAPI:
     def __init__(self, configured: str | None, root_dir: str | Path, environ=None):
         self.configured = configured
         self.root_dir = Path(root_dir)
-        self.environ = os.environ if environ is None else environ
+        self.environ = environ
         self._workspace = None
         self._catalog: Catalog | None = None
         self._engine = None
         self._open_lock = threading.Lock()
-        self._engine_lock = threading.Lock()  # one statement at a time on the DuckDB connection
+        self._engine_lock = threading.Lock()  # one statement at a time on the engine
 
     # -- opening ------------------------------------------------------------------------------
     def workspace(self):
@@ -129,7 +129,7 @@ class LakeAPI:
 
         with self._open_lock:
             if self._workspace is None:
-                path = self.configured or self.environ.get("LAKEBOOK_WORKSPACE") or find_root(self.root_dir)
+                path = self.configured or workspace_from_environment(self.environ) or find_root(self.root_dir)
                 if path is None:
                     raise WorkspaceNotFound(
                         f"no lakebook workspace at or above {self.root_dir.resolve()}",
@@ -144,23 +144,23 @@ class LakeAPI:
         workspace = self.workspace()
         with self._open_lock:
             if self._catalog is None:
-                self._catalog = Catalog.for_workspace(workspace)
+                self._catalog = open_catalog(workspace)
             return self._catalog
 
     def _with_engine(self, work: Callable[[Any], Any]) -> Any:
-        """Run ``work(engine)`` on the DuckDB engine, one caller at a time."""
+        """Run ``work(engine)`` on the workspace's query engine, one caller at a time."""
         from ..query import open_engine
 
         workspace, catalog = self.workspace(), self.catalog()
         with self._engine_lock:
             if self._engine is None:
-                self._engine = open_engine(workspace, "duckdb", catalog)
+                self._engine = open_engine(workspace, None, catalog)
             return work(self._engine)
 
     def close(self) -> None:
         with self._engine_lock, self._open_lock:
             if self._engine is not None:
-                self._engine.con.close()
+                self._engine.close()
             if self._catalog is not None:
                 self._catalog.close()
             self._engine = self._catalog = None
@@ -190,7 +190,7 @@ class LakeAPI:
         return table_json(info, upstream.get(info.qualified_name, []), downstream.get(info.qualified_name, []))
 
     def preview_json(self, name: str, params: PreviewParams) -> dict:
-        """The first ``params.limit`` rows of a table, read through the DuckDB engine."""
+        """The first ``params.limit`` rows of a table, read through the query engine."""
         info = self.catalog().table(name)
         sql = f"SELECT * FROM {_quoted(info.zone)}.{_quoted(info.name)}"
         table = self._with_engine(lambda engine: engine.execute(sql, None, params.limit))

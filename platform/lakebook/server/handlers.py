@@ -4,7 +4,7 @@ Every handler is authenticated (the Jupyter server's token or login) and does it
 on a worker thread, so a slow preview never stalls the server. Errors become HTTP statuses
 in one place, ``error_status``: a ``LakebookError`` answers with its own ``http_status``
 (unknown table 404, bad query 400), invalid parameters 422, anything else 500. The body is
-always ``{"error": {"status", "message", "hint"}}``.
+lakebook's one error shape, ``errors.error_json``: ``{"error": {"status", "message", "hint"}}``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from pydantic import ValidationError
 from tornado.ioloop import IOLoop
 
-from ..errors import LakebookError
+from ..errors import LakebookError, error_json
 from .api import LakeAPI, PreviewParams
 
 log = logging.getLogger("lakebook.server")
@@ -65,7 +65,7 @@ class LakebookHandler(ExtensionHandlerMixin, APIHandler):
         status, message, hint = (status_code, tornado.httputil.responses.get(status_code, "error"), None) \
             if exc is None else error_status(exc)
         self.set_status(status)
-        self.finish(json.dumps({"error": {"status": status, "message": message, "hint": hint}}))
+        self.finish(json.dumps(error_json(status, message, hint)))
 
     def log_exception(self, typ, value, tb) -> None:
         status = error_status(value)[0] if value is not None else 500

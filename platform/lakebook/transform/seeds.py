@@ -8,9 +8,8 @@ from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalog import Catalog, ColumnInfo
-from ..lake.writer import write_parquet_atomic
-from .engines import describe_files
+from ..catalog import Catalog, ColumnInfo, open_catalog
+from ..lake import describe_files, publish_version, write_parquet_atomic
 
 NULLS = ["", "NA", "NULL", "null"]
 
@@ -25,12 +24,13 @@ class SeedResult:
 def load_seeds(workspace, catalog: Catalog | None = None) -> list[SeedResult]:
     import pyarrow.csv as pacsv
 
-    catalog = catalog or Catalog.for_workspace(workspace)
-    folder = workspace.root / "seeds"
+    """Load every ``seeds/*.csv`` whose content changed into ``ref.<name>``, as a new version."""
+    catalog = catalog or open_catalog(workspace)
+    folder = workspace.seeds_dir
     results = []
     for path in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        target = workspace.table_dir("ref", path.stem) / f"version-{digest}"
+        target = workspace.lake.version_dir("ref", path.stem, digest)
         current = {t.name: t for t in catalog.tables("ref")}.get(path.stem)
         if current is not None and Path(current.location) == target and target.exists():
             results.append(SeedResult(path.stem, current.row_count, False))
@@ -43,5 +43,6 @@ def load_seeds(workspace, catalog: Catalog | None = None) -> list[SeedResult]:
             description=f"reference data from seeds/{path.name}", owner="",
         )
         catalog.replace_files("ref", path.stem, str(target), describe_files([target / "part-0.parquet"], None, datetime.now(timezone.utc)))
+        publish_version(target, replaced=Path(current.location) if current is not None else None)
         results.append(SeedResult(path.stem, table.num_rows, True))
     return results

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lakebook.batch import run_transforms
-from lakebook.catalog import Catalog
+from lakebook.transform import run_transforms
+from lakebook.catalog import open_catalog
 from lakebook.query import LakeSession
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,7 @@ def rows(ws, sql):
 
 
 def test_spark_built_the_warehouse_and_feature_tables(flights_ws):
-    catalog = Catalog.for_workspace(flights_ws)
+    catalog = open_catalog(flights_ws)
     counts = {t.qualified_name: t.row_count for t in catalog.tables() if t.zone in ("warehouse", "features")}
     assert counts["warehouse.flights_clean"] == 12_000
     assert counts["warehouse.weather_hourly"] == 1_300
@@ -57,7 +57,7 @@ def test_feature_rows_only_count_flights_that_had_departed(flights_ws):
 
 
 def test_a_transform_killed_halfway_leaves_the_previous_table(flights_ws):
-    catalog = Catalog.for_workspace(flights_ws)
+    catalog = open_catalog(flights_ws)
     before = catalog.table("warehouse.weather_hourly")
     table_dir = Path(before.location).parent
     proc = subprocess.Popen(

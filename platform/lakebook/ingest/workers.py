@@ -1,34 +1,19 @@
 """The ingest server's helper processes: the periodic flusher, and the validators of big bodies.
 
-Both are forked by the server before it opens the ingest log or starts any thread (so a child
-inherits no lock held mid-use), start at once with everything imported, share nothing with the
-server but pipes and files, and never outlive it: the kernel kills them when the server dies
-(PR_SET_PDEATHSIG, Linux), and they exit by themselves when their pipe to the server closes or
-their parent changes. Where forking is not safe (no fork, other threads already running) the
-server does the same work in threads, as it used to.
-
-The flusher
------------
-
-Flushing is CPU work in Python and Arrow (read the log, drop duplicates, write Parquet,
-remember the ids). As a thread of the server it competed with the event loop for the GIL,
-and under load the lake fell far behind the acknowledgements. So the server forks the
-flusher as a child process before it opens the ingest log or starts any thread; the child
-starts at once (everything is imported already) and shares nothing with the server but files:
-
-- the flush lock (an fcntl lock, see flusher.flush_lock) keeps it from flushing at the same
-  time as any other flusher: the server's own final flush, ``lakebook ingest flush``...
-- it never outlives the server: the kernel kills it when the server dies (PR_SET_PDEATHSIG,
-  Linux), and it exits by itself when its parent changes or its command pipe is closed;
-  a flush cut short that way is finished by the next one (see flusher.py);
-- after every flush it writes one report line (ok or not, and when) on a pipe; the server
-  counts flushes and errors from these and recounts its backlog from the log.
-
-The child waits for ``start`` before its first flush, then starts a flush every ``interval_s``
-seconds (the flusher thread waited that long after each flush ended; under sustained load a
-flush that takes longer than the interval is now followed at once, so the lake keeps up as
-far as the machine lets it), and exits on ``stop`` once a flush in progress is done. The
-server makes the final flush itself, after its last append.
+Invariants:
+- Both are forked before the server opens the ingest log or starts any thread (a child
+  inherits no lock held mid-use); where that is not safe (no fork, other threads running)
+  the server does the same work in threads.
+- They share nothing with the server but pipes and files, and never outlive it: the kernel
+  kills them when it dies (PR_SET_PDEATHSIG), and they exit when their pipe closes or
+  their parent changes.
+- The flusher child takes the flush lock (flusher.flush_lock) for each flush, so it never
+  flushes at the same time as another flusher; a flush cut short is finished by the next.
+  It starts a flush every ``interval_s`` once told ``start`` (a flush longer than that is
+  followed at once), reports each on a pipe, and exits on ``stop`` after a flush in
+  progress. The server makes the final flush itself, after its last append.
+- A validator answers a request with its Outcome or its error (errors.to_wire); one that
+  dies leaves its requests to be validated in the server.
 """
 
 from __future__ import annotations
@@ -49,8 +34,10 @@ from typing import Callable
 import orjson
 
 from .._proc import die_with_parent
+from ..errors import LakebookError, from_wire, to_wire
+from .records import body_to_records
 
-log = logging.getLogger("lakebook.ingest.background")
+log = logging.getLogger("lakebook.ingest.workers")
 
 
 def _become_child(parent: int) -> bool:
@@ -243,7 +230,7 @@ class _Flusher:
         self.registered = None  # the contracts the last flush registered in the catalog
 
     def flush(self) -> dict:
-        from ..catalog import Catalog
+        from ..catalog import open_catalog
         from .flusher import flush_ingest_log_to_raw
         from .log import open_ingest_log
 
@@ -251,7 +238,7 @@ class _Flusher:
             if self.ingest_log is None:
                 self.ingest_log = open_ingest_log(self.workspace)
             if self.catalog is None:
-                self.catalog = Catalog.for_workspace(self.workspace)
+                self.catalog = open_catalog(self.workspace, register=False)
             contracts = self.workspace.contracts()  # the same object until a contract file changes
             if contracts is self.registered and not self.ingest_log.sources_with_work():
                 # nothing logged and the catalog is up to date: no catalog writes and fsyncs
@@ -273,7 +260,7 @@ class _Flusher:
                 pass
         if self.catalog is not None:
             try:
-                self.catalog.engine.dispose()
+                self.catalog.close()
             except Exception:  # noqa: BLE001
                 pass
         self.ingest_log = self.catalog = None
@@ -281,16 +268,9 @@ class _Flusher:
 
 # -- the validators ---------------------------------------------------------------------------
 class ValidatorProcesses:
-    """Decoding and validation of big request bodies (see app.body_to_records) in worker processes:
-    bodies over 1 MiB, and those the NDJSON check on the event loop does not pass.
-
-    Validation is Arrow work, which runs without the GIL, threaded with Python that holds it
-    (ids, checks, glue): validator threads of the server queue for the GIL behind each other
-    and the event loop, and two of them do little more than one. Each worker process has its
-    own. A request goes to a worker as (source, body, ...) and comes back as the Outcome
-    (its log records and answer), or as the error to raise; one server thread per worker
-    passes them on. A worker that dies (the server goes on) leaves its thread validating in
-    the server itself; a worker never outlives the server."""
+    """Decoding and validation of big request bodies (records.body_to_records) in worker
+    processes, each with its own GIL: threads of the server would queue for one GIL behind
+    the event loop. One server thread per worker passes requests and answers on."""
 
     def __init__(self, workspace, workers: list[tuple[int, "multiprocessing.connection.Connection"]]):
         self.workspace = workspace
@@ -367,7 +347,7 @@ class ValidatorProcesses:
                     if ok:
                         future.set_result(value)
                     else:
-                        future.set_exception(_rebuilt(*value))
+                        future.set_exception(from_wire(*value) if value else RuntimeError("validation failed"))
                     continue
             try:
                 future.set_result(_validate(self.workspace, *job))
@@ -375,26 +355,12 @@ class ValidatorProcesses:
                 future.set_exception(exc)
 
 
-def _rebuilt(error: type | None, message: str, hint: str | None) -> Exception:
-    """The exception a worker reported (a LakebookError keeps its class and hint)."""
-    if error is not None:
-        try:
-            return error(message, hint=hint)
-        except Exception:  # noqa: BLE001 - a constructor of another shape
-            pass
-    return RuntimeError(message)
-
-
 def _validate(workspace, source: str, body: bytes, content_type: str, request_id: str, received_us: int,
               check: bool = True):
-    from .app import body_to_records
-
     return body_to_records(workspace.contract(source), source, body, content_type, request_id, received_us, check)
 
 
 def _validator_main(workspace, conn, parent: int) -> int:
-    from ..errors import LakebookError
-
     if not _become_child(parent):
         return 0
     while True:
@@ -404,11 +370,11 @@ def _validator_main(workspace, conn, parent: int) -> int:
             return 0
         try:
             reply = (True, _validate(workspace, *job))
-        except LakebookError as exc:  # rebuilt by the server (its hint is no constructor argument)
-            reply = (False, (type(exc), exc.message, exc.hint))
-        except Exception as exc:  # noqa: BLE001 - the server answers 500, as for its own errors
+        except LakebookError as exc:  # rebuilt by the server as its own class
+            reply = (False, to_wire(exc))
+        except Exception:  # noqa: BLE001 - the server answers 500, as for its own errors
             log.exception("validating a request failed")
-            reply = (False, (None, f"validation failed: {type(exc).__name__}", None))
+            reply = (False, None)
         try:
             conn.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
         except (EOFError, OSError):

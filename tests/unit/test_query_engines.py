@@ -12,7 +12,8 @@ import pytest
 from events import flight, log_events, weather
 from lakebook.catalog import TableInfo
 from lakebook.ingest import flush_ingest_log_to_raw
-from lakebook.query import LakeSession, engines
+from lakebook.lake import views
+from lakebook.query import LakeSession
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def test_files_with_one_schema_are_read_without_union_by_name(lake, workspace):
     assert rows(lake, "SELECT count(*) AS n FROM raw.flights") == [{"n": 300}]
     view = lake.engine._views["raw.flights"]
     assert "union_by_name" not in view and "**" not in view
-    assert f"{workspace.lake_dir}/raw/flights/*/*.parquet'" in view
+    assert f"{workspace.lake.root}/raw/flights/*/*.parquet'" in view
 
 
 def test_a_new_column_turns_union_by_name_on_in_the_open_session(lake, workspace):
@@ -52,12 +53,17 @@ def test_a_new_column_turns_union_by_name_on_in_the_open_session(lake, workspace
     assert "union_by_name = true" in lake.engine._views["raw.weather"]
 
 
+def view_sql(folder) -> str:
+    table = table_at(folder)
+    return views.folder_select(folder, table.columns)
+
+
 def test_footers_are_read_once_per_file(lake, workspace, monkeypatch):
-    monkeypatch.setattr(engines, "_footer_schemas", {})
+    monkeypatch.setattr(views, "_footer_schemas", {})
     read = []
     real = pq.read_metadata
     monkeypatch.setattr(pq, "read_metadata", lambda path, *a, **k: read.append(path) or real(path, *a, **k))
-    files = sorted(str(p) for p in workspace.lake_dir.rglob("*.parquet"))
+    files = sorted(str(p) for p in workspace.lake.root.rglob("*.parquet"))
     session = LakeSession(workspace)
     assert rows(session, "SELECT count(*) AS n FROM raw.flights") == [{"n": 300}]
     assert sorted(read) == files
@@ -69,13 +75,13 @@ def test_footers_are_read_once_per_file(lake, workspace, monkeypatch):
     log_events(workspace, "flights", [flight(i) for i in range(1000, 1010)])  # a later day
     flush_ingest_log_to_raw(workspace)
     assert rows(session, "SELECT count(*) AS n FROM raw.flights") == [{"n": 310}]
-    new = sorted(str(p) for p in workspace.lake_dir.rglob("*.parquet") if str(p) not in files)
+    new = sorted(str(p) for p in workspace.lake.root.rglob("*.parquet") if str(p) not in files)
     assert new and sorted(read) == new  # only the new files
 
 
 def test_a_file_with_another_schema_that_the_catalog_does_not_know_yet_is_still_read(lake, workspace):
     assert rows(lake, "SELECT count(tailnum) AS n FROM raw.flights") == [{"n": 300}]
-    first_day = sorted((workspace.lake_dir / "raw" / "flights").iterdir())[0]
+    first_day = sorted((workspace.lake.root / "raw" / "flights").iterdir())[0]
     table = pq.read_table(next(first_day.glob("*.parquet")))
     pq.write_table(table.drop_columns(["tailnum"]).slice(0, 5), first_day / "zz-written-before-the-catalog.parquet")
     assert rows(lake, "SELECT count(*) AS n, count(tailnum) AS with_tail FROM raw.flights") == [
@@ -87,22 +93,22 @@ def test_glob_follows_the_depth_of_the_files(tmp_path):
     flat = pa.table({"a": [1]})
     (tmp_path / "k=1" / "j=2").mkdir(parents=True)
     pq.write_table(flat, tmp_path / "k=1" / "j=2" / "x.parquet")
-    assert f"{tmp_path}/*/*/*.parquet'" in engines._view_sql(table_at(tmp_path))
+    assert f"{tmp_path}/*/*/*.parquet'" in view_sql(tmp_path)
     pq.write_table(flat, tmp_path / "y.parquet")
-    view = engines._view_sql(table_at(tmp_path))
+    view = view_sql(tmp_path)
     assert f"{tmp_path}/**/*.parquet'" in view and "union_by_name" not in view
 
 
 def test_an_unreadable_footer_keeps_union_by_name(tmp_path):
     (tmp_path / "d=1").mkdir()
     pq.write_table(pa.table({"a": [1]}), tmp_path / "d=1" / "x.parquet")
-    assert "union_by_name" not in engines._view_sql(table_at(tmp_path))
+    assert "union_by_name" not in view_sql(tmp_path)
     (tmp_path / "d=1" / "broken.parquet").write_bytes(b"not parquet")
-    assert "union_by_name = true" in engines._view_sql(table_at(tmp_path))
+    assert "union_by_name = true" in view_sql(tmp_path)
 
 
 def test_an_empty_folder_is_an_empty_typed_view(tmp_path):
-    assert engines._view_sql(table_at(tmp_path / "missing")).endswith("WHERE false")
+    assert view_sql(tmp_path / "missing").endswith("WHERE false")
 
 
 def test_limit_keeps_order_and_works_with_comments_semicolons_and_parameters(lake):

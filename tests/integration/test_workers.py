@@ -1,4 +1,4 @@
-"""The ingest server's helper processes (lakebook.ingest.background): the flusher flushes on
+"""The ingest server's helper processes (lakebook.ingest.workers): the flusher flushes on
 its schedule, reports each flush and stops when told; validators answer as the server itself
 would; a thread of the server takes over from either if it dies; none outlives the server.
 
@@ -22,7 +22,7 @@ SERVER = """
 import json, os, signal, sys, threading, time
 sys.path.insert(0, {tests!r})
 from lakebook.workspace import Workspace
-from lakebook.ingest.background import FlusherProcess
+from lakebook.ingest.workers import FlusherProcess
 
 workspace = Workspace.load({root!r})
 flusher = FlusherProcess.fork(workspace, 0.2)
@@ -81,7 +81,7 @@ def test_the_flusher_process_dies_with_the_server(workspace):
 def test_no_flusher_process_where_forking_is_not_safe(workspace):
     import threading
 
-    from lakebook.ingest.background import FlusherProcess
+    from lakebook.ingest.workers import FlusherProcess
 
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
@@ -99,7 +99,7 @@ import os, signal, sys, time
 sys.path.insert(0, {tests!r})
 from events import flight, log_events
 from lakebook.workspace import Workspace
-from lakebook.ingest.app import IngestService
+from lakebook.ingest.service import IngestService
 
 workspace = Workspace.load({root!r})
 service = IngestService(workspace, flush_interval_s=0.2)
@@ -137,8 +137,8 @@ import orjson
 from events import flight
 from lakebook.errors import BadRequest
 from lakebook.workspace import Workspace
-from lakebook.ingest.app import body_to_records
-from lakebook.ingest.background import ValidatorProcesses
+from lakebook.ingest.records import body_to_records
+from lakebook.ingest.workers import ValidatorProcesses
 
 workspace = Workspace.load({root!r})
 pool = ValidatorProcesses.fork(workspace, 2)
@@ -180,7 +180,7 @@ def test_validator_processes_answer_as_the_server_would_and_are_replaced_by_thre
 
 def test_validator_processes_die_with_the_server(workspace):
     code = ("import os, signal, sys; from lakebook.workspace import Workspace; "
-            "from lakebook.ingest.background import ValidatorProcesses; "
+            "from lakebook.ingest.workers import ValidatorProcesses; "
             f"pool = ValidatorProcesses.fork(Workspace.load({str(workspace.root)!r}), 2); pool.start(); "
             "print(*[pid for pid, _ in pool._workers], flush=True); os.kill(os.getpid(), signal.SIGKILL)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -38,7 +38,7 @@ def _fill(root: Path, first_flight: int = 0, flights: int = FLIGHTS, weathers: i
 def lake_template(tmp_path_factory) -> Path:
     """A workspace with flights and weather in the raw lake and warehouse.weather_hourly
     built from raw.weather by the DuckDB engine."""
-    from lakebook.batch import run_transforms
+    from lakebook.transform import run_transforms
     from lakebook.workspace import Workspace
 
     root = make_workspace(tmp_path_factory.mktemp("lake") / "ws", "name: panel\n")

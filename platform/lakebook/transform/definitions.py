@@ -28,18 +28,11 @@ from typing import Callable, Literal
 
 import yaml
 
-from ..errors import LakebookError
+from ..errors import TransformError
+from ..names import IDENTIFIER_RULE, is_identifier
 
 OUTPUT_ZONES = ("warehouse", "features")
 _HEADER_LINE = re.compile(r"^\s*--\s?(.*)$")
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-
-
-class TransformError(LakebookError):
-    """A transform is invalid or failed; the message names the file and line."""
-
-    http_status = 400
-
 
 @dataclass
 class Transform:
@@ -78,7 +71,7 @@ class Transform:
 _HEADER_KEYS = {"name", "zone", "description", "owner", "mode", "partition_by", "engine", "event_time"}
 
 
-def parse_sql_transform(path: Path) -> Transform:
+def _parse_sql_transform(path: Path) -> Transform:
     lines = path.read_text().splitlines()
     header, start = [], 0
     for start, line in enumerate(lines):
@@ -105,20 +98,20 @@ def parse_sql_transform(path: Path) -> Transform:
     transform = Transform(name=meta.get("name", path.stem), sql=sql, path=path, first_sql_line=start + 1,
                           **{k: v for k, v in meta.items() if k != "name"})
     _check(transform)
-    transform.inputs = sql_inputs(transform)
+    transform.inputs = _sql_inputs(transform)
     return transform
 
 
 def _check(transform: Transform) -> None:
-    if not NAME.match(transform.name):
-        raise TransformError(f"{transform.where()}: transform name {transform.name!r} must be lower case letters, digits, _")
+    if not is_identifier(transform.name):
+        raise TransformError(f"{transform.where()}: transform name {transform.name!r} must be {IDENTIFIER_RULE}")
     if transform.zone not in OUTPUT_ZONES:
         raise TransformError(f"{transform.where()}: zone must be one of {', '.join(OUTPUT_ZONES)}, not {transform.zone!r}")
     if transform.mode not in ("full", "incremental"):
         raise TransformError(f"{transform.where()}: mode must be full or incremental, not {transform.mode!r}")
 
 
-def sql_inputs(transform: Transform) -> list[str]:
+def _sql_inputs(transform: Transform) -> list[str]:
     """Qualified tables the SQL reads (CTEs excluded), found with sqlglot; a syntax error
     is reported with the file and line."""
     import sqlglot
@@ -163,7 +156,7 @@ def transform(*, output: str, inputs: list[str], description: str = "", owner: s
     return register
 
 
-def load_python_transforms(path: Path) -> list[Transform]:
+def _load_python_transforms(path: Path) -> list[Transform]:
     module_name = f"lakebook_transforms_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
@@ -184,10 +177,10 @@ def discover(folder: Path) -> dict[str, Transform]:
     if not folder.is_dir():
         return found
     for path in sorted(folder.glob("*.sql")):
-        t = parse_sql_transform(path)
+        t = _parse_sql_transform(path)
         found[t.qualified_name] = t
     for path in sorted(folder.glob("*.py")):
-        for t in load_python_transforms(path):
+        for t in _load_python_transforms(path):
             if t.qualified_name in found:
                 raise TransformError(f"{path}: {t.qualified_name} is already made by {found[t.qualified_name].where()}")
             found[t.qualified_name] = t

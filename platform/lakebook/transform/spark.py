@@ -8,12 +8,12 @@ is what every Parquet file in the lake holds.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
+from ..config import set_library_defaults
 from ..errors import MissingDependency
 
-log = logging.getLogger("lakebook.batch.spark")
+log = logging.getLogger("lakebook.transform.spark")
 _lock = threading.Lock()
 _session = None
 
@@ -30,8 +30,8 @@ def spark_conf(workspace) -> dict[str, str]:
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
-        "spark.sql.warehouse.dir": str(workspace.state_dir / "spark-warehouse"),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={workspace.state_dir / 'spark-derby'}",
+        "spark.sql.warehouse.dir": str(workspace.spark_dir / "warehouse"),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={workspace.spark_dir / 'derby'}",
     }
     if settings.master.startswith("local"):
         conf["spark.driver.host"] = "127.0.0.1"
@@ -52,7 +52,7 @@ def spark_session(workspace):
             raise MissingDependency("pyspark", "batch") from None
         conf = spark_conf(workspace)
         if conf["spark.master"].startswith("local"):
-            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            set_library_defaults("SPARK_LOCAL_IP")
         builder = SparkSession.builder
         for key, value in conf.items():
             builder = builder.config(key, value)

@@ -9,20 +9,20 @@ and adds its output files to the current version.
 
 from __future__ import annotations
 
-import difflib
 import graphlib
 import logging
-import shutil
 import time
 from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalog import Catalog, ColumnInfo, register_sources
-from .engines import describe_files, open_transform_engine
-from .transforms import Transform, TransformError, discover
+from ..catalog import Catalog, ColumnInfo, open_catalog
+from ..errors import TransformError, did_you_mean
+from ..lake import describe_files, discard, publish_version
+from .definitions import Transform, discover
+from .engines import open_transform_engine
 
-log = logging.getLogger("lakebook.batch.runner")
+log = logging.getLogger("lakebook.transform.runner")
 
 
 @dataclass
@@ -50,9 +50,9 @@ def plan(transforms: dict[str, Transform], names: list[str] | None = None) -> li
     for name in names:
         matches = [q for q in transforms if q == name or q.split(".")[-1] == name]
         if not matches:
-            close = difflib.get_close_matches(name, [q.split(".")[-1] for q in transforms], n=1)
             raise TransformError(f"no transform named {name!r}",
-                                 hint=f"did you mean {close[0]!r}?" if close else "lakebook transform list shows them")
+                                 hint=did_you_mean(name, [q.split(".")[-1] for q in transforms])
+                                 or "lakebook transform list shows them")
         wanted.update(matches)
     return [transforms[q] for q in order if q in wanted]
 
@@ -60,8 +60,7 @@ def plan(transforms: dict[str, Transform], names: list[str] | None = None) -> li
 def run_transforms(workspace, names: list[str] | None = None, *, engine: str | None = None,
                    full_refresh: bool = False, on_start=None) -> list[TransformResult]:
     """Run the named transforms (all if none), each on its engine, in dependency order."""
-    catalog = Catalog.for_workspace(workspace)
-    register_sources(workspace, catalog)
+    catalog = open_catalog(workspace)
     transforms = discover(workspace.transforms_dir)
     results = []
     engines: dict[str, object] = {}
@@ -69,7 +68,7 @@ def run_transforms(workspace, names: list[str] | None = None, *, engine: str | N
         for t in plan(transforms, names):
             if on_start:
                 on_start(t)
-            chosen = "spark" if t.kind == "python" else (engine or t.engine or workspace.settings.batch.engine)
+            chosen = "spark" if t.kind == "python" else (engine or t.engine or workspace.settings.batch.engine.type)
             if chosen not in engines:
                 engines[chosen] = open_transform_engine(workspace, chosen)
             results.append(_run_one(workspace, catalog, t, engines[chosen], full_refresh))
@@ -84,9 +83,8 @@ def _input_files(catalog: Catalog, t: Transform, watermarks: dict[str, int]) -> 
     files = {}
     for name in t.inputs:
         if name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=1)
             raise TransformError(f"{t.where()}: unknown input table {name}",
-                                 hint=f"did you mean {close[0]}?" if close else "lakebook catalog list shows the tables")
+                                 hint=did_you_mean(name, sorted(known), quote=False) or "lakebook catalog list shows the tables")
         zone, _, table = name.partition(".")
         files[name] = catalog.file_entries(zone, table, after_id=watermarks.get(name, 0))
     return files
@@ -103,9 +101,8 @@ def _run_one(workspace, catalog: Catalog, t: Transform, engine, full_refresh: bo
     if incremental and not any(inputs.values()):
         return TransformResult(t.qualified_name, "skipped", engine.name, incremental=True, note="no new input files")
     run_id = catalog.start_run(t.qualified_name, engine.name)
-    table_dir = workspace.table_dir(t.zone, t.name)
     published = Path(catalog.table(t.qualified_name).location) if exists else None
-    folder = published if incremental else table_dir / f"version-{run_id:06d}"
+    folder = published if incremental else workspace.lake.version_dir(t.zone, t.name, run_id)
     stem = f"run-{run_id:06d}"
     try:
         for name in t.inputs:
@@ -115,14 +112,13 @@ def _run_one(workspace, catalog: Catalog, t: Transform, engine, full_refresh: bo
         _publish(catalog, t, folder, written, incremental)
     except BaseException as exc:
         if not incremental:
-            shutil.rmtree(folder, ignore_errors=True)
+            discard(folder)
         catalog.finish_run(run_id, "failed", message=str(exc))
         raise
     rows = sum(f.rows for f in written)
     catalog.finish_run(run_id, "ok", rows=rows, watermarks=watermarks)
     if not incremental:
-        _point_current_at(table_dir, folder)
-        _drop_old_versions(table_dir, keep={folder, published})
+        publish_version(folder, replaced=published)
     log.info("%s: %d rows in %d files (%s)", t.qualified_name, rows, len(written), engine.name)
     return TransformResult(t.qualified_name, "ok", engine.name, rows, len(written),
                            round(time.perf_counter() - started, 3), incremental)
@@ -140,7 +136,7 @@ def _publish(catalog: Catalog, t: Transform, folder: Path, written, incremental:
         catalog.record_files(t.zone, t.name, written)
     else:
         catalog.replace_files(t.zone, t.name, str(folder), written)
-    catalog.set_lineage(t.qualified_name, t.job, column_lineage(t, catalog))
+    catalog.set_lineage(t.qualified_name, t.job, _column_lineage(t, catalog))
 
 
 def _output_schema(written, folder: Path):
@@ -152,7 +148,7 @@ def _output_schema(written, folder: Path):
     return pa.schema([])
 
 
-def column_lineage(t: Transform, catalog: Catalog) -> dict[str, dict[str, list[str]]]:
+def _column_lineage(t: Transform, catalog: Catalog) -> dict[str, dict[str, list[str]]]:
     """{upstream table: {output column: [upstream columns]}}; columns where sqlglot can tell."""
     edges: dict[str, dict[str, list[str]]] = {name: {} for name in t.inputs}
     if t.kind != "sql":
@@ -181,20 +177,3 @@ def column_lineage(t: Transform, catalog: Catalog) -> dict[str, dict[str, list[s
         log.debug("column lineage of %s unavailable: %s", t.qualified_name, exc)
     return edges
 
-
-def _point_current_at(table_dir: Path, folder: Path) -> None:
-    """``<table>/current`` -> the published version: a stable path for tools that read files
-    directly (Feast sources, ad-hoc Spark); swapped atomically."""
-    link = table_dir / "current"
-    tmp = table_dir / ".current.tmp"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(folder.name, target_is_directory=True)
-    tmp.replace(link)
-
-
-def _drop_old_versions(table_dir: Path, keep: set) -> None:
-    """Keep the new version and the one it replaced (a query may still be reading it);
-    older ones, and folders of runs that died before publishing, go."""
-    for old in table_dir.glob("version-*"):
-        if old.is_dir() and old not in keep:
-            shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,112 @@
+"""What every lakebook HTTP service shares (Starlette): JSON answers, one error mapping
+(errors.to_json), bearer tokens, and the rule that a service without auth binds to loopback.
+
+Requires the ``ingest`` extra (Starlette); imported only by the services themselves.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import socket
+from typing import Callable, Iterable
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+from .errors import Backpressure, ConfigError, LakebookError, Unauthorized, error_json, to_json
+
+log = logging.getLogger("lakebook.asgi")
+
+
+class Json(JSONResponse):
+    """A JSON answer rendered by orjson."""
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content)
+
+
+def _error_response(request: Request, exc: Exception) -> Response:
+    """The answer to an error: a LakebookError with its status and hint; anything else a 500
+    whose traceback goes to the log, never to the client."""
+    if isinstance(exc, LakebookError):
+        status, body = exc.http_status, to_json(exc)
+    else:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        status, body = 500, error_json(500, "internal error", "the server log has the details")
+    headers = {}
+    if isinstance(exc, Backpressure):
+        headers["Retry-After"] = str(exc.retry_after_s)
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return Json(body, status_code=status, headers=headers)
+
+
+def routing_error_handler(routes_hint: str):
+    """A Starlette handler for unknown paths and wrong methods, answering in the same shape."""
+
+    async def handle(request: Request, exc: HTTPException) -> Response:
+        return Json(error_json(exc.status_code, exc.detail, routes_hint), status_code=exc.status_code,
+                    headers=exc.headers)
+
+    return handle
+
+
+class ErrorsAndStatuses:
+    """ASGI middleware: maps errors raised by handlers to answers (_error_response), and tells
+    ``count_status`` the status of every answer."""
+
+    def __init__(self, app, count_status: Callable[[int], None]):
+        self.app = app
+        self.count_status = count_status
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def counting_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                self.count_status(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        except ClientDisconnect:  # the client hung up mid-request: no one to answer, no server error
+            return
+        except Exception as exc:
+            if started:
+                raise
+            await _error_response(Request(scope), exc)(scope, receive, counting_send)
+
+
+def bearer_token(request: Request) -> bytes:
+    """The request's ``Authorization: Bearer`` token (Unauthorized if there is none)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("missing bearer token", hint="send 'Authorization: Bearer <token>'")
+    return token.encode()
+
+
+def token_matches(given: bytes, allowed: Iterable[bytes]) -> bool:
+    """Compared in constant time, so a token cannot be guessed from timings."""
+    return any(hmac.compare_digest(given, t) for t in allowed)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except (OSError, ValueError):
+        return False
+
+
+def refuse_exposed_without_auth(service: str, host: str, has_auth: bool, allow_insecure: bool, setting: str) -> None:
+    """A service with no credentials configured serves loopback only (unless told otherwise)."""
+    if not has_auth and not _is_loopback(host) and not allow_insecure:
+        raise ConfigError(f"refusing to serve {service} on {host} without tokens",
+                          hint=f"configure {setting}, bind to 127.0.0.1, or pass --insecure-dev")

@@ -1,0 +1,156 @@
+"""The ingest service: what the HTTP routes share (contracts, the log writer, the flusher,
+the validators, auth, limits, counters), and its lifecycle.
+
+The periodic flusher and the validators of big bodies are child processes (workers.py),
+forked here before the log is opened or any thread started, so that neither competes with
+the event loop for the GIL. Where that cannot be done (no fork, other threads running; for
+the flusher also a log object handed in) they are threads of this process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from starlette.requests import Request
+
+from ..asgi import bearer_token, token_matches
+from ..errors import Backpressure, Forbidden, PayloadTooLarge, Unauthorized
+from .blobs import BlobStore
+from .flusher import flush_ingest_log_to_raw
+from .log import GroupCommitWriter, IngestLog, open_ingest_log
+from .metrics import IngestMetrics
+from .workers import FlusherProcess, ValidatorProcesses
+
+log = logging.getLogger("lakebook.ingest.service")
+
+
+class IngestService:
+    """State shared by the handlers, started and stopped with the app (its lifespan)."""
+
+    def __init__(self, workspace, ingest_log: IngestLog | None = None, *, flush_interval_s: float | None = None,
+                 fork: bool = True):
+        self.workspace = workspace
+        self.settings = workspace.settings.ingest
+        workspace.ensure_state()
+        self.flush_interval_s = flush_interval_s or self.settings.flush_interval_s
+        # contracts compiled before the fork, so the helper processes start warm; a broken
+        # contract stops the server here, not per request
+        workspace.contracts()
+        # helper processes first: forked before this process opens the log or starts a thread
+        workers = min(4, os.cpu_count() or 1)
+        self.validator_processes = ValidatorProcesses.fork(workspace, workers) if fork else None
+        self._flusher_process = None if ingest_log is not None or not fork else FlusherProcess.fork(
+            workspace, self.flush_interval_s, close=self.validator_processes.fds if self.validator_processes else [])
+        self.log = ingest_log or open_ingest_log(workspace)
+        self.writer = GroupCommitWriter(self.log)
+        self.blobs = BlobStore(workspace.lake.blobs_dir)
+        self.metrics = IngestMetrics()
+        self.tokens = {s: [t.get_secret_value().encode() for t in ts] for s, ts in self.settings.tokens.items()}
+        # big bodies are decoded and validated by the validator processes, else by these threads
+        self.validators = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lakebook-validate")
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self.started_at = time.time()
+
+    @property
+    def dev_mode(self) -> bool:
+        return not self.tokens
+
+    @property
+    def backlog(self) -> int:
+        """Events in the ingest log not yet flushed (kept by the writer; see GroupCommitWriter)."""
+        return self.writer.backlog
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self.workspace.contracts()  # a broken contract stops the server at start, not per request
+        if self.validator_processes is not None:
+            self.validator_processes.start()
+        if self._flusher_process is not None:
+            self._flusher_process.start(self._flush_reported, self._flusher_process_gone)
+        else:
+            self._start_flush_thread()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._flusher_process is not None:
+            self._flusher_process.stop(timeout_s=60)
+        if self._flusher:
+            self._flusher.join(timeout=60)
+        self.writer.close()
+        self.flush_now()
+        if self.validator_processes is not None:
+            self.validator_processes.stop()
+        self.validators.shutdown(wait=False)
+        self.log.close()
+
+    def _start_flush_thread(self) -> None:
+        self._flusher = threading.Thread(target=self._flush_loop, name="lakebook-flusher", daemon=True)
+        self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.flush_interval_s):
+            self.flush_now()
+
+    def _flush_reported(self, report: dict) -> None:
+        """A flush of the flusher process ended."""
+        if report.get("ok"):
+            self.metrics.flushed(report.get("events", 0), report.get("at") or time.time())
+        else:
+            self.metrics.flush_errors += 1
+        self.writer.recount()
+
+    def _flusher_process_gone(self) -> None:
+        if not self._stop.is_set():
+            log.warning("the flusher process exited; flushing from a thread of the server from now on")
+            self._start_flush_thread()
+
+    def flush_now(self):
+        try:
+            report = flush_ingest_log_to_raw(self.workspace, self.log)
+            self.metrics.flushed(report.events, time.time())
+            return report
+        except Exception:  # the server keeps taking events; the next round tries again
+            self.metrics.flush_errors += 1
+            log.exception("flush failed; events stay in the ingest log")
+            return None
+        finally:
+            self.writer.recount()
+
+    # -- requests ------------------------------------------------------------------------
+    def authorize(self, request: Request, source: str) -> None:
+        if self.dev_mode:
+            return
+        given = bearer_token(request)
+        allowed = self.tokens.get(source, []) + self.tokens.get("*", [])
+        if not allowed:
+            raise Forbidden(f"no token is configured for source {source!r}")
+        if not token_matches(given, allowed):
+            raise Unauthorized(f"the token is not valid for source {source!r}")
+
+    async def read_body(self, request: Request) -> bytes:
+        limit = self.settings.max_request_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"request body of {declared} bytes is over the limit of {limit}")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def check_backlog(self) -> None:
+        if self.backlog >= self.settings.max_backlog_events:
+            raise Backpressure(
+                f"ingest log holds {self.backlog} unflushed events (limit {self.settings.max_backlog_events})",
+                retry_after_s=max(1, int(self.flush_interval_s)), hint="retry after the flusher catches up",
+            )
+
+    def metrics_text(self) -> bytes:
+        return self.metrics.exposition(self.backlog, self.writer.commits)

@@ -1,0 +1,64 @@
+"""Where everything is under the lake root.
+
+    <zone>/<table>/date=YYYY-MM-DD/<file>.parquet     raw and quarantine: append-only, by event date
+    <zone>/<table>/version-<id>/[<col>=<v>/]<file>.parquet   transform outputs and seeds
+    <zone>/<table>/current -> version-<id>            the published version (a stable path)
+    blobs/<source>/<name>                             blobs, as they came
+
+Zones are the schemas queries name (``raw.flights``). No other module builds a lake path.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+ZONES = ("raw", "quarantine", "ref", "warehouse", "features")
+PARTITION_KEY = "date"
+CURRENT = "current"
+VERSION_PREFIX = "version-"
+
+
+class LakeLayout:
+    """The paths of one lake."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def zone_dir(self, zone: str) -> Path:
+        return self.root / zone
+
+    def table_dir(self, zone: str, name: str) -> Path:
+        return self.zone_dir(zone) / name
+
+    def date_dir(self, table_dir: Path, day: date) -> Path:
+        return table_dir / partition_name(day)
+
+    def version_dir(self, zone: str, name: str, version: int | str) -> Path:
+        """A new version folder of a table: by run number (zero-padded), or by a content digest."""
+        label = f"{version:06d}" if isinstance(version, int) else version
+        return self.table_dir(zone, name) / f"{VERSION_PREFIX}{label}"
+
+    def current(self, zone: str, name: str) -> Path:
+        """The stable path of a table's published version (Feast sources, ad-hoc Spark)."""
+        return self.table_dir(zone, name) / CURRENT
+
+    def staging(self, target: Path, label: str) -> Path:
+        """A hidden folder beside ``target`` for output that is not published yet."""
+        return target.parent / f".{target.name}.{label}.tmp"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.root / "blobs"
+
+    def table_of(self, path: str | Path) -> tuple[str, str] | None:
+        """The (zone, table) a path under the lake belongs to, or None."""
+        try:
+            parts = Path(path).relative_to(self.root).parts
+        except ValueError:
+            return None
+        return (parts[0], parts[1]) if len(parts) >= 2 and parts[0] in ZONES else None
+
+
+def partition_name(day: date) -> str:
+    return f"{PARTITION_KEY}={day.isoformat()}"

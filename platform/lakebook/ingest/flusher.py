@@ -12,14 +12,11 @@ A crash before 5 leaves the intent open; the next flush redoes exactly that rang
 
 from __future__ import annotations
 
-import fcntl
 import io
 import logging
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import orjson
@@ -69,17 +66,9 @@ class FlushReport:
         return sum(s.duplicates for s in self.sources)
 
 
-@contextmanager
-def flush_lock(workspace) -> Iterator[None]:
+def flush_lock(workspace):
     """One flusher at a time per workspace, across processes (released if a process dies)."""
-    path = workspace.flush_lock_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return workspace.locked(workspace.flush_lock_path)
 
 
 def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None,

@@ -172,3 +172,10 @@ def test_transform_and_lineage_commands(batch_ws):
     assert "warehouse.flights_clean: skipped (incremental, duckdb) no new input files" in again
     lineage = run("catalog", "lineage", "flights_clean")
     assert "<- raw.flights  (by transforms/flights_clean.sql)" in lineage and "carrier_name <- name" in lineage
+
+
+def test_an_unknown_engine_in_a_header_names_the_file_and_the_engines(tmp_path):
+    (tmp_path / "t.sql").write_text("-- engine: sprak\nSELECT 1 AS x FROM raw.flights\n")
+    with pytest.raises(TransformError, match=r"t.sql: engine must be one of duckdb, spark, not 'sprak'") as info:
+        discover(tmp_path)
+    assert info.value.hint == "did you mean 'spark'?"

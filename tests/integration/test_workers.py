@@ -120,9 +120,14 @@ service.stop()
 """
 
 
+def run_case(script: str, workspace) -> subprocess.CompletedProcess:
+    """Run a case's script in a fresh Python process standing in for the server."""
+    code = script.format(tests=str(TESTS), root=str(workspace.root))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
 def test_a_thread_takes_over_when_the_flusher_process_dies(workspace):
-    code = SERVICE.format(tests=str(TESTS), root=str(workspace.root))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = run_case(SERVICE, workspace)
     assert done.returncode == 0, done.stderr[-3000:]
     flushes, backlog = done.stdout.split()[1::2]
     assert int(flushes) >= 1 and int(backlog) == 0
@@ -172,8 +177,7 @@ print("ok", flush=True)
 
 
 def test_validator_processes_answer_as_the_server_would_and_are_replaced_by_threads(workspace):
-    code = VALIDATORS.format(tests=str(TESTS), root=str(workspace.root))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = run_case(VALIDATORS, workspace)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
     assert "validating in the server from now on" in done.stderr
 
@@ -224,7 +228,6 @@ print("ok", flush=True)
 
 
 def test_a_request_whose_validator_dies_is_answered_503_and_not_validated_in_the_server(workspace):
-    code = DIES_WHILE_VALIDATING.format(tests=str(TESTS), root=str(workspace.root))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = run_case(DIES_WHILE_VALIDATING, workspace)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
     assert "while validating a request of" in done.stderr and "that request is answered 503" in done.stderr

@@ -470,7 +470,7 @@ def test_a_source_whose_flush_fails_is_reported_and_retried_while_the_others_rea
         wait_for(lambda: http.get("/health").json()["status"] == "ok", "weather to flush after its backoff")
     assert read_lake(workspace_dir, "raw", "weather").num_rows == 4
     assert read_lake(workspace_dir, "raw", "flights").num_rows == 6
-    assert "flush of weather failed (1 in a row" in server.log_text()
+    assert "flush of weather failed (1 in a row" in server.log_text() and "NotADirectoryError" in server.log_text()
 
 
 def test_a_contract_broken_while_serving_is_logged_once_and_its_last_good_version_serves(workspace_dir,
@@ -492,6 +492,23 @@ def test_a_contract_broken_while_serving_is_logged_once_and_its_last_good_versio
     server.stop()
     assert read_lake(workspace_dir, "raw", "weather").num_rows == 5000  # each event once
     assert server.log_text().count("contracts/weather.yaml: not valid YAML") == 1, server.log_text()[-3000:]
+
+
+def test_a_server_started_with_a_broken_contract_serves_the_other_sources(workspace_dir, ingest_server):
+    path = workspace_dir / "contracts" / "weather.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("event_time: time_hour", "event_time: hour"))  # not a timestamp field
+    server = ingest_server(workspace_dir, flush_interval_s=0.3)
+    with server.client() as http:
+        refused = http.post("/v1/events/weather", content=ndjson([weather(0)]), headers=NDJSON)
+        error = assert_error(refused, 503)["error"]
+        assert "must have type timestamp" in error["hint"] and refused.headers["retry-after"] == "30"
+        assert http.post("/v1/events/flights", content=ndjson([flight(0)]), headers=NDJSON).status_code == 200
+        assert http.get("/health").json()["sources"] == ["flights"]
+        path.write_text(text)  # fixed: served from the next request on, no restart
+        assert http.post("/v1/events/weather", content=ndjson([weather(0)]), headers=NDJSON).status_code == 200
+        wait_for(lambda: read_lake(workspace_dir, "raw", "weather"), "weather to reach the lake")
+        assert http.get("/health").json()["status"] == "ok"
 
 
 def test_sixteen_mib_of_empty_objects_under_a_memory_limit_is_413_and_the_server_stays_healthy(workspace_dir,

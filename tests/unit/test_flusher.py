@@ -253,7 +253,7 @@ def test_events_of_a_removed_contract_stay_in_the_log_and_hold_back_no_one(works
     (workspace.contracts_dir / "flights.yaml").unlink()
     report = flush_ingest_log_to_raw(workspace)
     assert report.events == 3 and [f.source for f in report.failed] == ["flights"]
-    assert "no contract now" in report.failed[0].error
+    assert "whose contract is missing or never compiled" in report.failed[0].error
     assert open_ingest_log(workspace).backlog_by_source() == {"flights": 7}
     (workspace.contracts_dir / "flights.yaml").write_text(saved)
     assert flush_ingest_log_to_raw(workspace).events == 7

@@ -143,10 +143,7 @@ def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None, cata
                 try:
                     _flush_source_log(workspace, ingest_log, catalog, source, contracts.get(source), report)
                 except Exception as exc:  # noqa: BLE001 - the other sources go on; this one is retried
-                    report.failed.append(backoff.failed(source, exc, time.time()))
-                    log.error("flush of %s failed (%d in a row; its events stay in the ingest log, tried again "
-                              "in %.0f s)", source, report.failed[-1].failures,
-                              report.failed[-1].retry_at - time.time(), exc_info=not isinstance(exc, UnknownSource))
+                    report.failed.append(_failed(backoff, source, exc))
                 else:
                     backoff.succeeded(source)
     finally:
@@ -155,13 +152,21 @@ def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None, cata
     return report
 
 
+def _failed(backoff: FlushBackoff, source: str, exc: Exception) -> SourceFailure:
+    failure = backoff.failed(source, exc, time.time())
+    log.error("flush of %s failed (%d in a row; its events stay in the ingest log, tried again in %.0f s): %s",
+              source, failure.failures, failure.retry_at - time.time(), failure.error,
+              exc_info=not isinstance(exc, UnknownSource))  # a missing contract needs no traceback
+    return failure
+
+
 def _flush_source_log(workspace, ingest_log: IngestLog, catalog: Catalog, source: str, contract,
                       report: FlushReport) -> None:
     """A crashed flush's range of ``source`` first, exactly as it was; then what was logged when
     this flush began, oldest first, a bounded range at a time (MAX_FLUSH_EVENTS)."""
     if contract is None:
-        raise UnknownSource(f"the ingest log holds events of {source!r}, which has no contract now",
-                            hint=f"they stay in the log until contracts/{source}.yaml is back")
+        raise UnknownSource(f"the ingest log holds events of {source!r}, whose contract is missing or never compiled",
+                            hint=f"they stay in the log until contracts/{source}.yaml is there and compiles")
     end = ingest_log.last_seq(source)
     while (intent := ingest_log.open_intent(source)) is not None:
         report.sources.append(_flush_source(workspace, ingest_log, catalog, intent, contract))

@@ -68,8 +68,8 @@ class _Collector:
         yield CounterMetricFamily("lakebook_ingest_blobs_stored", "Blobs stored (not counting a repeat of one).",
                                   value=m.blobs)
         yield CounterMetricFamily("lakebook_ingest_flushes", "Flushes of the ingest log to the lake.", value=m.flushes)
-        yield _labelled("lakebook_ingest_source_backlog_events", "Events of a source in the ingest log not yet flushed.",
-                        "source", by_source, GaugeMetricFamily)
+        yield _labelled("lakebook_ingest_source_backlog_events",
+                        "Events of a source in the ingest log not yet flushed.", "source", by_source, GaugeMetricFamily)
         yield CounterMetricFamily("lakebook_ingest_flush_errors", "Flushes in which a source failed (retried).",
                                   value=m.flush_errors)
         yield _labelled("lakebook_ingest_source_flush_failures", "Failed flushes of a source (retried with backoff).",

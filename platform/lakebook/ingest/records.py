@@ -191,7 +191,8 @@ def is_ndjson(content_type: str) -> bool:
     return any(t in content_type for t in NDJSON_TYPES)
 
 
-def decode_events(body: bytes, content_type: str, max_events: int | None = None) -> tuple[list, list[tuple[int, str, str]]]:
+def decode_events(body: bytes, content_type: str,
+                  max_events: int | None = None) -> tuple[list, list[tuple[int, str, str]]]:
     """Body -> (events, undecodable lines as (index, raw, reason)). One JSON object, a JSON
     array, or NDJSON (one object per line; blank lines are skipped). PayloadTooLarge, before
     anything is decoded, if it holds more than ``max_events`` events."""

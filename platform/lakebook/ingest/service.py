@@ -200,7 +200,8 @@ class IngestService:
     def _flush_problems(self) -> list[str]:
         now = time.time()
         return [f"flush of {source!r} failing ({f['failures']} in a row; next try in "
-                f"{max(0, f['retry_at'] - now):.0f} s): {f['error']}" for source, f in sorted(self.metrics.failing.items())]
+                f"{max(0, f['retry_at'] - now):.0f} s): {f['error']}"
+                for source, f in sorted(self.metrics.failing.items())]
 
     def _backlog_problems(self) -> list[str]:
         limit = self.settings.max_backlog_events

@@ -118,6 +118,11 @@ def ingest_flush(ctx) -> None:
     report = flush_ingest_log_to_raw(_workspace(ctx))
     click.echo(f"flushed {report.events:,} events ({report.duplicates:,} duplicates dropped), "
                f"{report.rejected:,} rejected to quarantine, {len(report.sources)} source(s)")
+    for failure in report.failed:
+        click.echo(f"error: {failure.source} was not flushed: {failure.error} (its events stay in the ingest log)",
+                   err=True)
+    if report.failed:
+        ctx.exit(1)
 
 
 # -- catalog --------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ _NATIVE = {
     BOOL: ("bool_val", _VARINT, pa.bool_()),
     STRING: ("string_val", _LENGTH, pa.string()),
 }
-_FLOAT_EXACT = 2 ** 53  # integers up to this size survive a trip through float64
+_FLOAT_EXACT = 2 ** 53  # integers below this size survive a trip through float64 (it rounds 2**53 + 1 down)
 
 
 def _field_tag(name: str, wire: int) -> bytes:
@@ -100,7 +100,7 @@ def needs_window_nulls(column: pa.Array, value_type: int) -> bool:
     if value_type not in (INT64, INT32, DOUBLE):
         return True
     extremes = pc.min_max(pc.abs_checked(column.cast(pa.float64(), safe=False)))
-    return (extremes["max"].as_py() or 0) > _FLOAT_EXACT
+    return (extremes["max"].as_py() or 0) >= _FLOAT_EXACT
 
 
 def _is_native(column: pa.Array, value_type: int) -> bool:

@@ -17,6 +17,7 @@ view's rows together or not at all; a failed view leaves its registry record as 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
 import time
@@ -111,10 +112,10 @@ def _query(plain: LakeView, sql: str, start: datetime, end: datetime) -> pa.Tabl
 def latest_rows(plain: LakeView, start: datetime, end: datetime) -> pa.Table:
     """Per entity, its row with the latest event time in the window, and ``__event_us``."""
     ts, keys = _ident(plain.timestamp), ", ".join(map(_ident, plain.keys))
-    columns = ", ".join(_ident(c) for c in [*plain.keys, *plain.features])
-    rows = _query(plain, f"SELECT {columns}, epoch_us({ts}) AS __event_us "
-                         f"FROM read_parquet({sql_string(str(plain.folder))}) WHERE {_window(plain)} "
-                         f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {ts} DESC) = 1", start, end)
+    latest = ", ".join([*(f"{_ident(f)} := {_ident(f)}" for f in plain.features), f"__event_us := epoch_us({ts})"])
+    rows = _query(plain, f"SELECT {keys}, unnest(arg_max(struct_pack({latest}), {ts})) "
+                         f"FROM read_parquet({sql_string(str(plain.folder))}) WHERE {_window(plain)} GROUP BY {keys}",
+                  start, end)
     missing = [k for k in plain.keys if rows.column(k).null_count]
     if missing:
         raise FeatureStoreError(f"feature view {plain.view.name}: rows with no {', '.join(missing)} in the window",
@@ -161,15 +162,23 @@ def _write_sqlite(store, plain: LakeView, rows: pa.Table, columns: dict[str, pa.
     names = sorted(columns)
     values = [_permuted(value_protos(columns[n], plain.features[n]), order) for n in names]
     texts = [_permuted(value_texts(columns[n], plain.features[n]), order) for n in names]
-    stamps = _permuted(sqlite_event_seconds(_event_us(rows)), order)
-    records = ((key, name, v, t, stamp, None) for key, stamp, *cells in zip(_permuted(keys, order), stamps,
-                                                                            *values, *texts)
-               for name, v, t in zip(names, cells[:len(names)], cells[len(names):]))
+    keys, stamps = _permuted(keys, order), _permuted(sqlite_event_seconds(_event_us(rows)), order)
+    width = len(names)
+    records = zip(_interleaved([keys] * width), itertools.cycle(names), _interleaved(values), _interleaved(texts),
+                  _interleaved([stamps] * width), itertools.repeat(None))
     _upsert(SqliteOnlineStore._get_db_path(config), table, records)
 
 
 def _permuted(values: list, order: np.ndarray) -> list:
     return [values[i] for i in order.tolist()]
+
+
+def _interleaved(columns: list[list]) -> list:
+    """Row-major: the first item of every column, then the second of every column, ..."""
+    out = [None] * (len(columns) * len(columns[0]))
+    for i, column in enumerate(columns):
+        out[i::len(columns)] = column
+    return out
 
 
 def _upsert(path: str, table: str, records) -> None:

@@ -23,7 +23,7 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -112,7 +112,9 @@ def _query(plain: LakeView, sql: str, start: datetime, end: datetime) -> pa.Tabl
 def latest_rows(plain: LakeView, start: datetime, end: datetime) -> pa.Table:
     """Per entity, its row with the latest event time in the window, and ``__event_us``."""
     ts, keys = _ident(plain.timestamp), ", ".join(map(_ident, plain.keys))
-    latest = ", ".join([*(f"{_ident(f)} := {_ident(f)}" for f in plain.features), f"__event_us := epoch_us({ts})"])
+    # As a UTC instant, whatever the column's type (a naive time or a date counts as UTC, as in Feast).
+    event_us = f"__event_us := epoch_us(CAST({ts} AS TIMESTAMPTZ))"
+    latest = ", ".join([*(f"{_ident(f)} := {_ident(f)}" for f in plain.features), event_us])
     rows = _query(plain, f"SELECT {keys}, unnest(arg_max(struct_pack({latest}), {ts})) "
                          f"FROM read_parquet({sql_string(str(plain.folder))}) WHERE {_window(plain)} GROUP BY {keys}",
                   start, end)
@@ -191,8 +193,9 @@ def _upsert(path: str, table: str, records) -> None:
         with con:
             con.executemany(sql, records)
     except sqlite3.OperationalError as exc:
-        raise FeatureStoreError(f"cannot write the SQLite online store ({exc})",
-                                hint="run 'lakebook features apply' to create the online tables") from None
+        hint = ("run 'lakebook features apply' to create the online tables" if "no such table" in str(exc)
+                else "another process may be writing the online store; try again")
+        raise FeatureStoreError(f"cannot write the SQLite online store at {path} ({exc})", hint=hint) from None
     finally:
         con.close()
 
@@ -207,36 +210,63 @@ def sqlite_event_seconds(event_us: np.ndarray) -> list[int]:
 
 
 # -- Redis -----------------------------------------------------------------------------------
-def _write_redis(store, plain: LakeView, rows: pa.Table, columns: dict[str, pa.Array]) -> None:
+class _RedisHashes(NamedTuple):
+    """Feast's Redis layout of one view's rows: per entity key a hash holding the event time
+    under ``_ts:<view>`` and each feature under the murmur3 hash of ``<view>:<feature>``."""
+
+    keys: list[bytes]
+    event_nanos: list[int]
+    ts_field: str
+    stamps: list[bytes]
+    fields: list[bytes]
+    values: list[list[bytes]]  # per feature, per entity
+
+    def mapping(self, i: int) -> dict:
+        return {self.ts_field: self.stamps[i], **{f: v[i] for f, v in zip(self.fields, self.values)}}
+
+
+def _redis_hashes(config, plain: LakeView, rows: pa.Table, columns: dict[str, pa.Array]) -> _RedisHashes:
     from feast.infra.online_stores.helpers import _mmh3
-    from feast.infra.online_stores.redis import RedisOnlineStore, _versioned_fv_name
+    from feast.infra.online_stores.redis import _versioned_fv_name
+
+    view_name = _versioned_fv_name(plain.view, config)
+    project = config.project.encode()
+    return _RedisHashes(keys=[key + project for key in _keys(plain, rows)],
+                        event_nanos=[us * 1000 for us in _event_us(rows).tolist()], ts_field=f"_ts:{view_name}",
+                        stamps=timestamp_protos(_event_us(rows)),
+                        fields=[_mmh3(f"{view_name}:{name}") for name in plain.features],
+                        values=[value_protos(columns[n], plain.features[n]) for n in plain.features])
+
+
+def _write_redis(store, plain: LakeView, rows: pa.Table, columns: dict[str, pa.Array]) -> None:
+    from feast.infra.online_stores.redis import RedisOnlineStore
     from redis.exceptions import RedisError
 
-    config, online = store.config, store.config.online_store
-    view_name = _versioned_fv_name(plain.view, config)
-    ts_field = f"_ts:{view_name}"
-    fields = [_mmh3(f"{view_name}:{name}") for name in plain.features]
-    project = config.project.encode()
-    keys = [key + project for key in _keys(plain, rows)]
-    values = [value_protos(columns[n], plain.features[n]) for n in plain.features]
-    event_us = _event_us(rows)
-    stamps = timestamp_protos(event_us)
+    hashes, online = _redis_hashes(store.config, plain, rows, columns), store.config.online_store
+    client = RedisOnlineStore()._get_client(online)
     try:
-        client = RedisOnlineStore()._get_client(online)
-        for lo in range(0, len(keys), REDIS_CHUNK):
-            chunk = range(lo, min(lo + REDIS_CHUNK, len(keys)))
-            stored = [0] * len(chunk) if online.skip_dedup else _stored_nanos(client, [keys[i] for i in chunk], ts_field)
-            with client.pipeline(transaction=False) as pipe:
-                for i, seen in zip(chunk, stored):
-                    if seen and event_us[i] * 1000 <= seen:
-                        continue  # the stored value is as new or newer: Feast keeps it
-                    pipe.hset(keys[i], mapping={ts_field: stamps[i], **{f: v[i] for f, v in zip(fields, values)}})
-                    if online.key_ttl_seconds:
-                        pipe.expire(name=keys[i], time=online.key_ttl_seconds)
-                pipe.execute()
+        for lo in range(0, len(hashes.keys), REDIS_CHUNK):
+            _write_redis_chunk(client, online, hashes, range(lo, min(lo + REDIS_CHUNK, len(hashes.keys))))
     except RedisError as exc:
         raise FeatureStoreError(f"cannot write the Redis online store: {exc}",
                                 hint="check that Redis runs at features.online_store.connection_string") from None
+    finally:
+        client.close()
+
+
+def _write_redis_chunk(client, online, hashes: _RedisHashes, chunk: range) -> None:
+    """One pipeline of HSETs, each skipped where the stored event time is as new or newer
+    (Feast's rule, unless ``skip_dedup``)."""
+    keys = [hashes.keys[i] for i in chunk]
+    stored = [0] * len(keys) if online.skip_dedup else _stored_nanos(client, keys, hashes.ts_field)
+    with client.pipeline(transaction=False) as pipe:
+        for i, key, seen in zip(chunk, keys, stored):
+            if seen and hashes.event_nanos[i] <= seen:
+                continue
+            pipe.hset(key, mapping=hashes.mapping(i))
+            if online.key_ttl_seconds:
+                pipe.expire(name=key, time=online.key_ttl_seconds)
+        pipe.execute()
 
 
 def _stored_nanos(client, keys: list[bytes], ts_field: str) -> list[int]:

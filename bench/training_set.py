@@ -401,7 +401,7 @@ def summary(result: dict) -> list[str]:
         f"            lakebook/baseline {result['ratio']:.2f} (target <= {TARGET_RATIO:g}: {'MET' if t['met'] else 'NOT MET'}); "
         f"feast/baseline {result['ratio_feast_over_baseline']:.1f}; lakebook {result['speedup_lakebook_over_feast']:.1f}x "
         f"faster than Feast; equal to the baseline: lakebook {check['lakebook']['equal']}, feast {check['feast']['equal']}",
-        f"            Feast per view (once): " + ", ".join(f"{v} {p['feast_s']:.1f} s" for v, p in pv.items()),
+        "            Feast per view (once): " + ", ".join(f"{v} {p['feast_s']:.1f} s" for v, p in pv.items()),
     ]
 
 

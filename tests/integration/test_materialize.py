@@ -364,3 +364,60 @@ def test_the_bulk_path_is_several_times_faster_than_feasts(pair):
             assert table.execute("SELECT count(*) FROM mat_bulk_stats").fetchone()[0] == 20_000 * 3
     table.close()
     assert min(seconds["lakebook"]) * 3 < min(seconds["feast"]), seconds
+
+
+def _feast_input(column):
+    """The numpy values Feast's materialization hands its converter (after its pandas step)."""
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(pa.table({"c": column}).to_pandas()).column(0).to_numpy(zero_copy_only=False)
+
+
+def test_column_encoders_give_feasts_bytes():
+    """Edge values straight against Feast's per-row code: values and value_text, entity keys of
+    one and two keys, and Redis event times (before 1970 too)."""
+    import numpy as np
+    import pyarrow as pa
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.infra.online_stores.helpers import extract_text_and_num
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.type_map import python_values_to_proto_values
+    from feast.value_type import ValueType
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from lakebook.features import encoding
+
+    columns = [
+        (ValueType.DOUBLE, pa.array([0.0, -0.0, 1.5, None, math.nan, math.inf, 1e20, 1e-300, -2.5], pa.float64())),
+        (ValueType.FLOAT, pa.array([0.0, 0.1, None, math.nan, -3.25, 1e30, 7.0, -0.0], pa.float32())),
+        (ValueType.INT64, pa.array([0, 1, -1, 127, 128, 300, BIG, 2 ** 62, -2 ** 63, 2 ** 63 - 1], pa.int64())),
+        (ValueType.INT64, pa.array([0, None, -1, 2 ** 53, -2 ** 53, 5], pa.int64())),
+        (ValueType.INT64, pa.array([BIG, None, -2 ** 60], pa.int64())),  # through float64, as Feast does
+        (ValueType.INT32, pa.array([0, 1, -1, 127, 128, None, 2 ** 31 - 1, -2 ** 31, 16384], pa.int32())),
+        (ValueType.BOOL, pa.array([True, False, None, True])),
+        (ValueType.STRING, pa.array(["", "a", None, "é€😀", "x" * 200, "0", "None", "\x00", "b" * 127])),
+        (ValueType.STRING, pa.array([1, None, -7], pa.int64())),  # a type Feast converts itself
+    ]
+    for value_type, column in columns:
+        column = encoding.as_feast_sees(column, column.null_count > 0)
+        protos = python_values_to_proto_values(_feast_input(column), value_type)
+        assert encoding.value_protos(column, value_type.value) == [p.SerializeToString() for p in protos], value_type
+        assert encoding.value_texts(column, value_type.value) == [extract_text_and_num(p, False)[0] for p in protos]
+    assert (encoding.STRING, encoding.INT32, encoding.INT64, encoding.DOUBLE, encoding.FLOAT, encoding.BOOL) == tuple(
+        ValueType[n].value for n in ("STRING", "INT32", "INT64", "DOUBLE", "FLOAT", "BOOL"))
+
+    names = pa.array(["C1", "é", "", "x" * 300])
+    for keys, types in [({"customer_id": names}, {"customer_id": ValueType.STRING}),
+                        ({"b": pa.array([1, -5, 2 ** 40, 0]), "a": names}, {"b": ValueType.INT64, "a": ValueType.STRING}),
+                        ({"z": pa.array([1, -5, 7, 0], pa.int32())}, {"z": ValueType.INT32}),
+                        ({"x": pa.array([1, -5, 7, 0])}, {"x": ValueType.STRING})]:
+        values = [python_values_to_proto_values(_feast_input(keys[k]), types[k]) for k in keys]
+        feasts = [serialize_entity_key(EntityKey(join_keys=list(keys), entity_values=list(row)), 3) for row in zip(*values)]
+        assert encoding.entity_keys(keys, {k: t.value for k, t in types.items()}) == feasts
+
+    micros = np.array([0, 1, 999_999, 1_000_000, 1_714_539_600_123_456, -1, -1_500_000, 253_402_300_799_999_999])
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    stamps = [Timestamp() for _ in micros]
+    for stamp, us in zip(stamps, micros.tolist()):
+        stamp.FromDatetime(epoch + timedelta(microseconds=us))
+    assert encoding.timestamp_protos(micros) == [s.SerializeToString() for s in stamps]

@@ -79,7 +79,7 @@ def materialize_lake_views(store, views: list[LakeView], start: datetime, end: d
             if rows.num_rows:
                 write(store, plain, rows, _feature_columns(plain, rows, start, end))
         done[plain.view.name] = {"entities": rows.num_rows, "seconds": time.perf_counter() - t0}
-        log.info("materialized %s: %d entities in %.2f s", plain.view.name, rows.num_rows, done[plain.view.name]["seconds"])
+        log.info("materialized %s: %d entities in %.2f s", plain.view.name, rows.num_rows, time.perf_counter() - t0)
     return done
 
 

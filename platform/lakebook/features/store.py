@@ -14,7 +14,6 @@ import warnings
 import re
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Iterator
 
 import yaml
@@ -164,11 +163,7 @@ def materialize(workspace, start: datetime | None = None, end: datetime | None =
     chosen = [v for v in store.list_feature_views() if not views or v.name in views]
     if not chosen:
         raise FeatureStoreError("no feature views to materialize", hint="run 'lakebook features apply' first")
-    if start is None or end is None:
-        low, high = _event_range(workspace, chosen)
-        start, end = start or low, end or high
-    if utc(start) > utc(end):
-        raise FeatureStoreError(f"the window starts after it ends ({start} > {end})", hint="swap --start and --end")
+    start, end = _window(workspace, chosen, start, end)
     from .fast_materialize import fast_views, materialize_lake_views
 
     fast = fast_views(workspace, store, chosen) if engine == "auto" else {}
@@ -178,6 +173,15 @@ def materialize(workspace, start: datetime | None = None, end: datetime | None =
         store.materialize(start_date=start, end_date=end, feature_views=rest)
     engines = {v.name: "lakebook" if v.name in fast else "feast" for v in chosen}
     return {"views": [v.name for v in chosen], "start": start, "end": end, "engines": engines, "lakebook": done}
+
+
+def _window(workspace, views, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    if start is None or end is None:
+        low, high = _event_range(workspace, views)
+        start, end = start or low, end or high
+    if utc(start) > utc(end):
+        raise FeatureStoreError(f"the window starts after it ends ({start} > {end})", hint="swap --start and --end")
+    return start, end
 
 
 def _check_engine(engine: str) -> None:
@@ -196,6 +200,7 @@ def training_set(entity_df, feature_service: str, workspace=None, *, full_featur
     always uses Feast's ``get_historical_features``."""
     from ..workspace import Workspace
 
+    _check_engine(engine)
     workspace = workspace or Workspace.load()
     if "event_timestamp" not in entity_df.columns:
         raise FeatureStoreError("entity_df needs an event_timestamp column (when each row's prediction is made)")
@@ -206,7 +211,6 @@ def training_set(entity_df, feature_service: str, workspace=None, *, full_featur
         names = [s.name for s in store.list_feature_services()]
         raise FeatureStoreError(f"no feature service {feature_service!r}",
                                 hint=f"known: {', '.join(names) or 'none (run lakebook features apply)'}") from None
-    _check_engine(engine)
     plan = _asof_plan(workspace, store, service) if engine == "auto" else None
     if plan is not None:
         return _asof_training_set(entity_df, plan, full_feature_names)

@@ -347,27 +347,6 @@ def test_materialize_command_names_the_engine(pair):
     assert "line_stats: feast" in run("--view", "line_stats", "--engine", "feast")
 
 
-def test_the_bulk_path_is_several_times_faster_than_feasts(pair):
-    """100,000 feature rows (20,000 entities): lakebook's default path against Feast's own,
-    interleaved, on the same workspace and online table, best of three each. (About 3x here;
-    1M rows in bench/materialize.py give about 4x. Twice as fast is the bar, well clear of the
-    noise between two runs of the same path.)"""
-    ws = pair[1]
-    start, end = at(0), at(24)
-    table = sqlite3.connect(ws.feast_dir / "online.db")
-    seconds = {"feast": [], "lakebook": []}
-    for _ in range(3):
-        for name, run in (("feast", feast_materialize), ("lakebook", lambda *a: features.materialize(*a))):
-            table.execute("DELETE FROM mat_bulk_stats")
-            table.commit()
-            t0 = time.perf_counter()
-            run(ws, start, end, ["bulk_stats"])
-            seconds[name].append(time.perf_counter() - t0)
-            assert table.execute("SELECT count(*) FROM mat_bulk_stats").fetchone()[0] == 20_000 * 3
-    table.close()
-    assert min(seconds["lakebook"]) * 2 < min(seconds["feast"]), seconds
-
-
 def _feast_input(column):
     """The numpy values Feast's materialization hands its converter (after its pandas step)."""
     import pyarrow as pa

@@ -108,6 +108,14 @@ class Registry:
             raise PydanticCustomError("backend", "{message}", {"message": _describe(exc, model, value["type"])}) from None
 
 
+    def config(self, value: Any) -> BackendConfig:
+        """``parse`` for a value given outside lakebook.yaml (a CLI option): a ConfigError if bad."""
+        try:
+            return self.parse(value)
+        except PydanticCustomError as exc:
+            raise ConfigError(f"{self.setting}: {exc.message()}") from None
+
+
 def _describe(exc: ValidationError, model: type[BaseModel], name: str) -> str:
     allowed = ", ".join(k for k in model.model_fields if k != "type") or "none"
     problems = []

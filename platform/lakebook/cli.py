@@ -118,6 +118,11 @@ def ingest_flush(ctx) -> None:
     report = flush_ingest_log_to_raw(_workspace(ctx))
     click.echo(f"flushed {report.events:,} events ({report.duplicates:,} duplicates dropped), "
                f"{report.rejected:,} rejected to quarantine, {len(report.sources)} source(s)")
+    for failure in report.failed:
+        click.echo(f"error: {failure.source} was not flushed: {failure.error} (its events stay in the ingest log)",
+                   err=True)
+    if report.failed:
+        ctx.exit(1)
 
 
 # -- catalog --------------------------------------------------------------------------------
@@ -265,13 +270,19 @@ def features_apply(ctx) -> None:
 @click.option("--start", type=click.DateTime(), default=None, help="UTC; default: the earliest feature row")
 @click.option("--end", type=click.DateTime(), default=None, help="UTC; default: just after the latest feature row")
 @click.option("--view", "views", multiple=True, help="only these feature views")
+@click.option("--engine", type=click.Choice(["auto", "feast"]), default="auto", show_default=True,
+              help="auto: lakebook's bulk load for views on lake tables (SQLite/Redis), Feast for the rest")
 @click.pass_context
-def features_materialize(ctx, start, end, views) -> None:
-    """Load feature values into the online store (Feast shows progress per view)."""
+def features_materialize(ctx, start, end, views, engine) -> None:
+    """Load feature values into the online store (Feast's own runs show progress per view)."""
     from .features import materialize, utc
 
-    done = materialize(_workspace(ctx), utc(start) if start else None, utc(end) if end else None, list(views) or None)
+    done = materialize(_workspace(ctx), utc(start) if start else None, utc(end) if end else None, list(views) or None,
+                       engine=engine)
     click.echo(f"materialized {', '.join(done['views'])} from {done['start']:%Y-%m-%d %H:%M} to {done['end']:%Y-%m-%d %H:%M} UTC")
+    for view, used in done["engines"].items():
+        fast = done["lakebook"].get(view)
+        click.echo(f"  {view}: {used}" + (f", {fast['entities']:,} entities in {fast['seconds']:.2f} s" if fast else ""))
 
 
 @listing(features)

@@ -41,7 +41,11 @@ class IngestSettings(_Section):
     port: int = Field(8787, ge=1, le=65535)
     log: _backend(backends.ingest_logs) = Field("sqlite", description="ingest log backend")
     max_request_bytes: int = Field(16 * 1024 * 1024, gt=0)
-    max_backlog_events: int = Field(2_000_000, gt=0)
+    max_events_per_request: int = Field(100_000, gt=0, description="events in one request (413 above)")
+    max_backlog_events: int = Field(2_000_000, gt=0, description="unflushed events per source (503 above)")
+    max_validating_bodies: int = Field(
+        8, gt=0, description="bodies validated event by event off the event loop at once, queued ones "
+        "included (429 above)")
     flush_interval_s: float = Field(5.0, gt=0)
     max_rejections_reported: int = Field(
         1000, ge=0, description="rejected events detailed in one response (all are quarantined)")

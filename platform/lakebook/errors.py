@@ -80,6 +80,14 @@ class Backpressure(LakebookError, status=503):
         self.retry_after_s = retry_after_s
 
 
+class TooManyRequests(Backpressure, status=429):
+    """Too many requests of this kind are being worked on at once; retry later."""
+
+
+class ContractUnavailable(Backpressure):
+    """A source's contract file does not compile and no version of it has been served yet."""
+
+
 class UnknownTable(LakebookError, status=404):
     """A table name the catalog does not know."""
 

@@ -136,15 +136,23 @@ class Workspace:
 
     # -- contracts ---------------------------------------------------------------------------
     def contracts(self) -> dict[str, "CompiledContract"]:
-        """Every contract of the workspace, compiled, by source name (cached per file mtime)."""
+        """Every contract of the workspace, compiled, by source name (cached per file mtime; a
+        file that does not compile is served by its last good version, see contract_problems)."""
         from .contracts import load_contracts
 
         return load_contracts(self.contracts_dir)
 
-    def contract(self, source: str) -> "CompiledContract":
-        from .contracts import get_contract
+    def contract_problems(self) -> dict[str, str]:
+        """Why each contract file that does not compile now does not, by source."""
+        from .contracts import load_contract_set
 
-        return get_contract(self.contracts(), source)
+        return load_contract_set(self.contracts_dir).problems
+
+    def contract(self, source: str) -> "CompiledContract":
+        from .contracts import get_contract, load_contract_set
+
+        loaded = load_contract_set(self.contracts_dir)
+        return get_contract(loaded.contracts, source, loaded.problems)
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"

@@ -7,6 +7,9 @@ baseline on a holdout months after its training data."""
 from __future__ import annotations
 
 import shutil
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import orjson
@@ -135,3 +138,25 @@ def flights_ws(spark_template, tmp_path):
 def year_ws(year_template, tmp_path):
     """A private copy of the year template workspace."""
     return private_copy(year_template, tmp_path)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server on a free port of 127.0.0.1, no persistence; yields the port."""
+    from lakebook.services import free_port
+
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is installed by `make test` (Debian package redis-server)"
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield port
+    proc.terminate()
+    proc.wait(10)

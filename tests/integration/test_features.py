@@ -1,10 +1,6 @@
 """Feast on the lake: point-in-time training sets, SQLite and Redis online stores (real servers)."""
 
 import math
-import shutil
-import socket
-import subprocess
-import time
 
 import duckdb
 import pandas as pd
@@ -13,7 +9,6 @@ import pytest
 from lakebook import features
 from lakebook.errors import FeatureStoreError
 from lakebook.query import LakeSession
-from lakebook.services import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -118,25 +113,6 @@ def test_materialize_to_the_sqlite_online_store(flights_ws):
     online = online_matches_offline(flights_ws)
     assert (flights_ws.feast_dir / "online.db").exists()
     assert online["plane_seats"][0] is not None
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is installed by `make test` (Debian package redis-server)"
-    port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield port
-    proc.terminate()
-    proc.wait(10)
 
 
 def test_materialize_to_a_real_redis_online_store(flights_ws, redis_server):

@@ -432,3 +432,116 @@ def test_large_rejections_are_summarised_in_the_answer_and_kept_whole_in_quarant
     server.stop()
     quarantined = read_lake(workspace_dir, "quarantine", "flights")
     assert sorted(quarantined.column("index").to_pylist()) == list(range(1, 11))
+
+
+# -- one source's trouble is its own -------------------------------------------------------------
+def wait_for(condition, what: str, timeout_s: float = 30):
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+def test_a_source_whose_flush_fails_is_reported_and_retried_while_the_others_reach_the_lake(workspace_dir,
+                                                                                           ingest_server):
+    blocker = load_workspace(workspace_dir).lake.table_dir("raw", "weather")
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("a file where the table's folder goes: writing it fails")
+    server = ingest_server(workspace_dir, flush_interval_s=0.3)
+    with server.client() as http:
+        assert http.post("/v1/events/weather", content=ndjson([weather(i) for i in range(4)]),
+                         headers=NDJSON).status_code == 200
+        assert http.post("/v1/events/flights", content=ndjson([flight(i) for i in range(6)]),
+                         headers=NDJSON).status_code == 200
+        failures = wait_for(lambda: metric(parse_metrics(http.get("/metrics").text),
+                                           "lakebook_ingest_source_flush_failures_total", source="weather"),
+                            "a failed flush of weather to be counted")
+        assert failures >= 1
+        wait_for(lambda: read_lake(workspace_dir, "raw", "flights"), "flights to reach the lake")
+        health = http.get("/health").json()
+        assert health["status"] == "degraded" and health["backlog_events"] == 4
+        assert any(p.startswith("flush of 'weather' failing (") and "NotADirectoryError" in p
+                   for p in health["problems"]), health["problems"]
+        samples = parse_metrics(http.get("/metrics").text)
+        assert metric(samples, "lakebook_ingest_source_backlog_events", source="weather") == 4
+        assert metric(samples, "lakebook_ingest_sources_failing") == 1
+        blocker.unlink()  # the trouble goes away: the next try (after its backoff) flushes weather
+        wait_for(lambda: http.get("/health").json()["status"] == "ok", "weather to flush after its backoff")
+    assert read_lake(workspace_dir, "raw", "weather").num_rows == 4
+    assert read_lake(workspace_dir, "raw", "flights").num_rows == 6
+    assert "flush of weather failed (1 in a row" in server.log_text() and "NotADirectoryError" in server.log_text()
+
+
+def test_a_contract_broken_while_serving_is_logged_once_and_its_last_good_version_serves(workspace_dir,
+                                                                                        ingest_server):
+    server = ingest_server(workspace_dir, flush_interval_s=0.3)
+    path = workspace_dir / "contracts" / "weather.yaml"
+    path.write_text(path.read_text().replace("min: -60, max: 140", "min: -60, max: [140"))
+    big = ndjson([weather(i) for i in range(5000)])  # over 1 MiB: validated by a validator process
+    assert len(big) > 1 << 20
+    with server.client() as http:
+        for _ in range(3):
+            assert http.post("/v1/events/flights", content=ndjson([flight(0)]), headers=NDJSON).status_code == 200
+            answer = http.post("/v1/events/weather", content=ndjson([weather(0), weather(1, temp=500.0)]),
+                               headers=NDJSON)
+            assert answer.status_code == 200 and answer.json()["accepted"] == 1  # the last good contract's max
+            assert http.post("/v1/events/weather", content=big, headers=NDJSON).json()["accepted"] == 5000
+            assert http.get("/health").json()["status"] == "degraded"
+        wait_for(lambda: read_lake(workspace_dir, "raw", "weather"), "the flusher to flush weather")
+    server.stop()
+    assert read_lake(workspace_dir, "raw", "weather").num_rows == 5000  # each event once
+    assert server.log_text().count("contracts/weather.yaml: not valid YAML") == 1, server.log_text()[-3000:]
+
+
+def test_a_server_started_with_a_broken_contract_serves_the_other_sources(workspace_dir, ingest_server):
+    path = workspace_dir / "contracts" / "weather.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("event_time: time_hour", "event_time: hour"))  # not a timestamp field
+    server = ingest_server(workspace_dir, flush_interval_s=0.3)
+    with server.client() as http:
+        refused = http.post("/v1/events/weather", content=ndjson([weather(0)]), headers=NDJSON)
+        error = assert_error(refused, 503)["error"]
+        assert "must have type timestamp" in error["hint"] and refused.headers["retry-after"] == "30"
+        assert http.post("/v1/events/flights", content=ndjson([flight(0)]), headers=NDJSON).status_code == 200
+        assert http.get("/health").json()["sources"] == ["flights"]
+        path.write_text(text)  # fixed: served from the next request on, no restart
+        assert http.post("/v1/events/weather", content=ndjson([weather(0)]), headers=NDJSON).status_code == 200
+        wait_for(lambda: read_lake(workspace_dir, "raw", "weather"), "weather to reach the lake")
+        assert http.get("/health").json()["status"] == "ok"
+
+
+def test_sixteen_mib_of_empty_objects_under_a_memory_limit_is_413_and_the_server_stays_healthy(workspace_dir,
+                                                                                              ingest_server):
+    import resource
+
+    import psutil
+
+    server = ingest_server(workspace_dir, flush_interval_s=60)
+    processes = [psutil.Process(server.process.pid), *psutil.Process(server.process.pid).children(recursive=True)]
+    assert len(processes) >= 3  # the server, its flusher and its validators
+    headroom = 512 << 20  # address space each may add: ample for a request, not for millions of objects
+    for process in processes:
+        limit = process.memory_info().vms + headroom
+        resource.prlimit(process.pid, resource.RLIMIT_AS, (limit, limit))
+    peaks = {p.pid: peak_rss(p.pid) for p in processes}
+    array = b"[" + b"{}," * ((16 * 1024 * 1024 - 2) // 3 - 1) + b"{}]"  # 5.6 million events
+    lines = b"{}\n" * (16 * 1024 * 1024 // 3)
+    assert len(array) <= 16 * 1024 * 1024 and len(lines) <= 16 * 1024 * 1024
+    with server.client(timeout=300) as http:
+        for body, headers in ((array, JSON), (lines, NDJSON)):
+            answer = http.post("/v1/events/flights", content=body, headers=headers)
+            error = assert_error(answer, 413)["error"]
+            assert "over the limit of 100,000 events per request" in error["message"]
+        assert http.get("/health").json()["status"] == "ok"
+        ok = http.post("/v1/events/flights", content=ndjson([flight(i) for i in range(3000)]), headers=NDJSON)
+        assert ok.status_code == 200 and ok.json()["accepted"] == 3000
+    assert all(p.is_running() for p in processes)
+    grown = {p.pid: peak_rss(p.pid) - peaks[p.pid] for p in processes}
+    assert max(grown.values()) < 200 << 20, grown  # each body cost at most a few times its size
+
+
+def peak_rss(pid: int) -> int:
+    """The peak resident memory of a process (VmHWM), in bytes."""
+    status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines())
+    return int(status["VmHWM"].split()[0]) * 1024

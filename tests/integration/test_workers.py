@@ -120,9 +120,14 @@ service.stop()
 """
 
 
+def run_case(script: str, workspace) -> subprocess.CompletedProcess:
+    """Run a case's script in a fresh Python process standing in for the server."""
+    code = script.format(tests=str(TESTS), root=str(workspace.root))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
 def test_a_thread_takes_over_when_the_flusher_process_dies(workspace):
-    code = SERVICE.format(tests=str(TESTS), root=str(workspace.root))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = run_case(SERVICE, workspace)
     assert done.returncode == 0, done.stderr[-3000:]
     flushes, backlog = done.stdout.split()[1::2]
     assert int(flushes) >= 1 and int(backlog) == 0
@@ -172,8 +177,7 @@ print("ok", flush=True)
 
 
 def test_validator_processes_answer_as_the_server_would_and_are_replaced_by_threads(workspace):
-    code = VALIDATORS.format(tests=str(TESTS), root=str(workspace.root))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = run_case(VALIDATORS, workspace)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
     assert "validating in the server from now on" in done.stderr
 
@@ -187,3 +191,43 @@ def test_validator_processes_die_with_the_server(workspace):
     assert done.returncode == -9
     pids = [int(p) for p in done.stdout.split()]
     assert len(pids) == 2 and all(exited(pid) for pid in pids), "a validator process outlived the server"
+
+
+DIES_WHILE_VALIDATING = """
+import os, signal, sys, time
+sys.path.insert(0, {tests!r})
+import orjson
+from events import flight
+from lakebook.errors import Backpressure
+from lakebook.workspace import Workspace
+from lakebook.ingest.workers import ValidatorProcesses
+
+def cpu_ticks(pid):
+    return sum(map(int, open(f"/proc/{{pid}}/stat").read().rsplit(")", 1)[1].split()[11:13]))
+
+workspace = Workspace.load({root!r})
+pool = ValidatorProcesses.fork(workspace, 1)
+pool.start()
+[(pid, _)] = pool._workers
+idle = cpu_ticks(pid)
+slow = orjson.dumps([flight(i, origin="BOS") for i in range(60_000)])  # seconds of work: every event is refused
+future = pool.submit("flights", slow, "application/json", "r", 7)
+while cpu_ticks(pid) < idle + 5:  # the worker is busy with it
+    time.sleep(0.01)
+os.kill(pid, signal.SIGKILL)
+try:
+    future.result(60)
+    raise AssertionError("the request was validated after all")
+except Backpressure as exc:
+    assert exc.http_status == 503 and "died while validating this request" in exc.message, exc
+after = pool.submit("flights", orjson.dumps([flight(1)]), "application/json", "r", 7).result(30)
+assert after.accepted == 1  # the next request is validated in the server
+pool.stop()
+print("ok", flush=True)
+"""
+
+
+def test_a_request_whose_validator_dies_is_answered_503_and_not_validated_in_the_server(workspace):
+    done = run_case(DIES_WHILE_VALIDATING, workspace)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+    assert "while validating a request of" in done.stderr and "that request is answered 503" in done.stderr

@@ -1,6 +1,6 @@
 from click.testing import CliRunner
 
-from events import flight, log_events
+from events import flight, log_events, weather
 from lakebook.cli import cli, main
 from lakebook.ingest import flush_ingest_log_to_raw
 from lakebook.workspace import Workspace
@@ -44,3 +44,15 @@ def test_errors_are_one_message_with_a_hint(tmp_path, capsys, monkeypatch):
     assert code == 2
     assert err.startswith("error: no lakebook.yaml in") and "hint: run 'lakebook init DIR'" in err
     assert "Traceback" not in err
+
+
+def test_ingest_flush_names_a_source_it_could_not_flush_and_fails(workspace):
+    log_events(workspace, "flights", [flight(i) for i in range(5)])
+    log_events(workspace, "weather", [weather(i) for i in range(3)])
+    blocker = workspace.lake.table_dir("raw", "weather")
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("in the way")
+    result = CliRunner().invoke(cli, ["-w", str(workspace.root), "ingest", "flush"], obj={})
+    assert result.exit_code == 1
+    assert result.stdout.startswith("flushed 5 events")
+    assert "error: weather was not flushed: NotADirectoryError" in result.stderr

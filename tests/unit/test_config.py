@@ -148,3 +148,10 @@ def test_missing_workspace_says_what_to_do(tmp_path):
     with pytest.raises(WorkspaceNotFound) as info:
         Workspace.load(tmp_path, environ={})
     assert "lakebook init" in str(info.value)
+
+
+def test_an_unknown_engine_named_outside_the_config_is_a_config_error(workspace):
+    from lakebook.query import session_for
+
+    with pytest.raises(ConfigError, match="query.engine: unknown query engine 'duckbd'; did you mean 'duckdb'?"):
+        session_for(workspace, "duckbd")

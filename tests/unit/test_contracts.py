@@ -177,3 +177,40 @@ def test_unknown_source_suggests_the_closest(workspace):
 def test_broken_contracts_say_what_is_wrong(tmp_path, text, expected):
     with pytest.raises(ContractError, match=expected.replace("(", r"\(")):
         compile_yaml(tmp_path, text)
+
+
+def test_a_contract_file_that_stops_compiling_keeps_its_last_good_version(workspace, caplog):
+    from lakebook.contracts import load_contract_set
+
+    good = workspace.contract("weather")
+    path = workspace.contracts_dir / "weather.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("fields:", "fields:\n  broken: {type: text}"))
+    with caplog.at_level("ERROR", logger="lakebook.contracts.loading"):
+        for _ in range(5):  # reported once per change of the file, not per look
+            assert workspace.contract("weather") is good and workspace.contract("flights").name == "flights"
+    assert [r.getMessage() for r in caplog.records] == [
+        "contracts/weather.yaml: fields.broken.type: Input should be 'string', 'int32', 'int64', 'float32', "
+        "'float64', 'bool', 'timestamp' or 'date' (its last good version is served until the file is fixed)"]
+    assert list(workspace.contract_problems()) == ["weather"]
+    assert str(workspace.contracts_dir) not in workspace.contract_problems()["weather"]  # no server paths
+    path.write_text(text + "\n")
+    assert workspace.contract_problems() == {} and workspace.contract("weather") is not good
+    assert load_contract_set(workspace.contracts_dir).contracts.keys() == {"flights", "weather"}
+
+
+def test_a_contract_that_never_compiled_makes_its_source_unavailable_with_the_reason(workspace):
+    from lakebook.errors import ContractUnavailable
+
+    (workspace.contracts_dir / "alerts.yaml").write_text("event_time: nope\nfields:\n  ts: {type: timestamp}\n")
+    with pytest.raises(ContractUnavailable) as raised:
+        workspace.contract("alerts")
+    assert raised.value.http_status == 503 and raised.value.retry_after_s > 0
+    assert raised.value.hint.startswith("contracts/alerts.yaml: contract: Value error, event_time names 'nope'")
+    assert sorted(workspace.contracts()) == ["flights", "weather"]
+
+
+def test_at_most_a_few_reasons_are_kept_per_event(workspace):
+    [rejection] = workspace.contract("flights").validate([{"surprise": 1}]).rejected
+    assert len(rejection.reasons) == 6 and rejection.reasons[-1] == "… and 6 more"
+    assert rejection.reasons[0].startswith("unknown field(s) 'surprise'")

@@ -1,5 +1,7 @@
+import time
 from datetime import datetime
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -151,3 +153,127 @@ def test_a_big_backlog_is_flushed_a_bounded_range_at_a_time(workspace, monkeypat
     assert len({f.name for s in report.sources for f in s.files}) == 5  # one file name per range
     assert lake_table(workspace, "raw", "flights").num_rows == 1000
     assert open_ingest_log(workspace).backlog_events() == 0
+
+
+def change_contract(workspace, source: str, old: str, new: str) -> None:
+    path = workspace.contracts_dir / f"{source}.yaml"
+    text = path.read_text()
+    assert old in text, f"test bug: {old!r} is not in {path.name}"
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize("as_ndjson", [False, True], ids=["arrow", "ndjson"])
+def test_events_a_changed_contract_refuses_are_quarantined_at_flush_and_every_source_flows(workspace, as_ndjson):
+    log_events(workspace, "weather", [weather(i) for i in range(6)], as_ndjson=as_ndjson)
+    change_contract(workspace, "weather", "temp: {type: float64, min: -60, max: 140,", "temp: {type: string,")
+    log_events(workspace, "weather", [weather(i, temp="mild") for i in range(6, 9)], as_ndjson=as_ndjson)
+    log_events(workspace, "flights", [flight(i) for i in range(20)], as_ndjson=as_ndjson)
+    report = flush_ingest_log_to_raw(workspace)
+    assert lake_table(workspace, "raw", "flights").num_rows == 20
+    assert lake_table(workspace, "raw", "weather").column("temp").to_pylist() == ["mild"] * 3
+    quarantined = lake_table(workspace, "quarantine", "weather").sort_by("index").to_pylist()
+    assert [r["index"] for r in quarantined] == list(range(6))
+    assert {tuple(r["reasons"]) for r in quarantined} == {
+        ("refused when flushed (accepted at ingest): temp: expected a string (got 39.0)",)}
+    assert orjson.loads(quarantined[0]["raw"])["origin"] == "EWR"
+    assert open_ingest_log(workspace).backlog_events() == 0
+    assert report.failed == [] and (report.events, report.rejected) == (23, 6)
+
+
+def test_logged_arrow_batches_are_validated_again_only_under_another_contract(workspace, monkeypatch):
+    from lakebook.contracts import CompiledContract
+
+    log_events(workspace, "weather", [weather(i) for i in range(5)])
+    calls = []
+    monkeypatch.setattr(CompiledContract, "validate", lambda self, *a, **k: calls.append(1))
+    flush_ingest_log_to_raw(workspace)  # the contract it was validated under: taken as it is
+    assert calls == [] and lake_table(workspace, "raw", "weather").num_rows == 5
+    monkeypatch.undo()
+    log_events(workspace, "weather", [weather(i) for i in range(5, 10)])
+    change_contract(workspace, "weather", "description: Hourly", "description: Changed, hourly")
+    report = flush_ingest_log_to_raw(workspace)  # another contract (if alike): validated again, all pass
+    assert (report.events, report.rejected) == (5, 0)
+    ids = lake_table(workspace, "raw", "weather").column("_event_id").to_pylist()
+    expected = workspace.contract("weather").validate([weather(i) for i in range(10)]).accepted
+    assert sorted(ids) == sorted(expected.column("_event_id").to_pylist())  # the ids they were logged with
+
+
+def block_lake_table(workspace, zone: str, source: str):
+    """A file where the table's folder goes: writing the table fails with a real OSError."""
+    path = workspace.lake.table_dir(zone, source)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("in the way")
+    return path
+
+
+def test_a_source_whose_flush_fails_is_retried_with_backoff_and_the_others_flow(workspace):
+    blocker = block_lake_table(workspace, "raw", "flights")
+    log_events(workspace, "flights", [flight(i) for i in range(10)])
+    log_events(workspace, "weather", [weather(i) for i in range(4)])
+    first = flush_ingest_log_to_raw(workspace)  # flights, first in order, fails
+    assert lake_table(workspace, "raw", "weather").num_rows == 4
+    assert [s.source for s in first.sources] == ["weather"] and first.events == 4
+    [failure] = first.failed
+    assert failure.source == "flights" and failure.failures == 1 and "NotADirectoryError" in failure.error
+
+    from lakebook.ingest.flusher import FlushBackoff
+
+    backoff = FlushBackoff(first_s=0.2, max_s=60)
+    log_events(workspace, "weather", [weather(i) for i in range(4, 6)])
+    second = flush_ingest_log_to_raw(workspace, backoff=backoff)
+    assert second.failed[0].failures == 1 and second.events == 2
+    third = flush_ingest_log_to_raw(workspace, backoff=backoff)  # flights is not due yet
+    assert third.failed == [] and [w.source for w in third.waiting] == ["flights"]
+    time.sleep(0.25)
+    fourth = flush_ingest_log_to_raw(workspace, backoff=backoff)
+    assert fourth.failed[0].failures == 2 and fourth.failed[0].retry_at - time.time() > 0.3  # twice as long
+    assert open_ingest_log(workspace).backlog_by_source() == {"flights": 10}  # kept in the log
+    blocker.unlink()
+    time.sleep(max(0.0, backoff.failing["flights"].retry_at - time.time()))
+    last = flush_ingest_log_to_raw(workspace, backoff=backoff)
+    assert last.failed == [] and last.events == 10 and backoff.failing == {}
+    assert lake_table(workspace, "raw", "flights").num_rows == 10
+    assert lake_table(workspace, "raw", "weather").num_rows == 6
+
+
+def test_the_backoff_doubles_up_to_its_limit():
+    from lakebook.ingest.flusher import FlushBackoff
+
+    backoff = FlushBackoff(first_s=2, max_s=20)
+    pauses = [backoff.failed("a", OSError("disk"), 100.0).retry_at - 100 for _ in range(6)]
+    assert pauses == [2, 4, 8, 16, 20, 20]
+    assert not backoff.due("a", 119.0) and backoff.due("a", 120.0) and backoff.due("b", 0.0)
+    assert backoff.failing["a"].error == "OSError: disk" and backoff.failing["a"].failures == 6
+
+
+def test_events_of_a_removed_contract_stay_in_the_log_and_hold_back_no_one(workspace):
+    log_events(workspace, "flights", [flight(i) for i in range(7)])
+    log_events(workspace, "weather", [weather(i) for i in range(3)])
+    saved = (workspace.contracts_dir / "flights.yaml").read_text()
+    (workspace.contracts_dir / "flights.yaml").unlink()
+    report = flush_ingest_log_to_raw(workspace)
+    assert report.events == 3 and [f.source for f in report.failed] == ["flights"]
+    assert "whose contract is missing or never compiled" in report.failed[0].error
+    assert open_ingest_log(workspace).backlog_by_source() == {"flights": 7}
+    (workspace.contracts_dir / "flights.yaml").write_text(saved)
+    assert flush_ingest_log_to_raw(workspace).events == 7
+    assert lake_table(workspace, "raw", "flights").num_rows == 7
+
+
+def test_big_quarantine_payloads_are_logged_in_chunks_and_all_read_back(workspace):
+    from lakebook.ingest.records import QUARANTINE_CHUNK_BYTES, validate_to_records
+
+    long_tail = "N" * (QUARANTINE_CHUNK_BYTES // 3)  # over max_length 8: each event is rejected with its text
+    events = [flight(i, tailnum=long_tail) for i in range(7)] + [flight(100)]
+    outcome = validate_to_records(workspace.contract("flights"), "flights", events, "big", 1_000_000)
+    rejected = [r for r in outcome.records if r.kind == "rejected"]
+    assert [r.n for r in rejected] == [2, 2, 2, 1]  # two rows fit in a chunk, three do not
+    assert all(len(r.payload) <= QUARANTINE_CHUNK_BYTES for r in rejected)
+    log = open_ingest_log(workspace)
+    log.append(outcome.records)
+    log.close()
+    report = flush_ingest_log_to_raw(workspace)
+    assert (report.events, report.rejected) == (1, 7)
+    quarantined = lake_table(workspace, "quarantine", "flights").sort_by("index").to_pylist()
+    assert [r["index"] for r in quarantined] == list(range(7))
+    assert all(orjson.loads(r["raw"])["tailnum"] == long_tail for r in quarantined)

@@ -4,6 +4,11 @@ subprocess tests (tests/integration/test_ingest_http.py) cover the same app over
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
+import time
+
+import orjson
 import pytest
 from starlette.testclient import TestClient
 
@@ -12,6 +17,7 @@ from lakebook.ingest import create_app
 from lakebook.workspace import Workspace
 
 NDJSON = {"content-type": "application/x-ndjson"}
+JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture
@@ -111,3 +117,93 @@ def test_metrics_are_prometheus_text(client_for):
     assert metric(samples, "lakebook_ingest_log_commits_total") >= 1
     assert "# TYPE lakebook_ingest_backlog_events gauge" in answer.text
     assert "# HELP lakebook_ingest_events_accepted_total Events accepted (durable in the ingest log)." in answer.text
+
+
+def test_a_full_backlog_of_one_source_holds_back_no_other(client_for):
+    client = client_for("ingest:\n  max_backlog_events: 3\n")
+    assert client.post("/v1/events/weather", content=ndjson([weather(i) for i in range(3)]),
+                       headers=NDJSON).status_code == 200
+    full = client.post("/v1/events/weather", content=ndjson([weather(3)]), headers=NDJSON)
+    assert client.post("/v1/events/flights", content=ndjson([flight(1), flight(2)]), headers=NDJSON).status_code == 200
+    assert "3 unflushed events of source 'weather'" in error_of(full, 503)["message"] and full.headers["retry-after"]
+    health = client.get("/health").json()
+    assert health["status"] == "degraded" and health["backlog_events"] == 5
+    assert health["problems"] == ["backlog of 'weather' is at its limit (3 events): new events of it get 503"]
+    samples = parse_metrics(client.get("/metrics").text)
+    assert metric(samples, "lakebook_ingest_source_backlog_events", source="weather") == 3
+    assert metric(samples, "lakebook_ingest_source_backlog_events", source="flights") == 2
+
+
+def test_a_contract_broken_while_serving_keeps_its_last_good_version_and_the_others(client_for, workspace_dir):
+    client = client_for()
+    assert client.post("/v1/events/weather", content=ndjson([weather(0)]), headers=NDJSON).status_code == 200
+    path = workspace_dir / "contracts" / "weather.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("event_time: time_hour", "event_time: [time_hour"))  # not YAML any more
+    assert client.post("/v1/events/flights", content=ndjson([flight(1)]), headers=NDJSON).status_code == 200
+    answer = client.post("/v1/events/weather", content=ndjson([weather(1), weather(2, origin="BOS")]), headers=NDJSON)
+    assert answer.status_code == 200 and answer.json()["accepted"] == 1  # the last good contract decides
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json()["status"] == "degraded"
+    [problem] = health.json()["problems"]
+    assert problem.startswith("contract of 'weather' does not compile (its last good version is served): "
+                              "contracts/weather.yaml: not valid YAML")
+    assert health.json()["sources"] == ["flights", "weather"]
+    path.write_text(text.replace("Hourly", "Hourly (fixed)"))
+    assert client.get("/health").json() | {"uptime_s": 0} == health.json() | {
+        "status": "ok", "problems": [], "uptime_s": 0, "backlog_events": 3}
+
+
+def test_a_contract_broken_at_start_makes_only_its_source_answer_503_with_the_reason(client_for, workspace_dir):
+    path = workspace_dir / "contracts" / "weather.yaml"
+    path.write_text(path.read_text().replace("type: float64", "type: double", 1))
+    client = client_for()
+    answer = client.post("/v1/events/weather", content=ndjson([weather(0)]), headers=NDJSON)
+    error = error_of(answer, 503)
+    assert error["message"] == "the contract of source 'weather' does not compile" and answer.headers["retry-after"]
+    assert error["hint"].startswith("contracts/weather.yaml: fields.temp.type: Input should be")
+    assert client.post("/v1/events/flights", content=ndjson([flight(1)]), headers=NDJSON).status_code == 200
+    health = client.get("/health").json()
+    assert health["status"] == "degraded" and health["sources"] == ["flights"]
+    assert "(not served)" in health["problems"][0]
+
+
+def test_more_events_than_a_request_may_hold_is_413_before_they_are_decoded(client_for):
+    client = client_for("ingest:\n  max_events_per_request: 10\n")
+    over = [flight(i) for i in range(11)]
+    for body, headers in [(ndjson(over), NDJSON), (orjson.dumps(over), JSON), (b"{}\n" * 11, NDJSON),
+                          (b"[" + b",".join([b"{}"] * 20_000) + b"]", JSON),  # big: validated off the event loop
+                          (b"{}\n" * 20_000, NDJSON)]:
+        error = error_of(client.post("/v1/events/flights", content=body, headers=headers), 413)
+        assert "over the limit of 10 events per request" in error["message"], error
+        assert "ingest.max_events_per_request" in error["hint"]
+    assert client.post("/v1/events/flights", content=ndjson(over[:10]), headers=NDJSON).status_code == 200
+    assert client.post("/v1/events/flights", content=ndjson(over[:10]) + b"\n" * 50, headers=NDJSON).status_code == 200
+    assert client.app.state.service.backlog == 20 and not any(client.app.state.service.metrics.rejected.values())
+
+
+def test_an_event_is_answered_with_a_bounded_number_of_reasons(client_for):
+    answer = client_for().post("/v1/events/flights", content=b"[{}]", headers=JSON)
+    assert answer.status_code == 422
+    reasons = answer.json()["rejected"][0]["reasons"]
+    assert reasons[:1] == ["year: required field is missing"] and reasons[5:] == ["… and 5 more"]
+
+
+def test_too_many_bodies_waiting_for_validation_is_429_with_retry_after(client_for):
+    client = client_for("ingest:\n  max_validating_bodies: 1\n")
+    service = client.app.state.service
+    release = threading.Event()
+    busy = [service.validators.submit(release.wait) for _ in range(service.validators._max_workers)]
+    big = orjson.dumps([flight(i) for i in range(200)])  # over INLINE_BODY_BYTES: validated in a thread
+    first = concurrent.futures.ThreadPoolExecutor(1).submit(
+        client.post, "/v1/events/flights", content=big, headers=JSON)
+    deadline = time.monotonic() + 30
+    while service.validating == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    refused = client.post("/v1/events/flights", content=big, headers=JSON)
+    assert "1 request bodies are being validated (limit 1)" in error_of(refused, 429)["message"]
+    assert refused.headers["retry-after"] == "1"
+    release.set()
+    assert first.result(timeout=30).json()["accepted"] == 200 and all(f.result(30) for f in busy)
+    assert service.validating == 0
+    assert client.post("/v1/events/flights", content=big, headers=JSON).status_code == 200

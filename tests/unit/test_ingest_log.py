@@ -134,3 +134,16 @@ def test_an_intent_takes_the_oldest_batches_up_to_a_number_of_events(tmp_path):
 def _batches(log, intent):
     return log._con.execute("SELECT seq, kind, received_at_us, n FROM batches WHERE seq BETWEEN ? AND ? ORDER BY seq",
                             (intent.seq_lo, intent.seq_hi)).fetchall()
+
+
+def test_the_backlog_is_kept_by_source(tmp_path):
+    log = SQLiteIngestLog(tmp_path / "log.sqlite")
+    log.append([record(n=4), record("weather", n=1), LogRecord("weather", "rejected", 9, 0, b"[]")])
+    writer = GroupCommitWriter(log)
+    assert writer.by_source == {"flights": 4, "weather": 1} and writer.backlog == 5
+    writer.submit([record("weather", n=2), record("alerts", n=3)]).result(timeout=30)
+    assert writer.by_source == {"flights": 4, "weather": 3, "alerts": 3}
+    log.commit_flush(log.open_intent("weather"), [])
+    writer.recount()
+    writer.close()
+    assert writer.by_source == {"flights": 4, "alerts": 3} == log.backlog_by_source()

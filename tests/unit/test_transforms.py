@@ -175,6 +175,13 @@ def test_transform_and_lineage_commands(batch_ws):
     assert "<- raw.flights  (by transforms/flights_clean.sql)" in lineage and "carrier_name <- name" in lineage
 
 
+def test_an_unknown_engine_in_a_header_names_the_file_and_the_engines(tmp_path):
+    (tmp_path / "t.sql").write_text("-- engine: sprak\nSELECT 1 AS x FROM raw.flights\n")
+    with pytest.raises(TransformError, match=r"t.sql: engine must be one of duckdb, spark, not 'sprak'") as info:
+        discover(tmp_path)
+    assert info.value.hint == "did you mean 'spark'?"
+
+
 def test_an_incremental_run_that_fails_midway_publishes_nothing_and_its_rerun_adds_each_row_once(
         batch_ws, monkeypatch):
     from lakebook.lake import writer

@@ -1,10 +1,11 @@
 """Data contracts: YAML declarations compiled to Arrow schemas and vectorised validators."""
 
-from .loading import get_contract, load_contracts, parse_contract
+from .loading import ContractSet, get_contract, load_contract_set, load_contracts, parse_contract
 from .model import Contract, FieldSpec
 from .validate import EVENT_ID, INGESTED_AT, CompiledContract, Rejection, ValidationResult
 
 __all__ = [
     "Contract", "FieldSpec", "CompiledContract", "Rejection", "ValidationResult",
-    "EVENT_ID", "INGESTED_AT", "get_contract", "load_contracts", "parse_contract",
+    "EVENT_ID", "INGESTED_AT", "ContractSet", "get_contract", "load_contract_set", "load_contracts",
+    "parse_contract",
 ]

@@ -1,16 +1,26 @@
 """Contract files: ``contracts/<source>.yaml`` parsed, compiled, cached per file change, and
-looked up by source."""
+looked up by source.
+
+Each file is compiled on its own, so a file that does not compile takes down no other
+source. Until it is fixed, its source is served by the last version of the file this
+process compiled (none if it never compiled here: then the source answers 503 with the
+error as hint); the error is in ``ContractSet.problems`` and logged once per change of the file.
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
-from ..errors import ContractError, UnknownSource, did_you_mean
+from ..errors import ContractError, ContractUnavailable, UnknownSource, did_you_mean
 from .model import Contract
 from .validate import CompiledContract
+
+log = logging.getLogger("lakebook.contracts.loading")
 
 
 def parse_contract(path: Path) -> Contract:
@@ -33,24 +43,81 @@ def parse_contract(path: Path) -> Contract:
     return contract
 
 
-_cache: dict[Path, tuple[tuple, dict[str, CompiledContract]]] = {}
+@dataclass(frozen=True)
+class _File:
+    stamp: tuple  # (mtime_ns, size) of the file as last read
+    good: CompiledContract | None  # the last version of the file that compiled
+    problem: str | None = None  # why the file as it is now does not compile
+
+
+@dataclass(frozen=True)
+class ContractSet:
+    """The contracts of a folder as served: ``contracts`` by source (a broken file's last good
+    version included) and ``problems``, by source, of the files that do not compile now."""
+
+    stamp: tuple
+    files: dict[str, _File] = field(repr=False)
+    contracts: dict[str, CompiledContract]
+    problems: dict[str, str]
+
+
+_cache: dict[Path, ContractSet] = {}
+
+
+def load_contract_set(folder: Path) -> ContractSet:
+    """Every ``*.yaml`` in ``folder``, each compiled again only when it changes."""
+    stamps = _stamps(folder)
+    cached = _cache.get(folder)
+    if cached and cached.stamp == tuple(stamps.items()):
+        return cached
+    previous = cached.files if cached else {}
+    files = {path.stem: _compiled(path, stamp, previous.get(path.stem)) for path, stamp in stamps.items()}
+    loaded = ContractSet(tuple(stamps.items()), files,
+                         {name: f.good for name, f in files.items() if f.good is not None},
+                         {name: f.problem for name, f in files.items() if f.problem})
+    _cache[folder] = loaded
+    return loaded
 
 
 def load_contracts(folder: Path) -> dict[str, CompiledContract]:
-    """Parse and compile every ``*.yaml`` in ``folder``; recompiled only when a file changes."""
-    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
-    stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files)
-    cached = _cache.get(folder)
-    if cached and cached[0] == stamp:
-        return cached[1]
-    compiled = {f.stem: CompiledContract(parse_contract(f)) for f in files}
-    _cache[folder] = (stamp, compiled)
-    return compiled
+    """The contracts served from ``folder`` (see load_contract_set); the same dict until a file changes."""
+    return load_contract_set(folder).contracts
 
 
-def get_contract(contracts: dict[str, CompiledContract], source: str) -> CompiledContract:
+def _stamps(folder: Path) -> dict[Path, tuple]:
+    stamps = {}
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # removed since the listing
+            continue
+        stamps[path] = (stat.st_mtime_ns, stat.st_size)
+    return stamps
+
+
+def _compiled(path: Path, stamp: tuple, previous: _File | None) -> _File:
+    if previous is not None and previous.stamp == stamp:
+        return previous
+    try:
+        return _File(stamp, CompiledContract(parse_contract(path)))
+    except Exception as exc:  # noqa: BLE001 - whatever is in the file, the other sources go on
+        message = exc.message if isinstance(exc, ContractError) else f"{type(exc).__name__}: {exc}"
+        problem = f"{path.parent.name}/{path.name}: {message.removeprefix(f'{path}: ')}"
+        good = previous.good if previous is not None else None
+        log.error("%s (%s)", problem, "its last good version is served until the file is fixed" if good
+                  else f"source {path.stem!r} is not served until the file is fixed")
+        return _File(stamp, good, problem)
+
+
+def get_contract(contracts: dict[str, CompiledContract], source: str,
+                 problems: dict[str, str] | None = None) -> CompiledContract:
+    """The contract of ``source``: UnknownSource if there is none, ContractUnavailable if its
+    file does not compile and no version of it ever did (``problems`` of load_contract_set)."""
     try:
         return contracts[source]
     except KeyError:
+        if problems and source in problems:
+            raise ContractUnavailable(f"the contract of source {source!r} does not compile", retry_after_s=30,
+                                      hint=f"{problems[source]}; fix the file (it is read again by itself)") from None
         hint = did_you_mean(source, contracts) or f"known sources: {', '.join(sorted(contracts)) or 'none'}"
         raise UnknownSource(f"no contract for source {source[:100]!r}", hint=hint) from None

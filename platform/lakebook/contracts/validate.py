@@ -26,6 +26,7 @@ from .types import ARROW_TYPES, INT_RANGE, TIMESTAMP, python_representable
 
 EVENT_ID = "_event_id"
 INGESTED_AT = "_ingested_at"
+MAX_REASONS = 5  # reasons kept per rejected event; more are summed up as "… and K more"
 
 
 @dataclass
@@ -50,20 +51,30 @@ def _show(value: Any) -> str:
 
 
 class _Reasons:
-    """Collects per-row reasons; rows with any reason are rejected."""
+    """Collects per-row reasons; rows with any reason are rejected. A row keeps at most
+    MAX_REASONS of them (the rest are counted), so a batch costs bounded memory per row."""
 
     def __init__(self, n: int):
         self.bad = np.zeros(n, dtype=bool)
         self.not_objects = np.zeros(n, dtype=bool)  # rows that get no per-field reasons
         self.by_row: dict[int, list[str]] = {}
+        self.more: dict[int, int] = {}
 
-    def add(self, row: int, reason: str) -> None:
+    def add(self, row: int, reason: str | Callable[[int], str]) -> None:
         self.bad[row] = True
-        self.by_row.setdefault(row, []).append(reason)
+        kept = self.by_row.setdefault(row, [])
+        if len(kept) < MAX_REASONS:
+            kept.append(reason if isinstance(reason, str) else reason(row))
+        else:
+            self.more[row] = self.more.get(row, 0) + 1
 
     def add_mask(self, mask: np.ndarray, reason: Callable[[int], str]) -> None:
         for row in np.flatnonzero(mask & ~self.not_objects):
-            self.add(int(row), reason(int(row)))
+            self.add(int(row), reason)
+
+    def of(self, row: int) -> list[str]:
+        more = self.more.get(row)
+        return self.by_row[row] + [f"… and {more} more"] if more else self.by_row[row]
 
 
 class CompiledContract:
@@ -72,6 +83,9 @@ class CompiledContract:
     def __init__(self, contract: Contract):
         self.contract = contract
         self.name = contract.name
+        # what the contract says, not how the file spells it: batches validated under it carry
+        # it, and the flusher validates again only those that carry another (records.py)
+        self.fingerprint = hashlib.blake2b(contract.model_dump_json().encode(), digest_size=16).hexdigest()
         self.field_names = frozenset(contract.fields)
         self._always_required = contract.implicitly_required()
         self.fields_schema = pa.schema(
@@ -117,7 +131,7 @@ class CompiledContract:
         if len(keep) < n:
             table = table.take(pa.array(keep))
         ids = self._event_ids(table, [rows[i] for i in keep] if self.contract.event_id is None else None)
-        rejected = [Rejection(row, reasons.by_row[row]) for row in sorted(reasons.by_row)]
+        rejected = [Rejection(row, reasons.of(row)) for row in sorted(reasons.by_row)]
         return ValidationResult(self._with_id_and_time(table, ids, ingested_at), keep, rejected)
 
     def _validate_small(self, events: Sequence[Any], ingested_at: datetime | None) -> ValidationResult | None:

@@ -5,6 +5,11 @@ checked against the source's contract; valid ones are accepted even when others 
 batch are not; rejected ones go to quarantine with their reasons. The answer is sent only
 after both are fsynced in the ingest log. An NDJSON body of events that all pass is logged
 as it came; the flusher turns it into columns later (records.checked_ndjson).
+
+Memory per request is bounded: at most ``ingest.max_events_per_request`` events (counted
+before they are decoded: 413 above), at most contracts.validate.MAX_REASONS reasons kept per
+event, and at most ``ingest.max_validating_bodies`` bodies waiting for or in validation off
+the event loop (429 + Retry-After above).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from ..errors import BadRequest
 from .blobs import validate_blob_name
 from .log import IngestLog
 from .metrics import CONTENT_TYPE
-from .records import body_to_records, checked_ndjson, is_ndjson, rejected_record
+from .records import body_to_records, checked_ndjson, is_ndjson, rejected_records
 from .service import IngestService
 
 INLINE_BODY_BYTES = 32 * 1024  # smaller bodies are validated on the event loop: a thread hop costs more
@@ -38,7 +43,7 @@ async def post_events(request: Request) -> Response:
     source = request.path_params["source"]
     contract = service.workspace.contract(source)
     service.authorize(request, source)
-    service.check_backlog()
+    service.check_backlog(source)
     body = await service.read_body(request)
     request_id = uuid.uuid4().hex
     received_us = time.time_ns() // 1000
@@ -46,7 +51,8 @@ async def post_events(request: Request) -> Response:
     # the check runs on the event loop (it costs about what parsing the JSON does); a body it
     # does not pass is validated event by event
     checked = is_ndjson(content_type) and len(body) <= INLINE_CHECK_BYTES
-    outcome = checked_ndjson(contract, source, body, received_us) if checked else None
+    limit = service.settings.max_events_per_request
+    outcome = checked_ndjson(contract, source, body, received_us, limit) if checked else None
     try:
         if outcome is None:
             outcome = await _validated(service, contract, source, body, content_type, request_id, received_us,
@@ -70,17 +76,20 @@ async def post_events(request: Request) -> Response:
 async def _validated(service: IngestService, contract, source: str, body: bytes, content_type: str,
                      request_id: str, received_us: int, check: bool):
     """body_to_records: on the event loop for a small body, else in a validator process (or
-    thread), in parallel with other requests."""
+    thread), in parallel with other requests, as long as there is room (validation_slot)."""
     args = (source, body, content_type, request_id, received_us, check)
+    limit = service.settings.max_events_per_request
     if len(body) < INLINE_BODY_BYTES:
-        return body_to_records(contract, *args)
-    if service.validator_processes is not None:
-        return await asyncio.wrap_future(service.validator_processes.submit(*args))
-    return await asyncio.get_running_loop().run_in_executor(service.validators, body_to_records, contract, *args)
+        return body_to_records(contract, *args, limit)
+    with service.validation_slot():
+        if service.validator_processes is not None:
+            return await asyncio.wrap_future(service.validator_processes.submit(*args))
+        return await asyncio.get_running_loop().run_in_executor(service.validators, body_to_records, contract,
+                                                                *args, limit)
 
 
 async def _quarantine(service: IngestService, source: str, request_id: str, received_us: int, rejected: list) -> None:
-    await asyncio.wrap_future(service.writer.submit([rejected_record(source, request_id, received_us, rejected)]))
+    await asyncio.wrap_future(service.writer.submit(rejected_records(source, request_id, received_us, rejected)))
     service.metrics.count(service.metrics.rejected, source, len(rejected))
 
 
@@ -110,9 +119,13 @@ async def get_blob(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
+    """200 while the server answers; ``status`` is "degraded" with ``problems`` (one line each:
+    a contract that does not compile, a source whose flush fails, a full backlog), else "ok"."""
     service: IngestService = request.app.state.service
+    problems = service.problems()
     return Json({
-        "status": "ok", "sources": sorted(service.workspace.contracts()), "backlog_events": service.backlog,
+        "status": "degraded" if problems else "ok", "problems": problems,
+        "sources": sorted(service.workspace.contracts()), "backlog_events": service.backlog,
         "dev_mode": service.dev_mode, "uptime_s": round(time.time() - service.started_at, 1),
         "last_flush_unix": service.metrics.last_flush_unix,
     })

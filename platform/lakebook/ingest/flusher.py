@@ -8,12 +8,18 @@ Crash safety, step by step (a kill at any point loses and duplicates nothing):
 4. record the files in the catalog (by path, so a second record changes nothing);
 5. in one log transaction remember the ids, delete the range and close the intent.
 A crash before 5 leaves the intent open; the next flush redoes exactly that range.
+
+Sources are flushed one by one and apart: an error in one source's flush (its data, its
+contract gone, the disk) leaves that source's range in the log, is logged and reported
+(FlushReport.failed), and the source is tried again after a growing pause (FlushBackoff);
+the other sources are flushed as usual. Events a contract refuses by the time they are
+flushed are quarantined (records.py), not an error.
 """
 
 from __future__ import annotations
 
-import io
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,9 +31,10 @@ import pyarrow.compute as pc
 
 from ..catalog import Catalog, open_catalog, register_sources
 from ..contracts import EVENT_ID, INGESTED_AT
+from ..errors import UnknownSource
 from ..lake import write_date_partitions
 from .log import EVENTS, NDJSON, FlushIntent, IngestLog, open_ingest_log
-from .records import logged_ndjson_to_table
+from .records import logged_events_to_table, logged_ndjson_to_table
 
 log = logging.getLogger("lakebook.ingest.flusher")
 
@@ -50,8 +57,42 @@ class SourceFlush:
 
 
 @dataclass
+class SourceFailure:
+    source: str
+    error: str  # the exception, one line
+    failures: int  # failed flushes of the source in a row
+    retry_at: float  # Unix time of the next try
+
+
+class FlushBackoff:
+    """When each source whose flush failed is tried again: ``first_s`` after its first failure,
+    twice as long after each further failure in a row, at most ``max_s``. A flusher keeps one
+    from flush to flush (a fresh one tries every source)."""
+
+    def __init__(self, first_s: float = 2.0, max_s: float = 300.0):
+        self.first_s, self.max_s = first_s, max_s
+        self.failing: dict[str, SourceFailure] = {}
+
+    def due(self, source: str, now: float) -> bool:
+        failure = self.failing.get(source)
+        return failure is None or now >= failure.retry_at
+
+    def failed(self, source: str, exc: BaseException, now: float) -> SourceFailure:
+        failures = self.failing[source].failures + 1 if source in self.failing else 1
+        pause = min(self.max_s, self.first_s * 2 ** (failures - 1))
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        self.failing[source] = SourceFailure(source, error, failures, now + pause)
+        return self.failing[source]
+
+    def succeeded(self, source: str) -> None:
+        self.failing.pop(source, None)
+
+
+@dataclass
 class FlushReport:
     sources: list[SourceFlush] = field(default_factory=list)
+    failed: list[SourceFailure] = field(default_factory=list)  # sources whose flush failed this time
+    waiting: list[SourceFailure] = field(default_factory=list)  # failing sources not due for a try yet
 
     @property
     def events(self) -> int:
@@ -71,32 +112,55 @@ def flush_lock(workspace):
     return workspace.locked(workspace.flush_lock_path)
 
 
-def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None,
-                            catalog: Catalog | None = None) -> FlushReport:
-    """Flush everything logged so far for every source; safe to call at any time, from any process."""
+def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None, catalog: Catalog | None = None,
+                            backoff: FlushBackoff | None = None) -> FlushReport:
+    """Flush everything logged so far for every source due for it (``backoff``); safe to call
+    at any time, from any process. A source whose flush fails is in the report, not raised."""
     own_log = ingest_log is None
     ingest_log = ingest_log or open_ingest_log(workspace)
     catalog = catalog or open_catalog(workspace, register=False)
+    backoff = backoff or FlushBackoff()
     report = FlushReport()
     try:
         with flush_lock(workspace):
             contracts = workspace.contracts()
             register_sources(workspace, catalog)
             for source in ingest_log.sources_with_work():
-                if source not in contracts:
-                    log.warning("ingest log holds events of %r, which has no contract now; kept in the log", source)
+                if not backoff.due(source, time.time()):
+                    report.waiting.append(backoff.failing[source])
                     continue
-                # a crashed flush's range first, exactly as it was; then what was logged when this
-                # flush began, oldest first, a bounded range at a time (MAX_FLUSH_EVENTS)
-                end = ingest_log.last_seq(source)
-                while (intent := ingest_log.open_intent(source)) is not None:
-                    report.sources.append(_flush_source(workspace, ingest_log, catalog, intent, contracts[source]))
-                    if end is None or intent.seq_hi >= end:
-                        break
+                try:
+                    _flush_source_log(workspace, ingest_log, catalog, source, contracts.get(source), report)
+                except Exception as exc:  # noqa: BLE001 - the other sources go on; this one is retried
+                    report.failed.append(_failed(backoff, source, exc))
+                else:
+                    backoff.succeeded(source)
     finally:
         if own_log:
             ingest_log.close()
     return report
+
+
+def _failed(backoff: FlushBackoff, source: str, exc: Exception) -> SourceFailure:
+    failure = backoff.failed(source, exc, time.time())
+    log.error("flush of %s failed (%d in a row; its events stay in the ingest log, tried again in %.0f s): %s",
+              source, failure.failures, failure.retry_at - time.time(), failure.error,
+              exc_info=not isinstance(exc, UnknownSource))  # a missing contract needs no traceback
+    return failure
+
+
+def _flush_source_log(workspace, ingest_log: IngestLog, catalog: Catalog, source: str, contract,
+                      report: FlushReport) -> None:
+    """A crashed flush's range of ``source`` first, exactly as it was; then what was logged when
+    this flush began, oldest first, a bounded range at a time (MAX_FLUSH_EVENTS)."""
+    if contract is None:
+        raise UnknownSource(f"the ingest log holds events of {source!r}, whose contract is missing or never compiled",
+                            hint=f"they stay in the log until contracts/{source}.yaml is there and compiles")
+    end = ingest_log.last_seq(source)
+    while (intent := ingest_log.open_intent(source)) is not None:
+        report.sources.append(_flush_source(workspace, ingest_log, catalog, intent, contract))
+        if end is None or intent.seq_hi >= end:
+            break
 
 
 def _flush_source(workspace, ingest_log: IngestLog, catalog: Catalog, intent: FlushIntent, contract) -> SourceFlush:
@@ -132,11 +196,9 @@ def _flush_source(workspace, ingest_log: IngestLog, catalog: Catalog, intent: Fl
 def _read_range(ingest_log: IngestLog, intent: FlushIntent, contract) -> tuple[pa.Table | None, pa.Table | None]:
     event_tables, rejected_rows = [], []
     for seq, kind, received_us, payload in ingest_log.read(intent):
-        if kind == EVENTS:
-            with pa.ipc.open_stream(io.BytesIO(payload)) as reader:
-                event_tables.append(reader.read_all())
-        elif kind == NDJSON:  # checked at ingest, logged as it came: columns and ids are made here
-            table, refused = logged_ndjson_to_table(contract, payload, received_us, seq)
+        if kind in (EVENTS, NDJSON):  # validated again if the contract changed since (records.py)
+            read = logged_events_to_table if kind == EVENTS else logged_ndjson_to_table
+            table, refused = read(contract, payload, received_us, seq)
             event_tables.append(table)
             rejected_rows.extend(refused)
         else:

@@ -86,6 +86,7 @@ class IngestLog(Protocol):
 
     def append(self, records: list[LogRecord]) -> None: ...
     def backlog_events(self) -> int: ...
+    def backlog_by_source(self) -> dict[str, int]: ...
     def sources_with_work(self) -> list[str]: ...
     def last_seq(self, source: str) -> int | None: ...
     def open_intent(self, source: str, max_events: int = ...) -> FlushIntent | None: ...
@@ -139,6 +140,12 @@ class SQLiteIngestLog:
         row = self._con.execute("SELECT coalesce(sum(n), 0) FROM batches WHERE kind IN (?, ?)",
                                 ACCEPTED_KINDS).fetchone()
         return int(row[0])
+
+    def backlog_by_source(self) -> dict[str, int]:
+        """Accepted events not yet flushed, by source (sources with none left out)."""
+        rows = self._con.execute("SELECT source, sum(n) FROM batches WHERE kind IN (?, ?) GROUP BY source",
+                                 ACCEPTED_KINDS).fetchall()
+        return {source: int(n) for source, n in rows}
 
     def sources_with_work(self) -> list[str]:
         rows = self._con.execute(
@@ -274,19 +281,25 @@ _RECOUNT = object()
 class GroupCommitWriter:
     """One thread that appends to the log; all appends waiting at once share a commit.
 
-    It also keeps ``backlog``, the events in the log not yet flushed: raised by every commit
-    before its requests are answered, and set from the log itself by ``recount()`` (after a
-    flush, which may run in another process). The recount runs on this thread between two
-    commits, so it never misses or double-counts an append of this writer."""
+    It also keeps ``by_source``, the events of each source in the log not yet flushed: raised
+    by every commit before its requests are answered, and set from the log itself by
+    ``recount()`` (after a flush, which may run in another process). The recount runs on this
+    thread between two commits, so it never misses or double-counts an append of this writer.
+    ``by_source`` is replaced, never changed in place: other threads read it without a lock."""
 
     def __init__(self, ingest_log: IngestLog, max_group: int = 512):
         self._log = ingest_log
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._max_group = max_group
         self.commits = 0
-        self.backlog = ingest_log.backlog_events()
+        self.by_source: dict[str, int] = ingest_log.backlog_by_source()
         self._thread = threading.Thread(target=self._run, name="lakebook-ingest-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def backlog(self) -> int:
+        """Events in the log not yet flushed, all sources together."""
+        return sum(self.by_source.values())
 
     def recount(self) -> None:
         """Ask for ``backlog`` to be read from the log again (returns at once)."""
@@ -327,7 +340,7 @@ class GroupCommitWriter:
 
     def _recount(self) -> None:
         try:
-            self.backlog = self._log.backlog_events()
+            self.by_source = self._log.backlog_by_source()
         except Exception:  # the count stays as it was until the next recount
             log.exception("could not count the ingest log's backlog")
 
@@ -336,7 +349,11 @@ class GroupCommitWriter:
             records = [r for records, _ in group for r in records]
             self._log.append(records)
             self.commits += 1
-            self.backlog += sum(r.n for r in records if r.kind in ACCEPTED_KINDS)
+            backlog = dict(self.by_source)
+            for r in records:
+                if r.kind in ACCEPTED_KINDS:
+                    backlog[r.source] = backlog.get(r.source, 0) + r.n
+            self.by_source = backlog
         except Exception as exc:  # every waiting request learns it was not acknowledged
             log.exception("ingest log append failed")
             for _, future in group:

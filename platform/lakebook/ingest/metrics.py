@@ -23,6 +23,8 @@ class IngestMetrics:
     flush_errors: int = 0
     flushed_events: int = 0
     last_flush_unix: float = 0.0
+    source_flush_failures: dict[str, int] = field(default_factory=dict)
+    failing: dict[str, dict] = field(default_factory=dict)  # source -> its last FlushBackoff failure, as a dict
 
     @staticmethod
     def count(table: dict, key, n: int = 1) -> None:
@@ -33,21 +35,29 @@ class IngestMetrics:
         self.flushed_events += events
         self.last_flush_unix = at
 
-    def exposition(self, backlog: int, commits: int) -> bytes:
-        """The Prometheus text of these counters, the backlog and the log's commits."""
+    def flush_failed(self, failures: list[dict], failing: dict[str, dict]) -> None:
+        """A flush's failed sources (each counted) and the sources failing after it."""
+        for failure in failures:
+            self.count(self.source_flush_failures, failure["source"])
+        self.flush_errors += bool(failures)
+        self.failing = failing
+
+    def exposition(self, backlog: dict[str, int], commits: int) -> bytes:
+        """The Prometheus text of these counters, the backlog by source and the log's commits."""
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Collector(self, lambda: (backlog, commits)))
         return generate_latest(registry)
 
 
 class _Collector:
-    def __init__(self, metrics: IngestMetrics, gauges: Callable[[], tuple[int, int]]):
+    def __init__(self, metrics: IngestMetrics, gauges: Callable[[], tuple[dict[str, int], int]]):
         self.metrics = metrics
         self.gauges = gauges
 
     def collect(self):
         m = self.metrics
-        backlog, commits = self.gauges()
+        by_source, commits = self.gauges()
+        backlog = sum(by_source.values())
         yield _labelled("lakebook_ingest_events_accepted", "Events accepted (durable in the ingest log).",
                         "source", m.accepted)
         yield _labelled("lakebook_ingest_events_rejected", "Events rejected and quarantined.", "source", m.rejected)
@@ -58,7 +68,14 @@ class _Collector:
         yield CounterMetricFamily("lakebook_ingest_blobs_stored", "Blobs stored (not counting a repeat of one).",
                                   value=m.blobs)
         yield CounterMetricFamily("lakebook_ingest_flushes", "Flushes of the ingest log to the lake.", value=m.flushes)
-        yield CounterMetricFamily("lakebook_ingest_flush_errors", "Flushes that failed (retried).", value=m.flush_errors)
+        yield _labelled("lakebook_ingest_source_backlog_events",
+                        "Events of a source in the ingest log not yet flushed.", "source", by_source, GaugeMetricFamily)
+        yield CounterMetricFamily("lakebook_ingest_flush_errors", "Flushes in which a source failed (retried).",
+                                  value=m.flush_errors)
+        yield _labelled("lakebook_ingest_source_flush_failures", "Failed flushes of a source (retried with backoff).",
+                        "source", m.source_flush_failures)
+        yield GaugeMetricFamily("lakebook_ingest_sources_failing", "Sources whose last flush failed.",
+                                value=len(m.failing))
         yield CounterMetricFamily("lakebook_ingest_events_flushed",
                                   "Events written to the lake (duplicates of events already there not counted).",
                                   value=m.flushed_events)
@@ -66,8 +83,8 @@ class _Collector:
                                 value=m.last_flush_unix)
 
 
-def _labelled(name: str, documentation: str, label: str, values: dict) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, documentation, labels=[label])
+def _labelled(name: str, documentation: str, label: str, values: dict, kind=CounterMetricFamily):
+    family = kind(name, documentation, labels=[label])
     for key, value in sorted(values.items()):
         family.add_metric([str(key)], value)
     return family

@@ -1,5 +1,12 @@
 """Request bodies -> ingest-log records, and logged bodies -> tables (no HTTP here: the server,
-the flusher and tools share this)."""
+the flusher and tools share this).
+
+Every logged batch is checked against the contract in force when it is flushed: an NDJSON
+body is validated then anyway (its columns are made then); an Arrow IPC batch carries the
+fingerprint of the contract it was validated under, and is validated again only if that is
+not the contract's fingerprint now. Rows the contract refuses by then are quarantined with
+the reason, prefixed "refused when flushed (accepted at ingest)"; nothing is dropped.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +19,18 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pyarrow as pa
 
+from ..contracts import EVENT_ID, INGESTED_AT
 from ..errors import BadRequest
+from .counting import check_event_count, check_events, json_array_items, ndjson_lines
 from .log import EVENTS, NDJSON, REJECTED, LogRecord
 
 log = logging.getLogger("lakebook.ingest.records")
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+CONTRACT_KEY = b"lakebook.contract"  # schema metadata of a logged Arrow batch: the contract's fingerprint
+# A quarantine record holds at most this much JSON (a single bigger item goes alone): far
+# below SQLite's blob limit (1e9 bytes), whatever a request brings.
+QUARANTINE_CHUNK_BYTES = 4 << 20
 
 
 @dataclass
@@ -46,10 +59,23 @@ def _raw(event) -> str:
             return f"<{type(event).__name__} nested too deeply to keep as JSON text>"
 
 
-def rejected_record(source: str, request_id: str, received_us: int, rejected: list[tuple]) -> LogRecord:
-    """Rejected input as a log record: (index or None, raw text, reasons) per item."""
-    rows = _quarantine_rows(request_id, received_us, rejected)
-    return LogRecord(source, REJECTED, len(rows), received_us, orjson.dumps(rows))
+def rejected_records(source: str, request_id: str, received_us: int, rejected: list[tuple]) -> list[LogRecord]:
+    """Rejected input as log records, (index or None, raw text, reasons) per item, each record
+    at most QUARANTINE_CHUNK_BYTES of JSON (the flusher reads them all back)."""
+    records, chunk, size = [], [], 0
+    for row in map(orjson.dumps, _quarantine_rows(request_id, received_us, rejected)):
+        if chunk and size + len(row) > QUARANTINE_CHUNK_BYTES:
+            records.append(_rejected_record(source, received_us, chunk))
+            chunk, size = [], 0
+        chunk.append(row)
+        size += len(row) + 1
+    if chunk:
+        records.append(_rejected_record(source, received_us, chunk))
+    return records
+
+
+def _rejected_record(source: str, received_us: int, rows: list[bytes]) -> LogRecord:
+    return LogRecord(source, REJECTED, len(rows), received_us, b"[" + b",".join(rows) + b"]")
 
 
 def _quarantine_rows(request_id: str, received_us: int, rejected: list[tuple]) -> list[dict]:
@@ -72,13 +98,16 @@ def _rejections(events: list, undecodable: list[tuple[int, str, str]], result) -
     return rejected
 
 
-def checked_ndjson(contract, source: str, body: bytes, received_us: int) -> Outcome | None:
+def checked_ndjson(contract, source: str, body: bytes, received_us: int,
+                   max_events: int | None = None) -> Outcome | None:
     """An NDJSON body in which every line is an event the contract accepts, as one log record
     holding the body as it came (CompiledContract.accepts_ndjson); None if it is not that:
-    then decode and validate_to_records, which name the reasons."""
+    then decode and validate_to_records, which name the reasons. PayloadTooLarge if it holds
+    more than ``max_events``."""
     n = contract.accepts_ndjson(body)
     if n is None:
         return None
+    check_events(n, max_events)
     return Outcome([LogRecord(source, NDJSON, n, received_us, body)], n, [])
 
 
@@ -93,12 +122,36 @@ def logged_ndjson_to_table(contract, payload: bytes, received_us: int, seq: int)
         return result.accepted, []
     events, undecodable = decode_events(payload, NDJSON_TYPES[0])
     result = contract.validate(events, ingested_at=stamp)
+    return result.accepted, _refused_at_flush(contract, events, undecodable, result, received_us, seq)
+
+
+def logged_events_to_table(contract, payload: bytes, received_us: int, seq: int) -> tuple[pa.Table, list[dict]]:
+    """A logged Arrow IPC batch (see validate_to_records) -> its table, and quarantine rows for
+    any event the contract refuses now. Validated again only if it was validated under another
+    contract; the rows still accepted keep the id and ingest time they were logged with."""
+    with pa.ipc.open_stream(io.BytesIO(payload)) as reader:
+        table = reader.read_all()
+    if (table.schema.metadata or {}).get(CONTRACT_KEY) == contract.fingerprint.encode():
+        return table.replace_schema_metadata(None), []
+    # the events as JSON values again (times as ISO 8601 text), without the fields they did not hold
+    rows = orjson.loads(orjson.dumps(table.drop_columns([EVENT_ID, INGESTED_AT]).to_pylist()))
+    events = [{k: v for k, v in row.items() if v is not None} for row in rows]
+    result = contract.validate(events)
+    kept, accepted = pa.array(result.accepted_index, pa.int64()), result.accepted
+    for name in (EVENT_ID, INGESTED_AT):
+        accepted = accepted.set_column(accepted.schema.get_field_index(name), accepted.schema.field(name),
+                                       table.column(name).take(kept))
+    return accepted, _refused_at_flush(contract, events, [], result, received_us, seq)
+
+
+def _refused_at_flush(contract, events: list, undecodable: list, result, received_us: int, seq: int) -> list[dict]:
+    """Quarantine rows of the logged events ``result`` (``validate`` at flush) refuses."""
     refused = [(i, raw, [f"refused when flushed (accepted at ingest): {why}" for why in _listed(reasons)])
                for i, raw, reasons in _rejections(events, undecodable, result)]
     if refused:
         log.warning("%d events of %s accepted at ingest are refused by its contract now; quarantined",
                     len(refused), contract.name)
-    return result.accepted, _quarantine_rows(f"ingest-log-{seq}", received_us, refused)
+    return _quarantine_rows(f"ingest-log-{seq}", received_us, refused)
 
 
 def validate_to_records(contract, source: str, events: list, request_id: str, received_us: int,
@@ -109,24 +162,28 @@ def validate_to_records(contract, source: str, events: list, request_id: str, re
     rejected = _rejections(events, undecodable, result)
     records = []
     if result.accepted.num_rows:
-        records.append(LogRecord(source, EVENTS, result.accepted.num_rows, received_us, _ipc_bytes(result.accepted)))
+        accepted = result.accepted.replace_schema_metadata({CONTRACT_KEY: contract.fingerprint})
+        records.append(LogRecord(source, EVENTS, accepted.num_rows, received_us, _ipc_bytes(accepted)))
     if rejected:
-        records.append(rejected_record(source, request_id, received_us, rejected))
+        records += rejected_records(source, request_id, received_us, rejected)
     answer = [{"index": i, "reasons": _listed(why)} for i, _, why in rejected]
     return Outcome(records, result.accepted.num_rows, answer)
 
 
 def body_to_records(contract, source: str, body: bytes, content_type: str, request_id: str, received_us: int,
-                    check: bool = True) -> Outcome:
-    """A request body -> its log records and answer (raises BadRequest if it is not JSON at all).
+                    check: bool = True, max_events: int | None = None) -> Outcome:
+    """A request body -> its log records and answer (raises BadRequest if it is not JSON at all,
+    PayloadTooLarge if it holds more than ``max_events`` events, before decoding them).
     An NDJSON body whose every line passes the contract's check is logged as it came
     (checked_ndjson; skipped with ``check=False`` when that was tried already); any other
     body, or one with anything to reject, is decoded and validated event by event."""
     if check and is_ndjson(content_type):
+        check_event_count(body, b"\n", ndjson_lines, max_events)
         outcome = checked_ndjson(contract, source, body, received_us)
         if outcome is not None:
             return outcome
-    events, undecodable = decode_events(body, content_type)
+        max_events = None  # counted
+    events, undecodable = decode_events(body, content_type, max_events)
     return validate_to_records(contract, source, events, request_id, received_us, undecodable)
 
 
@@ -134,13 +191,17 @@ def is_ndjson(content_type: str) -> bool:
     return any(t in content_type for t in NDJSON_TYPES)
 
 
-def decode_events(body: bytes, content_type: str) -> tuple[list, list[tuple[int, str, str]]]:
+def decode_events(body: bytes, content_type: str,
+                  max_events: int | None = None) -> tuple[list, list[tuple[int, str, str]]]:
     """Body -> (events, undecodable lines as (index, raw, reason)). One JSON object, a JSON
-    array, or NDJSON (one object per line; blank lines are skipped)."""
+    array, or NDJSON (one object per line; blank lines are skipped). PayloadTooLarge, before
+    anything is decoded, if it holds more than ``max_events`` events."""
     text = body.lstrip()
     if not text:
         raise BadRequest("empty body", hint="send a JSON object, a JSON array or NDJSON")
     if not is_ndjson(content_type):
+        if text[:1] == b"[":
+            check_event_count(body, b",", json_array_items, max_events)
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -150,6 +211,7 @@ def decode_events(body: bytes, content_type: str) -> tuple[list, list[tuple[int,
             if isinstance(parsed, list):
                 return parsed, []
             return [parsed], []
+    check_event_count(body, b"\n", ndjson_lines, max_events)
     events, bad = [], []
     loads = orjson.loads
     for line in body.split(b"\n"):

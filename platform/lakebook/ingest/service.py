@@ -5,6 +5,10 @@ The periodic flusher and the validators of big bodies are child processes (worke
 forked here before the log is opened or any thread started, so that neither competes with
 the event loop for the GIL. Where that cannot be done (no fork, other threads running; for
 the flusher also a log object handed in) they are threads of this process.
+
+Sources are kept apart: each has its own backlog limit, a source whose flush fails is
+retried with backoff while the others flush, and a contract file that does not compile
+leaves the others served. What is wrong is on /health (``problems``) and in /metrics.
 """
 
 from __future__ import annotations
@@ -14,13 +18,16 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Iterator
 
 from starlette.requests import Request
 
 from ..asgi import bearer_token, token_matches
-from ..errors import Backpressure, Forbidden, PayloadTooLarge, Unauthorized
+from ..errors import Backpressure, Forbidden, PayloadTooLarge, TooManyRequests, Unauthorized
 from .blobs import BlobStore
-from .flusher import flush_ingest_log_to_raw
+from .flusher import FlushBackoff, flush_ingest_log_to_raw
 from .log import GroupCommitWriter, IngestLog, open_ingest_log
 from .metrics import IngestMetrics
 from .workers import FlusherProcess, ValidatorProcesses
@@ -37,8 +44,8 @@ class IngestService:
         self.settings = workspace.settings.ingest
         workspace.ensure_state()
         self.flush_interval_s = flush_interval_s or self.settings.flush_interval_s
-        # contracts compiled before the fork, so the helper processes start warm; a broken
-        # contract stops the server here, not per request
+        # contracts compiled before the fork, so the helper processes start warm (a file that
+        # does not compile is logged, and only its own source is not served)
         workspace.contracts()
         # helper processes first: forked before this process opens the log or starts a thread
         workers = min(4, os.cpu_count() or 1)
@@ -52,6 +59,8 @@ class IngestService:
         self.tokens = {s: [t.get_secret_value().encode() for t in ts] for s, ts in self.settings.tokens.items()}
         # big bodies are decoded and validated by the validator processes, else by these threads
         self.validators = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lakebook-validate")
+        self.validating = 0  # bodies handed to the validators and not answered yet (event loop only)
+        self._backoff = FlushBackoff()  # the flush thread's; the flusher process keeps its own
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         self.started_at = time.time()
@@ -67,7 +76,6 @@ class IngestService:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
-        self.workspace.contracts()  # a broken contract stops the server at start, not per request
         if self.validator_processes is not None:
             self.validator_processes.start()
         if self._flusher_process is not None:
@@ -82,7 +90,7 @@ class IngestService:
         if self._flusher:
             self._flusher.join(timeout=60)
         self.writer.close()
-        self.flush_now()
+        self.flush_now(FlushBackoff())  # the last flush tries every source
         if self.validator_processes is not None:
             self.validator_processes.stop()
         self.validators.shutdown(wait=False)
@@ -100,6 +108,7 @@ class IngestService:
         """A flush of the flusher process ended."""
         if report.get("ok"):
             self.metrics.flushed(report.get("events", 0), report.get("at") or time.time())
+            self.metrics.flush_failed(report.get("failed", []), report.get("failing", {}))
         else:
             self.metrics.flush_errors += 1
         self.writer.recount()
@@ -109,10 +118,13 @@ class IngestService:
             log.warning("the flusher process exited; flushing from a thread of the server from now on")
             self._start_flush_thread()
 
-    def flush_now(self):
+    def flush_now(self, backoff: FlushBackoff | None = None):
+        backoff = backoff or self._backoff
         try:
-            report = flush_ingest_log_to_raw(self.workspace, self.log)
+            report = flush_ingest_log_to_raw(self.workspace, self.log, backoff=backoff)
             self.metrics.flushed(report.events, time.time())
+            self.metrics.flush_failed([asdict(f) for f in report.failed],
+                                      {s: asdict(f) for s, f in backoff.failing.items()})
             return report
         except Exception:  # the server keeps taking events; the next round tries again
             self.metrics.flush_errors += 1
@@ -145,12 +157,56 @@ class IngestService:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def check_backlog(self) -> None:
-        if self.backlog >= self.settings.max_backlog_events:
+    def check_backlog(self, source: str) -> None:
+        """Backpressure if ``source`` has ``max_backlog_events`` unflushed events (other sources
+        are not held back by it)."""
+        backlog, limit = self.writer.by_source.get(source, 0), self.settings.max_backlog_events
+        if backlog >= limit:
             raise Backpressure(
-                f"ingest log holds {self.backlog} unflushed events (limit {self.settings.max_backlog_events})",
-                retry_after_s=max(1, int(self.flush_interval_s)), hint="retry after the flusher catches up",
+                f"ingest log holds {backlog} unflushed events of source {source!r} (limit {limit} per source)",
+                retry_after_s=max(1, int(self.flush_interval_s)), hint=self._backlog_hint(source),
             )
 
+    def _backlog_hint(self, source: str) -> str:
+        failure = self.metrics.failing.get(source)
+        if failure is None:
+            return "retry after the flusher catches up"
+        return f"flushing {source!r} fails ({failure['error']}); see /health"
+
+    @contextmanager
+    def validation_slot(self) -> Iterator[None]:
+        """Room for one more body in the validators (TooManyRequests if ``max_validating_bodies``
+        are waiting or being validated), held while the body is validated."""
+        if self.validating >= self.settings.max_validating_bodies:
+            raise TooManyRequests(f"{self.validating} request bodies are being validated (limit "
+                                  f"{self.settings.max_validating_bodies})", retry_after_s=1,
+                                  hint="retry shortly")
+        self.validating += 1
+        try:
+            yield
+        finally:
+            self.validating -= 1
+
+    def problems(self) -> list[str]:
+        """What keeps the service from working fully, one line each (empty when all is well)."""
+        return self._contract_problems() + self._flush_problems() + self._backlog_problems()
+
+    def _contract_problems(self) -> list[str]:
+        served = self.workspace.contracts()
+        return [f"contract of {source!r} does not compile "
+                f"({'its last good version is served' if source in served else 'not served'}): {why}"
+                for source, why in sorted(self.workspace.contract_problems().items())]
+
+    def _flush_problems(self) -> list[str]:
+        now = time.time()
+        return [f"flush of {source!r} failing ({f['failures']} in a row; next try in "
+                f"{max(0, f['retry_at'] - now):.0f} s): {f['error']}"
+                for source, f in sorted(self.metrics.failing.items())]
+
+    def _backlog_problems(self) -> list[str]:
+        limit = self.settings.max_backlog_events
+        return [f"backlog of {source!r} is at its limit ({n} events): new events of it get 503"
+                for source, n in sorted(self.writer.by_source.items()) if n >= limit]
+
     def metrics_text(self) -> bytes:
-        return self.metrics.exposition(self.backlog, self.writer.commits)
+        return self.metrics.exposition(self.writer.by_source, self.writer.commits)

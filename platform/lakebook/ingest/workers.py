@@ -12,8 +12,10 @@ Invariants:
   It starts a flush every ``interval_s`` once told ``start`` (a flush longer than that is
   followed at once), reports each on a pipe, and exits on ``stop`` after a flush in
   progress. The server makes the final flush itself, after its last append.
-- A validator answers a request with its Outcome or its error (errors.to_wire); one that
-  dies leaves its requests to be validated in the server.
+- A validator answers a request with its Outcome or its error (errors.to_wire). When one
+  dies while validating a request, that request is answered 503, not validated again in the
+  server (what killed the validator could kill the server); the requests after it are
+  validated in the server.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Callable
 import orjson
 
 from .._proc import die_with_parent
-from ..errors import LakebookError, from_wire, to_wire
+from ..errors import Backpressure, LakebookError, from_wire, to_wire
 from .records import body_to_records
 
 log = logging.getLogger("lakebook.ingest.workers")
@@ -51,6 +53,8 @@ def _become_child(parent: int) -> bool:
         signal.set_wakeup_fd(-1)  # an inherited wakeup fd would wake the server's event loop
     except ValueError:
         pass
+    # the server logs a contract file that does not compile, once per change: not each helper too
+    logging.getLogger("lakebook.contracts.loading").disabled = True
     return True
 
 
@@ -228,12 +232,14 @@ class _Flusher:
         self.ingest_log = None
         self.catalog = None
         self.registered = None  # the contracts the last flush registered in the catalog
+        self.backoff = None
 
     def flush(self) -> dict:
         from ..catalog import open_catalog
-        from .flusher import flush_ingest_log_to_raw
+        from .flusher import FlushBackoff, flush_ingest_log_to_raw
         from .log import open_ingest_log
 
+        self.backoff = self.backoff or FlushBackoff()
         try:
             if self.ingest_log is None:
                 self.ingest_log = open_ingest_log(self.workspace)
@@ -244,9 +250,11 @@ class _Flusher:
                 # nothing logged and the catalog is up to date: no catalog writes and fsyncs
                 # every few seconds competing with the server's
                 return {"ok": True, "at": time.time(), "events": 0}
-            report = flush_ingest_log_to_raw(self.workspace, self.ingest_log, self.catalog)
+            report = flush_ingest_log_to_raw(self.workspace, self.ingest_log, self.catalog, self.backoff)
             self.registered = contracts
-            return {"ok": True, "at": time.time(), "events": report.events}
+            return {"ok": True, "at": time.time(), "events": report.events,
+                    "failed": [vars(f) for f in report.failed],
+                    "failing": {s: vars(f) for s, f in self.backoff.failing.items()}}
         except Exception:  # the server keeps taking events; the next round tries again afresh
             log.exception("flush failed; events stay in the ingest log")
             self.close()
@@ -331,23 +339,8 @@ class ValidatorProcesses:
             if not future.set_running_or_notify_cancel():
                 continue
             if alive:
-                try:
-                    conn.send_bytes(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
-                    ok, value = pickle.loads(conn.recv_bytes())
-                except Exception as exc:  # noqa: BLE001 - gone, or not answering sense: do without it
-                    alive = False
-                    log.warning("a validator process failed (%s); validating in the server from now on",
-                                type(exc).__name__)
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                    _reap(pid, 1)
-                else:
-                    if ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(from_wire(*value) if value else RuntimeError("validation failed"))
+                answered, alive = self._in_worker(pid, conn, future, job)
+                if answered:
                     continue
             try:
                 future.set_result(_validate(self.workspace, *job))
@@ -355,9 +348,45 @@ class ValidatorProcesses:
                 future.set_exception(exc)
 
 
+    @staticmethod
+    def _in_worker(pid: int, conn, future: Future, job: tuple) -> tuple[bool, bool]:
+        """Have the worker answer ``future``: (answered, worker alive). A worker found gone when
+        sent the request leaves it unanswered (to be validated here); one that dies after taking
+        it answers it with a 503: what killed the worker could kill the server too."""
+        try:
+            conn.send_bytes(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception as exc:  # noqa: BLE001 - gone: do without it
+            _worker_gone(pid, f"a validator process was gone ({type(exc).__name__})")
+            return False, False
+        try:
+            ok, value = pickle.loads(conn.recv_bytes())
+        except Exception as exc:  # noqa: BLE001 - died, or not answering sense: do without it
+            _worker_gone(pid, f"a validator process failed ({type(exc).__name__}) while validating a request of "
+                              f"{len(job[1])} bytes; that request is answered 503")
+            future.set_exception(Backpressure(
+                "the validator process died while validating this request", retry_after_s=1,
+                hint="retry; if it fails again, send the events in smaller batches"))
+            return True, False
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(from_wire(*value) if value else RuntimeError("validation failed"))
+        return True, True
+
+
+def _worker_gone(pid: int, what: str) -> None:
+    log.warning("%s; validating in the server from now on", what)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _reap(pid, 1)
+
+
 def _validate(workspace, source: str, body: bytes, content_type: str, request_id: str, received_us: int,
               check: bool = True):
-    return body_to_records(workspace.contract(source), source, body, content_type, request_id, received_us, check)
+    return body_to_records(workspace.contract(source), source, body, content_type, request_id, received_us, check,
+                           workspace.settings.ingest.max_events_per_request)
 
 
 def _validator_main(workspace, conn, parent: int) -> int:

@@ -257,5 +257,5 @@ def open_engine(workspace, name: str | None = None, catalog: Catalog | None = No
     from ..backends import query_engines
 
     configured = workspace.settings.query.engine
-    config = configured if name in (None, configured.type) else query_engines.parse(name)
+    config = configured if name in (None, configured.type) else query_engines.config(name)
     return query_engines.load(config.type)(workspace, catalog, config)

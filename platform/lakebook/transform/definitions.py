@@ -28,7 +28,8 @@ from typing import Callable, Literal
 
 import yaml
 
-from ..errors import TransformError
+from ..backends import transform_engines
+from ..errors import TransformError, did_you_mean
 from ..names import IDENTIFIER_RULE, is_identifier
 
 OUTPUT_ZONES = ("warehouse", "features")
@@ -109,6 +110,9 @@ def _check(transform: Transform) -> None:
         raise TransformError(f"{transform.where()}: zone must be one of {', '.join(OUTPUT_ZONES)}, not {transform.zone!r}")
     if transform.mode not in ("full", "incremental"):
         raise TransformError(f"{transform.where()}: mode must be full or incremental, not {transform.mode!r}")
+    if transform.engine is not None and transform.engine not in transform_engines.names():
+        raise TransformError(f"{transform.where()}: engine must be one of {', '.join(transform_engines.names())}, "
+                             f"not {transform.engine!r}", hint=did_you_mean(transform.engine, transform_engines.names()))
 
 
 def _sql_inputs(transform: Transform) -> list[str]:

@@ -113,12 +113,8 @@ def _run_one(workspace, catalog: Catalog, t: Transform, engine, full_refresh: bo
     exists = any(x.qualified_name == t.qualified_name for x in catalog.tables(t.zone))
     published = Path(catalog.table(t.qualified_name).location) if exists else None
     _discard_uncommitted(workspace, catalog, t, published)
-    last, appended = catalog.last_run(t.qualified_name), _appended(t)
-    incremental = t.mode == "incremental" and bool(appended) and not full_refresh and last is not None and exists
-    previous = {name: last["watermarks"].get(name, 0) for name in appended} if incremental else {}
-    inputs = _input_files(catalog, t, previous)
-    watermarks = {name: max([previous.get(name, 0)] + [i for i, _ in inputs[name]]) for name in appended}
-    if incremental and not any(inputs[name] for name in appended):
+    incremental, inputs, watermarks = _plan(catalog, t, exists and not full_refresh)
+    if incremental and not any(inputs[name] for name in watermarks):
         return TransformResult(t.qualified_name, "skipped", engine.name, incremental=True, note="no new input files")
     run_id = catalog.start_run(t.qualified_name, engine.name)
     stem = _file_stem(run_id)
@@ -146,6 +142,18 @@ def _run_one(workspace, catalog: Catalog, t: Transform, engine, full_refresh: bo
     log.info("%s: %d rows in %d files (%s)", t.qualified_name, rows, len(written), engine.name)
     return TransformResult(t.qualified_name, "ok", engine.name, rows, len(written),
                            round(time.perf_counter() - started, 3), incremental)
+
+
+def _plan(catalog: Catalog, t: Transform, may_add: bool) -> tuple[bool, dict[str, list[tuple[int, str]]], dict[str, int]]:
+    """Whether the run is incremental (``may_add``: the table exists and no full refresh was
+    asked), the files to read of each input, and the watermarks the run records: the newest
+    file of each append-only input."""
+    last, appended = catalog.last_run(t.qualified_name), _appended(t)
+    incremental = t.mode == "incremental" and bool(appended) and may_add and last is not None
+    previous = {name: last["watermarks"].get(name, 0) for name in appended} if incremental else {}
+    inputs = _input_files(catalog, t, previous)
+    watermarks = {name: max([previous.get(name, 0)] + [i for i, _ in inputs[name]]) for name in appended}
+    return incremental, inputs, watermarks
 
 
 def _file_stem(run_id: int) -> str:

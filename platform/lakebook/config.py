@@ -47,6 +47,9 @@ class IngestSettings(_Section):
         1000, ge=0, description="rejected events detailed in one response (all are quarantined)")
     tokens: dict[str, list[SecretStr]] = Field(default_factory=dict)
     tokens_file: Path | None = None
+    allowed_origins: list[Annotated[str, Field(pattern=r"^https?://[^/\s]+$")]] = Field(
+        default_factory=list, description="web page origins (https://app.example.com) whose requests are "
+                                          "accepted; requests from other pages are refused")
 
 
 class LakeSettings(_Section):

@@ -140,7 +140,7 @@ MALFORMED = {
     "empty-ndjson": (b"", "application/x-ndjson", 400),
     "whitespace": (b" \n\t\r\n  ", "application/json", 400),
     "blank-lines-ndjson": (b"\n" * 10_000, "application/x-ndjson", 400),
-    "no-content-type-empty": (b"", None, 400),
+    "no-content-type-empty": (b"", None, 415),
     "truncated-quarter": (EVENT[: len(EVENT) // 4], "application/json", 400),
     "truncated-half": (EVENT[: len(EVENT) // 2], "application/json", 400),
     "truncated-last-byte": (EVENT[:-1], "application/json", 400),

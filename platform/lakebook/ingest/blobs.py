@@ -1,13 +1,22 @@
 """Raw blobs stored as they came: ``blobs/<source>/<name>`` plus a metadata record
-(content type, size, sha256, time). Append-only: a name, once stored, keeps its content."""
+(content type, size, sha256, time). Append-only: a name, once stored, keeps its content.
+
+Concurrent PUTs of one name (threads of one server, or several processes) take the name's
+lock file (``_meta/<name>.lock``, flock) around check-and-write: exactly one content is
+stored, the same content again is a no-op and other content a Conflict. The metadata is
+written before the blob, so a blob that exists always has its metadata.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import orjson
 
@@ -33,6 +42,25 @@ def _write_durably(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) across threads and processes."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class BlobStore:
     def __init__(self, root: Path):
         self.root = root
@@ -46,23 +74,28 @@ class BlobStore:
         """Store a blob; returns (metadata, created). Same content again is a no-op."""
         path, meta_path = self._paths(source, name)
         digest = hashlib.sha256(data).hexdigest()
-        if path.exists():
-            meta = orjson.loads(meta_path.read_bytes())
-            if meta["sha256"] != digest:
-                raise Conflict(f"blob {source}/{name} exists with other content",
-                               hint="blobs are append-only: store the new content under a new name")
-            return meta, False
-        meta = {"source": source, "name": name, "content_type": content_type[:200], "size": len(data),
-                "sha256": digest, "stored_at": datetime.now(timezone.utc).isoformat()}
         meta_path.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(meta_path.with_name(f"{name}.lock")):
+            if path.exists():
+                return self._same(source, name, meta_path, digest), False
+            meta = {"source": source, "name": name, "content_type": content_type[:200], "size": len(data),
+                    "sha256": digest, "stored_at": datetime.now(timezone.utc).isoformat()}
+            self._store(path, meta_path, meta, data)
+            return meta, True
+
+    @staticmethod
+    def _same(source: str, name: str, meta_path: Path, digest: str) -> dict:
+        meta = orjson.loads(meta_path.read_bytes())
+        if meta["sha256"] != digest:
+            raise Conflict(f"blob {source}/{name} exists with other content",
+                           hint="blobs are append-only: store the new content under a new name")
+        return meta
+
+    @staticmethod
+    def _store(path: Path, meta_path: Path, meta: dict, data: bytes) -> None:
         _write_durably(meta_path, orjson.dumps(meta))
         _write_durably(path, data)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return meta, True
+        _fsync_dir(path.parent)
 
     def get(self, source: str, name: str) -> tuple[bytes, dict]:
         path, meta_path = self._paths(source, name)

@@ -18,11 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 from starlette.requests import Request
 
 from ..asgi import bearer_token, token_matches
-from ..errors import Backpressure, Forbidden, PayloadTooLarge, Unauthorized
+from ..errors import (
+    Backpressure, Forbidden, PayloadTooLarge, Unauthorized, UnknownSource, UnsupportedMediaType,
+)
 from .blobs import BlobStore
 from .flusher import flush_ingest_log_to_raw
 from .log import GroupCommitWriter, IngestLog, open_ingest_log
 from .metrics import IngestMetrics
+from .records import EVENT_TYPES
 from .workers import FlusherProcess, ValidatorProcesses
 
 log = logging.getLogger("lakebook.ingest.service")
@@ -122,6 +125,28 @@ class IngestService:
             self.writer.recount()
 
     # -- requests ------------------------------------------------------------------------
+    def contract(self, request: Request, source: str):
+        """The source's contract. An unknown source is a 404 that names the known sources
+        only to a request that may see them (shows_sources)."""
+        try:
+            return self.workspace.contract(source)
+        except UnknownSource as exc:
+            if self.shows_sources(request):
+                raise
+            raise UnknownSource(exc.message, hint="check the source name (the known sources are named to "
+                                                  "requests with a valid token)") from None
+
+    def shows_sources(self, request: Request) -> bool:
+        """Whether an answer may name the sources: in dev mode (no tokens: only local callers
+        reach the server, and they can read the contracts), or to a request with a valid token."""
+        if self.dev_mode:
+            return True
+        try:
+            given = bearer_token(request)
+        except Unauthorized:
+            return False
+        return token_matches(given, [t for ts in self.tokens.values() for t in ts])
+
     def authorize(self, request: Request, source: str) -> None:
         if self.dev_mode:
             return
@@ -131,6 +156,18 @@ class IngestService:
             raise Forbidden(f"no token is configured for source {source!r}")
         if not token_matches(given, allowed):
             raise Unauthorized(f"the token is not valid for source {source!r}")
+
+    @staticmethod
+    def media_type(request: Request) -> str:
+        """The request's media type, if it is one events are read from (else UnsupportedMediaType:
+        a browser form or a text/plain POST from a web page never reaches the parser)."""
+        header = request.headers.get("content-type", "")
+        media = header.partition(";")[0].strip().lower()
+        if media not in EVENT_TYPES:
+            shown = f"content type {header[:100]!r}" if header else "a body without a content type"
+            raise UnsupportedMediaType(f"{shown} is not accepted", hint="send application/json (an event or an array "
+                                       "of events) or application/x-ndjson (one event per line)")
+        return media
 
     async def read_body(self, request: Request) -> bytes:
         limit = self.settings.max_request_bytes

@@ -9,6 +9,7 @@ service answers errors as ``to_json(exc)``; errors cross process boundaries as
 from __future__ import annotations
 
 import difflib
+import errno
 from typing import Any, Iterable
 
 
@@ -80,6 +81,19 @@ class Backpressure(LakebookError, status=503):
         self.retry_after_s = retry_after_s
 
 
+class InsufficientStorage(Backpressure, status=507):
+    """A disk lakebook writes to is full: nothing was stored, and the same request succeeds
+    once space is freed (the answer carries Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 10, hint: str | None = None):
+        super().__init__(message, retry_after_s=retry_after_s, hint=hint)
+
+
+class DamagedFile(LakebookError, status=503):
+    """A file lakebook keeps (the ingest log, a lake file) cannot be read; the message names
+    it and the hint says what to do (``lakebook doctor``)."""
+
+
 class UnknownTable(LakebookError, status=404):
     """A table name the catalog does not know."""
 
@@ -117,6 +131,26 @@ class MissingDependency(LakebookError):
 
     def __init__(self, package: str, extra: str):
         super().__init__(f"this feature needs the '{package}' package", hint=f"pip install 'lakebook[{extra}]'")
+
+
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+_SQLITE_FULL = 13
+
+
+def out_of_space(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an error it was raised from, says a disk is full: an OSError with
+    ENOSPC or EDQUOT (pyarrow's included), SQLite's SQLITE_FULL (also inside SQLAlchemy's
+    errors), or an InsufficientStorage."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, InsufficientStorage) or (isinstance(exc, OSError) and exc.errno in _NO_SPACE):
+            return True
+        if (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF == _SQLITE_FULL:
+            return True
+        wrapped = getattr(exc, "orig", None)  # SQLAlchemy keeps the driver's error here
+        exc = wrapped if isinstance(wrapped, BaseException) else exc.__cause__ or exc.__context__
+    return False
 
 
 def error_json(status: int, message: str, hint: str | None = None) -> dict[str, Any]:

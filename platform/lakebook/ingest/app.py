@@ -8,7 +8,8 @@ after both are fsynced in the ingest log. An NDJSON body of events that all pass
 as it came; the flusher turns it into columns later (records.checked_ndjson).
 
 Web pages: a request from a page of another origin is refused (asgi.OriginGuard) unless
-``ingest.allowed_origins`` lists it (then it gets CORS headers).
+``ingest.allowed_origins`` lists it (then it gets CORS headers); a full disk is 507 with
+Retry-After, and /health says "degraded" (503) until the service can work again.
 """
 
 from __future__ import annotations
@@ -118,12 +119,16 @@ async def get_blob(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
+    """200 with status "ok", or 503 with status "degraded" and the problems (a full disk, a
+    damaged ingest log, a failing flush): a probe that reads only the status sees it too."""
     service: IngestService = request.app.state.service
-    doc = {"status": "ok", "backlog_events": service.backlog, "dev_mode": service.dev_mode,
-           "uptime_s": round(time.time() - service.started_at, 1), "last_flush_unix": service.metrics.last_flush_unix}
+    problems = service.problems()
+    doc = {"status": "degraded" if problems else "ok", "problems": problems, "backlog_events": service.backlog,
+           "dev_mode": service.dev_mode, "uptime_s": round(time.time() - service.started_at, 1),
+           "last_flush_unix": service.metrics.last_flush_unix}
     if service.shows_sources(request):
         doc["sources"] = sorted(service.workspace.contracts())
-    return Json(doc)
+    return Json(doc, status_code=503 if problems else 200)
 
 
 async def metrics(request: Request) -> Response:

@@ -20,7 +20,7 @@ from typing import Iterator
 
 import orjson
 
-from ..errors import BadRequest, Conflict, NotFound
+from ..errors import BadRequest, Conflict, InsufficientStorage, NotFound, out_of_space
 
 BLOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
@@ -35,10 +35,14 @@ def validate_blob_name(name: str) -> None:
 
 def _write_durably(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:  # a half-written file (a full disk) must not hold on to its space
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 
@@ -74,14 +78,20 @@ class BlobStore:
         """Store a blob; returns (metadata, created). Same content again is a no-op."""
         path, meta_path = self._paths(source, name)
         digest = hashlib.sha256(data).hexdigest()
-        meta_path.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(meta_path.with_name(f"{name}.lock")):
-            if path.exists():
-                return self._same(source, name, meta_path, digest), False
-            meta = {"source": source, "name": name, "content_type": content_type[:200], "size": len(data),
-                    "sha256": digest, "stored_at": datetime.now(timezone.utc).isoformat()}
-            self._store(path, meta_path, meta, data)
-            return meta, True
+        try:
+            meta_path.parent.mkdir(parents=True, exist_ok=True)
+            with _locked(meta_path.with_name(f"{name}.lock")):
+                if path.exists():
+                    return self._same(source, name, meta_path, digest), False
+                meta = {"source": source, "name": name, "content_type": content_type[:200], "size": len(data),
+                        "sha256": digest, "stored_at": datetime.now(timezone.utc).isoformat()}
+                self._store(path, meta_path, meta, data)
+                return meta, True
+        except OSError as exc:
+            if out_of_space(exc):
+                raise InsufficientStorage(f"the disk holding the blobs ({self.root}) is full: nothing was stored",
+                                          hint="free space on that disk, then send again (no restart needed)") from exc
+            raise
 
     @staticmethod
     def _same(source: str, name: str, meta_path: Path, digest: str) -> dict:
@@ -93,8 +103,12 @@ class BlobStore:
 
     @staticmethod
     def _store(path: Path, meta_path: Path, meta: dict, data: bytes) -> None:
-        _write_durably(meta_path, orjson.dumps(meta))
-        _write_durably(path, data)
+        try:
+            _write_durably(meta_path, orjson.dumps(meta))
+            _write_durably(path, data)
+        except BaseException:
+            meta_path.unlink(missing_ok=True)
+            raise
         _fsync_dir(path.parent)
 
     def get(self, source: str, name: str) -> tuple[bytes, dict]:

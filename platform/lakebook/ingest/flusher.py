@@ -7,7 +7,8 @@ Crash safety, step by step (a kill at any point loses and duplicates nothing):
 3. write one file per date, named by the range: a file already there is from an earlier try;
 4. record the files in the catalog (by path, so a second record changes nothing);
 5. in one log transaction remember the ids, delete the range and close the intent.
-A crash before 5 leaves the intent open; the next flush redoes exactly that range.
+A crash before 5 leaves the intent open; the next flush redoes exactly that range. A full
+disk is the same: the flush stops with InsufficientStorage, and the next one redoes the range.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pyarrow.compute as pc
 
 from ..catalog import Catalog, open_catalog, register_sources
 from ..contracts import EVENT_ID, INGESTED_AT
+from ..errors import InsufficientStorage, LakebookError, out_of_space
 from ..lake import write_date_partitions
 from .log import EVENTS, NDJSON, FlushIntent, IngestLog, open_ingest_log
 from .records import logged_ndjson_to_table
@@ -104,10 +106,27 @@ def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None,
                     report.sources.append(_flush_source(workspace, ingest_log, catalog, intent, contracts[source]))
                     if end is None or intent.seq_hi >= end:
                         break
+    except Exception as exc:
+        if out_of_space(exc) and not isinstance(exc, InsufficientStorage):
+            raise InsufficientStorage(
+                f"the disk is full: the flush into the lake ({workspace.lake.root}) failed",
+                hint="free space on that disk: the events stay in the ingest log and the next flush writes them",
+            ) from exc
+        raise
     finally:
         if own_log:
             ingest_log.close()
     return report
+
+
+def flush_failed(exc: Exception) -> str:
+    """Log a failed flush (a full disk or a damaged file in one line, anything else with its
+    traceback) and say why it failed, for the server's health."""
+    if isinstance(exc, LakebookError):
+        log.error("flush failed; events stay in the ingest log: %s", exc.message)
+        return exc.message
+    log.exception("flush failed; events stay in the ingest log")
+    return f"the last flush failed ({type(exc).__name__}); the server log has the details"
 
 
 def _flush_source(workspace, ingest_log: IngestLog, catalog: Catalog, intent: FlushIntent, contract) -> SourceFlush:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,16 +20,19 @@ from starlette.requests import Request
 
 from ..asgi import bearer_token, token_matches
 from ..errors import (
-    Backpressure, Forbidden, PayloadTooLarge, Unauthorized, UnknownSource, UnsupportedMediaType,
+    Backpressure, Forbidden, InsufficientStorage, LakebookError, PayloadTooLarge, Unauthorized, UnknownSource,
+    UnsupportedMediaType,
 )
 from .blobs import BlobStore
-from .flusher import flush_ingest_log_to_raw
+from .flusher import flush_failed, flush_ingest_log_to_raw
 from .log import GroupCommitWriter, IngestLog, open_ingest_log
 from .metrics import IngestMetrics
 from .records import EVENT_TYPES
 from .workers import FlusherProcess, ValidatorProcesses
 
 log = logging.getLogger("lakebook.ingest.service")
+# After a full disk, appending is taken as possible again once this much is free there.
+FREE_SPACE_MARGIN = 1 << 20
 
 
 class IngestService:
@@ -53,6 +57,7 @@ class IngestService:
         self.blobs = BlobStore(workspace.lake.blobs_dir)
         self.metrics = IngestMetrics()
         self.tokens = {s: [t.get_secret_value().encode() for t in ts] for s, ts in self.settings.tokens.items()}
+        self.flush_failure: str | None = None  # why the last flush failed; None once one succeeds
         # big bodies are decoded and validated by the validator processes, else by these threads
         self.validators = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lakebook-validate")
         self._stop = threading.Event()
@@ -103,8 +108,10 @@ class IngestService:
         """A flush of the flusher process ended."""
         if report.get("ok"):
             self.metrics.flushed(report.get("events", 0), report.get("at") or time.time())
+            self.flush_failure = None
         else:
             self.metrics.flush_errors += 1
+            self.flush_failure = report.get("error") or "the last flush failed; the server log has the details"
         self.writer.recount()
 
     def _flusher_process_gone(self) -> None:
@@ -116,13 +123,30 @@ class IngestService:
         try:
             report = flush_ingest_log_to_raw(self.workspace, self.log)
             self.metrics.flushed(report.events, time.time())
+            self.flush_failure = None
             return report
-        except Exception:  # the server keeps taking events; the next round tries again
+        except Exception as exc:  # the server keeps taking events; the next round tries again
             self.metrics.flush_errors += 1
-            log.exception("flush failed; events stay in the ingest log")
+            self.flush_failure = flush_failed(exc)
             return None
         finally:
             self.writer.recount()
+
+    def problems(self) -> list[str]:
+        """Why the service cannot do all its work now (empty when it can): the last append to
+        the ingest log failed (for a full disk: while less than FREE_SPACE_MARGIN is free
+        there), or the last flush failed."""
+        problems = []
+        failure = self.writer.failure
+        if failure is not None and not (isinstance(failure, InsufficientStorage) and self._space_is_back()):
+            problems.append(failure.message if isinstance(failure, LakebookError)
+                            else f"the last append to the ingest log failed ({type(failure).__name__})")
+        if self.flush_failure:
+            problems.append(self.flush_failure)
+        return problems
+
+    def _space_is_back(self) -> bool:
+        return shutil.disk_usage(self.workspace.ingest_log_path.parent).free >= FREE_SPACE_MARGIN
 
     # -- requests ------------------------------------------------------------------------
     def contract(self, request: Request, source: str):

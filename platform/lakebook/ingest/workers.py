@@ -231,7 +231,7 @@ class _Flusher:
 
     def flush(self) -> dict:
         from ..catalog import open_catalog
-        from .flusher import flush_ingest_log_to_raw
+        from .flusher import flush_failed, flush_ingest_log_to_raw
         from .log import open_ingest_log
 
         try:
@@ -247,10 +247,9 @@ class _Flusher:
             report = flush_ingest_log_to_raw(self.workspace, self.ingest_log, self.catalog)
             self.registered = contracts
             return {"ok": True, "at": time.time(), "events": report.events}
-        except Exception:  # the server keeps taking events; the next round tries again afresh
-            log.exception("flush failed; events stay in the ingest log")
+        except Exception as exc:  # the server keeps taking events; the next round tries again afresh
             self.close()
-            return {"ok": False, "at": time.time()}
+            return {"ok": False, "at": time.time(), "error": flush_failed(exc)}
 
     def close(self) -> None:
         if self.ingest_log is not None:

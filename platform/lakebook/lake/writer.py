@@ -46,12 +46,16 @@ def _fsync_dir(folder: Path) -> None:
 def write_parquet_atomic(table: pa.Table, path: Path, compression: str = "zstd") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(
-        table, tmp, compression=None if compression == "none" else compression,
-        coerce_timestamps="us", allow_truncated_timestamps=False,
-    )
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
+    try:
+        pq.write_table(
+            table, tmp, compression=None if compression == "none" else compression,
+            coerce_timestamps="us", allow_truncated_timestamps=False,
+        )
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+    except BaseException:  # a half-written file (a full disk) must not hold on to its space
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 

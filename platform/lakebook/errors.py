@@ -12,6 +12,8 @@ import difflib
 import errno
 from typing import Any, Iterable
 
+from .redact import mask
+
 
 class LakebookError(Exception):
     """Base class of every error lakebook raises on purpose."""
@@ -24,9 +26,9 @@ class LakebookError(Exception):
             cls.http_status = status
 
     def __init__(self, message: str, *, hint: str | None = None):
-        self.message = message
-        self.hint = hint
-        super().__init__(f"{message} ({hint})" if hint else message)
+        self.message = mask(message)  # a secret this process holds is never part of an error
+        self.hint = mask(hint) if hint else hint
+        super().__init__(f"{self.message} ({self.hint})" if hint else self.message)
 
 
 class ConfigError(LakebookError):

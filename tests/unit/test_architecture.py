@@ -17,7 +17,7 @@ PACKAGE = SOURCE / "lakebook"
 
 # Left to right in the data flow; a module may import its own layer and those before it.
 LAYERS = [
-    {"errors", "names", "_proc"},
+    {"errors", "names", "_proc", "redact"},
     {"config", "backends", "asgi"},
     {"contracts", "lake"},
     {"workspace"},

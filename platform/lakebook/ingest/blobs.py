@@ -9,18 +9,16 @@ written before the blob, so a blob that exists always has its metadata.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
 import re
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import orjson
 
 from ..errors import BadRequest, Conflict, InsufficientStorage, NotFound, out_of_space
+from ..lake import write_bytes_atomic
+from .flusher import file_lock
 
 BLOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
@@ -31,38 +29,6 @@ def validate_blob_name(name: str) -> None:
             f"invalid blob name {name[:80]!r}",
             hint="use 1-200 letters, digits, '.', '_' or '-', starting with a letter or digit, no '..'",
         )
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:  # a half-written file (a full disk) must not hold on to its space
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if missing) across threads and processes."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class BlobStore:
@@ -79,8 +45,7 @@ class BlobStore:
         path, meta_path = self._paths(source, name)
         digest = hashlib.sha256(data).hexdigest()
         try:
-            meta_path.parent.mkdir(parents=True, exist_ok=True)
-            with _locked(meta_path.with_name(f"{name}.lock")):
+            with file_lock(meta_path.with_name(f"{name}.lock")):
                 if path.exists():
                     return self._same(source, name, meta_path, digest), False
                 meta = {"source": source, "name": name, "content_type": content_type[:200], "size": len(data),
@@ -104,12 +69,11 @@ class BlobStore:
     @staticmethod
     def _store(path: Path, meta_path: Path, meta: dict, data: bytes) -> None:
         try:
-            _write_durably(meta_path, orjson.dumps(meta))
-            _write_durably(path, data)
+            write_bytes_atomic(orjson.dumps(meta), meta_path)
+            write_bytes_atomic(data, path)
         except BaseException:
             meta_path.unlink(missing_ok=True)
             raise
-        _fsync_dir(path.parent)
 
     def get(self, source: str, name: str) -> tuple[bytes, dict]:
         path, meta_path = self._paths(source, name)

@@ -72,16 +72,21 @@ class FlushReport:
 
 
 @contextmanager
-def flush_lock(workspace) -> Iterator[None]:
-    """One flusher at a time per workspace, across processes (released if a process dies)."""
-    path = workspace.flush_lock_path
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (created if missing), across threads and processes
+    (released if a process dies)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
+    with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def flush_lock(workspace):
+    """One flusher at a time per workspace."""
+    return file_lock(workspace.flush_lock_path)
 
 
 def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None,

@@ -109,7 +109,7 @@ class OriginGuard:
 
     def check(self, headers: Headers, server: tuple | None) -> None:
         host = headers.get("host", "")
-        if self.loopback_host and not _own_name(_hostname(f"//{host}"), server):
+        if self.loopback_host and host and not _own_name(_hostname(f"//{host}"), server):  # browsers send one
             raise Forbidden(f"host {host[:100]!r} is not a name of this server",
                             hint="a server without tokens answers requests to 127.0.0.1 or localhost only")
         origin = headers.get("origin")

@@ -3,17 +3,17 @@ sets damaged lake files aside so the rest of their tables stays queryable.
 
 Checks:
 - the ingest log: SQLite's ``PRAGMA quick_check``;
-- every catalog table against the Parquet files under its location (the files a query
-  reads): catalogued files missing on disk, files no catalog entry knows, files whose
-  footer cannot be read.
+- every catalog table on a local disk against the Parquet files under its location (the
+  files a query reads): catalogued files missing on disk, files no catalog entry knows,
+  files whose footer cannot be read; a table folder that is missing altogether.
 
 Fixing never deletes: a file whose footer cannot be read is moved to the lake's
 ``_damaged/`` folder (lake/layout.py) and dropped from its table's manifest (stats
-recomputed); a catalogued file missing on disk is dropped from the manifest. The rows such
-a file held are gone from the table, and their event ids stay known to the ingest log (a
-re-send of them is dropped as a duplicate). A damaged ingest log and files no catalog entry
-knows are reported with what to do. Everything runs under the flush lock: no flush writes
-meanwhile.
+recomputed); a catalogued file missing from a folder that is there is dropped from the
+manifest. The rows such a file held are gone from the table, and their event ids stay known
+to the ingest log (a re-send of them is dropped as a duplicate). A damaged ingest log, a
+missing table folder and files no catalog entry knows are reported with what to do.
+Everything runs under the flush lock: no flush writes meanwhile.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ UNKNOWN_ADVICE = ("queries read it, but the catalog does not count it: a flush c
 
 @dataclass
 class Finding:
-    kind: str  # "damaged log", "damaged file", "missing file", "unknown file"
+    kind: str  # "damaged log", "damaged file", "missing file", "missing folder", "unknown file"
     path: str
     detail: str
     table: str | None = None
@@ -96,8 +96,14 @@ def check_ingest_log(path: Path) -> list[Finding]:
 def _check_table(workspace, catalog, table, fix: bool, findings: list[Finding]) -> int:
     """Add the table's findings (fixed if ``fix``); the number of files looked at."""
     name = table.qualified_name
+    if "://" in table.location:  # an object store: not looked at
+        return 0
     catalogued = catalog.files(table.zone, table.name)
     location = Path(table.location)
+    if catalogued and not location.is_dir():  # a disk not mounted loses no catalog entry to --fix
+        findings.append(Finding("missing folder", str(location), f"{len(catalogued)} catalogued files", name,
+                                "is the disk holding the lake mounted? Nothing is fixed while the folder is missing"))
+        return len(catalogued)
     on_disk = sorted(str(p) for p in location.rglob("*.parquet")) if location.is_dir() else []
     known = set(catalogued)
     for path in catalogued:

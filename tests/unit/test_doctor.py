@@ -97,3 +97,13 @@ def test_a_damaged_ingest_log_is_reported_with_what_to_do(lake):
     assert checked.exit_code == 1
     assert f"ingest log: DAMAGED ({path})" in checked.output
     assert f"damaged log: {path}: " in checked.output and "keep a copy of the file" in checked.output
+
+
+def test_a_missing_table_folder_is_reported_and_its_catalog_entries_kept(lake):
+    import shutil
+
+    folder = lake.lake.table_dir("raw", "flights")
+    shutil.move(folder, folder.with_name("flights.elsewhere"))  # as if its disk were not mounted
+    doc = json.loads(doctor(lake, "--fix", "--json").output)
+    assert [(p["kind"], p["path"], p["fixed"]) for p in doc["problems"]] == [("missing folder", str(folder), False)]
+    assert len(open_catalog(lake).files("raw", "flights")) == 2

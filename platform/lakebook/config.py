@@ -3,9 +3,10 @@
 Precedence: defaults < lakebook.yaml < environment (``LAKEBOOK_<SECTION>__<KEY>``).
 Secrets (ingest tokens) are never read from lakebook.yaml: only from the environment or a
 tokens file kept outside git. They are never shown: an error about a setting that holds or
-contains one does not quote its value, and once read they are masked in every error and log
-line of the process (redact.py); a child process gets them only if it needs them. Backends (``query.engine``,
-``features.online_store``, ...) are typed configs selected by ``type:`` (backends.py).
+contains one does not quote its value, once read they are masked in every error and log
+line of the process (redact.py), and a child process gets them only if it needs them.
+Backends (``query.engine``, ``features.online_store``, ...) are typed configs selected by
+``type:`` (backends.py).
 This is the only module that reads environment variables.
 """
 

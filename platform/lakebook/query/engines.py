@@ -267,7 +267,8 @@ def _unreadable_file(exc: Exception, workspace) -> QueryError | None:
     if path is None or not _UNREADABLE.search(text):
         return None
     table = workspace.lake.table_of(path.group(1))
-    return QueryError(f"{'.'.join(table) + ': ' if table else ''}cannot read the lake file {path.group(1)} ({text})",
+    detail = text.replace(f" {path.group(0)}", "")  # the path is named once
+    return QueryError(f"{'.'.join(table) + ': ' if table else ''}cannot read the lake file {path.group(1)} ({detail})",
                       hint="`lakebook doctor` checks the lake's files; `lakebook doctor --fix` sets a damaged one "
                            "aside so the rest of the table can be queried")
 

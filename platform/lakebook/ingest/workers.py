@@ -236,7 +236,7 @@ class _Flusher:
 
     def flush(self) -> dict:
         from ..catalog import open_catalog
-        from .flusher import FlushBackoff, flush_ingest_log_to_raw
+        from .flusher import FlushBackoff, flush_failed, flush_ingest_log_to_raw
         from .log import open_ingest_log
 
         self.backoff = self.backoff or FlushBackoff()
@@ -255,10 +255,9 @@ class _Flusher:
             return {"ok": True, "at": time.time(), "events": report.events,
                     "failed": [vars(f) for f in report.failed],
                     "failing": {s: vars(f) for s, f in self.backoff.failing.items()}}
-        except Exception:  # the server keeps taking events; the next round tries again afresh
-            log.exception("flush failed; events stay in the ingest log")
+        except Exception as exc:  # the server keeps taking events; the next round tries again afresh
             self.close()
-            return {"ok": False, "at": time.time()}
+            return {"ok": False, "at": time.time(), "error": flush_failed(exc)}
 
     def close(self) -> None:
         if self.ingest_log is not None:

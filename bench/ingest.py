@@ -46,7 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (PYTHON, BENCH, clean_env, machine_info, make_workspace, median, percentile,  # noqa: E402
+from _common import (PYTHON, BENCH, bench_main, clean_env, machine_info, make_workspace, median, percentile,  # noqa: E402
                      write_result)
 
 NAME = "ingest"
@@ -540,4 +540,4 @@ def summary(result: dict) -> list[str]:
 
 
 if __name__ == "__main__":
-    print("\n".join(summary(run())))
+    sys.exit(bench_main(run, summary))

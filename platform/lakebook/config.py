@@ -41,7 +41,9 @@ class IngestSettings(_Section):
     port: int = Field(8787, ge=1, le=65535)
     log: _backend(backends.ingest_logs) = Field("sqlite", description="ingest log backend")
     max_request_bytes: int = Field(16 * 1024 * 1024, gt=0)
-    max_backlog_events: int = Field(2_000_000, gt=0)
+    max_backlog_events: int = Field(500_000, gt=0, description=(
+        "503 from this many unflushed events: about what the flusher writes in one Retry-After "
+        "(flush_interval_s), so the lake stays seconds behind what was acknowledged"))
     flush_interval_s: float = Field(5.0, gt=0)
     max_rejections_reported: int = Field(
         1000, ge=0, description="rejected events detailed in one response (all are quarantined)")

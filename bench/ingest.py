@@ -53,8 +53,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (PYTHON, BENCH, bench_main, clean_env, machine_info, make_workspace, median, percentile,  # noqa: E402
-                     write_result)
+from _common import (PYTHON, BENCH, bench_main, clean_env, machine_info, make_workspace, median,  # noqa: E402
+                     percentile, write_result)
 
 NAME = "ingest"
 BATCH = 1000
@@ -393,7 +393,8 @@ async def _sustained(payloads: Payloads, url: str, lb_pid: int, cursor: int, lak
         settle_s, at_stop = await _until_flushed(monitor, state)
         state.done.set()
         await watcher
-        cpu, ccpu, flushes = proc_cpu_s(lb_pid) - cpu0, time.process_time() - ccpu0, await lakebook_flushes(monitor) - f0
+        cpu, ccpu = proc_cpu_s(lb_pid) - cpu0, time.process_time() - ccpu0
+        flushes = await lakebook_flushes(monitor) - f0
     finally:
         await client.close()
         await monitor.close()

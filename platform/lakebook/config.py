@@ -46,7 +46,9 @@ class IngestSettings(_Section):
     log: _backend(backends.ingest_logs) = Field("sqlite", description="ingest log backend")
     max_request_bytes: int = Field(16 * 1024 * 1024, gt=0)
     max_events_per_request: int = Field(100_000, gt=0, description="events in one request (413 above)")
-    max_backlog_events: int = Field(2_000_000, gt=0, description="unflushed events per source (503 above)")
+    max_backlog_events: int = Field(500_000, gt=0, description=(
+        "unflushed events per source (503 above): about what the flusher writes in one Retry-After "
+        "(flush_interval_s), so the lake stays seconds behind what was acknowledged"))
     max_validating_bodies: int = Field(
         8, gt=0, description="bodies validated event by event off the event loop at once, queued ones "
         "included (429 above)")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PYTHON, REPO, clean_env, machine_info, median, write_result  # noqa: E402
+from _common import PYTHON, REPO, bench_main, clean_env, machine_info, median, write_result  # noqa: E402
 
 NAME = "import_time"
 RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", 15))
@@ -91,4 +91,4 @@ def summary(result: dict) -> list[str]:
 
 
 if __name__ == "__main__":
-    print("\n".join(summary(run())))
+    sys.exit(bench_main(run, summary))

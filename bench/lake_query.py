@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import geomean, machine_info, make_workspace, median, write_result  # noqa: E402
+from _common import bench_main, geomean, machine_info, make_workspace, median, write_result  # noqa: E402
 
 NAME = "lake_query"
 REPS = int(os.environ.get("BENCH_LAKE_QUERY_REPS", 12))
@@ -333,4 +333,4 @@ def summary(result: dict) -> list[str]:
 
 
 if __name__ == "__main__":
-    print("\n".join(summary(run())))
+    sys.exit(bench_main(run, summary))

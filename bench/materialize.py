@@ -60,7 +60,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import REPO, _versions, machine_info, make_workspace, median, write_result  # noqa: E402
+from _common import REPO, _versions, bench_main, machine_info, make_workspace, median, write_result  # noqa: E402
 
 NAME = "materialize"
 ROWS = 1_000_000
@@ -476,4 +476,4 @@ def summary(result: dict) -> list[str]:
 
 
 if __name__ == "__main__":
-    print("\n".join(summary(run())))
+    sys.exit(bench_main(run, summary))

@@ -2,11 +2,13 @@
 
     python bench/run.py                 # all: ingest, lake_query, import_time, materialize, training_set, transform
     python bench/run.py materialize     # one (or several) by name
+    python bench/run.py --dirty ...     # from a tree with uncommitted changes (each result says so)
 
 Each benchmark runs as its own process (python bench/<name>.py, bounded by a timeout, its
 servers killed with it) and writes bench/results/<name>.json with machine info, the raw
 samples and the medians; this script then prints a short summary with the ratios and
-whether each target is met. Exit status 1 if a benchmark failed (not if a target is missed).
+whether each target is met. Exit status 1 if a benchmark failed (not if a target is missed),
+2 if nothing ran: an unknown name, or a tree that is not a clean commit without --dirty.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ BENCHMARKS = {"ingest": 600, "lake_query": 600, "import_time": 300,  # name -> t
               "materialize": 480, "training_set": 480, "transform": 600}
 
 
-def run_one(name: str, timeout_s: int) -> bool:
+def run_one(name: str, timeout_s: int, dirty: bool) -> bool:
     print(f"== {name} ==", flush=True)
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(BENCH / f"{name}.py")], start_new_session=True)
+    proc = subprocess.Popen([sys.executable, str(BENCH / f"{name}.py"), *(["--dirty"] if dirty else [])],
+                            start_new_session=True)
     try:
         rc = proc.wait(timeout_s)
     except subprocess.TimeoutExpired:
@@ -47,18 +50,25 @@ def run_one(name: str, timeout_s: int) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    names = argv or list(BENCHMARKS)
+    import _common
+
+    dirty = "--dirty" in argv
+    names = [a for a in argv if a != "--dirty"] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         print(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
         return 2
-    ok = {name: run_one(name, BENCHMARKS[name]) for name in names}
+    _common.ALLOW_DIRTY = dirty
+    try:
+        info = _common.machine_info()  # refuses a tree that is not a clean commit before anything runs
+    except _common.BenchError as exc:
+        return exc.report()
+    ok = {name: run_one(name, BENCHMARKS[name], dirty) for name in names}
     print("\n== summary ==")
-    from _common import machine_info
-
-    info = machine_info()
+    tree = "clean" if info["git_clean"] else "DIRTY (--dirty)"
     print(f"machine: {info['cpu_count']} CPUs ({info['cpu_model']}), Python {info['python']}, {info['platform']}, "
-          f"git {info['git_commit']}, load average now {info['loadavg_at_start']}")
+          f"git {info['git_commit']} ({tree}), data on {info['data_dir']['filesystem']} "
+          f"({info['data_dir']['path']}), load average at start {info['loadavg_at_start']}, now {_common.loadavg()}")
     for name in names:
         path = BENCH / "results" / f"{name}.json"
         if not ok[name] or not path.exists():

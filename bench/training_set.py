@@ -53,7 +53,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import REPO, _versions, machine_info, median, write_result  # noqa: E402
+from _common import REPO, _versions, bench_main, machine_info, median, write_result  # noqa: E402
 
 NAME = "training_set"
 ENTITY_ROWS = int(os.environ.get("BENCH_TRAINING_SET_ROWS", 100_000))
@@ -406,4 +406,4 @@ def summary(result: dict) -> list[str]:
 
 
 if __name__ == "__main__":
-    print("\n".join(summary(run())))
+    sys.exit(bench_main(run, summary))

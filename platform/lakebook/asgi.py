@@ -1,5 +1,6 @@
 """What every lakebook HTTP service shares (Starlette): JSON answers, one error mapping
-(errors.to_json), bearer tokens, and the rule that a service without auth binds to loopback.
+(errors.to_json), bearer tokens, the refusal of cross-site requests, and the rule that a
+service without auth binds to loopback.
 
 Requires the ``ingest`` extra (Starlette); imported only by the services themselves.
 """
@@ -11,13 +12,15 @@ import ipaddress
 import logging
 import socket
 from typing import Callable, Iterable
+from urllib.parse import urlsplit
 
 import orjson
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from .errors import Backpressure, ConfigError, LakebookError, Unauthorized, error_json, to_json
+from .errors import Backpressure, ConfigError, Forbidden, LakebookError, Unauthorized, error_json, to_json
 
 log = logging.getLogger("lakebook.asgi")
 
@@ -83,6 +86,65 @@ class ErrorsAndStatuses:
             if started:
                 raise
             await _error_response(Request(scope), exc)(scope, receive, counting_send)
+
+
+class OriginGuard:
+    """ASGI middleware against cross-site requests. A browser names the page a request comes
+    from in ``Origin``: a request whose Origin is neither the server's own (a loopback name
+    or the address it was reached at, on its port) nor in ``allowed`` is refused (403).
+    With ``loopback_host`` (a server without tokens) a request whose ``Host`` is not such a
+    name is refused too: a page on a name that resolves to 127.0.0.1 (DNS rebinding) is
+    same-origin with the server, but sends that name as Host."""
+
+    def __init__(self, app, allowed: Iterable[str] = (), loopback_host: bool = False, setting: str = ""):
+        self.app = app
+        self.allowed = {origin.rstrip("/").lower() for origin in allowed}
+        self.loopback_host = loopback_host
+        self.setting = setting
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            self.check(Headers(scope=scope), scope.get("server"))
+        await self.app(scope, receive, send)
+
+    def check(self, headers: Headers, server: tuple | None) -> None:
+        host = headers.get("host", "")
+        if self.loopback_host and host and not _own_name(_hostname(f"//{host}"), server):  # browsers send one
+            raise Forbidden(f"host {host[:100]!r} is not a name of this server",
+                            hint="a server without tokens answers requests to 127.0.0.1 or localhost only")
+        origin = headers.get("origin")
+        if origin is None or origin.rstrip("/").lower() in self.allowed or _same_origin(origin, server):
+            return
+        raise Forbidden(f"requests from the web page origin {origin[:100]!r} are not accepted",
+                        hint=f"list the origin in {self.setting} to accept them" if self.setting else None)
+
+
+def _hostname(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
+def _own_name(hostname: str | None, server: tuple | None) -> bool:
+    """A loopback name or address, or the address the connection came in on."""
+    if not hostname:
+        return False
+    if hostname == "localhost" or hostname.endswith(".localhost") or (server and hostname == str(server[0]).lower()):
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _same_origin(origin: str, server: tuple | None) -> bool:
+    try:
+        url = urlsplit(origin)
+        port = url.port or {"http": 80, "https": 443}.get(url.scheme)
+    except ValueError:
+        return False
+    return server is not None and port == server[1] and _own_name(url.hostname, server)
 
 
 def bearer_token(request: Request) -> bytes:

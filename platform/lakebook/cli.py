@@ -425,6 +425,22 @@ def status(ctx, as_json) -> None:
           lambda rows: click.echo(service_table(rows)))
 
 
+@cli.command()
+@click.option("--fix", is_flag=True, help="move damaged lake files aside and drop missing ones from the catalog")
+@json_option
+@click.pass_context
+def doctor(ctx, fix, as_json) -> None:
+    """Check the ingest log and the catalog against the lake's files (exit 1 if problems are left)."""
+    from .doctor import report_lines, run_doctor
+
+    report = run_doctor(_workspace(ctx), fix=fix)
+    if as_json:
+        _print_json(report.as_json())
+    else:
+        click.echo("\n".join(report_lines(report, fix)))
+    ctx.exit(1 if report.unresolved else 0)
+
+
 # -- demo -----------------------------------------------------------------------------------
 @cli.command()
 @click.option("--sample", type=int, default=None, help="replay only the first N flights (default: all)")

@@ -2,8 +2,11 @@
 
 Precedence: defaults < lakebook.yaml < environment (``LAKEBOOK_<SECTION>__<KEY>``).
 Secrets (ingest tokens) are never read from lakebook.yaml: only from the environment or a
-tokens file kept outside git, and never shown in an error. Backends (``query.engine``,
-``features.online_store``, ...) are typed configs selected by ``type:`` (backends.py).
+tokens file kept outside git. They are never shown: an error about a setting that holds or
+contains one does not quote its value, once read they are masked in every error and log
+line of the process (redact.py), and a child process gets them only if it needs them.
+Backends (``query.engine``, ``features.online_store``, ...) are typed configs selected by
+``type:`` (backends.py).
 This is the only module that reads environment variables.
 """
 
@@ -19,6 +22,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, S
 from . import backends
 from .backends import BackendConfig
 from .errors import ConfigError, did_you_mean
+from .redact import remember
 
 CONFIG_FILE = "lakebook.yaml"
 ENV_PREFIX = "LAKEBOOK_"
@@ -42,7 +46,9 @@ class IngestSettings(_Section):
     log: _backend(backends.ingest_logs) = Field("sqlite", description="ingest log backend")
     max_request_bytes: int = Field(16 * 1024 * 1024, gt=0)
     max_events_per_request: int = Field(100_000, gt=0, description="events in one request (413 above)")
-    max_backlog_events: int = Field(2_000_000, gt=0, description="unflushed events per source (503 above)")
+    max_backlog_events: int = Field(500_000, gt=0, description=(
+        "unflushed events per source (503 above): about what the flusher writes in one Retry-After "
+        "(flush_interval_s), so the lake stays seconds behind what was acknowledged"))
     max_validating_bodies: int = Field(
         8, gt=0, description="bodies validated event by event off the event loop at once, queued ones "
         "included (429 above)")
@@ -51,6 +57,9 @@ class IngestSettings(_Section):
         1000, ge=0, description="rejected events detailed in one response (all are quarantined)")
     tokens: dict[str, list[SecretStr]] = Field(default_factory=dict)
     tokens_file: Path | None = None
+    allowed_origins: list[Annotated[str, Field(pattern=r"^https?://[^/\s]+$")]] = Field(
+        default_factory=list, description="web page origins (https://app.example.com) whose requests are "
+                                          "accepted; requests from other pages are refused")
 
 
 class LakeSettings(_Section):
@@ -130,6 +139,7 @@ def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = 
         raise ConfigError(_describe(exc, source, overrides)) from None
     if settings.ingest.tokens_file is not None:
         settings.ingest.tokens = _merge_tokens(settings.ingest.tokens, settings.ingest.tokens_file)
+    remember(token.get_secret_value() for tokens in settings.ingest.tokens.values() for token in tokens)
     return settings
 
 
@@ -207,10 +217,16 @@ def _describe(exc: ValidationError, source: str, overrides: dict[str, Any]) -> s
             lines.append(f"  {where}: unknown key{'; ' + guess if guess else ''} allowed keys: {', '.join(allowed)}")
         else:
             got = err.get("input")
-            secret = tuple(loc[:2]) in SECRET_KEYS or tuple(loc[:2]) == ("ingest", "tokens_file")
+            secret = _holds_secret(loc) or loc[:2] == ("ingest", "tokens_file")
             shown = "" if isinstance(got, dict) or secret or err["type"] == "backend" else f" (got {got!r})"
             lines.append(f"  {where}: {err['msg']}{shown}")
     return "\n".join(lines)
+
+
+def _holds_secret(path: tuple) -> bool:
+    """Whether the setting at ``path`` is a secret, is inside one, or holds one (the whole
+    ``ingest`` section, given as one value, may hold the tokens)."""
+    return any(path[:len(key)] == key or key[:len(path)] == path for key in SECRET_KEYS) if path else False
 
 
 def _in_overrides(loc: tuple, overrides: dict[str, Any]) -> bool:
@@ -252,9 +268,11 @@ def set_library_defaults(*names: str) -> None:
 
 
 def _is_secret_variable(name: str) -> bool:
-    """An environment variable that carries a lakebook secret (``LAKEBOOK_INGEST__TOKENS...``)."""
-    parts = tuple(p.lower() for p in name[len(ENV_PREFIX):].split("__")) if name.startswith(ENV_PREFIX) else ()
-    return any(parts[:2] == key for key in SECRET_KEYS)
+    """An environment variable that may carry a lakebook secret: ``LAKEBOOK_INGEST__TOKENS...``,
+    or ``LAKEBOOK_INGEST`` (the whole section as one value)."""
+    if not name.startswith(ENV_PREFIX) or name in NON_SETTING_ENV:
+        return False
+    return _holds_secret(tuple(p.lower() for p in name[len(ENV_PREFIX):].split("__")))
 
 
 def child_environment(workspace_root: Path, *, secrets: bool = True, extra: Mapping[str, str] | None = None,

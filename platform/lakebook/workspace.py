@@ -7,11 +7,9 @@ under the lake come from ``workspace.lake`` (lake/layout.py); everything else la
 
 from __future__ import annotations
 
-import fcntl
-from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from .config import CONFIG_FILE, Settings, load_settings, workspace_from_environment
 from .errors import WorkspaceNotFound
@@ -110,18 +108,6 @@ class Workspace:
     feast_dir = _StatePath("feast", doc="Feast's registry and SQLite online store")
     spark_dir = _StatePath("spark", doc="Spark's warehouse and Derby folders (nothing lakebook reads)")
     ray_dir = _StatePath("ray", doc="the local Ray runtime's temp dir")
-
-    @contextmanager
-    def locked(self, lock_path: Path) -> Iterator[None]:
-        """Hold one of the lock files above, exclusively across processes; the kernel
-        releases it if the process dies."""
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def log_path(self, name: str) -> Path:
         """The log file of a service or job (``ingest`` -> logs/ingest.log)."""

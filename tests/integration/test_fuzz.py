@@ -140,7 +140,7 @@ MALFORMED = {
     "empty-ndjson": (b"", "application/x-ndjson", 400),
     "whitespace": (b" \n\t\r\n  ", "application/json", 400),
     "blank-lines-ndjson": (b"\n" * 10_000, "application/x-ndjson", 400),
-    "no-content-type-empty": (b"", None, 400),
+    "no-content-type-empty": (b"", None, 415),
     "truncated-quarter": (EVENT[: len(EVENT) // 4], "application/json", 400),
     "truncated-half": (EVENT[: len(EVENT) // 2], "application/json", 400),
     "truncated-last-byte": (EVENT[:-1], "application/json", 400),
@@ -330,25 +330,28 @@ def raw_http(port: int, request: bytes, half_close: bool = False) -> bytes:
 
 RAW_REQUESTS = {
     # name: (request bytes, expected status)
-    "literal-dotdot-blob-name": (b"GET /v1/blobs/flights/.. HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400),
-    "literal-traversal-blob-put": (b"PUT /v1/blobs/flights/../x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+    "literal-dotdot-blob-name": (b"GET /v1/blobs/flights/.. HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 400),
+    "literal-traversal-blob-put": (b"PUT /v1/blobs/flights/../x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\n"
                                    b"Connection: close\r\n\r\nx", 404),
-    "literal-traversal-source": (b"PUT /v1/blobs/../lakebook.yaml HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+    "literal-traversal-source": (b"PUT /v1/blobs/../lakebook.yaml HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\n"
                                  b"Connection: close\r\n\r\nx", 404),
-    "literal-dot-blob-name": (b"GET /v1/blobs/flights/. HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400),
-    "bad-content-length": (b"POST /v1/events/flights HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n"
+    "literal-dot-blob-name": (b"GET /v1/blobs/flights/. HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 400),
+    "bad-content-length": (b"POST /v1/events/flights HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n"
                            b"Connection: close\r\n\r\n{}", 400),
-    "negative-content-length": (b"POST /v1/events/flights HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n"
+    "negative-content-length": (b"POST /v1/events/flights HTTP/1.1\r\nHost: localhost\r\nContent-Length: -5\r\n"
                                 b"Connection: close\r\n\r\n{}", 400),
-    "huge-content-length": (b"POST /v1/events/flights HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n"
+    "huge-content-length": (b"POST /v1/events/flights HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999999999999999\r\n"
                             b"Connection: close\r\n\r\n{}", 400),
-    "bad-chunk-size": (b"POST /v1/events/flights HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    "bad-chunk-size": (b"POST /v1/events/flights HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
                        b"Connection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", 400),
-    "invalid-utf8-in-path": (b"POST /v1/events/fl\xffights HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+    "invalid-utf8-in-path": (b"POST /v1/events/fl\xffights HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n"
                              b"Connection: close\r\n\r\n{}", 400),
     "not-http-at-all": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(40) + b"\r\n\r\n", 400),
-    "declared-length-over-limit": (b"POST /v1/events/flights HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n"
-                                   b"Connection: close\r\n\r\n{}", 413),
+    "declared-length-over-limit": (b"POST /v1/events/flights HTTP/1.1\r\nHost: localhost\r\nContent-Length: 999999999\r\n"
+                                   b"Content-Type: application/json\r\nConnection: close\r\n\r\n{}", 413),
+    # a name that is not the server's own: a page on it that resolves to 127.0.0.1 (DNS rebinding)
+    "foreign-host": (b"POST /v1/events/flights HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 2\r\nConnection: close\r\n\r\n{}", 403),
 }
 
 
@@ -363,7 +366,7 @@ def test_malformed_http_gets_a_4xx_answer(fuzz, name):
 def test_client_hanging_up_mid_body_is_not_a_server_error(fuzz):
     before = parse_metrics(fuzz.http.get("/metrics").text)
     log_before = len(fuzz.server.log_text())
-    answer = raw_http(fuzz.server.port, b"POST /v1/events/flights HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+    answer = raw_http(fuzz.server.port, b"POST /v1/events/flights HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n"
                                         b"Connection: close\r\n\r\n" + EVENT[:100], half_close=True)
     assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer[:200]
     time.sleep(0.2)
@@ -470,7 +473,7 @@ def test_seeded_random_mutations_get_clean_answers(fuzz):
             name = rng.choice(BAD_BLOB_NAMES)
             assert fuzz.send("PUT", f"/v1/blobs/flights/{name}", body[:1000], "application/octet-stream").status_code in (400, 404)
     assert sent >= 200, f"only {sent} requests in the time budget"
-    assert set(statuses) <= {200, 400, 404, 422}, dict(statuses)
+    assert set(statuses) <= {200, 400, 404, 415, 422}, dict(statuses)  # 415: a content type that is not JSON
     assert statuses[200] and statuses[400] and statuses[422], dict(statuses)  # the mix covered every outcome
     assert fuzz.http.get("/health").status_code == 200
 

@@ -9,7 +9,10 @@ import hashlib
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
 
+import httpx
 import orjson
 import pytest
 
@@ -234,7 +237,7 @@ def test_bodies_over_max_request_bytes_get_413_and_store_nothing(workspace_dir, 
         body = assert_error(http.post("/v1/events/flights", content=exactly + b"\n", headers=NDJSON), 413)
         assert str(limit) in body["error"]["message"]
         assert_error(http.post("/v1/events/flights", content=ndjson(over), headers=NDJSON), 413)
-        assert_error(http.post("/v1/events/flights", content=b"[" + b" " * 5_000_000 + b"]"), 413)
+        assert_error(http.post("/v1/events/flights", content=b"[" + b" " * 5_000_000 + b"]", headers=JSON), 413)
 
         def chunks():  # no content-length: the limit holds while streaming
             for event in over:
@@ -545,3 +548,57 @@ def peak_rss(pid: int) -> int:
     """The peak resident memory of a process (VmHWM), in bytes."""
     status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines())
     return int(status["VmHWM"].split()[0]) * 1024
+
+
+# -- cross-site requests and concurrent blobs -------------------------------------------------
+def test_web_pages_of_other_origins_and_non_json_bodies_are_refused(workspace_dir, ingest_server):
+    server = ingest_server(workspace_dir, flush_interval_s=60)
+    body = ndjson([flight(0)])
+    with server.client() as http:
+        form = http.post("/v1/events/flights", content=b"x=1", headers={"content-type": "application/x-www-form-urlencoded"})
+        assert_error(form, 415)
+        assert_error(http.post("/v1/events/flights", content=body, headers={"content-type": "text/plain"}), 415)
+        foreign = http.post("/v1/events/flights", content=body, headers={**NDJSON, "origin": "http://evil.example"})
+        assert "ingest.allowed_origins" in assert_error(foreign, 403)["error"]["hint"]
+        rebound = http.post("/v1/events/flights", content=body,
+                            headers={**NDJSON, "host": f"rebound.example:{server.port}",
+                                     "origin": f"http://rebound.example:{server.port}"})
+        assert_error(rebound, 403)
+        own = http.post("/v1/events/flights", content=body, headers={**NDJSON, "origin": f"http://localhost:{server.port}"})
+        assert own.status_code == 200 and own.json()["accepted"] == 1, own.text
+    flush(workspace_dir)
+    assert lake_ids(workspace_dir) == {i: 1 for i in event_ids(workspace_dir, [flight(0)])}
+    assert read_lake(workspace_dir, "quarantine", "flights") is None  # refused bodies are not data
+
+
+def test_concurrent_puts_of_one_blob_name_store_exactly_one_content(workspace_dir, ingest_server):
+    server = ingest_server(workspace_dir, flush_interval_s=60)
+    writers = 12
+
+    def race(http, name: str, bodies: list[bytes]) -> list:
+        barrier = Barrier(len(bodies))
+
+        def put(body: bytes):
+            barrier.wait()
+            return http.put(f"/v1/blobs/flights/{name}", content=body)
+
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            return list(pool.map(put, bodies))
+
+    with server.client(limits=httpx.Limits(max_connections=writers)) as http:
+        for round_ in range(4):
+            bodies = [os.urandom(512 * 1024) for _ in range(writers)]
+            answers = race(http, f"different-{round_}.bin", bodies)
+            statuses = sorted(a.status_code for a in answers)
+            assert statuses == [201] + [409] * (writers - 1), statuses
+            winner = next(b for b, a in zip(bodies, answers) if a.status_code == 201)
+            got = http.get(f"/v1/blobs/flights/different-{round_}.bin")
+            assert got.content == winner and got.headers["x-sha256"] == hashlib.sha256(winner).hexdigest()
+            assert got.headers["x-content-type-options"] == "nosniff"
+        same = os.urandom(512 * 1024)
+        answers = race(http, "same.bin", [same] * writers)
+        assert sorted(a.status_code for a in answers) == [200] * (writers - 1) + [201]
+        assert len({a.json()["stored_at"] for a in answers}) == 1
+        assert http.get("/v1/blobs/flights/same.bin").content == same
+    blobs = load_workspace(workspace_dir).lake.blobs_dir / "flights"
+    assert not [p for p in blobs.rglob("*.tmp")], "a writer left a temporary file behind"

@@ -198,3 +198,80 @@ def test_what_up_started_stops_when_up_is_killed(up_workspace, tmp_path, isolate
         for child in children:
             if child.is_running():
                 child.kill()
+
+
+def _processes_of(pid: int, word: str, recursive: bool = False) -> list[psutil.Process]:
+    return [c for c in psutil.Process(pid).children(recursive=recursive) if word in " ".join(c.cmdline())]
+
+
+def _files_holding(folder: Path, secrets: tuple[str, ...]) -> list[str]:
+    return [str(p) for p in folder.rglob("*") if p.is_file() and any(s.encode() in p.read_bytes() for s in secrets)]
+
+
+@pytest.mark.parametrize("variable", ["LAKEBOOK_INGEST__TOKENS", "LAKEBOOK_INGEST"])
+def test_up_keeps_ingest_tokens_out_of_the_lab_its_kernels_the_output_and_the_logs(up_workspace, tmp_path, isolated_env,
+                                                                                   variable):
+    env_token, file_token = "tok-from-env-7f3a9c", "tok-from-file-41d2e8"
+    tokens = tmp_path / "tokens.yaml"  # outside the workspace, as a secret should be
+    tokens.write_text(f"weather: {file_token}\n")
+    (up_workspace / "lakebook.yaml").write_text(f"name: up\ningest:\n  tokens_file: {tokens}\n")
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTER_TOKEN"}
+    flights = {"flights": [env_token]}  # the tokens setting, or the whole ingest section, as one variable
+    env[variable] = json.dumps(flights if variable.endswith("TOKENS") else {"tokens": flights})
+    ingest_port = free_port()
+    stderr = open(tmp_path / "up.stderr", "wb")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "lakebook", "-w", str(up_workspace), "up", "--port", str(free_port()),
+         "--ingest-port", str(ingest_port)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
+    )
+    secrets = (env_token, file_token)
+    try:
+        output = Output(up.stdout)
+        found = output.wait_for(LAB_URL, timeout_s=240)
+        assert "sample data: 3,000 flights, 2,000 weather events" in output.text()  # sent with the tokens
+        auth = {"Authorization": f"token {found['token']}"}
+        kernel = httpx.post(f"{found['base']}/api/kernels", headers=auth, json={"name": "python3"}, timeout=60)
+        assert kernel.status_code == 201, kernel.text
+        (lab,) = _processes_of(up.pid, "jupyterlab")
+        kernels = wait_until(lambda: _processes_of(lab.pid, kernel.json()["id"], True), 60, "the kernel process")
+
+        ingest = f"http://127.0.0.1:{ingest_port}"
+        as_source = httpx.post(f"{ingest}/v1/events/{env_token}", content=b"{}", timeout=30,
+                               headers={"content-type": "application/json", "authorization": f"Bearer {env_token}"})
+        assert as_source.status_code == 404 and env_token not in as_source.text  # even echoing it back is masked
+        assert httpx.post(f"{ingest}/v1/events/flights", content=b"{}", timeout=30, headers={
+            "content-type": "application/json", "authorization": f"Bearer {file_token}x"}).status_code == 401
+
+        (server,) = _processes_of(up.pid, "ingest serve")
+        assert env_token in server.environ()[variable]  # the one service that needs it has it
+        for process in (lab, *kernels):
+            environ = process.environ()
+            assert not [s for s in secrets if s in " ".join(environ.values())], process.cmdline()
+            assert variable not in environ and environ["LAKEBOOK_WORKSPACE"] == str(up_workspace)
+        up.send_signal(signal.SIGINT)
+        assert up.wait(90) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        stderr.close()
+    printed = output.drain() + (tmp_path / "up.stderr").read_text()
+    assert "stopped." in printed and not [s for s in secrets if s in printed]
+    logs = up_workspace / ".lakebook" / "logs"
+    assert sorted(p.name for p in logs.iterdir()) == ["ingest.log", "lab.log"]
+    assert _files_holding(up_workspace, secrets) == []  # logs, state, lake, catalog: nowhere
+
+    broken = dict(env, LAKEBOOK_INGEST=f"[{env_token}]")  # a rejected setting that holds a token
+    done = subprocess.run([sys.executable, "-m", "lakebook", "-w", str(up_workspace), "status"], capture_output=True,
+                          text=True, env=broken, timeout=60)
+    assert done.returncode == 2 and "error: invalid configuration" in done.stderr, done.stderr
+    assert env_token not in done.stderr + done.stdout
+
+
+def wait_until(check, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"no {what} within {timeout_s} s"
+        time.sleep(0.2)
+    return value

@@ -17,7 +17,7 @@ PACKAGE = SOURCE / "lakebook"
 
 # Left to right in the data flow; a module may import its own layer and those before it.
 LAYERS = [
-    {"errors", "names", "_proc"},
+    {"errors", "names", "_proc", "redact"},
     {"config", "backends", "asgi"},
     {"contracts", "lake"},
     {"workspace"},
@@ -27,7 +27,7 @@ LAYERS = [
     {"features"},
     {"ml"},
     {"services", "sample_data"},
-    {"up", "demo", "scaffold"},  # front doors below this line: nothing in the layers above imports them
+    {"up", "demo", "scaffold", "doctor"},  # front doors below this line: nothing in the layers above imports them
     {"magics", "server", "cli", "__main__", ""},
 ]
 FRONT_DOORS = {"magics", "server", "cli", "__main__"}

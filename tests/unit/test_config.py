@@ -94,7 +94,7 @@ def test_unknown_key_names_the_allowed_keys_and_a_guess(tmp_path):
     message = str(info.value)
     assert "ingest.prot: unknown key" in message
     assert "did you mean 'port'" in message
-    assert "allowed keys: flush_interval_s, host," in message
+    assert "allowed keys: allowed_origins, flush_interval_s, host," in message
 
 
 def test_bad_value_names_key_and_value(tmp_path):
@@ -155,3 +155,56 @@ def test_an_unknown_engine_named_outside_the_config_is_a_config_error(workspace)
 
     with pytest.raises(ConfigError, match="query.engine: unknown query engine 'duckbd'; did you mean 'duckdb'?"):
         session_for(workspace, "duckbd")
+
+
+# -- secrets (issue 20, item 8) --------------------------------------------------------------------
+TOKEN = "tok-SeCrEt-123"
+
+
+@pytest.mark.parametrize("environ", [
+    {"LAKEBOOK_INGEST": f"tokens: {{flights: [{TOKEN}]"},  # the section as one value, not valid YAML
+    {"LAKEBOOK_INGEST": f"[{TOKEN}]"},
+    {"LAKEBOOK_INGEST__TOKENS": f'{{"flights": {TOKEN}}}'},
+    {"LAKEBOOK_INGEST__TOKENS__FLIGHTS": f"{{a: {TOKEN}}}"},
+])
+def test_a_rejected_setting_that_may_hold_a_token_is_not_quoted(tmp_path, environ):
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, "name: x\n"), environ=environ)
+    assert TOKEN not in str(info.value) and "(from environment LAKEBOOK_INGEST" in str(info.value)
+
+
+def test_a_child_that_needs_no_secrets_gets_no_variable_that_may_hold_one(tmp_path):
+    from lakebook.config import child_environment
+
+    environ = {"LAKEBOOK_INGEST__TOKENS": f'{{"flights": ["{TOKEN}"]}}', "LAKEBOOK_INGEST__TOKENS__WEATHER": TOKEN,
+               "LAKEBOOK_INGEST": f"{{tokens: {{flights: [{TOKEN}]}}}}", "LAKEBOOK_INGEST__PORT": "9000",
+               "LAKEBOOK_INGEST__TOKENS_FILE": "/etc/lakebook/tokens.yaml", "LAKEBOOK_QUERY__ENGINE": "duckdb",
+               "PATH": "/usr/bin"}
+    kernel = child_environment(tmp_path, secrets=False, environ=environ)
+    assert TOKEN not in "".join(kernel.values())
+    assert set(kernel) == {"LAKEBOOK_INGEST__PORT", "LAKEBOOK_INGEST__TOKENS_FILE", "LAKEBOOK_QUERY__ENGINE", "PATH",
+                           "LAKEBOOK_WORKSPACE"}
+    assert child_environment(tmp_path, environ=environ).items() >= environ.items()  # the ingest server needs them
+
+
+def test_a_token_once_read_is_masked_in_every_error_and_log_line(tmp_path, caplog):
+    import logging
+
+    from lakebook.errors import LakebookError
+
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text("weather: wx-file-token-42\n")
+    load_settings(write(tmp_path, f"ingest:\n  tokens_file: {tokens}\n"),
+                  environ={"LAKEBOOK_INGEST__TOKENS": f'{{"flights": ["{TOKEN}"]}}'})
+    log = logging.getLogger("lakebook.test_secrets")
+    with caplog.at_level(logging.INFO, logger="lakebook.test_secrets"):
+        log.info("a header %s and %s", f"Bearer {TOKEN}", "wx-file-token-42")
+        try:
+            raise ValueError(f"could not parse {TOKEN!r}")
+        except ValueError:
+            log.exception("failed with the token in the error")
+    text = caplog.text + "".join(logging.Formatter().format(r) for r in caplog.records)
+    assert "Bearer ***" in text and "could not parse '***'" in text
+    assert TOKEN not in text and "wx-file-token-42" not in text
+    error = LakebookError(f"no contract for source {TOKEN!r}", hint=f"did you mean {TOKEN}?")
+    assert TOKEN not in str(error) and (error.message, error.hint) == ("no contract for source '***'", "did you mean ***?")

@@ -145,7 +145,7 @@ def test_a_big_backlog_is_flushed_a_bounded_range_at_a_time(workspace, monkeypat
     from lakebook.ingest import log as log_module
 
     monkeypatch.setattr(log_module, "MAX_FLUSH_EVENTS", 250)
-    monkeypatch.setattr(log_module.SQLiteIngestLog.open_intent, "__defaults__", (250,))
+    monkeypatch.setattr(log_module.SQLiteIngestLog.open_intent.__wrapped__, "__defaults__", (250,))
     for start in range(0, 1000, 100):
         log_events(workspace, "flights", [flight(i) for i in range(start, start + 100)], as_ndjson=start % 200 == 0)
     report = flush_ingest_log_to_raw(workspace)

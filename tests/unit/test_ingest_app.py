@@ -207,3 +207,108 @@ def test_too_many_bodies_waiting_for_validation_is_429_with_retry_after(client_f
     assert first.result(timeout=30).json()["accepted"] == 200 and all(f.result(30) for f in busy)
     assert service.validating == 0
     assert client.post("/v1/events/flights", content=big, headers=JSON).status_code == 200
+
+
+# -- cross-site requests (issue 20, item 7) -----------------------------------------------------
+@pytest.mark.parametrize("content_type", [
+    None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml",
+    "application/jsonx", "text/json",
+])
+def test_only_json_and_ndjson_bodies_are_read(client_for, content_type):
+    client = client_for()
+    headers = {"content-type": content_type} if content_type else {}
+    answer = client.post("/v1/events/flights", content=ndjson([flight(1)]), headers=headers)
+    error = error_of(answer, 415)
+    assert "application/json" in error["hint"] and "application/x-ndjson" in error["hint"]
+    service = client.app.state.service
+    assert service.backlog == 0 and service.metrics.rejected == {}  # not read, so nothing logged or quarantined
+
+
+def test_json_and_ndjson_types_are_read_whatever_their_case_and_parameters(client_for):
+    client = client_for()
+    for i, content_type in enumerate(["application/json; charset=utf-8", "Application/X-NDJSON",
+                                      "application/jsonl", "application/ndjson ; charset=UTF-8"]):
+        answer = client.post("/v1/events/flights", content=ndjson([flight(i)]), headers={"content-type": content_type})
+        assert answer.status_code == 200 and answer.json()["accepted"] == 1, (content_type, answer.text)
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://testserver:8080", "https://testserver",
+                                    "http://localhost.evil.example", "file://", "http://[::1"])
+def test_a_request_from_a_foreign_web_page_is_refused(client_for, origin):
+    client = client_for()
+    foreign = {"origin": origin}
+    error = error_of(client.post("/v1/events/flights", content=ndjson([flight(1)]), headers={**NDJSON, **foreign}), 403)
+    assert "ingest.allowed_origins" in error["hint"]
+    error_of(client.put("/v1/blobs/flights/a.bin", content=b"x", headers=foreign), 403)
+    error_of(client.get("/health", headers=foreign), 403)
+    service = client.app.state.service
+    assert service.backlog == 0 and not service.blobs.root.exists()
+
+
+@pytest.mark.parametrize("origin", ["http://testserver", "http://localhost:80", "http://127.0.0.1", "http://[::1]:80"])
+def test_the_servers_own_origin_and_loopback_names_on_its_port_are_accepted(client_for, origin):
+    client = client_for()
+    answer = client.post("/v1/events/flights", content=ndjson([flight(1)]), headers={**NDJSON, "origin": origin})
+    assert answer.status_code == 200, answer.text
+
+
+def test_an_allowed_origin_is_accepted_with_cors_headers(client_for):
+    client = client_for("ingest:\n  allowed_origins: ['https://app.example.com']\n")
+    origin = {"origin": "https://app.example.com"}
+    preflight = client.options("/v1/events/flights", headers={**origin, "access-control-request-method": "POST",
+                                                              "access-control-request-headers": "content-type"})
+    assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == origin["origin"]
+    answer = client.post("/v1/events/flights", content=ndjson([flight(1)]), headers={**NDJSON, **origin})
+    assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == origin["origin"]
+    refused = client.post("/v1/events/flights", content=b"x", headers={"content-type": "text/plain", **origin})
+    assert error_of(refused, 415) and refused.headers["access-control-allow-origin"] == origin["origin"]
+    error_of(client.post("/v1/events/flights", content=ndjson([flight(2)]),
+                         headers={**NDJSON, "origin": "https://other.example.com"}), 403)
+
+
+def test_an_allowed_origin_must_be_an_origin(workspace_dir):
+    from lakebook.errors import ConfigError
+
+    config = workspace_dir / "lakebook.yaml"
+    config.write_text("name: t\ningest:\n  allowed_origins: ['https://a.example:8443', 'http://localhost:3000']\n")
+    assert Workspace.load(workspace_dir, environ={}).settings.ingest.allowed_origins == [
+        "https://a.example:8443", "http://localhost:3000"]
+    for bad in ("https://a.example/path", "a.example", "*", "ftp://a.example"):
+        config.write_text(f"name: t\ningest:\n  allowed_origins: ['{bad}']\n")
+        with pytest.raises(ConfigError, match=r"ingest\.allowed_origins\.0: String should match pattern"):
+            Workspace.load(workspace_dir, environ={})
+
+
+def test_without_tokens_only_loopback_host_names_are_answered(client_for):
+    client = client_for()  # a page on a name that resolves to 127.0.0.1 reaches the server with that name as Host
+    rebound = {**NDJSON, "host": "attacker.example:8787", "origin": "http://attacker.example:8787"}
+    error = error_of(client.post("/v1/events/flights", content=ndjson([flight(1)]), headers=rebound), 403)
+    assert "127.0.0.1 or localhost" in error["hint"]
+    error_of(client.get("/v1/blobs/flights/a.bin", headers={"host": "attacker.example"}), 403)
+    for host in ("localhost:8787", "127.0.0.1:8787", "[::1]:8787"):
+        assert client.get("/health", headers={"host": host}).status_code == 200, host
+
+
+def test_an_unknown_source_is_named_with_the_known_ones_only_to_a_valid_token(client_for):
+    client = client_for(environ={"LAKEBOOK_INGEST__TOKENS": '{"weather": ["wx-token"]}'})
+    body = ndjson([flight(1)])
+    for auth in ({}, {"authorization": "Bearer wrong"}):
+        error = error_of(client.post("/v1/events/flight", content=body, headers={**NDJSON, **auth}), 404)
+        assert "flights" not in error["hint"] and "weather" not in error["hint"], error
+        error = error_of(client.get("/v1/blobs/flight/a.bin", headers=auth), 404)
+        assert "flights" not in error["hint"] and "weather" not in error["hint"], error
+        assert "sources" not in client.get("/health", headers=auth).json()
+    token = {"authorization": "Bearer wx-token"}  # a token of any source may see the names
+    error = error_of(client.post("/v1/events/flight", content=body, headers={**NDJSON, **token}), 404)
+    assert error["hint"] == "did you mean 'flights'?"
+    assert client.get("/health", headers=token).json()["sources"] == ["flights", "weather"]
+
+
+def test_blobs_are_served_unsniffed_and_sandboxed(client_for):
+    client = client_for()
+    html = b"<script>fetch('/v1/events/flights', {method: 'POST'})</script>"
+    assert client.put("/v1/blobs/flights/page.html", content=html, headers={"content-type": "text/html"}).status_code == 201
+    got = client.get("/v1/blobs/flights/page.html")
+    assert got.status_code == 200 and got.content == html
+    assert got.headers["x-content-type-options"] == "nosniff"
+    assert got.headers["content-security-policy"] == "sandbox"  # a document runs in an opaque origin

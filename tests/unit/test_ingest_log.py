@@ -1,5 +1,7 @@
 import threading
 
+import pytest
+
 from lakebook.ingest.log import EVENTS, GroupCommitWriter, LogRecord, SQLiteIngestLog
 
 
@@ -147,3 +149,49 @@ def test_the_backlog_is_kept_by_source(tmp_path):
     writer.recount()
     writer.close()
     assert writer.by_source == {"flights": 4, "alerts": 3} == log.backlog_by_source()
+
+
+def test_a_full_disk_is_insufficient_storage_and_the_log_works_again_once_there_is_room(tmp_path):
+    from lakebook.errors import InsufficientStorage
+
+    log = SQLiteIngestLog(tmp_path / "log.sqlite")
+    log.append([record(n=2)])
+    pages = log._con.execute("PRAGMA page_count").fetchone()[0]
+    log._con.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
+    with pytest.raises(InsufficientStorage) as info:
+        log.append([record(n=5, payload=b"x" * 100_000)])
+    assert info.value.http_status == 507 and info.value.retry_after_s > 0
+    assert info.value.message == f"the disk holding the ingest log ({tmp_path}) is full: nothing was stored"
+    assert "free space" in info.value.hint
+    assert log.backlog_events() == 2  # nothing of the failed append is kept
+    log._con.execute("PRAGMA max_page_count = 1073741823")
+    log.append([record(n=5, payload=b"x" * 100_000)])
+    assert log.backlog_events() == 7
+
+
+def test_a_file_that_is_not_a_database_is_a_damaged_log_naming_the_file(tmp_path):
+    from lakebook.errors import DamagedFile
+
+    path = tmp_path / "log.sqlite"
+    path.write_bytes(b"this is not SQLite" * 1000)
+    with pytest.raises(DamagedFile) as info:
+        SQLiteIngestLog(path)
+    assert info.value.message.startswith(f"the ingest log {path} is damaged")
+    assert "lakebook doctor" in info.value.hint and info.value.http_status == 503
+
+
+def test_damaged_pages_are_a_damaged_log_naming_the_file(tmp_path):
+    from lakebook.errors import DamagedFile
+
+    path = tmp_path / "log.sqlite"
+    log = SQLiteIngestLog(path)
+    log.append([record(payload=bytes(5000)) for _ in range(50)])
+    log._con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the rows in the file itself, not in the WAL
+    log.close()
+    data = bytearray(path.read_bytes())
+    data[4096:len(data) // 2] = b"\xa5" * (len(data) // 2 - 4096)
+    path.write_bytes(bytes(data))
+    again = SQLiteIngestLog(path)
+    with pytest.raises(DamagedFile) as info:
+        again.backlog_events()
+    assert str(path) in info.value.message and "malformed" in info.value.message

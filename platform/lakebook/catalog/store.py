@@ -303,14 +303,20 @@ class Catalog:
                     max_ingested_at=f.max_ingested_at, added_at=now,
                 ))
         session.flush()
-        rows, size, last_event, last_ingest = session.execute(
-            select(func.coalesce(func.sum(FileRow.rows), 0), func.coalesce(func.sum(FileRow.bytes), 0),
-                   func.max(FileRow.max_event_time), func.max(FileRow.max_ingested_at))
-            .where(FileRow.table_id == row.id)
-        ).one()
-        row.row_count, row.bytes, row.updated_at = rows, size, now
-        row.last_event_time = _parse(last_event)
-        row.last_ingest_time = _parse(last_ingest)
+        _refresh_stats(session, row, now)
+
+    def forget_files(self, zone: str, name: str, paths: Iterable[str | Path]) -> int:
+        """Drop files from a table's manifest (a damaged file set aside, a file gone from
+        disk) and refresh its stats; the rows the manifest had for them."""
+        with Session(self.engine) as session, session.begin():
+            row = self._row(session, zone, name)
+            stored = [self._store(p) for p in paths]
+            files = session.scalars(select(FileRow).where(FileRow.table_id == row.id, FileRow.path.in_(stored))).all()
+            for f in files:
+                session.delete(f)
+            session.flush()
+            _refresh_stats(session, row, _now())
+            return sum(f.rows for f in files)
 
     def replace_files(self, zone: str, name: str, location: str, files: list[WrittenFile]) -> None:
         """Point a table at a new set of files (a new version) in one transaction."""
@@ -431,6 +437,18 @@ class Catalog:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _refresh_stats(session: Session, row: TableRow, now: datetime) -> None:
+    """A table's rows, size and freshness, from its file manifest."""
+    rows, size, last_event, last_ingest = session.execute(
+        select(func.coalesce(func.sum(FileRow.rows), 0), func.coalesce(func.sum(FileRow.bytes), 0),
+               func.max(FileRow.max_event_time), func.max(FileRow.max_ingested_at))
+        .where(FileRow.table_id == row.id)
+    ).one()
+    row.row_count, row.bytes, row.updated_at = rows, size, now
+    row.last_event_time = _parse(last_event)
+    row.last_ingest_time = _parse(last_ingest)
 
 
 def _shown(url: str) -> str:

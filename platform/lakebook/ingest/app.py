@@ -1,6 +1,7 @@
 """The ingest HTTP routes (ASGI, Starlette); their shared state is the IngestService.
 
-``POST /v1/events/{source}`` takes one JSON object, a JSON array or NDJSON. Events are
+``POST /v1/events/{source}`` takes one JSON object, a JSON array (``application/json``) or
+NDJSON (``application/x-ndjson`` and its aliases); any other content type is 415. Events are
 checked against the source's contract; valid ones are accepted even when others in the
 batch are not; rejected ones go to quarantine with their reasons. The answer is sent only
 after both are fsynced in the ingest log. An NDJSON body of events that all pass is logged
@@ -10,6 +11,10 @@ Memory per request is bounded: at most ``ingest.max_events_per_request`` events 
 before they are decoded: 413 above), at most contracts.validate.MAX_REASONS reasons kept per
 event, and at most ``ingest.max_validating_bodies`` bodies waiting for or in validation off
 the event loop (429 + Retry-After above).
+
+Web pages: a request from a page of another origin is refused (asgi.OriginGuard) unless
+``ingest.allowed_origins`` lists it (then it gets CORS headers); a full disk is 507 with
+Retry-After, and /health is 503 "degraded" until the service can work again.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..asgi import ErrorsAndStatuses, Json, routing_error_handler
+from ..asgi import ErrorsAndStatuses, Json, OriginGuard, routing_error_handler
 from ..errors import BadRequest
 from .blobs import validate_blob_name
 from .log import IngestLog
@@ -36,18 +42,21 @@ from .service import IngestService
 INLINE_BODY_BYTES = 32 * 1024  # smaller bodies are validated on the event loop: a thread hop costs more
 INLINE_CHECK_BYTES = 1 << 20  # NDJSON bodies up to this size are checked on the event loop (a few ms)
 ROUTES = "POST /v1/events/{source}, PUT|GET /v1/blobs/{source}/{name}, GET /health, GET /metrics"
+# A blob is served as stored, whatever its content type: never sniffed into another type, and
+# a document (text/html) runs sandboxed, in an origin of its own, not the server's.
+BLOB_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
 
 
 async def post_events(request: Request) -> Response:
     service: IngestService = request.app.state.service
     source = request.path_params["source"]
-    contract = service.workspace.contract(source)
+    contract = service.contract(request, source)
     service.authorize(request, source)
+    content_type = service.media_type(request)
     service.check_backlog(source)
     body = await service.read_body(request)
     request_id = uuid.uuid4().hex
     received_us = time.time_ns() // 1000
-    content_type = request.headers.get("content-type", "")
     # the check runs on the event loop (it costs about what parsing the JSON does); a body it
     # does not pass is validated event by event
     checked = is_ndjson(content_type) and len(body) <= INLINE_CHECK_BYTES
@@ -97,7 +106,7 @@ def _blob_request(request: Request) -> tuple[IngestService, str, str]:
     """The service, source and blob name of a blob route, checked and authorized."""
     service: IngestService = request.app.state.service
     source, name = request.path_params["source"], request.path_params["name"]
-    service.workspace.contract(source)
+    service.contract(request, source)
     validate_blob_name(name)
     service.authorize(request, source)
     return service, source, name
@@ -115,20 +124,25 @@ async def put_blob(request: Request) -> Response:
 async def get_blob(request: Request) -> Response:
     service, source, name = _blob_request(request)
     data, meta = await asyncio.to_thread(service.blobs.get, source, name)
-    return Response(data, media_type=meta["content_type"], headers={"x-sha256": meta["sha256"]})
+    return Response(data, media_type=meta["content_type"], headers={"x-sha256": meta["sha256"], **BLOB_HEADERS})
 
 
 async def health(request: Request) -> Response:
-    """200 while the server answers; ``status`` is "degraded" with ``problems`` (one line each:
-    a contract that does not compile, a source whose flush fails, a full backlog), else "ok"."""
+    """``status`` "ok", or "degraded" with ``problems`` (one line each). 503 when the service is
+    blocked (no event can be stored or flushed now: a full disk, a damaged ingest log), so a
+    probe that reads only the code sees it; 200 when only some sources are held up (a contract
+    that does not compile, a source whose flush fails, a full backlog). Source names and the
+    problems' details are shown only to requests that may see the sources."""
     service: IngestService = request.app.state.service
-    problems = service.problems()
-    return Json({
-        "status": "degraded" if problems else "ok", "problems": problems,
-        "sources": sorted(service.workspace.contracts()), "backlog_events": service.backlog,
-        "dev_mode": service.dev_mode, "uptime_s": round(time.time() - service.started_at, 1),
-        "last_flush_unix": service.metrics.last_flush_unix,
-    })
+    problems, blocked = service.problems()
+    doc = {"status": "degraded" if problems else "ok", "problems": problems, "backlog_events": service.backlog,
+           "dev_mode": service.dev_mode, "uptime_s": round(time.time() - service.started_at, 1),
+           "last_flush_unix": service.metrics.last_flush_unix}
+    if service.shows_sources(request):
+        doc["sources"] = sorted(service.workspace.contracts())
+    elif problems:
+        doc["problems"] = [f"{len(problems)} problem(s); a request with a valid token sees them"]
+    return Json(doc, status_code=503 if blocked else 200)
 
 
 async def metrics(request: Request) -> Response:
@@ -162,6 +176,12 @@ def create_app(workspace, *, ingest_log: IngestLog | None = None, flush_interval
         exception_handlers={HTTPException: routing_error_handler(f"routes: {ROUTES}")},
     )
     app.state.service = service
+    settings = workspace.settings.ingest
+    app.add_middleware(OriginGuard, allowed=settings.allowed_origins, loopback_host=service.dev_mode,
+                       setting="ingest.allowed_origins")
     app.add_middleware(ErrorsAndStatuses,
                        count_status=lambda status: service.metrics.count(service.metrics.responses, status))
+    if settings.allowed_origins:  # outermost: error answers carry the CORS headers too
+        app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins, allow_methods=["GET", "POST", "PUT"],
+                           allow_headers=["authorization", "content-type"], expose_headers=["x-sha256", "retry-after"])
     return app

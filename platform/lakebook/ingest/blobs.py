@@ -1,17 +1,24 @@
 """Raw blobs stored as they came: ``blobs/<source>/<name>`` plus a metadata record
-(content type, size, sha256, time). Append-only: a name, once stored, keeps its content."""
+(content type, size, sha256, time). Append-only: a name, once stored, keeps its content.
+
+Concurrent PUTs of one name (threads of one server, or several processes) take the name's
+lock file (``_meta/<name>.lock``, flock) around check-and-write: exactly one content is
+stored, the same content again is a no-op and other content a Conflict. The metadata is
+written before the blob, so a blob that exists always has its metadata.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
 
-from ..errors import BadRequest, Conflict, NotFound
+from ..errors import BadRequest, Conflict, InsufficientStorage, NotFound, out_of_space
+from ..lake import write_bytes_atomic
+from .flusher import file_lock
 
 BLOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
@@ -22,15 +29,6 @@ def validate_blob_name(name: str) -> None:
             f"invalid blob name {name[:80]!r}",
             hint="use 1-200 letters, digits, '.', '_' or '-', starting with a letter or digit, no '..'",
         )
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class BlobStore:
@@ -46,23 +44,36 @@ class BlobStore:
         """Store a blob; returns (metadata, created). Same content again is a no-op."""
         path, meta_path = self._paths(source, name)
         digest = hashlib.sha256(data).hexdigest()
-        if path.exists():
-            meta = orjson.loads(meta_path.read_bytes())
-            if meta["sha256"] != digest:
-                raise Conflict(f"blob {source}/{name} exists with other content",
-                               hint="blobs are append-only: store the new content under a new name")
-            return meta, False
-        meta = {"source": source, "name": name, "content_type": content_type[:200], "size": len(data),
-                "sha256": digest, "stored_at": datetime.now(timezone.utc).isoformat()}
-        meta_path.parent.mkdir(parents=True, exist_ok=True)
-        _write_durably(meta_path, orjson.dumps(meta))
-        _write_durably(path, data)
-        fd = os.open(path.parent, os.O_RDONLY)
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return meta, True
+            with file_lock(meta_path.with_name(f"{name}.lock")):
+                if path.exists():
+                    return self._same(source, name, meta_path, digest), False
+                meta = {"source": source, "name": name, "content_type": content_type[:200], "size": len(data),
+                        "sha256": digest, "stored_at": datetime.now(timezone.utc).isoformat()}
+                self._store(path, meta_path, meta, data)
+                return meta, True
+        except OSError as exc:
+            if out_of_space(exc):
+                raise InsufficientStorage(f"the disk holding the blobs ({self.root}) is full: nothing was stored",
+                                          hint="free space on that disk, then send again (no restart needed)") from exc
+            raise
+
+    @staticmethod
+    def _same(source: str, name: str, meta_path: Path, digest: str) -> dict:
+        meta = orjson.loads(meta_path.read_bytes())
+        if meta["sha256"] != digest:
+            raise Conflict(f"blob {source}/{name} exists with other content",
+                           hint="blobs are append-only: store the new content under a new name")
+        return meta
+
+    @staticmethod
+    def _store(path: Path, meta_path: Path, meta: dict, data: bytes) -> None:
+        try:
+            write_bytes_atomic(orjson.dumps(meta), meta_path)
+            write_bytes_atomic(data, path)
+        except BaseException:
+            meta_path.unlink(missing_ok=True)
+            raise
 
     def get(self, source: str, name: str) -> tuple[bytes, dict]:
         path, meta_path = self._paths(source, name)

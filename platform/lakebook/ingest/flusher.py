@@ -7,7 +7,8 @@ Crash safety, step by step (a kill at any point loses and duplicates nothing):
 3. write one file per date, named by the range: a file already there is from an earlier try;
 4. record the files in the catalog (by path, so a second record changes nothing);
 5. in one log transaction remember the ids, delete the range and close the intent.
-A crash before 5 leaves the intent open; the next flush redoes exactly that range.
+A crash before 5 leaves the intent open; the next flush redoes exactly that range. A full
+disk is the same: the source's flush stops, and the next one redoes the range.
 
 Sources are flushed one by one and apart: an error in one source's flush (its data, its
 contract gone, the disk) leaves that source's range in the log, is logged and reported
@@ -18,11 +19,14 @@ flushed are quarantined (records.py), not an error.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import orjson
@@ -31,7 +35,7 @@ import pyarrow.compute as pc
 
 from ..catalog import Catalog, open_catalog, register_sources
 from ..contracts import EVENT_ID, INGESTED_AT
-from ..errors import UnknownSource
+from ..errors import DamagedFile, InsufficientStorage, LakebookError, UnknownSource, out_of_space
 from ..lake import write_date_partitions
 from .log import EVENTS, NDJSON, FlushIntent, IngestLog, open_ingest_log
 from .records import logged_events_to_table, logged_ndjson_to_table
@@ -62,6 +66,7 @@ class SourceFailure:
     error: str  # the exception, one line
     failures: int  # failed flushes of the source in a row
     retry_at: float  # Unix time of the next try
+    storage: bool = False  # a full disk or a damaged file, not the source's own trouble
 
 
 class FlushBackoff:
@@ -78,10 +83,13 @@ class FlushBackoff:
         return failure is None or now >= failure.retry_at
 
     def failed(self, source: str, exc: BaseException, now: float) -> SourceFailure:
+        """Record a failure; a full disk or a damaged file is tried again after ``first_s``
+        (it is not the source's doing, and space can come back any moment)."""
         failures = self.failing[source].failures + 1 if source in self.failing else 1
-        pause = min(self.max_s, self.first_s * 2 ** (failures - 1))
-        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-        self.failing[source] = SourceFailure(source, error, failures, now + pause)
+        storage = isinstance(exc, (InsufficientStorage, DamagedFile))
+        pause = self.first_s if storage else min(self.max_s, self.first_s * 2 ** (failures - 1))
+        error = (exc.message if isinstance(exc, LakebookError) else f"{type(exc).__name__}: {exc}").splitlines()[0][:500]
+        self.failing[source] = SourceFailure(source, error, failures, now + pause, storage)
         return self.failing[source]
 
     def succeeded(self, source: str) -> None:
@@ -107,15 +115,29 @@ class FlushReport:
         return sum(s.duplicates for s in self.sources)
 
 
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (created if missing), across threads and processes
+    (released if a process dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def flush_lock(workspace):
-    """One flusher at a time per workspace, across processes (released if a process dies)."""
-    return workspace.locked(workspace.flush_lock_path)
+    """One flusher at a time per workspace."""
+    return file_lock(workspace.flush_lock_path)
 
 
 def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None, catalog: Catalog | None = None,
                             backoff: FlushBackoff | None = None) -> FlushReport:
     """Flush everything logged so far for every source due for it (``backoff``); safe to call
-    at any time, from any process. A source whose flush fails is in the report, not raised."""
+    at any time, from any process. A source whose flush fails is in the report, not raised;
+    what fails for every source (the lock, the catalog) is raised."""
     own_log = ingest_log is None
     ingest_log = ingest_log or open_ingest_log(workspace)
     catalog = catalog or open_catalog(workspace, register=False)
@@ -132,20 +154,44 @@ def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None, cata
                 try:
                     _flush_source_log(workspace, ingest_log, catalog, source, contracts.get(source), report)
                 except Exception as exc:  # noqa: BLE001 - the other sources go on; this one is retried
-                    report.failed.append(_failed(backoff, source, exc))
+                    report.failed.append(_failed(backoff, source, _disk_full(workspace, exc)))
                 else:
                     backoff.succeeded(source)
+    except Exception as exc:
+        translated = _disk_full(workspace, exc)
+        if translated is not exc:
+            raise translated from exc
+        raise
     finally:
         if own_log:
             ingest_log.close()
     return report
 
 
+def _disk_full(workspace, exc: Exception) -> Exception:
+    """A full disk said in lakebook's words (InsufficientStorage); any other error as it is."""
+    if out_of_space(exc) and not isinstance(exc, InsufficientStorage):
+        return InsufficientStorage(
+            f"the disk is full: the flush into the lake ({workspace.lake.root}) failed",
+            hint="free space on that disk: the events stay in the ingest log and the next flush writes them")
+    return exc
+
+
+def flush_failed(exc: Exception) -> str:
+    """Log a flush that failed as a whole (a full disk or a damaged file in one line, anything
+    else with its traceback) and say why it failed, for the server's health."""
+    if isinstance(exc, LakebookError):
+        log.error("flush failed; events stay in the ingest log: %s", exc.message)
+        return exc.message
+    log.exception("flush failed; events stay in the ingest log")
+    return f"the last flush failed ({type(exc).__name__}); the server log has the details"
+
+
 def _failed(backoff: FlushBackoff, source: str, exc: Exception) -> SourceFailure:
     failure = backoff.failed(source, exc, time.time())
     log.error("flush of %s failed (%d in a row; its events stay in the ingest log, tried again in %.0f s): %s",
               source, failure.failures, failure.retry_at - time.time(), failure.error,
-              exc_info=not isinstance(exc, UnknownSource))  # a missing contract needs no traceback
+              exc_info=not isinstance(exc, LakebookError))  # lakebook's own errors say it in one line
     return failure
 
 

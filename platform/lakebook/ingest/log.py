@@ -18,17 +18,21 @@ Exactly-once to the lake rests on three tables in the same database:
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import sqlite3
 import threading
 import time
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
 import orjson
+
+from ..errors import DamagedFile, InsufficientStorage, LakebookError
 
 log = logging.getLogger("lakebook.ingest.log")
 
@@ -96,6 +100,42 @@ class IngestLog(Protocol):
     def close(self) -> None: ...
 
 
+_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 11, 13, 26
+
+
+def sqlite_log_error(path: Path, exc: sqlite3.Error) -> LakebookError | None:
+    """The LakebookError for a SQLite error that is not a bug: a full disk (nothing was
+    written: retry once there is space) or a damaged file (an operator must look); else None."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code == _SQLITE_FULL:
+        return InsufficientStorage(
+            f"the disk holding the ingest log ({path.parent}) is full: nothing was stored",
+            hint="free space on that disk, then send again (no restart needed)")
+    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return DamagedFile(f"the ingest log {path} is damaged ({exc})",
+                           hint="stop the ingest server, keep a copy of the file, and run `lakebook doctor`")
+    return None
+
+
+def _translated(method):
+    """A SQLiteIngestLog method that raises SQLite's full-disk and damaged-file errors as what
+    they mean (sqlite_log_error)."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with self._translating():
+            return method(self, *args, **kwargs)
+
+    return call
+
+
+def _rollback(con: sqlite3.Connection) -> None:
+    """Roll back if a transaction is open: SQLite ends one itself on some errors (a full disk),
+    and a ROLLBACK then would raise over the error that matters."""
+    if con.in_transaction:
+        con.execute("ROLLBACK")
+
+
 class SQLiteIngestLog:
     """Ingest log in one SQLite file (WAL, fsync on commit)."""
 
@@ -103,8 +143,18 @@ class SQLiteIngestLog:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._connect() as con:
+        with self._translating(), self._connect() as con:
             con.executescript(_SCHEMA)
+
+    @contextmanager
+    def _translating(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            error = sqlite_log_error(self.path, exc)
+            if error is None:
+                raise
+            raise error from exc
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
@@ -122,6 +172,7 @@ class SQLiteIngestLog:
             con = self._local.con = self._connect()
         return con
 
+    @_translated
     def append(self, records: list[LogRecord]) -> None:
         """Write records in one transaction; durable (fsynced) when this returns."""
         con = self._con
@@ -133,30 +184,35 @@ class SQLiteIngestLog:
             )
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
 
+    @_translated
     def backlog_events(self) -> int:
         row = self._con.execute("SELECT coalesce(sum(n), 0) FROM batches WHERE kind IN (?, ?)",
                                 ACCEPTED_KINDS).fetchone()
         return int(row[0])
 
+    @_translated
     def backlog_by_source(self) -> dict[str, int]:
         """Accepted events not yet flushed, by source (sources with none left out)."""
         rows = self._con.execute("SELECT source, sum(n) FROM batches WHERE kind IN (?, ?) GROUP BY source",
                                  ACCEPTED_KINDS).fetchall()
         return {source: int(n) for source, n in rows}
 
+    @_translated
     def sources_with_work(self) -> list[str]:
         rows = self._con.execute(
             "SELECT DISTINCT source FROM batches UNION SELECT source FROM flush_intents ORDER BY 1"
         ).fetchall()
         return [r[0] for r in rows]
 
+    @_translated
     def last_seq(self, source: str) -> int | None:
         """The sequence number of the newest batch of ``source`` in the log (None if none)."""
         return self._con.execute("SELECT max(seq) FROM batches WHERE source = ?", (source,)).fetchone()[0]
 
+    @_translated
     def open_intent(self, source: str, max_events: int = MAX_FLUSH_EVENTS) -> FlushIntent | None:
         """The unfinished flush of ``source`` if one crashed, else a new one over the oldest
         batches logged so far, up to ``max_events`` events (at least one batch), committed
@@ -177,7 +233,7 @@ class SQLiteIngestLog:
                 )
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
         return FlushIntent(source, row[0], row[1], recovered)
 
@@ -197,12 +253,14 @@ class SQLiteIngestLog:
 
     def read(self, intent: FlushIntent) -> Iterator[tuple[int, str, int, bytes]]:
         """(seq, kind, received_at_us, payload) of every batch in the intent's range, in order."""
-        cur = self._con.execute(
-            "SELECT seq, kind, received_at_us, payload FROM batches WHERE source = ? AND seq BETWEEN ? AND ? ORDER BY seq",
-            (intent.source, intent.seq_lo, intent.seq_hi),
-        )
-        yield from cur
+        with self._translating():
+            cur = self._con.execute(
+                "SELECT seq, kind, received_at_us, payload FROM batches WHERE source = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+                (intent.source, intent.seq_lo, intent.seq_hi),
+            )
+            yield from cur
 
+    @_translated
     def already_seen(self, source: str, event_ids: list[str]) -> set[str]:
         # One statement over a JSON array of the ids, in key order (neighbouring lookups share
         # pages). CROSS JOIN keeps SQLite from reordering the loop: each id is one primary-key probe.
@@ -227,6 +285,7 @@ class SQLiteIngestLog:
             ).fetchall()
         return {r[0] for r in rows}
 
+    @_translated
     def commit_flush(self, intent: FlushIntent, event_ids: Iterable[str]) -> None:
         """Mark a flush done: remember its ids, drop its batches, close the intent — atomically."""
         con = self._con
@@ -251,7 +310,7 @@ class SQLiteIngestLog:
             con.execute("DELETE FROM flush_intents WHERE source = ?", (intent.source,))
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
 
     def close(self) -> None:
@@ -281,7 +340,8 @@ _RECOUNT = object()
 class GroupCommitWriter:
     """One thread that appends to the log; all appends waiting at once share a commit.
 
-    It also keeps ``by_source``, the events of each source in the log not yet flushed: raised
+    It also keeps ``failure``, the error of the last commit if it failed (the server's health
+    reads it), and ``by_source``, the events of each source in the log not yet flushed: raised
     by every commit before its requests are answered, and set from the log itself by
     ``recount()`` (after a flush, which may run in another process). The recount runs on this
     thread between two commits, so it never misses or double-counts an append of this writer.
@@ -292,6 +352,7 @@ class GroupCommitWriter:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._max_group = max_group
         self.commits = 0
+        self.failure: Exception | None = None  # why the last commit failed; None once one succeeds
         self.by_source: dict[str, int] = ingest_log.backlog_by_source()
         self._thread = threading.Thread(target=self._run, name="lakebook-ingest-writer", daemon=True)
         self._thread.start()
@@ -355,9 +416,17 @@ class GroupCommitWriter:
                     backlog[r.source] = backlog.get(r.source, 0) + r.n
             self.by_source = backlog
         except Exception as exc:  # every waiting request learns it was not acknowledged
-            log.exception("ingest log append failed")
+            self._failed(exc)
             for _, future in group:
                 future.set_exception(exc)
             return
+        self.failure = None
         for _, future in group:
             future.set_result(None)
+
+    def _failed(self, exc: Exception) -> None:
+        if not isinstance(exc, LakebookError):
+            log.exception("ingest log append failed")
+        elif type(self.failure) is not type(exc):  # a full disk is told once, not per request
+            log.error("ingest log append failed: %s", exc.message)
+        self.failure = exc

@@ -26,6 +26,7 @@ from .log import EVENTS, NDJSON, REJECTED, LogRecord
 
 log = logging.getLogger("lakebook.ingest.records")
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines")
+EVENT_TYPES = ("application/json", *NDJSON_TYPES)  # the media types events are read from
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 CONTRACT_KEY = b"lakebook.contract"  # schema metadata of a logged Arrow batch: the contract's fingerprint
 # A quarantine record holds at most this much JSON (a single bigger item goes alone): far

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,14 +26,20 @@ from typing import Iterator
 from starlette.requests import Request
 
 from ..asgi import bearer_token, token_matches
-from ..errors import Backpressure, Forbidden, PayloadTooLarge, TooManyRequests, Unauthorized
+from ..errors import (
+    Backpressure, Forbidden, InsufficientStorage, LakebookError, PayloadTooLarge, TooManyRequests, Unauthorized,
+    UnknownSource, UnsupportedMediaType,
+)
 from .blobs import BlobStore
-from .flusher import FlushBackoff, flush_ingest_log_to_raw
+from .flusher import FlushBackoff, flush_failed, flush_ingest_log_to_raw
 from .log import GroupCommitWriter, IngestLog, open_ingest_log
 from .metrics import IngestMetrics
+from .records import EVENT_TYPES
 from .workers import FlusherProcess, ValidatorProcesses
 
 log = logging.getLogger("lakebook.ingest.service")
+# After a full disk, appending is taken as possible again once this much is free there.
+FREE_SPACE_MARGIN = 1 << 20
 
 
 class IngestService:
@@ -57,6 +64,7 @@ class IngestService:
         self.blobs = BlobStore(workspace.lake.blobs_dir)
         self.metrics = IngestMetrics()
         self.tokens = {s: [t.get_secret_value().encode() for t in ts] for s, ts in self.settings.tokens.items()}
+        self.flush_failure: str | None = None  # why the last flush failed; None once one succeeds
         # big bodies are decoded and validated by the validator processes, else by these threads
         self.validators = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lakebook-validate")
         self.validating = 0  # bodies handed to the validators and not answered yet (event loop only)
@@ -109,8 +117,10 @@ class IngestService:
         if report.get("ok"):
             self.metrics.flushed(report.get("events", 0), report.get("at") or time.time())
             self.metrics.flush_failed(report.get("failed", []), report.get("failing", {}))
+            self.flush_failure = None
         else:
             self.metrics.flush_errors += 1
+            self.flush_failure = report.get("error") or "the last flush failed; the server log has the details"
         self.writer.recount()
 
     def _flusher_process_gone(self) -> None:
@@ -125,15 +135,41 @@ class IngestService:
             self.metrics.flushed(report.events, time.time())
             self.metrics.flush_failed([asdict(f) for f in report.failed],
                                       {s: asdict(f) for s, f in backoff.failing.items()})
+            self.flush_failure = None
             return report
-        except Exception:  # the server keeps taking events; the next round tries again
+        except Exception as exc:  # the server keeps taking events; the next round tries again
             self.metrics.flush_errors += 1
-            log.exception("flush failed; events stay in the ingest log")
+            self.flush_failure = flush_failed(exc)
             return None
         finally:
             self.writer.recount()
 
+    def _space_is_back(self) -> bool:
+        return shutil.disk_usage(self.workspace.ingest_log_path.parent).free >= FREE_SPACE_MARGIN
+
     # -- requests ------------------------------------------------------------------------
+    def contract(self, request: Request, source: str):
+        """The source's contract. An unknown source is a 404 that names the known sources
+        only to a request that may see them (shows_sources)."""
+        try:
+            return self.workspace.contract(source)
+        except UnknownSource as exc:
+            if self.shows_sources(request):
+                raise
+            raise UnknownSource(exc.message, hint="check the source name (the known sources are named to "
+                                                  "requests with a valid token)") from None
+
+    def shows_sources(self, request: Request) -> bool:
+        """Whether an answer may name the sources: in dev mode (no tokens: only local callers
+        reach the server, and they can read the contracts), or to a request with a valid token."""
+        if self.dev_mode:
+            return True
+        try:
+            given = bearer_token(request)
+        except Unauthorized:
+            return False
+        return token_matches(given, [t for ts in self.tokens.values() for t in ts])
+
     def authorize(self, request: Request, source: str) -> None:
         if self.dev_mode:
             return
@@ -143,6 +179,18 @@ class IngestService:
             raise Forbidden(f"no token is configured for source {source!r}")
         if not token_matches(given, allowed):
             raise Unauthorized(f"the token is not valid for source {source!r}")
+
+    @staticmethod
+    def media_type(request: Request) -> str:
+        """The request's media type, if it is one events are read from (else UnsupportedMediaType:
+        a browser form or a text/plain POST from a web page never reaches the parser)."""
+        header = request.headers.get("content-type", "")
+        media = header.partition(";")[0].strip().lower()
+        if media not in EVENT_TYPES:
+            shown = f"content type {header[:100]!r}" if header else "a body without a content type"
+            raise UnsupportedMediaType(f"{shown} is not accepted", hint="send application/json (an event or an array "
+                                       "of events) or application/x-ndjson (one event per line)")
+        return media
 
     async def read_body(self, request: Request) -> bytes:
         limit = self.settings.max_request_bytes
@@ -187,9 +235,25 @@ class IngestService:
         finally:
             self.validating -= 1
 
-    def problems(self) -> list[str]:
-        """What keeps the service from working fully, one line each (empty when all is well)."""
-        return self._contract_problems() + self._flush_problems() + self._backlog_problems()
+    def problems(self) -> tuple[list[str], bool]:
+        """What keeps the service from working fully, one line each (empty when all is well),
+        and whether it is blocked: no event can be stored or flushed now (a full disk, a
+        damaged ingest log, a flush that fails as a whole) rather than some sources held up."""
+        storage = self._storage_problems()
+        return storage + self._contract_problems() + self._flush_problems() + self._backlog_problems(), bool(
+            storage or any(f.get("storage") for f in self.metrics.failing.values()))
+
+    def _storage_problems(self) -> list[str]:
+        """The last append to the ingest log failed (a full disk: while less than
+        FREE_SPACE_MARGIN is free there), or the last flush failed as a whole."""
+        problems = []
+        failure = self.writer.failure
+        if failure is not None and not (isinstance(failure, InsufficientStorage) and self._space_is_back()):
+            problems.append(failure.message if isinstance(failure, LakebookError)
+                            else f"the last append to the ingest log failed ({type(failure).__name__})")
+        if self.flush_failure:
+            problems.append(self.flush_failure)
+        return problems
 
     def _contract_problems(self) -> list[str]:
         served = self.workspace.contracts()

@@ -9,9 +9,10 @@ Invariants:
   their parent changes.
 - The flusher child takes the flush lock (flusher.flush_lock) for each flush, so it never
   flushes at the same time as another flusher; a flush cut short is finished by the next.
-  It starts a flush every ``interval_s`` once told ``start`` (a flush longer than that is
-  followed at once), reports each on a pipe, and exits on ``stop`` after a flush in
-  progress. The server makes the final flush itself, after its last append.
+  It starts a flush every ``interval_s`` once told ``start`` (a flush longer than that, or
+  one that found the log busy, is followed at once: next_flush_due), reports each on a
+  pipe, and exits on ``stop`` after a flush in progress. The server makes the final flush
+  itself, after its last append.
 - A validator answers a request with its Outcome or its error (errors.to_wire). When one
   dies while validating a request, that request is answered 503, not validated again in the
   server (what killed the validator could kill the server); the requests after it are
@@ -40,6 +41,11 @@ from ..errors import Backpressure, LakebookError, from_wire, to_wire
 from .records import body_to_records
 
 log = logging.getLogger("lakebook.ingest.workers")
+
+# A flush that moved this many events found the log busy: waiting out the interval before the
+# next would only let the lake fall further behind what was acknowledged, and files are large
+# anyway. Lighter loads keep the interval (fewer, larger files).
+BUSY_FLUSH_EVENTS = 50_000
 
 
 def _become_child(parent: int) -> bool:
@@ -215,13 +221,21 @@ def _flusher_main(workspace, interval_s: float, commands: int, reports: int, par
             if os.getppid() != parent:
                 return 0
             if due is not None and time.monotonic() >= due:
-                due = time.monotonic() + interval_s  # at a fixed rate: a long flush is followed at once
+                started = time.monotonic()
                 report = flusher.flush()
+                due = next_flush_due(started, interval_s, report.get("events", 0))
                 os.write(reports, orjson.dumps(report) + b"\n")
     except BrokenPipeError:  # the server is gone
         return 0
     finally:
         flusher.close()
+
+
+def next_flush_due(started: float, interval_s: float, events: int) -> float:
+    """When the flush after one that started at ``started`` (monotonic) and moved ``events``
+    is due: ``interval_s`` after it started (so a longer flush is followed at once), or at once
+    if it moved BUSY_FLUSH_EVENTS or more."""
+    return started if events >= BUSY_FLUSH_EVENTS else started + interval_s
 
 
 class _Flusher:
@@ -236,7 +250,7 @@ class _Flusher:
 
     def flush(self) -> dict:
         from ..catalog import open_catalog
-        from .flusher import FlushBackoff, flush_ingest_log_to_raw
+        from .flusher import FlushBackoff, flush_failed, flush_ingest_log_to_raw
         from .log import open_ingest_log
 
         self.backoff = self.backoff or FlushBackoff()
@@ -255,10 +269,9 @@ class _Flusher:
             return {"ok": True, "at": time.time(), "events": report.events,
                     "failed": [vars(f) for f in report.failed],
                     "failing": {s: vars(f) for s, f in self.backoff.failing.items()}}
-        except Exception:  # the server keeps taking events; the next round tries again afresh
-            log.exception("flush failed; events stay in the ingest log")
+        except Exception as exc:  # the server keeps taking events; the next round tries again afresh
             self.close()
-            return {"ok": False, "at": time.time()}
+            return {"ok": False, "at": time.time(), "error": flush_failed(exc)}
 
     def close(self) -> None:
         if self.ingest_log is not None:

@@ -4,6 +4,7 @@
     <zone>/<table>/version-<id>/[<col>=<v>/]<file>.parquet   transform outputs and seeds
     <zone>/<table>/current -> version-<id>            the published version (a stable path)
     blobs/<source>/<name>                             blobs, as they came
+    _damaged/<zone>/<table>/...                       files `lakebook doctor --fix` set aside (unreadable)
 
 Zones are the schemas queries name (``raw.flights``). No other module builds a lake path.
 """
@@ -18,6 +19,7 @@ APPEND_ONLY_ZONES = ("raw", "quarantine")  # files are only ever added; the othe
 PARTITION_KEY = "date"
 CURRENT = "current"
 VERSION_PREFIX = "version-"
+DAMAGED = "_damaged"
 
 
 class LakeLayout:
@@ -56,6 +58,12 @@ class LakeLayout:
     @property
     def blobs_dir(self) -> Path:
         return self.root / "blobs"
+
+    def damaged(self, path: Path) -> Path:
+        """Where a damaged lake file is set aside: its path under the lake root, below
+        ``_damaged/`` (outside every table's folder, so no query reads it; in the lake's own
+        filesystem, so moving it there is one rename)."""
+        return self.root / DAMAGED / Path(path).relative_to(self.root)
 
     def table_of(self, path: str | Path) -> tuple[str, str] | None:
         """The (zone, table) a path under the lake belongs to, or None."""

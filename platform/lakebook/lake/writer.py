@@ -43,15 +43,35 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def write_bytes_atomic(data: bytes, path: Path) -> None:
+    """``data`` as ``path``: under a temporary name, fsynced, renamed, the folder fsynced. A
+    write that fails (a full disk) leaves no half-written file holding on to the space."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
 def write_parquet_atomic(table: pa.Table, path: Path, compression: str = "zstd") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(
-        table, tmp, compression=None if compression == "none" else compression,
-        coerce_timestamps="us", allow_truncated_timestamps=False,
-    )
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
+    try:
+        pq.write_table(
+            table, tmp, compression=None if compression == "none" else compression,
+            coerce_timestamps="us", allow_truncated_timestamps=False,
+        )
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+    except BaseException:  # a half-written file (a full disk) must not hold on to its space
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 

@@ -99,6 +99,7 @@ class DuckDBEngine:
             self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         self._views: dict[str, str] = {}
         self._built_from: dict[str, TableInfo] = {}
+        self._unreadable: dict[str, QueryError] = {}  # tables whose view cannot be made: a damaged file
 
     # -- catalog -> views ----------------------------------------------------------------
     def sync_views(self, force: bool = False) -> dict[str, TableInfo]:
@@ -117,11 +118,27 @@ class DuckDBEngine:
                 continue
             definition = folder_select(Path(table.location), table.columns)
             if self._views.get(name) != definition:
-                self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {definition}")
+                if not self._create_view(name, definition):
+                    continue
                 self._views[name] = definition
                 changed = True
             self._built_from[name] = table
         return changed
+
+    def _create_view(self, name: str, definition: str) -> bool:
+        """False if a file of the table cannot be read: then only queries of that table fail
+        (with the error naming the file), and the view is made again once the catalog changes."""
+        import duckdb
+
+        try:
+            self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {definition}")
+        except duckdb.Error as exc:
+            if (error := _unreadable_file(exc, self.workspace)) is None:
+                raise
+            self._unreadable[name] = error
+            return False
+        self._unreadable.pop(name, None)
+        return True
 
     # -- running SQL ---------------------------------------------------------------------
     def check_read_only(self, sql: str) -> list:
@@ -152,6 +169,9 @@ class DuckDBEngine:
 
         tables = self.sync_views()
         statements = self.check_read_only(sql)
+        for table in self.tables_in(sql) if self._unreadable else ():
+            if table.qualified_name in self._unreadable:
+                raise self._unreadable[table.qualified_name]
         try:
             try:
                 return self._run(sql, statements, params, limit)
@@ -165,8 +185,8 @@ class DuckDBEngine:
             raise _explain_missing(exc, sql, tables, self.session_tables()) from None
         except (duckdb.ParserException, duckdb.ConversionException, duckdb.InvalidInputException,
                 duckdb.OutOfRangeException, duckdb.TypeMismatchException, duckdb.ConstraintException,
-                duckdb.NotImplementedException, duckdb.PermissionException) as exc:
-            raise QueryError(_one_line(exc)) from None
+                duckdb.NotImplementedException, duckdb.PermissionException, duckdb.IOException) as exc:
+            raise _unreadable_file(exc, self.workspace) or QueryError(_one_line(exc)) from None
 
     def _run(self, sql: str, statements: list, params: dict[str, Any] | None, limit: int | None) -> pa.Table:
         """One ``execute`` (one prepare; ``con.sql(...).to_arrow_table()`` binds the statement
@@ -232,6 +252,25 @@ def _one_line(exc: Exception) -> str:
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     return first.split("Error: ", 1)[-1] if "Error: " in first else first
+
+
+# What DuckDB says of a Parquet file it cannot read (truncated, overwritten, not Parquet at all).
+_UNREADABLE = re.compile(r"(no magic bytes found|too small to be a parquet file|deserialize|corrupt)", re.IGNORECASE)
+_QUOTED_PARQUET = re.compile(r"'([^']+\.parquet)'")
+
+
+def _unreadable_file(exc: Exception, workspace) -> QueryError | None:
+    """A QueryError naming the lake file (and its table) DuckDB could not read, and what to do;
+    None for any other error."""
+    text = _one_line(exc)
+    path = _QUOTED_PARQUET.search(text)
+    if path is None or not _UNREADABLE.search(text):
+        return None
+    table = workspace.lake.table_of(path.group(1))
+    detail = text.replace(f" {path.group(0)}", "")  # the path is named once
+    return QueryError(f"{'.'.join(table) + ': ' if table else ''}cannot read the lake file {path.group(1)} ({detail})",
+                      hint="`lakebook doctor` checks the lake's files; `lakebook doctor --fix` sets a damaged one "
+                           "aside so the rest of the table can be queried")
 
 
 def _explain_missing(exc: Exception, sql: str, tables: dict[str, TableInfo], session: list[str]) -> QueryError:

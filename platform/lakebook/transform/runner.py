@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..catalog import Catalog, ColumnInfo, RunOutput, open_catalog
 from ..errors import TransformError, did_you_mean
+from ..ingest.flusher import file_lock
 from ..lake import APPEND_ONLY_ZONES, describe_files, discard, move_files, publish_version, remove_unlisted
 from .definitions import Transform, discover
 from .engines import open_transform_engine
@@ -76,7 +77,7 @@ def run_transforms(workspace, names: list[str] | None = None, *, engine: str | N
     results = []
     engines: dict[str, object] = {}
     try:
-        with workspace.locked(workspace.transform_lock_path):
+        with file_lock(workspace.transform_lock_path):
             for t in plan(transforms, names):
                 if on_start:
                     on_start(t)

@@ -1,0 +1,58 @@
+"""The secrets this process holds, kept out of what it writes.
+
+A process that takes secrets (the ingest server, the ``lakebook`` command) tells this module
+their values (``remember``); from then on every LakebookError's message and hint, and every
+log record (its message and its traceback), has them replaced by ``***``. Values are
+masked whatever their length: a secret is never shown, even at the cost of a garbled line.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable
+
+MASK = "***"
+_secrets: list[str] = []  # longest first: a secret inside another is masked with the longer one
+
+
+def remember(values: Iterable[str]) -> None:
+    """Mask these values in every error and log line of this process from now on."""
+    new = {v for v in values if v} - set(_secrets)
+    if not new:
+        return
+    if not _secrets:
+        _mask_log_records()
+    _secrets[:] = sorted(set(_secrets) | new, key=len, reverse=True)
+
+
+def mask(text: str) -> str:
+    """``text`` with every remembered secret replaced by ``***``."""
+    for value in _secrets:
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
+def _mask_log_records() -> None:
+    """Mask secrets as each log record is made: whichever handler writes it (a file, stderr,
+    a library's own), it holds no secret."""
+    make_record = logging.getLogRecordFactory()
+
+    def masked_record(*args, **kwargs) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        try:
+            _mask_record(record)
+        except Exception:  # noqa: BLE001 - a message that cannot be formatted fails in its handler, as before
+            pass
+        return record
+
+    logging.setLogRecordFactory(masked_record)
+
+
+def _mask_record(record: logging.LogRecord) -> None:
+    message = record.getMessage()
+    masked = mask(message)
+    if masked != message:
+        record.msg, record.args = masked, ()
+    if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+        record.exc_text = mask(logging.Formatter().formatException(record.exc_info))

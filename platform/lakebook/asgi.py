@@ -161,8 +161,10 @@ def token_matches(given: bytes, allowed: Iterable[bytes]) -> bool:
 
 
 def _is_loopback(host: str) -> bool:
+    """Whether every address ``host`` names is a loopback one (IPv4 or IPv6)."""
     try:
-        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
     except (OSError, ValueError):
         return False
 

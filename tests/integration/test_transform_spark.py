@@ -84,3 +84,31 @@ def test_a_transform_killed_halfway_leaves_the_previous_table(flights_ws):
     assert redo[0].rows == 1_300
     versions = sorted(p.name for p in table_dir.glob("version-*"))
     assert len(versions) == 2 and Path(before.location).name in versions  # the dead run's folder is gone
+
+
+def test_a_spark_incremental_run_that_fails_midway_publishes_nothing_and_its_rerun_adds_each_row_once(
+        flights_ws, monkeypatch):
+    from transform_support import new_flights, published_state
+
+    before = published_state(flights_ws)
+    new_flights(flights_ws, 20_000, 20_040, months=(11, 12))  # months the template has none of
+    real_replace, moves = Path.replace, []
+
+    def second_part_file_fails(self, target):
+        if self.name.startswith("part-"):  # Spark's own files, taken into lakebook's folders
+            moves.append(self)
+            if len(moves) == 2:
+                raise OSError(28, "No space left on device (injected)")
+        return real_replace(self, target)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "replace", second_part_file_fails)
+        with pytest.raises(OSError, match="injected"):
+            run_transforms(flights_ws, ["flights_clean"], engine="spark")
+    assert len(moves) == 2
+    assert published_state(flights_ws) == before
+    rerun = run_transforms(flights_ws, ["flights_clean"], engine="spark")
+    assert (rerun[0].incremental, rerun[0].rows) == (True, 40)
+    after = published_state(flights_ws)
+    assert after["read"] == {"n": 12_040, "ids": 12_040} and after["rows"] == 12_040
+    assert after["files"] == after["on_disk"] and after["beside"] == before["beside"]

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from events import flight, log_events, weather
+from transform_support import new_flights, published_state
 from lakebook.errors import TransformError
 from lakebook.transform import discover, plan, run_transforms
 from lakebook.transform import load_seeds
@@ -179,3 +180,81 @@ def test_an_unknown_engine_in_a_header_names_the_file_and_the_engines(tmp_path):
     with pytest.raises(TransformError, match=r"t.sql: engine must be one of duckdb, spark, not 'sprak'") as info:
         discover(tmp_path)
     assert info.value.hint == "did you mean 'spark'?"
+
+
+def test_an_incremental_run_that_fails_midway_publishes_nothing_and_its_rerun_adds_each_row_once(
+        batch_ws, monkeypatch):
+    from lakebook.lake import writer
+
+    run_transforms(batch_ws, ["flights_clean"])
+    before = published_state(batch_ws)
+    new_flights(batch_ws, 200, 260, months=(2, 3))
+    real_write, writes = writer.write_parquet_atomic, []
+
+    def second_write_fails(table, path, *args, **kwargs):
+        writes.append(path)
+        if len(writes) == 2:
+            raise OSError(28, "No space left on device (injected)")
+        return real_write(table, path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(writer, "write_parquet_atomic", second_write_fails)
+        with pytest.raises(OSError, match="injected"):
+            run_transforms(batch_ws, ["flights_clean"])
+    assert len(writes) == 2
+    assert published_state(batch_ws) == before  # nothing visible, nothing recorded, no leftovers
+    assert before["read"] == {"n": 200, "ids": 200} and before["files"] == before["on_disk"]
+    assert run_transforms(batch_ws, ["flights_clean"])[0].rows == 60
+    after = published_state(batch_ws)
+    assert after["read"] == {"n": 260, "ids": 260} and after["rows"] == 260
+    assert after["files"] == after["on_disk"] and after["beside"] == before["beside"]
+
+
+class _Crash(BaseException):
+    """The process dying: no handler of the run may carry on after it."""
+
+
+def test_a_crash_after_the_files_moved_but_before_the_commit_loses_and_duplicates_nothing(batch_ws, monkeypatch):
+    """The disk and the catalog as they are when the run's commit starts are what a kill -9
+    at that moment leaves: they are copied then, and put back after the run has unwound."""
+    from lakebook.catalog import Catalog
+
+    run_transforms(batch_ws, ["flights_clean"])
+    new_flights(batch_ws, 200, 260, months=(2, 3))
+    before = published_state(batch_ws)
+    state, crashed = batch_ws.state_dir, batch_ws.root / "state-at-crash"
+    real_finish = Catalog.finish_run
+
+    def crash_at_commit(self, run_id, status, **kwargs):
+        if status == "ok":
+            shutil.copytree(state, crashed, symlinks=True)
+            raise _Crash()
+        return real_finish(self, run_id, status, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Catalog, "finish_run", crash_at_commit)
+        with pytest.raises(_Crash):
+            run_transforms(batch_ws, ["flights_clean"])
+    shutil.rmtree(state)
+    crashed.rename(state)
+    at_crash = published_state(batch_ws)
+    assert {k: at_crash[k] for k in ("files", "rows", "watermarks")} == {k: before[k] for k in ("files", "rows", "watermarks")}
+    assert len(at_crash["on_disk"]) == len(before["on_disk"]) + 2  # the run's two files had moved in
+    assert run_transforms(batch_ws, ["flights_clean"])[0].rows == 60
+    after = published_state(batch_ws)
+    assert after["read"] == {"n": 260, "ids": 260} and after["rows"] == 260
+    assert after["files"] == after["on_disk"] and after["beside"] == before["beside"]
+    assert run_transforms(batch_ws, ["flights_clean"])[0].status == "skipped"
+
+
+def test_an_incremental_run_joins_its_new_rows_with_the_whole_of_its_reference_tables(batch_ws):
+    run_transforms(batch_ws, ["flights_clean"])
+    log_events(batch_ws, "flights", [flight(i, carrier="AA", origin="JFK") for i in range(200, 210)])
+    flush_ingest_log_to_raw(batch_ws)
+    assert run_transforms(batch_ws, ["flights_clean"])[0].incremental
+    joined = LakeSession(batch_ws).query(
+        "SELECT carrier_name, count(*) AS n, count(origin_name) AS with_origin_name "
+        "FROM warehouse.flights_clean GROUP BY ALL ORDER BY n").table
+    assert joined.to_pylist() == [
+        {"carrier_name": "American Airlines Inc.", "n": 10, "with_origin_name": 10},
+        {"carrier_name": "United Air Lines Inc.", "n": 200, "with_origin_name": 200}]

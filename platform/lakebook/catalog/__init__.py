@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from .sources import register_sources
-from .store import Catalog, ColumnInfo, TableInfo, lineage_lines
+from .store import Catalog, ColumnInfo, RunOutput, TableInfo, lineage_lines
 
-__all__ = ["Catalog", "ColumnInfo", "TableInfo", "lineage_lines", "open_catalog", "register_sources"]
+__all__ = ["Catalog", "ColumnInfo", "RunOutput", "TableInfo", "lineage_lines", "open_catalog", "register_sources"]
 
 
 def open_catalog(workspace, *, register: bool = True) -> Catalog:

@@ -156,6 +156,23 @@ class TableInfo:
         return f"{self.zone}.{self.name}"
 
 
+@dataclass(frozen=True)
+class RunOutput:
+    """The table a run publishes when it finishes ok: its metadata (as ``register_table``
+    takes it) and its files, added to its manifest or, with ``replace``, the whole of it."""
+
+    zone: str
+    name: str
+    kind: str
+    location: str
+    columns: tuple[ColumnInfo, ...]
+    files: tuple[WrittenFile, ...]
+    replace: bool = False
+    description: str = ""
+    owner: str = ""
+    event_time_column: str | None = None
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -233,49 +250,60 @@ class Catalog:
         """Create or update a table's metadata; stats are kept. Nothing is written when the
         metadata is as given already; a table another process creates at the same moment is
         updated instead."""
-        wanted = {"kind": kind, "location": self._store(location), "description": description, "owner": owner,
-                  "event_time_column": event_time_column, "source_version": source_version}
+        wanted = self._metadata(kind, location, description, owner, event_time_column, source_version)
         columns = [ColumnInfo(c.name, c.type, c.description, c.nullable, c.pii) for c in columns]
         try:
-            self._register(zone, name, wanted, columns)
+            self._register_alone(zone, name, wanted, columns)
         except IntegrityError:  # created by another process between our read and our insert
-            self._register(zone, name, wanted, columns)
+            self._register_alone(zone, name, wanted, columns)
 
-    def _register(self, zone: str, name: str, wanted: dict, columns: list[ColumnInfo]) -> None:
+    def _metadata(self, kind: str, location: str, description: str, owner: str, event_time_column: str | None,
+                  source_version: int | None) -> dict:
+        return {"kind": kind, "location": self._store(location), "description": description, "owner": owner,
+                "event_time_column": event_time_column, "source_version": source_version}
+
+    def _register_alone(self, zone: str, name: str, wanted: dict, columns: list[ColumnInfo]) -> None:
         with Session(self.engine) as session, session.begin():
-            row = session.scalar(select(TableRow).where(TableRow.zone == zone, TableRow.name == name))
-            if row is None:
-                row = TableRow(zone=zone, name=name, row_count=0, bytes=0)
-                session.add(row)
-            elif all(getattr(row, k) == v for k, v in wanted.items()) and _columns(row) == columns:
-                return
-            for key, value in wanted.items():
-                setattr(row, key, value)
-            row.updated_at = _now()
-            row.columns = [
-                ColumnRow(position=i, name=c.name, type=c.type, description=c.description,
-                          nullable=c.nullable, pii=c.pii)
-                for i, c in enumerate(columns)
-            ]
+            self._register(session, zone, name, wanted, columns)
+
+    def _register(self, session: Session, zone: str, name: str, wanted: dict, columns: list[ColumnInfo]) -> TableRow:
+        row = session.scalar(select(TableRow).where(TableRow.zone == zone, TableRow.name == name))
+        if row is None:
+            row = TableRow(zone=zone, name=name, row_count=0, bytes=0)
+            session.add(row)
+        elif all(getattr(row, k) == v for k, v in wanted.items()) and _columns(row) == columns:
+            return row
+        for key, value in wanted.items():
+            setattr(row, key, value)
+        row.updated_at = _now()
+        row.columns = [
+            ColumnRow(position=i, name=c.name, type=c.type, description=c.description,
+                      nullable=c.nullable, pii=c.pii)
+            for i, c in enumerate(columns)
+        ]
+        session.flush()
+        return row
 
     def record_files(self, zone: str, name: str, files: list[WrittenFile]) -> None:
         """Add files to a table's manifest (known paths are skipped) and refresh its stats."""
         with Session(self.engine) as session, session.begin():
-            row = self._row(session, zone, name)
-            stored = {self._store(f.path): f for f in files}
-            known = set(session.scalars(
-                select(FileRow.path).where(FileRow.path.in_(list(stored)))
-            )) if files else set()
-            now = _now()
-            for path, f in stored.items():
-                if path not in known:
-                    session.add(FileRow(
-                        table_id=row.id, path=path, partition=f.partition, rows=f.rows,
-                        bytes=f.bytes, min_event_time=f.min_event_time, max_event_time=f.max_event_time,
-                        max_ingested_at=f.max_ingested_at, added_at=now,
-                    ))
-            session.flush()
-            _refresh_stats(session, row, now)
+            self._add_files(session, self._row(session, zone, name), files)
+
+    def _add_files(self, session: Session, row: TableRow, files: Iterable[WrittenFile]) -> None:
+        stored = {self._store(f.path): f for f in files}
+        known = set(session.scalars(
+            select(FileRow.path).where(FileRow.path.in_(list(stored)))
+        )) if stored else set()
+        now = _now()
+        for path, f in stored.items():
+            if path not in known:
+                session.add(FileRow(
+                    table_id=row.id, path=path, partition=f.partition, rows=f.rows,
+                    bytes=f.bytes, min_event_time=f.min_event_time, max_event_time=f.max_event_time,
+                    max_ingested_at=f.max_ingested_at, added_at=now,
+                ))
+        session.flush()
+        _refresh_stats(session, row, now)
 
     def forget_files(self, zone: str, name: str, paths: Iterable[str | Path]) -> int:
         """Drop files from a table's manifest (a damaged file set aside, a file gone from
@@ -296,7 +324,7 @@ class Catalog:
             row = self._row(session, zone, name)
             session.query(FileRow).filter(FileRow.table_id == row.id).delete()
             row.location = self._store(location)
-        self.record_files(zone, name, files)
+            self._add_files(session, row, files)
 
     def file_entries(self, zone: str, name: str, after_id: int = 0) -> list[tuple[int, str]]:
         """(id, path) of a table's files, oldest first; ``after_id`` keeps only newer ones."""
@@ -351,11 +379,25 @@ class Catalog:
             return run.id
 
     def finish_run(self, run_id: int, status: str, *, rows: int = 0, message: str = "",
-                   watermarks: dict[str, int] | None = None) -> None:
+                   watermarks: dict[str, int] | None = None, output: RunOutput | None = None) -> None:
+        """Record how a run ended. With ``output``, the run's table and files are published in
+        the same transaction: the manifest, the run's status and its watermarks change
+        together or not at all, so the next incremental run reads exactly the input files
+        this one did not commit."""
         with Session(self.engine) as session, session.begin():
+            if output is not None:
+                self._publish(session, output)
             run = session.get(RunRow, run_id)
             run.status, run.rows, run.message, run.finished_at = status, rows, message[:4000], _now()
             run.watermarks = json.dumps(watermarks or {})
+
+    def _publish(self, session: Session, output: RunOutput) -> None:
+        wanted = self._metadata(output.kind, output.location, output.description, output.owner,
+                                output.event_time_column, None)
+        row = self._register(session, output.zone, output.name, wanted, list(output.columns))
+        if output.replace:
+            session.query(FileRow).filter(FileRow.table_id == row.id).delete()
+        self._add_files(session, row, output.files)
 
     def last_run(self, job: str, status: str = "ok") -> dict | None:
         with Session(self.engine) as session:

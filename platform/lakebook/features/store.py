@@ -9,10 +9,12 @@ their stable ``current`` folder.
 
 from __future__ import annotations
 
+import io
 import logging
 import warnings
 import re
-from contextlib import contextmanager
+import sys
+from contextlib import contextmanager, redirect_stdout
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
@@ -24,6 +26,7 @@ log = logging.getLogger("lakebook.features")
 # ibis (inside Feast's DuckDB offline store) calls a DuckDB method DuckDB now deprecates;
 # nothing a lakebook user can act on.
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ibis\.")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _active = []  # the workspace whose repo is being loaded, for lake_source()
 
 
@@ -36,11 +39,21 @@ def repo_variables(workspace) -> dict[str, str]:
     }
 
 
+def _import_feast() -> None:
+    """Import Feast once, undoing the ``warnings.simplefilter("once", DeprecationWarning)`` its
+    modules run as they load: it would show every library's deprecation notices to lakebook's
+    users from then on."""
+    with warnings.catch_warnings():
+        try:
+            import feast  # noqa: F401
+        except ImportError:
+            raise MissingDependency("feast", "features") from None
+
+
 def repo_config(workspace):
-    try:
-        from feast.repo_config import RepoConfig
-    except ImportError:
-        raise MissingDependency("feast", "features") from None
+    _import_feast()
+    from feast.repo_config import RepoConfig
+
     repo = workspace.feature_repo_dir
     path = repo / "feature_store.yaml"
     if not path.is_file():
@@ -59,6 +72,7 @@ def repo_config(workspace):
 
 
 def feature_store(workspace):
+    _import_feast()
     from feast import FeatureStore
 
     return FeatureStore(config=repo_config(workspace))
@@ -100,8 +114,8 @@ def _repo_objects(workspace):
     the Feast CLI does (from inside the repo), then forgotten, so another workspace in the
     same process loads its own."""
     import os
-    import sys
 
+    _import_feast()
     from feast.repo_operations import parse_repo
 
     repo = workspace.feature_repo_dir.resolve()
@@ -170,7 +184,8 @@ def materialize(workspace, start: datetime | None = None, end: datetime | None =
     done = materialize_lake_views(store, list(fast.values()), start, end)
     rest = [v.name for v in chosen if v.name not in fast]
     if rest:
-        store.materialize(start_date=start, end_date=end, feature_views=rest)
+        with _feast_prints_logged_off_a_terminal():
+            store.materialize(start_date=start, end_date=end, feature_views=rest)
     engines = {v.name: "lakebook" if v.name in fast else "feast" for v in chosen}
     return {"views": [v.name for v in chosen], "start": start, "end": end, "engines": engines, "lakebook": done}
 
@@ -187,6 +202,23 @@ def _window(workspace, views, start: datetime | None, end: datetime | None) -> t
 def _check_engine(engine: str) -> None:
     if engine not in ENGINES:
         raise FeatureStoreError(f"unknown engine {engine!r}", hint=f"use one of: {', '.join(ENGINES)}")
+
+
+@contextmanager
+def _feast_prints_logged_off_a_terminal() -> Iterator[None]:
+    """Feast prints its progress in ANSI colours whatever stdout is. On a terminal that is its
+    progress display; elsewhere (a pipe, a job's output) its lines are logged, uncoloured."""
+    if sys.stdout.isatty():
+        yield
+        return
+    printed = io.StringIO()
+    try:
+        with redirect_stdout(printed):
+            yield
+    finally:
+        for line in _ANSI.sub("", printed.getvalue()).splitlines():
+            if line.strip():
+                log.info("feast: %s", line.strip())
 
 
 def training_set(entity_df, feature_service: str, workspace=None, *, full_feature_names: bool = False,

@@ -12,6 +12,12 @@ DEV_MODE_BANNER = """
 ************************************************************************"""
 
 
+def refuse_unsafe_bind(settings, host: str, allow_insecure: bool) -> None:
+    """Refuse, before anything binds, to serve a non-loopback address with no tokens configured."""
+    refuse_exposed_without_auth("ingest", host, bool(settings.tokens), allow_insecure,
+                                "ingest tokens (LAKEBOOK_INGEST__TOKENS or ingest.tokens_file)")
+
+
 def serve(workspace, host: str | None = None, port: int | None = None, *,
           flush_interval_s: float | None = None, allow_insecure: bool = False, echo=print) -> None:
     """Serve the ingest API until interrupted; flushes the log on the way out."""
@@ -22,8 +28,7 @@ def serve(workspace, host: str | None = None, port: int | None = None, *,
     settings = workspace.settings.ingest
     host = host or settings.host
     port = port or settings.port
-    refuse_exposed_without_auth("ingest", host, bool(settings.tokens), allow_insecure,
-                                "ingest tokens (LAKEBOOK_INGEST__TOKENS or ingest.tokens_file)")
+    refuse_unsafe_bind(settings, host, allow_insecure)
     if not settings.tokens:
         echo(DEV_MODE_BANNER)
     app = create_app(workspace, flush_interval_s=flush_interval_s)

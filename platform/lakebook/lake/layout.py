@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 ZONES = ("raw", "quarantine", "ref", "warehouse", "features")
+APPEND_ONLY_ZONES = ("raw", "quarantine")  # files are only ever added; the other zones are replaced by version
 PARTITION_KEY = "date"
 CURRENT = "current"
 VERSION_PREFIX = "version-"
@@ -48,6 +49,11 @@ class LakeLayout:
     def staging(self, target: Path, label: str) -> Path:
         """A hidden folder beside ``target`` for output that is not published yet."""
         return target.parent / f".{target.name}.{label}.tmp"
+
+    def stagings(self, zone: str, name: str) -> list[Path]:
+        """The staging folders in a table's folder: output of runs that are not published."""
+        folder = self.table_dir(zone, name)
+        return [p for p in folder.glob(".*.tmp") if p.is_dir() and not p.is_symlink()] if folder.is_dir() else []
 
     @property
     def blobs_dir(self) -> Path:

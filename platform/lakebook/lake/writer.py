@@ -184,6 +184,30 @@ def publish_version(folder: Path, replaced: Path | None = None) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def move_files(paths: list[Path], source: Path, target: Path) -> list[Path]:
+    """Move files written under ``source`` to the same places under ``target`` (a rename each:
+    both are in one table's folder); the renames are on disk when this returns."""
+    moved = []
+    for path in paths:
+        destination = target / path.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        path.replace(destination)
+        moved.append(destination)
+    for folder in {p.parent for p in moved}:
+        _fsync_dir(folder)
+    return moved
+
+
+def remove_unlisted(folder: Path, pattern: str, listed: list[str]) -> list[Path]:
+    """Remove the files under ``folder`` named like ``pattern`` that ``listed`` does not hold
+    (the output of runs that never committed); the paths removed."""
+    keep = {Path(p) for p in listed}
+    removed = [p for p in folder.rglob(pattern) if p not in keep and not p.name.startswith(".")]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
 def discard(folder: Path) -> None:
     """Remove a version folder that was never published (a failed run)."""
     shutil.rmtree(folder, ignore_errors=True)

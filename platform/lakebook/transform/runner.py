@@ -3,8 +3,17 @@
 A full run writes a new version folder (``<zone>/<name>/version-<run id>/``) and then points the
 catalog at it: until that moment readers see the previous version, and a failed run
 leaves it untouched (the half-written folder is removed). An incremental run reads only
-the input files that arrived since its last successful run (the catalog remembers which)
-and adds its output files to the current version.
+the files of its append-only inputs (raw, quarantine) that arrived since its last successful
+run (the catalog remembers which), and the whole of its other inputs (reference and
+warehouse tables, replaced by version), and adds its output files to the current version.
+
+The catalog is the truth about what is published. A run's files, its status and its
+watermarks (the input files it consumed) are committed in one transaction; an incremental
+run writes into a staging folder, moves its files (named by run id) into the published
+version, then commits. A run that fails removes what it wrote; one that was killed leaves
+files the manifest does not list, and the next run of the workspace removes them before it
+reads its inputs, so the rerun adds each row once. Runs of a workspace take turns (a lock)
+so that clean-up never touches the files of a live run.
 """
 
 from __future__ import annotations
@@ -16,13 +25,16 @@ from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalog import Catalog, ColumnInfo, open_catalog
+from ..catalog import Catalog, ColumnInfo, RunOutput, open_catalog
 from ..errors import TransformError, did_you_mean
-from ..lake import describe_files, discard, publish_version
+from ..ingest.flusher import file_lock
+from ..lake import APPEND_ONLY_ZONES, describe_files, discard, move_files, publish_version, remove_unlisted
 from .definitions import Transform, discover
 from .engines import open_transform_engine
 
 log = logging.getLogger("lakebook.transform.runner")
+
+_RUN_FILES = "run-*.parquet"  # every output file is named after its run (see _file_stem)
 
 
 @dataclass
@@ -65,13 +77,14 @@ def run_transforms(workspace, names: list[str] | None = None, *, engine: str | N
     results = []
     engines: dict[str, object] = {}
     try:
-        for t in plan(transforms, names):
-            if on_start:
-                on_start(t)
-            chosen = "spark" if t.kind == "python" else (engine or t.engine or workspace.settings.batch.engine.type)
-            if chosen not in engines:
-                engines[chosen] = open_transform_engine(workspace, chosen)
-            results.append(_run_one(workspace, catalog, t, engines[chosen], full_refresh))
+        with file_lock(workspace.transform_lock_path):
+            for t in plan(transforms, names):
+                if on_start:
+                    on_start(t)
+                chosen = "spark" if t.kind == "python" else (engine or t.engine or workspace.settings.batch.engine.type)
+                if chosen not in engines:
+                    engines[chosen] = open_transform_engine(workspace, chosen)
+                results.append(_run_one(workspace, catalog, t, engines[chosen], full_refresh))
     finally:
         for e in engines.values():
             e.close()
@@ -79,6 +92,7 @@ def run_transforms(workspace, names: list[str] | None = None, *, engine: str | N
 
 
 def _input_files(catalog: Catalog, t: Transform, watermarks: dict[str, int]) -> dict[str, list[tuple[int, str]]]:
+    """The files to read of each input: past its watermark, or all of them."""
     known = {table.qualified_name for table in catalog.tables()}
     files = {}
     for name in t.inputs:
@@ -90,56 +104,85 @@ def _input_files(catalog: Catalog, t: Transform, watermarks: dict[str, int]) -> 
     return files
 
 
+def _appended(t: Transform) -> list[str]:
+    """The inputs an incremental run reads only the new files of."""
+    return [name for name in t.inputs if name.partition(".")[0] in APPEND_ONLY_ZONES]
+
+
 def _run_one(workspace, catalog: Catalog, t: Transform, engine, full_refresh: bool) -> TransformResult:
     started = time.perf_counter()
-    last = catalog.last_run(t.qualified_name)
     exists = any(x.qualified_name == t.qualified_name for x in catalog.tables(t.zone))
-    incremental = t.mode == "incremental" and not full_refresh and last is not None and exists
-    previous = last["watermarks"] if incremental else {}
-    inputs = _input_files(catalog, t, previous)
-    watermarks = {name: max([previous.get(name, 0)] + [i for i, _ in entries]) for name, entries in inputs.items()}
-    if incremental and not any(inputs.values()):
+    published = Path(catalog.table(t.qualified_name).location) if exists else None
+    _discard_uncommitted(workspace, catalog, t, published)
+    incremental, inputs, watermarks = _plan(catalog, t, exists and not full_refresh)
+    if incremental and not any(inputs[name] for name in watermarks):
         return TransformResult(t.qualified_name, "skipped", engine.name, incremental=True, note="no new input files")
     run_id = catalog.start_run(t.qualified_name, engine.name)
-    published = Path(catalog.table(t.qualified_name).location) if exists else None
-    folder = published if incremental else workspace.lake.version_dir(t.zone, t.name, run_id)
-    stem = f"run-{run_id:06d}"
+    stem = _file_stem(run_id)
+    folder = workspace.lake.staging(published, stem) if incremental else workspace.lake.version_dir(t.zone, t.name, run_id)
     try:
         for name in t.inputs:
             engine.bind(catalog.table(name), [path for _, path in inputs[name]])
         paths = engine.run(t, folder, stem)
+        if incremental:
+            paths = move_files(paths, folder, published)
         written = describe_files(paths, t.event_time, datetime.now(timezone.utc))
-        _publish(catalog, t, folder, written, incremental)
+        catalog.set_lineage(t.qualified_name, t.job, _column_lineage(t, catalog))
+        rows = sum(f.rows for f in written)
+        output = _output(t, published if incremental else folder, written, replace=not incremental)
+        catalog.finish_run(run_id, "ok", rows=rows, watermarks=watermarks, output=output)
     except BaseException as exc:
-        if not incremental:
-            discard(folder)
+        discard(folder)
+        _discard_uncommitted(workspace, catalog, t, published)
         catalog.finish_run(run_id, "failed", message=str(exc))
         raise
-    rows = sum(f.rows for f in written)
-    catalog.finish_run(run_id, "ok", rows=rows, watermarks=watermarks)
-    if not incremental:
+    if incremental:
+        discard(folder)
+    else:
         publish_version(folder, replaced=published)
     log.info("%s: %d rows in %d files (%s)", t.qualified_name, rows, len(written), engine.name)
     return TransformResult(t.qualified_name, "ok", engine.name, rows, len(written),
                            round(time.perf_counter() - started, 3), incremental)
 
 
-def _publish(catalog: Catalog, t: Transform, folder: Path, written, incremental: bool) -> None:
-    schema = _output_schema(written, folder)
+def _plan(catalog: Catalog, t: Transform, may_add: bool) -> tuple[bool, dict[str, list[tuple[int, str]]], dict[str, int]]:
+    """Whether the run is incremental (``may_add``: the table exists and no full refresh was
+    asked), the files to read of each input, and the watermarks the run records: the newest
+    file of each append-only input."""
+    last, appended = catalog.last_run(t.qualified_name), _appended(t)
+    incremental = t.mode == "incremental" and bool(appended) and may_add and last is not None
+    previous = {name: last["watermarks"].get(name, 0) for name in appended} if incremental else {}
+    inputs = _input_files(catalog, t, previous)
+    watermarks = {name: max([previous.get(name, 0)] + [i for i, _ in inputs[name]]) for name in appended}
+    return incremental, inputs, watermarks
+
+
+def _file_stem(run_id: int) -> str:
+    return f"run-{run_id:06d}"
+
+
+def _discard_uncommitted(workspace, catalog: Catalog, t: Transform, published: Path | None) -> None:
+    """Remove what runs of ``t`` that did not commit left behind: staging folders, and files
+    moved into the published version that its manifest does not list."""
+    for folder in workspace.lake.stagings(t.zone, t.name):
+        discard(folder)
+    if published is not None:
+        removed = remove_unlisted(published, _RUN_FILES, catalog.files(t.zone, t.name))
+        if removed:
+            log.warning("%s: removed %d files of a run that did not commit", t.qualified_name, len(removed))
+
+
+def _output(t: Transform, location: Path, written, replace: bool) -> RunOutput:
+    schema = _output_schema(written)
     columns = [ColumnInfo(f.name, str(f.type), "", f.nullable) for f in schema]
     if t.partition_by and t.partition_by not in schema.names:
         columns.append(ColumnInfo(t.partition_by, "partition", "partition column (from the folder name)"))
-    catalog.register_table(t.zone, t.name, kind="transform" if t.zone == "warehouse" else "features",
-                           location=str(folder), columns=columns, description=t.description, owner=t.owner,
-                           event_time_column=t.event_time)
-    if incremental:
-        catalog.record_files(t.zone, t.name, written)
-    else:
-        catalog.replace_files(t.zone, t.name, str(folder), written)
-    catalog.set_lineage(t.qualified_name, t.job, _column_lineage(t, catalog))
+    return RunOutput(t.zone, t.name, kind="transform" if t.zone == "warehouse" else "features",
+                     location=str(location), columns=tuple(columns), files=tuple(written), replace=replace,
+                     description=t.description, owner=t.owner, event_time_column=t.event_time)
 
 
-def _output_schema(written, folder: Path):
+def _output_schema(written):
     import pyarrow as pa
     import pyarrow.parquet as pq
 

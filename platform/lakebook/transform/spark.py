@@ -2,20 +2,23 @@
 
 Embedded default: ``local[*]`` bound to loopback with the UI off. Any master URL (standalone,
 YARN, Kubernetes) by configuration. Timestamps are UTC and written as microseconds, which
-is what every Parquet file in the lake holds.
+is what every Parquet file in the lake holds. The driver JVM's own output (launcher notices,
+log4j) goes to the workspace's ``logs/spark.log``: Spark's errors reach Python as exceptions.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 from ..config import set_library_defaults
-from ..errors import MissingDependency
+from ..errors import MissingDependency, TransformError
 
 log = logging.getLogger("lakebook.transform.spark")
 _lock = threading.Lock()
 _session = None
+_gateway = None  # the driver JVM: started once per process, reused by every later session
 
 
 def spark_conf(workspace) -> dict[str, str]:
@@ -57,9 +60,29 @@ def spark_session(workspace):
         for key, value in conf.items():
             builder = builder.config(key, value)
         log.info("starting Spark (%s)", conf["spark.master"])
+        _start_jvm(conf, workspace.log_path("spark"))
         _session = builder.getOrCreate()
         _session.sparkContext.setLogLevel("ERROR")
         return _session
+
+
+def _start_jvm(conf: dict[str, str], log_path: Path) -> None:
+    """Start the driver JVM with its stdout and stderr in ``log_path``, and a SparkContext on it."""
+    global _gateway
+    if _gateway is not None:
+        return
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    spark_conf = SparkConf(loadDefaults=False).setAll(conf.items())
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as output:
+        try:
+            _gateway = launch_gateway(spark_conf, popen_kwargs={"stdout": output, "stderr": output})
+        except Exception as exc:
+            raise TransformError(f"Spark did not start: {str(exc).strip().splitlines()[0]}",
+                                 hint=f"its output is in {log_path}; Spark needs Java 17 (java -version)") from None
+    SparkContext(conf=spark_conf, gateway=_gateway)
 
 
 def stop_spark() -> None:
@@ -68,3 +91,4 @@ def stop_spark() -> None:
         if _session is not None:
             _session.stop()
             _session = None
+_gateway = None  # the driver JVM: started once per process, reused by every later session

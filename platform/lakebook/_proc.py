@@ -1,13 +1,16 @@
-"""Child processes: started so they do not outlive their parent, waited for until they
-answer over HTTP, stopped gracefully."""
+"""Processes: children started so they do not outlive their parent, waited for until they
+answer over HTTP, stopped gracefully; and the file lock that keeps processes taking turns."""
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import signal
 import subprocess
 import time
-from typing import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
 
 from .errors import LakebookError
 
@@ -65,3 +68,16 @@ def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s
             process.kill()
             process.wait()
     return process.returncode
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (created if missing), across threads and processes
+    (released if a process dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -18,7 +18,7 @@ import orjson
 
 from ..errors import BadRequest, Conflict, InsufficientStorage, NotFound, out_of_space
 from ..lake import write_bytes_atomic
-from .flusher import file_lock
+from .._proc import file_lock
 
 BLOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 

@@ -19,20 +19,18 @@ flushed are quarantined (records.py), not an error.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._proc import file_lock
 from ..catalog import Catalog, open_catalog, register_sources
 from ..contracts import EVENT_ID, INGESTED_AT
 from ..errors import DamagedFile, InsufficientStorage, LakebookError, UnknownSource, out_of_space
@@ -113,19 +111,6 @@ class FlushReport:
     @property
     def duplicates(self) -> int:
         return sum(s.duplicates for s in self.sources)
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` (created if missing), across threads and processes
-    (released if a process dies)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def flush_lock(workspace):

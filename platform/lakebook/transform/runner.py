@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..catalog import Catalog, ColumnInfo, RunOutput, open_catalog
 from ..errors import TransformError, did_you_mean
-from ..ingest.flusher import file_lock
+from .._proc import file_lock
 from ..lake import APPEND_ONLY_ZONES, describe_files, discard, move_files, publish_version, remove_unlisted
 from .definitions import Transform, discover
 from .engines import open_transform_engine

@@ -50,3 +50,9 @@ def test_platform_is_not_a_package():
     import platform
 
     assert platform.__file__.startswith(sys.base_prefix)  # the standard library's, not ours
+
+
+def test_test_files_have_unique_names_across_the_tiers():
+    """The tiers are not packages: two test files of one name make pytest refuse to collect."""
+    names = [p.name for p in (REPO / "tests").glob("*/test_*.py")]
+    assert len(names) == len(set(names)), sorted(n for n in set(names) if names.count(n) > 1)

@@ -1,36 +1,66 @@
 """Query engines, selected by ``query.engine`` (backends.py).
 
-The DuckDB engine runs in the calling process over the lake's Parquet files: one view per
-catalog table (``raw.flights``, the SQL from lake/views.py), refreshed when the catalog
-changes. It cannot modify the lake: statements that write files or attach databases are
-refused, and tables a user creates live only in the session's in-memory database.
-Statements run with one ``execute`` (one prepare), straight to Arrow.
+The DuckDB engine runs in the calling process over the lake's Parquet files. A catalog table
+(``raw.flights``) is a view over its folder (lake/views.py), made the first time a statement
+names it and made again when the catalog says the table changed: a statement pays only for
+the tables it names. Statements run with one ``execute`` (one prepare), straight to Arrow.
+
+It cannot change the lake, nor what a catalog name means:
+
+- every statement is judged on DuckDB's own parse before any runs. Queries, EXPLAIN, PREPARE
+  and EXECUTE, session tables and views (CREATE, INSERT, DROP, …), SET VARIABLE and the
+  PRAGMAs that only describe pass; settings (SET, RESET, USE), COPY, ATTACH/DETACH,
+  INSTALL/LOAD, EXPORT/IMPORT, CALL, other PRAGMAs and transaction control are refused.
+  EXPLAIN and PREPARE are judged by the statement they wrap.
+- the connection's configuration is locked once set up (``lock_configuration``): nothing
+  can turn profiling or logging output into a file; secrets are never persisted, extensions
+  never downloaded, and spill files go to the workspace's state dir.
+- statements that can create, replace or drop catalog entries run in a transaction that is
+  rolled back if a table, view or schema named like a zone (``raw``, ``quarantine``, …)
+  changed, however the statement spelled it (``memory.raw.flights``, quoted, nested, after
+  PREPARE): catalog names always mean the lake's tables.
+
+Files outside the lake can be read (``read_csv('data.csv')``): the kernel already runs as its
+user, so refusing would protect nothing and would stop joining one's own files with the lake.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 import warnings
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Protocol
 
 import pyarrow as pa
 
-from ..catalog import Catalog, TableInfo, open_catalog
-from ..errors import QueryError, ReadOnlyViolation, UnknownTable, closest
+from ..catalog import CatalogSnapshot, TableInfo, open_catalog
+from ..errors import LakebookError, QueryError, ReadOnlyViolation, UnknownTable, closest
 from ..lake import ZONES, folder_select
-_ALLOWED_STATEMENTS = {
-    "SELECT", "EXPLAIN", "CREATE", "DROP", "INSERT", "UPDATE", "DELETE", "ALTER", "PRAGMA", "SET",
-    "VARIABLE_SET", "TRANSACTION", "PREPARE", "EXECUTE", "ANALYZE", "RELATION",
-}
-_DDL_TARGET = re.compile(
-    r"^\s*(create|drop|alter)\s+(or\s+replace\s+)?((temp|temporary)\s+)?"
-    r"(table|view|schema|macro|sequence|index|type|function)\s+(if\s+(not\s+)?exists\s+)?(?P<name>[\w.\"]+)",
-    re.IGNORECASE,
-)
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+
+# Statement types a cell may hold (SET and PRAGMA only in the forms _check_setting lets by).
+_ALLOWED = {"SELECT", "EXPLAIN", "PREPARE", "EXECUTE", "CREATE", "DROP", "ALTER", "INSERT", "UPDATE", "DELETE",
+            "MERGE_INTO", "MULTI", "SET", "PRAGMA"}
+# Those that can create, replace or drop catalog entries: they run under the zone check.
+_CHANGE_ENTRIES = {"CREATE", "DROP", "ALTER", "MULTI", "EXECUTE"}
+_DESCRIBING_PRAGMAS = {"table_info", "show", "show_tables", "show_tables_expanded", "show_databases",
+                       "database_list", "database_size", "storage_info", "version", "platform", "functions",
+                       "collations", "user_agent"}
+_READ_ONLY_HINT = "query with SELECT; keep results with -o NAME or CREATE TEMP TABLE"
+_SETTINGS_HINT = ("the engine's settings come from lakebook.yaml (query.engine); "
+                  "SET VARIABLE name = value and getvariable('name') are allowed")
+_ZONE_LIST = ", ".join(f"'{zone}'" for zone in ZONES)
+_IN_ZONES = f"(schema_name IN ({_ZONE_LIST}) OR database_name IN ({_ZONE_LIST}))"
+# Every catalog entry named like a zone, with what identifies its version.
+_ZONE_ENTRIES = f"""
+SELECT database_name, schema_name, view_name, view_oid, sql, comment FROM duckdb_views() WHERE NOT internal AND {_IN_ZONES}
+UNION ALL SELECT database_name, schema_name, table_name, table_oid, sql, comment FROM duckdb_tables() WHERE {_IN_ZONES}
+UNION ALL SELECT database_name, schema_name, NULL, oid, sql, comment FROM duckdb_schemas()
+  WHERE {_IN_ZONES} OR parent_schema IN ({_ZONE_LIST})
+"""
 _TRAILING_SEMICOLONS = re.compile(r"[\s;]+$")
-_DML_TARGET = re.compile(r"^\s*(insert\s+(or\s+\w+\s+)?into|update|delete\s+from)\s+(?P<name>[\w.\"]+)", re.IGNORECASE)
 
 
 class QueryEngine(Protocol):
@@ -44,39 +74,6 @@ class QueryEngine(Protocol):
     def close(self) -> None: ...
 
 
-class _CatalogSnapshot:
-    """The catalog's tables, re-read only when the catalog database has changed."""
-
-    def __init__(self, catalog: Catalog):
-        self.catalog = catalog
-        self.version: Any = None
-        self.tables: dict[str, TableInfo] = {}
-        self._probe = _sqlite_probe(catalog.url)
-
-    def _current_version(self) -> Any:
-        if self._probe is not None:
-            return self._probe.execute("PRAGMA data_version").fetchone()[0]
-        return None  # other databases: re-read every time
-
-    def refresh(self) -> bool:
-        """Re-read if changed; True when it did."""
-        version = self._current_version()
-        if version is not None and version == self.version and self.tables:
-            return False
-        self.tables = {t.qualified_name: t for t in self.catalog.tables()}
-        self.version = version
-        return True
-
-
-def _sqlite_probe(url: str) -> sqlite3.Connection | None:
-    if not url.startswith("sqlite:///"):
-        return None
-    path = url[len("sqlite:///"):]
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-    con.execute("PRAGMA schema_version").fetchone()  # open a read snapshot once so data_version is live
-    return con
-
-
 class DuckDBEngine:
     """DuckDB in this process, over the lake's Parquet files."""
 
@@ -86,87 +83,142 @@ class DuckDBEngine:
         import duckdb
 
         self.workspace = workspace
-        self.catalog = catalog or open_catalog(workspace)
-        self._snapshot = _CatalogSnapshot(self.catalog)
-        self._con = duckdb.connect(":memory:")
-        self._con.execute("SET TimeZone = 'UTC'")
-        # Lake files are immutable once written: their footers can be cached across queries.
-        self._con.execute("SET parquet_metadata_cache = true")
-        threads = getattr(config, "threads", None)
-        if threads:
-            self._con.execute(f"SET threads = {int(threads)}")
-        for schema in ZONES:
-            self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        self._snapshot = CatalogSnapshot(workspace.catalog_url, workspace.lake.root,
+                                         (lambda: catalog) if catalog is not None else (lambda: open_catalog(workspace)))
+        self._con = duckdb.connect(":memory:", config=_connection_settings(workspace, config))
+        for zone in ZONES:
+            self._con.execute(f"CREATE SCHEMA {zone}")
         self._views: dict[str, str] = {}
         self._built_from: dict[str, TableInfo] = {}
+        self._known: dict[str, str] = {}  # lower-cased catalog name -> catalog name
+        self._registered = catalog is not None
+        self._zone_entries: frozenset | None = None
 
     # -- catalog -> views ----------------------------------------------------------------
-    def sync_views(self, force: bool = False) -> dict[str, TableInfo]:
-        """Views for the catalog's tables, (re)built when the catalog has changed. A table's
-        view is redefined only when its catalog entry changed (new files change its stats),
-        or for every table with ``force`` (its files are looked at again)."""
-        if self._snapshot.refresh() or not self._views or force:
-            self._build_views(force)
-        return self._snapshot.tables
+    def _views_for(self, sql: str) -> list[str]:
+        """Make views for the catalog tables ``sql`` names, and again for those already made
+        whose table changed; the names found."""
+        changed = self._refresh()
+        named = _spelled_names(_tokens(sql), self._known)
+        if named.unknown and not self._registered:
+            self._registered = True
+            self._snapshot.catalog()  # opening it registers sources added since the catalog was written
+            changed = self._refresh() or changed
+            named = _spelled_names(_tokens(sql), self._known)
+        wanted = named.tables + named.quoted
+        for name in {*wanted, *(self._built_from if changed else ())}:
+            self._build_view(name)
+        return wanted
 
-    def _build_views(self, force: bool = False) -> bool:
-        """True when a view's definition changed."""
-        changed = False
-        for name, table in self._snapshot.tables.items():
-            if not force and name in self._views and self._built_from.get(name) == table:
-                continue
-            definition = folder_select(Path(table.location), table.columns)
-            if self._views.get(name) != definition:
-                self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {definition}")
-                self._views[name] = definition
-                changed = True
-            self._built_from[name] = table
-        return changed
+    def _refresh(self) -> bool:
+        if not self._snapshot.refresh():
+            return False
+        self._known = {name.lower(): name for name in self._snapshot.tables}
+        return True
 
-    # -- running SQL ---------------------------------------------------------------------
-    def check_read_only(self, sql: str) -> list:
-        """Refuse statements that could change the lake; the parsed statements otherwise."""
+    def _build_view(self, name: str, check_files: bool = False) -> bool:
+        """(Re)define the view of one catalog table; True when its definition changed."""
+        table = self._snapshot.tables.get(name)
+        if table is None or (not check_files and self._built_from.get(name) == table):
+            return False
+        definition = folder_select(Path(table.location), table.columns, check_files=check_files)
+        self._built_from[name] = table
+        if self._views.get(name) == definition:
+            return False
+        self._con.execute(f"CREATE OR REPLACE VIEW {_quoted(table.zone)}.{_quoted(table.name)} AS {definition}")
+        self._views[name] = definition
+        self._zone_entries = None
+        return True
+
+    # -- the read-only guard -------------------------------------------------------------
+    def check_read_only(self, sql: str) -> tuple[list, bool]:
+        """DuckDB's parse of ``sql``, and whether a statement can change catalog entries;
+        ReadOnlyViolation when one may not run here."""
+        statements = self._parse(sql)
+        changes = [_check(statement, self._parse) for statement in statements]
+        return statements, any(changes)
+
+    def _parse(self, sql: str) -> list:
         import duckdb
 
         try:
-            statements = self._con.extract_statements(sql)
+            return self._con.extract_statements(sql)
         except duckdb.Error as exc:
             raise QueryError(_one_line(exc)) from None
-        for statement in statements:
-            kind = statement.type.name
-            if kind not in _ALLOWED_STATEMENTS:
-                raise ReadOnlyViolation(
-                    f"{kind} statements are not allowed in %%lake: the lake is read-only here",
-                    hint="query with SELECT; keep results with -o NAME or CREATE TEMP TABLE",
-                )
-            match = _DDL_TARGET.match(statement.query) or _DML_TARGET.match(statement.query)
-            if match and match.group("name").strip('"').split(".")[0].lower() in ZONES:
-                raise ReadOnlyViolation(
-                    f"cannot change {match.group('name')}: lake tables are read-only",
-                    hint="create session tables without a zone prefix, e.g. CREATE TEMP TABLE t AS ...",
-                )
-        return statements
 
+    def _zone_state(self) -> frozenset:
+        if self._zone_entries is None:
+            self._zone_entries = frozenset(self._con.execute(_ZONE_ENTRIES).fetchall())
+        return self._zone_entries
+
+    def _run_guarded(self, run: Callable[[], pa.Table]) -> pa.Table:
+        """``run`` in a transaction, rolled back when a table, view or schema named like a zone changed."""
+        before = self._zone_state()
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            table = run()
+            after = frozenset(self._con.execute(_ZONE_ENTRIES).fetchall())
+        except BaseException:
+            self._rollback()
+            raise
+        if after != before:
+            self._rollback()
+            raise ReadOnlyViolation(f"cannot change {_entry_names(before ^ after)}: lake tables are read-only",
+                                    hint="create session tables and views without a zone prefix, "
+                                         "e.g. CREATE TEMP TABLE t AS ...")
+        self._con.execute("COMMIT")
+        return table
+
+    def _rollback(self) -> None:
+        import duckdb
+
+        try:
+            self._con.execute("ROLLBACK")
+        except duckdb.Error:  # nothing left to roll back
+            pass
+
+    # -- running SQL ---------------------------------------------------------------------
     def execute(self, sql: str, params: dict[str, Any] | None = None, limit: int | None = None) -> pa.Table:
         import duckdb
 
-        tables = self.sync_views()
-        statements = self.check_read_only(sql)
+        statements, changes_entries = self.check_read_only(sql)
+        self._views_for(sql)
+
+        def run() -> pa.Table:
+            if changes_entries:
+                return self._run_guarded(lambda: self._run(sql, statements, params, limit))
+            return self._run(sql, statements, params, limit)
+
         try:
             try:
-                return self._run(sql, statements, params, limit)
+                return run()
             except duckdb.InvalidInputException as exc:
-                # Files with a new schema written before the catalog was told about them: look at
-                # the files again (union_by_name if they now differ) and run a lone statement once more.
-                if len(statements) != 1 or "schema mismatch" not in str(exc) or not self._build_views(force=True):
+                # A file whose schema differs from the first one: look at every file (union_by_name
+                # if they differ) and run a lone statement once more.
+                if len(statements) != 1 or "schema mismatch" not in str(exc) or not self._check_files():
                     raise
-                return self._run(sql, statements, params, limit)
-        except (duckdb.CatalogException, duckdb.BinderException) as exc:
-            raise _explain_missing(exc, sql, tables, self.session_tables()) from None
-        except (duckdb.ParserException, duckdb.ConversionException, duckdb.InvalidInputException,
-                duckdb.OutOfRangeException, duckdb.TypeMismatchException, duckdb.ConstraintException,
-                duckdb.NotImplementedException, duckdb.PermissionException) as exc:
-            raise QueryError(_one_line(exc)) from None
+                return run()
+        except duckdb.Error as exc:
+            raise self._error(exc, sql) from None
+
+    def _check_files(self) -> bool:
+        """Define the views made so far from every file's schema; True when one changed."""
+        return any([self._build_view(name, check_files=True) for name in list(self._built_from)])
+
+    def _error(self, exc: Exception, sql: str) -> LakebookError:
+        import duckdb
+
+        text = str(exc)
+        if "configuration has been locked" in text:
+            return ReadOnlyViolation("settings cannot be changed in %%lake", hint=_SETTINGS_HINT)
+        if isinstance(exc, duckdb.PermissionException):
+            return ReadOnlyViolation(_one_line(exc), hint=_READ_ONLY_HINT)
+        if "base table" in text or "is not an table" in text:
+            return QueryError(_one_line(exc), hint="lake tables and views are read-only: change a copy, "
+                                                   "e.g. CREATE TEMP TABLE t AS SELECT ...")
+        if isinstance(exc, (duckdb.CatalogException, duckdb.BinderException)):
+            return _explain_missing(exc, sql, self._snapshot.tables, self.session_tables())
+        return QueryError(_one_line(exc))
 
     def _run(self, sql: str, statements: list, params: dict[str, Any] | None, limit: int | None) -> pa.Table:
         """One ``execute`` (one prepare; ``con.sql(...).to_arrow_table()`` binds the statement
@@ -180,19 +232,19 @@ class DuckDBEngine:
         if limit is not None and len(statements) == 1 and statements[0].type.name == "SELECT":
             body = _without_semicolons(statements[0].query)
             query, wrapped = f"SELECT * FROM (\n{body}\n) AS q LIMIT {int(limit)}", True
+        try:
+            cursor = self._con.execute(query, params or None)
+        except duckdb.ParserException:
+            if not wrapped:
+                raise
+            query, wrapped = sql, False  # the statement parsed alone: run it as written, cut below
+            cursor = self._con.execute(query, params or None)
+        if cursor is None or cursor.description is None:  # nothing to run (empty, comments only)
+            return pa.table({})
         with warnings.catch_warnings():
             # DuckDB 2.0 warns that Arrow from a DB-API result copies the rows once; still cheaper
-            # than the second bind of con.sql, which re-reads the view's file list and footers.
+            # than the second bind of con.sql, which lists a view's files and reads footers again.
             warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
-            try:
-                cursor = self._con.execute(query, params or None)
-            except duckdb.ParserException:
-                if not wrapped:
-                    raise
-                query, wrapped = sql, False  # the statement parsed alone: run it as written, cut below
-                cursor = self._con.execute(query, params or None)
-            if cursor is None or cursor.description is None:  # nothing to run (empty, comments only)
-                return pa.table({})
             table = cursor.to_arrow_reader().read_all()
         if limit is not None and not wrapped and table.num_rows > limit:
             table = table.slice(0, limit)
@@ -201,27 +253,150 @@ class DuckDBEngine:
     def session_tables(self) -> list[str]:
         rows = self._con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE schema_name NOT IN "
-            f"({', '.join(repr(s) for s in ZONES)}) AND database_name IN ('memory', 'temp')"
+            f"({_ZONE_LIST}) AND database_name IN ('memory', 'temp')"
         ).fetchall()
         return [r[0] for r in rows]
 
     def tables_in(self, sql: str) -> list[TableInfo]:
         """Catalog tables a query reads (for the freshness footer), by name."""
-        import duckdb
-
-        try:
-            names = duckdb.get_table_names(sql, qualified=True)
-        except duckdb.Error:
-            return []
-        found = set()
-        for name in names:
-            base = re.split(r"\s+as\s+", name, flags=re.IGNORECASE)[0].strip().replace('"', "")
-            if base in self._snapshot.tables:
-                found.add(base)
-        return [self._snapshot.tables[name] for name in sorted(found)]
+        named = _spelled_names(_tokens(sql), self._known)
+        return [self._snapshot.tables[name] for name in sorted(set(named.tables))]
 
     def close(self) -> None:
         self._con.close()
+        self._snapshot.close()
+
+
+def _connection_settings(workspace, config) -> dict[str, Any]:
+    """Fixed for the connection's life: lock_configuration refuses every later SET."""
+    settings: dict[str, Any] = {
+        "TimeZone": "UTC",
+        # Lake files are immutable once written: their footers can be cached across queries.
+        "parquet_metadata_cache": True,
+        "allow_persistent_secrets": False,
+        "autoinstall_known_extensions": False,
+        "temp_directory": str(workspace.query_spill_dir),
+        "lock_configuration": True,
+    }
+    threads = getattr(config, "threads", None)
+    if threads:
+        settings["threads"] = int(threads)
+    return settings
+
+
+# -- statements, read through DuckDB's parser and tokenizer ----------------------------------
+class _Token(NamedTuple):
+    start: int
+    text: str  # as written; keywords lower-cased
+    kind: str  # identifier, keyword, operator, string_const, numeric_const
+
+
+def _tokens(sql: str) -> list[_Token]:
+    """DuckDB's tokens of ``sql``, comments left out."""
+    import duckdb
+
+    marks = duckdb.tokenize(sql)
+    ends = [start for start, _ in marks[1:]] + [len(sql)]
+    tokens = []
+    for (start, kind), end in zip(marks, ends):
+        if kind.name != "comment":
+            text = sql[start:end].strip()
+            tokens.append(_Token(start, text.lower() if kind.name == "keyword" else text, kind.name))
+    return tokens
+
+
+def _check(statement, parse: Callable[[str], list]) -> bool:
+    """Raise ReadOnlyViolation unless ``statement`` may run; True when it can change catalog entries."""
+    try:
+        kind = statement.type.name
+    except ValueError:  # a statement type the duckdb module has no name for (UPDATE EXTENSIONS)
+        kind = "this"
+    if kind not in _ALLOWED:
+        raise ReadOnlyViolation(f"{kind} statements are not allowed in %%lake: the lake is read-only here",
+                                hint=_READ_ONLY_HINT)
+    if kind in ("SET", "PRAGMA"):
+        _check_setting(kind, _tokens(statement.query))
+        return False
+    if kind in ("EXPLAIN", "PREPARE"):
+        return any([_check(inner, parse) for inner in parse(_wrapped(statement.query, kind))])
+    return kind in _CHANGE_ENTRIES
+
+
+def _check_setting(kind: str, tokens: list[_Token]) -> None:
+    words = [t.text.lower() for t in tokens[:2]]
+    if kind == "SET":
+        if words[:1] in (["set"], ["reset"]) and words[1:] == ["variable"]:
+            return
+        raise ReadOnlyViolation("settings cannot be changed in %%lake (SET, RESET, USE)", hint=_SETTINGS_HINT)
+    if words[:1] == ["pragma"] and len(words) > 1 and _unquoted(tokens[1].text).lower() in _DESCRIBING_PRAGMAS:
+        return
+    shown = " ".join(t.text.upper() for t in tokens[:2])
+    raise ReadOnlyViolation(f"{shown} is not allowed in %%lake: only PRAGMAs that describe run here",
+                            hint="e.g. PRAGMA table_info('raw.flights'), PRAGMA show_tables")
+
+
+def _wrapped(sql: str, kind: str) -> str:
+    """The statement an EXPLAIN [ANALYZE] [(options)] or a PREPARE name [(types)] AS wraps."""
+    tokens = _tokens(sql)
+    if kind == "EXPLAIN":
+        i = 2 if len(tokens) > 1 and tokens[1].text in ("analyze", "analyse") else 1
+        if i < len(tokens) and tokens[i].text == "(":
+            i = _after_parentheses(tokens, i)
+    else:
+        i = next((j + 1 for j, t in enumerate(tokens) if t.text == "as"), len(tokens))
+    return sql[tokens[i].start:] if i < len(tokens) else ""
+
+
+def _after_parentheses(tokens: list[_Token], i: int) -> int:
+    depth = 0
+    for j in range(i, len(tokens)):
+        depth += tokens[j].text.count("(") - tokens[j].text.count(")") if tokens[j].kind == "operator" else 0
+        if depth == 0:
+            return j + 1
+    return len(tokens)
+
+
+class _Named(NamedTuple):
+    tables: list[str]  # written as identifiers: raw.flights, "raw"."flights", memory.raw.flights
+    quoted: list[str]  # written as a whole string literal: PRAGMA table_info('raw.flights')
+    unknown: list[str]  # zone.name pairs the catalog does not hold
+
+
+def _spelled_names(tokens: list[_Token], known: dict[str, str]) -> _Named:
+    """The catalog names (as ``known`` maps lower-cased names to them) a statement spells."""
+    named = _Named([], [], [])
+    for i, token in enumerate(tokens):
+        if token.kind == "string_const":
+            name = known.get(token.text[1:-1].replace("''", "'").strip().lower())
+            if name:
+                named.quoted.append(name)
+        elif token.text == "." and 0 < i < len(tokens) - 1 and _is_name(tokens[i - 1]) and _is_name(tokens[i + 1]):
+            zone, table = _unquoted(tokens[i - 1].text).lower(), _unquoted(tokens[i + 1].text).lower()
+            name = known.get(f"{zone}.{table}")
+            if name:
+                named.tables.append(name)
+            elif zone in ZONES:
+                named.unknown.append(f"{zone}.{table}")
+    return named
+
+
+def _is_name(token: _Token) -> bool:
+    return token.kind in ("identifier", "keyword")
+
+
+def _unquoted(identifier: str) -> str:
+    if len(identifier) > 1 and identifier[0] == identifier[-1] == '"':
+        return identifier[1:-1].replace('""', '"')
+    return identifier
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _entry_names(entries: frozenset) -> str:
+    names = {".".join(part for part in (schema, name) if part) or database for database, schema, name, *_ in entries}
+    return ", ".join(sorted(names))
 
 
 def _without_semicolons(statement: str) -> str:

@@ -4,6 +4,7 @@ limits, parameters and odd statements behave as before."""
 
 import warnings
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -141,3 +142,33 @@ def test_no_warnings_reach_the_notebook(lake):
         rows(lake, "SELECT origin, count(*) AS n FROM raw.flights GROUP BY origin")
         rows(lake, "SELECT * FROM raw.weather", limit=5)
     assert [str(w.message) for w in caught] == []
+
+
+def test_views_are_made_only_for_the_tables_a_statement_names(lake, workspace, monkeypatch):
+    listed = []
+    real = views.os.scandir
+    monkeypatch.setattr(views.os, "scandir", lambda path: listed.append(Path(path).parts[-3:]) or real(path))
+    assert rows(lake, "SELECT count(*) AS n FROM raw.flights") == [{"n": 300}]
+    assert set(lake.engine._views) == {"raw.flights"}
+    assert listed and not [p for p in listed if "weather" in p]  # no other table's folder is listed
+    assert rows(lake, "SELECT count(*) AS n FROM \"RAW\".Weather") == [{"n": 48}]
+    assert set(lake.engine._views) == {"raw.flights", "raw.weather"}
+    assert [t.qualified_name for t in lake.query("SELECT 1 AS x -- raw.weather").sources] == []
+
+
+def test_a_view_made_earlier_follows_its_table_through_a_session_view(lake, workspace):
+    lake.query("CREATE TEMP VIEW ewr AS SELECT * FROM raw.flights WHERE origin = 'EWR'")
+    contract = workspace.contracts_dir / "flights.yaml"
+    contract.write_text(contract.read_text().replace("version: 1", "version: 2") +
+                        "  gate: {type: string, description: \"added in v2\"}\n")
+    log_events(workspace, "flights", [flight(i, gate="B12") for i in range(1000, 1010)])
+    flush_ingest_log_to_raw(workspace)
+    assert rows(lake, "SELECT count(*) AS n, count(gate) AS gated FROM ewr") == [{"n": 110, "gated": 10}]
+
+
+def test_a_source_added_after_the_catalog_was_written_is_queryable(lake, workspace):
+    contract = (workspace.contracts_dir / "weather.yaml").read_text()
+    (workspace.contracts_dir / "stations.yaml").write_text(contract.replace("name: weather", "name: stations"))
+    session = LakeSession(workspace)
+    assert rows(session, "SELECT count(*) AS n FROM raw.stations") == [{"n": 0}]
+    assert rows(session, "SELECT count(*) AS n FROM raw.flights") == [{"n": 300}]

@@ -53,13 +53,13 @@ _SETTINGS_HINT = ("the engine's settings come from lakebook.yaml (query.engine);
                   "SET VARIABLE name = value and getvariable('name') are allowed")
 _ZONE_LIST = ", ".join(f"'{zone}'" for zone in ZONES)
 _IN_ZONES = f"(schema_name IN ({_ZONE_LIST}) OR database_name IN ({_ZONE_LIST}))"
-# Every catalog entry named like a zone, with what identifies its version.
+# Every table, view and schema named like a zone, with what identifies its version.
 _ZONE_ENTRIES = f"""
 SELECT database_name, schema_name, view_name, view_oid, sql, comment FROM duckdb_views() WHERE NOT internal AND {_IN_ZONES}
 UNION ALL SELECT database_name, schema_name, table_name, table_oid, sql, comment FROM duckdb_tables() WHERE {_IN_ZONES}
-UNION ALL SELECT database_name, schema_name, NULL, oid, sql, comment FROM duckdb_schemas()
-  WHERE {_IN_ZONES} OR parent_schema IN ({_ZONE_LIST})
+UNION ALL SELECT database_name, schema_name, NULL, oid, sql, comment FROM duckdb_schemas() WHERE {_IN_ZONES}
 """
+_NESTED_IN_ZONES = f" OR parent_schema IN ({_ZONE_LIST})"  # DuckDB 2.0 nests schemas
 _TRAILING_SEMICOLONS = re.compile(r"[\s;]+$")
 
 
@@ -85,14 +85,14 @@ class DuckDBEngine:
         self.workspace = workspace
         self._snapshot = CatalogSnapshot(workspace.catalog_url, workspace.lake.root,
                                          (lambda: catalog) if catalog is not None else (lambda: open_catalog(workspace)))
-        self._con = duckdb.connect(":memory:", config=_connection_settings(workspace, config))
-        for zone in ZONES:
-            self._con.execute(f"CREATE SCHEMA {zone}")
+        self._con = _locked_connection(workspace, getattr(config, "threads", None))
         self._views: dict[str, str] = {}
         self._built_from: dict[str, TableInfo] = {}
         self._known: dict[str, str] = {}  # lower-cased catalog name -> catalog name
         self._registered = catalog is not None
         self._zone_entries: frozenset | None = None
+        self._zone_entries_sql = _zone_entries_sql(self._con)
+        self._defer_binding = " WITH (DEFER_BINDING)"
 
     # -- catalog -> views ----------------------------------------------------------------
     def _views_for(self, sql: str) -> list[str]:
@@ -125,10 +125,23 @@ class DuckDBEngine:
         self._built_from[name] = table
         if self._views.get(name) == definition:
             return False
-        self._con.execute(f"CREATE OR REPLACE VIEW {_quoted(table.zone)}.{_quoted(table.name)} AS {definition}")
+        self._create_view(f"{_quoted(table.zone)}.{_quoted(table.name)}", definition)
         self._views[name] = definition
         self._zone_entries = None
         return True
+
+    def _create_view(self, name: str, definition: str) -> None:
+        """A view DuckDB binds when a statement reads it, not now: binding lists the table's
+        files, and the statement that reads the view lists them again."""
+        import duckdb
+
+        try:
+            self._con.execute(f"CREATE OR REPLACE VIEW {name}{self._defer_binding} AS {definition}")
+        except duckdb.ParserException:
+            if not self._defer_binding:
+                raise
+            self._defer_binding = ""  # a DuckDB before 2.0: views are bound when made
+            self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {definition}")
 
     # -- the read-only guard -------------------------------------------------------------
     def check_read_only(self, sql: str) -> tuple[list, bool]:
@@ -148,7 +161,7 @@ class DuckDBEngine:
 
     def _zone_state(self) -> frozenset:
         if self._zone_entries is None:
-            self._zone_entries = frozenset(self._con.execute(_ZONE_ENTRIES).fetchall())
+            self._zone_entries = frozenset(self._con.execute(self._zone_entries_sql).fetchall())
         return self._zone_entries
 
     def _run_guarded(self, run: Callable[[], pa.Table]) -> pa.Table:
@@ -157,7 +170,7 @@ class DuckDBEngine:
         self._con.execute("BEGIN TRANSACTION")
         try:
             table = run()
-            after = frozenset(self._con.execute(_ZONE_ENTRIES).fetchall())
+            after = frozenset(self._con.execute(self._zone_entries_sql).fetchall())
         except BaseException:
             self._rollback()
             raise
@@ -267,21 +280,29 @@ class DuckDBEngine:
         self._snapshot.close()
 
 
-def _connection_settings(workspace, config) -> dict[str, Any]:
-    """Fixed for the connection's life: lock_configuration refuses every later SET."""
-    settings: dict[str, Any] = {
-        "TimeZone": "UTC",
-        # Lake files are immutable once written: their footers can be cached across queries.
-        "parquet_metadata_cache": True,
-        "allow_persistent_secrets": False,
-        "autoinstall_known_extensions": False,
+def _locked_connection(workspace, threads: int | None):
+    """An in-memory connection with the zone schemas, its configuration locked: no later
+    statement can change a setting."""
+    import duckdb
+
+    con = duckdb.connect(":memory:", config={
+        "allow_persistent_secrets": False, "autoinstall_known_extensions": False,
         "temp_directory": str(workspace.query_spill_dir),
-        "lock_configuration": True,
-    }
-    threads = getattr(config, "threads", None)
+    })
+    con.execute("SET TimeZone = 'UTC'")
+    # Lake files are immutable once written: their footers can be cached across queries.
+    con.execute("SET parquet_metadata_cache = true")
     if threads:
-        settings["threads"] = int(threads)
-    return settings
+        con.execute(f"SET threads = {int(threads)}")
+    for zone in ZONES:
+        con.execute(f"CREATE SCHEMA {zone}")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def _zone_entries_sql(con) -> str:
+    columns = {c[0] for c in con.execute("SELECT * FROM duckdb_schemas() LIMIT 0").description}
+    return _ZONE_ENTRIES.rstrip() + (_NESTED_IN_ZONES if "parent_schema" in columns else "")
 
 
 # -- statements, read through DuckDB's parser and tokenizer ----------------------------------

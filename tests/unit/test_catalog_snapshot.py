@@ -1,6 +1,8 @@
 """CatalogSnapshot reads a SQLite catalog with the standard library: what it reads is what
 Catalog (SQLAlchemy) reads, and it reads again only when the catalog changed."""
 
+import pytest
+
 from events import flight, log_events
 from lakebook.catalog import CatalogSnapshot, open_catalog
 from lakebook.ingest import flush_ingest_log_to_raw
@@ -46,3 +48,14 @@ def test_a_workspace_without_a_catalog_yet_is_opened_and_registered(workspace):
     assert snapshot.refresh() and snapshot.tables == registered  # now read from the file it made
     assert not snapshot.refresh() and opened == [True]
     snapshot.close()
+
+
+def test_a_catalog_it_was_given_is_used_and_left_open(workspace, monkeypatch):
+    catalog = open_catalog(workspace)
+    closed = []
+    monkeypatch.setattr(catalog, "close", lambda: closed.append(True))
+    snapshot = CatalogSnapshot(workspace.catalog_url, workspace.lake.root, lambda: pytest.fail("opened another"),
+                               catalog)
+    assert snapshot.catalog() is catalog
+    snapshot.close()
+    assert closed == []

@@ -27,11 +27,13 @@ _COLUMNS = "SELECT table_id, name, type, description, nullable, pii FROM columns
 class CatalogSnapshot:
     """``tables`` by qualified name (``raw.flights``), as of the last ``refresh``."""
 
-    def __init__(self, url: str, root: Path | None, open_catalog: Callable[[], "Catalog"]):
+    def __init__(self, url: str, root: Path | None, open_catalog: Callable[[], "Catalog"],
+                 catalog: "Catalog | None" = None):
         self.url, self.root = url, root
         self.tables: dict[str, TableInfo] = {}
         self._open_catalog = open_catalog
-        self._catalog: Catalog | None = None
+        self._catalog = catalog
+        self._owns_catalog = catalog is None  # one it was given is closed by whoever gave it
         self._reader: sqlite3.Connection | None = None
         self._version: int | None = None
 
@@ -56,7 +58,7 @@ class CatalogSnapshot:
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
-        if self._catalog is not None:
+        if self._catalog is not None and self._owns_catalog:
             self._catalog.close()
 
     def _current_version(self) -> int | None:

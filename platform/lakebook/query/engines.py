@@ -83,8 +83,8 @@ class DuckDBEngine:
         import duckdb
 
         self.workspace = workspace
-        self._snapshot = CatalogSnapshot(workspace.catalog_url, workspace.lake.root,
-                                         (lambda: catalog) if catalog is not None else (lambda: open_catalog(workspace)))
+        self._snapshot = CatalogSnapshot(workspace.catalog_url, workspace.lake.root, lambda: open_catalog(workspace),
+                                         catalog)
         self._con = _locked_connection(workspace, getattr(config, "threads", None))
         self._views: dict[str, str] = {}
         self._built_from: dict[str, TableInfo] = {}

@@ -80,7 +80,7 @@ def test_a_table_is_judged_by_its_first_and_last_file_and_a_footer_is_read_once(
     assert new and read == [new[-1]]  # only the new last file
 
 
-def test_a_file_with_another_schema_that_the_catalog_does_not_know_yet_is_still_read(lake, workspace):
+def test_a_file_with_another_schema_that_the_catalog_does_not_know_yet_is_still_read(lake, workspace, monkeypatch):
     assert rows(lake, "SELECT count(tailnum) AS n FROM raw.flights") == [{"n": 300}]
     first_day = sorted((workspace.lake.root / "raw" / "flights").iterdir())[0]
     table = pq.read_table(next(first_day.glob("*.parquet")))
@@ -88,6 +88,14 @@ def test_a_file_with_another_schema_that_the_catalog_does_not_know_yet_is_still_
     assert rows(lake, "SELECT count(*) AS n, count(tailnum) AS with_tail FROM raw.flights") == [
         {"n": 305, "with_tail": 300}]
     assert "union_by_name = true" in lake.engine._views["raw.flights"]
+    checks = []
+    real = lake.engine._check_files
+    monkeypatch.setattr(lake.engine, "_check_files", lambda: checks.append(True) or real())
+    log_events(workspace, "flights", [flight(i) for i in range(1000, 1010)])  # a later day: the catalog changes
+    flush_ingest_log_to_raw(workspace)
+    assert rows(lake, "SELECT count(*) AS n, count(tailnum) AS with_tail FROM raw.flights") == [
+        {"n": 315, "with_tail": 310}]
+    assert checks == [] and "union_by_name = true" in lake.engine._views["raw.flights"]  # no failed first try
 
 
 def test_glob_follows_the_depth_of_the_files(tmp_path):

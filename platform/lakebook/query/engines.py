@@ -88,6 +88,7 @@ class DuckDBEngine:
         self._con = _locked_connection(workspace, getattr(config, "threads", None))
         self._views: dict[str, str] = {}
         self._built_from: dict[str, TableInfo] = {}
+        self._mixed: set[str] = set()  # tables whose files were found to differ by more than their ends show
         self._known: dict[str, str] = {}  # lower-cased catalog name -> catalog name
         self._registered = catalog is not None
         self._zone_entries: frozenset | None = None
@@ -117,11 +118,13 @@ class DuckDBEngine:
         return True
 
     def _build_view(self, name: str, check_files: bool = False) -> bool:
-        """(Re)define the view of one catalog table; True when its definition changed."""
+        """(Re)define the view of one catalog table; True when its definition changed. A table
+        whose files were once found to differ is always judged from every file."""
         table = self._snapshot.tables.get(name)
         if table is None or (not check_files and self._built_from.get(name) == table):
             return False
-        definition = folder_select(Path(table.location), table.columns, check_files=check_files)
+        definition = folder_select(Path(table.location), table.columns,
+                                   check_files=check_files or name in self._mixed)
         self._built_from[name] = table
         if self._views.get(name) == definition:
             return False
@@ -216,7 +219,9 @@ class DuckDBEngine:
 
     def _check_files(self) -> bool:
         """Define the views made so far from every file's schema; True when one changed."""
-        return any([self._build_view(name, check_files=True) for name in list(self._built_from)])
+        changed = [name for name in list(self._built_from) if self._build_view(name, check_files=True)]
+        self._mixed.update(changed)
+        return bool(changed)
 
     def _error(self, exc: Exception, sql: str) -> LakebookError:
         import duckdb

@@ -80,8 +80,6 @@ class DuckDBEngine:
     name = "duckdb"
 
     def __init__(self, workspace, catalog: Catalog | None = None, config=None):
-        import duckdb
-
         self.workspace = workspace
         self._snapshot = CatalogSnapshot(workspace.catalog_url, workspace.lake.root, lambda: open_catalog(workspace),
                                          catalog)
@@ -96,9 +94,9 @@ class DuckDBEngine:
         self._defer_binding = " WITH (DEFER_BINDING)"
 
     # -- catalog -> views ----------------------------------------------------------------
-    def _views_for(self, sql: str) -> list[str]:
+    def _views_for(self, sql: str) -> None:
         """Make views for the catalog tables ``sql`` names, and again for those already made
-        whose table changed; the names found."""
+        whose table changed."""
         changed = self._refresh()
         named = _spelled_names(_tokens(sql), self._known)
         if named.unknown and not self._registered:
@@ -106,10 +104,8 @@ class DuckDBEngine:
             self._snapshot.catalog()  # opening it registers sources added since the catalog was written
             changed = self._refresh() or changed
             named = _spelled_names(_tokens(sql), self._known)
-        wanted = named.tables + named.quoted
-        for name in {*wanted, *(self._built_from if changed else ())}:
+        for name in {*named.tables, *named.quoted, *(self._built_from if changed else ())}:
             self._build_view(name)
-        return wanted
 
     def _refresh(self) -> bool:
         if not self._snapshot.refresh():

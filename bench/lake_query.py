@@ -27,11 +27,14 @@ Results of every variant are compared with lakebook's (floats rounded). A fixed-
 probe (``SELECT 42``) runs through each path; the display of each result (``_repr_html_``,
 what a notebook shows) is timed apart.
 
-Cold, in fresh processes (median of a few, lakebook and DuckDB alternating), on both lakes:
-the first ``%%lake`` in a new IPython shell (``%load_ext lakebook`` + the cell + its display)
-vs ``import duckdb`` + ``duckdb.sql(...)`` displayed; ``lakebook.query(...)`` in a fresh
-script vs ``import duckdb`` + a query; and the ``lakebook query`` command vs
-``python -c "import duckdb; print(duckdb.sql(...))"`` (wall time, interpreter start included).
+Cold, in fresh processes (medians of a few, the sides taking turns), on both lakes:
+the first ``%%lake`` in a new IPython shell (``%load_ext lakebook``, then the cell and its
+display, each timed) vs ``import duckdb`` then ``duckdb.sql(...)`` displayed (DuckDB's own
+rendering: no Arrow) and vs ``duckdb.sql(...).to_arrow_table()`` (what a LakeResult holds);
+``lakebook.query(...).arrow()`` in a fresh script vs ``import duckdb`` + a query to Arrow; and
+the ``lakebook query`` command vs ``python -c "import duckdb; print(duckdb.sql(...))"`` (wall
+time, interpreter start included). The targets compare the kernel and the command with
+DuckDB's own display; the Arrow comparisons are reported beside them.
 
     python bench/lake_query.py        # writes bench/results/lake_query.json
 """

@@ -29,28 +29,18 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import pyarrow as pa
 
 from ..catalog import CatalogSnapshot, TableInfo, open_catalog
 from ..errors import LakebookError, QueryError, ReadOnlyViolation, UnknownTable, closest
 from ..lake import ZONES, folder_select
+from .statements import READ_ONLY_HINT, SETTINGS_HINT, check_statement, quoted, spelled_names, tokens
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
 
-# Statement types a cell may hold (SET and PRAGMA only in the forms _check_setting lets by).
-_ALLOWED = {"SELECT", "EXPLAIN", "PREPARE", "EXECUTE", "CREATE", "DROP", "ALTER", "INSERT", "UPDATE", "DELETE",
-            "MERGE_INTO", "MULTI", "SET", "PRAGMA"}
-# Those that can create, replace or drop catalog entries: they run under the zone check.
-_CHANGE_ENTRIES = {"CREATE", "DROP", "ALTER", "MULTI", "EXECUTE"}
-_DESCRIBING_PRAGMAS = {"table_info", "show", "show_tables", "show_tables_expanded", "show_databases",
-                       "database_list", "database_size", "storage_info", "version", "platform", "functions",
-                       "collations", "user_agent"}
-_READ_ONLY_HINT = "query with SELECT; keep results with -o NAME or CREATE TEMP TABLE"
-_SETTINGS_HINT = ("the engine's settings come from lakebook.yaml (query.engine); "
-                  "SET VARIABLE name = value and getvariable('name') are allowed")
 _ZONE_LIST = ", ".join(f"'{zone}'" for zone in ZONES)
 _IN_ZONES = f"(schema_name IN ({_ZONE_LIST}) OR database_name IN ({_ZONE_LIST}))"
 # Every table, view and schema named like a zone, with what identifies its version.
@@ -98,12 +88,12 @@ class DuckDBEngine:
         """Make views for the catalog tables ``sql`` names, and again for those already made
         whose table changed."""
         changed = self._refresh()
-        named = _spelled_names(_tokens(sql), self._known)
+        named = spelled_names(tokens(sql), self._known)
         if named.unknown and not self._registered:
             self._registered = True
             self._snapshot.catalog()  # opening it registers sources added since the catalog was written
             changed = self._refresh() or changed
-            named = _spelled_names(_tokens(sql), self._known)
+            named = spelled_names(tokens(sql), self._known)
         for name in {*named.tables, *named.quoted, *(self._built_from if changed else ())}:
             self._build_view(name)
 
@@ -124,7 +114,7 @@ class DuckDBEngine:
         self._built_from[name] = table
         if self._views.get(name) == definition:
             return False
-        self._create_view(f"{_quoted(table.zone)}.{_quoted(table.name)}", definition)
+        self._create_view(f"{quoted(table.zone)}.{quoted(table.name)}", definition)
         self._views[name] = definition
         self._zone_entries = None
         return True
@@ -147,7 +137,7 @@ class DuckDBEngine:
         """DuckDB's parse of ``sql``, and whether a statement can change catalog entries;
         ReadOnlyViolation when one may not run here."""
         statements = self._parse(sql)
-        changes = [_check(statement, self._parse) for statement in statements]
+        changes = [check_statement(statement, self._parse) for statement in statements]
         return statements, any(changes)
 
     def _parse(self, sql: str) -> list:
@@ -224,9 +214,9 @@ class DuckDBEngine:
 
         text = str(exc)
         if "configuration has been locked" in text:
-            return ReadOnlyViolation("settings cannot be changed in %%lake", hint=_SETTINGS_HINT)
+            return ReadOnlyViolation("settings cannot be changed in %%lake", hint=SETTINGS_HINT)
         if isinstance(exc, duckdb.PermissionException):
-            return ReadOnlyViolation(_one_line(exc), hint=_READ_ONLY_HINT)
+            return ReadOnlyViolation(_one_line(exc), hint=READ_ONLY_HINT)
         if "base table" in text or "is not an table" in text:
             return QueryError(_one_line(exc), hint="lake tables and views are read-only: change a copy, "
                                                    "e.g. CREATE TEMP TABLE t AS SELECT ...")
@@ -273,7 +263,7 @@ class DuckDBEngine:
 
     def tables_in(self, sql: str) -> list[TableInfo]:
         """Catalog tables a query reads (for the freshness footer), by name."""
-        named = _spelled_names(_tokens(sql), self._known)
+        named = spelled_names(tokens(sql), self._known)
         return [self._snapshot.tables[name] for name in sorted(set(named.tables))]
 
     def close(self) -> None:
@@ -304,116 +294,6 @@ def _locked_connection(workspace, threads: int | None):
 def _zone_entries_sql(con) -> str:
     columns = {c[0] for c in con.execute("SELECT * FROM duckdb_schemas() LIMIT 0").description}
     return _ZONE_ENTRIES.rstrip() + (_NESTED_IN_ZONES if "parent_schema" in columns else "")
-
-
-# -- statements, read through DuckDB's parser and tokenizer ----------------------------------
-class _Token(NamedTuple):
-    start: int
-    text: str  # as written; keywords lower-cased
-    kind: str  # identifier, keyword, operator, string_const, numeric_const
-
-
-def _tokens(sql: str) -> list[_Token]:
-    """DuckDB's tokens of ``sql``, comments left out."""
-    import duckdb
-
-    marks = duckdb.tokenize(sql)
-    ends = [start for start, _ in marks[1:]] + [len(sql)]
-    tokens = []
-    for (start, kind), end in zip(marks, ends):
-        if kind.name != "comment":
-            text = sql[start:end].strip()
-            tokens.append(_Token(start, text.lower() if kind.name == "keyword" else text, kind.name))
-    return tokens
-
-
-def _check(statement, parse: Callable[[str], list]) -> bool:
-    """Raise ReadOnlyViolation unless ``statement`` may run; True when it can change catalog entries."""
-    try:
-        kind = statement.type.name
-    except ValueError:  # a statement type the duckdb module has no name for (UPDATE EXTENSIONS)
-        kind = "this"
-    if kind not in _ALLOWED:
-        raise ReadOnlyViolation(f"{kind} statements are not allowed in %%lake: the lake is read-only here",
-                                hint=_READ_ONLY_HINT)
-    if kind in ("SET", "PRAGMA"):
-        _check_setting(kind, _tokens(statement.query))
-        return False
-    if kind in ("EXPLAIN", "PREPARE"):
-        return any([_check(inner, parse) for inner in parse(_wrapped(statement.query, kind))])
-    return kind in _CHANGE_ENTRIES
-
-
-def _check_setting(kind: str, tokens: list[_Token]) -> None:
-    words = [t.text.lower() for t in tokens[:2]]
-    if kind == "SET":
-        if words[:1] in (["set"], ["reset"]) and words[1:] == ["variable"]:
-            return
-        raise ReadOnlyViolation("settings cannot be changed in %%lake (SET, RESET, USE)", hint=_SETTINGS_HINT)
-    if words[:1] == ["pragma"] and len(words) > 1 and _unquoted(tokens[1].text).lower() in _DESCRIBING_PRAGMAS:
-        return
-    shown = " ".join(t.text.upper() for t in tokens[:2])
-    raise ReadOnlyViolation(f"{shown} is not allowed in %%lake: only PRAGMAs that describe run here",
-                            hint="e.g. PRAGMA table_info('raw.flights'), PRAGMA show_tables")
-
-
-def _wrapped(sql: str, kind: str) -> str:
-    """The statement an EXPLAIN [ANALYZE] [(options)] or a PREPARE name [(types)] AS wraps."""
-    tokens = _tokens(sql)
-    if kind == "EXPLAIN":
-        i = 2 if len(tokens) > 1 and tokens[1].text in ("analyze", "analyse") else 1
-        if i < len(tokens) and tokens[i].text == "(":
-            i = _after_parentheses(tokens, i)
-    else:
-        i = next((j + 1 for j, t in enumerate(tokens) if t.text == "as"), len(tokens))
-    return sql[tokens[i].start:] if i < len(tokens) else ""
-
-
-def _after_parentheses(tokens: list[_Token], i: int) -> int:
-    depth = 0
-    for j in range(i, len(tokens)):
-        depth += tokens[j].text.count("(") - tokens[j].text.count(")") if tokens[j].kind == "operator" else 0
-        if depth == 0:
-            return j + 1
-    return len(tokens)
-
-
-class _Named(NamedTuple):
-    tables: list[str]  # written as identifiers: raw.flights, "raw"."flights", memory.raw.flights
-    quoted: list[str]  # written as a whole string literal: PRAGMA table_info('raw.flights')
-    unknown: list[str]  # zone.name pairs the catalog does not hold
-
-
-def _spelled_names(tokens: list[_Token], known: dict[str, str]) -> _Named:
-    """The catalog names (as ``known`` maps lower-cased names to them) a statement spells."""
-    named = _Named([], [], [])
-    for i, token in enumerate(tokens):
-        if token.kind == "string_const":
-            name = known.get(token.text[1:-1].replace("''", "'").strip().lower())
-            if name:
-                named.quoted.append(name)
-        elif token.text == "." and 0 < i < len(tokens) - 1 and _is_name(tokens[i - 1]) and _is_name(tokens[i + 1]):
-            zone, table = _unquoted(tokens[i - 1].text).lower(), _unquoted(tokens[i + 1].text).lower()
-            name = known.get(f"{zone}.{table}")
-            if name:
-                named.tables.append(name)
-            elif zone in ZONES:
-                named.unknown.append(f"{zone}.{table}")
-    return named
-
-
-def _is_name(token: _Token) -> bool:
-    return token.kind in ("identifier", "keyword")
-
-
-def _unquoted(identifier: str) -> str:
-    if len(identifier) > 1 and identifier[0] == identifier[-1] == '"':
-        return identifier[1:-1].replace('""', '"')
-    return identifier
-
-
-def _quoted(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _entry_names(entries: frozenset) -> str:

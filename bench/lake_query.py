@@ -314,7 +314,8 @@ def _measure_warm(root: Path, built: dict, log, info: dict) -> dict:
     per_query = {name: _per_query(name, s, checks[name], display[name]) for name, s in samples.items()}
     for name, p in per_query.items():
         log(f"  {name:24s} %%lake {p['lakebook_median_ms']:8.2f} ms  duckdb_fair {p['duckdb_fair_median_ms']:8.2f} ms  "
-            f"ratio {p['ratio_fair']:5.3f} (+{p['overhead_fair_ms']:5.2f} ms)  duckdb_default {p['duckdb_default_median_ms']:8.2f} ms")
+            f"ratio {p['ratio_fair']:5.3f} (+{p['overhead_fair_ms']:5.2f} ms)  "
+            f"duckdb_default {p['duckdb_default_median_ms']:8.2f} ms")
     settings_sql = ("SELECT name, value FROM duckdb_settings() WHERE name IN "
                     "('threads', 'TimeZone', 'parquet_metadata_cache', 'lock_configuration')")
     settings = {
@@ -398,7 +399,8 @@ def _warm_result(info: dict, built: dict, files: dict, settings: dict, probe: di
             "lakebook": "IPython InteractiveShell.instance(), %load_ext lakebook, shell.run_cell_magic('lake', '', sql)"
                         ".table; workspace via LAKEBOOK_WORKSPACE",
             "duckdb_fair": "the baseline of the targets: duckdb.connect() with SET TimeZone = 'UTC', "
-                           "parquet_metadata_cache = true, threads as lakebook; views raw.<t> AS SELECT * FROM read_parquet('<lake>/raw/<t>/*/*"
+                           "parquet_metadata_cache = true, threads as lakebook; views raw.<t> AS SELECT * FROM "
+                           "read_parquet('<lake>/raw/<t>/*/*"
                            ".parquet', hive_partitioning = true), con.execute(sql).to_arrow_table()",
             "duckdb_fair_relation": "the same connection, con.sql(sql).to_arrow_table()",
             "duckdb_default": "duckdb.sql(sql).to_arrow_table() on the default connection, default settings "
@@ -456,8 +458,9 @@ _SIDES = {  # name -> (template, LOAD, CELL); SQL is the query (the lake's names
     "lakebook_script": (_SCRIPT, "from lakebook.query import query", "query(SQL).arrow()"),
     "duckdb_script": (_SCRIPT, _DUCKDB_CONNECTION, "con.sql(SQL).to_arrow_table()"),
 }
-# (lakebook side, DuckDB side): the first pair of each kind is what the targets compare.
-_COMPARISONS = {"kernel": ("lakebook_kernel", "duckdb_kernel"), "kernel_arrow": ("lakebook_kernel", "duckdb_kernel_arrow"),
+# (lakebook side, DuckDB side); the targets compare "kernel" and "cli".
+_COMPARISONS = {"kernel": ("lakebook_kernel", "duckdb_kernel"),
+                "kernel_arrow": ("lakebook_kernel", "duckdb_kernel_arrow"),
                 "script": ("lakebook_script", "duckdb_script"), "cli": ("lakebook_cli", "duckdb_cli")}
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -43,6 +43,15 @@ class _Entry:
     config: type[BackendConfig]
 
 
+@cache
+def _installed_entry_points():
+    """Every installed package's entry points, read once per process (reading them opens
+    every package's metadata)."""
+    from importlib.metadata import entry_points
+
+    return entry_points()
+
+
 class Registry:
     """The backends of one kind: ``names()``, ``parse(value)`` a config, ``load(name)`` a class."""
 
@@ -54,7 +63,7 @@ class Registry:
         self._group = "lakebook." + kind.replace(" ", "_") + "s"
 
     def _entry_points(self) -> dict[str, Any]:
-        return {ep.name: ep for ep in entry_points(group=self._group)}
+        return {ep.name: ep for ep in _installed_entry_points().select(group=self._group)}
 
     def names(self) -> list[str]:
         return sorted(set(self._builtins) | set(self._entry_points()))

@@ -27,3 +27,20 @@ def test_importing_lakebook_does_not_import_jupyter_server():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "LakebookApp"
+
+
+def test_a_first_query_loads_neither_sqlalchemy_nor_pandas_nor_the_contracts(workspace_dir):
+    from events import flight, log_events
+    from lakebook.ingest import flush_ingest_log_to_raw
+    from lakebook.workspace import Workspace
+
+    workspace = Workspace.load(workspace_dir, environ={})
+    log_events(workspace, "flights", [flight(i) for i in range(20)])
+    flush_ingest_log_to_raw(workspace)
+    code = (f"import sys; from lakebook.query import query; "
+            f"print(query('SELECT count(*) AS n FROM raw.flights', {str(workspace_dir)!r}).arrow().to_pylist()); "
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'pandas') "
+            f"or m.startswith('lakebook.contracts') or m == 'pyarrow.compute'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[{'n': 20}]", "[]"]

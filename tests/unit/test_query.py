@@ -101,3 +101,15 @@ def test_parameter_syntax_skips_strings_casts_and_comments():
         "SELECT ':not', x::INT, \"a:b\" -- :nope\nFROM t WHERE y = :yes /* :no */ AND z=:z2", {"yes": 1, "z2": 2})
     assert sql == "SELECT ':not', x::INT, \"a:b\" -- :nope\nFROM t WHERE y = $yes /* :no */ AND z=$z2"
     assert params == {"yes": 1, "z2": 2}
+
+
+def test_results_render_from_arrow_with_nulls_floats_times_and_escaping(lake):
+    result = lake.query("SELECT flight, NULL::DOUBLE AS gap, 2.5::DOUBLE AS half, 1/3 AS third, sched_dep_at, "
+                        "'<b>' AS tag, 1 AS x, 2 AS x FROM raw.flights ORDER BY flight LIMIT 2")
+    lines = repr(result).splitlines()
+    assert lines[0].split() == ["flight", "gap", "half", "third", "sched_dep_at", "tag", "x", "x"]
+    assert lines[1].split() == ["1", "NULL", "2.5", "0.333333", "2013-01-01", "10:00:00+00:00", "<b>", "1", "2"]
+    page = result._repr_html_()
+    assert "<td>&lt;b&gt;</td>" in page and "<th>sched_dep_at</th>" in page and "<b>" not in page
+    wide = lake.query("SELECT * FROM raw.flights LIMIT 1")
+    assert repr(wide).splitlines()[0].split()[-1] == "…" and len(repr(wide).splitlines()[0].split()) == 21

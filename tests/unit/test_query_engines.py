@@ -4,6 +4,7 @@ limits, parameters and odd statements behave as before."""
 
 import warnings
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -58,28 +59,28 @@ def view_sql(folder) -> str:
     return views.folder_select(folder, table.columns)
 
 
-def test_footers_are_read_once_per_file(lake, workspace, monkeypatch):
+def test_a_table_is_judged_by_its_first_and_last_file_and_a_footer_is_read_once(lake, workspace, monkeypatch):
     monkeypatch.setattr(views, "_footer_schemas", {})
     read = []
     real = pq.read_metadata
     monkeypatch.setattr(pq, "read_metadata", lambda path, *a, **k: read.append(path) or real(path, *a, **k))
-    files = sorted(str(p) for p in workspace.lake.root.rglob("*.parquet"))
+    flights = sorted(str(p) for p in (workspace.lake.root / "raw" / "flights").rglob("*.parquet"))
     session = LakeSession(workspace)
     assert rows(session, "SELECT count(*) AS n FROM raw.flights") == [{"n": 300}]
-    assert sorted(read) == files
+    assert sorted(read) == [flights[0], flights[-1]]  # raw.weather, not named, is not looked at
     read.clear()
     for _ in range(3):
         rows(session, "SELECT count(*) AS n FROM raw.flights")
-    assert rows(LakeSession(workspace), "SELECT count(*) AS n FROM raw.weather") == [{"n": 48}]
+    assert rows(LakeSession(workspace), "SELECT count(*) AS n FROM raw.flights") == [{"n": 300}]
     assert read == []  # cached across queries and sessions
     log_events(workspace, "flights", [flight(i) for i in range(1000, 1010)])  # a later day
     flush_ingest_log_to_raw(workspace)
     assert rows(session, "SELECT count(*) AS n FROM raw.flights") == [{"n": 310}]
-    new = sorted(str(p) for p in workspace.lake.root.rglob("*.parquet") if str(p) not in files)
-    assert new and sorted(read) == new  # only the new files
+    new = sorted(str(p) for p in workspace.lake.root.rglob("raw/flights/*/*.parquet") if str(p) not in flights)
+    assert new and read == [new[-1]]  # only the new last file
 
 
-def test_a_file_with_another_schema_that_the_catalog_does_not_know_yet_is_still_read(lake, workspace):
+def test_a_file_with_another_schema_that_the_catalog_does_not_know_yet_is_still_read(lake, workspace, monkeypatch):
     assert rows(lake, "SELECT count(tailnum) AS n FROM raw.flights") == [{"n": 300}]
     first_day = sorted((workspace.lake.root / "raw" / "flights").iterdir())[0]
     table = pq.read_table(next(first_day.glob("*.parquet")))
@@ -87,6 +88,14 @@ def test_a_file_with_another_schema_that_the_catalog_does_not_know_yet_is_still_
     assert rows(lake, "SELECT count(*) AS n, count(tailnum) AS with_tail FROM raw.flights") == [
         {"n": 305, "with_tail": 300}]
     assert "union_by_name = true" in lake.engine._views["raw.flights"]
+    checks = []
+    real = lake.engine._check_files
+    monkeypatch.setattr(lake.engine, "_check_files", lambda: checks.append(True) or real())
+    log_events(workspace, "flights", [flight(i) for i in range(1000, 1010)])  # a later day: the catalog changes
+    flush_ingest_log_to_raw(workspace)
+    assert rows(lake, "SELECT count(*) AS n, count(tailnum) AS with_tail FROM raw.flights") == [
+        {"n": 315, "with_tail": 310}]
+    assert checks == [] and "union_by_name = true" in lake.engine._views["raw.flights"]  # no failed first try
 
 
 def test_glob_follows_the_depth_of_the_files(tmp_path):
@@ -129,7 +138,8 @@ def test_scripts_and_statements_without_rows(lake):
     assert engine.execute(script, None, 4).column("flight").to_pylist() == [1, 2, 3, 4]
     assert engine.execute("CREATE TEMP TABLE g AS SELECT 1 AS x", None, None).num_rows <= 1
     assert engine.execute("SELECT * FROM g", None, None).to_pylist() == [{"x": 1}]
-    assert engine.execute("SET threads = 1", None, 5).num_rows == 0
+    assert engine.execute("SET VARIABLE top = 2", None, 5).num_rows == 0
+    assert engine.execute("SELECT getvariable('top') AS top", None, None).to_pylist() == [{"top": 2}]
     assert engine.execute("-- nothing to run", None, None) == pa.table({})
     assert engine.execute("", None, 3) == pa.table({})
 
@@ -140,3 +150,33 @@ def test_no_warnings_reach_the_notebook(lake):
         rows(lake, "SELECT origin, count(*) AS n FROM raw.flights GROUP BY origin")
         rows(lake, "SELECT * FROM raw.weather", limit=5)
     assert [str(w.message) for w in caught] == []
+
+
+def test_views_are_made_only_for_the_tables_a_statement_names(lake, workspace, monkeypatch):
+    listed = []
+    real = views.os.scandir
+    monkeypatch.setattr(views.os, "scandir", lambda path: listed.append(Path(path).parts[-3:]) or real(path))
+    assert rows(lake, "SELECT count(*) AS n FROM raw.flights") == [{"n": 300}]
+    assert set(lake.engine._views) == {"raw.flights"}
+    assert listed and not [p for p in listed if "weather" in p]  # no other table's folder is listed
+    assert rows(lake, "SELECT count(*) AS n FROM \"RAW\".Weather") == [{"n": 48}]
+    assert set(lake.engine._views) == {"raw.flights", "raw.weather"}
+    assert [t.qualified_name for t in lake.query("SELECT 1 AS x -- raw.weather").sources] == []
+
+
+def test_a_view_made_earlier_follows_its_table_through_a_session_view(lake, workspace):
+    lake.query("CREATE TEMP VIEW ewr AS SELECT * FROM raw.flights WHERE origin = 'EWR'")
+    contract = workspace.contracts_dir / "flights.yaml"
+    contract.write_text(contract.read_text().replace("version: 1", "version: 2") +
+                        "  gate: {type: string, description: \"added in v2\"}\n")
+    log_events(workspace, "flights", [flight(i, gate="B12") for i in range(1000, 1010)])
+    flush_ingest_log_to_raw(workspace)
+    assert rows(lake, "SELECT count(*) AS n, count(gate) AS gated FROM ewr") == [{"n": 110, "gated": 10}]
+
+
+def test_a_source_added_after_the_catalog_was_written_is_queryable(lake, workspace):
+    contract = (workspace.contracts_dir / "weather.yaml").read_text()
+    (workspace.contracts_dir / "stations.yaml").write_text(contract.replace("name: weather", "name: stations"))
+    session = LakeSession(workspace)
+    assert rows(session, "SELECT count(*) AS n FROM raw.stations") == [{"n": 0}]
+    assert rows(session, "SELECT count(*) AS n FROM raw.flights") == [{"n": 300}]

@@ -9,7 +9,7 @@ recording the same file twice (a flush finishing after a crash) changes nothing.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 
 from ..errors import CatalogUnavailable, UnknownTable, did_you_mean
 from ..lake import WrittenFile
+from .info import ColumnInfo, TableInfo, stored_path
 
 
 class _Base(DeclarativeBase):
@@ -127,36 +128,6 @@ class RunRow(_Base):
 
 
 @dataclass(frozen=True)
-class ColumnInfo:
-    name: str
-    type: str
-    description: str = ""
-    nullable: bool = True
-    pii: bool = False
-
-
-@dataclass(frozen=True)
-class TableInfo:
-    zone: str
-    name: str
-    kind: str
-    description: str
-    owner: str
-    location: str
-    row_count: int
-    bytes: int
-    last_event_time: datetime | None
-    last_ingest_time: datetime | None
-    updated_at: datetime
-    event_time_column: str | None = None
-    columns: tuple[ColumnInfo, ...] = field(default=())
-
-    @property
-    def qualified_name(self) -> str:
-        return f"{self.zone}.{self.name}"
-
-
-@dataclass(frozen=True)
 class RunOutput:
     """The table a run publishes when it finishes ok: its metadata (as ``register_table``
     takes it) and its files, added to its manifest or, with ``replace``, the whole of it."""
@@ -234,9 +205,7 @@ class Catalog:
         return str(path)
 
     def _load(self, stored: str) -> str:
-        if self.root is None or stored.startswith("/") or "://" in stored:
-            return stored
-        return str(self.root / stored)
+        return stored_path(self.root, stored)
 
     def _info(self, row: "TableRow") -> TableInfo:
         info = _info(row)

@@ -2,9 +2,16 @@
 transforms.
 
 A view over a folder globs the depth its files are at (``date=*/*.parquet``), which DuckDB
-lists faster than ``**``, and uses ``union_by_name`` only when the files' schemas really
-differ (read once per file from its footer: lake files are immutable once written). A table
-with no files is an empty SELECT of its catalogued columns, so queries over it still bind.
+lists faster than ``**``, and uses ``union_by_name`` only when the files' schemas differ. A
+table with no files is an empty SELECT of its catalogued columns, so queries over it still bind.
+
+Whether schemas differ is judged without opening every file: lakebook writes a table's files
+from the schema its catalog entry holds, so when the first file (the one DuckDB takes the
+schema from) and the last one have the same schema and it holds every catalogued column with
+its catalogued type, the files are taken to agree, and to lie at the depth those two lie at
+(the lake's layout puts a table's files at one depth). A file that disagrees all the same makes
+DuckDB stop with a schema mismatch; asked again with ``check_files``, every footer is read
+(once per file per process: lake files are immutable once written).
 """
 
 from __future__ import annotations
@@ -41,23 +48,67 @@ def files_select(paths: list[str], columns: Iterable = ()) -> str:
     return f"SELECT * FROM read_parquet([{listed}], hive_partitioning = true, union_by_name = true)"
 
 
-def folder_select(folder: Path, columns: Iterable = ()) -> str:
-    """A SELECT over every Parquet file under ``folder``, as cheap to plan as it can be."""
-    files = _parquet_files(folder)
+def folder_select(folder: Path, columns: Iterable = (), *, check_files: bool = False) -> str:
+    """A SELECT over every Parquet file under ``folder``, as cheap to plan as it can be.
+    ``columns`` are the catalog's (``.name``, ``.type`` as Arrow names); ``check_files`` walks
+    every folder and reads every file's schema instead of trusting the first and last file."""
+    files = _parquet_files(folder) if check_files else _first_and_last_files(folder)
     if not files:
         return empty_select(columns)
-    depths = {depth for _, depth, _ in files}
+    depths = {depth for _, depth in files}
     levels = ["*"] * depths.pop() if len(depths) == 1 else ["**"]
     pattern = sql_string(str(folder.joinpath(*levels, "*.parquet")))
-    schemas = {_schema_key(path, stat) for path, _, stat in files}
-    union = ", union_by_name = true" if len(schemas) > 1 or None in schemas else ""
+    differ = _any_differ(files) if check_files else _ends_differ(files, columns)
+    union = ", union_by_name = true" if differ else ""
     return f"SELECT * FROM read_parquet({pattern}, hive_partitioning = true{union})"
 
 
-def _parquet_files(folder: Path) -> list[tuple[str, int, os.stat_result]]:
-    """(path, folders below ``folder``, stat) of every ``*.parquet`` file under it, as DuckDB's
+def _any_differ(files: list[tuple[str, int]]) -> bool:
+    schemas = {_schema_key(path) for path, _ in files}
+    return len(schemas) > 1 or None in schemas
+
+
+def _ends_differ(files: list[tuple[str, int]], columns: Iterable) -> bool:
+    """True unless the first and last file have one schema holding every catalogued column
+    with its type."""
+    schema = _schema_key(files[0][0])
+    if schema is None or _schema_key(files[-1][0]) != schema:
+        return True
+    held = dict(schema)
+    return any(held.get(c.name) != c.type for c in columns)
+
+
+def _first_and_last_files(folder: Path) -> list[tuple[str, int]]:
+    """(path, folders below ``folder``) of the first and the last ``*.parquet`` file under it
+    in path order (DuckDB sorts a glob's files), looking into as few folders as it can."""
+    first = _edge_file(str(folder), 0, last=False, seen=set())
+    return [first, _edge_file(str(folder), 0, last=True, seen=set())] if first else []
+
+
+def _edge_file(path: str, depth: int, *, last: bool, seen: set) -> tuple[str, int] | None:
+    try:
+        st = os.stat(path)
+        if (st.st_dev, st.st_ino) in seen:  # a link back up: DuckDB follows a folder once
+            return None
+        seen.add((st.st_dev, st.st_ino))
+        with os.scandir(path) as listing:
+            entries = [(e.name + "/" if e.is_dir() else e.name, e) for e in listing]
+    except OSError:  # gone since listed
+        return None
+    for key, entry in sorted(entries, key=lambda pair: pair[0], reverse=last):
+        if key.endswith("/"):
+            found = _edge_file(entry.path, depth + 1, last=last, seen=seen)
+            if found:
+                return found
+        elif key.endswith(".parquet") and entry.is_file():
+            return entry.path, depth
+    return None
+
+
+def _parquet_files(folder: Path) -> list[tuple[str, int]]:
+    """(path, folders below ``folder``) of every ``*.parquet`` file under it, as DuckDB's
     ``**`` glob finds them (hidden names included, linked folders followed once)."""
-    found: list[tuple[str, int, os.stat_result]] = []
+    found: list[tuple[str, int]] = []
     seen: set[tuple[int, int]] = set()
 
     def walk(path: str, depth: int) -> None:
@@ -71,7 +122,7 @@ def _parquet_files(folder: Path) -> list[tuple[str, int, os.stat_result]]:
                                 seen.add((st.st_dev, st.st_ino))
                                 walk(entry.path, depth + 1)
                         elif entry.name.endswith(".parquet") and entry.is_file():
-                            found.append((entry.path, depth, entry.stat()))
+                            found.append((entry.path, depth))
                     except OSError:  # gone since listed
                         continue
         except OSError:
@@ -91,8 +142,12 @@ def _parquet_files(folder: Path) -> list[tuple[str, int, os.stat_result]]:
 _footer_schemas: dict[str, tuple[int, int, tuple]] = {}
 
 
-def _schema_key(path: str, stat: os.stat_result) -> tuple | None:
+def _schema_key(path: str) -> tuple | None:
     """Column names and types from a Parquet file's footer; None when it cannot be read."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
     cached = _footer_schemas.get(path)
     if cached is not None and cached[0] == stat.st_size and cached[1] == stat.st_mtime_ns:
         return cached[2]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import ChainMap
+
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope
 from traitlets import Bool, Integer
@@ -48,8 +50,7 @@ class LakeMagics(Magics):
                 return self._subcommand(ws, command)
             from ..query import session_for
 
-            namespace = dict(self.shell.user_ns)
-            namespace.update(local_ns or {})
+            namespace = ChainMap(local_ns or {}, self.shell.user_ns)  # looked up, never copied
             result = session_for(ws, command.options.engine).query(command.sql, namespace, command.options.limit)
         except LakebookError as exc:
             raise UsageError(str(exc)) from None

@@ -1,36 +1,56 @@
 """Query engines, selected by ``query.engine`` (backends.py).
 
-The DuckDB engine runs in the calling process over the lake's Parquet files: one view per
-catalog table (``raw.flights``, the SQL from lake/views.py), refreshed when the catalog
-changes. It cannot modify the lake: statements that write files or attach databases are
-refused, and tables a user creates live only in the session's in-memory database.
-Statements run with one ``execute`` (one prepare), straight to Arrow.
+The DuckDB engine runs in the calling process over the lake's Parquet files. A catalog table
+(``raw.flights``) is a view over its folder (lake/views.py), made the first time a statement
+names it and made again when the catalog says the table changed: a statement pays only for
+the tables it names. Statements run with one ``execute`` (one prepare), straight to Arrow.
+
+It cannot change the lake, nor what a catalog name means:
+
+- every statement is judged on DuckDB's own parse before any runs. Queries, EXPLAIN, PREPARE
+  and EXECUTE, session tables and views (CREATE, INSERT, DROP, …), SET VARIABLE and the
+  PRAGMAs that only describe pass; settings (SET, RESET, USE), COPY, ATTACH/DETACH,
+  INSTALL/LOAD, EXPORT/IMPORT, CALL, other PRAGMAs and transaction control are refused.
+  EXPLAIN and PREPARE are judged by the statement they wrap.
+- the connection's configuration is locked once set up (``lock_configuration``): nothing
+  can turn profiling or logging output into a file; secrets are never persisted, extensions
+  never downloaded, and spill files go to the workspace's state dir.
+- statements that can create, replace or drop catalog entries run in a transaction that is
+  rolled back if a table, view or schema named like a zone (``raw``, ``quarantine``, …)
+  changed, however the statement spelled it (``memory.raw.flights``, quoted, nested, after
+  PREPARE): catalog names always mean the lake's tables.
+
+Files outside the lake can be read (``read_csv('data.csv')``): the kernel already runs as its
+user, so refusing would protect nothing and would stop joining one's own files with the lake.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 import warnings
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import pyarrow as pa
 
-from ..catalog import Catalog, TableInfo, open_catalog
-from ..errors import QueryError, ReadOnlyViolation, UnknownTable, closest
+from ..catalog import CatalogSnapshot, TableInfo, open_catalog
+from ..errors import LakebookError, QueryError, ReadOnlyViolation, UnknownTable, closest
 from ..lake import ZONES, folder_select
-_ALLOWED_STATEMENTS = {
-    "SELECT", "EXPLAIN", "CREATE", "DROP", "INSERT", "UPDATE", "DELETE", "ALTER", "PRAGMA", "SET",
-    "VARIABLE_SET", "TRANSACTION", "PREPARE", "EXECUTE", "ANALYZE", "RELATION",
-}
-_DDL_TARGET = re.compile(
-    r"^\s*(create|drop|alter)\s+(or\s+replace\s+)?((temp|temporary)\s+)?"
-    r"(table|view|schema|macro|sequence|index|type|function)\s+(if\s+(not\s+)?exists\s+)?(?P<name>[\w.\"]+)",
-    re.IGNORECASE,
-)
+from .statements import READ_ONLY_HINT, SETTINGS_HINT, check_statement, quoted, spelled_names, tokens
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+
+_ZONE_LIST = ", ".join(f"'{zone}'" for zone in ZONES)
+_IN_ZONES = f"(schema_name IN ({_ZONE_LIST}) OR database_name IN ({_ZONE_LIST}))"
+# Every table, view and schema named like a zone, with what identifies its version.
+_ZONE_ENTRIES = f"""
+SELECT database_name, schema_name, view_name, view_oid, sql, comment FROM duckdb_views() WHERE NOT internal AND {_IN_ZONES}
+UNION ALL SELECT database_name, schema_name, table_name, table_oid, sql, comment FROM duckdb_tables() WHERE {_IN_ZONES}
+UNION ALL SELECT database_name, schema_name, NULL, oid, sql, comment FROM duckdb_schemas() WHERE {_IN_ZONES}
+"""
+_NESTED_IN_ZONES = f" OR parent_schema IN ({_ZONE_LIST})"  # DuckDB 2.0 nests schemas
 _TRAILING_SEMICOLONS = re.compile(r"[\s;]+$")
-_DML_TARGET = re.compile(r"^\s*(insert\s+(or\s+\w+\s+)?into|update|delete\s+from)\s+(?P<name>[\w.\"]+)", re.IGNORECASE)
 
 
 class QueryEngine(Protocol):
@@ -44,149 +64,167 @@ class QueryEngine(Protocol):
     def close(self) -> None: ...
 
 
-class _CatalogSnapshot:
-    """The catalog's tables, re-read only when the catalog database has changed."""
-
-    def __init__(self, catalog: Catalog):
-        self.catalog = catalog
-        self.version: Any = None
-        self.tables: dict[str, TableInfo] = {}
-        self._probe = _sqlite_probe(catalog.url)
-
-    def _current_version(self) -> Any:
-        if self._probe is not None:
-            return self._probe.execute("PRAGMA data_version").fetchone()[0]
-        return None  # other databases: re-read every time
-
-    def refresh(self) -> bool:
-        """Re-read if changed; True when it did."""
-        version = self._current_version()
-        if version is not None and version == self.version and self.tables:
-            return False
-        self.tables = {t.qualified_name: t for t in self.catalog.tables()}
-        self.version = version
-        return True
-
-
-def _sqlite_probe(url: str) -> sqlite3.Connection | None:
-    if not url.startswith("sqlite:///"):
-        return None
-    path = url[len("sqlite:///"):]
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-    con.execute("PRAGMA schema_version").fetchone()  # open a read snapshot once so data_version is live
-    return con
-
-
 class DuckDBEngine:
     """DuckDB in this process, over the lake's Parquet files."""
 
     name = "duckdb"
 
     def __init__(self, workspace, catalog: Catalog | None = None, config=None):
-        import duckdb
-
         self.workspace = workspace
-        self.catalog = catalog or open_catalog(workspace)
-        self._snapshot = _CatalogSnapshot(self.catalog)
-        self._con = duckdb.connect(":memory:")
-        self._con.execute("SET TimeZone = 'UTC'")
-        # Lake files are immutable once written: their footers can be cached across queries.
-        self._con.execute("SET parquet_metadata_cache = true")
-        threads = getattr(config, "threads", None)
-        if threads:
-            self._con.execute(f"SET threads = {int(threads)}")
-        for schema in ZONES:
-            self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        self._snapshot = CatalogSnapshot(workspace.catalog_url, workspace.lake.root, lambda: open_catalog(workspace),
+                                         catalog)
+        self._con = _locked_connection(workspace, getattr(config, "threads", None))
         self._views: dict[str, str] = {}
         self._built_from: dict[str, TableInfo] = {}
-        self._unreadable: dict[str, QueryError] = {}  # tables whose view cannot be made: a damaged file
+        self._mixed: set[str] = set()  # tables whose files were found to differ by more than their ends show
+        self._known: dict[str, str] = {}  # lower-cased catalog name -> catalog name
+        self._registered = catalog is not None
+        self._zone_entries: frozenset | None = None
+        self._zone_entries_sql = _zone_entries_sql(self._con)
+        self._defer_binding = " WITH (DEFER_BINDING)"
 
     # -- catalog -> views ----------------------------------------------------------------
-    def sync_views(self, force: bool = False) -> dict[str, TableInfo]:
-        """Views for the catalog's tables, (re)built when the catalog has changed. A table's
-        view is redefined only when its catalog entry changed (new files change its stats),
-        or for every table with ``force`` (its files are looked at again)."""
-        if self._snapshot.refresh() or not self._views or force:
-            self._build_views(force)
-        return self._snapshot.tables
+    def _views_for(self, sql: str) -> None:
+        """Make views for the catalog tables ``sql`` names, and again for those already made
+        whose table changed."""
+        changed = self._refresh()
+        named = spelled_names(tokens(sql), self._known)
+        if named.unknown and not self._registered:
+            self._registered = True
+            self._snapshot.catalog()  # opening it registers sources added since the catalog was written
+            changed = self._refresh() or changed
+            named = spelled_names(tokens(sql), self._known)
+        for name in {*named.tables, *named.quoted, *(self._built_from if changed else ())}:
+            self._build_view(name)
 
-    def _build_views(self, force: bool = False) -> bool:
-        """True when a view's definition changed."""
-        changed = False
-        for name, table in self._snapshot.tables.items():
-            if not force and name in self._views and self._built_from.get(name) == table:
-                continue
-            definition = folder_select(Path(table.location), table.columns)
-            if self._views.get(name) != definition:
-                if not self._create_view(name, definition):
-                    continue
-                self._views[name] = definition
-                changed = True
-            self._built_from[name] = table
-        return changed
-
-    def _create_view(self, name: str, definition: str) -> bool:
-        """False if a file of the table cannot be read: then only queries of that table fail
-        (with the error naming the file), and the view is made again once the catalog changes."""
-        import duckdb
-
-        try:
-            self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {definition}")
-        except duckdb.Error as exc:
-            if (error := _unreadable_file(exc, self.workspace)) is None:
-                raise
-            self._unreadable[name] = error
+    def _refresh(self) -> bool:
+        if not self._snapshot.refresh():
             return False
-        self._unreadable.pop(name, None)
+        self._known = {name.lower(): name for name in self._snapshot.tables}
         return True
 
-    # -- running SQL ---------------------------------------------------------------------
-    def check_read_only(self, sql: str) -> list:
-        """Refuse statements that could change the lake; the parsed statements otherwise."""
+    def _build_view(self, name: str, check_files: bool = False) -> bool:
+        """(Re)define the view of one catalog table; True when its definition changed. A table
+        whose files were once found to differ is always judged from every file."""
+        table = self._snapshot.tables.get(name)
+        if table is None or (not check_files and self._built_from.get(name) == table):
+            return False
+        definition = folder_select(Path(table.location), table.columns,
+                                   check_files=check_files or name in self._mixed)
+        self._built_from[name] = table
+        if self._views.get(name) == definition:
+            return False
+        self._create_view(f"{quoted(table.zone)}.{quoted(table.name)}", definition)
+        self._views[name] = definition
+        self._zone_entries = None
+        return True
+
+    def _create_view(self, name: str, definition: str) -> None:
+        """A view DuckDB binds when a statement reads it, not now: binding lists the table's
+        files, and the statement that reads the view lists them again."""
         import duckdb
 
         try:
-            statements = self._con.extract_statements(sql)
+            self._con.execute(f"CREATE OR REPLACE VIEW {name}{self._defer_binding} AS {definition}")
+        except duckdb.ParserException:
+            if not self._defer_binding:
+                raise
+            self._defer_binding = ""  # a DuckDB before 2.0: views are bound when made
+            self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {definition}")
+
+    # -- the read-only guard -------------------------------------------------------------
+    def check_read_only(self, sql: str) -> tuple[list, bool]:
+        """DuckDB's parse of ``sql``, and whether a statement can change catalog entries;
+        ReadOnlyViolation when one may not run here."""
+        statements = self._parse(sql)
+        changes = [check_statement(statement, self._parse) for statement in statements]
+        return statements, any(changes)
+
+    def _parse(self, sql: str) -> list:
+        import duckdb
+
+        try:
+            return self._con.extract_statements(sql)
         except duckdb.Error as exc:
             raise QueryError(_one_line(exc)) from None
-        for statement in statements:
-            kind = statement.type.name
-            if kind not in _ALLOWED_STATEMENTS:
-                raise ReadOnlyViolation(
-                    f"{kind} statements are not allowed in %%lake: the lake is read-only here",
-                    hint="query with SELECT; keep results with -o NAME or CREATE TEMP TABLE",
-                )
-            match = _DDL_TARGET.match(statement.query) or _DML_TARGET.match(statement.query)
-            if match and match.group("name").strip('"').split(".")[0].lower() in ZONES:
-                raise ReadOnlyViolation(
-                    f"cannot change {match.group('name')}: lake tables are read-only",
-                    hint="create session tables without a zone prefix, e.g. CREATE TEMP TABLE t AS ...",
-                )
-        return statements
 
+    def _zone_state(self) -> frozenset:
+        if self._zone_entries is None:
+            self._zone_entries = frozenset(self._con.execute(self._zone_entries_sql).fetchall())
+        return self._zone_entries
+
+    def _run_guarded(self, run: Callable[[], pa.Table]) -> pa.Table:
+        """``run`` in a transaction, rolled back when a table, view or schema named like a zone changed."""
+        before = self._zone_state()
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            table = run()
+            after = frozenset(self._con.execute(self._zone_entries_sql).fetchall())
+        except BaseException:
+            self._rollback()
+            raise
+        if after != before:
+            self._rollback()
+            raise ReadOnlyViolation(f"cannot change {_entry_names(before ^ after)}: lake tables are read-only",
+                                    hint="create session tables and views without a zone prefix, "
+                                         "e.g. CREATE TEMP TABLE t AS ...")
+        self._con.execute("COMMIT")
+        return table
+
+    def _rollback(self) -> None:
+        import duckdb
+
+        try:
+            self._con.execute("ROLLBACK")
+        except duckdb.Error:  # nothing left to roll back
+            pass
+
+    # -- running SQL ---------------------------------------------------------------------
     def execute(self, sql: str, params: dict[str, Any] | None = None, limit: int | None = None) -> pa.Table:
         import duckdb
 
-        tables = self.sync_views()
-        statements = self.check_read_only(sql)
-        for table in self.tables_in(sql) if self._unreadable else ():
-            if table.qualified_name in self._unreadable:
-                raise self._unreadable[table.qualified_name]
+        statements, changes_entries = self.check_read_only(sql)
+        self._views_for(sql)
+
+        def run() -> pa.Table:
+            if changes_entries:
+                return self._run_guarded(lambda: self._run(sql, statements, params, limit))
+            return self._run(sql, statements, params, limit)
+
         try:
             try:
-                return self._run(sql, statements, params, limit)
+                return run()
             except duckdb.InvalidInputException as exc:
-                # Files with a new schema written before the catalog was told about them: look at
-                # the files again (union_by_name if they now differ) and run a lone statement once more.
-                if len(statements) != 1 or "schema mismatch" not in str(exc) or not self._build_views(force=True):
+                # A file whose schema differs from the first one: look at every file (union_by_name
+                # if they differ) and run a lone statement once more.
+                if len(statements) != 1 or "schema mismatch" not in str(exc) or not self._check_files():
                     raise
-                return self._run(sql, statements, params, limit)
-        except (duckdb.CatalogException, duckdb.BinderException) as exc:
-            raise _explain_missing(exc, sql, tables, self.session_tables()) from None
-        except (duckdb.ParserException, duckdb.ConversionException, duckdb.InvalidInputException,
-                duckdb.OutOfRangeException, duckdb.TypeMismatchException, duckdb.ConstraintException,
-                duckdb.NotImplementedException, duckdb.PermissionException, duckdb.IOException) as exc:
-            raise _unreadable_file(exc, self.workspace) or QueryError(_one_line(exc)) from None
+                return run()
+        except duckdb.Error as exc:
+            raise self._error(exc, sql) from None
+
+    def _check_files(self) -> bool:
+        """Define the views made so far from every file's schema; True when one changed."""
+        changed = [name for name in list(self._built_from) if self._build_view(name, check_files=True)]
+        self._mixed.update(changed)
+        return bool(changed)
+
+    def _error(self, exc: Exception, sql: str) -> LakebookError:
+        import duckdb
+
+        text = str(exc)
+        if (unreadable := _unreadable_file(exc, self.workspace)) is not None:
+            return unreadable
+        if "configuration has been locked" in text:
+            return ReadOnlyViolation("settings cannot be changed in %%lake", hint=SETTINGS_HINT)
+        if isinstance(exc, duckdb.PermissionException):
+            return ReadOnlyViolation(_one_line(exc), hint=READ_ONLY_HINT)
+        if "base table" in text or "is not an table" in text:
+            return QueryError(_one_line(exc), hint="lake tables and views are read-only: change a copy, "
+                                                   "e.g. CREATE TEMP TABLE t AS SELECT ...")
+        if isinstance(exc, (duckdb.CatalogException, duckdb.BinderException)):
+            return _explain_missing(exc, sql, self._snapshot.tables, self.session_tables())
+        return QueryError(_one_line(exc))
 
     def _run(self, sql: str, statements: list, params: dict[str, Any] | None, limit: int | None) -> pa.Table:
         """One ``execute`` (one prepare; ``con.sql(...).to_arrow_table()`` binds the statement
@@ -200,19 +238,19 @@ class DuckDBEngine:
         if limit is not None and len(statements) == 1 and statements[0].type.name == "SELECT":
             body = _without_semicolons(statements[0].query)
             query, wrapped = f"SELECT * FROM (\n{body}\n) AS q LIMIT {int(limit)}", True
+        try:
+            cursor = self._con.execute(query, params or None)
+        except duckdb.ParserException:
+            if not wrapped:
+                raise
+            query, wrapped = sql, False  # the statement parsed alone: run it as written, cut below
+            cursor = self._con.execute(query, params or None)
+        if cursor is None or cursor.description is None:  # nothing to run (empty, comments only)
+            return pa.table({})
         with warnings.catch_warnings():
             # DuckDB 2.0 warns that Arrow from a DB-API result copies the rows once; still cheaper
-            # than the second bind of con.sql, which re-reads the view's file list and footers.
+            # than the second bind of con.sql, which lists a view's files and reads footers again.
             warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
-            try:
-                cursor = self._con.execute(query, params or None)
-            except duckdb.ParserException:
-                if not wrapped:
-                    raise
-                query, wrapped = sql, False  # the statement parsed alone: run it as written, cut below
-                cursor = self._con.execute(query, params or None)
-            if cursor is None or cursor.description is None:  # nothing to run (empty, comments only)
-                return pa.table({})
             table = cursor.to_arrow_reader().read_all()
         if limit is not None and not wrapped and table.num_rows > limit:
             table = table.slice(0, limit)
@@ -221,27 +259,48 @@ class DuckDBEngine:
     def session_tables(self) -> list[str]:
         rows = self._con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE schema_name NOT IN "
-            f"({', '.join(repr(s) for s in ZONES)}) AND database_name IN ('memory', 'temp')"
+            f"({_ZONE_LIST}) AND database_name IN ('memory', 'temp')"
         ).fetchall()
         return [r[0] for r in rows]
 
     def tables_in(self, sql: str) -> list[TableInfo]:
         """Catalog tables a query reads (for the freshness footer), by name."""
-        import duckdb
-
-        try:
-            names = duckdb.get_table_names(sql, qualified=True)
-        except duckdb.Error:
-            return []
-        found = set()
-        for name in names:
-            base = re.split(r"\s+as\s+", name, flags=re.IGNORECASE)[0].strip().replace('"', "")
-            if base in self._snapshot.tables:
-                found.add(base)
-        return [self._snapshot.tables[name] for name in sorted(found)]
+        named = spelled_names(tokens(sql), self._known)
+        return [self._snapshot.tables[name] for name in sorted(set(named.tables))]
 
     def close(self) -> None:
         self._con.close()
+        self._snapshot.close()
+
+
+def _locked_connection(workspace, threads: int | None):
+    """An in-memory connection with the zone schemas, its configuration locked: no later
+    statement can change a setting."""
+    import duckdb
+
+    con = duckdb.connect(":memory:", config={
+        "allow_persistent_secrets": False, "autoinstall_known_extensions": False,
+        "temp_directory": str(workspace.query_spill_dir),
+    })
+    con.execute("SET TimeZone = 'UTC'")
+    # Lake files are immutable once written: their footers can be cached across queries.
+    con.execute("SET parquet_metadata_cache = true")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    for zone in ZONES:
+        con.execute(f"CREATE SCHEMA {zone}")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def _zone_entries_sql(con) -> str:
+    columns = {c[0] for c in con.execute("SELECT * FROM duckdb_schemas() LIMIT 0").description}
+    return _ZONE_ENTRIES.rstrip() + (_NESTED_IN_ZONES if "parent_schema" in columns else "")
+
+
+def _entry_names(entries: frozenset) -> str:
+    names = {".".join(part for part in (schema, name) if part) or database for database, schema, name, *_ in entries}
+    return ", ".join(sorted(names))
 
 
 def _without_semicolons(statement: str) -> str:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import json
@@ -145,10 +146,12 @@ def lakebook(workspace: Path, *args: str, env: dict) -> subprocess.CompletedProc
     return done
 
 
-def test_a_service_that_dies_is_reported_and_the_rest_stopped(up_workspace, tmp_path, isolated_env):
-    env = {k: v for k, v in os.environ.items() if k != "JUPYTER_TOKEN"}
+@contextmanager
+def up_running(workspace: Path, env: dict):
+    """`lakebook up --no-sample` on free ports, ready, its output read as it comes, and its
+    direct children; whatever is left of them is killed at the end."""
     up = subprocess.Popen(
-        [sys.executable, "-m", "lakebook", "-w", str(up_workspace), "up", "--no-sample",
+        [sys.executable, "-m", "lakebook", "-w", str(workspace), "up", "--no-sample",
          "--port", str(free_port()), "--ingest-port", str(free_port())],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
@@ -156,8 +159,21 @@ def test_a_service_that_dies_is_reported_and_the_rest_stopped(up_workspace, tmp_
     try:
         output = Output(up.stdout)
         output.wait_for(LAB_URL, timeout_s=240)
+        children.extend(psutil.Process(up.pid).children(recursive=False))
+        yield up, output, children
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        for child in children:
+            if child.is_running():
+                child.kill()
+
+
+def test_a_service_that_dies_is_reported_and_the_rest_stopped(up_workspace, isolated_env):
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTER_TOKEN"}
+    with up_running(up_workspace, env) as (up, output, children):
         rows = {r["service"]: r for r in json.loads(lakebook(up_workspace, "status", "--json", env=env).stdout)}
-        children = psutil.Process(up.pid).children(recursive=False)
         os.kill(rows["ingest"]["pid"], signal.SIGKILL)
         assert up.wait(90) == 2
         text = output.drain()
@@ -165,39 +181,17 @@ def test_a_service_that_dies_is_reported_and_the_rest_stopped(up_workspace, tmp_
         gone, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, [c.cmdline() for c in alive]
         assert "no services running" in lakebook(up_workspace, "status", env=env).stdout
-    finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
-        for child in children:
-            if child.is_running():
-                child.kill()
 
 
-def test_what_up_started_stops_when_up_is_killed(up_workspace, tmp_path, isolated_env):
+def test_what_up_started_stops_when_up_is_killed(up_workspace, isolated_env):
     """kill -9 of `lakebook up` runs none of its code: the kernel stops its children."""
     env = {k: v for k, v in os.environ.items() if k != "JUPYTER_TOKEN"}
-    up = subprocess.Popen(
-        [sys.executable, "-m", "lakebook", "-w", str(up_workspace), "up", "--no-sample",
-         "--port", str(free_port()), "--ingest-port", str(free_port())],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-    )
-    children: list[psutil.Process] = []
-    try:
-        Output(up.stdout).wait_for(LAB_URL, timeout_s=240)
-        children = psutil.Process(up.pid).children(recursive=False)
+    with up_running(up_workspace, env) as (up, _, children):
         assert len(children) == 2, [c.cmdline() for c in children]
         up.kill()
         up.wait()
         gone, alive = psutil.wait_procs(children, timeout=60)
         assert not alive, [c.cmdline() for c in alive]
-    finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
-        for child in children:
-            if child.is_running():
-                child.kill()
 
 
 def _processes_of(pid: int, word: str, recursive: bool = False) -> list[psutil.Process]:

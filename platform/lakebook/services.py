@@ -365,6 +365,15 @@ LAB = register(Service(
     requires=(("jupyterlab", "jupyterlab", "lab"),), token_env="JUPYTER_TOKEN",
 ))
 
+STREAM = register(Service(
+    name="stream", title="stream (speed layer)", command=lambda ws, launch: _lakebook(ws, "stream", "start", "--port",
+                                                                                    str(launch.port)),
+    default_port=lambda ws: ws.settings.stream.port, health_path="/health",
+    stop_timeout_s=60, ready_timeout_s=180,  # Ray starts in a few seconds; the actors load their checkpoints
+    depends_on=("ingest",), requires=(("ray", "ray", "stream"), ("feast", "feast", "features")),
+    enabled=lambda ws: ws.settings.stream.enabled,
+))
+
 
 def lab_token() -> str:
     """JupyterLab's token under ``lakebook up``: ``JUPYTER_TOKEN`` if set, else a fresh one."""

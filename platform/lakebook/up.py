@@ -15,7 +15,7 @@ from typing import Callable
 from .services import Launch, ServiceProcess, ServiceSet, choose_port, lab_token, service
 
 SAMPLE_ROWS = {"flights": 3000, "weather": 2000}  # first days of January 2013
-UP_SERVICES = ("ingest", "lab")
+UP_SERVICES = ("ingest", "stream", "lab")  # those the workspace enables (the stream: stream.enabled)
 
 
 def _lake_has_rows(workspace) -> bool:
@@ -83,6 +83,8 @@ def run_up(workspace, *, ports: dict[str, int | None] | None = None, sample: boo
     launches = {}
     for name in UP_SERVICES:
         spec = service(name)
+        if not spec.enabled(workspace):
+            continue
         spec.check_installed()
         port = choose_port(ports.get(name), spec.default_port(workspace), f"--{name}-port")
         launches[name] = Launch(port, lab_token() if spec.token_env else None)

@@ -1,0 +1,165 @@
+"""The stream as a service: Ray connected, the job started, and its status over HTTP on
+127.0.0.1 (``GET /health``, ``GET /status``, ``GET /metrics`` in Prometheus's format) until
+SIGINT or SIGTERM, which stop the job (the batches in flight finish, the speed rows are
+written) and the Ray runtime it started.
+
+The running stream is recorded in ``<state dir>/stream/service.json`` (its pid and port) for
+``lakebook stream status`` and ``lakebook stream stop``. It reads only the bus, the lake and
+the feature store: it needs no ingest token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from ..config import set_ray_environment
+from ..errors import ServiceError
+
+log = logging.getLogger("lakebook.stream")
+ROUTES = "GET /health, GET /status, GET /metrics"
+STATE_FILE = "service.json"
+
+
+def connect_ray(workspace) -> str:
+    """Connect this process to Ray: the runtime it is connected to already (a notebook's, a
+    test session's), the cluster at ``stream.ray_address``, or a new local runtime on
+    127.0.0.1 with ``stream.ray_num_cpus`` CPUs, no dashboard, its files in the workspace's
+    ray dir. Where it connected."""
+    import ray
+
+    if ray.is_initialized():
+        return "the Ray runtime this process already uses"
+    settings = workspace.settings.stream
+    workspace.ray_dir.mkdir(parents=True, exist_ok=True)
+    set_ray_environment(workspace.ray_dir, settings.ray_auth_mode)
+    if settings.ray_address:
+        ray.init(address=settings.ray_address, configure_logging=False)
+        return settings.ray_address
+    ray.init(num_cpus=settings.ray_num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+             configure_logging=False)
+    return "a local Ray runtime"
+
+
+# -- the HTTP side -------------------------------------------------------------------------------
+def _groups(bus, group: str) -> dict[str, dict]:
+    return {row["source"]: row for row in bus.groups() if row["group"] == group}
+
+
+def job_status(job, bus) -> dict:
+    """The job's report with each source's committed offset and lag from the bus."""
+    report = job.report()
+    groups = _groups(bus, job.settings.group)
+    for source, row in report["sources"].items():
+        found = groups.get(source, {})
+        row["committed"], row["lag"] = found.get("offset"), found.get("lag")
+    return {"running": True, "pid": os.getpid(), **report}
+
+
+def create_app(job, bus):
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from ..asgi import Json, routing_error_handler
+    from .metrics import CONTENT_TYPE, exposition
+
+    async def health(request: Request):
+        problems = {s: st.problem for s, st in job.status.items() if st.problem}
+        return Json({"status": "degraded" if problems else "ok", "problems": problems})
+
+    async def status(request: Request):
+        return Json(job_status(job, bus))
+
+    async def metrics(request: Request):
+        return Response(exposition(job_status(job, bus)), media_type=CONTENT_TYPE)
+
+    return Starlette(routes=[Route("/health", health), Route("/status", status), Route("/metrics", metrics)],
+                     exception_handlers={HTTPException: routing_error_handler(ROUTES)})
+
+
+# -- the service's lifetime ----------------------------------------------------------------------
+def state_path(workspace) -> Path:
+    return workspace.stream_dir / STATE_FILE
+
+
+def serve_stream(workspace, port: int | None = None, echo=print) -> None:
+    """Run the stream until interrupted."""
+    import ray
+    import uvicorn
+
+    from .bus import open_bus
+    from .job import StreamJob
+
+    port = port or workspace.settings.stream.port
+    where = connect_ray(workspace)
+    job = StreamJob(workspace).start()
+    bus = open_bus(workspace)
+    path = state_path(workspace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pid": os.getpid(), "port": port, "started_at": time.time()}))
+    echo(f"lakebook stream on http://127.0.0.1:{port}  (group {job.settings.group}, {where}; "
+         f"views {', '.join(job.views)})")
+    try:
+        uvicorn.run(create_app(job, bus), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    finally:
+        job.stop()
+        bus.close()
+        path.unlink(missing_ok=True)
+        ray.shutdown()
+
+
+def _recorded(workspace) -> dict | None:
+    """The running stream's record, or None when none runs."""
+    path = state_path(workspace)
+    try:
+        state = json.loads(path.read_text())
+        os.kill(state["pid"], 0)
+    except (FileNotFoundError, ValueError, KeyError, ProcessLookupError):
+        return None
+    return state
+
+
+def stream_status(workspace, timeout_s: float = 5.0) -> dict:
+    """The running stream's status, or the consumer group's offsets and lag on the bus."""
+    import httpx
+
+    state = _recorded(workspace)
+    if state is not None:
+        try:
+            return httpx.get(f"http://127.0.0.1:{state['port']}/status", timeout=timeout_s).json()
+        except httpx.TransportError:
+            pass
+    from .bus import open_bus
+
+    bus = open_bus(workspace)
+    try:
+        groups = _groups(bus, workspace.settings.stream.group)
+    finally:
+        bus.close()
+    return {"running": False, "group": workspace.settings.stream.group,
+            "sources": {s: {"committed": r.get("offset"), "lag": r.get("lag")} for s, r in groups.items()},
+            "views": {}}
+
+
+def stop_stream(workspace, timeout_s: float = 60.0) -> int:
+    """SIGTERM the running stream and wait until it has stopped; its pid."""
+    state = _recorded(workspace)
+    if state is None:
+        raise ServiceError("no stream is running for this workspace", hint="start one with 'lakebook stream start'")
+    os.kill(state["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(state["pid"], 0)
+        except ProcessLookupError:
+            return state["pid"]
+        time.sleep(0.1)
+    raise ServiceError(f"the stream (pid {state['pid']}) did not stop within {timeout_s:.0f} s",
+                       hint=f"its log is {workspace.log_path('stream')}")

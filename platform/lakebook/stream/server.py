@@ -35,14 +35,39 @@ def connect_ray(workspace) -> str:
     if ray.is_initialized():
         return "the Ray runtime this process already uses"
     settings = workspace.settings.stream
-    workspace.ray_dir.mkdir(parents=True, exist_ok=True)
-    set_ray_environment(workspace.ray_dir, settings.ray_auth_mode)
+    set_ray_environment(ray_temp_dir(workspace.ray_dir), settings.ray_auth_mode)
     if settings.ray_address:
         ray.init(address=settings.ray_address, configure_logging=False)
         return settings.ray_address
     ray.init(num_cpus=settings.ray_num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
              configure_logging=False)
     return "a local Ray runtime"
+
+
+SOCKET_PATH_MAX = 107  # AF_UNIX
+RAY_SOCKET_TAIL = len("/ray/session_2026-01-01_00-00-00_000000_4194304/sockets/plasma_store")
+
+
+def ray_temp_dir(ray_dir: Path) -> Path:
+    """The workspace's ray dir, or, when Ray's socket paths under it would be longer than a
+    Unix socket path may be, a short link to it in a folder of this user's under /tmp."""
+    ray_dir.mkdir(parents=True, exist_ok=True)
+    if len(str(ray_dir)) + RAY_SOCKET_TAIL <= SOCKET_PATH_MAX:
+        return ray_dir
+    import hashlib
+    import stat
+    import tempfile
+
+    mine = Path(tempfile.gettempdir()) / f"lakebook-{os.getuid()}"
+    mine.mkdir(mode=0o700, exist_ok=True)
+    held = mine.lstat()
+    if not stat.S_ISDIR(held.st_mode) or held.st_uid != os.getuid() or held.st_mode & 0o077:
+        raise ServiceError(f"{mine} is not a private folder of this user", hint="remove it; lakebook makes it again")
+    link = mine / hashlib.sha256(str(ray_dir.resolve()).encode()).hexdigest()[:12]
+    if not (link.is_symlink() and link.resolve() == ray_dir.resolve()):
+        link.unlink(missing_ok=True)
+        link.symlink_to(ray_dir.resolve(), target_is_directory=True)
+    return link
 
 
 # -- the HTTP side -------------------------------------------------------------------------------

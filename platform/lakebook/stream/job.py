@@ -118,6 +118,8 @@ class StreamJob:
         """Stop reading, let the batches in flight finish, write the speed rows, end the actors."""
         import ray
 
+        if self._stop.is_set():
+            return
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout_s)

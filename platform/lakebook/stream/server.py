@@ -29,13 +29,16 @@ def connect_ray(workspace) -> str:
     """Connect this process to Ray: the runtime it is connected to already (a notebook's, a
     test session's), the cluster at ``stream.ray_address``, or a new local runtime on
     127.0.0.1 with ``stream.ray_num_cpus`` CPUs, no dashboard, its files in the workspace's
-    ray dir. Where it connected."""
-    import ray
+    ray dir. Where it connected. Call it before the process imports ray: Ray reads
+    ``RAY_AUTH_MODE`` then."""
+    import sys
 
-    if ray.is_initialized():
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
         return "the Ray runtime this process already uses"
     settings = workspace.settings.stream
-    set_ray_environment(ray_temp_dir(workspace.ray_dir), settings.ray_auth_mode)
+    set_ray_environment(ray_temp_dir(workspace.ray_dir), settings.ray_auth_mode)  # read when ray is imported
+    import ray
+
     if settings.ray_address:
         ray.init(address=settings.ray_address, configure_logging=False)
         return settings.ray_address
@@ -116,6 +119,7 @@ def state_path(workspace) -> Path:
 
 def serve_stream(workspace, port: int | None = None, echo=print) -> None:
     """Run the stream until interrupted."""
+    where = connect_ray(workspace)  # first: Ray reads its environment when it is imported
     import ray
     import uvicorn
 
@@ -123,7 +127,6 @@ def serve_stream(workspace, port: int | None = None, echo=print) -> None:
     from .job import StreamJob
 
     port = port or workspace.settings.stream.port
-    where = connect_ray(workspace)
     job = StreamJob(workspace).start()
     bus = open_bus(workspace)
     path = state_path(workspace)
@@ -131,6 +134,8 @@ def serve_stream(workspace, port: int | None = None, echo=print) -> None:
     path.write_text(json.dumps({"pid": os.getpid(), "port": port, "started_at": time.time()}))
     echo(f"lakebook stream on http://127.0.0.1:{port}  (group {job.settings.group}, {where}; "
          f"views {', '.join(job.views)})")
+    for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn stops on them and hands them back once it has:
+        signal.signal(sig, _stopping)            # not to Ray's handler (exit 15) but to the clean-up below
     try:
         uvicorn.run(create_app(job, bus), host="127.0.0.1", port=port, log_level="warning", access_log=False)
     finally:
@@ -140,15 +145,31 @@ def serve_stream(workspace, port: int | None = None, echo=print) -> None:
         ray.shutdown()
 
 
+def _stopping(signum, frame) -> None:
+    log.info("stopping the stream (signal %d)", signum)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (one that has exited but not been waited for does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc: the signal test is all there is
+
+
 def _recorded(workspace) -> dict | None:
     """The running stream's record, or None when none runs."""
-    path = state_path(workspace)
     try:
-        state = json.loads(path.read_text())
-        os.kill(state["pid"], 0)
-    except (FileNotFoundError, ValueError, KeyError, ProcessLookupError):
+        state = json.loads(state_path(workspace).read_text())
+    except (FileNotFoundError, ValueError):
         return None
-    return state
+    return state if isinstance(state.get("pid"), int) and _alive(state["pid"]) else None
 
 
 def stream_status(workspace, timeout_s: float = 5.0) -> dict:
@@ -181,9 +202,7 @@ def stop_stream(workspace, timeout_s: float = 60.0) -> int:
     os.kill(state["pid"], signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            os.kill(state["pid"], 0)
-        except ProcessLookupError:
+        if not _alive(state["pid"]):
             return state["pid"]
         time.sleep(0.1)
     raise ServiceError(f"the stream (pid {state['pid']}) did not stop within {timeout_s:.0f} s",

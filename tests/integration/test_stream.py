@@ -182,3 +182,26 @@ def test_features_check_agrees_with_a_caught_up_stream_and_names_each_mismatch(s
     code, out = check(streaming_ws, "origin_delays", "--since", "12h")
     assert code == 1 and "mismatches found" in out
     assert "online value differs" in out and "origin=JFK" in out and "departures_1h" in out
+
+
+def test_the_push_sink_follows_features_apply(flights_ws, ray_runtime):
+    """Started before the feature views are registered, the stream pushes once
+    `lakebook features apply` has registered them: the sink reads the changed registry."""
+    from lakebook.stream.job import StreamJob
+
+    config = flights_ws.root / "lakebook.yaml"
+    config.write_text(config.read_text() + STREAM_CONFIG)
+    ws = Workspace.load(flights_ws.root)
+    running = StreamJob(ws).start()
+    try:
+        flights, weather = later_events(300, seed=13)
+        log_events(ws, "flights", flights)
+        log_events(ws, "weather", weather)
+        wait_until(lambda: running.status["flights"].problem is not None, what="a failed push (no views yet)")
+        assert "no view origin_delays" in running.status["flights"].problem
+        features.apply(ws)
+        wait_until(lambda: caught_up(ws, running) and running.views["origin_delays"].pushes > 0,
+                   what="pushes after features apply")
+        assert online(ws, "origin_weather", WEATHER, "JFK")["temp_c"] is not None
+    finally:
+        running.stop()

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from ..errors import FeatureStoreError
+from ..errors import FeatureStoreError, LakebookError
 from ..features.windows import duration_us, feature_definition, feature_definitions
 from .actors import Emission, SinkActor, SourceReader, ViewOperator
 from .inputs import plan_input
@@ -148,7 +148,7 @@ class StreamJob:
 
     def _failed(self, status: SourceStatus, exc: Exception) -> None:
         status.failures += 1
-        status.problem = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        status.problem = _problem(exc)
         log.warning("stream of %s failed (%s); retrying", status.source, status.problem)
         self._stop.wait(RETRY_S[min(status.failures, len(RETRY_S)) - 1])
 
@@ -186,3 +186,13 @@ class StreamJob:
                 "views": {v: {"source": vs.source, "pushes": vs.pushes, "pushed_rows": vs.pushed_rows,
                               "last_push_unix": vs.last_push_unix, "newest_event_us": vs.newest_event_us,
                               "late_events": vs.late_events} for v, vs in self.views.items()}}
+
+
+def _problem(exc: BaseException) -> str:
+    """One line for the status: a lakebook error raised in an actor as its message and hint,
+    anything else (an actor that died) as its kind and first line."""
+    cause = getattr(exc, "cause", None) or exc
+    if isinstance(cause, LakebookError):
+        return f"{cause.message} ({cause.hint})" if cause.hint else cause.message
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"

@@ -39,15 +39,18 @@ class Broker:
             self.process.wait(10)
 
 
-def start_broker(folder: Path, users: dict[str, str] | None = None, port: int | None = None) -> Broker:
-    """Mosquitto on 127.0.0.1 (anonymous, or only ``users`` with their passwords), keeping
-    sessions in memory only. Queued messages are not capped (its default drops QoS 1 messages
-    beyond 1,000 per client while a client is away)."""
+def start_broker(folder: Path, users: dict[str, str] | None = None, port: int | None = None,
+                 tls: "Certificates | None" = None) -> Broker:
+    """Mosquitto on 127.0.0.1 (anonymous, or only ``users`` with their passwords; over TLS with
+    ``tls``), keeping sessions in memory only. Queued messages are not capped (its default
+    drops QoS 1 messages beyond 1,000 per client while a client is away)."""
     assert os.path.exists(MOSQUITTO), "mosquitto is installed by `make test` (Debian package mosquitto)"
     folder.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     lines = [f"listener {port} 127.0.0.1", "persistence false", "max_queued_messages 0",
              f"log_dest file {folder / 'mosquitto.log'}", f"user {getpass.getuser()}"]
+    if tls is not None:
+        lines += [f"cafile {tls.ca}", f"certfile {tls.cert}", f"keyfile {tls.key}"]
     if users:
         lines += ["allow_anonymous false", f"password_file {_password_file(folder, users)}"]
     else:
@@ -57,6 +60,29 @@ def start_broker(folder: Path, users: dict[str, str] | None = None, port: int | 
     process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     _wait_for_port(port, process)
     return Broker(port, process, folder / "mosquitto.log")
+
+
+@dataclass
+class Certificates:
+    ca: Path
+    cert: Path  # the broker's, for IP 127.0.0.1, signed by ``ca``
+    key: Path
+
+
+def make_certificates(folder: Path) -> Certificates:
+    """A throw-away CA and a broker certificate it signed (openssl)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    made = Certificates(folder / "ca.pem", folder / "broker.pem", folder / "broker.key")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for command in (
+        ["req", "-x509", *ec, "-keyout", folder / "ca.key", "-out", made.ca, "-days", "1", "-subj", "/CN=lakebook test CA"],
+        ["req", *ec, "-keyout", made.key, "-out", folder / "broker.csr", "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", folder / "broker.csr", "-CA", made.ca, "-CAkey", folder / "ca.key", "-CAcreateserial",
+         "-out", made.cert, "-days", "1", "-extfile", folder / "san.ext"],
+    ):
+        subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True)
+    return made
 
 
 def _password_file(folder: Path, users: dict[str, str]) -> Path:
@@ -91,12 +117,14 @@ def broker(tmp_path):
 class Publisher:
     """A real paho client publishing at QoS 1; ``publish`` returns once the broker has the message."""
 
-    def __init__(self, port: int, client_id: str = "test-publisher", **credentials):
+    def __init__(self, port: int, client_id: str = "test-publisher", ca: Path | None = None, **credentials):
         from paho.mqtt import client as mqtt
 
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
         if credentials:
             self.client.username_pw_set(credentials["username"], credentials["password"])
+        if ca is not None:
+            self.client.tls_set(ca_certs=str(ca))
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
@@ -134,3 +162,15 @@ def wait_for_acks(inlet: ServiceProcess, count: int, timeout_s: float = 60) -> d
             return samples
         assert time.monotonic() < deadline, f"{count} messages not acknowledged within {timeout_s} s: {samples}"
         time.sleep(0.1)
+
+
+def first_health(inlet: ServiceProcess, timeout_s: float = 60) -> httpx.Response:
+    """The first answer of the inlet's /health, whatever its status (it answers 503 until it
+    is connected and subscribed)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return httpx.get(f"{inlet.base_url}/health", timeout=5)
+        except httpx.TransportError:
+            assert time.monotonic() < deadline and inlet.running, inlet.log_text()
+            time.sleep(0.1)

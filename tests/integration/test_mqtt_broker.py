@@ -20,8 +20,9 @@ import pytest
 from events import flight, metric, ndjson
 from ingest_support import event_ids, flush, lake_ids, load_workspace, make_workspace, read_lake
 from lakebook.services import free_port
-from mqtt_support import (
-    Publisher, broker, inlet_metrics, mqtt_config, start_broker, start_inlet, wait_for_acks,  # noqa: F401 - broker
+from mqtt_support import (  # noqa: F401 - broker is a fixture
+    Publisher, broker, first_health, inlet_metrics, make_certificates, mqtt_config, start_broker, start_inlet,
+    wait_for_acks,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -82,22 +83,44 @@ def test_every_payload_form_reaches_the_lake_and_bad_payloads_are_quarantined(tm
     assert "no contract for source 'no_such_source'" in log_text
 
 
+def test_over_tls_the_inlet_checks_the_broker_against_the_configured_ca(tmp_path):
+    certificates = make_certificates(tmp_path / "certs")
+    mosquitto = start_broker(tmp_path / "mosquitto", tls=certificates)
+    url = f"mqtts://127.0.0.1:{mosquitto.port}"
+    trusting = make_workspace(tmp_path / "ws", f"name: mqtt\ningest:\n  mqtt:\n    url: {url}\n"
+                                               f"    tls: {{ca_certs: {certificates.ca}}}\n")
+    # the system's CAs do not know the test CA: that inlet never gets connected
+    untrusting = make_workspace(tmp_path / "other", f"name: other\ningest:\n  mqtt:\n    url: {url}\n")
+    inlet = start_inlet(load_workspace(trusting), tmp_path / "inlet.log")
+    refused = start_inlet(load_workspace(untrusting), tmp_path / "refused.log", wait=False)
+    try:
+        publisher = Publisher(mosquitto.port, ca=certificates.ca)
+        publisher.publish("flights", orjson.dumps(flight(1)))
+        publisher.close()
+        wait_for_acks(inlet, 1)
+        first_health(refused)
+        time.sleep(2)  # time to try (at most 1 s between tries at first)
+        health = httpx.get(f"{refused.base_url}/health", timeout=5)
+        problem = health.json()["problems"][0]
+        assert health.status_code == 503 and f"cannot connect to {url}" in problem, health.text
+        assert "certificate verify failed" in problem
+        assert inlet.stop() == 0
+    finally:
+        inlet.kill()
+        refused.kill()
+        mosquitto.stop()
+    assert lake_ids(trusting) == {i: 1 for i in event_ids(trusting, [flight(1)])}
+
+
 def test_the_inlet_waits_for_its_broker_and_says_why_until_it_is_there(tmp_path):
     port = free_port()
     root = make_workspace(tmp_path / "ws", f"name: mqtt\ningest:\n  mqtt:\n    url: mqtt://127.0.0.1:{port}\n")
     inlet = start_inlet(load_workspace(root), tmp_path / "inlet.log", wait=False)
     mosquitto = None
     try:
-        deadline = time.monotonic() + 30
-        while True:  # up, and honest about why it is not ready
-            try:
-                health = httpx.get(f"{inlet.base_url}/health", timeout=5)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and inlet.running, inlet.log_text()
-                time.sleep(0.1)
+        health = first_health(inlet)  # up, and honest about why it is not ready
         assert health.status_code == 503 and health.json()["status"] == "degraded", health.text
-        assert f"mqtt://127.0.0.1:{port}" in health.json()["problems"][0]
+        assert f"cannot connect to mqtt://127.0.0.1:{port} ([Errno 111] Connection refused)" in health.json()["problems"][0]
         mosquitto = start_broker(tmp_path / "mosquitto", port=port)
         inlet.wait_ready(timeout_s=60)  # reconnects by itself (at most 30 s between tries)
         assert httpx.get(f"{inlet.base_url}/health", timeout=5).json()["status"] == "ok"

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import sys
 import threading
 import time
 import uuid
@@ -127,26 +128,30 @@ class MqttInlet:
         client.on_subscribe, client.on_disconnect, client.on_message = self._subscribed, self._disconnected, self._received
         return client
 
+    def _connection(self, problem: str | None) -> None:
+        """What keeps the inlet from receiving now (None: nothing), logged when it changes."""
+        if problem is not None and problem != self.connection_problem:
+            log.warning("%s", problem)
+        self.connection_problem = problem
+
     def _connected(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            self.connection_problem = f"{self.settings.url} refused the connection: {reason_code}"
-            log.error("%s", self.connection_problem)
+            self._connection(f"{self.settings.url} refused the connection: {reason_code}")
             return
         self.counters.connects += 1
         client.subscribe(self.topic, qos=QOS)  # kept by the session anyway; again in case the prefix changed
 
     def _connect_failed(self, client, userdata) -> None:
-        self.connection_problem = f"cannot connect to {self.settings.url}; trying again"
+        why = sys.exc_info()[1]  # paho calls this while it handles the OSError of the attempt
+        self._connection(f"cannot connect to {self.settings.url}{f' ({why})' if why else ''}; trying again")
 
     def _subscribed(self, client, userdata, mid, reason_codes, properties) -> None:
         refused = [str(code) for code in reason_codes if code.is_failure]
-        self.connection_problem = f"the broker refused the subscription to {self.topic}: {refused[0]}" if refused else None
-        log.log(logging.ERROR if refused else logging.INFO, "%s", self.connection_problem or f"subscribed to {self.topic}")
+        self._connection(f"the broker refused the subscription to {self.topic}: {refused[0]}" if refused else None)
 
     def _disconnected(self, client, userdata, flags, reason_code, properties) -> None:
         if not self._stop.is_set():
-            self.connection_problem = f"disconnected from {self.settings.url} ({reason_code}); reconnecting"
-            log.warning("%s", self.connection_problem)
+            self._connection(f"disconnected from {self.settings.url} ({reason_code}); reconnecting")
 
     def _received(self, client, userdata, message) -> None:
         self.counters.received += 1

@@ -54,10 +54,10 @@ def test_a_payload_that_is_not_events_or_holds_too_many_is_an_error(workspace, p
 
 
 # -- messages through the inlet ---------------------------------------------------------------------
-def message(source: str, payload: bytes, mid: int = 1):
+def message(source: str, payload: bytes, mid: int = 1, prefix: str = "lakebook/events"):
     from paho.mqtt.client import MQTTMessage
 
-    received = MQTTMessage(mid=mid, topic=f"lakebook/events/{source}".encode())
+    received = MQTTMessage(mid=mid, topic=f"{prefix}/{source}".encode())
     received.payload, received.qos = payload, 1
     return received
 
@@ -88,13 +88,14 @@ def test_messages_are_logged_counted_and_flushed_with_their_contract_ids(inlet_f
     inlet = inlet_for()
     messages = [message("flights", ndjson([flight(1), flight(2)])), message("flights", orjson.dumps(flight(2))),
                 message("flights", orjson.dumps([flight(3), flight(4, origin="BOS")])),
-                message("no_such_source", orjson.dumps(flight(5)))]
+                message("no_such_source", orjson.dumps(flight(5))),
+                message("flights", orjson.dumps(flight(6)), prefix="old/prefix")]  # a subscription the session kept
     outcomes = inlet.log_messages(messages)
     inlet._count(outcomes)
-    assert [o.accepted if o else None for _, o in outcomes] == [2, 1, 1, None]
+    assert [o.accepted if o else None for _, o in outcomes] == [2, 1, 1, None, None]
     assert inlet.service.writer.by_source == {"flights": 4}  # durable in the log; the repeat of flight 2 too
     assert inlet.service.metrics.accepted == {"flights": 4} and inlet.service.metrics.rejected == {"flights": 1}
-    assert inlet.counters.unroutable == 1
+    assert inlet.counters.unroutable == 2
 
     report = inlet.service.flush_now()
     assert report.events == 3 and report.duplicates == 1

@@ -43,6 +43,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..asgi import ErrorsAndStatuses, routing_error_handler
+from ..config import MqttTLS
 from ..errors import BadRequest, ConfigError, MissingDependency, PayloadTooLarge, UnknownSource
 from .app import health_answer
 from .metrics import CONTENT_TYPE
@@ -53,6 +54,9 @@ log = logging.getLogger("lakebook.ingest.mqtt")
 
 QOS = 1
 MAX_BATCH = 1000  # messages stored in one commit at most
+# Messages received and not stored yet, at most: the broker sends few QoS 1 messages ahead of
+# their acknowledgements (Mosquitto: max_inflight_messages, 20), but QoS 0 ones without limit.
+INBOX_MESSAGES = 10_000
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
 ROUTES = "GET /health, GET /metrics"
 NOT_VALIDATED = "could not be validated (an internal error; the MQTT inlet's log has the details)"
@@ -82,6 +86,10 @@ def topic_filter(settings) -> str:
     return f"{settings.topic_prefix.rstrip('/')}/+"
 
 
+def _text(path) -> str | None:
+    return None if path is None else str(path)
+
+
 def _paho():
     try:
         from paho.mqtt import client as mqtt
@@ -101,8 +109,8 @@ class MqttInlet:
         self.counters = InletCounters()
         self.connection_problem: str | None = f"not connected to {settings.url} yet"
         self.store_problem: str | None = None  # why the last try to store messages failed
-        self._prefix_length = len(self.topic) - 1
-        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._prefix = self.topic[:-2]
+        self._inbox: queue.Queue = queue.Queue(maxsize=INBOX_MESSAGES)
         self._stop = threading.Event()
         self._warned: set[str] = set()
         self._worker: threading.Thread | None = None
@@ -113,20 +121,21 @@ class MqttInlet:
         mqtt = _paho()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
                              protocol=mqtt.MQTTv311, manual_ack=True)
-        if self.settings.username is not None:
-            password = self.settings.password
-            client.username_pw_set(self.settings.username.get_secret_value(),
-                                   password.get_secret_value() if password is not None else None)
-        if broker_address(self.settings.url)[2]:
-            tls = self.settings.tls
-            client.tls_set(ca_certs=tls and tls.ca_certs and str(tls.ca_certs),
-                           certfile=tls and tls.certfile and str(tls.certfile),
-                           keyfile=tls and tls.keyfile and str(tls.keyfile))
-            client.tls_insecure_set(bool(tls and tls.insecure))
+        self._authenticate(client)
         client.reconnect_delay_set(1, 30)
         client.on_connect, client.on_connect_fail = self._connected, self._connect_failed
         client.on_subscribe, client.on_disconnect, client.on_message = self._subscribed, self._disconnected, self._received
         return client
+
+    def _authenticate(self, client) -> None:
+        """The configured credentials, and TLS for an ``mqtts://`` broker."""
+        username, password = self.settings.username, self.settings.password
+        if username is not None:
+            client.username_pw_set(username.get_secret_value(), password and password.get_secret_value())
+        if broker_address(self.settings.url)[2]:
+            tls = self.settings.tls or MqttTLS()
+            client.tls_set(ca_certs=_text(tls.ca_certs), certfile=_text(tls.certfile), keyfile=_text(tls.keyfile))
+            client.tls_insecure_set(tls.insecure)
 
     def _connection(self, problem: str | None) -> None:
         """What keeps the inlet from receiving now (None: nothing), logged when it changes."""
@@ -156,7 +165,12 @@ class MqttInlet:
     def _received(self, client, userdata, message) -> None:
         self.counters.received += 1
         self.counters.redelivered += bool(message.dup)
-        self._inbox.put(message)
+        while not self._stop.is_set():  # a full inbox holds the network thread, and TCP holds the broker
+            try:
+                self._inbox.put(message, timeout=0.5)
+                return
+            except queue.Full:
+                continue
 
     # -- storing and acknowledging (this class's thread) ------------------------------------
     def start(self) -> None:
@@ -225,7 +239,7 @@ class MqttInlet:
         return outcomes
 
     def _outcome(self, message, received_us: int) -> tuple[str, Outcome | None]:
-        source = message.topic[self._prefix_length:]
+        source = self._source(message.topic)
         try:
             contract = self.service.workspace.contract(source)
         except UnknownSource:
@@ -243,6 +257,12 @@ class MqttInlet:
         raw = message.payload.decode("utf-8", "backslashreplace")
         records = rejected_records(source, request_id, received_us, [(None, raw, reason)])
         return source, Outcome(records, 0, [{"index": None, "reasons": [reason]}])
+
+    def _source(self, topic: str) -> str:
+        """The source a topic names; the whole topic, which names no source, if it is not under
+        the prefix (a subscription the broker kept in the session from another prefix)."""
+        prefix, _, source = topic.rpartition("/")
+        return source if prefix == self._prefix else topic
 
     def _check_size(self, payload: bytes) -> None:
         limit = self.service.settings.max_request_bytes
@@ -263,7 +283,8 @@ class MqttInlet:
         self.counters.unroutable += 1
         if source not in self._warned:  # once per source: a chatty device must not flood the log
             self._warned.add(source)
-            log.warning("messages to %s%s are dropped: no contract for source %r", self.topic[:-1], source, source)
+            topic = source if "/" in source else f"{self._prefix}/{source}"
+            log.warning("messages to %s are dropped: no contract for source %r", topic, source)
 
     def _acknowledge(self, messages: list) -> None:
         for message in messages:

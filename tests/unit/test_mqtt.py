@@ -13,7 +13,7 @@ import time
 import orjson
 import pytest
 
-from events import flight, ndjson
+from events import flight, lake_table, ndjson
 from lakebook.config import child_environment, load_settings
 from lakebook.errors import Backpressure, BadRequest, ConfigError, PayloadTooLarge
 from lakebook.ingest.log import EVENTS, NDJSON, REJECTED
@@ -83,8 +83,6 @@ def inlet_for(workspace_dir):
 
 
 def test_messages_are_logged_counted_and_flushed_with_their_contract_ids(inlet_for, workspace_dir):
-    from events import lake_table
-
     inlet = inlet_for()
     messages = [message("flights", ndjson([flight(1), flight(2)])), message("flights", orjson.dumps(flight(2))),
                 message("flights", orjson.dumps([flight(3), flight(4, origin="BOS")])),
@@ -106,9 +104,25 @@ def test_messages_are_logged_counted_and_flushed_with_their_contract_ids(inlet_f
     assert refused["index"] == 1 and "'BOS' is not one of EWR, JFK, LGA" in refused["reasons"][0]
 
 
-def test_a_payload_over_the_byte_limit_is_quarantined_whole_with_the_reason(inlet_for):
-    from events import lake_table
+def test_messages_of_one_event_each_are_checked_and_logged_together_when_all_pass(inlet_for):
+    inlet = inlet_for()
+    singles = [message("flights", orjson.dumps(flight(i)) + b"\n", mid=i) for i in range(1, 6)]
+    outcomes = inlet.log_messages([*singles, message("weather", orjson.dumps(flight(9)))])
+    assert [len(o.records) for _, o in outcomes] == [1, 0, 0, 0, 0, 1] and [o.accepted for _, o in outcomes] == [
+        1, 1, 1, 1, 1, 0]
+    [together] = outcomes[0][1].records
+    assert (together.kind, together.n) == (NDJSON, 5)
+    one_refused = [message("flights", orjson.dumps(flight(i, month=13 if i == 7 else 1))) for i in (6, 7, 8)]
+    outcomes = inlet.log_messages(one_refused)  # then each is read by itself, and the refused one is quarantined
+    assert [(o.accepted, [r.kind for r in o.records]) for _, o in outcomes] == [(1, [NDJSON]), (0, [REJECTED]),
+                                                                                (1, [NDJSON])]
+    inlet.service.flush_now()
+    ws = inlet.service.workspace
+    ids = ws.contract("flights").validate([flight(i) for i in (1, 2, 3, 4, 5, 6, 8)]).accepted.column("_event_id")
+    assert sorted(lake_table(ws, "raw", "flights").column("_event_id").to_pylist()) == sorted(ids.to_pylist())
 
+
+def test_a_payload_over_the_byte_limit_is_quarantined_whole_with_the_reason(inlet_for):
     inlet = inlet_for("  max_request_bytes: 100\n")
     payload = orjson.dumps([flight(1), flight(2)])
     [(_, outcome)] = inlet.log_messages([message("flights", payload)])

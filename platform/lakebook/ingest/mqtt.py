@@ -47,7 +47,7 @@ from ..config import MqttTLS
 from ..errors import BadRequest, ConfigError, MissingDependency, PayloadTooLarge, UnknownSource
 from .app import health_answer
 from .metrics import CONTENT_TYPE
-from .records import Outcome, payload_to_records, rejected_records
+from .records import Outcome, checked_ndjson, payload_to_records, rejected_records
 from .service import IngestService
 
 log = logging.getLogger("lakebook.ingest.mqtt")
@@ -230,7 +230,11 @@ class MqttInlet:
         outcome of None: the source has no contract). Backpressure (the source's backlog is
         at its limit, a contract that never compiled, a full disk) stores none of them."""
         received_us = time.time_ns() // 1000
-        outcomes = [self._outcome(m, received_us) for m in messages]
+        sources = [self._source(m.topic) for m in messages]
+        contracts = {source: self._contract(source) for source in set(sources)}
+        together = self._single_events(messages, sources, contracts, received_us)
+        outcomes = [(source, together.get(i) or self._outcome(m, source, contracts[source], received_us))
+                    for i, (m, source) in enumerate(zip(messages, sources))]
         for source in {source for source, outcome in outcomes if outcome is not None and outcome.accepted}:
             self.service.check_backlog(source)
         records = [r for _, outcome in outcomes if outcome is not None for r in outcome.records]
@@ -238,17 +242,41 @@ class MqttInlet:
             self.service.writer.submit(records).result()
         return outcomes
 
-    def _outcome(self, message, received_us: int) -> tuple[str, Outcome | None]:
-        source = self._source(message.topic)
+    def _contract(self, source: str):
+        """The source's contract; None if it has none (ContractUnavailable if its file never compiled)."""
         try:
-            contract = self.service.workspace.contract(source)
+            return self.service.workspace.contract(source)
         except UnknownSource:
-            return source, None
+            return None
+
+    def _single_events(self, messages: list, sources: list[str], contracts: dict,
+                       received_us: int) -> dict[int, Outcome]:
+        """The outcomes of the messages that hold one event on one line (a device sending an
+        event per message), by position: those of a source checked together as one NDJSON
+        body and logged as one record, when every one passes (else each is read by itself)."""
+        lines: dict[str, list[tuple[int, bytes]]] = {}
+        limit = self.service.settings.max_request_bytes
+        for i, (message, source) in enumerate(zip(messages, sources)):
+            line = message.payload.strip()
+            if contracts[source] is not None and line[:1] == b"{" and b"\n" not in line and len(line) <= limit:
+                lines.setdefault(source, []).append((i, line))
+        together = {}
+        for source, found in lines.items():
+            if len(found) < 2:
+                continue
+            checked = checked_ndjson(contracts[source], source, b"\n".join(line for _, line in found), received_us)
+            if checked is not None and checked.accepted == len(found):
+                together.update({i: Outcome(checked.records if n == 0 else [], 1, []) for n, (i, _) in enumerate(found)})
+        return together
+
+    def _outcome(self, message, source: str, contract, received_us: int) -> Outcome | None:
+        if contract is None:
+            return None
         request_id = uuid.uuid4().hex
         try:
             self._check_size(message.payload)
-            return source, payload_to_records(contract, source, message.payload, request_id, received_us,
-                                              self.service.settings.max_events_per_request)
+            return payload_to_records(contract, source, message.payload, request_id, received_us,
+                                      self.service.settings.max_events_per_request)
         except (BadRequest, PayloadTooLarge) as exc:
             reason = exc.message
         except Exception:  # noqa: BLE001 - kept in quarantine rather than holding up every message behind it
@@ -256,7 +284,7 @@ class MqttInlet:
             reason = NOT_VALIDATED
         raw = message.payload.decode("utf-8", "backslashreplace")
         records = rejected_records(source, request_id, received_us, [(None, raw, reason)])
-        return source, Outcome(records, 0, [{"index": None, "reasons": [reason]}])
+        return Outcome(records, 0, [{"index": None, "reasons": [reason]}])
 
     def _source(self, topic: str) -> str:
         """The source a topic names; the whole topic, which names no source, if it is not under

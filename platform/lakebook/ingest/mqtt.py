@@ -124,7 +124,8 @@ class MqttInlet:
         self._authenticate(client)
         client.reconnect_delay_set(1, 30)
         client.on_connect, client.on_connect_fail = self._connected, self._connect_failed
-        client.on_subscribe, client.on_disconnect, client.on_message = self._subscribed, self._disconnected, self._received
+        client.on_subscribe, client.on_disconnect = self._subscribed, self._disconnected
+        client.on_message = self._received
         return client
 
     def _authenticate(self, client) -> None:
@@ -265,8 +266,9 @@ class MqttInlet:
             if len(found) < 2:
                 continue
             checked = checked_ndjson(contracts[source], source, b"\n".join(line for _, line in found), received_us)
-            if checked is not None and checked.accepted == len(found):
-                together.update({i: Outcome(checked.records if n == 0 else [], 1, []) for n, (i, _) in enumerate(found)})
+            if checked is not None and checked.accepted == len(found):  # the first message carries the record
+                together.update({i: Outcome(checked.records if n == 0 else [], 1, [])
+                                 for n, (i, _) in enumerate(found)})
         return together
 
     def _outcome(self, message, source: str, contract, received_us: int) -> Outcome | None:

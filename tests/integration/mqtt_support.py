@@ -107,11 +107,24 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 20) 
 
 
 @pytest.fixture
-def broker(tmp_path):
+def brokers(tmp_path):
+    """A factory: ``brokers(**start_broker options)`` starts a real Mosquitto; every one it
+    started is stopped after the test, whatever happened."""
+    started: list[Broker] = []
+
+    def start(**options) -> Broker:
+        started.append(start_broker(tmp_path / f"mosquitto-{len(started)}", **options))
+        return started[-1]
+
+    yield start
+    for one in started:
+        one.stop()
+
+
+@pytest.fixture
+def broker(brokers):
     """A real anonymous Mosquitto on a free loopback port; stopped after the test."""
-    started = start_broker(tmp_path / "mosquitto")
-    yield started
-    started.stop()
+    return brokers()
 
 
 class Publisher:

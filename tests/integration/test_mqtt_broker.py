@@ -20,17 +20,17 @@ import pytest
 from events import flight, metric, ndjson
 from ingest_support import event_ids, flush, lake_ids, load_workspace, make_workspace, read_lake
 from lakebook.services import free_port
-from mqtt_support import (  # noqa: F401 - broker is a fixture
-    Publisher, broker, first_health, inlet_metrics, make_certificates, mqtt_config, start_broker, start_inlet,
+from mqtt_support import (  # noqa: F401 - broker and brokers are fixtures
+    Publisher, broker, brokers, first_health, inlet_metrics, make_certificates, mqtt_config, start_inlet,
     wait_for_acks,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-def test_every_payload_form_reaches_the_lake_and_bad_payloads_are_quarantined(tmp_path):
+def test_every_payload_form_reaches_the_lake_and_bad_payloads_are_quarantined(tmp_path, brokers):
     user, password = "inlet-user", "mqtt-pw-5c1e9a"
-    mosquitto = start_broker(tmp_path / "mosquitto", users={user: password, "device": "device-pw"})
+    mosquitto = brokers(users={user: password, "device": "device-pw"})
     tokens = tmp_path / "tokens.yaml"  # the password from the tokens file, the user from the environment
     tokens.write_text(f"mqtt: {{password: {password}}}\n")
     root = make_workspace(tmp_path / "ws", mqtt_config(mosquitto, f"  max_events_per_request: 5\n"
@@ -62,7 +62,6 @@ def test_every_payload_form_reaches_the_lake_and_bad_payloads_are_quarantined(tm
     finally:
         publisher.close()
         assert inlet.stop() == 0  # a clean stop: its last flush writes the lake
-        mosquitto.stop()
 
     expected = event_ids(root, [flight(i) for i in range(11)])
     assert lake_ids(root) == {i: 1 for i in expected}
@@ -83,9 +82,9 @@ def test_every_payload_form_reaches_the_lake_and_bad_payloads_are_quarantined(tm
     assert "no contract for source 'no_such_source'" in log_text
 
 
-def test_over_tls_the_inlet_checks_the_broker_against_the_configured_ca(tmp_path):
+def test_over_tls_the_inlet_checks_the_broker_against_the_configured_ca(tmp_path, brokers):
     certificates = make_certificates(tmp_path / "certs")
-    mosquitto = start_broker(tmp_path / "mosquitto", tls=certificates)
+    mosquitto = brokers(tls=certificates)
     url = f"mqtts://127.0.0.1:{mosquitto.port}"
     trusting = make_workspace(tmp_path / "ws", f"name: mqtt\ningest:\n  mqtt:\n    url: {url}\n"
                                                f"    tls: {{ca_certs: {certificates.ca}}}\n")
@@ -108,26 +107,22 @@ def test_over_tls_the_inlet_checks_the_broker_against_the_configured_ca(tmp_path
     finally:
         inlet.kill()
         refused.kill()
-        mosquitto.stop()
     assert lake_ids(trusting) == {i: 1 for i in event_ids(trusting, [flight(1)])}
 
 
-def test_the_inlet_waits_for_its_broker_and_says_why_until_it_is_there(tmp_path):
+def test_the_inlet_waits_for_its_broker_and_says_why_until_it_is_there(tmp_path, brokers):
     port = free_port()
     root = make_workspace(tmp_path / "ws", f"name: mqtt\ningest:\n  mqtt:\n    url: mqtt://127.0.0.1:{port}\n")
     inlet = start_inlet(load_workspace(root), tmp_path / "inlet.log", wait=False)
-    mosquitto = None
     try:
         health = first_health(inlet)  # up, and honest about why it is not ready
         assert health.status_code == 503 and health.json()["status"] == "degraded", health.text
         assert f"cannot connect to mqtt://127.0.0.1:{port} ([Errno 111] Connection refused)" in health.json()["problems"][0]
-        mosquitto = start_broker(tmp_path / "mosquitto", port=port)
+        brokers(port=port)
         inlet.wait_ready(timeout_s=60)  # reconnects by itself (at most 30 s between tries)
         assert httpx.get(f"{inlet.base_url}/health", timeout=5).json()["status"] == "ok"
     finally:
         inlet.kill()
-        if mosquitto is not None:
-            mosquitto.stop()
 
 
 # -- kill -9 during a QoS 1 stream -------------------------------------------------------------------

@@ -12,10 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from .services import Launch, ServiceProcess, ServiceSet, choose_port, lab_token, service
+from .services import Launch, ServiceProcess, ServiceSet, choose_port, enabled_services, lab_token, service
 
 SAMPLE_ROWS = {"flights": 3000, "weather": 2000}  # first days of January 2013
-UP_SERVICES = ("ingest", "lab")
 
 
 def _lake_has_rows(workspace) -> bool:
@@ -81,7 +80,7 @@ def run_up(workspace, *, ports: dict[str, int | None] | None = None, sample: boo
     service that exits on its own stops the rest and raises ServiceError."""
     ports = ports or {}
     launches = {}
-    for name in UP_SERVICES:
+    for name in enabled_services(workspace):
         spec = service(name)
         spec.check_installed()
         port = choose_port(ports.get(name), spec.default_port(workspace), f"--{name}-port")

@@ -32,6 +32,10 @@ CONTRACT_KEY = b"lakebook.contract"  # schema metadata of a logged Arrow batch: 
 # A quarantine record holds at most this much JSON (a single bigger item goes alone): far
 # below SQLite's blob limit (1e9 bytes), whatever a request brings.
 QUARANTINE_CHUNK_BYTES = 4 << 20
+# A payload without a content type (MQTT) bigger than this has its lines counted against the
+# events limit before the NDJSON check decodes them (as the HTTP server checks bodies up to
+# 1 MiB before counting): the check's memory stays small whatever the payload holds.
+COUNT_FIRST_BYTES = 1 << 20
 
 
 @dataclass
@@ -186,6 +190,21 @@ def body_to_records(contract, source: str, body: bytes, content_type: str, reque
         max_events = None  # counted
     events, undecodable = decode_events(body, content_type, max_events)
     return validate_to_records(contract, source, events, request_id, received_us, undecodable)
+
+
+def payload_to_records(contract, source: str, payload: bytes, request_id: str, received_us: int,
+                       max_events: int | None = None) -> Outcome:
+    """A payload that comes without a content type (an MQTT message) -> its log records, as
+    body_to_records: NDJSON whose every line passes the contract's check (one event on one
+    line is such NDJSON) is logged as it came; anything else is read as JSON (an object or
+    an array; NDJSON if it is not JSON) and validated event by event."""
+    if payload.lstrip()[:1] != b"[":
+        if len(payload) > COUNT_FIRST_BYTES:  # not for small ones: the lines of a pretty-printed event are no events
+            check_event_count(payload, b"\n", ndjson_lines, max_events)
+        outcome = checked_ndjson(contract, source, payload, received_us, max_events)
+        if outcome is not None:
+            return outcome
+    return body_to_records(contract, source, payload, EVENT_TYPES[0], request_id, received_us, False, max_events)
 
 
 def is_ndjson(content_type: str) -> bool:

@@ -1,5 +1,5 @@
-"""The ingest service: what the HTTP routes share (contracts, the log writer, the flusher,
-the validators, auth, limits, counters), and its lifecycle.
+"""The ingest service: what the HTTP routes and the MQTT inlet share (contracts, the log
+writer, the flusher, the validators, auth, limits, counters), and its lifecycle.
 
 The periodic flusher and the validators of big bodies are child processes (workers.py),
 forked here before the log is opened or any thread started, so that neither competes with
@@ -46,7 +46,7 @@ class IngestService:
     """State shared by the handlers, started and stopped with the app (its lifespan)."""
 
     def __init__(self, workspace, ingest_log: IngestLog | None = None, *, flush_interval_s: float | None = None,
-                 fork: bool = True):
+                 fork: bool = True, validator_processes: bool = True):
         self.workspace = workspace
         self.settings = workspace.settings.ingest
         workspace.ensure_state()
@@ -56,7 +56,7 @@ class IngestService:
         workspace.contracts()
         # helper processes first: forked before this process opens the log or starts a thread
         workers = min(4, os.cpu_count() or 1)
-        self.validator_processes = ValidatorProcesses.fork(workspace, workers) if fork else None
+        self.validator_processes = ValidatorProcesses.fork(workspace, workers) if fork and validator_processes else None
         self._flusher_process = None if ingest_log is not None or not fork else FlusherProcess.fork(
             workspace, self.flush_interval_s, close=self.validator_processes.fds if self.validator_processes else [])
         self.log = ingest_log or open_ingest_log(workspace)

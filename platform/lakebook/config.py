@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Any, Mapping
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, SerializeAsAny, ValidationError
@@ -91,6 +92,14 @@ class FeaturesSettings(_Section):
     offline_store: _backend(backends.offline_stores) = Field("duckdb", description="Feast offline store")
 
 
+class StreamSettings(_Section):
+    bus: _backend(backends.buses) = Field("sqlite", description=(
+        "event bus: sqlite (consumer groups over the ingest log) or {type: redis, url: ...} (Redis Streams)"))
+    retain_events: int = Field(1_000_000, gt=0, description=(
+        "per source: flushed events a registered consumer group has not committed that the ingest log keeps; "
+        "a group further behind reads the older ones from the lake"))
+
+
 class MLSettings(_Section):
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default SQLite in the state dir")
     artifact_location: str | None = Field(None, description="default: mlflow/artifacts in the state dir")
@@ -113,6 +122,7 @@ class Settings(_Section):
     query: QuerySettings = Field(default_factory=QuerySettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     features: FeaturesSettings = Field(default_factory=FeaturesSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
     lab: LabSettings = Field(default_factory=LabSettings)
 
@@ -131,6 +141,7 @@ def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = 
                     f"{config_path}: {section}.{key} must not be written in {CONFIG_FILE}",
                     hint=f"set {ENV_PREFIX}{section.upper()}__{key.upper()} or {section}.{key}_file",
                 )
+        _refuse_url_password(raw, config_path)
     overrides = env_overrides(environ)
     merged = _deep_merge(raw, overrides)
     try:
@@ -141,6 +152,16 @@ def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = 
         settings.ingest.tokens = _merge_tokens(settings.ingest.tokens, settings.ingest.tokens_file)
     remember(token.get_secret_value() for tokens in settings.ingest.tokens.values() for token in tokens)
     return settings
+
+
+def _refuse_url_password(raw: dict[str, Any], config_path: Path) -> None:
+    """A password in ``stream.bus.url`` is a secret: it comes from the environment, not lakebook.yaml."""
+    stream = raw.get("stream")
+    bus = stream.get("bus") if isinstance(stream, dict) else None
+    url = bus.get("url") if isinstance(bus, dict) else None
+    if isinstance(url, str) and urlsplit(url).password:
+        raise ConfigError(f"{config_path}: stream.bus.url must not hold a password in {CONFIG_FILE}",
+                          hint=f"set {ENV_PREFIX}STREAM__BUS='{{type: redis, url: ...}}' in the environment instead")
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

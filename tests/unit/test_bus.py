@@ -268,3 +268,56 @@ def test_dropping_a_group_releases_what_was_kept_for_it(workspace, bus):
     open_ingest_log(workspace).drop_group("gone")
     assert retained(workspace) == [] and bus.groups() == []
 
+
+# -- settings, errors, metrics --------------------------------------------------------------
+def test_the_bus_is_chosen_in_lakebook_yaml(workspace, workspace_dir):
+    from lakebook.backends import RedisBusConfig, SQLiteBusConfig
+    from lakebook.stream.redis_bus import RedisBus
+
+    assert isinstance(workspace.settings.stream.bus, SQLiteBusConfig)
+    ws = configured(workspace_dir, "stream:\n  bus: {type: redis, url: 'redis://127.0.0.1:1/0', maxlen: 1000}\n")
+    assert ws.settings.stream.bus == RedisBusConfig(url="redis://127.0.0.1:1/0", maxlen=1000)
+    bus = open_bus(ws)  # connects on first use, not here
+    assert isinstance(bus, RedisBus)
+    bus.close()
+
+
+@pytest.mark.parametrize("bus, message", [
+    ("kafka", "unknown event bus 'kafka'; allowed: redis, sqlite"),
+    ("{type: redis, urll: 'redis://x'}", "unknown key 'urll' for type redis; did you mean 'url'?"),
+    ("{type: redis, url: 'http://x'}", "stream.bus: url: String should match pattern"),
+])
+def test_a_wrong_bus_setting_says_what_is_allowed(workspace_dir, bus, message):
+    from lakebook.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        configured(workspace_dir, f"stream:\n  bus: {bus}\n")
+    assert message in caught.value.message
+
+
+def test_a_redis_password_is_refused_in_lakebook_yaml_and_masked_from_the_environment(workspace_dir, monkeypatch):
+    from lakebook.errors import BusUnavailable, ConfigError
+    from lakebook.services import free_port
+
+    with pytest.raises(ConfigError) as refused:
+        configured(workspace_dir, "stream:\n  bus: {type: redis, url: 'redis://:s3cret-pw@127.0.0.1:6379/0'}\n")
+    assert "s3cret-pw" not in str(refused.value) and "LAKEBOOK_STREAM__BUS" in refused.value.hint
+    url = f"redis://:s3cret-pw@127.0.0.1:{free_port()}/0"  # nothing listens there
+    monkeypatch.setenv("LAKEBOOK_STREAM__BUS", f"{{type: redis, url: '{url}'}}")
+    bus = open_bus(configured(workspace_dir, ""))
+    with pytest.raises(BusUnavailable) as failed:
+        bus.lag("speed", "flights")
+    bus.close()
+    assert "s3cret-pw" not in str(failed.value) and "redis://:***@127.0.0.1" in failed.value.message
+
+
+def test_metrics_show_each_groups_lag_and_offset():
+    from events import metric, parse_metrics
+    from lakebook.ingest.metrics import IngestMetrics
+
+    rows = [{"group": "speed", "source": "flights", "offset": 41, "lag": 7},
+            {"group": "lakebook.forwarder", "source": "weather", "offset": 3, "lag": 0}]
+    samples = parse_metrics(IngestMetrics().exposition({}, 0, rows).decode())
+    assert metric(samples, "lakebook_bus_lag_events", group="speed", source="flights") == 7
+    assert metric(samples, "lakebook_bus_committed_offset", group="speed", source="flights") == 41
+    assert ("lakebook_bus_lag_events", (("group", "lakebook.forwarder"), ("source", "weather"))) in samples

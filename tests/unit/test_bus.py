@@ -8,6 +8,7 @@ import time
 import pyarrow as pa
 import pytest
 
+from contract_support import change_contract
 from events import flight, lake_table, log_events, weather
 from lakebook.errors import BadRequest, NotFound
 from lakebook.ingest import flush_ingest_log_to_raw, open_ingest_log
@@ -215,13 +216,6 @@ def test_a_flush_that_crashed_keeps_every_event_for_a_group_once(workspace, bus,
     flush_ingest_log_to_raw(workspace)
     got = [i for b in read_all(bus, "speed") for i in ids(b)]
     assert sorted(got) == sorted(ids_of(workspace, [flight(i) for i in range(300)]))
-
-
-def change_contract(workspace, source: str, old: str, new: str) -> None:
-    path = workspace.contracts_dir / f"{source}.yaml"
-    text = path.read_text()
-    assert old in text, f"test bug: {old!r} is not in {path.name}"
-    path.write_text(text.replace(old, new))
 
 
 @pytest.mark.parametrize("as_ndjson", [False, True], ids=["arrow", "ndjson"])

@@ -179,6 +179,7 @@ def test_a_group_behind_the_bound_catches_up_from_the_lake_files(workspace_dir):
     assert len(lake_ranges) == 2 and all(b.last_offset > b.first_offset for b in lake_ranges)
     got = [i for b in batches for i in ids(b)]
     assert sorted(got) == sorted(ids_of(ws, [flight(i) for i in range(300)]))  # each once
+    assert all(b.table.schema.equals(ws.contract("flights").schema, check_metadata=True) for b in batches)
     assert bus.lag("slow", "flights") == 0 and retained(ws) == []
     bus.close()
 

@@ -150,6 +150,7 @@ class SQLiteIngestLog:
     def __init__(self, path: Path, retain_events: int = RETAIN_EVENTS):
         self.path = path
         self.retain_events = retain_events
+        self._pruning: set[str] = set()  # sources whose last flush dropped events kept for groups
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         with self._translating(), self._connect() as con:
@@ -323,10 +324,17 @@ class SQLiteIngestLog:
         except BaseException:
             _rollback(con)
             raise
-        if dropped:
-            log.warning("consumer groups of %s are more than %d events behind (stream.retain_events): the log "
-                        "keeps %d fewer of them, which they read from the lake", intent.source, self.retain_events,
-                        dropped)
+        self._told_pruned(intent.source, dropped)
+
+    def _told_pruned(self, source: str, dropped: int) -> None:
+        """Say once, until a flush of the source drops nothing, that its groups read the lake."""
+        if not dropped:
+            self._pruning.discard(source)
+        elif source not in self._pruning:
+            self._pruning.add(source)
+            log.warning("a consumer group of %s is more than %d events behind (stream.retain_events): the log "
+                        "lets go of the oldest it kept, and the group reads them from the lake", source,
+                        self.retain_events)
 
     # -- consumer groups (retention.py) ------------------------------------------------------
     @contextmanager

@@ -165,6 +165,35 @@ def test_a_forwarder_behind_the_bound_forwards_the_flushed_ranges_from_the_lake(
     bus.close()
 
 
+def forwarder_child(server, redis_port: int):
+    """The server's child process that talks to Redis: the forwarder (the server itself does
+    only for /metrics, which this test does not ask for before)."""
+    import psutil
+
+    for child in psutil.Process(server.process.pid).children():
+        if any(c.raddr and c.raddr.port == redis_port for c in child.net_connections(kind="tcp")):
+            return child
+    return None
+
+
+def test_a_forwarder_process_killed_under_load_is_replaced_and_loses_nothing(workspace_dir, ingest_server,
+                                                                             redis_server):
+    use_redis(workspace_dir, redis_server)
+    bus = open_bus(load_workspace(workspace_dir))
+    bus.register("speed", ["flights"])
+    server = ingest_server(workspace_dir, flush_interval_s=0.2)
+    post(server, [flight(i) for i in range(100)])
+    wait_until(lambda: forwarder_child(server, redis_server) is not None, what="the forwarder's connection")
+    forwarder_child(server, redis_server).kill()  # SIGKILL, mid-stream
+    for start in range(100, 2000, 100):
+        post(server, [flight(i) for i in range(start, start + 100)])
+    got = drain(bus, "speed", 2000)
+    assert Counter(got) == Counter(event_ids(workspace_dir, [flight(i) for i in range(2000)]))
+    wait_until(lambda: "forwarding from a thread" in server.log_text(), what="the replacement")
+    bus.close()
+    assert server.stop() == 0
+
+
 def test_kill_9_of_the_server_neither_loses_nor_duplicates_an_event_on_redis(workspace_dir, redis_server):
     """Rounds of load, each ended by SIGKILL of the server (forwarder and flusher with it);
     then one more server forwards the rest. Every acknowledged event is on the stream once,

@@ -6,7 +6,9 @@ Crash safety, step by step (a kill at any point loses and duplicates nothing):
 2. drop events whose id is already in the lake (re-sends) or repeats within the range;
 3. write one file per date, named by the range: a file already there is from an earlier try;
 4. record the files in the catalog (by path, so a second record changes nothing);
-5. in one log transaction remember the ids, delete the range and close the intent.
+5. in one log transaction remember the ids, keep the range's batches a consumer group has not
+   committed (retention.py: out of the backlog, still readable by the group), delete the range
+   and close the intent.
 A crash before 5 leaves the intent open; the next flush redoes exactly that range. A full
 disk is the same: the source's flush stops, and the next one redoes the range.
 

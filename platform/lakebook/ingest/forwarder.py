@@ -24,7 +24,6 @@ Keys, for a source: ``<prefix><source>`` the stream; ``…:total`` the events fo
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 import time
@@ -36,6 +35,7 @@ from .._proc import file_lock
 from ..errors import BusUnavailable, MissingDependency
 from .groups import LakeRange, read_group
 from .log import open_ingest_log
+from .records import ipc_bytes
 
 log = logging.getLogger("lakebook.ingest.forwarder")
 
@@ -111,21 +111,12 @@ def redis_groups(client, config, sources: list[str]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["group"], r["source"]))
 
 
-def _ipc(table) -> bytes:
-    import pyarrow as pa
-
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
-
-
 def _entries(piece) -> list[tuple[int, dict]]:
     """(ID's sequence number, fields) of the entries that carry a read of the log."""
     if isinstance(piece, LakeRange):
         table = piece.table
         return [(piece.seq_hi, {"kind": "lake", "n": 0 if table is None else table.num_rows, "received_us": 0,
-                                "first": piece.seq_lo, "payload": b"" if table is None else _ipc(table)})]
+                                "first": piece.seq_lo, "payload": b"" if table is None else ipc_bytes(table)})]
     return [(b.seq, {"kind": b.kind, "n": b.n, "received_us": b.received_us, "first": b.seq, "payload": b.payload})
             for b in piece]
 

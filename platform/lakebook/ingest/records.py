@@ -41,7 +41,8 @@ class Outcome:
     rejected: list[dict]  # [{"index": i, "reasons": [...]}], sorted by index
 
 
-def _ipc_bytes(table: pa.Table) -> bytes:
+def ipc_bytes(table: pa.Table) -> bytes:
+    """A table as one Arrow IPC stream (how logged batches and bus entries carry events)."""
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
@@ -177,7 +178,7 @@ def validate_to_records(contract, source: str, events: list, request_id: str, re
     records = []
     if result.accepted.num_rows:
         accepted = result.accepted.replace_schema_metadata({CONTRACT_KEY: contract.fingerprint})
-        records.append(LogRecord(source, EVENTS, accepted.num_rows, received_us, _ipc_bytes(accepted)))
+        records.append(LogRecord(source, EVENTS, accepted.num_rows, received_us, ipc_bytes(accepted)))
     if rejected:
         records += rejected_records(source, request_id, received_us, rejected)
     answer = [{"index": i, "reasons": _listed(why)} for i, _, why in rejected]

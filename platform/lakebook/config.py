@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Any, Mapping, get_args
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -128,6 +129,14 @@ class FeaturesSettings(_Section):
     offline_store: _backend(backends.offline_stores) = Field("duckdb", description="Feast offline store")
 
 
+class StreamSettings(_Section):
+    bus: _backend(backends.buses) = Field("sqlite", description=(
+        "event bus: sqlite (consumer groups over the ingest log) or {type: redis, url: ...} (Redis Streams)"))
+    retain_events: int = Field(1_000_000, gt=0, description=(
+        "per source: flushed events a registered consumer group has not committed that the ingest log keeps; "
+        "a group further behind reads the older ones from the lake"))
+
+
 class MLSettings(_Section):
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default SQLite in the state dir")
     artifact_location: str | None = Field(None, description="default: mlflow/artifacts in the state dir")
@@ -150,6 +159,7 @@ class Settings(_Section):
     query: QuerySettings = Field(default_factory=QuerySettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     features: FeaturesSettings = Field(default_factory=FeaturesSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
     lab: LabSettings = Field(default_factory=LabSettings)
 
@@ -163,6 +173,7 @@ def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = 
         source = str(config_path)
         raw = _read_yaml(config_path)
         _refuse_secrets(raw, config_path)
+        _refuse_url_password(raw, config_path)
     overrides = env_overrides(environ)
     merged = _deep_merge(raw, overrides)
     try:
@@ -189,6 +200,16 @@ def _refuse_secrets(raw: dict[str, Any], config_path: Path) -> None:
             key = ".".join(path)
             raise ConfigError(f"{config_path}: {key} must not be written in {CONFIG_FILE}",
                               hint=f"set {_env_name(path)} or put it in ingest.tokens_file")
+
+
+def _refuse_url_password(raw: dict[str, Any], config_path: Path) -> None:
+    """A password in ``stream.bus.url`` is a secret: it comes from the environment, not lakebook.yaml."""
+    stream = raw.get("stream")
+    bus = stream.get("bus") if isinstance(stream, dict) else None
+    url = bus.get("url") if isinstance(bus, dict) else None
+    if isinstance(url, str) and urlsplit(url).password:
+        raise ConfigError(f"{config_path}: stream.bus.url must not hold a password in {CONFIG_FILE}",
+                          hint=f"set {ENV_PREFIX}STREAM__BUS='{{type: redis, url: ...}}' in the environment instead")
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

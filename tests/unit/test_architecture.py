@@ -25,6 +25,7 @@ LAYERS = [
     {"ingest"},
     {"query", "transform"},
     {"features"},
+    {"stream"},
     {"ml"},
     {"services", "sample_data"},
     {"up", "demo", "scaffold", "doctor"},  # front doors below this line: nothing in the layers above imports them

@@ -154,7 +154,8 @@ def health_answer(service: IngestService, request: Request, problems: list[str] 
 
 async def metrics(request: Request) -> Response:
     service: IngestService = request.app.state.service
-    return Response(service.metrics_text(), media_type=CONTENT_TYPE)
+    # off the event loop: the consumer groups' lag is read from the log (and Redis)
+    return Response(await asyncio.to_thread(service.metrics_text), media_type=CONTENT_TYPE)
 
 
 def create_app(workspace, *, ingest_log: IngestLog | None = None, flush_interval_s: float | None = None,

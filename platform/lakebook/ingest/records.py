@@ -45,7 +45,8 @@ class Outcome:
     rejected: list[dict]  # [{"index": i, "reasons": [...]}], sorted by index
 
 
-def _ipc_bytes(table: pa.Table) -> bytes:
+def ipc_bytes(table: pa.Table) -> bytes:
+    """A table as one Arrow IPC stream (how logged batches and bus entries carry events)."""
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
@@ -149,6 +150,19 @@ def logged_events_to_table(contract, payload: bytes, received_us: int, seq: int)
     return accepted, _refused_at_flush(contract, events, [], result, received_us, seq)
 
 
+def logged_to_table(contract, kind: str, payload: bytes, received_us: int, seq: int) -> tuple[pa.Table, list[dict]]:
+    """A logged batch of accepted events (kind EVENTS or NDJSON) -> its table as the contract
+    in force now makes it, and quarantine rows of any event that contract refuses."""
+    read = logged_events_to_table if kind == EVENTS else logged_ndjson_to_table
+    return read(contract, payload, received_us, seq)
+
+
+def concat_events(tables: list[pa.Table]) -> pa.Table | None:
+    """Event tables of one source as one (a contract changed in between may have widened a
+    column); None if there are none."""
+    return pa.concat_tables(tables, promote_options="permissive") if tables else None
+
+
 def _refused_at_flush(contract, events: list, undecodable: list, result, received_us: int, seq: int) -> list[dict]:
     """Quarantine rows of the logged events ``result`` (``validate`` at flush) refuses."""
     refused = [(i, raw, [f"refused when flushed (accepted at ingest): {why}" for why in _listed(reasons)])
@@ -168,7 +182,7 @@ def validate_to_records(contract, source: str, events: list, request_id: str, re
     records = []
     if result.accepted.num_rows:
         accepted = result.accepted.replace_schema_metadata({CONTRACT_KEY: contract.fingerprint})
-        records.append(LogRecord(source, EVENTS, accepted.num_rows, received_us, _ipc_bytes(accepted)))
+        records.append(LogRecord(source, EVENTS, accepted.num_rows, received_us, ipc_bytes(accepted)))
     if rejected:
         records += rejected_records(source, request_id, received_us, rejected)
     answer = [{"index": i, "reasons": _listed(why)} for i, _, why in rejected]

@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Debian packages the test suite starts for real: the Redis online-store test, and the browser
-# tests (Playwright drives Debian's /usr/bin/chromium; `playwright install` is never run).
-APT_PACKAGES ?= redis-server postgresql chromium
+# Debian packages the test suite starts for real: the Redis online-store test, the MQTT inlet
+# tests (Mosquitto), and the browser tests (Playwright drives Debian's /usr/bin/chromium;
+# `playwright install` is never run).
+APT_PACKAGES ?= redis-server postgresql chromium mosquitto
 
 .PHONY: help install demo up test test-unit test-integration test-e2e bench clean sysdeps
 

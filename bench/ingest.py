@@ -326,7 +326,7 @@ class Sustained:
     def __init__(self, payloads: Payloads, cursor: int):
         self.payloads = payloads
         self.next_batch = itertools.count(cursor)  # every batch distinct
-        self.acked = self.refused = 0
+        self.acked = self.refused = self.reconnects = 0
         self.backoff_s = 0.0
         self.peak_backlog = 0
         self.timeline: list[dict] = []
@@ -334,11 +334,18 @@ class Sustained:
 
 
 async def _sustained_client(client: Client, state: Sustained, deadline: float) -> None:
-    """POST distinct batches until ``deadline``; a 503 is retried after its Retry-After."""
+    """POST distinct batches until ``deadline``; a 503 is retried after its Retry-After, and a
+    batch whose connection the server had closed is sent again (it was not acknowledged)."""
+    import aiohttp
+
     while time.perf_counter() < deadline:
         body = state.payloads.batch(next(state.next_batch))
         while True:
-            status, doc, retry_after = await client.post_ndjson(body)
+            try:
+                status, doc, retry_after = await client.post_ndjson(body)
+            except aiohttp.ServerDisconnectedError:  # a kept-alive connection the server had closed: send again
+                state.reconnects += 1
+                continue
             if status != 503:
                 break
             state.refused += 1
@@ -403,7 +410,8 @@ async def _sustained(payloads: Payloads, url: str, lb_pid: int, cursor: int, lak
     out = {"load_s": load_s, "events_acked": state.acked, "ack_events_per_s": acked_rate,
            "backlog_at_stop": at_stop, "until_in_lake_s": settle_s, "to_lake_events_per_s": to_lake,
            "to_lake_over_acked": to_lake / acked_rate, "peak_backlog": state.peak_backlog,
-           "refused_503": state.refused, "backoff_s_all_clients": state.backoff_s, "flushes_completed": flushes,
+           "refused_503": state.refused, "reconnects": state.reconnects, "backoff_s_all_clients": state.backoff_s,
+           "flushes_completed": flushes,
            "lake_rows_added": in_lake, "all_acked_in_lake": in_lake == state.acked,
            "server_cpu_us_per_event": 1e6 * cpu / state.acked, "client_cpu_us_per_event": 1e6 * ccpu / state.acked,
            "timeline": state.timeline}

@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     # Same call as lakebook.ingest.server.serve (loop/http "auto": uvloop + httptools when installed).
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, timeout_keep_alive=75)
 
 
 if __name__ == "__main__":

@@ -61,3 +61,11 @@ def ndjson(events) -> bytes:
 def same(a: pa.Table, b: pa.Table) -> bool:
     """Equal tables, schemas with their metadata included."""
     return a.schema.equals(b.schema, check_metadata=True) and a.equals(b)
+
+
+def change_contract(workspace, source: str, old: str, new: str) -> None:
+    """Edit a workspace's contract file in place (``old`` must be in it)."""
+    path = workspace.contracts_dir / f"{source}.yaml"
+    text = path.read_text()
+    assert old in text, f"test bug: {old!r} is not in {path.name}"
+    path.write_text(text.replace(old, new))

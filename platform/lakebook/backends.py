@@ -16,11 +16,13 @@ import importlib
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from .errors import ConfigError, did_you_mean
+from .redact import remember
 
 
 class BackendConfig(BaseModel):
@@ -55,12 +57,12 @@ def _installed_entry_points():
 class Registry:
     """The backends of one kind: ``names()``, ``parse(value)`` a config, ``load(name)`` a class."""
 
-    def __init__(self, kind: str, setting: str, builtins: dict[str, _Entry]):
+    def __init__(self, kind: str, setting: str, builtins: dict[str, _Entry], plural: str | None = None):
         self.kind = kind
         self.setting = setting
         self._builtins = builtins
         self._loaded: dict[str, Any] = {}
-        self._group = "lakebook." + kind.replace(" ", "_") + "s"
+        self._group = "lakebook." + (plural or kind + "s").replace(" ", "_")
 
     def _entry_points(self) -> dict[str, Any]:
         return {ep.name: ep for ep in _installed_entry_points().select(group=self._group)}
@@ -149,6 +151,29 @@ class SQLiteIngestLogConfig(BackendConfig):
     path: str | None = Field(None, description="the log's file; default ingest/log.sqlite in the state dir")
 
 
+class SQLiteBusConfig(BackendConfig):
+    """The event bus over the ingest log itself (its retention: ``stream.retain_events``)."""
+
+    type: Literal["sqlite"] = "sqlite"
+
+
+class RedisBusConfig(BackendConfig):
+    """Redis Streams, fed from the ingest log by the ingest service's forwarder. A password in
+    the URL is masked in every error and log line once the settings are read."""
+
+    type: Literal["redis"] = "redis"
+    url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^rediss?://", description="redis:// or rediss:// (TLS)")
+    stream_prefix: str = Field("lakebook:events:", min_length=1, description="a source's stream is <prefix><source>")
+    maxlen: int | None = Field(None, ge=1, description=(
+        "entries (logged batches) a stream keeps at most, trimmed approximately; default: until every group "
+        "has committed them"))
+
+    @model_validator(mode="after")
+    def _mask_password(self):
+        remember([urlsplit(self.url).password or ""])
+        return self
+
+
 class SQLiteOnlineStoreConfig(BackendConfig):
     type: Literal["sqlite"] = "sqlite"
     path: str | None = Field(None, description="default feast/online.db in the state dir")
@@ -192,6 +217,10 @@ transform_engines = Registry("transform engine", "batch.engine", {
 ingest_logs = Registry("ingest log", "ingest.log", {
     "sqlite": _Entry("lakebook.ingest.log:SQLiteIngestLog", SQLiteIngestLogConfig),
 })
+buses = Registry("event bus", "stream.bus", {
+    "sqlite": _Entry("lakebook.stream.bus:SQLiteBus", SQLiteBusConfig),
+    "redis": _Entry("lakebook.stream.redis_bus:RedisBus", RedisBusConfig),
+}, plural="event buses")
 # Feast implements the stores: lakebook checks their settings and hands them to Feast.
 online_stores = Registry("online store", "features.online_store", {
     "sqlite": _Entry(None, SQLiteOnlineStoreConfig),

@@ -92,7 +92,7 @@ def init(directory: str) -> None:
 # -- ingest ---------------------------------------------------------------------------------
 @cli.group()
 def ingest() -> None:
-    """Receive events over HTTP and flush them to the raw lake."""
+    """Receive events over HTTP and MQTT and flush them to the raw lake."""
 
 
 @ingest.command("serve")
@@ -107,6 +107,18 @@ def ingest_serve(ctx, host, port, flush_interval, insecure_dev) -> None:
 
     serve(_workspace(ctx), host, port, flush_interval_s=flush_interval, allow_insecure=insecure_dev,
           echo=lambda m: click.echo(m, err=True))
+
+
+@ingest.command("mqtt")
+@click.option("--port", type=int, default=None, help="port of its /health and /metrics on 127.0.0.1 "
+                                                     "(default ingest.mqtt.health_port, 8788)")
+@click.option("--flush-interval", type=float, default=None, help="seconds between flushes to the lake")
+@click.pass_context
+def ingest_mqtt(ctx, port, flush_interval) -> None:
+    """Take events published to <ingest.mqtt.topic_prefix>/<source> until Ctrl-C (flushes on the way out)."""
+    from .ingest.mqtt import serve_mqtt
+
+    serve_mqtt(_workspace(ctx), port, flush_interval_s=flush_interval, echo=lambda m: click.echo(m, err=True))
 
 
 @ingest.command("flush")

@@ -1,10 +1,11 @@
 """lakebook.yaml, read once into one validated settings object; and the process environment.
 
 Precedence: defaults < lakebook.yaml < environment (``LAKEBOOK_<SECTION>__<KEY>``).
-Secrets (ingest tokens) are never read from lakebook.yaml: only from the environment or a
-tokens file kept outside git. They are never shown: an error about a setting that holds or
-contains one does not quote its value, once read they are masked in every error and log
-line of the process (redact.py), and a child process gets them only if it needs them.
+Secrets (ingest tokens, the MQTT inlet's username and password) are never read from
+lakebook.yaml: only from the environment or a tokens file kept outside git. They are never
+shown: an error about a setting that holds or contains one does not quote its value, once
+read they are masked in every error and log line of the process (redact.py), and a child
+process gets them only if it needs them.
 Backends (``query.engine``, ``features.online_store``, ...) are typed configs selected by
 ``type:`` (backends.py).
 This is the only module that reads environment variables.
@@ -14,10 +15,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping, get_args
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, SerializeAsAny, ValidationError
+from pydantic import (
+    BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, SerializeAsAny, ValidationError, model_validator,
+)
 
 from . import backends
 from .backends import BackendConfig
@@ -28,7 +32,12 @@ CONFIG_FILE = "lakebook.yaml"
 ENV_PREFIX = "LAKEBOOK_"
 # Environment variables with the prefix that select things rather than override settings.
 NON_SETTING_ENV = {"LAKEBOOK_WORKSPACE"}  # WORKSPACE_ENV
-SECRET_KEYS = {("ingest", "tokens")}
+SECRET_KEYS = {("ingest", "tokens"), ("ingest", "mqtt", "username"), ("ingest", "mqtt", "password")}
+# The tokens file's entry that holds the MQTT inlet's credentials ({username, password}) rather
+# than a source's tokens (those are a token or a list of them, never a mapping).
+MQTT_CREDENTIALS = "mqtt"
+# Settings whose bad value is not quoted in errors: it may hold a secret written where it does not belong.
+UNQUOTED_KEYS = {("ingest", "tokens_file"), ("ingest", "mqtt", "url")}
 
 
 def _backend(registry: backends.Registry):
@@ -38,6 +47,34 @@ def _backend(registry: backends.Registry):
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class MqttTLS(_Section):
+    ca_certs: Path | None = Field(None, description="CA bundle the broker's certificate is checked against "
+                                                    "(default: the system's)")
+    certfile: Path | None = Field(None, description="client certificate, for brokers that ask for one")
+    keyfile: Path | None = Field(None, description="the client certificate's key")
+    insecure: bool = Field(False, description="accept a certificate whose name is not the broker's host (tests only)")
+
+
+class MqttSettings(_Section):
+    url: str = Field("mqtt://127.0.0.1:1883", pattern=r"^mqtts?://[A-Za-z0-9.\-]+(:\d{1,5})?/?$", description=(
+        "the broker: mqtt://host:port, or mqtts://host:port for TLS (credentials go in username and password)"))
+    topic_prefix: str = Field("lakebook/events", pattern=r"^[^#+\s]+$",
+                              description="events of source S are published to <topic_prefix>/S")
+    client_id: str | None = Field(None, min_length=1, max_length=128, description=(
+        "the inlet's fixed MQTT client id, which keeps its session on the broker; default lakebook-<name>"))
+    keepalive_s: int = Field(30, ge=5, le=65535)
+    tls: MqttTLS | None = Field(None, description="TLS settings (mqtts:// only)")
+    health_port: int = Field(8788, ge=1, le=65535, description="its /health and /metrics on 127.0.0.1")
+    username: SecretStr | None = None
+    password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _tls_only_with_mqtts(self):
+        if self.tls is not None and not self.url.startswith("mqtts://"):
+            raise ValueError("tls settings need an mqtts:// url")
+        return self
 
 
 class IngestSettings(_Section):
@@ -60,6 +97,7 @@ class IngestSettings(_Section):
     allowed_origins: list[Annotated[str, Field(pattern=r"^https?://[^/\s]+$")]] = Field(
         default_factory=list, description="web page origins (https://app.example.com) whose requests are "
                                           "accepted; requests from other pages are refused")
+    mqtt: MqttSettings | None = Field(None, description="the MQTT inlet (lakebook up runs it when this is set)")
 
 
 class LakeSettings(_Section):
@@ -103,6 +141,11 @@ class LabSettings(_Section):
 
 
 class StreamSettings(_Section):
+    bus: _backend(backends.buses) = Field("sqlite", description=(
+        "event bus: sqlite (consumer groups over the ingest log) or {type: redis, url: ...} (Redis Streams)"))
+    retain_events: int = Field(1_000_000, gt=0, description=(
+        "per source: flushed events a registered consumer group has not committed that the ingest log keeps; "
+        "a group further behind reads the older ones from the lake"))
     enabled: bool = Field(False, description="lakebook up starts the stream (the speed layer)")
     port: int = Field(8790, ge=1, le=65535, description="the stream service's status and metrics on 127.0.0.1")
     group: str = Field("speed", pattern=r"^[A-Za-z0-9_.-]+$", description="the stream's consumer group on the bus")
@@ -144,12 +187,8 @@ def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = 
     if config_path is not None:
         source = str(config_path)
         raw = _read_yaml(config_path)
-        for section, key in SECRET_KEYS:
-            if key in (raw.get(section) or {}):
-                raise ConfigError(
-                    f"{config_path}: {section}.{key} must not be written in {CONFIG_FILE}",
-                    hint=f"set {ENV_PREFIX}{section.upper()}__{key.upper()} or {section}.{key}_file",
-                )
+        _refuse_secrets(raw, config_path)
+        _refuse_url_password(raw, config_path)
     overrides = env_overrides(environ)
     merged = _deep_merge(raw, overrides)
     try:
@@ -157,9 +196,35 @@ def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = 
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source, overrides)) from None
     if settings.ingest.tokens_file is not None:
-        settings.ingest.tokens = _merge_tokens(settings.ingest.tokens, settings.ingest.tokens_file)
+        secrets = _read_tokens_file(settings.ingest.tokens_file)
+        settings.ingest.tokens = _merge_tokens(settings.ingest.tokens, secrets)
+        _add_mqtt_credentials(settings.ingest.mqtt, secrets.get(MQTT_CREDENTIALS))
     remember(token.get_secret_value() for tokens in settings.ingest.tokens.values() for token in tokens)
+    if settings.ingest.mqtt is not None:
+        remember(s.get_secret_value() for s in (settings.ingest.mqtt.username, settings.ingest.mqtt.password) if s)
     return settings
+
+
+def _refuse_secrets(raw: dict[str, Any], config_path: Path) -> None:
+    """A ConfigError if lakebook.yaml writes a secret (SECRET_KEYS), naming where it belongs."""
+    for path in SECRET_KEYS:
+        node: Any = raw
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and path[-1] in node:
+            key = ".".join(path)
+            raise ConfigError(f"{config_path}: {key} must not be written in {CONFIG_FILE}",
+                              hint=f"set {_env_name(path)} or put it in ingest.tokens_file")
+
+
+def _refuse_url_password(raw: dict[str, Any], config_path: Path) -> None:
+    """A password in ``stream.bus.url`` is a secret: it comes from the environment, not lakebook.yaml."""
+    stream = raw.get("stream")
+    bus = stream.get("bus") if isinstance(stream, dict) else None
+    url = bus.get("url") if isinstance(bus, dict) else None
+    if isinstance(url, str) and urlsplit(url).password:
+        raise ConfigError(f"{config_path}: stream.bus.url must not hold a password in {CONFIG_FILE}",
+                          hint=f"set {ENV_PREFIX}STREAM__BUS='{{type: redis, url: ...}}' in the environment instead")
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -202,23 +267,41 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _merge_tokens(tokens: dict[str, list[SecretStr]], path: Path) -> dict[str, list[SecretStr]]:
+def _read_tokens_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"ingest.tokens_file {path} does not exist")
-    data = _read_yaml(path, secret=True)
+    return _read_yaml(path, secret=True)
+
+
+def _merge_tokens(tokens: dict[str, list[SecretStr]], data: dict[str, Any]) -> dict[str, list[SecretStr]]:
     merged = {k: list(v) for k, v in tokens.items()}
     for source, value in data.items():
+        if source == MQTT_CREDENTIALS and isinstance(value, dict):
+            continue
         values = value if isinstance(value, list) else [value]
         merged.setdefault(str(source), []).extend(SecretStr(str(v)) for v in values)
     return merged
+
+
+def _add_mqtt_credentials(mqtt: MqttSettings | None, entry: Any) -> None:
+    """The tokens file's ``mqtt: {username, password}`` where the environment set neither."""
+    if mqtt is None or not isinstance(entry, dict):  # not a mapping: the tokens of a source named mqtt
+        return
+    if set(entry) - {"username", "password"} or not all(isinstance(v, str) for v in entry.values()):
+        raise ConfigError(f"ingest.tokens_file: the {MQTT_CREDENTIALS!r} entry must be a mapping of username "
+                          "and password, both text")
+    for key in ("username", "password"):
+        if getattr(mqtt, key) is None and key in entry:
+            setattr(mqtt, key, SecretStr(entry[key]))
 
 
 def _model_at(loc: tuple) -> type[BaseModel] | None:
     model: type[BaseModel] | None = Settings
     for part in loc:
         field = model.model_fields.get(part) if model else None
-        annotation = field.annotation if field else None
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        annotation = field.annotation if field else None  # a section, or an optional one (X | None)
+        models = [a for a in (annotation, *get_args(annotation)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        model = models[0] if models else None
     return model
 
 
@@ -236,7 +319,7 @@ def _describe(exc: ValidationError, source: str, overrides: dict[str, Any]) -> s
             lines.append(f"  {where}: unknown key{'; ' + guess if guess else ''} allowed keys: {', '.join(allowed)}")
         else:
             got = err.get("input")
-            secret = _holds_secret(loc) or loc[:2] == ("ingest", "tokens_file")
+            secret = _holds_secret(loc) or loc[:3] in UNQUOTED_KEYS
             shown = "" if isinstance(got, dict) or secret or err["type"] == "backend" else f" (got {got!r})"
             lines.append(f"  {where}: {err['msg']}{shown}")
     return "\n".join(lines)

@@ -104,6 +104,10 @@ class DamagedFile(LakebookError, status=503):
     it and the hint says what to do (``lakebook doctor``)."""
 
 
+class BusUnavailable(LakebookError, status=503):
+    """The event bus's server (Redis) cannot be reached or refused a command."""
+
+
 class UnknownTable(LakebookError, status=404):
     """A table name the catalog does not know."""
 

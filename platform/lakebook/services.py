@@ -96,7 +96,7 @@ class Service:
     requires: tuple[tuple[str, str, str], ...] = ()  # (module, package, extra)
     secrets: bool = False  # whether its environment keeps lakebook's secrets
     token_env: str | None = None  # the variable its token is passed in (never on the command line)
-    enabled: Callable[["Workspace"], bool] = lambda workspace: True
+    enabled: Callable[["Workspace"], bool] = lambda workspace: True  # whether `lakebook up` runs it
 
     def check_installed(self) -> None:
         for module, package, extra in self.requires:
@@ -113,6 +113,11 @@ _SERVICES: dict[str, Service] = {}
 def register(service: Service) -> Service:
     _SERVICES[service.name] = service
     return service
+
+
+def enabled_services(workspace) -> list[str]:
+    """The services ``lakebook up`` runs for ``workspace``: those it enables, in registration order."""
+    return [name for name, spec in _SERVICES.items() if spec.enabled(workspace)]
 
 
 def service(name: str) -> Service:
@@ -334,9 +339,14 @@ def _lakebook(workspace, *args: str) -> list[str]:
     return [sys.executable, "-m", "lakebook", "-w", str(workspace.root), *args]
 
 
-def _ingest_command(workspace, launch: Launch) -> list[str]:
-    interval = launch.options.get("flush_interval_s", workspace.settings.ingest.flush_interval_s)
-    return _lakebook(workspace, "ingest", "serve", "--port", str(launch.port), "--flush-interval", str(interval))
+def _ingest_command(verb: str) -> Callable[["Workspace", Launch], list[str]]:
+    """The command line of ``lakebook ingest <verb>``: a service that writes to the ingest log."""
+
+    def command(workspace, launch: Launch) -> list[str]:
+        interval = launch.options.get("flush_interval_s", workspace.settings.ingest.flush_interval_s)
+        return _lakebook(workspace, "ingest", verb, "--port", str(launch.port), "--flush-interval", str(interval))
+
+    return command
 
 
 def _lab_command(workspace, launch: Launch) -> list[str]:
@@ -353,18 +363,18 @@ def _lab_command(workspace, launch: Launch) -> list[str]:
 
 
 INGEST = register(Service(
-    name="ingest", title="ingest server", command=_ingest_command,
+    name="ingest", title="ingest server", command=_ingest_command("serve"),
     default_port=lambda ws: ws.settings.ingest.port, health_path="/health",
     url=lambda launch: launch.base_url, stop_signal=signal.SIGINT,  # it flushes the log to the lake on the way out
     stop_timeout_s=60, requires=(("uvicorn", "uvicorn", "ingest"),), secrets=True,
 ))
-LAB = register(Service(
-    name="lab", title="JupyterLab", command=_lab_command, default_port=lambda ws: ws.settings.lab.port,
-    health_path="/lakebook/api/catalog",  # answers once the Lake panel's server extension is loaded
-    url=lambda launch: f"{launch.base_url}/lab?token={launch.token}", stop_timeout_s=20, ready_timeout_s=180,
-    requires=(("jupyterlab", "jupyterlab", "lab"),), token_env="JUPYTER_TOKEN",
+MQTT = register(Service(
+    name="mqtt", title="MQTT inlet", command=_ingest_command("mqtt"),
+    default_port=lambda ws: ws.settings.ingest.mqtt.health_port, health_path="/health",  # 200 once subscribed
+    stop_signal=signal.SIGINT, stop_timeout_s=60,
+    requires=(("uvicorn", "uvicorn", "ingest"), ("paho.mqtt", "paho-mqtt", "ingest")), secrets=True,
+    enabled=lambda ws: ws.settings.ingest.mqtt is not None,
 ))
-
 STREAM = register(Service(
     name="stream", title="stream (speed layer)", command=lambda ws, launch: _lakebook(ws, "stream", "start", "--port",
                                                                                     str(launch.port)),
@@ -372,6 +382,12 @@ STREAM = register(Service(
     stop_timeout_s=60, ready_timeout_s=180,  # Ray starts in a few seconds; the actors load their checkpoints
     depends_on=("ingest",), requires=(("ray", "ray", "stream"), ("feast", "feast", "features")),
     enabled=lambda ws: ws.settings.stream.enabled,
+))
+LAB = register(Service(
+    name="lab", title="JupyterLab", command=_lab_command, default_port=lambda ws: ws.settings.lab.port,
+    health_path="/lakebook/api/catalog",  # answers once the Lake panel's server extension is loaded
+    url=lambda launch: f"{launch.base_url}/lab?token={launch.token}", stop_timeout_s=20, ready_timeout_s=180,
+    requires=(("jupyterlab", "jupyterlab", "lab"),), token_env="JUPYTER_TOKEN",
 ))
 
 

@@ -12,10 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from .services import Launch, ServiceProcess, ServiceSet, choose_port, lab_token, service
+from .services import Launch, ServiceProcess, ServiceSet, choose_port, enabled_services, lab_token, service
 
 SAMPLE_ROWS = {"flights": 3000, "weather": 2000}  # first days of January 2013
-UP_SERVICES = ("ingest", "stream", "lab")  # those the workspace enables (the stream: stream.enabled)
 
 
 def _lake_has_rows(workspace) -> bool:
@@ -78,10 +77,8 @@ def up_launches(workspace, ports: dict[str, int | None]) -> dict[str, Launch]:
     """The services the workspace enables, each with its port (the one asked for, else its
     default, else a free one) and token."""
     launches = {}
-    for name in UP_SERVICES:
+    for name in enabled_services(workspace):
         spec = service(name)
-        if not spec.enabled(workspace):
-            continue
         spec.check_installed()
         port = choose_port(ports.get(name), spec.default_port(workspace), f"--{name}-port")
         launches[name] = Launch(port, lab_token() if spec.token_env else None)

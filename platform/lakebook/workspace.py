@@ -100,6 +100,7 @@ class Workspace:
 
     # Everything else under the state dir, by name:
     flush_lock_path = _StatePath("ingest", "flush.lock", doc="held by whoever flushes the ingest log")
+    forward_lock_path = _StatePath("ingest", "forward.lock", doc="held by the forwarder of the ingest log to the bus")
     transform_lock_path = _StatePath("transform", "run.lock", doc="held by whoever runs transforms")
     logs_dir = _StatePath("logs", doc="service and job logs")
     services_state_path = _StatePath("services.json", doc="what `lakebook up` runs (read by `lakebook status`)")

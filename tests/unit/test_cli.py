@@ -1,3 +1,5 @@
+import json
+
 from click.testing import CliRunner
 
 from events import flight, log_events, weather
@@ -56,3 +58,20 @@ def test_ingest_flush_names_a_source_it_could_not_flush_and_fails(workspace):
     assert result.exit_code == 1
     assert result.stdout.startswith("flushed 5 events")
     assert "error: weather was not flushed: NotADirectoryError" in result.stderr
+
+
+def test_listings_never_cut_names_and_all_take_json(workspace, monkeypatch):
+    from lakebook.catalog import ColumnInfo, open_catalog
+
+    long_name = "a_feature_table_with_a_rather_long_descriptive_name_for_the_delay_model"
+    open_catalog(workspace).register_table("features", long_name, kind="features", location="/nowhere",
+                                           columns=[ColumnInfo("x", "int64")], owner="someone-with-a-long-address@example.org")
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow terminal; CliRunner's output is a pipe as well
+    ws = str(workspace.root)
+    listing = run("-w", ws, "catalog", "list").output
+    assert f"features.{long_name}" in listing and "someone-with-a-long-address@example.org" in listing
+    listed = json.loads(run("-w", ws, "catalog", "list", "--json").output)
+    assert f"features.{long_name}" in {t["name"] for t in listed}
+    for command in (["contracts", "list"], ["transform", "list"], ["status"]):
+        done = run("-w", ws, *command, "--json")
+        assert done.exit_code == 0 and isinstance(json.loads(done.output), list), (command, done.output)

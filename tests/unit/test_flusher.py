@@ -7,6 +7,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from contract_support import change_contract
 from events import flight, lake_table, log_events, weather
 from lakebook.catalog import open_catalog
 from lakebook.ingest import flush_ingest_log_to_raw, open_ingest_log
@@ -153,13 +154,6 @@ def test_a_big_backlog_is_flushed_a_bounded_range_at_a_time(workspace, monkeypat
     assert len({f.name for s in report.sources for f in s.files}) == 5  # one file name per range
     assert lake_table(workspace, "raw", "flights").num_rows == 1000
     assert open_ingest_log(workspace).backlog_events() == 0
-
-
-def change_contract(workspace, source: str, old: str, new: str) -> None:
-    path = workspace.contracts_dir / f"{source}.yaml"
-    text = path.read_text()
-    assert old in text, f"test bug: {old!r} is not in {path.name}"
-    path.write_text(text.replace(old, new))
 
 
 @pytest.mark.parametrize("as_ndjson", [False, True], ids=["arrow", "ndjson"])

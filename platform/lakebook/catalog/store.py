@@ -185,18 +185,26 @@ class Catalog:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
-            try:
-                _Base.metadata.create_all(self.engine)
-            except (IntegrityError, ProgrammingError):
-                # another process (the ingest server and its flusher start together) created the
-                # tables between this one's check and its CREATE: they are there now
-                _Base.metadata.create_all(self.engine)
+            self._create_tables()
         except OperationalError as exc:
             self.engine.dispose()
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
             raise CatalogUnavailable(f"cannot open the catalog at {_shown(url)}: {reason}",
                                      hint="is the database server running and reachable? "
                                           "(catalog.url in lakebook.yaml or LAKEBOOK_CATALOG__URL)") from None
+
+    def _create_tables(self, attempts: int = 5) -> None:
+        """The catalog's tables, those missing created. Another process (the ingest server and
+        its flusher, the MQTT inlet's flusher, start together) may create one between this
+        one's check and its CREATE: then look again."""
+        for attempt in range(attempts):
+            try:
+                _Base.metadata.create_all(self.engine)
+                return
+            except (IntegrityError, ProgrammingError, OperationalError) as exc:
+                created_meanwhile = not isinstance(exc, OperationalError) or "already exists" in str(exc.orig)
+                if not created_meanwhile or attempt == attempts - 1:
+                    raise
 
     def _store(self, path) -> str:
         path = Path(path)

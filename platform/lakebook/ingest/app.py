@@ -133,11 +133,18 @@ async def health(request: Request) -> Response:
     probe that reads only the code sees it; 200 when only some sources are held up (a contract
     that does not compile, a source whose flush fails, a full backlog). Source names and the
     problems' details are shown only to requests that may see the sources."""
-    service: IngestService = request.app.state.service
-    problems, blocked = service.problems()
+    return health_answer(request.app.state.service, request)
+
+
+def health_answer(service: IngestService, request: Request, problems: list[str] = (), blocked: bool = False,
+                  **facts) -> Response:
+    """The /health answer of a service that writes to the ingest log: ``problems`` (and
+    ``blocked``) of the caller's own, then the IngestService's; ``facts`` added to the document."""
+    own, own_blocked = service.problems()
+    problems, blocked = [*problems, *own], blocked or own_blocked
     doc = {"status": "degraded" if problems else "ok", "problems": problems, "backlog_events": service.backlog,
            "dev_mode": service.dev_mode, "uptime_s": round(time.time() - service.started_at, 1),
-           "last_flush_unix": service.metrics.last_flush_unix}
+           "last_flush_unix": service.metrics.last_flush_unix, **facts}
     if service.shows_sources(request):
         doc["sources"] = sorted(service.workspace.contracts())
     elif problems:
@@ -147,7 +154,8 @@ async def health(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     service: IngestService = request.app.state.service
-    return Response(service.metrics_text(), media_type=CONTENT_TYPE)
+    # off the event loop: the consumer groups' lag is read from the log (and Redis)
+    return Response(await asyncio.to_thread(service.metrics_text), media_type=CONTENT_TYPE)
 
 
 def create_app(workspace, *, ingest_log: IngestLog | None = None, flush_interval_s: float | None = None,

@@ -6,7 +6,9 @@ Crash safety, step by step (a kill at any point loses and duplicates nothing):
 2. drop events whose id is already in the lake (re-sends) or repeats within the range;
 3. write one file per date, named by the range: a file already there is from an earlier try;
 4. record the files in the catalog (by path, so a second record changes nothing);
-5. in one log transaction remember the ids, delete the range and close the intent.
+5. in one log transaction remember the ids, keep the range's batches a consumer group has not
+   committed (retention.py: out of the backlog, still readable by the group), delete the range
+   and close the intent.
 A crash before 5 leaves the intent open; the next flush redoes exactly that range. A full
 disk is the same: the source's flush stops, and the next one redoes the range.
 
@@ -34,9 +36,9 @@ from .._proc import file_lock
 from ..catalog import Catalog, open_catalog, register_sources
 from ..contracts import EVENT_ID, INGESTED_AT
 from ..errors import DamagedFile, InsufficientStorage, LakebookError, UnknownSource, out_of_space
-from ..lake import write_date_partitions
-from .log import EVENTS, NDJSON, FlushIntent, IngestLog, open_ingest_log
-from .records import logged_events_to_table, logged_ndjson_to_table
+from ..lake import range_stem, write_date_partitions
+from .log import ACCEPTED_KINDS, FlushIntent, IngestLog, open_ingest_log
+from .records import concat_events, logged_to_table
 
 log = logging.getLogger("lakebook.ingest.flusher")
 
@@ -197,7 +199,7 @@ def _flush_source_log(workspace, ingest_log: IngestLog, catalog: Catalog, source
 def _flush_source(workspace, ingest_log: IngestLog, catalog: Catalog, intent: FlushIntent, contract) -> SourceFlush:
     result = SourceFlush(intent.source)
     events, rejected = _read_range(ingest_log, intent, contract)
-    stem = f"part-{intent.seq_lo:012d}-{intent.seq_hi:012d}"
+    stem = range_stem(intent.seq_lo, intent.seq_hi)
     compression = workspace.settings.lake.compression
     new_ids: list[str] = []
     if events is not None:
@@ -227,14 +229,13 @@ def _flush_source(workspace, ingest_log: IngestLog, catalog: Catalog, intent: Fl
 def _read_range(ingest_log: IngestLog, intent: FlushIntent, contract) -> tuple[pa.Table | None, pa.Table | None]:
     event_tables, rejected_rows = [], []
     for seq, kind, received_us, payload in ingest_log.read(intent):
-        if kind in (EVENTS, NDJSON):  # validated again if the contract changed since (records.py)
-            read = logged_events_to_table if kind == EVENTS else logged_ndjson_to_table
-            table, refused = read(contract, payload, received_us, seq)
+        if kind in ACCEPTED_KINDS:  # validated again if the contract changed since (records.py)
+            table, refused = logged_to_table(contract, kind, payload, received_us, seq)
             event_tables.append(table)
             rejected_rows.extend(refused)
         else:
             rejected_rows.extend(orjson.loads(payload))
-    events = pa.concat_tables(event_tables, promote_options="permissive") if event_tables else None
+    events = concat_events(event_tables)
     rejected = None
     if rejected_rows:
         for row in rejected_rows:

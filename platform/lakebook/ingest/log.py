@@ -14,6 +14,9 @@ Exactly-once to the lake rests on three tables in the same database:
 - ``flush_intents``: the sequence range a flush of a source is working on, committed before
   any file is written, so a flush that crashed is finished with exactly the same range.
 - ``seen_ids``: every event id already in the lake, for idempotent re-sends.
+
+Consumer groups (the event bus over this log) add their offsets and the flushed batches kept
+for them, in the same database and transactions (retention.py).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from typing import Iterable, Iterator, Protocol
 import orjson
 
 from ..errors import DamagedFile, InsufficientStorage, LakebookError
+from . import retention
+from .retention import GroupBatch
 
 log = logging.getLogger("lakebook.ingest.log")
 
@@ -43,6 +48,8 @@ ACCEPTED_KINDS = (EVENTS, NDJSON)
 # One flush takes at most this many events (its batches are held in memory at once); the
 # flusher takes the next range right after (flusher.py).
 MAX_FLUSH_EVENTS = 250_000
+# Per source, flushed events a consumer group has not committed that the log keeps (stream.retain_events).
+RETAIN_EVENTS = 1_000_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -137,14 +144,17 @@ def _rollback(con: sqlite3.Connection) -> None:
 
 
 class SQLiteIngestLog:
-    """Ingest log in one SQLite file (WAL, fsync on commit)."""
+    """Ingest log in one SQLite file (WAL, fsync on commit), with consumer groups over it
+    that keep up to ``retain_events`` flushed events per source they have not committed."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, retain_events: int = RETAIN_EVENTS):
         self.path = path
+        self.retain_events = retain_events
+        self._pruning: set[str] = set()  # sources whose last flush dropped events kept for groups
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         with self._translating(), self._connect() as con:
-            con.executescript(_SCHEMA)
+            con.executescript(_SCHEMA + retention.SCHEMA)
 
     @contextmanager
     def _translating(self) -> Iterator[None]:
@@ -303,6 +313,8 @@ class SQLiteIngestLog:
                     "INSERT OR IGNORE INTO seen_ids(source, event_id) VALUES (?, ?)",
                     ((intent.source, i) for i in event_ids),
                 )
+            dropped = retention.retain_flushed(con, intent.source, intent.seq_lo, intent.seq_hi, ACCEPTED_KINDS,
+                                               self.retain_events)
             con.execute(
                 "DELETE FROM batches WHERE source = ? AND seq BETWEEN ? AND ?",
                 (intent.source, intent.seq_lo, intent.seq_hi),
@@ -312,6 +324,72 @@ class SQLiteIngestLog:
         except BaseException:
             _rollback(con)
             raise
+        self._told_pruned(intent.source, dropped)
+
+    def _told_pruned(self, source: str, dropped: int) -> None:
+        """Say once, until a flush of the source drops nothing, that its groups read the lake."""
+        if not dropped:
+            self._pruning.discard(source)
+        elif source not in self._pruning:
+            self._pruning.add(source)
+            log.warning("a consumer group of %s is more than %d events behind (stream.retain_events): the log "
+                        "lets go of the oldest it kept, and the group reads them from the lake", source,
+                        self.retain_events)
+
+    # -- consumer groups (retention.py) ------------------------------------------------------
+    @contextmanager
+    def _transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        con = self._con
+        con.execute(f"BEGIN {mode}")
+        try:
+            yield con
+            con.execute("COMMIT")
+        except BaseException:
+            _rollback(con)
+            raise
+
+    @_translated
+    def register_group(self, group: str, sources: list[str], start: str = "earliest") -> None:
+        """Let ``group`` read ``sources`` from ``start`` ("earliest" the log holds, or "latest");
+        a source it reads already keeps its offset."""
+        with self._transaction() as con:
+            retention.register(con, group, sources, start)
+
+    @_translated
+    def group_batches(self, group: str, source: str, max_events: int) -> list[GroupBatch] | None:
+        """The accepted batches after the group's offset (retention.batches_after); None if the
+        group does not read ``source``."""
+        with self._transaction("DEFERRED") as con:
+            offset = retention.committed(con, group, source)
+            return None if offset is None else retention.batches_after(con, source, offset, max_events,
+                                                                       ACCEPTED_KINDS)
+
+    @_translated
+    def commit_group(self, group: str, source: str, offset: int) -> bool:
+        """The group has processed everything of ``source`` up to ``offset``; False if it does
+        not read ``source``."""
+        with self._transaction() as con:
+            return retention.commit(con, group, source, offset)
+
+    @_translated
+    def drop_group(self, group: str) -> None:
+        """Forget the group and what the log kept for it alone (nothing if it is unknown)."""
+        with self._transaction() as con:
+            retention.drop(con, group)
+
+    @_translated
+    def group_lag(self, group: str, source: str) -> int | None:
+        """Events of ``source`` accepted and not committed by the group; None if it does not read it."""
+        with self._transaction("DEFERRED") as con:
+            offset = retention.committed(con, group, source)
+            return None if offset is None else retention.lag(con, source, offset, ACCEPTED_KINDS)
+
+    @_translated
+    def group_offsets(self) -> list[tuple[str, str, int, int]]:
+        """(group, source, committed offset, lag in events) of every group and source it reads."""
+        with self._transaction("DEFERRED") as con:
+            return [(group, source, offset, retention.lag(con, source, offset, ACCEPTED_KINDS))
+                    for group, source, offset in retention.offsets(con)]
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)
@@ -331,7 +409,8 @@ def open_ingest_log(workspace) -> IngestLog:
     """The ingest log backend ``ingest.log`` selects, at the workspace's ingest log path."""
     from ..backends import ingest_logs
 
-    return ingest_logs.load(workspace.settings.ingest.log.type)(workspace.ingest_log_path)
+    return ingest_logs.load(workspace.settings.ingest.log.type)(workspace.ingest_log_path,
+                                                                retain_events=workspace.settings.stream.retain_events)
 
 
 _RECOUNT = object()

@@ -42,21 +42,22 @@ class IngestMetrics:
         self.flush_errors += bool(failures)
         self.failing = failing
 
-    def exposition(self, backlog: dict[str, int], commits: int) -> bytes:
-        """The Prometheus text of these counters, the backlog by source and the log's commits."""
+    def exposition(self, backlog: dict[str, int], commits: int, groups: list[dict] = ()) -> bytes:
+        """The Prometheus text of these counters, the backlog by source, the log's commits and
+        the consumer groups of the bus ({group, source, offset, lag} each)."""
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Collector(self, lambda: (backlog, commits)))
+        registry.register(_Collector(self, lambda: (backlog, commits, groups)))
         return generate_latest(registry)
 
 
 class _Collector:
-    def __init__(self, metrics: IngestMetrics, gauges: Callable[[], tuple[dict[str, int], int]]):
+    def __init__(self, metrics: IngestMetrics, gauges: Callable[[], tuple[dict[str, int], int, list[dict]]]):
         self.metrics = metrics
         self.gauges = gauges
 
     def collect(self):
         m = self.metrics
-        by_source, commits = self.gauges()
+        by_source, commits, groups = self.gauges()
         backlog = sum(by_source.values())
         yield _labelled("lakebook_ingest_events_accepted", "Events accepted (durable in the ingest log).",
                         "source", m.accepted)
@@ -81,6 +82,16 @@ class _Collector:
                                   value=m.flushed_events)
         yield GaugeMetricFamily("lakebook_ingest_last_flush_timestamp_seconds", "When the last flush ended (Unix time).",
                                 value=m.last_flush_unix)
+        yield _by_group("lakebook_bus_lag_events", "Events accepted and not committed by a consumer group.", groups, "lag")
+        yield _by_group("lakebook_bus_committed_offset", "The offset (ingest log sequence number) a consumer group "
+                        "committed.", groups, "offset")
+
+
+def _by_group(name: str, documentation: str, groups: list[dict], key: str) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation, labels=["group", "source"])
+    for row in groups:
+        family.add_metric([row["group"], row["source"]], row[key])
+    return family
 
 
 def _labelled(name: str, documentation: str, label: str, values: dict, kind=CounterMetricFamily):

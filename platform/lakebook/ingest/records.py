@@ -32,6 +32,10 @@ CONTRACT_KEY = b"lakebook.contract"  # schema metadata of a logged Arrow batch: 
 # A quarantine record holds at most this much JSON (a single bigger item goes alone): far
 # below SQLite's blob limit (1e9 bytes), whatever a request brings.
 QUARANTINE_CHUNK_BYTES = 4 << 20
+# A payload without a content type (MQTT) bigger than this has its lines counted against the
+# events limit before the NDJSON check decodes them (as the HTTP server checks bodies up to
+# 1 MiB before counting): the check's memory stays small whatever the payload holds.
+COUNT_FIRST_BYTES = 1 << 20
 
 
 @dataclass
@@ -41,7 +45,8 @@ class Outcome:
     rejected: list[dict]  # [{"index": i, "reasons": [...]}], sorted by index
 
 
-def _ipc_bytes(table: pa.Table) -> bytes:
+def ipc_bytes(table: pa.Table) -> bytes:
+    """A table as one Arrow IPC stream (how logged batches and bus entries carry events)."""
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
@@ -145,6 +150,19 @@ def logged_events_to_table(contract, payload: bytes, received_us: int, seq: int)
     return accepted, _refused_at_flush(contract, events, [], result, received_us, seq)
 
 
+def logged_to_table(contract, kind: str, payload: bytes, received_us: int, seq: int) -> tuple[pa.Table, list[dict]]:
+    """A logged batch of accepted events (kind EVENTS or NDJSON) -> its table as the contract
+    in force now makes it, and quarantine rows of any event that contract refuses."""
+    read = logged_events_to_table if kind == EVENTS else logged_ndjson_to_table
+    return read(contract, payload, received_us, seq)
+
+
+def concat_events(tables: list[pa.Table]) -> pa.Table | None:
+    """Event tables of one source as one (a contract changed in between may have widened a
+    column); None if there are none."""
+    return pa.concat_tables(tables, promote_options="permissive") if tables else None
+
+
 def _refused_at_flush(contract, events: list, undecodable: list, result, received_us: int, seq: int) -> list[dict]:
     """Quarantine rows of the logged events ``result`` (``validate`` at flush) refuses."""
     refused = [(i, raw, [f"refused when flushed (accepted at ingest): {why}" for why in _listed(reasons)])
@@ -164,7 +182,7 @@ def validate_to_records(contract, source: str, events: list, request_id: str, re
     records = []
     if result.accepted.num_rows:
         accepted = result.accepted.replace_schema_metadata({CONTRACT_KEY: contract.fingerprint})
-        records.append(LogRecord(source, EVENTS, accepted.num_rows, received_us, _ipc_bytes(accepted)))
+        records.append(LogRecord(source, EVENTS, accepted.num_rows, received_us, ipc_bytes(accepted)))
     if rejected:
         records += rejected_records(source, request_id, received_us, rejected)
     answer = [{"index": i, "reasons": _listed(why)} for i, _, why in rejected]
@@ -186,6 +204,21 @@ def body_to_records(contract, source: str, body: bytes, content_type: str, reque
         max_events = None  # counted
     events, undecodable = decode_events(body, content_type, max_events)
     return validate_to_records(contract, source, events, request_id, received_us, undecodable)
+
+
+def payload_to_records(contract, source: str, payload: bytes, request_id: str, received_us: int,
+                       max_events: int | None = None) -> Outcome:
+    """A payload that comes without a content type (an MQTT message) -> its log records, as
+    body_to_records: NDJSON whose every line passes the contract's check (one event on one
+    line is such NDJSON) is logged as it came; anything else is read as JSON (an object or
+    an array; NDJSON if it is not JSON) and validated event by event."""
+    if payload.lstrip()[:1] != b"[":
+        if len(payload) > COUNT_FIRST_BYTES:  # not for small ones: the lines of a pretty-printed event are no events
+            check_event_count(payload, b"\n", ndjson_lines, max_events)
+        outcome = checked_ndjson(contract, source, payload, received_us, max_events)
+        if outcome is not None:
+            return outcome
+    return body_to_records(contract, source, payload, EVENT_TYPES[0], request_id, received_us, False, max_events)
 
 
 def is_ndjson(content_type: str) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ..asgi import refuse_exposed_without_auth
 
+KEEP_ALIVE_S = 75
+
 DEV_MODE_BANNER = """
 ************************************************************************
 *  lakebook ingest: NO TOKENS CONFIGURED - LOCAL DEV MODE              *
@@ -33,5 +35,7 @@ def serve(workspace, host: str | None = None, port: int | None = None, *,
         echo(DEV_MODE_BANNER)
     app = create_app(workspace, flush_interval_s=flush_interval_s)
     echo(f"lakebook ingest listening on http://{host}:{port}  (workspace {workspace.root})")
+    # Keep-alive outlasts a Retry-After (the flush interval): a client that waits as told and
+    # sends again reuses its connection instead of racing the server closing it.
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, timeout_keep_alive=KEEP_ALIVE_S)

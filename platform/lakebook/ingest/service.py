@@ -1,10 +1,11 @@
-"""The ingest service: what the HTTP routes share (contracts, the log writer, the flusher,
-the validators, auth, limits, counters), and its lifecycle.
+"""The ingest service: what the HTTP routes and the MQTT inlet share (contracts, the log
+writer, the flusher, the validators, auth, limits, counters), and its lifecycle.
 
-The periodic flusher and the validators of big bodies are child processes (workers.py),
-forked here before the log is opened or any thread started, so that neither competes with
-the event loop for the GIL. Where that cannot be done (no fork, other threads running; for
-the flusher also a log object handed in) they are threads of this process.
+The periodic flusher, the validators of big bodies and, with ``stream.bus: redis``, the
+forwarder to the bus are child processes (workers.py), forked here before the log is opened
+or any thread started, so that none competes with the event loop for the GIL. Where that
+cannot be done (no fork, other threads running; for the flusher and the forwarder also a log
+object handed in) they are threads of this process.
 
 Sources are kept apart: each has its own backlog limit, a source whose flush fails is
 retried with backoff while the others flush, and a contract file that does not compile
@@ -32,10 +33,12 @@ from ..errors import (
 )
 from .blobs import BlobStore
 from .flusher import FlushBackoff, flush_failed, flush_ingest_log_to_raw
+from .forwarder import FORWARDER_GROUP, RedisGroups, forwards_to_redis, run_forwarder
+from .groups import log_groups
 from .log import GroupCommitWriter, IngestLog, open_ingest_log
 from .metrics import IngestMetrics
 from .records import EVENT_TYPES
-from .workers import FlusherProcess, ValidatorProcesses
+from .workers import FlusherProcess, ForwarderProcess, ValidatorProcesses
 
 log = logging.getLogger("lakebook.ingest.service")
 # After a full disk, appending is taken as possible again once this much is free there.
@@ -46,7 +49,7 @@ class IngestService:
     """State shared by the handlers, started and stopped with the app (its lifespan)."""
 
     def __init__(self, workspace, ingest_log: IngestLog | None = None, *, flush_interval_s: float | None = None,
-                 fork: bool = True):
+                 fork: bool = True, validator_processes: bool = True):
         self.workspace = workspace
         self.settings = workspace.settings.ingest
         workspace.ensure_state()
@@ -56,10 +59,18 @@ class IngestService:
         workspace.contracts()
         # helper processes first: forked before this process opens the log or starts a thread
         workers = min(4, os.cpu_count() or 1)
-        self.validator_processes = ValidatorProcesses.fork(workspace, workers) if fork else None
+        self.validator_processes = ValidatorProcesses.fork(workspace, workers) if fork and validator_processes else None
+        forked = self.validator_processes.fds if self.validator_processes else []
+        self.forwarding = forwards_to_redis(workspace)
+        self._forwarder_process = ForwarderProcess.fork(workspace, close=forked) if (
+            self.forwarding and fork and ingest_log is None) else None
+        forked = forked + (self._forwarder_process.fds if self._forwarder_process else [])
         self._flusher_process = None if ingest_log is not None or not fork else FlusherProcess.fork(
-            workspace, self.flush_interval_s, close=self.validator_processes.fds if self.validator_processes else [])
+            workspace, self.flush_interval_s, close=forked)
         self.log = ingest_log or open_ingest_log(workspace)
+        if not self.forwarding and hasattr(self.log, "drop_group"):
+            self.log.drop_group(FORWARDER_GROUP)  # the log keeps nothing for a forwarder that will not come
+        self._redis_groups = RedisGroups(workspace) if self.forwarding else None
         self.writer = GroupCommitWriter(self.log)
         self.blobs = BlobStore(workspace.lake.blobs_dir)
         self.metrics = IngestMetrics()
@@ -71,6 +82,7 @@ class IngestService:
         self._backoff = FlushBackoff()  # the flush thread's; the flusher process keeps its own
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
+        self._forwarder: threading.Thread | None = None
         self.started_at = time.time()
 
     @property
@@ -90,9 +102,17 @@ class IngestService:
             self._flusher_process.start(self._flush_reported, self._flusher_process_gone)
         else:
             self._start_flush_thread()
+        if self._forwarder_process is not None:
+            self._forwarder_process.start(self._forwarder_process_gone)
+        elif self.forwarding:
+            self._start_forward_thread()
 
     def stop(self) -> None:
         self._stop.set()
+        if self._forwarder_process is not None:
+            self._forwarder_process.stop()
+        if self._forwarder:
+            self._forwarder.join(timeout=30)
         if self._flusher_process is not None:
             self._flusher_process.stop(timeout_s=60)
         if self._flusher:
@@ -111,6 +131,15 @@ class IngestService:
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.flush_interval_s):
             self.flush_now()
+
+    def _start_forward_thread(self) -> None:
+        self._forwarder = threading.Thread(target=run_forwarder, args=(self.workspace, self._stop, self.log),
+                                           name="lakebook-forwarder", daemon=True)
+        self._forwarder.start()
+
+    def _forwarder_process_gone(self) -> None:
+        log.warning("the forwarder process exited; forwarding from a thread of the server from now on")
+        self._start_forward_thread()
 
     def _flush_reported(self, report: dict) -> None:
         """A flush of the flusher process ended."""
@@ -272,5 +301,10 @@ class IngestService:
         return [f"backlog of {source!r} is at its limit ({n} events): new events of it get 503"
                 for source, n in sorted(self.writer.by_source.items()) if n >= limit]
 
+    def bus_groups(self) -> list[dict]:
+        """{group, source, offset, lag} of every consumer group: of the ingest log (the forwarder's
+        included), and of Redis with ``stream.bus: redis``."""
+        return log_groups(self.log) + (self._redis_groups() if self._redis_groups else [])
+
     def metrics_text(self) -> bytes:
-        return self.metrics.exposition(self.writer.by_source, self.writer.commits)
+        return self.metrics.exposition(self.writer.by_source, self.writer.commits, self.bus_groups())

@@ -1,4 +1,5 @@
-"""The ingest server's helper processes: the periodic flusher, and the validators of big bodies.
+"""The ingest server's helper processes: the periodic flusher, the validators of big bodies,
+and (with ``stream.bus: redis``) the forwarder of the ingest log to the bus.
 
 Invariants:
 - Both are forked before the server opens the ingest log or starts any thread (a child
@@ -17,6 +18,8 @@ Invariants:
   dies while validating a request, that request is answered 503, not validated again in the
   server (what killed the validator could kill the server); the requests after it are
   validated in the server.
+- The forwarder forwards until its pipe closes (forwarder.py keeps its own invariants); the
+  server learns it is gone when the child's end of a second pipe closes.
 """
 
 from __future__ import annotations
@@ -285,6 +288,70 @@ class _Flusher:
             except Exception:  # noqa: BLE001
                 pass
         self.ingest_log = self.catalog = None
+
+
+# -- the forwarder --------------------------------------------------------------------------
+class ForwarderProcess:
+    """The parent's handle on the forwarder child: ``fork`` it, ``start`` watching it, ``stop`` it."""
+
+    def __init__(self, pid: int, commands_fd: int, alive_fd: int):
+        self.pid = pid
+        self._commands = commands_fd  # closed by stop: the child's end reads EOF and it stops
+        self._alive = alive_fd  # reads EOF once the child is gone
+        self._stopping = False
+
+    @classmethod
+    def fork(cls, workspace, close: list[int] = ()) -> "ForwarderProcess | None":
+        """Fork the forwarder child, or None where that is not safe (see FlusherProcess.fork)."""
+        if not _can_fork():
+            return None
+        parent = os.getpid()
+        commands_r, commands_w = os.pipe()
+        alive_r, alive_w = os.pipe()
+        pid = _fork(lambda: _forwarder_main(workspace, commands_r, parent), [commands_w, alive_r, *close])
+        os.close(commands_r)
+        os.close(alive_w)
+        return cls(pid, commands_w, alive_r)
+
+    @property
+    def fds(self) -> list[int]:
+        """This side's ends of the child's pipes (for other children to close)."""
+        return [self._commands, self._alive]
+
+    def start(self, on_exit: Callable[[], None]) -> None:
+        """Call ``on_exit`` (from a thread) if the child ends before ``stop``."""
+        threading.Thread(target=self._watch, args=(on_exit,), name="lakebook-forwarder-watch", daemon=True).start()
+
+    def _watch(self, on_exit: Callable[[], None]) -> None:
+        try:
+            os.read(self._alive, 1)
+        finally:
+            os.close(self._alive)
+        if not self._stopping:
+            _reap(self.pid, 1)
+            on_exit()
+
+    def stop(self, timeout_s: float = 10) -> None:
+        self._stopping = True
+        os.close(self._commands)
+        _reap(self.pid, timeout_s)
+
+
+def _forwarder_main(workspace, commands: int, parent: int) -> int:
+    if not _become_child(parent):
+        return 0
+    from .forwarder import run_forwarder
+
+    stop = threading.Event()
+
+    def stop_at_eof() -> None:
+        while os.read(commands, 4096):
+            pass
+        stop.set()
+
+    threading.Thread(target=stop_at_eof, name="lakebook-forwarder-commands", daemon=True).start()
+    run_forwarder(workspace, stop)
+    return 0
 
 
 # -- the validators ---------------------------------------------------------------------------

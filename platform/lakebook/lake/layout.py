@@ -1,6 +1,7 @@
 """Where everything is under the lake root.
 
     <zone>/<table>/date=YYYY-MM-DD/<file>.parquet     raw, quarantine, speed: append-only, by event date
+        (a flush names its files after the ingest-log sequence range it moved: range_stem)
     <zone>/<table>/version-<id>/[<col>=<v>/]<file>.parquet   transform outputs and seeds
     <zone>/<table>/current -> version-<id>            the published version (a stable path)
     blobs/<source>/<name>                             blobs, as they came
@@ -36,6 +37,10 @@ class LakeLayout:
 
     def date_dir(self, table_dir: Path, day: date) -> Path:
         return table_dir / partition_name(day)
+
+    def range_files(self, zone: str, name: str, seq_lo: int, seq_hi: int) -> list[Path]:
+        """The files one flush of the ingest log wrote into a table (one per event date)."""
+        return sorted(self.table_dir(zone, name).glob(f"{PARTITION_KEY}=*/{range_stem(seq_lo, seq_hi)}.parquet"))
 
     def version_dir(self, zone: str, name: str, version: int | str) -> Path:
         """A new version folder of a table: by run number (zero-padded), or by a content digest."""
@@ -76,3 +81,9 @@ class LakeLayout:
 
 def partition_name(day: date) -> str:
     return f"{PARTITION_KEY}={day.isoformat()}"
+
+
+def range_stem(seq_lo: int, seq_hi: int) -> str:
+    """The file name (without suffix) of what a flush of the ingest-log range seq_lo..seq_hi
+    wrote: the same range gives the same name, so a flush finished after a crash finds its files."""
+    return f"part-{seq_lo:012d}-{seq_hi:012d}"

@@ -1,0 +1,70 @@
+"""Reading the ingest log as a consumer group: the accepted batches after the group's offset,
+from the log while it holds them, else (past ``stream.retain_events``, retention.py) from the
+lake files their flush wrote. The event bus over the log (stream/bus.py) and the forwarder
+to Redis (forwarder.py) read it this way.
+
+A flush range read back from the lake is delivered whole, as the flusher wrote it (its
+duplicates dropped, its refused events in quarantine): its offsets are its first and last
+sequence numbers. The log gives a group such a range only when its offset is before the
+range, so nothing it committed comes again; only a group that commits part of a range
+after the log has let go of that range gets that part twice (the events keep their
+``_event_id``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from ..errors import NotFound
+from .retention import GroupBatch
+
+
+@dataclass(frozen=True)
+class LakeRange:
+    """A flush range the log no longer holds for the group: what its flush wrote to the lake."""
+
+    seq_lo: int
+    seq_hi: int
+    table: pa.Table | None  # None: the flush wrote no event (all duplicates, or refused)
+
+
+def read_group(ingest_log, lake, group: str, source: str, max_events: int) -> list[GroupBatch] | LakeRange | None:
+    """What ``group`` reads next of ``source``: logged batches (oldest first, at most
+    ``max_events`` events unless the first alone holds more), a flush range from the lake, or
+    None if it has read everything. NotFound if the group does not read ``source``."""
+    batches = ingest_log.group_batches(group, source, max_events)
+    if batches is None:
+        raise not_registered(group, source)
+    if not batches:
+        return None
+    first = batches[0]
+    if first.payload is None:
+        return LakeRange(first.range_lo, first.range_hi, read_lake_range(lake, source, first.range_lo, first.range_hi))
+    return batches
+
+
+def read_lake_range(lake, source: str, seq_lo: int, seq_hi: int) -> pa.Table | None:
+    """The raw events one flush of ``source`` wrote (the rows of each date file in their order)."""
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(path) for path in lake.range_files("raw", source, seq_lo, seq_hi)]
+    if not tables:
+        return None
+    return pa.concat_tables(tables, promote_options="permissive").replace_schema_metadata(None)
+
+
+def log_groups(ingest_log) -> list[dict]:
+    """{group, source, offset, lag} of every consumer group of the log (``lag``: events accepted
+    and not committed by it); none for a log without groups."""
+    offsets = getattr(ingest_log, "group_offsets", None)
+    if offsets is None:
+        return []
+    return [{"group": group, "source": source, "offset": offset, "lag": lag}
+            for group, source, offset, lag in offsets()]
+
+
+def not_registered(group: str, source: str) -> NotFound:
+    return NotFound(f"consumer group {group!r} does not read source {source!r}",
+                    hint=f"register it first: bus.register({group!r}, [{source!r}])")

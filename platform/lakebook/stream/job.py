@@ -73,8 +73,10 @@ class ViewStatus:
         if emission.newest_event_us is not None:
             self.newest_event_us = max(self.newest_event_us or emission.newest_event_us, emission.newest_event_us)
         if pushed_at is not None:
-            self.pushes, self.pushed_rows, self.last_push_unix = (self.pushes + 1,
-                                                                   self.pushed_rows + emission.online.num_rows, pushed_at)
+            self.pushed(emission.online.num_rows, pushed_at)
+
+    def pushed(self, rows: int, pushed_at: float) -> None:
+        self.pushes, self.pushed_rows, self.last_push_unix = self.pushes + 1, self.pushed_rows + rows, pushed_at
 
 
 class StreamJob:
@@ -170,7 +172,8 @@ class StreamJob:
         import ray
 
         rows = dict(zip(self.sources[source], ray.get([self.operators[v].current.remote() for v in self.sources[source]])))
-        ray.get(self.sink.push.remote(rows))
+        for view, pushed_at in ray.get(self.sink.push.remote(rows)).items():
+            self.views[view].pushed(rows[view].num_rows, pushed_at)
 
     def _flush_speed(self, source: str) -> None:
         import ray

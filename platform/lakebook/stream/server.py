@@ -17,6 +17,7 @@ import signal
 import time
 from pathlib import Path
 
+from .._proc import process_alive
 from ..config import set_ray_environment
 from ..errors import ServiceError
 
@@ -149,27 +150,13 @@ def _stopping(signum, frame) -> None:
     log.info("stopping the stream (signal %d)", signum)
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (one that has exited but not been waited for does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc: the signal test is all there is
-
-
 def _recorded(workspace) -> dict | None:
     """The running stream's record, or None when none runs."""
     try:
         state = json.loads(state_path(workspace).read_text())
     except (FileNotFoundError, ValueError):
         return None
-    return state if isinstance(state.get("pid"), int) and _alive(state["pid"]) else None
+    return state if isinstance(state.get("pid"), int) and process_alive(state["pid"]) else None
 
 
 def stream_status(workspace, timeout_s: float = 5.0) -> dict:
@@ -202,7 +189,7 @@ def stop_stream(workspace, timeout_s: float = 60.0) -> int:
     os.kill(state["pid"], signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not _alive(state["pid"]):
+        if not process_alive(state["pid"]):
             return state["pid"]
         time.sleep(0.1)
     raise ServiceError(f"the stream (pid {state['pid']}) did not stop within {timeout_s:.0f} s",

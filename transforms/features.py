@@ -6,9 +6,17 @@ departure delay is known once the flight has left, so delay statistics are group
 hour (or day) of *actual* departure and stamped with the end of that hour (day). Joined
 point in time to a flight's scheduled departure, they never include that flight or any
 flight that had not yet left.
+
+``origin_delays`` and ``origin_weather`` are declared in feature_repo/windows.yaml, which the
+speed layer (``lakebook stream``) computes from the same declaration.
 """
 
+from pathlib import Path
+
+from lakebook.features.windows import WINDOWS_FILE, load_definitions
 from lakebook.transform import transform
+
+DECLARED = load_definitions(Path(__file__).resolve().parents[1] / "feature_repo" / WINDOWS_FILE)
 
 
 def _departed(flights):
@@ -22,26 +30,14 @@ def _departed(flights):
            owner="flight-ops@example.org")
 def origin_delays(spark, flights_clean):
     """Departure delays at each origin airport over the trailing 1, 3 and 24 hours."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
+    return DECLARED["origin_delays"].spark_frame(flights_clean)
 
-    hourly = (_departed(flights_clean)
-              .groupBy("origin", F.date_trunc("hour", "dep_at").alias("hour"))
-              .agg(F.count("*").alias("departures"),
-                   F.sum("dep_delay").alias("delay_sum"),
-                   F.sum((F.col("dep_delay") > 15).cast("int")).alias("late")))
-    seconds = F.col("hour").cast("long")
-    out = hourly.select("origin", (F.col("hour") + F.expr("INTERVAL 1 HOUR")).alias("event_timestamp"),
-                        F.col("departures").cast("double").alias("departures_1h"),
-                        (F.col("delay_sum") / F.col("departures")).alias("avg_dep_delay_1h"))
-    for hours in (3, 24):
-        w = Window.partitionBy("origin").orderBy(seconds).rangeBetween(-(hours - 1) * 3600, 0)
-        out = out.join(
-            hourly.select("origin", (F.col("hour") + F.expr("INTERVAL 1 HOUR")).alias("event_timestamp"),
-                          (F.sum("delay_sum").over(w) / F.sum("departures").over(w)).alias(f"avg_dep_delay_{hours}h"),
-                          (F.sum("late").over(w) / F.sum("departures").over(w)).alias(f"late_share_{hours}h")),
-            ["origin", "event_timestamp"])
-    return out
+
+@transform(output="features.origin_weather", inputs=["warehouse.weather_hourly"], event_time="event_timestamp",
+           owner="flight-ops@example.org")
+def origin_weather(spark, weather_hourly):
+    """Weather at each origin airport, per observation hour (observed at time_hour)."""
+    return DECLARED["origin_weather"].spark_frame(weather_hourly)
 
 
 @transform(output="features.carrier_daily", inputs=["warehouse.flights_clean"], event_time="event_timestamp",

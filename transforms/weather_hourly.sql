@@ -7,7 +7,9 @@ SELECT
     w.origin,
     w.time_hour,
     w.temp,
-    round((w.temp - 32) * 5 / 9, 2) AS temp_c,
+    -- rounded as decimals: a double such as 5 * 1.609 is 8.04499... in binary, which DuckDB and
+    -- Spark round apart (the stream runs this on DuckDB, the batch layer on either)
+    CAST(round(CAST((w.temp - 32) * 5 / 9 AS DECIMAL(18, 6)), 2) AS DOUBLE) AS temp_c,
     w.dewp,
     w.humid,
     w.wind_dir,
@@ -16,5 +18,5 @@ SELECT
     w.precip,
     w.pressure,
     w.visib,
-    round(w.visib * 1.609, 2) AS visib_km
+    CAST(round(CAST(w.visib * 1.609 AS DECIMAL(18, 6)), 2) AS DOUBLE) AS visib_km
 FROM raw.weather AS w

@@ -316,6 +316,36 @@ def features_list(ctx, as_json) -> None:
                    f"{', '.join(v['features'])}  <- {v['source']}")
 
 
+@features.command("check")
+@click.argument("view", required=False)
+@click.option("--since", default="24h", show_default=True, help="the recent window: event times this close to the newest")
+@click.option("--tolerance", type=float, default=1e-9, show_default=True, help="relative (and absolute) for numbers")
+@json_option
+@click.pass_context
+def features_check(ctx, view, since, tolerance, as_json) -> None:
+    """Recompute windowed features from the lake; compare the speed layer and the online store (exit 1 on a mismatch)."""
+    from .stream.check import check_features
+
+    report = check_features(_workspace(ctx), [view] if view else None, since=since, tolerance=tolerance)
+    if as_json:
+        _print_json(report.as_json())
+    else:
+        _print_check(report)
+    ctx.exit(0 if report.ok else 1)
+
+
+def _print_check(report) -> None:
+    for v in report.views:
+        span = f"{v.start:%Y-%m-%d %H:%M} to {v.end:%Y-%m-%d %H:%M} UTC" if v.start else "no rows in the lake"
+        click.echo(f"{v.view}: {span}; {v.batch_rows:,} batch rows, {v.speed_rows:,} speed rows, {v.entities:,} "
+                   f"entities online; mismatches: speed {v.mismatches['speed']:,}, online {v.mismatches['online']:,}")
+    if report.mismatches:
+        _print_table(["view", "layer", "entity", "event time", "feature", "batch", "other", "problem"], [
+            [m.view, m.layer, ", ".join(f"{k}={x}" for k, x in m.entity.items()), m.event_timestamp or "-",
+             m.feature or "-", m.batch, m.other, m.problem] for m in report.mismatches])
+    click.echo("consistent" if report.ok else "mismatches found")
+
+
 @features.command("env")
 @click.pass_context
 def features_env(ctx) -> None:
@@ -324,6 +354,55 @@ def features_env(ctx) -> None:
 
     for key, value in repo_variables(_workspace(ctx)).items():
         click.echo(f"export {key}={value}")
+
+
+# -- stream ---------------------------------------------------------------------------------
+@cli.group()
+def stream() -> None:
+    """The speed layer: a Ray job keeping windowed features fresh in the online store."""
+
+
+@stream.command("start")
+@click.option("--port", type=int, default=None, help="status port on 127.0.0.1 (default stream.port, 8790)")
+@click.pass_context
+def stream_start(ctx, port) -> None:
+    """Run the stream until Ctrl-C or `lakebook stream stop`."""
+    from .stream.server import serve_stream
+
+    serve_stream(_workspace(ctx), port, echo=lambda m: click.echo(m, err=True))
+
+
+@stream.command("stop")
+@click.pass_context
+def stream_stop(ctx) -> None:
+    """Stop the running stream (it finishes its micro-batches and writes its speed rows)."""
+    from .stream.server import stop_stream
+
+    click.echo(f"stream (pid {stop_stream(_workspace(ctx))}) stopped")
+
+
+@listing(stream, "status")
+def stream_status(ctx, as_json) -> None:
+    """Per source its offset, lag and events/s; per view its last push."""
+    from .stream.server import stream_status as status_of
+
+    status = status_of(_workspace(ctx))
+    if as_json:
+        return _print_json(status)
+    click.echo(f"stream {'running' if status['running'] else 'not running'} (consumer group {status['group']})")
+    _print_table(["source", "committed offset", "lag", "events/s", "events", "problem"], [
+        [s, r.get("committed", "-"), r.get("lag", "-"), r.get("events_per_s", "-"), r.get("events", "-"),
+         r.get("problem") or ""] for s, r in status["sources"].items()])
+    if status["views"]:
+        _print_table(["view", "last push", "pushes", "rows pushed", "late events"], [
+            [v, _ago(r["last_push_unix"]), r["pushes"], r["pushed_rows"], r["late_events"]]
+            for v, r in status["views"].items()])
+
+
+def _ago(unix: float | None) -> str:
+    import time
+
+    return "never" if unix is None else f"{max(time.time() - unix, 0):.1f} s ago"
 
 
 # -- models ---------------------------------------------------------------------------------

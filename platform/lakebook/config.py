@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Mapping, get_args
+from typing import Annotated, Any, Literal, Mapping, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -129,14 +129,6 @@ class FeaturesSettings(_Section):
     offline_store: _backend(backends.offline_stores) = Field("duckdb", description="Feast offline store")
 
 
-class StreamSettings(_Section):
-    bus: _backend(backends.buses) = Field("sqlite", description=(
-        "event bus: sqlite (consumer groups over the ingest log) or {type: redis, url: ...} (Redis Streams)"))
-    retain_events: int = Field(1_000_000, gt=0, description=(
-        "per source: flushed events a registered consumer group has not committed that the ingest log keeps; "
-        "a group further behind reads the older ones from the lake"))
-
-
 class MLSettings(_Section):
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default SQLite in the state dir")
     artifact_location: str | None = Field(None, description="default: mlflow/artifacts in the state dir")
@@ -146,6 +138,29 @@ class MLSettings(_Section):
 
 class LabSettings(_Section):
     port: int = Field(8888, ge=1, le=65535, description="JupyterLab's port under lakebook up")
+
+
+class StreamSettings(_Section):
+    bus: _backend(backends.buses) = Field("sqlite", description=(
+        "event bus: sqlite (consumer groups over the ingest log) or {type: redis, url: ...} (Redis Streams)"))
+    retain_events: int = Field(1_000_000, gt=0, description=(
+        "per source: flushed events a registered consumer group has not committed that the ingest log keeps; "
+        "a group further behind reads the older ones from the lake"))
+    enabled: bool = Field(False, description="lakebook up starts the stream (the speed layer)")
+    port: int = Field(8790, ge=1, le=65535, description="the stream service's status and metrics on 127.0.0.1")
+    group: str = Field("speed", pattern=r"^[A-Za-z0-9_.-]+$", description="the stream's consumer group on the bus")
+    start: Literal["earliest", "latest"] = Field(
+        "earliest", description="where a new consumer group starts: the oldest event the bus keeps, or the next one")
+    ray_address: str | None = Field(None, description="a Ray cluster (ray://host:10001 or host:6379); default: "
+                                                      "a local Ray runtime on 127.0.0.1")
+    ray_auth_mode: Literal["token", "disabled"] = Field(
+        "token", description="RAY_AUTH_MODE of the Ray runtime the stream starts or joins")
+    ray_num_cpus: int = Field(2, ge=1, description="CPUs of the local Ray runtime")
+    max_batch_events: int = Field(10_000, gt=0, description="events per micro-batch at most")
+    poll_timeout_s: float = Field(0.2, gt=0, description="how long a read waits for events")
+    speed_flush_interval_s: float = Field(5.0, gt=0, description="how often speed.* rows are written to the lake")
+    lateness: str = Field("24h", pattern=r"^\s*\d+\s*[smhd]\s*$", description=(
+        "how far behind the newest event a windows' row is still revised; older events are counted and dropped"))
 
 
 class Settings(_Section):
@@ -159,9 +174,9 @@ class Settings(_Section):
     query: QuerySettings = Field(default_factory=QuerySettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     features: FeaturesSettings = Field(default_factory=FeaturesSettings)
-    stream: StreamSettings = Field(default_factory=StreamSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
     lab: LabSettings = Field(default_factory=LabSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
 
 
 def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -352,6 +367,14 @@ def set_library_defaults(*names: str) -> None:
     """Put LIBRARY_DEFAULTS ``names`` into this process's environment where they are unset."""
     for name in names:
         os.environ.setdefault(name, LIBRARY_DEFAULTS[name])
+
+
+def set_ray_environment(temp_dir: Path, auth_mode: str) -> None:
+    """Where the Ray runtime this process starts keeps its files (``RAY_TMPDIR``), and its
+    authentication (``RAY_AUTH_MODE``: set explicitly, as Ray turns token auth on by itself
+    for a bare ``ray.init()``)."""
+    os.environ["RAY_TMPDIR"] = str(temp_dir)
+    os.environ["RAY_AUTH_MODE"] = auth_mode
 
 
 def _is_secret_variable(name: str) -> bool:

@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from ._proc import stop_process, stop_with_parent, wait_until_answering
+from ._proc import process_alive, stop_process, stop_with_parent, wait_until_answering
 from .config import child_environment, environment_value
 from .errors import MissingDependency, ServiceError
 
@@ -305,10 +305,10 @@ def status(workspace, probe_timeout_s: float = 2.0) -> list[dict]:
     if not path.exists():
         return []
     state = json.loads(path.read_text())
-    supervisor_alive = _alive(state.get("pid"))
+    supervisor_alive = process_alive(state.get("pid"))
     rows = []
     for entry in state.get("services", []):
-        alive = supervisor_alive and _alive(entry.get("pid"))
+        alive = supervisor_alive and process_alive(entry.get("pid"))
         status_text = "exited"
         if alive:
             headers = {"Authorization": f"token {entry['token']}"} if entry.get("token") else {}
@@ -320,18 +320,6 @@ def status(workspace, probe_timeout_s: float = 2.0) -> list[dict]:
         rows.append({"service": entry["name"], "url": entry["url"], "status": status_text, "pid": entry.get("pid"),
                      "log": entry["log"], "started_at": entry.get("started_at")})
     return rows
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- the services --------------------------------------------------------------------------------
@@ -374,6 +362,14 @@ MQTT = register(Service(
     stop_signal=signal.SIGINT, stop_timeout_s=60,
     requires=(("uvicorn", "uvicorn", "ingest"), ("paho.mqtt", "paho-mqtt", "ingest")), secrets=True,
     enabled=lambda ws: ws.settings.ingest.mqtt is not None,
+))
+STREAM = register(Service(
+    name="stream", title="stream (speed layer)", command=lambda ws, launch: _lakebook(ws, "stream", "start", "--port",
+                                                                                    str(launch.port)),
+    default_port=lambda ws: ws.settings.stream.port, health_path="/health",
+    stop_timeout_s=60, ready_timeout_s=180,  # Ray starts in a few seconds; the actors load their checkpoints
+    depends_on=("ingest",), requires=(("ray", "ray", "stream"), ("feast", "feast", "features")),
+    enabled=lambda ws: ws.settings.stream.enabled,
 ))
 LAB = register(Service(
     name="lab", title="JupyterLab", command=_lab_command, default_port=lambda ws: ws.settings.lab.port,

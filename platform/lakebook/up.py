@@ -73,19 +73,24 @@ def service_table(rows: list[dict]) -> str:
     return "\n".join("  ".join(str(r[k]).ljust(widths[k]) for k in header).rstrip() for r in [header, *rows])
 
 
-def run_up(workspace, *, ports: dict[str, int | None] | None = None, sample: bool = True, browser: bool = False,
-           echo: Callable[[str], None] = print) -> None:
-    """Start the workspace's services, load sample data into an empty lake, print the table
-    and wait; Ctrl-C (SIGINT) or SIGTERM stops them all. Returns after a clean stop; a
-    service that exits on its own stops the rest and raises ServiceError."""
-    ports = ports or {}
+def up_launches(workspace, ports: dict[str, int | None]) -> dict[str, Launch]:
+    """The services the workspace enables, each with its port (the one asked for, else its
+    default, else a free one) and token."""
     launches = {}
     for name in enabled_services(workspace):
         spec = service(name)
         spec.check_installed()
         port = choose_port(ports.get(name), spec.default_port(workspace), f"--{name}-port")
         launches[name] = Launch(port, lab_token() if spec.token_env else None)
-    running = ServiceSet(workspace, launches)
+    return launches
+
+
+def run_up(workspace, *, ports: dict[str, int | None] | None = None, sample: bool = True, browser: bool = False,
+           echo: Callable[[str], None] = print) -> None:
+    """Start the workspace's services, load sample data into an empty lake, print the table
+    and wait; Ctrl-C (SIGINT) or SIGTERM stops them all. Returns after a clean stop; a
+    service that exits on its own stops the rest and raises ServiceError."""
+    running = ServiceSet(workspace, up_launches(workspace, ports or {}))
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         echo(f"lakebook up — workspace {workspace.root}")

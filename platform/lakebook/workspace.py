@@ -109,6 +109,7 @@ class Workspace:
     feast_dir = _StatePath("feast", doc="Feast's registry and SQLite online store")
     spark_dir = _StatePath("spark", doc="Spark's warehouse and Derby folders (nothing lakebook reads)")
     ray_dir = _StatePath("ray", doc="the local Ray runtime's temp dir")
+    stream_dir = _StatePath("stream", doc="the speed layer's window state (checkpoints) and its running job")
     query_spill_dir = _StatePath("query", "spill", doc="where the query engine spills what does not fit in memory")
 
     def log_path(self, name: str) -> Path:

@@ -160,3 +160,25 @@ def redis_server(tmp_path):
     yield port
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def ray_runtime():
+    """One local Ray runtime for the session (it takes seconds to start), as the stream starts
+    one: token auth, 2 CPUs, no dashboard, on 127.0.0.1; its files and token in a short folder
+    of its own. The stream jobs of the tests drive actors on it from the test process."""
+    import os
+    import secrets
+    import tempfile
+
+    from lakebook.config import set_ray_environment
+
+    folder = Path(tempfile.mkdtemp(prefix="lbray", dir="/tmp"))
+    set_ray_environment(folder, "token")  # before Ray is imported: it reads them then
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)  # not the user's ~/.ray/auth_token
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False)
+    yield ray
+    ray.shutdown()
+    shutil.rmtree(folder, ignore_errors=True)

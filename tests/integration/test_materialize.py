@@ -258,7 +258,8 @@ def run_both(by_feast, by_lakebook, snapshot, older_overwrites: bool, between=la
 
 
 def test_sqlite_online_store_holds_what_feast_writes(pair):
-    run_both(*pair, sqlite_rows, older_overwrites=True)
+    # both stores were applied by lakebook: their SQLite tables keep the newest value (features/newest_wins.py)
+    run_both(*pair, sqlite_rows, older_overwrites=False)
     assert sum(map(len, sqlite_rows(pair[1]).values())) > 7000
 
 
@@ -281,7 +282,7 @@ def new_york_time():
 
 def test_sqlite_event_times_match_in_another_time_zone(pair, new_york_time):
     assert time.timezone != 0
-    run_both(*pair, sqlite_rows, older_overwrites=True)
+    run_both(*pair, sqlite_rows, older_overwrites=False)
 
 
 def test_redis_online_store_holds_what_feast_writes(template, tmp_path, redis_server):

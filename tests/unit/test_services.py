@@ -40,6 +40,23 @@ def test_ingest_and_lab_command_lines(workspace):
         service("labb")
 
 
+def test_lakebook_up_runs_the_stream_when_the_workspace_enables_it(workspace_dir):
+    from lakebook.up import up_launches
+    from lakebook.workspace import Workspace
+
+    assert list(up_launches(Workspace.load(workspace_dir), {})) == ["ingest", "lab"]
+    (workspace_dir / "lakebook.yaml").write_text("name: test\nstream:\n  enabled: true\n  port: 9100\n")
+    enabled = Workspace.load(workspace_dir)
+    launches = up_launches(enabled, {})
+    assert list(launches) == ["ingest", "stream", "lab"] and launches["stream"].token is None
+    stream = service("stream")
+    assert stream.command(enabled, Launch(9100)) == [sys.executable, "-m", "lakebook", "-w", str(enabled.root),
+                                                     "stream", "start", "--port", "9100"]
+    assert (stream.depends_on, stream.secrets, stream.health_path) == (("ingest",), False, "/health")
+    order = [p.name for p in ServiceSet(enabled, launches).processes]
+    assert order.index("ingest") < order.index("stream")
+
+
 def test_the_lab_gets_its_token_and_no_lakebook_secrets(workspace, monkeypatch):
     seen = {}
 

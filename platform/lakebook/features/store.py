@@ -21,6 +21,7 @@ from typing import Iterator
 import yaml
 
 from ..errors import FeatureStoreError, MissingDependency
+from .newest_wins import keep_newest
 
 log = logging.getLogger("lakebook.features")
 # ibis (inside Feast's DuckDB offline store) calls a DuckDB method DuckDB now deprecates;
@@ -140,6 +141,7 @@ def apply(workspace) -> dict[str, list[str]]:
     objects = [*contents.entities, *contents.data_sources, *contents.feature_views,
                *contents.on_demand_feature_views, *contents.stream_feature_views, *contents.feature_services]
     store.apply(objects, partial=True)
+    keep_newest(store)
     return {"entities": [e.name for e in contents.entities],
             "feature_views": [v.name for v in contents.feature_views],
             "feature_services": [s.name for s in contents.feature_services],
@@ -171,7 +173,9 @@ def materialize(workspace, start: datetime | None = None, end: datetime | None =
 
     ``engine="auto"`` loads views on plain lake tables into a SQLite or Redis online store
     with lakebook's bulk path (fast_materialize.py: the same bytes as Feast, several times
-    faster) and the other views with Feast; ``"feast"`` uses Feast's ``materialize`` for all."""
+    faster) and the other views with Feast; ``"feast"`` uses Feast's ``materialize`` for all.
+    Either way a stored value is never replaced by an older one (a fresher value the speed
+    layer pushed stays; newest_wins.py)."""
     _check_engine(engine)
     store = feature_store(workspace)
     chosen = [v for v in store.list_feature_views() if not views or v.name in views]
@@ -179,6 +183,8 @@ def materialize(workspace, start: datetime | None = None, end: datetime | None =
         raise FeatureStoreError("no feature views to materialize", hint="run 'lakebook features apply' first")
     start, end = _window(workspace, chosen, start, end)
     from .fast_materialize import fast_views, materialize_lake_views
+
+    keep_newest(store)  # a store applied before the rule existed gets it now
 
     fast = fast_views(workspace, store, chosen) if engine == "auto" else {}
     done = materialize_lake_views(store, list(fast.values()), start, end)

@@ -1,6 +1,6 @@
 """Where everything is under the lake root.
 
-    <zone>/<table>/date=YYYY-MM-DD/<file>.parquet     raw and quarantine: append-only, by event date
+    <zone>/<table>/date=YYYY-MM-DD/<file>.parquet     raw, quarantine, speed: append-only, by event date
         (a flush names its files after the ingest-log sequence range it moved: range_stem)
     <zone>/<table>/version-<id>/[<col>=<v>/]<file>.parquet   transform outputs and seeds
     <zone>/<table>/current -> version-<id>            the published version (a stable path)
@@ -15,8 +15,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-ZONES = ("raw", "quarantine", "ref", "warehouse", "features")
-APPEND_ONLY_ZONES = ("raw", "quarantine")  # files are only ever added; the other zones are replaced by version
+ZONES = ("raw", "quarantine", "ref", "warehouse", "features", "speed")
+APPEND_ONLY_ZONES = ("raw", "quarantine", "speed")  # files are only ever added; the other zones are replaced by version
 PARTITION_KEY = "date"
 CURRENT = "current"
 VERSION_PREFIX = "version-"

@@ -5,12 +5,8 @@ service's status."""
 
 from __future__ import annotations
 
-import getpass
 import shutil
-import socket
-import subprocess
-import time
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 
 import orjson
@@ -46,43 +42,17 @@ def departed_flights(workdir: Path) -> list[dict]:
     return [e for e in map(orjson.loads, lines) if e["dep_delay"] is not None and e["dep_time"] is not None]
 
 
-@dataclass
-class Broker:
-    port: int
-    process: subprocess.Popen
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-
-def start_broker(folder: Path) -> Broker:
-    """Debian's Mosquitto on 127.0.0.1, anonymous, in-memory sessions, queues not capped (as
-    tests/integration/mqtt_support.py starts it)."""
-    from lakebook.services import free_port
-
+def start_broker(folder: Path):
+    """Debian's Mosquitto on a free loopback port with a generated config, anonymous, sessions in
+    memory, queues not capped: the integration tests' broker (tests/integration/mqtt_support.py)."""
     if not Path(MOSQUITTO).exists():
         raise BenchError("mosquitto is not installed", hint="apt-get install mosquitto (make test installs it)")
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    config = folder / "mosquitto.conf"
-    config.write_text(f"listener {port} 127.0.0.1\npersistence false\nmax_queued_messages 0\n"
-                      f"log_dest file {folder / 'mosquitto.log'}\nuser {getpass.getuser()}\nallow_anonymous true\n")
-    process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return Broker(port, process)
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"mosquitto did not listen on {port}")
+    for folder_of_tests in (REPO / "tests", REPO / "tests" / "integration"):
+        if str(folder_of_tests) not in sys.path:
+            sys.path.append(str(folder_of_tests))
+    from mqtt_support import start_broker as start
+
+    return start(folder)
 
 
 def stream_status(stream) -> dict:

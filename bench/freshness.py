@@ -229,7 +229,7 @@ def paced(phase: str, seconds: float, send, poller: Poller | None, samples: list
     (one at a time: a late send is not made up for); what was done."""
     tick, sends, paused = BATCH / RATE, 0, 0.0
     started = time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds:
+    while time.perf_counter() - started < seconds:
         now_us = time.time_ns() // 1000
         if seconds_to_next_hour(now_us) < 2:  # no batch straddles an hour: its row would change under it
             pause = seconds_to_next_hour(now_us) + 0.05

@@ -70,6 +70,7 @@ BATCH = int(os.environ.get("BENCH_FRESHNESS_BATCH", 100))
 BASELINE_S = float(os.environ.get("BENCH_FRESHNESS_BASELINE_S", 30))
 WARMUP_S = 5.0
 SETTLE_S = 30.0
+STEP_SAMPLES = 30
 POLL_PAUSE_S = 0.002  # between polls: a loop without one would take a core from the stream
 GOAL_P50_MS, GOAL_P99_MS = 100.0, 500.0
 HOUR_US = 3_600_000_000
@@ -337,7 +338,7 @@ def run_phase(phase: str, sender, poller: Poller, log) -> dict:
     missing = poller.settle(SETTLE_S)
     latencies = [(s.visible_at - s.acked_at) * 1000 for s in samples if s.visible_at is not None]
     summary = latency_summary(latencies, missing)
-    log(f"  {phase}: {load['events_per_s']:,.0f} events/s for {load['seconds']:.0f} s; ack -> visible p50 "
+    log(f"  {phase}: {load['events_per_s']:,.0f} {'pushes' if phase == 'baseline' else 'events'}/s for {load['seconds']:.0f} s; ack -> visible p50 "
         f"{summary['p50_ms']:.0f} ms, p95 {summary['p95_ms']:.0f} ms, p99 {summary['p99_ms']:.0f} ms "
         f"({summary['samples']} samples, {missing} not visible)")
     return {"load": load, "latency": summary, "samples": samples,
@@ -374,12 +375,58 @@ def split_latency(samples: list[Sample], applied: dict) -> dict:
             "applied_to_visible_ms": {f"p{q}": percentile(to_visible, q) for q in (50, 95, 99)}}
 
 
+STEPS = ("bus read", "input rows (DuckDB)", "windows", "checkpoint", "push (Feast)", "commit")
+
+
+def step_profile(ws, send, micro_batch_events: int, log) -> dict:
+    """The stream's steps for one micro-batch, each timed, in this process (no Ray), on the same
+    workspace with the stream stopped: a consumer group of its own reads what ``send`` posts,
+    ``micro_batch_events`` a batch (as the stream saw them), through origin_delays' operator and
+    the push sink, as job.py and actors.py chain them."""
+    from lakebook.features.windows import duration_us
+    from lakebook.stream.actors import SourceReader, ViewOperator
+    from lakebook.stream.sink import PushSink
+
+    settings = ws.settings.stream
+    reader = SourceReader(str(ws.root), "bench-profile", "flights", "latest")
+    view, sink = ViewOperator(str(ws.root), VIEW, duration_us(settings.lateness)), PushSink(ws)
+    timings: dict[str, list[float]] = {step: [] for step in STEPS}
+    for _ in range(STEP_SAMPLES):
+        for _ in range(max(1, round(micro_batch_events / BATCH))):
+            send(time.time_ns() // 1000)
+        clock = time.perf_counter()
+
+        def lap(step: str) -> None:
+            nonlocal clock
+            timings[step].append((time.perf_counter() - clock) * 1000)
+            clock = time.perf_counter()
+
+        batch = reader.read(settings.max_batch_events, settings.poll_timeout_s)
+        lap("bus read")
+        rows = view.rows.from_events(batch.table)
+        lap("input rows (DuckDB)")
+        change = view.operator.apply(rows, time.time_ns() // 1000)
+        lap("windows")
+        view.checkpoint.save(change, view.source, batch.first_offset, batch.last_offset)
+        lap("checkpoint")
+        sink.push({VIEW: change.online})
+        lap("push (Feast)")
+        reader.commit(batch.last_offset)
+        lap("commit")
+    out = {step: {"p50_ms": percentile(t, 50), "p95_ms": percentile(t, 95)} for step, t in timings.items()}
+    log("  one micro-batch's steps without Ray (p50 ms): " + ", ".join(f"{s} {v['p50_ms']:.1f}" for s, v in out.items()))
+    return {"micro_batches": STEP_SAMPLES, "events_per_micro_batch": max(1, round(micro_batch_events / BATCH)) * BATCH,
+            "steps": out, "sum_of_p50_ms": sum(v["p50_ms"] for v in out.values())}
+
+
 def stream_batches(before: dict, after: dict) -> dict:
     a, b = before["sources"]["flights"], after["sources"]["flights"]
     events, batches = b["events"] - a["events"], b["batches"] - a["batches"]
     pushes = after["views"][VIEW]["pushes"] - before["views"][VIEW]["pushes"]
-    return {"events": events, "micro_batches": batches, "events_per_micro_batch": events / batches if batches else None,
-            "pushes": pushes}
+    per = events / batches if batches else None
+    # a stream that keeps up reads in each cycle what arrived during the one before
+    return {"events": events, "micro_batches": batches, "events_per_micro_batch": per, "pushes": pushes,
+            "cycle_ms_estimate": None if per is None else 1000 * per / RATE}
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -427,6 +474,9 @@ def run(log=print) -> dict:
             status = stream_status(stream)
             stream.stop()  # writes the speed rows waiting
             applied = applied_times(ws)
+            http = HttpSender(ingest.base_url, source, counts)
+            steps = step_profile(ws, http, batches["http"]["events_per_micro_batch"], log)
+            http.close()
         finally:
             stop_all(broker, ingest, mqtt, stream)
     result = {
@@ -461,6 +511,7 @@ def run(log=print) -> dict:
             "split_by_speed_table": {p: split_latency(phases[p]["samples"], applied) for p in ("http", "mqtt")},
             "poll_ms": {"polls": len(poller.poll_ms), **{f"p{q}": percentile(poller.poll_ms, q) for q in (50, 95, 99)}},
             "stream_micro_batches": batches,
+            "micro_batch_steps_without_ray": steps,
             "stream_status_at_end": status,
         },
         "targets": {f"{p}_p50_le_100ms_p99_le_500ms": {"met": phases[p]["latency"]["met"],
@@ -487,6 +538,10 @@ def summary(result: dict) -> list[str]:
         f"{p} ack -> applied p50 {s['ack_to_applied_ms']['p50']:.0f} ms, applied -> visible p50 "
         f"{s['applied_to_visible_ms']['p50']:.0f} ms" for p, s in split.items())
         + f"; a poll p50 {result['profile']['poll_ms']['p50']:.0f} ms")
+    steps, cycle = result["profile"]["micro_batch_steps_without_ray"], result["profile"]["stream_micro_batches"]["http"]
+    lines.append(f"            a micro-batch of ~{cycle['events_per_micro_batch'] or 0:.0f} events every "
+                 f"~{cycle['cycle_ms_estimate'] or 0:.0f} ms; its steps without Ray: "
+                 + ", ".join(f"{s} {v['p50_ms']:.0f}" for s, v in steps["steps"].items()) + " ms (p50)")
     return lines
 
 

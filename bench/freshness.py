@@ -426,7 +426,7 @@ def stream_batches(before: dict, after: dict) -> dict:
     per = events / batches if batches else None
     # a stream that keeps up reads in each cycle what arrived during the one before
     return {"events": events, "micro_batches": batches, "events_per_micro_batch": per, "pushes": pushes,
-            "cycle_ms_estimate": None if per is None else 1000 * per / RATE}
+            "ms_between_micro_batches": None if per is None else 1000 * per / RATE}
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -540,7 +540,7 @@ def summary(result: dict) -> list[str]:
         + f"; a poll p50 {result['profile']['poll_ms']['p50']:.0f} ms")
     steps, cycle = result["profile"]["micro_batch_steps_without_ray"], result["profile"]["stream_micro_batches"]["http"]
     lines.append(f"            a micro-batch of ~{cycle['events_per_micro_batch'] or 0:.0f} events every "
-                 f"~{cycle['cycle_ms_estimate'] or 0:.0f} ms; its steps without Ray: "
+                 f"~{cycle['ms_between_micro_batches'] or 0:.0f} ms; its steps without Ray: "
                  + ", ".join(f"{s} {v['p50_ms']:.0f}" for s, v in steps["steps"].items()) + " ms (p50)")
     return lines
 

@@ -18,7 +18,8 @@ after the 336 batches of 2013 the same flights come again shifted by whole years
    from the first status that shows any until the lag is 0, over that time.
 2. sustained: POSTERS (2) clients POST at SUSTAIN_SHARE (0.8) of the drain rate in all for
    SUSTAINED_S (30 s), paced, while the stream runs (the ingest server and the stream share the
-   machine's cores, as they do under ``lakebook up``); the lag timeline, its peak and its trend (least-squares slope, events/s:
+   machine's cores, as they do under ``lakebook up``; a 503 from the ingest backlog limit is
+   retried after its Retry-After and counted: the rate posted is the rate ingest accepted); the lag timeline, its peak and its trend (least-squares slope, events/s:
    near 0 when the stream keeps up) are reported, then the time until the lag is 0.
 3. batch reference: the ingest log flushed to the lake, the same window table computed by
    DuckDB over every event the lake holds (InputRows.bind_lake + table(), what
@@ -92,9 +93,15 @@ def until_caught_up(stream, t0: float, timeline: list[dict]) -> None:
         time.sleep(STATUS_EVERY_S)
 
 
-def post_all(client, payloads: Payloads, first: int, count: int) -> None:
+def post_all(client, payloads: Payloads, first: int, count: int, refused: list | None = None) -> None:
+    """POST the batches in turn; a 503 (the ingest backlog at its limit) is retried after its
+    Retry-After and noted in ``refused``."""
     for i in range(first, first + count):
         answer = client.post("/v1/events/flights", content=payloads.batch(i), headers=NDJSON)
+        while answer.status_code == 503 and refused is not None:
+            refused.append(float(answer.headers.get("Retry-After", 1)))
+            time.sleep(refused[-1])
+            answer = client.post("/v1/events/flights", content=payloads.batch(i), headers=NDJSON)
         if answer.status_code != 200:
             raise RuntimeError(f"ingest answered {answer.status_code}: {answer.text[:300]}")
 
@@ -103,7 +110,7 @@ def sustained(url: str, payloads: Payloads, stream, first: int, rate: float, log
     """POSTERS clients POST at ``rate`` events/s in all for SUSTAINED_S, the lag sampled; then until it is 0."""
     import httpx
 
-    batches, posted, timeline = itertools.count(first), [], []
+    batches, posted, refused, timeline = itertools.count(first), [], [], []
     tick = BATCH * POSTERS / rate  # each client's
     t0 = time.perf_counter()
 
@@ -111,7 +118,7 @@ def sustained(url: str, payloads: Payloads, stream, first: int, rate: float, log
         with httpx.Client(base_url=url, timeout=60) as http:
             mine = 0
             while time.perf_counter() - t0 < SUSTAINED_S:
-                post_all(http, payloads, next(batches), 1)
+                post_all(http, payloads, next(batches), 1, refused)
                 posted.append(1)
                 mine += 1
                 time.sleep(max(0.0, t0 + mine * tick - time.perf_counter()))
@@ -127,10 +134,12 @@ def sustained(url: str, payloads: Payloads, stream, first: int, rate: float, log
     until_caught_up(stream, t0, tail)
     sent = len(posted)
     out = {"target_events_per_s": rate, "posted_events_per_s": sent * BATCH / load_s, "load_s": load_s,
-           "events": sent * BATCH, "clients": POSTERS, "peak_lag": max(p["lag"] for p in timeline),
+           "events": sent * BATCH, "clients": POSTERS, "refused_503": len(refused),
+           "waited_after_503_s": sum(refused), "peak_lag": max(p["lag"] for p in timeline),
            "lag_at_end_of_load": timeline[-1]["lag"], "lag_trend_events_per_s": lag_trend(timeline),
            "caught_up_s_after_load": tail[-1]["t_s"] - load_s, "timeline": timeline + tail}
-    log(f"  sustained {out['posted_events_per_s']:,.0f} events/s for {load_s:.0f} s: peak lag {out['peak_lag']:,}, "
+    log(f"  sustained {out['posted_events_per_s']:,.0f} events/s for {load_s:.0f} s ({len(refused)} x 503): "
+        f"peak lag {out['peak_lag']:,}, "
         f"trend {out['lag_trend_events_per_s']:+,.0f} events/s, caught up {out['caught_up_s_after_load']:.1f} s after")
     return out, sent
 
@@ -242,7 +251,7 @@ def summary(result: dict) -> list[str]:
     return [
         f"stream_throughput drain {d['events_per_s']:,.0f} events/s ({d['events']:,} events, "
         f"{result['events_per_micro_batch_mean'] or 0:,.0f} per micro-batch); sustained {s['posted_events_per_s']:,.0f} "
-        f"events/s: peak lag {s['peak_lag']:,}, trend {s['lag_trend_events_per_s']:+,.0f} events/s",
+        f"events/s ({s['refused_503']} x 503): peak lag {s['peak_lag']:,}, trend {s['lag_trend_events_per_s']:+,.0f} events/s",
         f"            batch reference (DuckDB) {b['threads_1']['events_per_s']:,.0f} events/s (1 thread), "
         f"{b['threads_2']['events_per_s']:,.0f} (2); stream/batch {result['ratio_stream_over_batch_1_thread']:.3f}",
     ]

@@ -12,15 +12,17 @@ filter drops them, as it would in use) in 1,000-event NDJSON batches, in the dat
 after the 336 batches of 2013 the same flights come again shifted by whole years
 (bench/ingest.py's Payloads), so every event id is distinct.
 
-1. drain: PRELOAD (400,000) events are POSTed and flushed to the lake before the stream starts; then ``lakebook stream start``
-   (service model, its own local Ray, 2 CPUs) reads them with its default micro-batches.
+1. drain: PRELOAD (400,000) events are POSTed and flushed to the lake before the stream
+   starts; then ``lakebook stream start`` (service model, its own local Ray, 2 CPUs) reads them
+   with its default micro-batches.
    Its /status is read every 0.25 s (events processed, lag); the rate is the events processed
    from the first status that shows any until the lag is 0, over that time.
 2. sustained: POSTERS (2) clients POST at SUSTAIN_SHARE (0.8) of the drain rate in all for
    SUSTAINED_S (30 s), paced, while the stream runs (the ingest server and the stream share the
    machine's cores, as they do under ``lakebook up``; a 503 from the ingest backlog limit is
-   retried after its Retry-After and counted: the rate posted is the rate ingest accepted); the lag timeline, its peak and its trend (least-squares slope, events/s:
-   near 0 when the stream keeps up) are reported, then the time until the lag is 0.
+   retried after its Retry-After and counted: the rate posted is the rate ingest accepted);
+   the lag timeline, its peak and its trend (least-squares slope, events/s: near 0 when the
+   stream keeps up) are reported, then the time until the lag is 0.
 3. batch reference: the ingest log flushed to the lake, the same window table computed by
    DuckDB over every event the lake holds (InputRows.bind_lake + table(), what
    ``lakebook features check`` recomputes: the definition's SQL, flights_clean's joins included),

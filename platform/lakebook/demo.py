@@ -111,12 +111,8 @@ def run_demo(workspace, *, sample: int | None = None, batch_size: int = 1000, co
                   f"weather observations ({totals['quarantined']:,} quarantined events); "
                   f"re-running the demo adds no duplicates.[/bold green]")
     figures.update(_run_batch_and_features(workspace, console))
-    stream = start_service(workspace, "stream", wait=False, log_path=workspace.log_path("demo-stream"))
-    try:  # Ray starts while the model trains
-        figures.update(_run_training(workspace, console, sample=train_sample))
-        figures.update(_run_live(workspace, console, stream))
-    finally:
-        stream.stop()
+    figures.update(_run_training(workspace, console, sample=train_sample))
+    figures.update(_run_live(workspace, console))
     console.print("next: `lakebook catalog list`, `lakebook catalog lineage features.origin_delays`, "
                   "or open a notebook and `%load_ext lakebook`.")
     return figures
@@ -222,12 +218,11 @@ FRESH_TIMEOUT_S = 15.0
 NDJSON = {"content-type": "application/x-ndjson"}
 
 
-def _run_live(workspace, console, stream) -> dict:
-    """The speed layer live: the ingest server and the MQTT inlet (with a Mosquitto of its own,
-    when installed) as services beside the ``stream`` service; four hours of flights and weather
-    replayed with their times shifted to now; per airport, how soon Feast served its last
-    flight; then the consistency check of the speed layer and the online store against the
-    batch definition."""
+def _run_live(workspace, console) -> dict:
+    """The speed layer live: the stream, the ingest server and the MQTT inlet (with a Mosquitto
+    of its own, when installed) as services; four hours of flights and weather replayed with
+    their times shifted to now; per airport, how soon Feast served its last flight; then the
+    consistency check of the speed layer and the online store against the batch definition."""
     from .ingest import flush_ingest_log_to_raw
 
     started = time.perf_counter()
@@ -238,7 +233,7 @@ def _run_live(workspace, console, stream) -> dict:
     with tempfile.TemporaryDirectory(prefix="lakebook-live-") as tmp, contextlib.ExitStack() as running:
         flights, weather = _live_events(Path(tmp), datetime.now(timezone.utc))
         with console.status("starting the ingest server, the MQTT inlet and the stream (Ray)"):
-            senders = _start_live_services(workspace, running, mosquitto, stream)
+            senders = _start_live_services(workspace, running, mosquitto)
         figures = _replay_live(workspace, senders, flights, weather, console)
     flush_ingest_log_to_raw(workspace)
     figures["check"] = _live_check(workspace, console)
@@ -375,10 +370,10 @@ def _mqtt_client(port: int):
     return client
 
 
-def _start_live_services(workspace, running: contextlib.ExitStack, mosquitto: str | None, stream) -> _LiveSenders:
-    """The ingest server, and Mosquitto and the MQTT inlet if ``mosquitto``, once ``stream``
-    answers; each is stopped when ``running`` closes (the stream first, which writes its speed
-    rows; the ingest server last, which flushes its log to the lake)."""
+def _start_live_services(workspace, running: contextlib.ExitStack, mosquitto: str | None) -> _LiveSenders:
+    """The ingest server, Mosquitto and the MQTT inlet (if ``mosquitto``), and the stream, each
+    stopped when ``running`` closes (the stream first, which writes its speed rows; the ingest
+    server last, which flushes its log to the lake)."""
     ingest = start_service(workspace, "ingest", log_path=workspace.log_path("demo-ingest"))
     running.callback(ingest.stop)
     inlet = port = None
@@ -387,7 +382,7 @@ def _start_live_services(workspace, running: contextlib.ExitStack, mosquitto: st
         inlet = start_service(workspace, "mqtt", log_path=workspace.log_path("demo-mqtt"),
                               env=_inlet_environment(workspace, port))
         running.callback(inlet.stop)
-    stream.wait_ready()
+    stream = start_service(workspace, "stream", log_path=workspace.log_path("demo-stream"))
     running.callback(stream.stop)
     senders = _LiveSenders(ingest, stream, inlet, port)
     running.callback(senders.close)

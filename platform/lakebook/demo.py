@@ -371,9 +371,11 @@ def _mqtt_client(port: int):
 
 
 def _start_live_services(workspace, running: contextlib.ExitStack, mosquitto: str | None) -> _LiveSenders:
-    """The ingest server, Mosquitto and the MQTT inlet (if ``mosquitto``), and the stream, each
-    stopped when ``running`` closes (the stream first, which writes its speed rows; the ingest
-    server last, which flushes its log to the lake)."""
+    """The stream, the ingest server, and Mosquitto and the MQTT inlet if ``mosquitto``, each
+    stopped when ``running`` closes: the inlet and the ingest server flush their log to the
+    lake, the stream writes its speed rows."""
+    stream = start_service(workspace, "stream", wait=False, log_path=workspace.log_path("demo-stream"))
+    running.callback(stream.stop)  # Ray takes the longest to start: the others start meanwhile
     ingest = start_service(workspace, "ingest", log_path=workspace.log_path("demo-ingest"))
     running.callback(ingest.stop)
     inlet = port = None
@@ -382,8 +384,7 @@ def _start_live_services(workspace, running: contextlib.ExitStack, mosquitto: st
         inlet = start_service(workspace, "mqtt", log_path=workspace.log_path("demo-mqtt"),
                               env=_inlet_environment(workspace, port))
         running.callback(inlet.stop)
-    stream = start_service(workspace, "stream", log_path=workspace.log_path("demo-stream"))
-    running.callback(stream.stop)
+    stream.wait_ready()
     senders = _LiveSenders(ingest, stream, inlet, port)
     running.callback(senders.close)
     return senders

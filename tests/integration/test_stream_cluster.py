@@ -5,7 +5,9 @@ authentication on — keeps the online store fresh from actors running on the cl
 The nodes are stopped through their process groups, never with ``ray stop``, which would end
 every Ray process on the machine (the test session's runtime and anyone else's). Every process
 of the cluster carries a marker in its environment, so the test can tell its processes from
-any other Ray's and check none is left."""
+any other Ray's and check none is left. (``ray start`` registers a node given
+``--node-ip-address 127.0.0.1`` under the machine's own address; the stream reaches the head
+at 127.0.0.1.)"""
 
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ from lakebook.workspace import Workspace
 pytestmark = pytest.mark.integration
 
 RAY = Path(sys.executable).with_name("ray")
-MARKER = "LAKEBOOK_TEST_RAY_CLUSTER"
+MARKER = "LBTEST_RAY_CLUSTER"  # not LAKEBOOK_…: lakebook reads those as settings
 ACTOR_CLASSES = {"SourceReader", "ViewOperator", "SinkActor"}
 NODE_PORTS = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
               "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port")
@@ -76,7 +78,19 @@ class RayCluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
         return {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token, **extra}
 
-    def start_node(self, log_path: Path, *args: str) -> None:
+    def start_node(self, log_path: Path, *args: str, attempts: int = 3) -> None:
+        """Start a node and wait until the head counts it alive. On a loaded machine a node's
+        start can time out inside Ray (its raylet waits for agents that start late) and the
+        node exits: it is started again, up to ``attempts`` times."""
+        for _ in range(attempts):
+            node = self._spawn(log_path, *args)
+            if self._joined(node, len(self.nodes)):
+                return
+            self._stop_node(node)
+            self.nodes.remove(node)
+        raise AssertionError(f"a Ray node did not start in {attempts} attempts: {log_path.read_text()[-3000:]}")
+
+    def _spawn(self, log_path: Path, *args: str) -> subprocess.Popen:
         ports = [str(p) for name in NODE_PORTS for p in (name, free_port())]
         command = [str(RAY), "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", "1",
                    "--temp-dir", str(self.temp_dir), "--disable-usage-stats", *ports, *args]
@@ -84,24 +98,41 @@ class RayCluster:
             self.nodes.append(subprocess.Popen(command, env=self.environment(**{MARKER: self.marker}),
                                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                                start_new_session=True))
+        return self.nodes[-1]
+
+    def _joined(self, node: subprocess.Popen, expected: int, timeout_s: float = 120) -> bool:
+        """Whether the head counts ``expected`` alive nodes before ``node`` exits or time runs out."""
+        deadline = time.monotonic() + timeout_s
+        while node.poll() is None and time.monotonic() < deadline:
+            if self.alive_nodes() == expected:
+                return True
+            time.sleep(1)
+        return False
 
     def alive_nodes(self) -> int:
-        """How many nodes the head counts as alive (``ray status``)."""
-        done = subprocess.run([str(RAY), "status", "--address", self.address], env=self.environment(),
-                              capture_output=True, text=True, timeout=60)
+        """How many nodes the head counts as alive (``ray status``; 0 while it does not answer)."""
+        try:
+            done = subprocess.run([str(RAY), "status", "--address", self.address], env=self.environment(),
+                                  capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            return 0
         active = done.stdout.partition("Active:")[2].partition("Pending:")[0]
         return len(re.findall(r"^\s*1 node_[0-9a-f]+", active, re.M))
 
-    def stop(self, timeout_s: float = 30) -> None:
-        """SIGTERM each node's process group, SIGKILL what is left of it after ``timeout_s``."""
+    def stop(self) -> None:
         for node in reversed(self.nodes):
-            _signal_group(node.pid, signal.SIGTERM)
-            try:
-                node.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
-            _signal_group(node.pid, signal.SIGKILL)
-            node.wait(10)
+            self._stop_node(node)
+
+    @staticmethod
+    def _stop_node(node: subprocess.Popen, timeout_s: float = 30) -> None:
+        """SIGTERM the node's process group, SIGKILL what is left of it after ``timeout_s``."""
+        _signal_group(node.pid, signal.SIGTERM)
+        try:
+            node.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            pass
+        _signal_group(node.pid, signal.SIGKILL)
+        node.wait(10)
 
     def leftovers(self, timeout_s: float = 20) -> dict[int, str]:
         """The cluster's processes still running ``timeout_s`` after the stop."""
@@ -127,9 +158,7 @@ def ray_cluster(tmp_path):
     try:
         cluster.start_node(tmp_path / "ray-head.log", "--head", "--port", str(cluster.port),
                            "--ray-client-server-port", str(free_port()), "--include-dashboard", "false")
-        wait_until(lambda: cluster.alive_nodes() == 1, timeout_s=120, what="the Ray head answering")
         cluster.start_node(tmp_path / "ray-worker.log", "--address", cluster.address)
-        wait_until(lambda: cluster.alive_nodes() == 2, timeout_s=120, what="the worker node joining the head")
         yield cluster
     finally:
         cluster.stop()
@@ -138,14 +167,16 @@ def ray_cluster(tmp_path):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def actors_on(cluster: RayCluster) -> dict[str, int]:
-    """The stream's actor classes whose processes belong to the cluster's nodes, by class."""
-    found: dict[str, int] = {}
-    for command in marked_processes(cluster.marker).values():
+def actors_on(cluster: RayCluster) -> tuple[dict[str, int], set[int]]:
+    """The stream's actor classes running in the cluster's processes (by class), and the nodes
+    they run on (the process group of the raylet that started each: its ``ray start``)."""
+    found, nodes = {}, set()
+    for pid, command in marked_processes(cluster.marker).items():
         name = command.split()[0].removeprefix("ray::").split(".")[0] if command.startswith("ray::") else ""
         if name in ACTOR_CLASSES:
             found[name] = found.get(name, 0) + 1
-    return found
+            nodes.add(os.getpgid(int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])))
+    return found, nodes
 
 
 def test_the_stream_runs_on_a_two_node_ray_cluster_and_keeps_the_online_store_fresh(flights_ws, ray_cluster):
@@ -166,7 +197,9 @@ def test_the_stream_runs_on_a_two_node_ray_cluster_and_keeps_the_online_store_fr
         for origin in ("EWR", "JFK", "LGA"):  # nothing was materialized: these values are the stream's
             assert online(ws, "origin_delays", DELAYS, origin)["departures_1h"] is not None, origin
         # the actors run in worker processes of the cluster's nodes, not in a Ray of the stream's own
-        assert actors_on(ray_cluster) == {"SourceReader": 2, "ViewOperator": 2, "SinkActor": 1}
+        actors, nodes = actors_on(ray_cluster)
+        assert actors == {"SourceReader": 2, "ViewOperator": 2, "SinkActor": 1}
+        assert nodes and nodes <= {node.pid for node in ray_cluster.nodes}
         assert f"(group speed, {ray_cluster.address}; views" in stream.log_text()
         assert not list(ws.ray_dir.glob("session_*"))
         assert "stopped" in lakebook(ws, "stream", "stop")

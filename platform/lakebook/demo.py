@@ -260,7 +260,7 @@ def _live_events(folder: Path, now: datetime) -> tuple[list[dict], list[dict]]:
     delta = now.replace(second=0, microsecond=0) - LIVE_END
     hours = now.replace(minute=0, second=0, microsecond=0) - (LIVE_END - timedelta(hours=1))
     flights = [_shifted_flight(f, delta) for f in read("flights", 1000)
-               if LIVE_START <= _at(f["sched_dep_at"]) < LIVE_END and _departed_before(f, LIVE_END) is not False]
+               if LIVE_START <= _at(f["sched_dep_at"]) < LIVE_END and not (_departed(f) and _departure(f) >= LIVE_END)]
     weather = [_shifted_weather(w, hours) for w in read("weather", 100) if LIVE_START <= _at(w["time_hour"]) < LIVE_END]
     return sorted(flights, key=_departure), weather
 
@@ -273,17 +273,14 @@ def _iso(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _departed(flight: dict) -> bool:
+    return flight["dep_time"] is not None and flight["dep_delay"] is not None
+
+
 def _departure(flight: dict) -> datetime:
     """When the flight left (its scheduled departure if it never did)."""
-    delay = flight["dep_delay"] if flight["dep_time"] is not None else None
-    return _at(flight["sched_dep_at"]) + timedelta(minutes=int(delay or 0))
-
-
-def _departed_before(flight: dict, end: datetime) -> bool | None:
-    """Whether the flight had left by ``end``; None if it was cancelled."""
-    if flight["dep_time"] is None or flight["dep_delay"] is None:
-        return None
-    return _departure(flight) < end
+    delay = flight["dep_delay"] if _departed(flight) else 0
+    return _at(flight["sched_dep_at"]) + timedelta(minutes=int(delay))
 
 
 def _local(at: datetime) -> datetime:
@@ -434,8 +431,6 @@ def _stop_broker(process) -> None:
 def _replay_live(workspace, senders: _LiveSenders, flights: list[dict], weather: list[dict], console) -> dict:
     """Every event but each airport's last departure, 15 minutes at a time; once the stream has
     read them all, each airport's last departure alone, timed until Feast serves it."""
-    from .features import feature_store
-
     last = _last_departures(flights)
     held = {id(f) for f in last.values()}
     started = time.perf_counter()
@@ -449,6 +444,13 @@ def _replay_live(workspace, senders: _LiveSenders, flights: list[dict], weather:
                   f"{time.perf_counter() - started:.1f} s")
     console.print("  " + "; ".join(f"over {way}: {', '.join(o)}" for way, o in _origins_by_way(senders, last).items()))
     _wait_caught_up(senders)
+    return {"flights": len(flights), "weather": len(weather), "freshness": _freshness(workspace, senders, last, console)}
+
+
+def _freshness(workspace, senders: _LiveSenders, last: dict[str, dict], console) -> dict:
+    """Each airport's last departure sent alone, and how soon Feast served it."""
+    from .features import feature_store
+
     store, fresh = feature_store(workspace), {}
     console.print("  each airport's last departure, sent alone; origin_delays as Feast serves it:")
     for origin, flight in sorted(last.items()):
@@ -458,7 +460,7 @@ def _replay_live(workspace, senders: _LiveSenders, flights: list[dict], weather:
         when = f"updated {seconds:.2f} s after the last event" if seconds is not None else \
             f"not updated within {FRESH_TIMEOUT_S:.0f} s of the last event"
         console.print(f"  {origin} ({way}): departures_1h {row['departures_1h']:.0f}, {when}", highlight=False)
-    return {"flights": len(flights), "weather": len(weather), "freshness": fresh}
+    return fresh
 
 
 def _origins_by_way(senders: _LiveSenders, last: dict[str, dict]) -> dict[str, list[str]]:
@@ -472,10 +474,9 @@ def _origins_by_way(senders: _LiveSenders, last: dict[str, dict]) -> dict[str, l
 def _last_departures(flights: list[dict]) -> dict[str, dict]:
     """Per airport, the flight that left last."""
     last: dict[str, dict] = {}
-    for flight in flights:
-        if _departed_before(flight, datetime.max.replace(tzinfo=timezone.utc)):
-            if flight["origin"] not in last or _departure(flight) >= _departure(last[flight["origin"]]):
-                last[flight["origin"]] = flight
+    for flight in filter(_departed, flights):
+        if flight["origin"] not in last or _departure(flight) >= _departure(last[flight["origin"]]):
+            last[flight["origin"]] = flight
     return last
 
 

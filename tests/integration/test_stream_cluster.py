@@ -1,0 +1,213 @@
+"""``stream.ray_address``: the stream service (``lakebook stream start``, a child process) on a
+real Ray cluster — a head and a worker node started with ``ray start`` on loopback, token
+authentication on — keeps the online store fresh from actors running on the cluster's nodes.
+
+The nodes are stopped through their process groups, never with ``ray stop``, which would end
+every Ray process on the machine (the test session's runtime and anyone else's). Every process
+of the cluster carries a marker in its environment, so the test can tell its processes from
+any other Ray's and check none is left. (``ray start`` registers a node given
+``--node-ip-address 127.0.0.1`` under the machine's own address; the stream reaches the head
+at 127.0.0.1.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from events import log_events
+from stream_support import synthetic_flights, synthetic_weather
+from test_stream import DELAYS, LATER, STREAM_CONFIG, check, online, wait_until
+from test_stream_service import lakebook
+from lakebook import features
+from lakebook.ingest import flush_ingest_log_to_raw
+from lakebook.services import free_port, start_service
+from lakebook.workspace import Workspace
+
+pytestmark = pytest.mark.integration
+
+RAY = Path(sys.executable).with_name("ray")
+MARKER = "LBTEST_RAY_CLUSTER"  # not LAKEBOOK_…: lakebook reads those as settings
+ACTOR_CLASSES = {"SourceReader", "ViewOperator", "SinkActor"}
+NODE_PORTS = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
+              "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port")
+
+
+def marked_processes(marker: str) -> dict[int, str]:
+    """The live processes whose environment holds ``MARKER=marker``, with their command lines."""
+    found, wanted = {}, f"{MARKER}={marker}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if wanted in (entry / "environ").read_bytes().split(b"\0"):
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # ended meanwhile, or a kernel thread
+            continue
+    return found
+
+
+@dataclass
+class RayCluster:
+    """Ray nodes this test started, each ``ray start --block`` in a session of its own."""
+
+    port: int
+    token: str
+    marker: str
+    temp_dir: Path
+    nodes: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def environment(self, **extra: str) -> dict[str, str]:
+        """This process's environment without its own Ray settings, with the cluster's token."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+        return {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token, **extra}
+
+    def start_node(self, log_path: Path, *args: str, attempts: int = 3) -> None:
+        """Start a node and wait until the head counts it alive. On a loaded machine a node's
+        start can time out inside Ray (its raylet waits for agents that start late) and the
+        node exits: it is started again, up to ``attempts`` times."""
+        for _ in range(attempts):
+            node = self._spawn(log_path, *args)
+            if self._joined(node, len(self.nodes)):
+                return
+            self._stop_node(node)
+            self.nodes.remove(node)
+        raise AssertionError(f"a Ray node did not start in {attempts} attempts: {log_path.read_text()[-3000:]}")
+
+    def _spawn(self, log_path: Path, *args: str) -> subprocess.Popen:
+        ports = [str(p) for name in NODE_PORTS for p in (name, free_port())]
+        command = [str(RAY), "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", "1",
+                   "--temp-dir", str(self.temp_dir), "--disable-usage-stats", *ports, *args]
+        with open(log_path, "ab") as log:
+            self.nodes.append(subprocess.Popen(command, env=self.environment(**{MARKER: self.marker}),
+                                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                               start_new_session=True))
+        return self.nodes[-1]
+
+    def _joined(self, node: subprocess.Popen, expected: int, timeout_s: float = 120) -> bool:
+        """Whether the head counts ``expected`` alive nodes before ``node`` exits or time runs out."""
+        deadline = time.monotonic() + timeout_s
+        while node.poll() is None and time.monotonic() < deadline:
+            if self.alive_nodes() == expected:
+                return True
+            time.sleep(1)
+        return False
+
+    def alive_nodes(self) -> int:
+        """How many nodes the head counts as alive (``ray status``; 0 while it does not answer)."""
+        try:
+            done = subprocess.run([str(RAY), "status", "--address", self.address], env=self.environment(),
+                                  capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            return 0
+        active = done.stdout.partition("Active:")[2].partition("Pending:")[0]
+        return len(re.findall(r"^\s*1 node_[0-9a-f]+", active, re.M))
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            self._stop_node(node)
+
+    @staticmethod
+    def _stop_node(node: subprocess.Popen, timeout_s: float = 30) -> None:
+        """SIGTERM the node's process group, SIGKILL what is left of it after ``timeout_s``."""
+        _signal_group(node.pid, signal.SIGTERM)
+        try:
+            node.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            pass
+        _signal_group(node.pid, signal.SIGKILL)
+        node.wait(10)
+
+    def leftovers(self, timeout_s: float = 20) -> dict[int, str]:
+        """The cluster's processes still running ``timeout_s`` after the stop."""
+        deadline = time.monotonic() + timeout_s
+        while (left := marked_processes(self.marker)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return left
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture
+def ray_cluster(tmp_path):
+    """A head and a worker node of one CPU each on 127.0.0.1, token auth; stopped (and every
+    process of theirs killed) after the test, whatever happened."""
+    temp_dir = Path(tempfile.mkdtemp(prefix="lbrc", dir="/tmp"))  # Ray's socket paths must stay short
+    cluster = RayCluster(free_port(), secrets.token_hex(32), secrets.token_hex(8), temp_dir)
+    try:
+        cluster.start_node(tmp_path / "ray-head.log", "--head", "--port", str(cluster.port),
+                           "--ray-client-server-port", str(free_port()), "--include-dashboard", "false")
+        cluster.start_node(tmp_path / "ray-worker.log", "--address", cluster.address)
+        yield cluster
+    finally:
+        cluster.stop()
+        for pid in cluster.leftovers(timeout_s=5):  # not to leave them running if the test failed
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def actors_on(cluster: RayCluster) -> tuple[dict[str, int], set[int]]:
+    """The stream's actor classes running in the cluster's processes (by class), and the nodes
+    they run on (the process group of the raylet that started each: its ``ray start``)."""
+    found, nodes = {}, set()
+    for pid, command in marked_processes(cluster.marker).items():
+        name = command.split()[0].removeprefix("ray::").split(".")[0] if command.startswith("ray::") else ""
+        if name in ACTOR_CLASSES:
+            found[name] = found.get(name, 0) + 1
+            nodes.add(os.getpgid(int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])))
+    return found, nodes
+
+
+def test_the_stream_runs_on_a_two_node_ray_cluster_and_keeps_the_online_store_fresh(flights_ws, ray_cluster):
+    config = flights_ws.root / "lakebook.yaml"
+    config.write_text(config.read_text() + STREAM_CONFIG + f"  ray_address: {ray_cluster.address}\n")
+    ws = Workspace.load(flights_ws.root)
+    features.apply(ws)
+    stream = start_service(ws, "stream", env=ray_cluster.environment())
+    try:
+        status = lambda: httpx.get(stream.base_url + "/status", timeout=10).json()  # noqa: E731
+        log_events(ws, "flights", synthetic_flights(600, seed=21, start=LATER))
+        log_events(ws, "weather", synthetic_weather(30, seed=21, start=LATER))
+        wait_until(lambda: status()["sources"]["flights"]["events"] == 600
+                   and all(s["lag"] == 0 for s in status()["sources"].values()), what="the stream reading every event")
+        shown = json.loads(lakebook(ws, "stream", "status", "--json"))
+        assert shown["running"] and shown["views"]["origin_delays"]["pushes"] > 0
+        assert all(s["failures"] == 0 for s in shown["sources"].values()), shown
+        for origin in ("EWR", "JFK", "LGA"):  # nothing was materialized: these values are the stream's
+            assert online(ws, "origin_delays", DELAYS, origin)["departures_1h"] is not None, origin
+        # the actors run in worker processes of the cluster's nodes, not in a Ray of the stream's own
+        actors, nodes = actors_on(ray_cluster)
+        assert actors == {"SourceReader": 2, "ViewOperator": 2, "SinkActor": 1}
+        assert nodes and nodes <= {node.pid for node in ray_cluster.nodes}
+        assert f"(group speed, {ray_cluster.address}; views" in stream.log_text()
+        assert not list(ws.ray_dir.glob("session_*"))
+        assert "stopped" in lakebook(ws, "stream", "stop")
+        assert stream.process.wait(60) == 0
+    finally:
+        stream.stop()
+    flush_ingest_log_to_raw(ws)
+    code, out = check(ws, "--since", "12h")
+    assert code == 0 and "mismatches: speed 0, online 0" in out, out
+    ray_cluster.stop()
+    assert ray_cluster.leftovers() == {}

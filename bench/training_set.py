@@ -9,12 +9,15 @@ repository (``feature_repo/`` unchanged: 4 feature views, 18 features, service
 ``flight_delay_v1``); ``load_seeds`` and ``run_transforms`` build warehouse.flights_clean
 (336,776 rows) and the four features.* tables.
 
-The three Spark feature jobs of ``transforms/features.py`` are replaced by DuckDB SQL
-transforms that compute the same tables (``FEATURE_SQL`` below; checked to give identical
-schemas, row counts and values -- rounded to 1e-9 -- as the Spark jobs on the full data:
-origin_delays 21,105 rows, carrier_daily 5,423, plane_stats 3,322), because starting Spark
-and running them costs 1-2 minutes on this 2-core machine and the feature tables are the
-same. ``BENCH_TRAINING_SET_FEATURE_JOBS=spark`` runs the real Spark jobs instead (master local[2]).
+The Spark feature jobs of ``transforms/features.py`` are replaced by DuckDB SQL transforms
+that compute the same tables, because starting Spark and running them costs 1-2 minutes on
+this 2-core machine and the feature tables are the same: origin_delays and origin_weather from
+their declaration in feature_repo/windows.yaml (``declared_sql``: the SQL the consistency check
+recomputes the batch layer with; tests/unit/test_windows.py checks it against the job it replaced),
+carrier_daily and plane_stats hand-written (``FEATURE_SQL``; checked to give identical schemas,
+row counts and values -- rounded to 1e-9 -- as the Spark jobs on the full data: carrier_daily
+5,423 rows, plane_stats 3,322). ``BENCH_TRAINING_SET_FEATURE_JOBS=spark`` runs the real Spark
+jobs instead (master local[2]).
 
 Entity rows: 100,000 flights with a tail number, ``ORDER BY hash(flight_id) LIMIT 100000``
 from warehouse.flights_clean (flight_id, event_timestamp = sched_dep_at, origin, carrier,
@@ -87,31 +90,6 @@ departed AS (
 )"""
 
 FEATURE_SQL = {
-    "origin_delays": """\
--- zone: features
--- description: Departure delays at each origin airport over the trailing 1, 3 and 24 hours (DuckDB version of transforms/features.py origin_delays).
--- owner: bench@example.org
--- mode: full
--- event_time: event_timestamp
-WITH """ + _DEPARTED.format(key="origin") + """, hourly AS (
-    SELECT origin, date_trunc('hour', dep_at) AS hour, count(*) AS departures, sum(dep_delay) AS delay_sum,
-           sum((dep_delay > 15)::BIGINT) AS late
-    FROM departed
-    GROUP BY origin, date_trunc('hour', dep_at)
-)
-SELECT
-    origin,
-    hour + INTERVAL 1 HOUR AS event_timestamp,
-    departures AS departures_1h,
-    delay_sum / departures AS avg_dep_delay_1h,
-    sum(delay_sum) OVER w3 / sum(departures) OVER w3 AS avg_dep_delay_3h,
-    sum(late) OVER w3 / sum(departures) OVER w3 AS late_share_3h,
-    sum(delay_sum) OVER w24 / sum(departures) OVER w24 AS avg_dep_delay_24h,
-    sum(late) OVER w24 / sum(departures) OVER w24 AS late_share_24h
-FROM hourly
-WINDOW w3 AS (PARTITION BY origin ORDER BY hour RANGE BETWEEN INTERVAL 2 HOURS PRECEDING AND CURRENT ROW),
-       w24 AS (PARTITION BY origin ORDER BY hour RANGE BETWEEN INTERVAL 23 HOURS PRECEDING AND CURRENT ROW)
-""",
     "carrier_daily": """\
 -- zone: features
 -- description: Per carrier and day of actual departure - flights, mean delay, late share, 7-day mean (DuckDB version of transforms/features.py carrier_daily).
@@ -151,6 +129,19 @@ FROM ref.planes
 }
 
 
+def declared_sql() -> dict[str, str]:
+    """DuckDB SQL transforms for the views feature_repo/windows.yaml declares, generated from the
+    declaration (the same SQL the consistency check recomputes the batch layer with)."""
+    from lakebook.features.windows import WINDOWS_FILE, load_definitions
+
+    found = {}
+    for name, definition in load_definitions(REPO / "feature_repo" / WINDOWS_FILE).items():
+        header = (f"-- zone: features\n-- description: {definition.description} (DuckDB, from windows.yaml)\n"
+                  "-- owner: bench@example.org\n-- mode: full\n-- event_time: event_timestamp\n")
+        found[name] = header + definition.table_sql(definition.input) + "\n"
+    return found
+
+
 def build_workspace(tmp: Path, log):
     """Lake from the demo's ingest path; seeds, transforms, Feast repo; transforms run; feast apply."""
     from lake_query import build_lake
@@ -166,7 +157,7 @@ def build_workspace(tmp: Path, log):
         shutil.copytree(REPO / folder, root / folder)
     if FEATURE_JOBS != "spark":
         (root / "transforms" / "features.py").unlink()
-        for name, sql in FEATURE_SQL.items():
+        for name, sql in {**declared_sql(), **FEATURE_SQL}.items():
             (root / "transforms" / f"{name}.sql").write_text(sql)
     ws = Workspace.load(root, environ={})
     built = {"lake": lake, "feature_jobs": FEATURE_JOBS}

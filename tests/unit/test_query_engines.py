@@ -180,3 +180,16 @@ def test_a_source_added_after_the_catalog_was_written_is_queryable(lake, workspa
     session = LakeSession(workspace)
     assert rows(session, "SELECT count(*) AS n FROM raw.stations") == [{"n": 0}]
     assert rows(session, "SELECT count(*) AS n FROM raw.flights") == [{"n": 300}]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT table_schema || '.' || table_name AS name FROM information_schema.tables "
+    "WHERE table_schema IN ('raw', 'quarantine') ORDER BY 1",
+    "SELECT schema_name || '.' || view_name AS name FROM duckdb_views() "
+    "WHERE schema_name IN ('raw', 'quarantine') ORDER BY 1",
+])
+def test_a_statement_that_lists_the_tables_sees_every_catalog_table(lake, sql):
+    """Views are made lazily, for the tables a statement names; one that asks which tables
+    there are names none, and still lists them all."""
+    assert [r["name"] for r in rows(lake, sql)] == ["quarantine.flights", "quarantine.weather",
+                                                    "raw.flights", "raw.weather"]

@@ -41,6 +41,9 @@ from .statements import READ_ONLY_HINT, SETTINGS_HINT, check_statement, quoted, 
 if TYPE_CHECKING:
     from ..catalog import Catalog
 
+# Statements that ask which tables there are (and so name none of them).
+_LISTS_TABLES = re.compile(r"\b(information_schema|duckdb_(tables|views|columns)|show\s+(all\s+)?tables|"
+                           r"pg_catalog|sqlite_master)\b", re.IGNORECASE)
 _ZONE_LIST = ", ".join(f"'{zone}'" for zone in ZONES)
 _IN_ZONES = f"(schema_name IN ({_ZONE_LIST}) OR database_name IN ({_ZONE_LIST}))"
 # Every table, view and schema named like a zone, with what identifies its version.
@@ -94,7 +97,10 @@ class DuckDBEngine:
             self._snapshot.catalog()  # opening it registers sources added since the catalog was written
             changed = self._refresh() or changed
             named = spelled_names(tokens(sql), self._known)
-        for name in {*named.tables, *named.quoted, *(self._built_from if changed else ())}:
+        wanted = {*named.tables, *named.quoted, *(self._built_from if changed else ())}
+        if _LISTS_TABLES.search(sql):  # it names no table and asks which there are: all of them
+            wanted.update(self._known.values())
+        for name in wanted:
             self._build_view(name)
 
     def _refresh(self) -> bool:

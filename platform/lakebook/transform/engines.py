@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from ..catalog import TableInfo
 from ..errors import TransformError
-from ..lake import files_select, write_partitioned
+from ..lake import empty_select, files_select, write_partitioned
 from .definitions import Transform
 
 
@@ -82,13 +82,11 @@ class SparkTransformEngine:
         self._views: list[str] = []
 
     def bind(self, table: TableInfo, files: list[str]) -> None:
-        from pyspark.sql.types import StructType
-
         view = _flat_name(table.qualified_name)
         if files:
             frame = self.spark.read.option("basePath", table.location).option("mergeSchema", "true").parquet(*files)
-        else:
-            frame = self.spark.createDataFrame([], StructType([]))
+        else:  # a table with no files yet (a source nothing was sent to) still has its columns
+            frame = self.spark.sql(_spark_sql(empty_select(table.columns)))
         frame.createOrReplaceTempView(view)
         self._views.append(view)
         self.frames[table.qualified_name] = frame
@@ -113,15 +111,7 @@ class SparkTransformEngine:
         if transform.kind == "python":
             inputs = {name.split(".")[-1]: self.frames[name] for name in transform.inputs}
             return transform.func(self.spark, **inputs)
-        import sqlglot
-        from sqlglot import exp
-
-        tree = sqlglot.parse_one(transform.sql, read="duckdb")
-        for table in tree.find_all(exp.Table):
-            if table.db:
-                table.set("this", exp.to_identifier(_flat_name(f"{table.db}.{table.name}")))
-                table.set("db", None)
-        return self.spark.sql(tree.sql(dialect="spark"))
+        return self.spark.sql(_spark_sql(transform.sql))
 
     def close(self) -> None:
         for view in self._views:
@@ -130,6 +120,19 @@ class SparkTransformEngine:
 
 def _flat_name(qualified: str) -> str:
     return qualified.replace(".", "__")
+
+
+def _spark_sql(sql: str) -> str:
+    """DuckDB SQL as Spark SQL, each ``zone.table`` read from its temporary view."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    for table in tree.find_all(exp.Table):
+        if table.db:
+            table.set("this", exp.to_identifier(_flat_name(f"{table.db}.{table.name}")))
+            table.set("db", None)
+    return tree.sql(dialect="spark")
 
 
 def _move_spark_output(tmp: Path, folder: Path, stem: str) -> list[Path]:

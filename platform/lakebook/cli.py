@@ -545,6 +545,46 @@ def demo(ctx, sample, batch_size, train_sample) -> None:
     run_demo(_workspace(ctx), sample=sample, batch_size=batch_size, train_sample=train_sample, console=_console())
 
 
+# -- lakebook serve (model endpoints) -----------------------------------------------------------
+@cli.group()
+def serve() -> None:
+    """Model endpoints: the answers they gave, checked against the offline features."""
+
+
+@serve.command("check")
+@click.argument("endpoint")
+@click.option("--sample", type=int, default=200, show_default=True, help="predictions to check")
+@click.option("--since", default="24h", show_default=True,
+              help="the recent window: predictions this close to the endpoint's newest")
+@click.option("--tolerance", type=float, default=1e-9, show_default=True, help="relative (and absolute) for numbers")
+@json_option
+@click.pass_context
+def serve_check(ctx, endpoint, sample, since, tolerance, as_json) -> None:
+    """Training/serving skew: the features predictions used against their point-in-time offline values (exit 1 on a difference)."""
+    from .serving.check import check_serving_skew
+
+    report = check_serving_skew(_workspace(ctx), endpoint, sample=sample, since=since, tolerance=tolerance)
+    if as_json:
+        _print_json(report.as_json())
+    else:
+        _print_skew(report)
+    ctx.exit(0 if report.ok else 1)
+
+
+def _print_skew(report) -> None:
+    differing = [f for f in report.features if f.differing]
+    click.echo(f"{report.endpoint}: {report.sampled:,} of {report.in_window:,} predictions from "
+               f"{report.start:%Y-%m-%d %H:%M} to {report.end:%Y-%m-%d %H:%M} UTC ({', '.join(report.models)}); "
+               f"{len(report.features)} features compared, {len(differing)} differ"
+               + (f"; {report.unreadable:,} unreadable" if report.unreadable else ""))
+    if differing:
+        _print_table(["feature", "compared", "differ", "entity", "predicted at", "served", "offline", "problem"], [
+            [f.feature, f.compared, f.differing, ", ".join(f"{k}={x}" for k, x in e["entity"].items()),
+             f"{e['predicted_at']:%Y-%m-%d %H:%M:%S}", e["served"], e["offline"], e["problem"]]
+            for f in differing for e in f.examples[:1]])
+    click.echo("no skew" if report.ok else "skew found")
+
+
 def main() -> None:
     try:
         cli(obj={})

@@ -79,6 +79,15 @@ def resolve_model(workspace, model_uri: str) -> ModelRef:
     return ModelRef(name, str(found.version), found.run_id, alias)
 
 
+def recorded_feature_service(client, ref: ModelRef) -> str:
+    """The feature service the model version's training run records."""
+    name = client.get_run(ref.run_id).data.params.get("feature_service")
+    if not name:
+        raise ModelRegistryError(f"{ref.uri} records no feature service in its run",
+                                 hint="train with ml.log_data_lineage(ws, tables, feature_service, ...)")
+    return name
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -99,10 +108,7 @@ class Predictor:
         client = setup_mlflow(workspace)
         self.model = mlflow.pyfunc.load_model(ref.uri)
         self._python_model = _python_model(self.model)
-        self.service_name = client.get_run(ref.run_id).data.params.get("feature_service")
-        if not self.service_name:
-            raise ModelRegistryError(f"{ref.uri} records no feature service in its run",
-                                     hint="train with ml.log_data_lineage(ws, tables, feature_service, ...)")
+        self.service_name = recorded_feature_service(client, ref)
         self.store = feature_store(workspace)
         self.service = self.store.get_feature_service(self.service_name)
         self.views = {p.name: [f.name for f in p.features] for p in self.service.feature_view_projections}

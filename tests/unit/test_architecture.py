@@ -27,6 +27,7 @@ LAYERS = [
     {"features"},
     {"stream"},
     {"ml"},
+    {"serving"},
     {"services", "sample_data"},
     {"up", "demo", "scaffold", "doctor"},  # front doors below this line: nothing in the layers above imports them
     {"magics", "server", "cli", "__main__", ""},

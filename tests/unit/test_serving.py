@@ -231,3 +231,30 @@ def test_the_serving_service_runs_when_endpoints_are_declared_and_keeps_secrets(
     (workspace_dir / "lakebook.yaml").write_text(f"name: t\nserving:\n  endpoints:\n    delay: {{model: '{MODEL}'}}\n")
     declared = Workspace.load(workspace_dir)
     assert "serve" in services.enabled_services(declared) and spec.default_port(declared) == 8791
+
+
+def test_a_non_loopback_host_without_tokens_is_refused_before_ray_starts(workspace_dir):
+    import sys
+
+    from lakebook.errors import ConfigError
+    from lakebook.serving.server import serve_endpoints
+
+    (workspace_dir / "lakebook.yaml").write_text("name: t\nserving:\n  host: 0.0.0.0\n")
+    with pytest.raises(ConfigError, match="refusing to serve model endpoints on 0.0.0.0") as info:
+        serve_endpoints(Workspace.load(workspace_dir))
+    assert "LAKEBOOK_SERVING__TOKENS" in info.value.hint
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+
+
+@pytest.mark.parametrize("command", [["list"], ["status", "--json"], ["deploy", MODEL, "--name", "delay"],
+                                     ["delete", "delay"], ["logs", "delay"]])
+def test_serve_commands_say_how_to_start_the_service_when_it_is_not_running(workspace_dir, command):
+    from click.testing import CliRunner
+
+    from lakebook.cli import cli
+    from lakebook.errors import ServiceError
+
+    result = CliRunner().invoke(cli, ["-w", str(workspace_dir), "serve", *command])
+    assert isinstance(result.exception, ServiceError), result.output
+    assert "not running" in result.exception.message
+    assert result.exception.hint == "lakebook serve start or lakebook up"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import ray
 from ray import serve
+from starlette.requests import Request  # at module level: FastAPI resolves the routes' annotations here
 
 from ..errors import BadRequest, LakebookError, ServiceError, to_json
 from .endpoints import (
@@ -69,7 +70,7 @@ class Endpoint:
     def __serve_build_asgi_app__(self):
         return build_api(self)
 
-    async def answer(self, request) -> dict | list:
+    async def answer(self, request: Request) -> tuple[dict | list, str]:
         """The answer to one ``POST /predict``, and the version that gave it."""
         authorize(request, self.tokens, self.name)
         body = await json_body(request)
@@ -119,7 +120,7 @@ def build_api(endpoint: Endpoint):
     """The endpoint's FastAPI app. The body of ``/predict`` is read and checked by the
     predictor, not by a typed parameter: its schema is the model's, known only at run time, and
     ``openapi()`` puts it into the docs."""
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI
     from starlette.exceptions import HTTPException
 
     from ..asgi import Json, routing_error_handler

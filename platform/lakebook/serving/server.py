@@ -52,12 +52,14 @@ class Controller:
 
     def deploy(self, name: str, settings) -> dict:
         """Resolve ``settings.model`` and run the endpoint with that version."""
+        from ray import serve
+
         from .predictor import resolve_model
 
         with self._lock:
             self.endpoints.setdefault(name, Deployed(settings)).settings = settings
             self._run(name, resolve_model(self.workspace, settings.model))
-            return self.describe(name, {})
+            return self.describe(name, {}, serve.status().applications.get(name))
 
     def _run(self, name: str, ref) -> None:
         from ray import serve
@@ -121,7 +123,13 @@ class Controller:
         import ray
         from ray import serve
 
-        figures = ray.get(self.figures.summary.remote())
+        try:
+            figures = ray.get(self.figures.summary.remote())
+        except ray.exceptions.RayActorError:  # its worker died: the figures start again from zero
+            from .app import figures_actor
+
+            log.warning("the endpoints' figures were lost; counting again from now")
+            self.figures, figures = figures_actor(), {}
         applications = serve.status().applications
         with self._lock:
             return [self.describe(name, figures, applications.get(name)) for name in sorted(self.endpoints)]

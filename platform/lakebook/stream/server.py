@@ -26,17 +26,17 @@ ROUTES = "GET /health, GET /status, GET /metrics"
 STATE_FILE = "service.json"
 
 
-def connect_ray(workspace) -> str:
+def connect_ray(workspace, settings=None) -> str:
     """Connect this process to Ray: the runtime it is connected to already (a notebook's, a
-    test session's), the cluster at ``stream.ray_address``, or a new local runtime on
-    127.0.0.1 with ``stream.ray_num_cpus`` CPUs, no dashboard, its files in the workspace's
-    ray dir. Where it connected. Call it before the process imports ray: Ray reads
-    ``RAY_AUTH_MODE`` then."""
+    test session's), the cluster at ``ray_address``, or a new local runtime on 127.0.0.1 with
+    ``ray_num_cpus`` CPUs, no dashboard, its files in the workspace's ray dir; those settings
+    from ``settings`` (default: the ``stream`` section). Where it connected. Call it before the
+    process imports ray: Ray reads ``RAY_AUTH_MODE`` then."""
     import sys
 
     if "ray" in sys.modules and sys.modules["ray"].is_initialized():
         return "the Ray runtime this process already uses"
-    settings = workspace.settings.stream
+    settings = settings or workspace.settings.stream
     set_ray_environment(ray_temp_dir(workspace.ray_dir), settings.ray_auth_mode)  # read when ray is imported
     import ray
 

@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from conftest import private_copy
+from workspace_templates import private_copy
 from test_stream import wait_until
 from lakebook import features, ml
 from lakebook.config import EndpointSettings

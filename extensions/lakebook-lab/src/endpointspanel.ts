@@ -7,12 +7,11 @@
  * Plain DOM with `data-endpoint` / `data-field` / `data-cell` attributes so browser
  * tests can find things; every text comes from ./endpoints.
  */
-import { refreshIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { fetchEndpoints, fetchEndpointSchema, postPrediction } from './api';
-import { errorBlock, h } from './dom';
+import { errorBlock, h, panelHeader } from './dom';
 import {
   detailLines,
   endpointCells,
@@ -57,23 +56,10 @@ export class EndpointsPanel extends Widget {
     this._options = options;
     this.id = ENDPOINTS_PANEL_ID;
     this.addClass('lakebook-EndpointsPanel');
-    const refreshButton = h(
-      'button',
-      {
-        className: 'lakebook-refresh jp-ToolbarButtonComponent',
-        title: 'Refresh the endpoints',
-        attrs: { type: 'button', 'aria-label': 'Refresh' }
-      },
-      [refreshIcon.element({ tag: 'span' })]
-    );
-    refreshButton.addEventListener('click', () => void this.refresh());
     this._status = h('div', { className: 'lakebook-status' });
     this._body = h('div', { className: 'lakebook-body' });
     this.node.append(
-      h('div', { className: 'lakebook-header' }, [
-        h('div', { className: 'lakebook-title', text: 'Endpoints' }),
-        refreshButton
-      ]),
+      panelHeader('Endpoints', 'Refresh the endpoints', () => void this.refresh()),
       this._status,
       this._body
     );

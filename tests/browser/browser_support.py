@@ -23,7 +23,8 @@ def lab_environment(home: Path) -> dict[str, str]:
     """This process's environment without Jupyter or lakebook settings, with ``home`` as HOME
     and Jupyter's folders under it. The extension built in this tree (``jlpm build`` writes
     it to platform/lakebook/labextension) comes first: JupyterLab takes the first extension of
-    a name on its path, so the test sees these sources even if another build is installed."""
+    a name on its path, and JUPYTER_PATH leads that path (the user's data folder follows the
+    virtualenv's), so the test sees these sources even if another build is installed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "LAKEBOOK_"))}
     data = home / ".local/share/jupyter"
     env.update(HOME=str(home), JUPYTER_CONFIG_DIR=str(home / ".jupyter"), JUPYTER_DATA_DIR=str(data),
@@ -31,8 +32,9 @@ def lab_environment(home: Path) -> dict[str, str]:
                JUPYTERLAB_SETTINGS_DIR=str(home / "lab-settings"), IPYTHONDIR=str(home / ".ipython"),
                MLFLOW_DISABLE_TELEMETRY="true")
     if (LAB_BUILD / "package.json").exists():
-        (data / "labextensions").mkdir(parents=True, exist_ok=True)
-        (data / "labextensions" / "lakebook-lab").symlink_to(LAB_BUILD)
+        (home / "jupyter-path" / "labextensions").mkdir(parents=True)
+        (home / "jupyter-path" / "labextensions" / "lakebook-lab").symlink_to(LAB_BUILD)
+        env["JUPYTER_PATH"] = str(home / "jupyter-path")
     return env
 
 

@@ -115,12 +115,12 @@ class Counts:
 def includes(online: dict[str, tuple[int | None, float | None]], expected: dict[str, tuple[int, int]]) -> bool:
     """Whether the online rows (key -> (stamp in µs, departures_1h)) count every event of a
     batch: each key's row is of a later hour, or of its hour with at least its count. A
-    row is stamped within the second after its newest event (stream/operators.py)."""
+    row is stamped within the second after the second its hour ends (stream/operators.py)."""
     for key, (hour, count) in expected.items():
         stamp, departures = online.get(key, (None, None))
         if stamp is None or departures is None:
             return False
-        row_hour = hour_of(stamp - 1)
+        row_hour = hour_of(stamp - SECOND_US) - HOUR_US
         if row_hour < hour or (row_hour == hour and departures < count):
             return False
     return True
@@ -315,9 +315,10 @@ class PushSender:
         from feast.data_source import PushMode
 
         expected = self.counts.add([BASELINE_KEY], at_us)
-        stamp = at_us - at_us % SECOND_US + SECOND_US  # as the stream stamps a row (next whole second)
+        hour, count = expected[BASELINE_KEY]
+        stamp = hour + HOUR_US + SECOND_US + count  # as the stream stamps its revisions of the hour
         row = {"origin": [BASELINE_KEY], "event_timestamp": [pd.Timestamp(stamp, unit="us", tz="UTC")],
-               FEATURE: [float(expected[BASELINE_KEY][1])], "avg_dep_delay_1h": [0.0], "avg_dep_delay_3h": [0.0],
+               FEATURE: [float(count)], "avg_dep_delay_1h": [0.0], "avg_dep_delay_3h": [0.0],
                "late_share_3h": [0.0], "avg_dep_delay_24h": [0.0], "late_share_24h": [0.0]}
         t0, sent = time.perf_counter(), time.time()
         self.store.push(f"{VIEW}_push", pd.DataFrame(row), to=PushMode.ONLINE)

@@ -192,7 +192,7 @@ def _run_batch_and_features(workspace, console) -> dict:
         applied = apply(workspace)
     console.print(f"  applied {len(applied['feature_views'])} feature views, services: {', '.join(applied['feature_services'])}")
     with console.status("materializing to the online store"):
-        done = materialize(workspace, end=_batch_layer_end(datetime.now(timezone.utc)))
+        done = materialize(workspace)
     console.print(f"  materialized {', '.join(done['views'])} ({done['start']:%Y-%m-%d} to {done['end']:%Y-%m-%d})")
     entities = session_for(workspace).query(
         "SELECT sched_dep_at AS event_timestamp, origin, carrier, tailnum, arr_late FROM warehouse.flights_clean "
@@ -538,13 +538,6 @@ def _live_check(workspace, console) -> dict:
                   if report.ok else f"  consistency check failed: {mismatches:,} mismatches "
                                     f"(`lakebook features check` lists them)")
     return report.as_json()
-
-
-def _batch_layer_end(now: datetime) -> datetime:
-    """Where the batch layer's online rows end: before the hours the live step replays (what
-    an earlier run of it left in the lake), which are the speed layer's. A batch row is stamped
-    with its bucket's end, so one of those hours would outrank the stream's revisions of it."""
-    return (now - (LIVE_END - LIVE_START)).replace(minute=0, second=0, microsecond=0)
 
 
 def print_rows(console, rows: list[dict], *, wrap: tuple[str, ...] = ()) -> None:

@@ -132,6 +132,18 @@ class ModelRegistryError(LakebookError, status=400):
     """A model or version the registry does not have."""
 
 
+class RequestInvalid(LakebookError, status=422):
+    """A prediction request that does not match the model's inputs; ``details`` lists each
+    problem as ``{"loc": [index, field], "msg": ...}``."""
+
+    def __init__(self, details: list[dict]):
+        self.details = details
+        shown = "; ".join(f"{'.'.join(map(str, d['loc'])) or 'body'}: {d['msg']}" for d in details[:5])
+        more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
+        super().__init__(f"the request does not match the model's inputs: {shown}{more}",
+                         hint="see the endpoint's request schema at /<endpoint>/docs")
+
+
 class ServiceError(LakebookError):
     """A lakebook service could not be started, reached or stopped."""
 

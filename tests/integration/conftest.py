@@ -182,3 +182,27 @@ def ray_runtime():
     yield ray
     ray.shutdown()
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def model_template(year_template, tmp_path_factory):
+    """The template with its online store materialized and the flight delay model trained by
+    the example notebook (Papermill, a real kernel) and registered as flight_delay@champion."""
+    from test_training import run_notebook
+    from lakebook import features
+    from lakebook.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("model-template") / "ws"
+    shutil.copytree(year_template, root, symlinks=True)  # a year's seasons: the models beat the baseline
+    ws = Workspace.load(root)
+    features.apply(ws)
+    features.materialize(ws)
+    summary, _ = run_notebook(ws, "02_train_delay_model.ipynb", sample_size=12000)
+    assert summary and summary["promoted"], f"the notebook registered no champion: {summary}"
+    return root
+
+
+@pytest.fixture
+def model_ws(model_template, tmp_path):
+    """A private copy of the model template (its MLflow registry included)."""
+    return private_copy(model_template, tmp_path)

@@ -1,7 +1,8 @@
 """The serving layer merge: the online store holds each entity's newest value whichever layer
 wrote it. A materialize of the batch layer's (older) rows never replaces a fresher value the
 speed layer pushed, and a late push never replaces a newer value; on SQLite and on a real
-Redis, through lakebook's bulk materialize and through Feast's own."""
+Redis, through lakebook's bulk materialize and through Feast's own. The stream's own stamps
+keep its revision of a bucket the batch layer also holds (stream/operators.py)."""
 
 from datetime import timedelta
 
@@ -9,7 +10,14 @@ import duckdb
 import pandas as pd
 import pytest
 
+from events import flight
 from lakebook import features
+from lakebook.catalog import open_catalog
+from lakebook.features.windows import feature_definition
+from lakebook.stream.inputs import InputRows
+from lakebook.stream.operators import operator_for
+from lakebook.stream.sink import PushSink
+from stream_support import events_table
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +82,37 @@ def test_a_late_push_never_replaces_a_newer_value(store_ws):
     assert online(store_ws, "EWR") == pytest.approx({f: ewr[f] for f in FEATURES})
     push(store_ws, "EWR", ewr["event_timestamp"] + timedelta(seconds=1), 222.0)
     assert online(store_ws, "EWR") == {f: 222.0 for f in FEATURES}
+
+
+def stream_over_the_lake(ws):
+    """The stream's input rows and operator, fed every flight the lake holds: its windows are
+    the batch layer's."""
+    definition, catalog = feature_definition(ws, VIEW), open_catalog(ws)
+    rows = InputRows(ws, definition)
+    try:
+        rows.bind_lake(catalog)
+        lake = rows.rows()
+    finally:
+        catalog.close()
+    operator = operator_for(definition, lake.schema, lateness_us=86_400 * 10**6)
+    operator.apply(lake, 0)
+    return rows, operator
+
+
+@pytest.mark.parametrize("engine", ["auto", "feast"])
+def test_the_streams_revision_of_a_bucket_the_batch_holds_outlives_a_materialize(store_ws, engine):
+    """A late event revises the bucket of the batch layer's newest row after the batch was
+    built (as when a batch is built before its last bucket closed): the stream pushes the
+    revision, a materialize of the batch's row of that same bucket comes later, and the
+    revision is still what the store serves."""
+    features.apply(store_ws)
+    jfk = newest_batch_row(store_ws, "JFK")
+    rows, operator = stream_over_the_lake(store_ws)
+    departs = (jfk["event_timestamp"] - timedelta(minutes=20)).tz_convert("UTC")
+    late = flight(9001, origin="JFK", dep_delay=240.0, sched_dep_at=f"{departs - timedelta(hours=4):%Y-%m-%dT%H:%M:%SZ}")
+    change = operator.apply(rows.from_events(events_table(store_ws, "flights", [late])), 0)
+    revised = change.online.to_pylist()
+    assert [r["origin"] for r in revised] == ["JFK"] and revised[0]["departures_1h"] == jfk["departures_1h"] + 1
+    PushSink(store_ws).push({VIEW: change.online})
+    features.materialize(store_ws, views=[VIEW], engine=engine)
+    assert online(store_ws, "JFK") == pytest.approx({f: revised[0][f] for f in FEATURES})

@@ -39,8 +39,8 @@ def test_the_stream_service_reports_offsets_lag_rate_and_pushes_and_stops_cleanl
         flights = synthetic_flights(600, seed=11, start=LATER)
         log_events(ws, "flights", flights)
         log_events(ws, "weather", synthetic_weather(30, seed=11, start=LATER))
-        wait_until(lambda: status()["sources"]["flights"]["events"] == 600 and status()["sources"]["flights"]["lag"] == 0,
-                   what="the service reading every event")
+        wait_until(lambda: [(s["events"], s["lag"]) for s in map(status()["sources"].get, ("flights", "weather"))]
+                   == [(600, 0), (30, 0)], what="the service reading every event of both sources")
         shown = json.loads(lakebook(ws, "stream", "status", "--json"))
         assert shown["running"] and shown["group"] == "speed"
         assert shown["sources"]["flights"]["committed"] == shown["sources"]["flights"]["offset"]

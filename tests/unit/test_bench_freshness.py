@@ -71,20 +71,20 @@ def test_counts_run_per_key_and_start_again_in_a_new_hour(fresh):
 def test_an_online_row_includes_a_batch_once_its_hour_counts_it_or_a_later_hour_shows(fresh):
     hour = T - T % HOUR_US
     expected = {"EWR": (hour, 5), "JFK": (hour, 2)}
-    stamp = T + 1_000_000  # the next whole second after the newest event
-    assert fresh.includes({"EWR": (stamp, 5.0), "JFK": (stamp, 2.0)}, expected)
-    assert fresh.includes({"EWR": (stamp, 7.0), "JFK": (hour + HOUR_US + 5_000_000, 1.0)}, expected)
+    stamp = hour + HOUR_US + 1_000_000  # the stream's revisions of an hour: a second after its end
+    assert fresh.includes({"EWR": (stamp, 5.0), "JFK": (stamp + 3, 2.0)}, expected)
+    assert fresh.includes({"EWR": (stamp, 7.0), "JFK": (stamp + HOUR_US, 1.0)}, expected)
     assert not fresh.includes({"EWR": (stamp, 4.0), "JFK": (stamp, 2.0)}, expected)  # one event short
     assert not fresh.includes({"EWR": (stamp, 5.0)}, expected)  # an origin not read yet
     assert not fresh.includes({"EWR": (stamp, 5.0), "JFK": (None, None)}, expected)
-    assert not fresh.includes({"EWR": (hour - 1_000_000, 9.0), "JFK": (stamp, 2.0)}, expected)  # an older hour
+    assert not fresh.includes({"EWR": (stamp - HOUR_US, 9.0), "JFK": (stamp, 2.0)}, expected)  # an older hour
 
 
-def test_a_row_stamped_on_the_hour_belongs_to_the_hour_before(fresh):
-    """An event in the last second of an hour is stamped with the next whole second: the hour's end."""
+def test_a_row_stamped_a_second_after_an_hour_ends_belongs_to_that_hour(fresh):
     hour = T - T % HOUR_US
-    assert fresh.includes({"EWR": (hour, 3.0)}, {"EWR": (hour - HOUR_US, 3)})
-    assert not fresh.includes({"EWR": (hour, 3.0)}, {"EWR": (hour, 1)})
+    assert fresh.includes({"EWR": (hour + 1_000_000, 3.0)}, {"EWR": (hour - HOUR_US, 3)})
+    assert fresh.includes({"EWR": (hour + 1_999_999, 3.0)}, {"EWR": (hour - HOUR_US, 3)})
+    assert not fresh.includes({"EWR": (hour + 1_000_000, 3.0)}, {"EWR": (hour, 1)})
 
 
 def test_the_latency_summary_meets_the_goal_only_with_every_sample_seen_and_in_bounds(fresh):

@@ -38,7 +38,8 @@ def test_empty_catalog(workspace_dir):
     doc = api.catalog_json()  # the contracts' tables are there before any event arrives
     assert doc["workspace"] == "test" and [z["name"] for z in doc["zones"]] == ["quarantine", "raw"]
     assert {t["name"]: t["row_count"] for z in doc["zones"] for t in z["tables"]} == {
-        "quarantine.flights": 0, "quarantine.weather": 0, "raw.flights": 0, "raw.weather": 0}
+        "quarantine.flights": 0, "quarantine.predictions": 0, "quarantine.weather": 0, "raw.flights": 0,
+        "raw.predictions": 0, "raw.weather": 0}
     assert doc["generated_at"].endswith("Z")
     with pytest.raises(UnknownTable):
         api.table_json("warehouse.flights")

@@ -9,11 +9,14 @@ the table that changed (``speed``: the rows the batch layer would write for thos
 from the events seen so far) and, per entity whose newest row changed, that row for the
 online store (``online``). ``LatestOperator`` keeps each entity's latest observation.
 
-Online rows are stamped so a store keeping the newest value per entity takes each revision
-and never an older one: a windows row from events up to time x is stamped with the next
-whole second after x (the batch layer stamps a bucket's row with its end, when no later
-event is in it yet), and a revision that does not advance the time is stamped 1 µs after the
-entity's previous stamp. A latest row is stamped with its observation time.
+Online rows are stamped so that the online store, keeping the newest stamp per entity, holds
+the value computed last for the entity's newest bucket, whichever layer computed it. The batch
+layer stamps a bucket's row with the bucket's end; the stream stamps its revision of an
+entity's newest bucket one second after that end (the stores keep whole seconds), and each
+later revision 1 µs after the previous stamp. So a materialize never replaces the stream's
+revision of the same bucket (a batch built before the bucket closed, or before a late event
+revised it), while a batch row of a later bucket replaces it. A latest row is stamped with its
+observation time.
 
 Buckets older than the newest bucket seen, less the longest window and ``lateness``, are
 forgotten with their event ids; a row that falls in one is too late and only counted.
@@ -62,8 +65,9 @@ def _first_seen(ids: list[str], seen) -> np.ndarray:
     return fresh
 
 
-def next_second(t_us: int) -> int:
-    return t_us - t_us % SECOND_US + SECOND_US
+def online_stamp(bucket_end_us: int, previous_us: int | None) -> int:
+    """The stamp of a stream revision of the bucket ending at ``bucket_end_us`` (module docstring)."""
+    return max(bucket_end_us + SECOND_US, -(2 ** 62) if previous_us is None else previous_us + 1)
 
 
 class WindowOperator:
@@ -141,7 +145,7 @@ class WindowOperator:
                 speed.append((key, bucket + self.bucket, self.features(key, bucket)))
             newest = max(held)
             if newest in changed:
-                stamps[key] = max(next_second(self.newest[key]), self.stamps.get(key, -(2 ** 62)) + 1)
+                stamps[key] = online_stamp(newest + self.bucket, self.stamps.get(key))
                 online.append((key, stamps[key], speed[-1][2]))  # the newest bucket is the last one changed
         self.stamps.update(stamps)
         return self._table(speed, emitted_at_us), self._table(online), stamps

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._proc import process_alive
+from .._proc import running_record
 from ..errors import LakebookError, ServiceError
 from .endpoints import TOKEN_SETTING, all_endpoints, forget_adhoc, refuse_declared, remember_adhoc, require_known
 
@@ -167,6 +167,7 @@ def replica_logs(name: str) -> list[Path]:
 def create_admin_app(controller: Controller, workspace):
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
     from starlette.requests import Request
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
@@ -200,11 +201,13 @@ def create_admin_app(controller: Controller, workspace):
         lines = int(request.query_params.get("lines", "200"))
         return PlainTextResponse(controller.logs(request.path_params["name"], lines))
 
-    app = Starlette(routes=[
+    return Starlette(routes=[
         Route("/health", health), Route("/status", status), Route("/endpoints", deploy, methods=["POST"]),
         Route("/endpoints/{name}", delete, methods=["DELETE"]), Route("/endpoints/{name}/logs", logs),
-    ], exception_handlers={HTTPException: routing_error_handler(ROUTES)})
-    return ErrorsAndStatuses(OriginGuard(app, loopback_host=True), lambda status: None)
+    ], exception_handlers={HTTPException: routing_error_handler(ROUTES)}, middleware=[
+        Middleware(ErrorsAndStatuses, count_status=lambda status: None),  # inside Starlette's catch-all 500
+        Middleware(OriginGuard, loopback_host=True),
+    ])
 
 
 def adhoc_request(body: bytes):
@@ -235,14 +238,15 @@ def serve_endpoints(workspace, admin_port: int | None = None, echo=print) -> Non
 
     settings = workspace.settings.serving
     refuse_exposed_without_auth("model endpoints", settings.host, any(settings.tokens.values()), False, TOKEN_SETTING)
-    where = connect_ray(workspace, settings)  # first: Ray reads its environment when it is imported
+    admin_port = admin_port or settings.admin_port
+    admin_socket = _bind_loopback(admin_port)  # before Ray starts: its workers take ports of their own
+    where = connect_ray(workspace, settings)  # before ray is imported: Ray reads its environment then
     import ray
     import uvicorn
     from ray import serve
 
     from .app import figures_actor
 
-    admin_port = admin_port or settings.admin_port
     serve.start(http_options={"host": settings.host, "port": settings.port})
     controller = Controller(workspace, figures_actor())
     for name, endpoint in all_endpoints(workspace).items():
@@ -256,8 +260,8 @@ def serve_endpoints(workspace, admin_port: int | None = None, echo=print) -> Non
     for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn stops on them and hands them back once it has:
         signal.signal(sig, _stopping)            # not to Ray's handler but to the clean-up below
     try:
-        uvicorn.run(create_admin_app(controller, workspace), host="127.0.0.1", port=admin_port,
-                    log_level="warning", access_log=False)
+        config = uvicorn.Config(create_admin_app(controller, workspace), log_level="warning", access_log=False)
+        uvicorn.Server(config).run(sockets=[admin_socket])
     finally:
         stop.set()
         follower.join()
@@ -265,6 +269,20 @@ def serve_endpoints(workspace, admin_port: int | None = None, echo=print) -> Non
         serve.shutdown()
         state_path(workspace).unlink(missing_ok=True)
         ray.shutdown()
+
+
+def _bind_loopback(port: int):
+    import socket
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise ServiceError(f"cannot serve the admin API on 127.0.0.1:{port}: {exc.strerror}",
+                           hint="choose another port with --admin-port or serving.admin_port") from None
+    return sock
 
 
 def _record(workspace, admin_port: int) -> None:
@@ -280,20 +298,12 @@ def _stopping(signum, frame) -> None:
 
 
 # -- the lakebook serve commands' side ---------------------------------------------------------
-def _recorded(workspace) -> dict | None:
-    try:
-        state = json.loads(state_path(workspace).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    return state if isinstance(state.get("pid"), int) and process_alive(state["pid"]) else None
-
-
 def admin_request(workspace, method: str, path: str, *, timeout_s: float = 300, **kwargs):
     """One request to the running service's admin API; its answer (JSON or text). A
     ServiceError when no service runs, or with the service's error message and hint."""
     import httpx
 
-    state = _recorded(workspace)
+    state = running_record(state_path(workspace))
     if state is None:
         raise ServiceError("the model endpoints' service is not running for this workspace", hint=NOT_RUNNING_HINT)
     try:

@@ -17,7 +17,7 @@ import signal
 import time
 from pathlib import Path
 
-from .._proc import process_alive
+from .._proc import process_alive, running_record
 from ..config import set_ray_environment
 from ..errors import ServiceError
 
@@ -152,11 +152,7 @@ def _stopping(signum, frame) -> None:
 
 def _recorded(workspace) -> dict | None:
     """The running stream's record, or None when none runs."""
-    try:
-        state = json.loads(state_path(workspace).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    return state if isinstance(state.get("pid"), int) and process_alive(state["pid"]) else None
+    return running_record(state_path(workspace))
 
 
 def stream_status(workspace, timeout_s: float = 5.0) -> dict:

@@ -44,6 +44,18 @@ def process_alive(pid: int | None) -> bool:
         return True  # no /proc: the signal test is all there is
 
 
+def running_record(path: Path) -> dict | None:
+    """A service's JSON record of itself (its ``pid`` and ports), or None when it is missing,
+    unreadable or its process is gone."""
+    import json
+
+    try:
+        state = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return state if isinstance(state.get("pid"), int) and process_alive(state["pid"]) else None
+
+
 def stop_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
     """A ``preexec_fn`` for subprocess.Popen: the child gets ``sig`` (a graceful stop) if the
     parent dies without stopping it, even by SIGKILL."""

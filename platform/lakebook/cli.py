@@ -450,6 +450,85 @@ def models_ui(ctx, port) -> None:
     sys.exit(run_ui(workspace, port))
 
 
+# -- serve (model endpoints) ------------------------------------------------------------------
+@cli.group("serve")
+def serve_group() -> None:
+    """Model endpoints on Ray Serve: the registered model with its online features, over HTTP."""
+
+
+@serve_group.command("start")
+@click.option("--admin-port", type=int, default=None, help="admin API on 127.0.0.1 (default serving.admin_port, 8791)")
+@click.pass_context
+def serve_start(ctx, admin_port) -> None:
+    """Serve every endpoint until Ctrl-C or SIGTERM (what `lakebook up` runs)."""
+    from .serving.server import serve_endpoints
+
+    serve_endpoints(_workspace(ctx), admin_port, echo=lambda m: click.echo(m, err=True))
+
+
+@serve_group.command("deploy")
+@click.argument("model")
+@click.option("--name", required=True, help="the endpoint's name: it answers under /<name>/")
+@click.option("--replicas", type=int, default=None, help="replicas (default 1)")
+@click.pass_context
+def serve_deploy(ctx, model, name, replicas) -> None:
+    """Deploy MODEL (models:/flight_delay@champion or models:/flight_delay/3) as endpoint NAME
+    on the running service; it is deployed again when the service restarts."""
+    from .serving.server import admin_request
+
+    body = {"name": name, "model": model, **({"replicas": replicas} if replicas else {})}
+    row = admin_request(_workspace(ctx), "POST", "/endpoints", json=body)
+    click.echo(f"{row['name']}: {row['uri']} at {row['url']}/predict")
+
+
+def _serve_rows(ctx) -> list[dict]:
+    from .serving.server import admin_request
+
+    return admin_request(_workspace(ctx), "GET", "/status")["endpoints"]
+
+
+@listing(serve_group)
+def serve_list(ctx, as_json) -> None:
+    """The endpoints: model, version, status and URL."""
+    rows = [{k: r[k] for k in ("name", "model", "version", "status", "url", "problem")} for r in _serve_rows(ctx)]
+    _show(rows, as_json, "no endpoint (declare one in lakebook.yaml or run 'lakebook serve deploy')",
+          lambda rows: _print_table(["endpoint", "model", "version", "status", "url", "problem"],
+                                    [[r["name"], r["model"], r["version"] or "-", r["status"], r["url"],
+                                      r["problem"] or ""] for r in rows]))
+
+
+@listing(serve_group, "status")
+def serve_status(ctx, as_json) -> None:
+    """Per endpoint: its version, requests, errors and latency p50/p99."""
+    _show(_serve_rows(ctx), as_json, "no endpoint", lambda rows: _print_table(
+        ["endpoint", "version", "status", "requests", "errors", "rejected", "p50 ms", "p99 ms"],
+        [[r["name"], r["version"] or "-", r["status"], r["requests"], r["errors"], r["rejected"],
+          r["p50_ms"] if r["p50_ms"] is not None else "-", r["p99_ms"] if r["p99_ms"] is not None else "-"]
+         for r in rows]))
+
+
+@serve_group.command("delete")
+@click.argument("name")
+@click.pass_context
+def serve_delete(ctx, name) -> None:
+    """Delete the ad hoc endpoint NAME (it is not deployed again)."""
+    from .serving.server import admin_request
+
+    admin_request(_workspace(ctx), "DELETE", f"/endpoints/{name}")
+    click.echo(f"endpoint {name} deleted")
+
+
+@serve_group.command("logs")
+@click.argument("name")
+@click.option("--lines", type=int, default=200, show_default=True, help="last lines of each replica's log")
+@click.pass_context
+def serve_logs(ctx, name, lines) -> None:
+    """The replica logs of endpoint NAME."""
+    from .serving.server import admin_request
+
+    click.echo(admin_request(_workspace(ctx), "GET", f"/endpoints/{name}/logs", params={"lines": lines}), nl=False)
+
+
 # -- query ----------------------------------------------------------------------------------
 @cli.command()
 @click.argument("sql")

@@ -148,6 +148,10 @@ class ServiceError(LakebookError):
     """A lakebook service could not be started, reached or stopped."""
 
 
+class EndpointUnavailable(LakebookError, status=503):
+    """A model endpoint that is not running or does not answer."""
+
+
 class CatalogUnavailable(LakebookError, status=503):
     """The catalog database cannot be reached or opened."""
 

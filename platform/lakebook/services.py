@@ -371,6 +371,16 @@ STREAM = register(Service(
     depends_on=("ingest",), requires=(("ray", "ray", "stream"), ("feast", "feast", "features")),
     enabled=lambda ws: ws.settings.stream.enabled,
 ))
+SERVE = register(Service(
+    name="serve", title="model endpoints (Ray Serve)",
+    command=lambda ws, launch: _lakebook(ws, "serve", "start", "--admin-port", str(launch.port)),
+    default_port=lambda ws: ws.settings.serving.admin_port, health_path="/health",
+    stop_timeout_s=60, ready_timeout_s=240,  # Ray and Serve start in ~12 s; each endpoint loads its model
+    depends_on=("ingest",), requires=(("ray", "ray", "stream"), ("fastapi", "fastapi", "stream"),
+                                      ("mlflow", "mlflow", "ml"), ("feast", "feast", "features")),
+    secrets=True,  # the replicas read the endpoints' tokens from the environment Ray starts them with
+    enabled=lambda ws: bool(ws.settings.serving.endpoints),
+))
 LAB = register(Service(
     name="lab", title="JupyterLab", command=_lab_command, default_port=lambda ws: ws.settings.lab.port,
     health_path="/lakebook/api/catalog",  # answers once the Lake panel's server extension is loaded

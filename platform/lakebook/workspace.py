@@ -110,6 +110,8 @@ class Workspace:
     spark_dir = _StatePath("spark", doc="Spark's warehouse and Derby folders (nothing lakebook reads)")
     ray_dir = _StatePath("ray", doc="the local Ray runtime's temp dir")
     stream_dir = _StatePath("stream", doc="the speed layer's window state (checkpoints) and its running job")
+    serving_dir = _StatePath("serving", doc="the model endpoints' service: its running record")
+    serving_endpoints_path = _StatePath("serving", "endpoints.json", doc="endpoints deployed ad hoc (kept over restarts)")
     query_spill_dir = _StatePath("query", "spill", doc="where the query engine spills what does not fit in memory")
 
     def log_path(self, name: str) -> Path:

@@ -5,6 +5,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { errorFromBody, LakeApiError } from './errors';
+import { IEndpoints, IEndpointSchema, IPrediction } from './endpoints';
 import { ICatalog, IPreview } from './model';
 
 const API_ROOT = 'lakebook/api';
@@ -66,5 +67,26 @@ export function fetchCatalog(): Promise<ICatalog> {
 export function fetchPreview(name: string, limit = 100): Promise<IPreview> {
   return requestAPI<IPreview>(`tables/${encodeURIComponent(name)}/preview`, {
     limit
+  });
+}
+
+/** `GET /lakebook/api/endpoints` */
+export function fetchEndpoints(): Promise<IEndpoints> {
+  return requestAPI<IEndpoints>('endpoints');
+}
+
+/** `GET /lakebook/api/endpoints/{name}/schema` */
+export function fetchEndpointSchema(name: string): Promise<IEndpointSchema> {
+  return requestAPI<IEndpointSchema>(`endpoints/${encodeURIComponent(name)}/schema`);
+}
+
+/**
+ * `POST /lakebook/api/endpoints/{name}/predict`: the Jupyter server relays the
+ * request with its serving token (the browser never holds one).
+ */
+export function postPrediction(name: string, body: Record<string, unknown>): Promise<IPrediction> {
+  return requestAPI<IPrediction>(`endpoints/${encodeURIComponent(name)}/predict`, {}, {
+    method: 'POST',
+    body: JSON.stringify(body)
   });
 }

@@ -1,6 +1,8 @@
 /**
- * Small DOM helpers shared by the Lake panel and the preview view.
+ * Small DOM helpers shared by the panels and the preview view.
  */
+import { refreshIcon } from '@jupyterlab/ui-components';
+
 import { LakeApiError } from './errors';
 
 /** Create an element with class names, attributes and text (never HTML). */
@@ -42,5 +44,23 @@ export function errorBlock(error: unknown): HTMLElement {
   return h('div', { className: 'lakebook-error', attrs: { role: 'alert' } }, [
     h('div', { className: 'lakebook-error-message', text: message }),
     hint ? h('div', { className: 'lakebook-error-hint', text: hint }) : null
+  ]);
+}
+
+/** A sidebar panel's header: its title and a refresh button. */
+export function panelHeader(title: string, tooltip: string, onRefresh: () => void): HTMLElement {
+  const refreshButton = h(
+    'button',
+    {
+      className: 'lakebook-refresh jp-ToolbarButtonComponent',
+      title: tooltip,
+      attrs: { type: 'button', 'aria-label': 'Refresh' }
+    },
+    [refreshIcon.element({ tag: 'span' })]
+  );
+  refreshButton.addEventListener('click', onRefresh);
+  return h('div', { className: 'lakebook-header' }, [
+    h('div', { className: 'lakebook-title', text: title }),
+    refreshButton
   ]);
 }

@@ -7,7 +7,9 @@ export class LakeApiError extends Error {
   constructor(
     message: string,
     readonly hint: string = '',
-    readonly status: number = 0
+    readonly status: number = 0,
+    /** A 422's reasons, one per field (`{"loc", "msg"}`), as a model endpoint sends them. */
+    readonly details: unknown = null
   ) {
     super(message);
     this.name = 'LakeApiError';
@@ -23,7 +25,7 @@ export function errorFromBody(status: number, body: unknown): LakeApiError {
   if (error && typeof error.message === 'string') {
     const hint = typeof error.hint === 'string' ? error.hint : '';
     const code = typeof error.status === 'number' ? error.status : status;
-    return new LakeApiError(error.message, hint, code);
+    return new LakeApiError(error.message, hint, code, error.details ?? null);
   }
   return new LakeApiError(
     `The lakebook server answered with HTTP ${status}.`,

@@ -10,3 +10,13 @@ export const lakeIcon = new LabIcon({
   </g>
 </svg>`
 });
+
+/** A plug with a spark: the Endpoints panel's sidebar icon. */
+export const endpointsIcon = new LabIcon({
+  name: 'lakebook-lab:endpoints',
+  svgstr: `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
+  <g class="jp-icon3" fill="#616161">
+    <path d="M8 2h2v5h4V2h2v5h1a1 1 0 0 1 1 1v3a6 6 0 0 1-5 5.9V22h-2v-5.1A6 6 0 0 1 6 11V8a1 1 0 0 1 1-1h1V2z"/>
+  </g>
+</svg>`
+});

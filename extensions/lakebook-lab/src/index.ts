@@ -1,6 +1,7 @@
 /**
  * lakebook in JupyterLab: the Lake panel in the left sidebar (catalog tree,
- * "Insert query", "Preview") and SQL highlighting for `%%lake` cells.
+ * "Insert query", "Preview"), the Endpoints panel (model endpoints and a "try it"
+ * form) and SQL highlighting for `%%lake` cells.
  */
 import {
   ILayoutRestorer,
@@ -24,7 +25,8 @@ import {
   ToolbarButton
 } from '@jupyterlab/ui-components';
 
-import { lakeIcon } from './icons';
+import { ENDPOINTS_PANEL_ID, EndpointsPanel } from './endpointspanel';
+import { endpointsIcon, lakeIcon } from './icons';
 import { LakeCellHighlighter, SQL_MIME_TYPE } from './lakecells';
 import { isLakeCell, ITableInfo, lakeQueryText } from './model';
 import { LAKE_PANEL_ID, LakePanel } from './panel';
@@ -35,6 +37,7 @@ export namespace CommandIDs {
   export const refreshLakePanel = 'lakebook:refresh-lake-panel';
   export const insertQuery = 'lakebook:insert-query';
   export const previewTable = 'lakebook:preview-table';
+  export const openEndpointsPanel = 'lakebook:open-endpoints-panel';
 }
 
 const PALETTE_CATEGORY = 'lakebook';
@@ -170,6 +173,35 @@ const lakePanelPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
+const endpointsPanelPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'lakebook-lab:endpoints-panel',
+  description: 'The Endpoints panel: model endpoints with their figures and a "try it" form.',
+  autoStart: true,
+  optional: [ICommandPalette, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    palette: ICommandPalette | null,
+    restorer: ILayoutRestorer | null
+  ) => {
+    const panel = new EndpointsPanel();
+    panel.title.icon = endpointsIcon;
+    panel.title.caption = 'Model endpoints';
+    app.shell.add(panel, 'left', { rank: 460 });
+    if (restorer) {
+      restorer.add(panel, ENDPOINTS_PANEL_ID);
+    }
+    app.commands.addCommand(CommandIDs.openEndpointsPanel, {
+      label: 'Show the Endpoints Panel',
+      caption: 'Model endpoints: status, figures and a "try it" form',
+      icon: endpointsIcon,
+      execute: () => app.shell.activateById(ENDPOINTS_PANEL_ID)
+    });
+    if (palette) {
+      palette.addItem({ command: CommandIDs.openEndpointsPanel, category: PALETTE_CATEGORY });
+    }
+  }
+};
+
 /** The code that makes `%%lake` known to an IPython kernel (quietly; loading twice is harmless). */
 export const LOAD_MAGIC = '%load_ext lakebook';
 
@@ -215,4 +247,4 @@ const lakeCellsPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [lakePanelPlugin, lakeCellsPlugin];
+export default [lakePanelPlugin, endpointsPanelPlugin, lakeCellsPlugin];

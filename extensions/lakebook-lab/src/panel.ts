@@ -6,16 +6,12 @@
  * `data-column` attributes so browser tests can find things. All decisions
  * (tree, filter, labels) come from ./model.
  */
-import {
-  caretDownIcon,
-  caretRightIcon,
-  refreshIcon
-} from '@jupyterlab/ui-components';
+import { caretDownIcon, caretRightIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { fetchCatalog } from './api';
-import { errorBlock, h } from './dom';
+import { errorBlock, h, panelHeader } from './dom';
 import {
   buildTree,
   bytesLabel,
@@ -68,24 +64,10 @@ export class LakePanel extends Widget {
       this._render();
     });
 
-    const refreshButton = h(
-      'button',
-      {
-        className: 'lakebook-refresh jp-ToolbarButtonComponent',
-        title: 'Refresh the catalog',
-        attrs: { type: 'button', 'aria-label': 'Refresh' }
-      },
-      [refreshIcon.element({ tag: 'span' })]
-    );
-    refreshButton.addEventListener('click', () => void this.refresh());
-
     this._status = h('div', { className: 'lakebook-status' });
     this._body = h('div', { className: 'lakebook-body' });
     this.node.append(
-      h('div', { className: 'lakebook-header' }, [
-        h('div', { className: 'lakebook-title', text: 'Lake' }),
-        refreshButton
-      ]),
+      panelHeader('Lake', 'Refresh the catalog', () => void this.refresh()),
       h('div', { className: 'lakebook-search-row' }, [this._search]),
       this._status,
       this._body

@@ -6,11 +6,12 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Unicode
 
 from .api import LakeAPI
+from .endpoints import EndpointsAPI
 from .handlers import api_handlers
 
 
 class LakebookApp(ExtensionApp):
-    """Serves the catalog and table previews of one workspace under ``/lakebook/api/``."""
+    """Serves the catalog, table previews and model endpoints of one workspace under ``/lakebook/api/``."""
 
     name = "lakebook"
     description = "lakebook: the catalog and lake of a workspace, for the JupyterLab Lake panel"
@@ -23,9 +24,11 @@ class LakebookApp(ExtensionApp):
     )
 
     lake: LakeAPI
+    endpoints: EndpointsAPI
 
     def initialize_settings(self) -> None:
         self.lake = LakeAPI(self.workspace, self.serverapp.root_dir)
+        self.endpoints = EndpointsAPI(self.lake.workspace)
         try:
             self.log.info("lakebook: workspace %s", self.lake.workspace().root)
         except Exception as exc:  # the server still starts; each API call says what is wrong

@@ -1,4 +1,4 @@
-"""REST handlers of the Lake panel, under ``/lakebook/api/``.
+"""REST handlers of the Lake and Endpoints panels, under ``/lakebook/api/``.
 
 Every handler is authenticated (the Jupyter server's token or login) and does its reading
 on a worker thread, so a slow preview never stalls the server. Errors become HTTP statuses
@@ -21,10 +21,12 @@ from tornado.ioloop import IOLoop
 
 from ..errors import LakebookError, error_json
 from .api import LakeAPI, PreviewParams
+from .endpoints import EndpointsAPI
 
 log = logging.getLogger("lakebook.server")
 
 TABLE_NAME = r"(?P<name>[^/]+)"
+ENDPOINT_NAME = r"(?P<name>[^/]+)"
 
 
 def error_status(exc: BaseException) -> tuple[int, str, str | None]:
@@ -48,6 +50,10 @@ class LakebookHandler(ExtensionHandlerMixin, APIHandler):
     @property
     def lake(self) -> LakeAPI:
         return self.extensionapp.lake
+
+    @property
+    def endpoints(self) -> EndpointsAPI:
+        return self.extensionapp.endpoints
 
     async def run(self, work, *args):
         """``work(*args)`` on the server's thread pool; its result is the JSON answer."""
@@ -97,9 +103,35 @@ class PreviewHandler(LakebookHandler):
         await self.run(self.lake.preview_json, name, params)
 
 
+class EndpointsHandler(LakebookHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        """The model endpoints with their status and figures (declared ones when not running)."""
+        await self.run(self.endpoints.endpoints_json)
+
+
+class EndpointSchemaHandler(LakebookHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        """The endpoint's request fields, each with an example value."""
+        await self.run(self.endpoints.schema_json, name)
+
+
+class PredictHandler(LakebookHandler):
+    @tornado.web.authenticated
+    async def post(self, name: str) -> None:
+        """The body relayed to the endpoint with the server's token; its answer, status and all."""
+        answer = await IOLoop.current().run_in_executor(None, self.endpoints.predict, name, self.request.body)
+        self.set_status(answer.status)
+        self.finish(json.dumps(answer.body, allow_nan=False))
+
+
 def api_handlers() -> list[tuple[str, type]]:
     return [
         (r"/lakebook/api/catalog/?", CatalogHandler),
         (rf"/lakebook/api/tables/{TABLE_NAME}/preview/?", PreviewHandler),
         (rf"/lakebook/api/tables/{TABLE_NAME}/?", TableHandler),
+        (r"/lakebook/api/endpoints/?", EndpointsHandler),
+        (rf"/lakebook/api/endpoints/{ENDPOINT_NAME}/schema/?", EndpointSchemaHandler),
+        (rf"/lakebook/api/endpoints/{ENDPOINT_NAME}/predict/?", PredictHandler),
     ]

@@ -17,7 +17,7 @@ import signal
 import time
 from pathlib import Path
 
-from .._proc import process_alive
+from .._proc import process_alive, running_record
 from ..config import set_ray_environment
 from ..errors import ServiceError
 
@@ -26,17 +26,17 @@ ROUTES = "GET /health, GET /status, GET /metrics"
 STATE_FILE = "service.json"
 
 
-def connect_ray(workspace) -> str:
+def connect_ray(workspace, settings=None) -> str:
     """Connect this process to Ray: the runtime it is connected to already (a notebook's, a
-    test session's), the cluster at ``stream.ray_address``, or a new local runtime on
-    127.0.0.1 with ``stream.ray_num_cpus`` CPUs, no dashboard, its files in the workspace's
-    ray dir. Where it connected. Call it before the process imports ray: Ray reads
-    ``RAY_AUTH_MODE`` then."""
+    test session's), the cluster at ``ray_address``, or a new local runtime on 127.0.0.1 with
+    ``ray_num_cpus`` CPUs, no dashboard, its files in the workspace's ray dir; those settings
+    from ``settings`` (default: the ``stream`` section). Where it connected. Call it before the
+    process imports ray: Ray reads ``RAY_AUTH_MODE`` then."""
     import sys
 
     if "ray" in sys.modules and sys.modules["ray"].is_initialized():
         return "the Ray runtime this process already uses"
-    settings = workspace.settings.stream
+    settings = settings or workspace.settings.stream
     set_ray_environment(ray_temp_dir(workspace.ray_dir), settings.ray_auth_mode)  # read when ray is imported
     import ray
 
@@ -152,11 +152,7 @@ def _stopping(signum, frame) -> None:
 
 def _recorded(workspace) -> dict | None:
     """The running stream's record, or None when none runs."""
-    try:
-        state = json.loads(state_path(workspace).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    return state if isinstance(state.get("pid"), int) and process_alive(state["pid"]) else None
+    return running_record(state_path(workspace))
 
 
 def stream_status(workspace, timeout_s: float = 5.0) -> dict:

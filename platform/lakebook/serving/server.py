@@ -1,0 +1,317 @@
+"""The model endpoints as a service (``lakebook serve start``, what ``lakebook up`` runs): Ray
+connected, Serve's HTTP proxy on ``serving.host:serving.port``, every endpoint deployed (the
+declared ones and those deployed ad hoc before), a controller following model aliases, and an
+admin API on 127.0.0.1:``serving.admin_port`` (``ROUTES``) until SIGINT or SIGTERM, which
+delete the endpoints, shut Serve down and stop the Ray runtime it started.
+
+The controller is the only place a model alias is resolved: every ``serving.poll_interval_s``
+it looks up each endpoint's alias, and when the version behind it changed it runs the same
+application with only ``user_config`` changed, so the live replicas reconfigure in place.
+The running service is recorded in ``<state dir>/serving/service.json`` (its pid and ports)
+for the ``lakebook serve`` commands.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._proc import running_record
+from ..errors import LakebookError, ServiceError
+from .endpoints import TOKEN_SETTING, all_endpoints, forget_adhoc, refuse_declared, remember_adhoc, require_known
+
+log = logging.getLogger("lakebook.serving")
+ROUTES = "GET /health, GET /status, POST /endpoints, DELETE /endpoints/<name>, GET /endpoints/<name>/logs"
+STATE_FILE = "service.json"
+NOT_RUNNING_HINT = "lakebook serve start or lakebook up"
+
+
+@dataclass
+class Deployed:
+    settings: object  # EndpointSettings
+    ref: object | None = None  # the ModelRef it answers with; None until it is deployed
+    problem: str | None = None
+
+
+class Controller:
+    """The endpoints on Serve: deploys them, follows their aliases, deletes them, and reports
+    their status with the figures the replicas sent. Thread-safe (the admin API and the alias
+    loop call it)."""
+
+    def __init__(self, workspace, figures):
+        self.workspace = workspace
+        self.figures = figures
+        self.endpoints: dict[str, Deployed] = {}
+        self._lock = threading.RLock()
+
+    def deploy(self, name: str, settings) -> dict:
+        """Resolve ``settings.model`` and run the endpoint with that version."""
+        from ray import serve
+
+        from .predictor import resolve_model
+
+        with self._lock:
+            self.endpoints.setdefault(name, Deployed(settings)).settings = settings
+            self._run(name, resolve_model(self.workspace, settings.model))
+            return self.describe(name, {}, serve.status().applications.get(name))
+
+    def _run(self, name: str, ref) -> None:
+        from ray import serve
+
+        from .app import application
+
+        deployed = self.endpoints[name]
+        serve.run(application(self.workspace, name, deployed.settings, ref.uri), name=name, route_prefix=f"/{name}")
+        deployed.ref, deployed.problem = ref, None
+        log.info("endpoint %s answers with %s", name, ref.uri)
+
+    def try_deploy(self, name: str, settings) -> None:
+        """Deploy, or keep the endpoint with its problem (the alias loop tries again)."""
+        try:
+            self.deploy(name, settings)
+        except LakebookError as exc:
+            self.endpoints[name].problem = exc.message
+            log.warning("endpoint %s is not deployed: %s", name, exc)
+
+    def delete(self, name: str) -> None:
+        from ray import serve
+
+        with self._lock:
+            require_known(name, self.endpoints)
+            serve.delete(name)
+            del self.endpoints[name]
+            self.figures.forget.remote(name)
+
+    def delete_all(self) -> None:
+        for name in list(self.endpoints):
+            self.delete(name)
+
+    # -- following aliases ------------------------------------------------------------------
+    def follow_aliases(self) -> None:
+        """Redeploy each endpoint whose alias now names another version (or that is not
+        deployed yet); a registry that cannot be read leaves the endpoint as it is."""
+        from .predictor import parse_model_uri, resolve_model
+
+        for name, deployed in list(self.endpoints.items()):
+            if deployed.ref is not None and parse_model_uri(deployed.settings.model)[1] is None:
+                continue  # a fixed version
+            try:
+                ref = resolve_model(self.workspace, deployed.settings.model)
+                with self._lock:
+                    if name in self.endpoints and (deployed.ref is None or ref.version != deployed.ref.version):
+                        self._run(name, ref)
+            except LakebookError as exc:
+                deployed.problem = exc.message
+                log.warning("endpoint %s: %s", name, exc)
+
+    def follow_forever(self, stop: threading.Event) -> None:
+        interval = self.workspace.settings.serving.poll_interval_s
+        while not stop.wait(interval):
+            try:
+                self.follow_aliases()
+            except Exception:  # the loop outlives one bad round (Serve busy, registry down)
+                log.exception("following the model aliases failed; trying again in %.1f s", interval)
+
+    # -- status -------------------------------------------------------------------------------
+    def status(self) -> list[dict]:
+        import ray
+        from ray import serve
+
+        try:
+            figures = ray.get(self.figures.summary.remote())
+        except ray.exceptions.RayActorError:  # its worker died: the figures start again from zero
+            from .app import figures_actor
+
+            log.warning("the endpoints' figures were lost; counting again from now")
+            self.figures, figures = figures_actor(), {}
+        applications = serve.status().applications
+        with self._lock:
+            return [self.describe(name, figures, applications.get(name)) for name in sorted(self.endpoints)]
+
+    def describe(self, name: str, figures: dict, application=None) -> dict:
+        settings = self.workspace.settings.serving
+        deployed = self.endpoints[name]
+        state = application.status.value if application is not None else ("DEPLOYED" if deployed.ref else "NOT DEPLOYED")
+        counts = figures.get(name, {"requests": 0, "errors": 0, "rejected": 0, "p50_ms": None, "p99_ms": None})
+        return {"name": name, "model": deployed.settings.model, "uri": deployed.ref.uri if deployed.ref else None,
+                "version": deployed.ref.version if deployed.ref else None, "status": state,
+                "url": f"http://{settings.host}:{settings.port}/{name}", "problem": deployed.problem,
+                "declared": name in settings.endpoints, **counts}
+
+    def logs(self, name: str, lines: int) -> str:
+        """The last ``lines`` lines of each of the endpoint's replica logs on this machine."""
+        require_known(name, self.endpoints)
+        texts = []
+        for path in replica_logs(name):
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            texts.append(f"==> {path.name} <==\n" + "\n".join(tail))
+        return "\n".join(texts) or f"no replica log of {name!r} on this machine (on a cluster, see its nodes)\n"
+
+
+def replica_logs(name: str) -> list[Path]:
+    """Serve's replica logs of endpoint ``name`` in the Ray session this process runs on."""
+    import ray
+
+    node = ray._private.worker.global_worker.node  # the session's folders have no public accessor
+    folder = Path(node.get_logs_dir_path()) / "serve"
+    return sorted(folder.glob(f"replica_{name}_endpoint_*.log"))
+
+
+# -- the admin API ------------------------------------------------------------------------------
+def create_admin_app(controller: Controller, workspace):
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from ..asgi import ErrorsAndStatuses, Json, OriginGuard, routing_error_handler
+
+    def health(request: Request):
+        return Json({"status": "ok", "endpoints": len(controller.endpoints)})
+
+    def status(request: Request):
+        return Json({"running": True, "pid": os.getpid(), "endpoints": controller.status()})
+
+    async def deploy(request: Request):
+        from starlette.concurrency import run_in_threadpool
+
+        name, settings = adhoc_request(await request.body())
+        refuse_declared(workspace, name, "choose another --name, or change its model in lakebook.yaml")
+
+        row = await run_in_threadpool(controller.deploy, name, settings)
+        remember_adhoc(workspace, name, settings)  # after it runs: a model that does not resolve is not kept
+        return Json(row, status_code=201)
+
+    def delete(request: Request):
+        name = request.path_params["name"]
+        refuse_declared(workspace, name, "remove it from lakebook.yaml and restart the service")
+        controller.delete(name)
+        forget_adhoc(workspace, name)
+        return Json({"deleted": name})
+
+    def logs(request: Request):
+        lines = int(request.query_params.get("lines", "200"))
+        return PlainTextResponse(controller.logs(request.path_params["name"], lines))
+
+    return Starlette(routes=[
+        Route("/health", health), Route("/status", status), Route("/endpoints", deploy, methods=["POST"]),
+        Route("/endpoints/{name}", delete, methods=["DELETE"]), Route("/endpoints/{name}/logs", logs),
+    ], exception_handlers={HTTPException: routing_error_handler(ROUTES)}, middleware=[
+        Middleware(ErrorsAndStatuses, count_status=lambda status: None),  # inside Starlette's catch-all 500
+        Middleware(OriginGuard, loopback_host=True),
+    ])
+
+
+def adhoc_request(body: bytes):
+    """``{"name", "model", and any endpoint setting}`` as (name, EndpointSettings)."""
+    from pydantic import ValidationError
+
+    from ..config import ServingSettings
+    from ..errors import BadRequest
+
+    try:
+        fields = json.loads(body)
+        name = fields.pop("name")
+        return name, ServingSettings.model_validate({"endpoints": {name: fields}}).endpoints[name]
+    except (ValueError, KeyError, TypeError, AttributeError, ValidationError) as exc:
+        raise BadRequest(f"not an endpoint: {exc}",
+                         hint='send {"name": "delay", "model": "models:/flight_delay@champion"}') from None
+
+
+# -- the service's lifetime ----------------------------------------------------------------------
+def state_path(workspace) -> Path:
+    return workspace.serving_dir / STATE_FILE
+
+
+def serve_endpoints(workspace, admin_port: int | None = None, echo=print) -> None:
+    """Run the endpoints until interrupted."""
+    from ..asgi import refuse_exposed_without_auth
+    from ..stream.server import connect_ray
+
+    settings = workspace.settings.serving
+    refuse_exposed_without_auth("model endpoints", settings.host, any(settings.tokens.values()), False, TOKEN_SETTING)
+    admin_port = admin_port or settings.admin_port
+    admin_socket = _bind_loopback(admin_port)  # before Ray starts: its workers take ports of their own
+    where = connect_ray(workspace, settings)  # before ray is imported: Ray reads its environment then
+    import ray
+    import uvicorn
+    from ray import serve
+
+    from .app import figures_actor
+
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    controller = Controller(workspace, figures_actor())
+    for name, endpoint in all_endpoints(workspace).items():
+        controller.try_deploy(name, endpoint)
+    stop = threading.Event()
+    follower = threading.Thread(target=controller.follow_forever, args=(stop,), name="lakebook-aliases", daemon=True)
+    follower.start()
+    _record(workspace, admin_port)
+    echo(f"lakebook serve: endpoints under http://{settings.host}:{settings.port}/<name>/ ({where}), "
+         f"admin on http://127.0.0.1:{admin_port}; {', '.join(controller.endpoints) or 'no endpoint yet'}")
+    for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn stops on them and hands them back once it has:
+        signal.signal(sig, _stopping)            # not to Ray's handler but to the clean-up below
+    try:
+        config = uvicorn.Config(create_admin_app(controller, workspace), log_level="warning", access_log=False)
+        uvicorn.Server(config).run(sockets=[admin_socket])
+    finally:
+        stop.set()
+        follower.join()
+        controller.delete_all()
+        serve.shutdown()
+        state_path(workspace).unlink(missing_ok=True)
+        ray.shutdown()
+
+
+def _bind_loopback(port: int):
+    import socket
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise ServiceError(f"cannot serve the admin API on 127.0.0.1:{port}: {exc.strerror}",
+                           hint="choose another port with --admin-port or serving.admin_port") from None
+    return sock
+
+
+def _record(workspace, admin_port: int) -> None:
+    settings = workspace.settings.serving
+    path = state_path(workspace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pid": os.getpid(), "admin_port": admin_port, "host": settings.host,
+                                "port": settings.port, "started_at": time.time()}))
+
+
+def _stopping(signum, frame) -> None:
+    log.info("stopping the model endpoints (signal %d)", signum)
+
+
+# -- the lakebook serve commands' side ---------------------------------------------------------
+def admin_request(workspace, method: str, path: str, *, timeout_s: float = 300, **kwargs):
+    """One request to the running service's admin API; its answer (JSON or text). A
+    ServiceError when no service runs, or with the service's error message and hint."""
+    import httpx
+
+    state = running_record(state_path(workspace))
+    if state is None:
+        raise ServiceError("the model endpoints' service is not running for this workspace", hint=NOT_RUNNING_HINT)
+    try:
+        answer = httpx.request(method, f"http://127.0.0.1:{state['admin_port']}{path}", timeout=timeout_s, **kwargs)
+    except httpx.TransportError as exc:
+        raise ServiceError(f"the model endpoints' service does not answer: {exc}", hint=NOT_RUNNING_HINT) from None
+    if answer.status_code >= 400:
+        error = answer.json().get("error", {})
+        raise ServiceError(error.get("message", answer.text), hint=error.get("hint"))
+    return answer.json() if answer.headers.get("content-type", "").startswith("application/json") else answer.text
+

@@ -1,0 +1,240 @@
+"""Model endpoints on a real Ray Serve: the session's Ray runtime with Serve's proxy on a free
+loopback port, real HTTP, the champion the example notebook trained and a second version
+trained with lakebook.ml, both in a real MLflow registry, their features from Feast's online
+store. The controller runs in the test process as the serving
+service runs it; each test deletes its applications."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import httpx
+import psutil
+import pytest
+
+from serving_support import OTHER_TOKEN, STAR_TOKEN, TOKEN, make_serving_template
+from test_predictor import flights as request_rows
+from test_stream import wait_until
+from lakebook import ml
+from lakebook.config import EndpointSettings
+from lakebook.services import free_port
+
+pytestmark = pytest.mark.integration
+CHAMPION = "models:/flight_delay@champion"
+
+
+@pytest.fixture(scope="module")
+def serving_template(model_template, tmp_path_factory):
+    return make_serving_template(model_template, tmp_path_factory.mktemp("serving"))
+
+
+@pytest.fixture(scope="session")
+def serve_proxy(ray_runtime):
+    """Ray Serve on the session's Ray runtime, its proxy on a free loopback port."""
+    from ray import serve
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()
+
+
+@pytest.fixture(scope="module")
+def figures(serve_proxy):
+    """The replicas' figures actor, held for the module (an actor lives while someone holds it)."""
+    from lakebook.serving.app import figures_actor
+
+    return figures_actor()
+
+
+@pytest.fixture
+def controller(serving_template, figures):
+    """The serving service's controller in this process; the test's endpoints deleted after it."""
+    from lakebook.serving.server import Controller
+
+    made = Controller(serving_template, figures)
+    yield made
+    made.delete_all()
+
+
+def client(serve_proxy, token: str | None = TOKEN) -> httpx.Client:
+    return httpx.Client(base_url=serve_proxy, timeout=60,
+                        headers={"Authorization": f"Bearer {token}"} if token else {})
+
+
+# -- answers ------------------------------------------------------------------------------------
+def test_one_object_gets_one_answer_and_a_list_gets_a_list_with_the_model_version(controller, serve_proxy):
+    ws = controller.workspace
+    row = controller.deploy("delay", EndpointSettings(model=CHAMPION))
+    assert (row["uri"], row["version"], row["status"]) == ("models:/flight_delay/1", "1", "RUNNING")
+    rows = request_rows(ws, 5)
+    with client(serve_proxy) as http:
+        one = http.post("/delay/predict", json=rows[0])
+        assert one.status_code == 200, one.text
+        answer = one.json()
+        assert one.headers["x-lakebook-model-version"] == "1"
+        assert answer["model"] == "flight_delay" and answer["version"] == "1" and 0 < answer["p_late"] < 1
+        assert set(answer["feature_age_s"]) == {"origin_delays", "origin_weather", "carrier_daily", "plane_stats"}
+        listed = http.post("/delay/predict", json=rows).json()
+        assert [a["version"] for a in listed] == ["1"] * 5 and len({a["request_id"] for a in listed}) == 5
+        assert listed[0]["p_late"] == pytest.approx(answer["p_late"])  # the same flight, the same answer
+        assert http.get("/delay/health").json()["model"] == "models:/flight_delay/1"
+
+
+def test_the_docs_show_the_models_request_schema(controller, serve_proxy):
+    controller.deploy("delay", EndpointSettings(model=CHAMPION))
+    with client(serve_proxy, token=None) as http:
+        document = http.get("/delay/openapi.json").json()
+        docs = http.get("/delay/docs")
+    schema = document["components"]["schemas"]["PredictionRequest"]
+    assert {"origin", "carrier", "tailnum", "distance"} <= set(schema["required"])
+    assert schema["properties"]["distance"]["type"] == "number"
+    body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["oneOf"][1] == {"type": "array", "items": {"$ref": "#/components/schemas/PredictionRequest"}}
+    assert docs.status_code == 200 and "/delay/openapi.json" in docs.text  # Swagger UI under the prefix
+
+
+def test_a_bad_request_is_422_with_a_reason_per_field_and_bad_json_is_400(controller, serve_proxy):
+    controller.deploy("delay", EndpointSettings(model=CHAMPION))
+    good = request_rows(controller.workspace, 1)[0]
+    with client(serve_proxy) as http:
+        answer = http.post("/delay/predict", json=[good, {**good, "distance": "far"}, {"origin": "JFK"}])
+        assert answer.status_code == 422
+        details = answer.json()["error"]["details"]
+        locs = {tuple(d["loc"]) for d in details}
+        assert (1, "distance") in locs and (2, "carrier") in locs and (2, "tailnum") in locs
+        assert not [loc for loc in locs if loc[0] == 0]  # the good object is not blamed
+        broken = http.post("/delay/predict", content=b"{not json", headers={"content-type": "application/json"})
+        assert broken.status_code == 400 and "not JSON" in broken.json()["error"]["message"]
+        assert http.post("/delay/predict", json=good).status_code == 200  # the endpoint keeps answering
+
+
+def test_no_token_is_401_and_a_token_of_another_endpoint_is_403(controller, serve_proxy):
+    controller.deploy("delay", EndpointSettings(model=CHAMPION))
+    good = request_rows(controller.workspace, 1)[0]
+    with client(serve_proxy, token=None) as http:
+        missing = http.post("/delay/predict", json=good)
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    with client(serve_proxy, token=OTHER_TOKEN) as http:
+        wrong = http.post("/delay/predict", json=good)
+    assert wrong.status_code == 403 and OTHER_TOKEN not in wrong.text
+    for token in (TOKEN, STAR_TOKEN):
+        with client(serve_proxy, token=token) as http:
+            assert http.post("/delay/predict", json=good).status_code == 200
+
+
+# -- promotion and a killed replica -----------------------------------------------------------------
+def replica_pids(endpoint: str) -> set[int]:
+    """The worker processes of the endpoint's replicas (Ray titles them ray::ServeReplica:<app>:...)."""
+    found = set()
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        if any(f"ServeReplica:{endpoint}:" in part for part in process.info["cmdline"] or []):
+            found.add(process.info["pid"])
+    return found
+
+
+class SteadyRequests:
+    """Requests sent one after another from a thread, each answer's status and version kept."""
+
+    def __init__(self, base_url: str, body: dict, retries: int = 0):
+        self.base_url, self.body, self.retries = base_url, body, retries
+        self.answers: list[tuple[int, str | None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(60)
+
+    def _run(self):
+        with client(self.base_url) as http:
+            while not self._stop.is_set():
+                self.answers.append(self._one(http))
+
+    def _one(self, http) -> tuple[int, str | None]:
+        for attempt in range(self.retries + 1):
+            try:
+                answer = http.post("/delay/predict", json=self.body)
+                if answer.status_code == 200 or attempt == self.retries:
+                    return answer.status_code, answer.json().get("version")
+            except httpx.TransportError:
+                if attempt == self.retries:
+                    return 599, None
+            time.sleep(0.5)
+        return 599, None  # unreachable: the last attempt returns
+
+    def versions(self) -> list[str | None]:
+        return [version for _, version in self.answers]
+
+
+def test_a_promotion_under_steady_requests_costs_no_request_and_no_replica_restart(controller, serve_proxy):
+    ws = controller.workspace
+    controller.deploy("delay", EndpointSettings(model=CHAMPION))
+    before = replica_pids("delay")
+    with client(serve_proxy, token=None) as http:
+        replica = http.get("/delay/health").json()
+    stop = threading.Event()
+    follower = threading.Thread(target=controller.follow_forever, args=(stop,), daemon=True)
+    follower.start()
+    try:
+        with SteadyRequests(serve_proxy, request_rows(ws, 1)[0]) as steady:
+            wait_until(lambda: len(steady.answers) >= 20, 60, "requests before the promotion")
+            ml.promote(ws, "flight_delay", "2")
+            wait_until(lambda: "2" in steady.versions(), 120, "answers from version 2")
+            seen = len(steady.answers)
+            wait_until(lambda: len(steady.answers) >= seen + 20, 60, "requests after the promotion")
+    finally:
+        stop.set()
+        follower.join()
+        ml.promote(ws, "flight_delay", "1")  # the module's other tests expect v1 as champion
+    statuses = {status for status, _ in steady.answers}
+    versions = steady.versions()
+    assert statuses == {200}, [a for a in steady.answers if a[0] != 200][:5]
+    switch = versions.index("2")
+    assert switch > 0 and set(versions[:switch]) == {"1"} and set(versions[switch:]) == {"2"}
+    assert replica_pids("delay") == before and len(before) == 1  # reconfigured in place, not restarted
+    with client(serve_proxy, token=None) as http:
+        assert http.get("/delay/health").json()["model"] == "models:/flight_delay/2"
+    row = next(r for r in controller.status() if r["name"] == "delay")
+    assert row["version"] == "2" and row["uri"] == "models:/flight_delay/2"
+    assert replica["model"] == "models:/flight_delay/1"
+
+
+def test_a_killed_replica_is_restarted_and_requests_keep_succeeding(controller, serve_proxy):
+    controller.deploy("delay", EndpointSettings(model=CHAMPION, replicas=2))
+    wait_until(lambda: len(replica_pids("delay")) == 2, 60, "two replica processes")
+    victim = sorted(replica_pids("delay"))[0]
+    with SteadyRequests(serve_proxy, request_rows(controller.workspace, 1)[0], retries=6) as steady:
+        wait_until(lambda: len(steady.answers) >= 10, 60, "requests before the kill")
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: len(replica_pids("delay") - {victim}) == 2, 180, "a new replica in place of the killed one")
+        seen = len(steady.answers)
+        wait_until(lambda: len(steady.answers) >= seen + 10, 60, "requests after the restart")
+    assert {status for status, _ in steady.answers} == {200}, [a for a in steady.answers if a[0] != 200][:5]
+    assert victim not in replica_pids("delay")
+    wait_until(lambda: next(r for r in controller.status() if r["name"] == "delay")["status"] == "RUNNING", 60,
+               "the application running again")
+
+
+def test_the_figures_count_requests_errors_and_latency_per_endpoint(controller, serve_proxy):
+    controller.deploy("delay", EndpointSettings(model=CHAMPION))
+    good = request_rows(controller.workspace, 1)[0]
+    with client(serve_proxy) as http:
+        for _ in range(10):
+            assert http.post("/delay/predict", json=good).status_code == 200
+        assert http.post("/delay/predict", json={"origin": "JFK"}).status_code == 422
+
+    def row():
+        return next(r for r in controller.status() if r["name"] == "delay")
+
+    wait_until(lambda: row()["requests"] == 11, 30, "the replica's report")
+    figures = row()
+    assert (figures["errors"], figures["rejected"]) == (0, 1)
+    assert 0 < figures["p50_ms"] <= figures["p99_ms"] < 60_000

@@ -13,6 +13,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+# The session's workspace templates (a Spark-built lake, a year sample, the trained champion):
+# defined here, at the root, so the integration and browser tiers share one build of each.
+from workspace_templates import model_template, spark_template, year_template  # noqa: E402,F401
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory, monkeypatch):

@@ -624,13 +624,8 @@ def demo(ctx, sample, batch_size, train_sample) -> None:
     run_demo(_workspace(ctx), sample=sample, batch_size=batch_size, train_sample=train_sample, console=_console())
 
 
-# -- lakebook serve (model endpoints) -----------------------------------------------------------
-@cli.group()
-def serve() -> None:
-    """Model endpoints: the answers they gave, checked against the offline features."""
-
-
-@serve.command("check")
+# -- lakebook serve check (training/serving skew) ------------------------------------------------
+@serve_group.command("check")
 @click.argument("endpoint")
 @click.option("--sample", type=int, default=200, show_default=True, help="predictions to check")
 @click.option("--since", default="24h", show_default=True,

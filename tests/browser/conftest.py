@@ -1,5 +1,5 @@
 """Browser tests reuse the integration helpers (make_workspace, the `lakebook up` output reader)
-and the session's workspace templates (built at most once for this directory); one Chromium
+and the session's workspace templates (tests/conftest.py: built once per session); one Chromium
 per module, a page per test."""
 
 import sys
@@ -10,7 +10,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS  # noqa: E402
-from workspace_templates import model_template, spark_template, year_template  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")

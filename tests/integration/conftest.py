@@ -25,8 +25,7 @@ from jupyter_server.serverapp import ServerApp
 from pytest_jupyter.jupyter_server import *  # noqa: E402,F401,F403
 from jupyter_core.utils import ensure_event_loop
 
-# The session's workspace templates, built at most once per directory (tests/browser imports them too)
-from workspace_templates import model_template, private_copy, spark_template, year_template  # noqa: E402,F401
+from workspace_templates import private_copy  # noqa: E402  (the templates themselves: tests/conftest.py)
 
 
 @pytest.fixture

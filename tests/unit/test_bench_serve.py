@@ -30,9 +30,11 @@ def figures(p50: float, p99: float, rps: float, errors: int = 0) -> dict:
     return {"p50_ms": p50, "p99_ms": p99, "requests_per_s": rps, "requests": int(rps), "errors": errors}
 
 
-def a_round(lakebook: dict, bare: dict, single_lakebook=None, single_bare=None) -> dict:
+def a_round(lakebook: dict, bare: dict, single_lakebook=None, single_bare=None, cpu=(4.0, 3.0)) -> dict:
     return {"concurrent": {"delay": lakebook, "bare": bare},
-            "single": {"delay": single_lakebook or figures(10, 12, 100), "bare": single_bare or figures(8, 9, 120)}}
+            "single": {"delay": single_lakebook or figures(10, 12, 100), "bare": single_bare or figures(8, 9, 120)},
+            "cpu_ms_per_request": {"delay": {"replica": cpu[0], "proxy": 1.0, "client": 0.5},
+                                   "bare": {"replica": cpu[1], "proxy": 1.0, "client": 0.5}}}
 
 
 def test_side_figures_count_answered_requests_only_and_their_rate(bench):
@@ -124,3 +126,59 @@ def test_laps_add_a_steps_time_per_request_and_give_the_rest_of_the_whole(bench,
         {"outside": 4.0, "whole": 16.0, "inner": 4.0, "rest": 12.0}
     assert out["steps"]["rest"]["p95_ms"] == pytest.approx(17.4)
     assert out["sum_of_p50_ms"] == pytest.approx(4.0 + 4.0 + 12.0)  # every step but the whole
+
+
+def test_cpu_per_request_is_each_processs_cpu_between_readings_over_the_answered_requests(bench):
+    out = bench.cpu_per_request({"delay": 10.0, "proxy": 2.0}, {"delay": 10.5, "proxy": 2.1}, requests=100)
+    assert out == pytest.approx({"delay": 5.0, "proxy": 1.0})
+    assert all(math.isnan(v) for v in bench.cpu_per_request({"delay": 1.0}, {"delay": 2.0}, requests=0).values())
+
+
+def test_cpu_medians_are_per_side_and_process_over_rounds(bench):
+    rounds = [a_round(figures(10, 20, 400), figures(10, 20, 400), cpu=cpu) for cpu in ((4, 3), (6, 2), (5, 9))]
+    assert bench.cpu_medians(rounds) == {"delay": {"replica": 5, "proxy": 1.0, "client": 0.5},
+                                         "bare": {"replica": 3, "proxy": 1.0, "client": 0.5}}
+
+
+def profile_of(bench, step_ms: dict[str, float], batch_size: int) -> dict:
+    laps = bench.Laps()
+    laps.start()
+    laps.current.update(step_ms)
+    laps.finish()
+    return {"batch_size": batch_size, **laps.summary("predict", ["model"], "frame and rest")}
+
+
+def test_the_summary_shows_the_goals_and_where_the_time_goes(bench):
+    rounds = [a_round(figures(13, 30, 400), figures(10, 20, 500))]
+    medians = {phase: bench.medians_over_rounds(rounds, phase) for phase in ("concurrent", "single")}
+    one = {"delay": profile_of(bench, {"token check": 0.5, "predict": 6.0, "model": 2.0}, 1),
+           "bare": profile_of(bench, {"parse": 0.5, "predict": 5.0, "model": 2.0}, 1)}
+    profiles = {1: one, bench.CONCURRENCY: one, "recorder_thread": {"appends": 2, "predictions": 8, "ms_per_prediction": 0.25}}
+    where = bench.where_the_time_goes(profiles, medians["single"], bench.cpu_medians(rounds))
+    assert where["delay"]["single_request"]["sum_of_p50_ms"] == pytest.approx(6.5)  # token check + model + rest
+    assert where["delay"]["single_request"]["serve_http_and_batch_wait_ms"] == pytest.approx(10 - 6.5)
+    assert where["bare"]["single_request"]["serve_http_and_batch_wait_ms"] == pytest.approx(8 - 5.5)
+    result = {"medians": medians, "targets": bench.targets(rounds), "profile": where,
+              "same_answers": {"requests": 50, "equal": True}}
+    lines = bench.summary(result)
+    assert "p50 ratio 1.30 (goal <= 1.2: MISSED)" in lines[0] and "throughput ratio 0.80 (goal >= 0.9: MISSED)" in lines[0]
+    assert "same p_late on 50 flights: True" in lines[1]
+    assert any("delay: CPU ms per request at 8 connections: replica 4.0, proxy 1.0, client 0.5" in line for line in lines)
+    assert any("Serve, HTTP and batch wait 3.5" in line for line in lines)
+    assert "0.25 ms per prediction appended to the ingest log" in lines[-1]
+
+
+def test_the_recorder_threads_appends_are_timed_with_their_predictions_and_still_done(bench):
+    class Recorder:
+        def __init__(self):
+            self.written = []
+
+        def _write(self, events: list, last: bool) -> list:
+            self.written += events
+            return []
+
+    recorder, appends = Recorder(), []
+    bench.time_recorder(recorder, appends)
+    assert recorder._write([{"a": 1}, {"a": 2}, {"a": 3}], False) == [] and recorder._write([{"a": 4}], True) == []
+    assert recorder.written == [{"a": 1}, {"a": 2}, {"a": 3}, {"a": 4}]
+    assert [n for _, n in appends] == [3, 1] and all(ms >= 0 for ms, _ in appends)

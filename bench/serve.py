@@ -474,15 +474,15 @@ def endpoint_steps(predictor, token: str, laps: Laps):
 
 def time_recorder(recorder, appends: list) -> None:
     """Time the recorder thread's appends to the ingest log (off the request path, on the
-    replica's CPU): (ms, predictions) each."""
+    replica's CPU): (wall ms, the thread's CPU ms, predictions) each."""
     write = recorder._write
 
     def timed_write(events: list, last: bool):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             return write(events, last)
         finally:
-            appends.append(((time.perf_counter() - t0) * 1000, len(events)))
+            appends.append(((time.perf_counter() - t0) * 1000, (time.thread_time() - c0) * 1000, len(events)))
     recorder._write = timed_write
 
 
@@ -509,7 +509,7 @@ def profile(predictor, bare: BareModel, bodies: list[bytes], token: str) -> dict
     steps = {ENDPOINT: endpoint_steps(predictor, token, laps[ENDPOINT]), BARE: bare_steps(bare, laps[BARE])}
     inside = {ENDPOINT: ["Feast read", "to_dict", "model", "answer", "recording"], BARE: ["Feast read", "to_dict", "model"]}
     out = {}
-    appends: list[tuple[float, int]] = []
+    appends: list[tuple[float, float, int]] = []
     time_recorder(predictor.recorder, appends)
     with threadpool_limits(limits=1):
         for size, count in ((1, PROFILE_REQUESTS), (CONCURRENCY, PROFILE_REQUESTS // 4)):
@@ -523,9 +523,10 @@ def profile(predictor, bare: BareModel, bodies: list[bytes], token: str) -> dict
             for side in SIDES:
                 laps[side].requests = []
     predictor.close()  # the recorder thread appends what is queued
-    predictions = sum(n for _, n in appends)
-    out["recorder_thread"] = {"appends": len(appends), "predictions": predictions,
-                              "wall_ms_per_prediction": sum(ms for ms, _ in appends) / predictions if predictions else None}
+    predictions = sum(n for *_, n in appends)
+    out["recorder_thread"] = {"appends": len(appends), "predictions": predictions, **{
+        f"{kind}_ms_per_prediction": sum(a[i] for a in appends) / predictions if predictions else None
+        for i, kind in enumerate(("wall", "cpu"))}}
     return out
 
 
@@ -681,8 +682,9 @@ def summary(result: dict) -> list[str]:
             f"{where[s]['single_request']['serve_http_and_batch_wait_ms']:.1f}",
             f"              a batch of {CONCURRENCY} in process (p50 ms): {steps(s, f'batch_of_{CONCURRENCY}')}")),
         f"            {ENDPOINT}'s recorder thread (off the request path): "
-        f"{where[ENDPOINT]['recorder_thread']['wall_ms_per_prediction'] or 0:.2f} ms (wall: validation, append, "
-        "commit) per prediction appended to the ingest log",
+        f"{where[ENDPOINT]['recorder_thread']['wall_ms_per_prediction'] or 0:.2f} ms (wall; CPU "
+        f"{where[ENDPOINT]['recorder_thread']['cpu_ms_per_prediction'] or 0:.2f}) per prediction validated and "
+        "appended to the ingest log",
     ]
 
 

@@ -153,7 +153,8 @@ def test_the_summary_shows_the_goals_and_where_the_time_goes(bench):
     medians = {phase: bench.medians_over_rounds(rounds, phase) for phase in ("concurrent", "single")}
     one = {"delay": profile_of(bench, {"token check": 0.5, "predict": 6.0, "model": 2.0}, 1),
            "bare": profile_of(bench, {"parse": 0.5, "predict": 5.0, "model": 2.0}, 1)}
-    profiles = {1: one, bench.CONCURRENCY: one, "recorder_thread": {"appends": 2, "predictions": 8, "wall_ms_per_prediction": 0.25}}
+    profiles = {1: one, bench.CONCURRENCY: one, "recorder_thread": {"appends": 2, "predictions": 8, "wall_ms_per_prediction": 0.25,
+                                                                   "cpu_ms_per_prediction": 0.1}}
     where = bench.where_the_time_goes(profiles, medians["single"], bench.cpu_medians(rounds))
     assert where["delay"]["single_request"]["sum_of_p50_ms"] == pytest.approx(6.5)  # token check + model + rest
     assert where["delay"]["single_request"]["serve_http_and_batch_wait_ms"] == pytest.approx(10 - 6.5)
@@ -165,7 +166,7 @@ def test_the_summary_shows_the_goals_and_where_the_time_goes(bench):
     assert "same p_late on 50 flights: True" in lines[1]
     assert any("delay: CPU ms per request at 8 connections: replica 4.0, proxy 1.0, client 0.5" in line for line in lines)
     assert any("Serve, HTTP and batch wait 3.5" in line for line in lines)
-    assert "0.25 ms (wall: validation, append, commit) per prediction appended to the ingest log" in lines[-1]
+    assert "0.25 ms (wall; CPU 0.10) per prediction validated and appended to the ingest log" in lines[-1]
 
 
 def test_the_recorder_threads_appends_are_timed_with_their_predictions_and_still_done(bench):
@@ -181,4 +182,4 @@ def test_the_recorder_threads_appends_are_timed_with_their_predictions_and_still
     bench.time_recorder(recorder, appends)
     assert recorder._write([{"a": 1}, {"a": 2}, {"a": 3}], False) == [] and recorder._write([{"a": 4}], True) == []
     assert recorder.written == [{"a": 1}, {"a": 2}, {"a": 3}, {"a": 4}]
-    assert [n for _, n in appends] == [3, 1] and all(ms >= 0 for ms, _ in appends)
+    assert [n for *_, n in appends] == [3, 1] and all(wall >= 0 and cpu >= 0 for wall, cpu, _ in appends)

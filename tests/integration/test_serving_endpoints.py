@@ -1,6 +1,7 @@
 """Model endpoints on a real Ray Serve: the session's Ray runtime with Serve's proxy on a free
-loopback port, real HTTP, a model trained with lakebook.ml and registered in MLflow, its
-features from Feast's online store. The controller runs in the test process as the serving
+loopback port, real HTTP, the champion the example notebook trained and a second version
+trained with lakebook.ml, both in a real MLflow registry, their features from Feast's online
+store. The controller runs in the test process as the serving
 service runs it; each test deletes its applications."""
 
 from __future__ import annotations
@@ -14,70 +15,20 @@ import httpx
 import psutil
 import pytest
 
-from conftest import private_copy
+from serving_support import OTHER_TOKEN, STAR_TOKEN, TOKEN, make_serving_template
+from test_predictor import flights as request_rows
 from test_stream import wait_until
-from lakebook import features, ml
+from lakebook import ml
 from lakebook.config import EndpointSettings
 from lakebook.services import free_port
 
 pytestmark = pytest.mark.integration
-TOKEN, OTHER_TOKEN, STAR_TOKEN = "delay-token-4d1f", "other-token-9b2e", "star-token-77c3"
 CHAMPION = "models:/flight_delay@champion"
-TRAINING_ROWS = 3000
-
-
-# -- a workspace with two registered versions ----------------------------------------------------
-def train_and_register(ws, seed: int) -> str:
-    """A logistic-regression delay model on point-in-time features of flight_delay_v1, logged
-    and registered as the training notebook does; its version."""
-    import mlflow
-
-    from lakebook.ml import tabular
-    from lakebook.query import LakeSession
-
-    rows = LakeSession(ws).query(
-        "SELECT sched_dep_at AS event_timestamp, origin, carrier, tailnum, arr_late, distance, "
-        "hour(sched_dep_at AT TIME ZONE 'America/New_York') AS sched_hour_local, "
-        "dayofweek(sched_dep_at AT TIME ZONE 'America/New_York') AS sched_weekday "
-        f"FROM warehouse.flights_clean WHERE arr_late IS NOT NULL ORDER BY hash(flight_id || '{seed}') "
-        f"LIMIT {TRAINING_ROWS}").df()
-    data = features.training_set(rows, "flight_delay_v1", ws)
-    numeric = [c for c in data.columns if c not in {"event_timestamp", "origin", "carrier", "tailnum", "arr_late"}]
-    spec = tabular.TabularSpec(numeric, {"origin": ["EWR", "JFK", "LGA"], "carrier": sorted(data.carrier.unique())})
-    ml.setup_mlflow(ws)
-    with mlflow.start_run(run_name=f"serving test {seed}"):
-        ml.log_data_lineage(ws, ["warehouse.flights_clean"], "flight_delay_v1", {"sample_size": TRAINING_ROWS})
-        info = ml.log_classifier(tabular.fit_logistic_regression(spec, data, data.arr_late.astype(int), seed=seed), data)
-    return str(mlflow.register_model(info.model_uri, "flight_delay").version)
-
-
-def request_rows(ws, n: int) -> list[dict]:
-    from lakebook.query import LakeSession
-
-    return LakeSession(ws).query(
-        "SELECT origin, carrier, tailnum, distance, "
-        "hour(sched_dep_at AT TIME ZONE 'America/New_York') AS sched_hour_local, "
-        "dayofweek(sched_dep_at AT TIME ZONE 'America/New_York') AS sched_weekday "
-        f"FROM warehouse.flights_clean WHERE tailnum IS NOT NULL ORDER BY flight_id LIMIT {n}").table.to_pylist()
 
 
 @pytest.fixture(scope="module")
-def model_template(spark_template, tmp_path_factory):
-    """The template workspace with its features online, flight_delay v1 (@champion) and v2,
-    and serving tokens in a tokens file."""
-    ws = private_copy(spark_template, tmp_path_factory.mktemp("serving"))
-    secrets = ws.root.parent / "serving-tokens.yaml"
-    secrets.write_text(f"delay: {TOKEN}\nother: {OTHER_TOKEN}\n'*': {STAR_TOKEN}\n")
-    config = ws.root / "lakebook.yaml"
-    config.write_text(config.read_text() + f"serving:\n  tokens_file: {secrets}\n  poll_interval_s: 0.3\n")
-    from lakebook.workspace import Workspace
-
-    ws = Workspace.load(ws.root)
-    features.apply(ws)
-    features.materialize(ws)
-    assert [train_and_register(ws, seed) for seed in (1, 2)] == ["1", "2"]
-    ml.promote(ws, "flight_delay", "1")
-    return ws
+def serving_template(model_template, tmp_path_factory):
+    return make_serving_template(model_template, tmp_path_factory.mktemp("serving"))
 
 
 @pytest.fixture(scope="session")
@@ -100,11 +51,11 @@ def figures(serve_proxy):
 
 
 @pytest.fixture
-def controller(model_template, figures):
+def controller(serving_template, figures):
     """The serving service's controller in this process; the test's endpoints deleted after it."""
     from lakebook.serving.server import Controller
 
-    made = Controller(model_template, figures)
+    made = Controller(serving_template, figures)
     yield made
     made.delete_all()
 
@@ -287,88 +238,3 @@ def test_the_figures_count_requests_errors_and_latency_per_endpoint(controller, 
     figures = row()
     assert (figures["errors"], figures["rejected"]) == (0, 1)
     assert 0 < figures["p50_ms"] <= figures["p99_ms"] < 60_000
-
-
-# -- the service and its commands ------------------------------------------------------------------
-ENV_TOKEN = "env-token-5e6a0c"
-
-
-def lakebook(ws, *args) -> str:
-    from click.testing import CliRunner
-
-    from lakebook.cli import cli
-
-    result = CliRunner().invoke(cli, ["-w", str(ws.root), *args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-def lakebook_error(ws, *args):
-    from click.testing import CliRunner
-
-    from lakebook.cli import cli
-    from lakebook.errors import LakebookError
-
-    result = CliRunner().invoke(cli, ["-w", str(ws.root), *args])
-    assert isinstance(result.exception, LakebookError), result.output
-    return result.exception
-
-
-def test_lakebook_serve_commands_against_a_started_service(model_template, tmp_path):
-    """`lakebook serve start` as the service model runs it (its own local Ray, tokens from the
-    environment and the tokens file); deploy, list, status, logs and delete; an ad hoc endpoint
-    comes back after a restart; SIGTERM stops it with 0."""
-    import json
-    import shutil
-
-    from lakebook.services import start_service
-    from lakebook.workspace import Workspace
-
-    shutil.copytree(model_template.root, tmp_path / "ws", symlinks=True)
-    config = tmp_path / "ws" / "lakebook.yaml"
-    config.write_text(config.read_text() + f"  endpoints:\n    delay: {{model: '{CHAMPION}'}}\n")
-    ws = Workspace.load(tmp_path / "ws")
-    port = free_port()
-    env = {**os.environ, "LAKEBOOK_SERVING__PORT": str(port), "LAKEBOOK_SERVING__TOKENS": json.dumps({"*": [ENV_TOKEN]})}
-    proxy = f"http://127.0.0.1:{port}"
-    service = start_service(ws, "serve", env=env)
-    try:
-        listed = json.loads(lakebook(ws, "serve", "list", "--json"))
-        assert [(r["name"], r["version"], r["status"]) for r in listed] == [("delay", "1", "RUNNING")]
-        row = request_rows(ws, 1)[0]
-        with client(proxy, token=ENV_TOKEN) as http:  # a token from the service's environment reached the replica
-            assert http.post("/delay/predict", json=row).json()["version"] == "1"
-        assert "models:/flight_delay/2" in lakebook(ws, "serve", "deploy", "models:/flight_delay/2", "--name", "trial")
-        with client(proxy, token=STAR_TOKEN) as http:
-            assert http.post("/trial/predict", json=row).json()["version"] == "2"
-            assert http.post("/trial/predict", json={}).status_code == 422
-
-        def figures():
-            return {r["name"]: r for r in json.loads(lakebook(ws, "serve", "status", "--json"))}
-
-        wait_until(lambda: figures()["trial"]["requests"] == 2 and figures()["delay"]["requests"] == 1, 30,
-                   "both endpoints' figures")
-        assert figures()["trial"]["rejected"] == 1 and figures()["trial"]["p50_ms"] > 0
-        assert "trial" in lakebook(ws, "serve", "status") and "RUNNING" in lakebook(ws, "serve", "list")
-        logs = lakebook(ws, "serve", "logs", "trial")
-        assert "POST /trial/predict 200" in logs and "POST /trial/predict 422" in logs
-        declared = lakebook_error(ws, "serve", "delete", "delay")
-        assert "declared in lakebook.yaml" in declared.message
-        assert "did you mean 'trial'?" in lakebook_error(ws, "serve", "logs", "trail").hint
-        assert service.stop() == 0
-        stopped = lakebook_error(ws, "serve", "list")
-        assert "not running" in stopped.message and stopped.hint == "lakebook serve start or lakebook up"
-
-        service = start_service(ws, "serve", env=env)  # the ad hoc endpoint comes back
-        listed = {r["name"]: r for r in json.loads(lakebook(ws, "serve", "list", "--json"))}
-        assert (listed["trial"]["version"], listed["trial"]["status"]) == ("2", "RUNNING")
-        assert "endpoint trial deleted" in lakebook(ws, "serve", "delete", "trial")
-        assert [r["name"] for r in json.loads(lakebook(ws, "serve", "list", "--json"))] == ["delay"]
-        assert json.loads(ws.serving_endpoints_path.read_text()) == {}
-        assert service.stop() == 0
-    finally:
-        service.stop()
-    text = service.log_text()
-    assert "lakebook serve: endpoints under" in text
-    assert not [t for t in (TOKEN, STAR_TOKEN, ENV_TOKEN) if t in text]
-    assert not (ws.serving_dir / "service.json").exists()

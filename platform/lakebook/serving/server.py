@@ -167,6 +167,7 @@ def replica_logs(name: str) -> list[Path]:
 def create_admin_app(controller: Controller, workspace):
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
     from starlette.requests import Request
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
@@ -200,11 +201,13 @@ def create_admin_app(controller: Controller, workspace):
         lines = int(request.query_params.get("lines", "200"))
         return PlainTextResponse(controller.logs(request.path_params["name"], lines))
 
-    app = Starlette(routes=[
+    return Starlette(routes=[
         Route("/health", health), Route("/status", status), Route("/endpoints", deploy, methods=["POST"]),
         Route("/endpoints/{name}", delete, methods=["DELETE"]), Route("/endpoints/{name}/logs", logs),
-    ], exception_handlers={HTTPException: routing_error_handler(ROUTES)})
-    return ErrorsAndStatuses(OriginGuard(app, loopback_host=True), lambda status: None)
+    ], exception_handlers={HTTPException: routing_error_handler(ROUTES)}, middleware=[
+        Middleware(ErrorsAndStatuses, count_status=lambda status: None),  # inside Starlette's catch-all 500
+        Middleware(OriginGuard, loopback_host=True),
+    ])
 
 
 def adhoc_request(body: bytes):

@@ -1,0 +1,99 @@
+"""`lakebook serve start` as the service model runs it, and the `lakebook serve` commands
+against it. In a module of its own, before any test starts the session's Ray runtime: the
+service starts a local Ray runtime of its own, as it does under `lakebook up`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from serving_support import STAR_TOKEN, TOKEN, make_serving_template
+from test_serving_endpoints import client
+from test_predictor import flights as request_rows
+from test_stream import wait_until
+from lakebook.services import free_port, start_service
+from lakebook.workspace import Workspace
+
+pytestmark = pytest.mark.integration
+CHAMPION = "models:/flight_delay@champion"
+
+ENV_TOKEN = "env-token-5e6a0c"
+
+
+def lakebook(ws, *args) -> str:
+    from click.testing import CliRunner
+
+    from lakebook.cli import cli
+
+    result = CliRunner().invoke(cli, ["-w", str(ws.root), *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def lakebook_error(ws, *args):
+    from click.testing import CliRunner
+
+    from lakebook.cli import cli
+    from lakebook.errors import LakebookError
+
+    result = CliRunner().invoke(cli, ["-w", str(ws.root), *args])
+    assert isinstance(result.exception, LakebookError), result.output
+    return result.exception
+
+
+def test_lakebook_serve_commands_against_a_started_service(model_template, tmp_path):
+    """`lakebook serve start` as the service model runs it (its own local Ray, tokens from the
+    environment and the tokens file); deploy, list, status, logs and delete; an ad hoc endpoint
+    comes back after a restart; SIGTERM stops it with 0."""
+    template = make_serving_template(model_template, tmp_path / "template")
+    shutil.copytree(template.root, tmp_path / "ws", symlinks=True)
+    config = tmp_path / "ws" / "lakebook.yaml"
+    config.write_text(config.read_text() + f"  endpoints:\n    delay: {{model: '{CHAMPION}'}}\n")
+    ws = Workspace.load(tmp_path / "ws")
+    port = free_port()
+    env = {**os.environ, "LAKEBOOK_SERVING__PORT": str(port), "LAKEBOOK_SERVING__TOKENS": json.dumps({"*": [ENV_TOKEN]})}
+    proxy = f"http://127.0.0.1:{port}"
+    service = start_service(ws, "serve", env=env)
+    try:
+        listed = json.loads(lakebook(ws, "serve", "list", "--json"))
+        assert [(r["name"], r["version"], r["status"]) for r in listed] == [("delay", "1", "RUNNING")]
+        row = request_rows(ws, 1)[0]
+        with client(proxy, token=ENV_TOKEN) as http:  # a token from the service's environment reached the replica
+            assert http.post("/delay/predict", json=row).json()["version"] == "1"
+        assert "models:/flight_delay/2" in lakebook(ws, "serve", "deploy", "models:/flight_delay/2", "--name", "trial")
+        with client(proxy, token=STAR_TOKEN) as http:
+            assert http.post("/trial/predict", json=row).json()["version"] == "2"
+            assert http.post("/trial/predict", json={}).status_code == 422
+
+        def figures():
+            return {r["name"]: r for r in json.loads(lakebook(ws, "serve", "status", "--json"))}
+
+        wait_until(lambda: figures()["trial"]["requests"] == 2 and figures()["delay"]["requests"] == 1, 30,
+                   "both endpoints' figures")
+        assert figures()["trial"]["rejected"] == 1 and figures()["trial"]["p50_ms"] > 0
+        assert "trial" in lakebook(ws, "serve", "status") and "RUNNING" in lakebook(ws, "serve", "list")
+        logs = lakebook(ws, "serve", "logs", "trial")
+        assert "POST /trial/predict 200" in logs and "POST /trial/predict 422" in logs
+        declared = lakebook_error(ws, "serve", "delete", "delay")
+        assert "declared in lakebook.yaml" in declared.message
+        assert "did you mean 'trial'?" in lakebook_error(ws, "serve", "logs", "trail").hint
+        assert service.stop() == 0
+        stopped = lakebook_error(ws, "serve", "list")
+        assert "not running" in stopped.message and stopped.hint == "lakebook serve start or lakebook up"
+
+        service = start_service(ws, "serve", env=env)  # the ad hoc endpoint comes back
+        listed = {r["name"]: r for r in json.loads(lakebook(ws, "serve", "list", "--json"))}
+        assert (listed["trial"]["version"], listed["trial"]["status"]) == ("2", "RUNNING")
+        assert "endpoint trial deleted" in lakebook(ws, "serve", "delete", "trial")
+        assert [r["name"] for r in json.loads(lakebook(ws, "serve", "list", "--json"))] == ["delay"]
+        assert json.loads(ws.serving_endpoints_path.read_text()) == {}
+        assert service.stop() == 0
+    finally:
+        service.stop()
+    text = service.log_text()
+    assert "lakebook serve: endpoints under" in text
+    assert not [t for t in (TOKEN, STAR_TOKEN, ENV_TOKEN) if t in text]
+    assert not (ws.serving_dir / "service.json").exists()

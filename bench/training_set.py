@@ -142,7 +142,7 @@ def declared_sql() -> dict[str, str]:
     return found
 
 
-def build_workspace(tmp: Path, log):
+def build_workspace(tmp: Path, log, config: str = CONFIG, label: str = NAME):
     """Lake from the demo's ingest path; seeds, transforms, Feast repo; transforms run; feast apply."""
     from lake_query import build_lake
 
@@ -152,7 +152,7 @@ def build_workspace(tmp: Path, log):
     from lakebook.workspace import Workspace
 
     root, lake = build_lake(tmp, log)
-    (root / "lakebook.yaml").write_text(CONFIG)
+    (root / "lakebook.yaml").write_text(config)
     for folder in ("seeds", "transforms", "feature_repo"):
         shutil.copytree(REPO / folder, root / folder)
     if FEATURE_JOBS != "spark":
@@ -173,7 +173,7 @@ def build_workspace(tmp: Path, log):
     t0 = time.perf_counter()
     built["applied"] = apply(ws)
     built["apply_s"] = time.perf_counter() - t0
-    log(f"training_set: transforms in {built['transforms_s']:.1f} s ("
+    log(f"{label}: transforms in {built['transforms_s']:.1f} s ("
         + ", ".join(f"{n} {r['rows']:,} on {r['engine']}" for n, r in built["transforms"].items())
         + f"); feast apply {built['apply_s']:.1f} s")
     return ws, built

@@ -7,6 +7,7 @@ import ctypes
 import fcntl
 import os
 import signal
+import socket
 import subprocess
 import time
 from contextlib import contextmanager
@@ -110,3 +111,22 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# -- ports ------------------------------------------------------------------------------------
+def bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(prefer: int | None = None) -> int:
+    """``prefer`` if it is free on 127.0.0.1, else a free port the system picks."""
+    if prefer is not None and bindable(prefer):
+        return prefer
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

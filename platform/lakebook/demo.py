@@ -273,7 +273,8 @@ def _run_endpoint(workspace, console) -> dict:
         console.print("  no flight_delay@champion to serve: skipped")
         return {}
     started = time.perf_counter()
-    token, token_file = secrets.token_urlsafe(24), workspace.state_dir / "demo-serving-token"
+    token, token_file = secrets.token_urlsafe(24), workspace.serving_dir / "demo-token"
+    token_file.parent.mkdir(parents=True, exist_ok=True)
     token_file.write_text(token)
     token_file.chmod(0o600)
     requests = json.loads(session_for(workspace).query(ENDPOINT_REQUESTS).df().to_json(orient="records"))

@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from ._proc import process_alive, stop_process, stop_with_parent, wait_until_answering
+from ._proc import bindable, free_port, process_alive, stop_process, stop_with_parent, wait_until_answering
 from .config import child_environment, environment_value
 from .errors import MissingDependency, ServiceError
 
@@ -39,29 +39,11 @@ if TYPE_CHECKING:
     from .workspace import Workspace
 
 
-# -- ports -------------------------------------------------------------------------------------
-def _bindable(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(prefer: int | None = None) -> int:
-    """``prefer`` if it is free on 127.0.0.1, else a free port the system picks."""
-    if prefer is not None and _bindable(prefer):
-        return prefer
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
+# -- ports (free_port, bindable: _proc.py) ---------------------------------------------------------
 def choose_port(requested: int | None, default: int, option: str) -> int:
     """``requested`` if free (an error if it is not), else ``default`` if free, else any free port."""
     if requested is not None:
-        if not _bindable(requested):
+        if not bindable(requested):
             raise ServiceError(f"port {requested} on 127.0.0.1 is in use", hint=f"choose another with {option}")
         return requested
     return free_port(default)

@@ -53,7 +53,7 @@ def assert_endpoint_step(out: str) -> None:
         return
     assert re.search(r"endpoint delay: flight_delay v\d+ at http://127\.0\.0\.1:\d+/delay/predict", step), step
     assert "p_late" in step and len(re.findall(r"^\s*[A-Z0-9]{2}\d+\s+(EWR|JFK|LGA)\s", step, re.M)) == 3, step
-    assert "curl -s http://127.0.0.1:" in step and "$(cat .lakebook/demo-serving-token)" in step
+    assert "curl -s http://127.0.0.1:" in step and "$(cat .lakebook/serving/demo-token)" in step
     assert re.search(r"raw\.predictions holds [1-9][\d,]* predictions", step), step
 
 

@@ -17,7 +17,7 @@ import signal
 import time
 from pathlib import Path
 
-from .._proc import process_alive, running_record
+from .._proc import free_port, process_alive, running_record
 from ..config import set_ray_environment
 from ..errors import ServiceError
 
@@ -59,8 +59,6 @@ def _agent_on_a_free_port() -> None:
     endpoints', another workspace's) finds it taken, and its raylet then fails a check and the
     runtime times out at start. The port is the default of Ray's node parameters."""
     from ray._private import parameter
-
-    from ..services import free_port
 
     init = parameter.RayParams.__init__
     names = init.__code__.co_varnames[1:init.__code__.co_argcount]

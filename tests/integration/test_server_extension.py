@@ -93,7 +93,7 @@ async def test_catalog_lists_zones_tables_columns_rows_and_freshness(jp_fetch):
     _iso(doc["generated_at"])
     assert [z["name"] for z in doc["zones"]] == ["quarantine", "raw", "warehouse"]
     raw = {t["name"]: t for z in doc["zones"] if z["name"] == "raw" for t in z["tables"]}
-    assert list(raw) == ["raw.flights", "raw.weather"]
+    assert list(raw) == ["raw.flights", "raw.predictions", "raw.weather"]
     for zone in doc["zones"]:
         names = [t["name"] for t in zone["tables"]]
         assert names == sorted(names) and all(t["zone"] == zone["name"] for t in zone["tables"])

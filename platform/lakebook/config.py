@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, get_args
+from typing import Annotated, Any, Literal, Mapping, NamedTuple, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -31,7 +31,7 @@ from .redact import remember
 CONFIG_FILE = "lakebook.yaml"
 ENV_PREFIX = "LAKEBOOK_"
 # Environment variables with the prefix that select things rather than override settings.
-NON_SETTING_ENV = {"LAKEBOOK_WORKSPACE"}  # WORKSPACE_ENV
+NON_SETTING_ENV = {"LAKEBOOK_WORKSPACE", "LAKEBOOK_RUN_ID", "LAKEBOOK_RUN_IO"}  # WORKSPACE_ENV, RUN_ID_ENV, RUN_IO_ENV
 SECRET_KEYS = {("ingest", "tokens"), ("ingest", "mqtt", "username"), ("ingest", "mqtt", "password"),
                ("serving", "tokens")}
 # The tokens file's entry that holds the MQTT inlet's credentials ({username, password}) rather
@@ -389,6 +389,8 @@ def _env_name(loc: tuple) -> str:
 
 # -- the process environment -----------------------------------------------------------------
 WORKSPACE_ENV = "LAKEBOOK_WORKSPACE"
+RUN_ID_ENV = "LAKEBOOK_RUN_ID"
+RUN_IO_ENV = "LAKEBOOK_RUN_IO"
 # Settings of third-party libraries lakebook starts, unless the user set them: MLflow phones
 # home unless told not to; Spark picks a non-loopback address for its driver.
 LIBRARY_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true", "SPARK_LOCAL_IP": "127.0.0.1"}
@@ -398,6 +400,20 @@ def workspace_from_environment(environ: Mapping[str, str] | None = None) -> str 
     """The workspace folder ``LAKEBOOK_WORKSPACE`` names, if any."""
     environ = os.environ if environ is None else environ
     return environ.get(WORKSPACE_ENV) or None
+
+
+class RunEnvironment(NamedTuple):
+    """The job run a process works for, as the job runner names it in the environment."""
+
+    run_id: str | None  # RUN_ID_ENV
+    io_path: Path | None  # RUN_IO_ENV: the file the tables the run reads and writes are reported to
+
+
+def run_environment(environ: Mapping[str, str] | None = None) -> RunEnvironment:
+    """The run this process works for (``LAKEBOOK_RUN_ID``, ``LAKEBOOK_RUN_IO``); None where unset."""
+    environ = os.environ if environ is None else environ
+    io_path = environ.get(RUN_IO_ENV)
+    return RunEnvironment(environ.get(RUN_ID_ENV) or None, Path(io_path) if io_path else None)
 
 
 def environment_value(name: str, environ: Mapping[str, str] | None = None) -> str | None:

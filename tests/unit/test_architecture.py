@@ -21,7 +21,7 @@ LAYERS = [
     {"config", "backends", "asgi", "run_io"},
     {"contracts", "lake"},
     {"workspace"},
-    {"catalog"},
+    {"catalog", "alerts"},
     {"ingest"},
     {"query", "transform"},
     {"features"},

@@ -3,10 +3,9 @@
 Precedence: defaults < lakebook.yaml < environment (``LAKEBOOK_<SECTION>__<KEY>``).
 Secrets (ingest tokens, the MQTT inlet's username and password, alert channels' headers and
 passwords) are never read from lakebook.yaml: only from the environment or a tokens file kept
-outside git. They are never
-shown: an error about a setting that holds or contains one does not quote its value, once
-read they are masked in every error and log line of the process (redact.py), and a child
-process gets them only if it needs them.
+outside git. They are never shown: an error about a setting that holds or contains one does
+not quote its value, once read they are masked in every error and log line of the process
+(redact.py), and a child process gets them only if it needs them.
 Backends (``query.engine``, ``features.online_store``, ...) are typed configs selected by
 ``type:`` (backends.py).
 This is the only module that reads environment variables.
@@ -288,9 +287,11 @@ def _refuse_channel_secrets(raw: dict[str, Any], config_path: Path) -> None:
     """An alert channel's headers and password are secrets: never in lakebook.yaml."""
     alerts = raw.get("alerts")
     channels = alerts.get("channels") if isinstance(alerts, dict) else None
-    for name, channel in (channels or {}).items() if isinstance(channels, dict) else ():
-        for key in CHANNEL_SECRETS:
-            if isinstance(channel, dict) and key in channel:
+    if not isinstance(channels, dict):
+        return
+    for name, channel in channels.items():
+        for key in CHANNEL_SECRETS if isinstance(channel, dict) else ():
+            if key in channel:
                 path = ("alerts", "channels", str(name), key)
                 raise ConfigError(f"{config_path}: {'.'.join(path)} must not be written in {CONFIG_FILE}",
                                   hint=f"set {_env_name(path)} or put it in alerts.secrets_file")

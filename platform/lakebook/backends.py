@@ -15,10 +15,10 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from .errors import ConfigError, did_you_mean
@@ -128,15 +128,16 @@ class Registry:
 
 
 def _describe(exc: ValidationError, model: type[BaseModel], name: str) -> str:
-    allowed = ", ".join(k for k in model.model_fields if k != "type") or "none"
+    keys = [field.alias or key for key, field in model.model_fields.items()]  # as written in lakebook.yaml
+    allowed = ", ".join(k for k in keys if k != "type") or "none"
     problems = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
-            guess = did_you_mean(key, model.model_fields)
+            guess = did_you_mean(key, keys)
             problems.append(f"unknown key {key!r} for type {name}{'; ' + guess if guess else ''} (allowed keys: {allowed})")
         else:
-            problems.append(f"{key}: {err['msg']}")
+            problems.append(f"{key}: {err['msg']}" if key else err["msg"])  # no key: the whole config
     return "; ".join(problems)
 
 
@@ -207,6 +208,48 @@ class SparkConfig(BackendConfig):
     type: Literal["spark"] = "spark"
 
 
+class WebhookChannelConfig(BackendConfig):
+    """An alert channel that POSTs the alert as JSON. Header values are secrets: they come from
+    the environment or ``alerts.secrets_file``, never lakebook.yaml, and are masked once read."""
+
+    type: Literal["webhook"] = "webhook"
+    url: str = Field(..., pattern=r"^https?://[^/\s]+", description="where the alert is POSTed (http:// or https://)")
+    headers: dict[str, SecretStr] = Field(default_factory=dict, description=(
+        "request headers, e.g. Authorization (from LAKEBOOK_ALERTS__CHANNELS__<NAME>__HEADERS or alerts.secrets_file)"))
+    timeout_s: float = Field(10.0, gt=0, le=60, description="connect and read timeout of one attempt")
+
+    @model_validator(mode="after")
+    def _mask_secrets(self):
+        remember(value.get_secret_value() for value in self.headers.values())
+        return self
+
+
+class EmailChannelConfig(BackendConfig):
+    """An alert channel that sends a plain-text email over SMTP. The password is a secret: it
+    comes from the environment or ``alerts.secrets_file``, never lakebook.yaml."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    type: Literal["email"] = "email"
+    host: str = Field(..., min_length=1, description="the SMTP server")
+    port: int = Field(25, ge=1, le=65535, description="25 or 587 (starttls), 465 (ssl)")
+    sender: str = Field(..., alias="from", pattern=r"^[^@\s]+@[^@\s]+$", description="the From address")
+    to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(..., min_length=1, description="recipients")
+    starttls: bool = Field(False, description="upgrade the connection with STARTTLS before logging in")
+    ssl: bool = Field(False, description="connect over TLS from the start (SMTPS)")
+    username: str | None = Field(None, description="log in as this user (the password from the environment or secrets file)")
+    password: SecretStr | None = None
+    timeout_s: float = Field(10.0, gt=0, le=60, description="connect and reply timeout of one attempt")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.starttls and self.ssl:
+            raise ValueError("choose starttls or ssl, not both")
+        if self.password is not None:
+            remember([self.password.get_secret_value()])
+        return self
+
+
 query_engines = Registry("query engine", "query.engine", {
     "duckdb": _Entry("lakebook.query.engines:DuckDBEngine", DuckDBQueryConfig),
 })
@@ -229,4 +272,8 @@ online_stores = Registry("online store", "features.online_store", {
 offline_stores = Registry("offline store", "features.offline_store", {
     "duckdb": _Entry(None, DuckDBConfig),
     "spark": _Entry(None, SparkOfflineStoreConfig),
+})
+alert_channels = Registry("alert channel", "alerts.channels", {
+    "webhook": _Entry("lakebook.alerts.channels:WebhookChannel", WebhookChannelConfig),
+    "email": _Entry("lakebook.alerts.channels:EmailChannel", EmailChannelConfig),
 })

@@ -1,11 +1,11 @@
 """lakebook.yaml, read once into one validated settings object; and the process environment.
 
 Precedence: defaults < lakebook.yaml < environment (``LAKEBOOK_<SECTION>__<KEY>``).
-Secrets (ingest tokens, the MQTT inlet's username and password) are never read from
-lakebook.yaml: only from the environment or a tokens file kept outside git. They are never
-shown: an error about a setting that holds or contains one does not quote its value, once
-read they are masked in every error and log line of the process (redact.py), and a child
-process gets them only if it needs them.
+Secrets (ingest tokens, the MQTT inlet's username and password, alert channels' headers and
+passwords) are never read from lakebook.yaml: only from the environment or a tokens file kept
+outside git. They are never shown: an error about a setting that holds or contains one does
+not quote its value, once read they are masked in every error and log line of the process
+(redact.py), and a child process gets them only if it needs them.
 Backends (``query.engine``, ``features.online_store``, ...) are typed configs selected by
 ``type:`` (backends.py).
 This is the only module that reads environment variables.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, get_args
+from typing import Annotated, Any, Literal, Mapping, NamedTuple, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -31,14 +31,17 @@ from .redact import remember
 CONFIG_FILE = "lakebook.yaml"
 ENV_PREFIX = "LAKEBOOK_"
 # Environment variables with the prefix that select things rather than override settings.
-NON_SETTING_ENV = {"LAKEBOOK_WORKSPACE"}  # WORKSPACE_ENV
+NON_SETTING_ENV = {"LAKEBOOK_WORKSPACE", "LAKEBOOK_RUN_ID", "LAKEBOOK_RUN_IO"}  # WORKSPACE_ENV, RUN_ID_ENV, RUN_IO_ENV
 SECRET_KEYS = {("ingest", "tokens"), ("ingest", "mqtt", "username"), ("ingest", "mqtt", "password"),
                ("serving", "tokens")}
 # The tokens file's entry that holds the MQTT inlet's credentials ({username, password}) rather
 # than a source's tokens (those are a token or a list of them, never a mapping).
 MQTT_CREDENTIALS = "mqtt"
 # Settings whose bad value is not quoted in errors: it may hold a secret written where it does not belong.
-UNQUOTED_KEYS = {("ingest", "tokens_file"), ("ingest", "mqtt", "url"), ("serving", "tokens_file")}
+UNQUOTED_KEYS = {("ingest", "tokens_file"), ("ingest", "mqtt", "url"), ("serving", "tokens_file"),
+                 ("alerts", "secrets_file")}
+# The keys of an alert channel (alerts.channels.<name>.<key>) that hold secrets.
+CHANNEL_SECRETS = ("headers", "password")
 
 
 def _backend(registry: backends.Registry):
@@ -198,6 +201,14 @@ class ServingSettings(_Section):
     ray_num_cpus: int = Field(2, ge=1, description="CPUs of the local Ray runtime")
 
 
+class AlertSettings(_Section):
+    channels: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")], _backend(backends.alert_channels)] = Field(
+        default_factory=dict, description="alert channels by name: {type: webhook, url: ...} or "
+                                          "{type: email, host: ..., from: ..., to: [...]}")
+    secrets_file: Path | None = Field(None, description=(
+        "a YAML file outside git holding each channel's secrets: <channel>: {headers: {...}, password: ...}"))
+
+
 class Settings(_Section):
     name: str = "lakebook"
     state_dir: Path = Path(".lakebook")
@@ -213,6 +224,7 @@ class Settings(_Section):
     lab: LabSettings = Field(default_factory=LabSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
 
 def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -225,6 +237,7 @@ def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = 
         raw = _read_yaml(config_path)
         _refuse_secrets(raw, config_path)
         _refuse_url_password(raw, config_path)
+        _refuse_channel_secrets(raw, config_path)
     overrides = env_overrides(environ)
     merged = _deep_merge(raw, overrides)
     try:
@@ -238,6 +251,9 @@ def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = 
     if settings.serving.tokens_file is not None:
         secrets = _read_tokens_file(settings.serving.tokens_file, "serving.tokens_file")
         settings.serving.tokens = _merge_tokens(settings.serving.tokens, secrets, credentials=None)
+    if settings.alerts.secrets_file is not None:
+        _add_channel_secrets(settings.alerts, _read_tokens_file(settings.alerts.secrets_file, "alerts.secrets_file"))
+    _check_channel_logins(settings.alerts)
     for tokens in (settings.ingest.tokens, settings.serving.tokens):
         remember(token.get_secret_value() for values in tokens.values() for token in values)
     if settings.ingest.mqtt is not None:
@@ -265,6 +281,58 @@ def _refuse_url_password(raw: dict[str, Any], config_path: Path) -> None:
     if isinstance(url, str) and urlsplit(url).password:
         raise ConfigError(f"{config_path}: stream.bus.url must not hold a password in {CONFIG_FILE}",
                           hint=f"set {ENV_PREFIX}STREAM__BUS='{{type: redis, url: ...}}' in the environment instead")
+
+
+def _refuse_channel_secrets(raw: dict[str, Any], config_path: Path) -> None:
+    """An alert channel's headers and password are secrets: never in lakebook.yaml."""
+    alerts = raw.get("alerts")
+    channels = alerts.get("channels") if isinstance(alerts, dict) else None
+    if not isinstance(channels, dict):
+        return
+    for name, channel in channels.items():
+        for key in CHANNEL_SECRETS if isinstance(channel, dict) else ():
+            if key in channel:
+                path = ("alerts", "channels", str(name), key)
+                raise ConfigError(f"{config_path}: {'.'.join(path)} must not be written in {CONFIG_FILE}",
+                                  hint=f"set {_env_name(path)} or put it in alerts.secrets_file")
+
+
+def _add_channel_secrets(alerts: AlertSettings, secrets: dict[str, Any]) -> None:
+    """The secrets file's ``<channel>: {headers: {...}}`` or ``{password: ...}``, under what
+    the environment set (an environment value wins)."""
+    for name, entry in secrets.items():
+        channel = alerts.channels.get(name)
+        if channel is None:
+            raise ConfigError(f"alerts.secrets_file: {name!r} is not a channel of alerts.channels",
+                              hint=did_you_mean(str(name), alerts.channels) or f"declare it in {CONFIG_FILE}")
+        allowed = [key for key in CHANNEL_SECRETS if key in type(channel).model_fields]
+        if not isinstance(entry, dict) or not set(entry) <= set(allowed):
+            raise ConfigError(f"alerts.secrets_file: {name!r} must be a mapping with {' or '.join(allowed)}")
+        alerts.channels[name] = _with_secrets(channel, entry)
+
+
+def _check_channel_logins(alerts: AlertSettings) -> None:
+    """An email channel logs in with a username and a password, or not at all."""
+    for name, channel in alerts.channels.items():
+        if getattr(channel, "username", None) and getattr(channel, "password", None) is None:
+            raise ConfigError(f"alerts.channels.{name}: username {channel.username!r} has no password",
+                              hint=f"set {_env_name(('alerts', 'channels', name, 'password'))} or put it in "
+                                   "alerts.secrets_file")
+        if getattr(channel, "password", None) is not None and not getattr(channel, "username", None):
+            raise ConfigError(f"alerts.channels.{name}: a password without a username",
+                              hint=f"set alerts.channels.{name}.username in {CONFIG_FILE}")
+
+
+def _with_secrets(channel: BackendConfig, entry: dict[str, Any]) -> BackendConfig:
+    values = channel.model_dump(by_alias=True)
+    for key, value in entry.items():
+        current = values.get(key)
+        values[key] = {**value, **current} if isinstance(value, dict) and isinstance(current, dict) else current or value
+    try:
+        return type(channel).model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"alerts.secrets_file: {problems}") from None
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -371,6 +439,8 @@ def _describe(exc: ValidationError, source: str, overrides: dict[str, Any]) -> s
 def _holds_secret(path: tuple) -> bool:
     """Whether the setting at ``path`` is a secret, is inside one, or holds one (the whole
     ``ingest`` section, given as one value, may hold the tokens)."""
+    if path[:2] == ("alerts", "channels") and (len(path) < 4 or path[3] in CHANNEL_SECRETS) or path == ("alerts",):
+        return True
     return any(path[:len(key)] == key or key[:len(path)] == path for key in SECRET_KEYS) if path else False
 
 
@@ -389,6 +459,8 @@ def _env_name(loc: tuple) -> str:
 
 # -- the process environment -----------------------------------------------------------------
 WORKSPACE_ENV = "LAKEBOOK_WORKSPACE"
+RUN_ID_ENV = "LAKEBOOK_RUN_ID"
+RUN_IO_ENV = "LAKEBOOK_RUN_IO"
 # Settings of third-party libraries lakebook starts, unless the user set them: MLflow phones
 # home unless told not to; Spark picks a non-loopback address for its driver.
 LIBRARY_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true", "SPARK_LOCAL_IP": "127.0.0.1"}
@@ -398,6 +470,20 @@ def workspace_from_environment(environ: Mapping[str, str] | None = None) -> str 
     """The workspace folder ``LAKEBOOK_WORKSPACE`` names, if any."""
     environ = os.environ if environ is None else environ
     return environ.get(WORKSPACE_ENV) or None
+
+
+class RunEnvironment(NamedTuple):
+    """The job run a process works for, as the job runner names it in the environment."""
+
+    run_id: str | None  # RUN_ID_ENV
+    io_path: Path | None  # RUN_IO_ENV: the file the tables the run reads and writes are reported to
+
+
+def run_environment(environ: Mapping[str, str] | None = None) -> RunEnvironment:
+    """The run this process works for (``LAKEBOOK_RUN_ID``, ``LAKEBOOK_RUN_IO``); None where unset."""
+    environ = os.environ if environ is None else environ
+    io_path = environ.get(RUN_IO_ENV)
+    return RunEnvironment(environ.get(RUN_ID_ENV) or None, Path(io_path) if io_path else None)
 
 
 def environment_value(name: str, environ: Mapping[str, str] | None = None) -> str | None:

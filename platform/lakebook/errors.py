@@ -144,6 +144,11 @@ class RequestInvalid(LakebookError, status=422):
                          hint="see the endpoint's request schema at /<endpoint>/docs")
 
 
+class AlertError(LakebookError, status=400):
+    """An alert that cannot be sent as asked: a channel alerts.channels does not declare, a
+    severity or status that is not one of the allowed."""
+
+
 class ServiceError(LakebookError):
     """A lakebook service could not be started, reached or stopped."""
 

@@ -18,10 +18,10 @@ PACKAGE = SOURCE / "lakebook"
 # Left to right in the data flow; a module may import its own layer and those before it.
 LAYERS = [
     {"errors", "names", "_proc", "redact"},
-    {"config", "backends", "asgi"},
+    {"config", "backends", "asgi", "run_io"},
     {"contracts", "lake"},
     {"workspace"},
-    {"catalog"},
+    {"catalog", "alerts"},
     {"ingest"},
     {"query", "transform"},
     {"features"},

@@ -21,6 +21,7 @@ from typing import Iterator
 import yaml
 
 from ..errors import FeatureStoreError, MissingDependency
+from ..run_io import record
 from .newest_wins import keep_newest
 
 log = logging.getLogger("lakebook.features")
@@ -148,12 +149,16 @@ def apply(workspace) -> dict[str, list[str]]:
             "sources": [s.name for s in contents.data_sources]}
 
 
+def _source_tables(workspace, views) -> list[str]:
+    """The catalog tables (``zone.name``) the views' batch sources read."""
+    return [".".join(found) for v in views if (found := workspace.lake.table_of(getattr(v.batch_source, "path", "")))]
+
+
 def _event_range(workspace, views) -> tuple[datetime, datetime]:
     from ..catalog import open_catalog
 
     catalog = open_catalog(workspace)
-    bounds = [catalog.event_time_bounds(*found) for v in views
-              if (found := workspace.lake.table_of(getattr(v.batch_source, "path", "")))]
+    bounds = [catalog.event_time_bounds(*table.split(".", 1)) for table in _source_tables(workspace, views)]
     lows = [low for low, _ in bounds if low]
     highs = [high for _, high in bounds if high]
     if not lows or not highs:
@@ -192,6 +197,7 @@ def materialize(workspace, start: datetime | None = None, end: datetime | None =
     if rest:
         with _feast_prints_logged_off_a_terminal():
             store.materialize(start_date=start, end_date=end, feature_views=rest)
+    record(reads=_source_tables(workspace, chosen))
     engines = {v.name: "lakebook" if v.name in fast else "feast" for v in chosen}
     return {"views": [v.name for v in chosen], "start": start, "end": end, "engines": engines, "lakebook": done}
 

@@ -7,6 +7,7 @@ import time
 from typing import Any, Mapping
 
 from ..errors import QueryError
+from ..run_io import record
 from .engines import QueryEngine, open_engine
 from .result import LakeResult
 
@@ -40,8 +41,9 @@ class LakeSession:
         bound, params = bind_parameters(sql, namespace or {})
         table = self.engine.execute(bound, params, limit)
         elapsed = (time.perf_counter() - started) * 1000
-        return LakeResult(table, sql, elapsed, self.engine.name, self.engine.tables_in(bound),
-                          self.workspace.settings.query.display_limit)
+        sources = self.engine.tables_in(bound)
+        record(reads=[t.qualified_name for t in sources])
+        return LakeResult(table, sql, elapsed, self.engine.name, sources, self.workspace.settings.query.display_limit)
 
 
 _sessions: dict[tuple, LakeSession] = {}

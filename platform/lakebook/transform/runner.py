@@ -29,6 +29,7 @@ from ..catalog import Catalog, ColumnInfo, RunOutput, open_catalog
 from ..errors import TransformError, did_you_mean
 from .._proc import file_lock
 from ..lake import APPEND_ONLY_ZONES, describe_files, discard, move_files, publish_version, remove_unlisted
+from ..run_io import record
 from .definitions import Transform, discover
 from .engines import open_transform_engine
 
@@ -140,6 +141,7 @@ def _run_one(workspace, catalog: Catalog, t: Transform, engine, full_refresh: bo
         discard(folder)
     else:
         publish_version(folder, replaced=published)
+    record(reads=t.inputs, writes=[t.qualified_name])
     log.info("%s: %d rows in %d files (%s)", t.qualified_name, rows, len(written), engine.name)
     return TransformResult(t.qualified_name, "ok", engine.name, rows, len(written),
                            round(time.perf_counter() - started, 3), incremental)

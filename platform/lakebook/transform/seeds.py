@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..catalog import Catalog, ColumnInfo, open_catalog
 from ..lake import describe_files, publish_version, write_parquet_atomic
+from ..run_io import record
 
 NULLS = ["", "NA", "NULL", "null"]
 
@@ -44,5 +45,6 @@ def load_seeds(workspace, catalog: Catalog | None = None) -> list[SeedResult]:
         )
         catalog.replace_files("ref", path.stem, str(target), describe_files([target / "part-0.parquet"], None, datetime.now(timezone.utc)))
         publish_version(target, replaced=Path(current.location) if current is not None else None)
+        record(writes=[f"ref.{path.stem}"])
         results.append(SeedResult(path.stem, table.num_rows, True))
     return results

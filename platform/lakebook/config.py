@@ -31,7 +31,7 @@ from .redact import remember
 CONFIG_FILE = "lakebook.yaml"
 ENV_PREFIX = "LAKEBOOK_"
 # Environment variables with the prefix that select things rather than override settings.
-NON_SETTING_ENV = {"LAKEBOOK_WORKSPACE"}  # WORKSPACE_ENV
+NON_SETTING_ENV = {"LAKEBOOK_WORKSPACE", "LAKEBOOK_RUN_ID", "LAKEBOOK_RUN_IO"}  # WORKSPACE_ENV, RUN_ID_ENV, RUN_IO_ENV
 SECRET_KEYS = {("ingest", "tokens"), ("ingest", "mqtt", "username"), ("ingest", "mqtt", "password"),
                ("serving", "tokens")}
 # The tokens file's entry that holds the MQTT inlet's credentials ({username, password}) rather
@@ -198,6 +198,21 @@ class ServingSettings(_Section):
     ray_num_cpus: int = Field(2, ge=1, description="CPUs of the local Ray runtime")
 
 
+class JobsSettings(_Section):
+    dir: Path = Field(Path("jobs"), description="the job definitions (*.yaml), relative to the workspace")
+    executor: Literal["local", "ray"] = Field("local", description=(
+        "where runs execute: local processes (ray is not available yet)"))
+    port: int = Field(8792, ge=1, le=65535, description="the scheduler's /health and /status on 127.0.0.1")
+    tick_s: float = Field(0.5, gt=0, description="how often the scheduler looks for due work")
+    lease_ttl_s: float = Field(10.0, gt=0, description=(
+        "how long the leader's lease lasts unrenewed: a standby scheduler takes over after it"))
+    heartbeat_s: float = Field(1.0, gt=0, description="how often a running run records that it is alive")
+    stale_after_s: float = Field(10.0, gt=0, description=(
+        "a running run whose heartbeat is older than this, and whose process is gone, is failed"))
+    late_after_s: float = Field(60.0, gt=0, description="a due run not started within this is late (alert)")
+    kill_grace_s: float = Field(5.0, ge=0, description="between SIGTERM and SIGKILL when a run is stopped")
+
+
 class Settings(_Section):
     name: str = "lakebook"
     state_dir: Path = Path(".lakebook")
@@ -213,6 +228,7 @@ class Settings(_Section):
     lab: LabSettings = Field(default_factory=LabSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
 
 
 def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -389,6 +405,10 @@ def _env_name(loc: tuple) -> str:
 
 # -- the process environment -----------------------------------------------------------------
 WORKSPACE_ENV = "LAKEBOOK_WORKSPACE"
+# Set for a notebook run by a job: its run id, and the file (JSON lines, {"op": "read"|"write",
+# "table": "zone.name"}) where what runs inside it appends the catalog tables it reads and writes.
+RUN_ID_ENV = "LAKEBOOK_RUN_ID"
+RUN_IO_ENV = "LAKEBOOK_RUN_IO"
 # Settings of third-party libraries lakebook starts, unless the user set them: MLflow phones
 # home unless told not to; Spark picks a non-loopback address for its driver.
 LIBRARY_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true", "SPARK_LOCAL_IP": "127.0.0.1"}
@@ -418,6 +438,13 @@ def set_ray_environment(temp_dir: Path, auth_mode: str) -> None:
     for a bare ``ray.init()``)."""
     os.environ["RAY_TMPDIR"] = str(temp_dir)
     os.environ["RAY_AUTH_MODE"] = auth_mode
+
+
+def set_run_environment(run_id: int, io_path: Path) -> None:
+    """Tell a job's notebook (its kernel inherits this process's environment) its run id and
+    where to report the tables it reads and writes."""
+    os.environ[RUN_ID_ENV] = str(run_id)
+    os.environ[RUN_IO_ENV] = str(io_path)
 
 
 def _is_secret_variable(name: str) -> bool:

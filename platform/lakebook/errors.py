@@ -144,6 +144,15 @@ class RequestInvalid(LakebookError, status=422):
                          hint="see the endpoint's request schema at /<endpoint>/docs")
 
 
+class JobDefinitionError(LakebookError, status=400):
+    """A job definition (jobs/*.yaml) or a run's parameters are invalid; the message names the
+    file and the key."""
+
+
+class UnknownJob(LakebookError, status=404):
+    """A job or run that does not exist."""
+
+
 class ServiceError(LakebookError):
     """A lakebook service could not be started, reached or stopped."""
 

@@ -28,6 +28,7 @@ LAYERS = [
     {"stream"},
     {"ml"},
     {"serving"},
+    {"alerts", "jobs"},  # jobs send their alerts through the channels of lakebook.alerts
     {"services", "sample_data"},
     {"up", "demo", "scaffold", "doctor"},  # front doors below this line: nothing in the layers above imports them
     {"magics", "server", "cli", "__main__", ""},

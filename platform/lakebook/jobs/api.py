@@ -39,7 +39,7 @@ def run_job(workspace, name: str, overrides: dict[str, Any] | None = None, *, wa
     check_executor(workspace)
     job = load_jobs(workspace).job(name)
     overrides = overrides or {}
-    check_parameters(job.notebook_path, overrides, where="-p")
+    check_parameters(job.notebook_path, overrides, where="parameters")
     store = JobStore(workspace)
     try:
         state = store.job_states().get(name, {}).get("enabled")

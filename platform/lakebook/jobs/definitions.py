@@ -355,7 +355,7 @@ def check_parameters(notebook: Path, parameters: dict[str, Any], *, where: str) 
                                           f"{', '.join(declared) or 'none (tag a cell parameters)'}")
         wanted = declared[name]["type"]
         if wanted and not _is_type(value, wanted):
-            raise JobDefinitionError(f"{where}.{name}: {value!r} is not a {wanted}",
+            raise JobDefinitionError(f"{where}.{name}: {value!r} is not of type {wanted}",
                                      hint=f"write a {wanted}, like its default {declared[name]['default']}")
 
 

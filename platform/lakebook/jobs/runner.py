@@ -1,8 +1,8 @@
 """One attempt of a job run: Papermill in a process of its own, watched, timed, recorded.
 
-The process that watches a run (the *supervisor*: ``python -m lakebook.jobs.runner RUN_ID``,
-started by the scheduler in a session of its own so that it outlives a scheduler killed
-mid-run; or the ``lakebook jobs run`` process itself when no scheduler runs) forks the
+The process that watches a run (the *supervisor*, supervisor.py, started by the scheduler in a
+session of its own so that it outlives a scheduler killed mid-run; or the ``lakebook jobs
+run`` process itself when no scheduler runs) forks the
 notebook's process, which starts a session (process group) of its own and runs
 ``papermill.execute_notebook`` with the run's parameters passed as values. The supervisor
 heartbeats the run, stops the whole run (the group, the kernel and whatever the kernel
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import set_run_environment
-from ..errors import ConfigError, LakebookError
+from ..errors import ConfigError
 from .alerting import send_alert
 from .store import JobStore, this_host
 
@@ -284,35 +284,3 @@ def record_outcome(workspace, store: JobStore, run: dict, job, outcome: Outcome,
 def _publish(workspace, job, run: dict) -> None:
     for step in job.definition.publish:
         step.publish(workspace, run)
-
-
-# -- the supervisor process ---------------------------------------------------------------------------------
-def supervise(workspace, run_id: int) -> str:
-    """Run the attempt the scheduler claimed for this process; its status afterwards."""
-    from .definitions import load_jobs
-
-    store = JobStore(workspace)
-    try:
-        run = store.run(run_id)
-        if run["status"] != "running":
-            return run["status"]
-        try:
-            job = load_jobs(workspace).job(run["job"])
-        except LakebookError as exc:
-            store.finish_attempt(run_id, "failed", None, reason=f"the job does not load: {exc}")
-            return "failed"
-        return execute_attempt(workspace, store, run, job)
-    finally:
-        store.close()
-
-
-def main(argv: list[str] | None = None) -> None:
-    from ..workspace import Workspace
-
-    argv = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    supervise(Workspace.load(argv[0]), int(argv[1]))
-
-
-if __name__ == "__main__":
-    main()

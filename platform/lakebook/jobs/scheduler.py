@@ -26,18 +26,16 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import subprocess
-import sys
 import threading
 from datetime import datetime, timedelta
 
 from .._proc import process_alive
-from ..config import child_environment
 from .alerting import send_alert
 from .cron import next_tick, select_ticks, ticks_between
 from .definitions import JobSet, definition_files, load_jobs
 from .runner import Outcome, check_executor, record_outcome, run_folder
 from .store import JobStore, now_utc, this_host
+from .supervisor import launcher, start_supervisor
 
 log = logging.getLogger("lakebook.jobs")
 ROUTES = "GET /health, GET /status"
@@ -55,7 +53,8 @@ class Scheduler:
         self.leader = False
         self.jobs = JobSet()
         self._jobs_key: tuple = ()
-        self._supervisors: dict[int, subprocess.Popen] = {}
+        self._supervisors: dict = {}  # run id -> its supervisor's multiprocessing.Process
+        self._launcher = launcher()
 
     # -- one round --------------------------------------------------------------------------------
     def tick(self, now: datetime | None = None) -> None:
@@ -91,7 +90,7 @@ class Scheduler:
 
     def _reap(self) -> None:
         for run_id, process in list(self._supervisors.items()):
-            if process.poll() is not None:
+            if not process.is_alive():
                 del self._supervisors[run_id]
 
     # -- reconciling --------------------------------------------------------------------------------
@@ -108,9 +107,12 @@ class Scheduler:
                 self.store.finish_attempt(run["id"], "failed", None, reason=reason)
 
     def _gone(self, run: dict, stale: datetime) -> str | None:
+        """Why a running run's process is gone, or None. On this host its pid is the judge (a
+        supervisor busy starting has not beaten yet); elsewhere, and before the pid is
+        recorded, a heartbeat older than ``stale``."""
         where = f"pid {run['pid']} on {run['host']}"
-        if run["host"] == this_host() and run["pid"] and not process_alive(run["pid"]):
-            return f"the run's process ({where}) is gone"
+        if run["host"] == this_host() and run["pid"]:
+            return None if process_alive(run["pid"]) else f"the run's process ({where}) is gone"
         if run["heartbeat"] is None or run["heartbeat"] < stale:
             return f"the run's process ({where}) has not been heard of since {run['heartbeat']:%H:%M:%S} UTC"
         return None
@@ -172,12 +174,7 @@ class Scheduler:
     def _spawn(self, run: dict) -> None:
         folder = run_folder(self.workspace, run)
         folder.mkdir(parents=True, exist_ok=True)
-        env = child_environment(self.workspace.root, secrets=False)
-        with open(folder / "supervisor.log", "ab") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "lakebook.jobs.runner", str(self.workspace.root), str(run["id"])],
-                cwd=self.workspace.root, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
-                stderr=subprocess.STDOUT, start_new_session=True)  # outlives this process: it records the run
+        process = start_supervisor(self._launcher, self.workspace, run["id"], folder / "supervisor.log")
         self._supervisors[run["id"]] = process
         self.store.update_run(run["id"], pid=process.pid)
         log.info("run %s of %s (attempt %s) started, pid %s", run["id"], run["job"], run["attempt"], process.pid)
@@ -191,6 +188,12 @@ class Scheduler:
                 send_alert(self.workspace, job, "late", run)
 
     # -- what it reports -------------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Start the supervisors' fork server now (it imports Papermill: seconds), not at the first run."""
+        process = self._launcher.Process(target=os.getpid)
+        process.start()
+        process.join()
+
     def status(self) -> dict:
         return {"leader": self.leader, "holder": self.holder, "lease_holder": self.store.leader(),
                 "jobs": job_rows(self.store, self.jobs), "problems": self.jobs.problems,
@@ -254,6 +257,8 @@ def run_scheduler(workspace, port: int | None = None, echo=print) -> None:
 
     port = port or workspace.settings.jobs.port
     scheduler = Scheduler(workspace)
+    scheduler.warm_up()
+    scheduler.tick()
     stop = threading.Event()
     loop = threading.Thread(target=_loop, args=(scheduler, stop), name="lakebook-scheduler", daemon=True)
     loop.start()

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import JobDefinitionError, UnknownJob, did_you_mean
 from ..names import IDENTIFIER_RULE, is_identifier
@@ -83,7 +83,15 @@ class Retries(_Model):
 
 class Alerts(_Model):
     on: list[Literal["failure", "retry", "success", "late"]] = Field(default_factory=lambda: ["failure"])
-    to: list[str] = Field(default_factory=list, min_length=1)
+    to: list[str] = Field(..., min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, value: Any) -> Any:
+        """YAML 1.1 reads an unquoted key ``on`` as true."""
+        if isinstance(value, dict) and True in value:
+            value = {("on" if k is True else k): v for k, v in value.items()}
+        return value
 
 
 class PublishStep(_Model):

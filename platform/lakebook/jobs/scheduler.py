@@ -61,7 +61,7 @@ class Scheduler:
         now = now or now_utc()
         self._reload()
         self._reap()
-        self.leader = self.store.acquire_lease(self.holder, self.settings.lease_ttl_s)
+        self.leader = self.store.acquire_lease(self.holder, self.settings.lease_ttl_s, _dead_local_holder)
         if not self.leader:
             return
         self.reconcile()
@@ -189,10 +189,11 @@ class Scheduler:
 
     # -- what it reports -------------------------------------------------------------------------------
     def warm_up(self) -> None:
-        """Start the supervisors' fork server now (it imports Papermill: seconds), not at the first run."""
-        process = self._launcher.Process(target=os.getpid)
-        process.start()
-        process.join()
+        """Start the supervisors' fork server now: it imports Papermill (seconds) while this
+        process starts, not when the first run is due."""
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
     def status(self) -> dict:
         return {"leader": self.leader, "holder": self.holder, "lease_holder": self.store.leader(),
@@ -202,6 +203,14 @@ class Scheduler:
     def release(self) -> None:
         self.store.release_lease(self.holder)
         self.store.close()
+
+
+def _dead_local_holder(holder: str) -> bool:
+    """Whether a lease holder (``host:pid:token``) is a scheduler of this host that is gone:
+    its lease need not be waited out."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    return host == this_host() and pid.isdigit() and not process_alive(int(pid))
 
 
 def job_rows(store: JobStore, jobs: JobSet, now: datetime | None = None) -> list[dict]:

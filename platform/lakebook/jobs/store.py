@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import socket
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import (
     BigInteger, Boolean, Integer, String, Text, UniqueConstraint, func, or_, select, update,
@@ -270,14 +270,17 @@ class JobStore:
             return run_dict(row) if row else None
 
     # -- the lease ----------------------------------------------------------------------------------
-    def acquire_lease(self, holder: str, ttl_s: float) -> bool:
-        """Take or renew the scheduler's lease: held by ``holder`` or expired. Whether it holds it."""
+    def acquire_lease(self, holder: str, ttl_s: float, is_gone: Callable[[str], bool] = lambda holder: False) -> bool:
+        """Take or renew the scheduler's lease: held by ``holder``, expired, or held by a holder
+        ``is_gone`` says is dead. Whether ``holder`` holds it now."""
         now = now_utc()
         expires = now + timedelta(seconds=ttl_s)
         with Session(self.engine) as session, session.begin():
             _insert_ignore(session, LeaseRow.__table__, {"name": LEASE, "holder": holder, "expires_at": expires})
+            current = session.scalar(select(LeaseRow.holder).where(LeaseRow.name == LEASE))
+            takeable = [holder] + ([current] if current != holder and is_gone(current) else [])
             result = session.execute(update(LeaseRow).where(
-                LeaseRow.name == LEASE, or_(LeaseRow.holder == holder, LeaseRow.expires_at < now))
+                LeaseRow.name == LEASE, or_(LeaseRow.holder.in_(takeable), LeaseRow.expires_at < now))
                 .values(holder=holder, expires_at=expires))
             return result.rowcount == 1
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
 import threading
 from datetime import datetime, timedelta
 
@@ -272,7 +273,9 @@ def run_scheduler(workspace, port: int | None = None, echo=print) -> None:
     loop = threading.Thread(target=_loop, args=(scheduler, stop), name="lakebook-scheduler", daemon=True)
     loop.start()
     echo(f"lakebook jobs scheduler: {len(scheduler.jobs.jobs)} jobs, status on http://127.0.0.1:{port}/status")
-    try:  # uvicorn returns on SIGINT or SIGTERM
+    for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn stops on them and hands them back once it has:
+        signal.signal(sig, _stopping)            # to this handler, so the clean-up below runs
+    try:
         config = uvicorn.Config(create_status_app(scheduler), host="127.0.0.1", port=port, log_level="warning",
                                 access_log=False)
         uvicorn.Server(config).run()
@@ -280,3 +283,7 @@ def run_scheduler(workspace, port: int | None = None, echo=print) -> None:
         stop.set()
         loop.join()
         scheduler.release()
+
+
+def _stopping(signum, frame) -> None:
+    log.info("stopping the scheduler (signal %d); runs in flight go on", signum)

@@ -195,7 +195,7 @@ def test_two_schedulers_on_one_database_run_each_tick_once(jobs_ws, tmp_path):
 
 @pytest.mark.timeout(300)
 def test_a_scheduler_killed_during_runs_ten_times_runs_every_due_tick_once(jobs_ws, tmp_path):
-    _tick_job(jobs_ws, tmp_path, "*/3 * * * * *")
+    _tick_job(jobs_ws, tmp_path, "*/4 * * * * *")
     ws = Workspace.load(jobs_ws.root)
     store = JobStore(ws)
     first_start = now_utc()
@@ -204,7 +204,8 @@ def test_a_scheduler_killed_during_runs_ten_times_runs_every_due_tick_once(jobs_
         try:
             wait_until(lambda: store.leader() and store.leader().split(":")[1] == str(scheduler.process.pid),
                        30, "the restarted scheduler to lead")
-            wait_until(lambda: store.runs("tick", statuses=["running"]), 30, "a run in flight")
+            wait_until(lambda: [r for r in store.runs("tick", statuses=["running"]) if process_alive(r["pid"])], 60,
+                       "a run in flight")
             time.sleep(kill % 3 * 0.4)  # at different moments of the runs and the rounds
         finally:
             scheduler.kill()  # SIGKILL: no shutdown code runs
@@ -219,4 +220,4 @@ def test_a_scheduler_killed_during_runs_ten_times_runs_every_due_tick_once(jobs_
     wait_until(lambda: not store.runs("tick", statuses=["running"]), 60, "runs in flight")
     store.close()
     due = _each_tick_ran_once(ws, tmp_path, first_start, end)
-    assert due[-1]["scheduled_time"] >= end - timedelta(seconds=3)  # ticks while it was down were caught up
+    assert due[-1]["scheduled_time"] >= end - timedelta(seconds=4)  # ticks while it was down were caught up

@@ -328,8 +328,9 @@ _TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "st
 
 def notebook_parameters(notebook: Path) -> dict[str, dict]:
     """The notebook's parameters (papermill.inspect_notebook), each with its ``type`` (or None: any)."""
-    import papermill
+    from ._papermill import import_papermill
 
+    papermill = import_papermill()
     try:
         found = papermill.inspect_notebook(str(notebook))
     except (ValueError, OSError) as exc:

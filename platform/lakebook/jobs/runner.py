@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ..config import set_run_environment
 from ..errors import ConfigError
+from ._papermill import import_papermill
 from .alerting import send_alert
 from .store import JobStore, this_host
 
@@ -65,8 +66,7 @@ def _notebook_process(notebook: Path, folder: Path, parameters: dict, run_id: in
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         set_run_environment(run_id, folder / "io.jsonl")
-        import papermill
-
+        papermill = import_papermill()
         with open(folder / "stdout.log", "w") as out, open(folder / "stderr.log", "w") as err:
             papermill.execute_notebook(str(notebook), str(folder / "output.ipynb"), parameters=parameters,
                                        cwd=str(notebook.parent), progress_bar=False, stdout_file=out, stderr_file=err)
@@ -80,8 +80,7 @@ def _notebook_process(notebook: Path, folder: Path, parameters: dict, run_id: in
 
 
 def _start_notebook(notebook: Path, folder: Path, parameters: dict, run_id: int) -> int:
-    import papermill  # noqa: F401  (imported before the fork: the child starts at once)
-
+    import_papermill()  # before the fork: the child starts at once
     pid = os.fork()
     if pid == 0:
         _notebook_process(notebook, folder, parameters, run_id)

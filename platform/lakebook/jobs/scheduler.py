@@ -268,11 +268,10 @@ def run_scheduler(workspace, port: int | None = None, echo=print) -> None:
     port = port or workspace.settings.jobs.port
     scheduler = Scheduler(workspace)
     scheduler.warm_up()
-    scheduler.tick()
     stop = threading.Event()
     loop = threading.Thread(target=_loop, args=(scheduler, stop), name="lakebook-scheduler", daemon=True)
     loop.start()
-    echo(f"lakebook jobs scheduler: {len(scheduler.jobs.jobs)} jobs, status on http://127.0.0.1:{port}/status")
+    echo(f"lakebook jobs scheduler: status on http://127.0.0.1:{port}/status")
     for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn stops on them and hands them back once it has:
         signal.signal(sig, _stopping)            # to this handler, so the clean-up below runs
     try:

@@ -14,7 +14,7 @@ from ..errors import LakebookError
 from .runner import execute_attempt
 from .store import JobStore
 
-PRELOAD = ["lakebook.jobs.supervisor", "papermill", "nbconvert"]
+PRELOAD = ["lakebook.jobs._preload"]
 
 
 def launcher():

@@ -655,26 +655,21 @@ def jobs_cancel(ctx, run_id) -> None:
     click.echo(f"run {run_id}: " + ("stopping" if status == "running" else status))
 
 
-@jobs.command("enable")
-@click.argument("name")
-@click.pass_context
-def jobs_enable(ctx, name) -> None:
-    """Let the scheduler run a job again."""
-    from .jobs import set_enabled
+def _enabling(verb: str, enabled: bool, help_text: str) -> None:
+    """``lakebook jobs enable|disable NAME``."""
 
-    set_enabled(_workspace(ctx), name, True)
-    click.echo(f"job {name} enabled")
+    @jobs.command(verb, help=help_text)
+    @click.argument("name")
+    @click.pass_context
+    def command(ctx, name) -> None:
+        from .jobs import set_enabled
+
+        set_enabled(_workspace(ctx), name, enabled)
+        click.echo(f"job {name} {verb}d")
 
 
-@jobs.command("disable")
-@click.argument("name")
-@click.pass_context
-def jobs_disable(ctx, name) -> None:
-    """Stop the scheduler from running a job (runs in flight finish)."""
-    from .jobs import set_enabled
-
-    set_enabled(_workspace(ctx), name, False)
-    click.echo(f"job {name} disabled")
+_enabling("enable", True, "Let the scheduler run a job again.")
+_enabling("disable", False, "Stop the scheduler from running a job (runs in flight finish).")
 
 
 @jobs.command("scheduler")

@@ -3,6 +3,7 @@ one claim, retries, the lease) and what the scheduler queues, on SQLite, without
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -258,3 +259,36 @@ def test_the_ray_executor_is_refused_for_now(workspace_dir):
     with pytest.raises(ConfigError, match="not available yet") as caught:
         check_executor(Workspace.load(workspace_dir))
     assert "executor: local" in caught.value.hint
+
+
+# -- the commands that start no process -------------------------------------------------------------------
+def _cli(ws, *args):
+    from click.testing import CliRunner
+
+    from lakebook.cli import cli
+
+    return CliRunner().invoke(cli, ["-w", str(ws.root), *args], catch_exceptions=False)
+
+
+def test_list_show_enable_disable_and_cancel_a_queued_run(jobs_ws):
+    add_job(jobs_ws.root, "report", "notebook: notebooks/ok.ipynb\nschedule: {cron: '0 6 * * *', timezone: UTC}")
+    add_job(jobs_ws.root, "broken", "notebook: notebooks/ok.ipynb\ntimeout: soon")
+    listed = json.loads(_cli(jobs_ws, "jobs", "list", "--json").stdout)
+    assert [(r["name"], r["schedule"], r["enabled"], r["last_status"]) for r in listed] == [
+        ("report", "0 6 * * *", True, None)]
+    assert listed[0]["next_run"].endswith("06:00:00+00:00")
+    table = _cli(jobs_ws, "jobs", "list")
+    assert "0 6 * * * UTC" in table.stdout and "job broken does not load: " in table.stderr
+    assert "job report disabled" in _cli(jobs_ws, "jobs", "disable", "report").output
+    assert json.loads(_cli(jobs_ws, "jobs", "show", "report", "--json").output)["enabled"] is False
+    _cli(jobs_ws, "jobs", "enable", "report")
+    store = JobStore(jobs_ws)
+    [run_id] = store.enqueue(load_jobs(jobs_ws).job("report"), "cron", [datetime(2026, 1, 1, 6, tzinfo=UTC)])
+    assert _cli(jobs_ws, "jobs", "cancel", str(run_id)).output == f"run {run_id}: cancelled\n"
+    assert store.run(run_id)["status"] == "cancelled"
+    assert "has not started yet (cancelled)" in _cli(jobs_ws, "jobs", "logs", str(run_id)).output
+    shown = json.loads(_cli(jobs_ws, "jobs", "show", "report", "--json").output)
+    assert shown["enabled"] and [r["status"] for r in shown["recent_runs"]] == ["cancelled"]
+    store.close()
+    with pytest.raises(UnknownJob, match="no job 'reprot'"):
+        _cli(jobs_ws, "jobs", "disable", "reprot")

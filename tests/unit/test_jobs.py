@@ -292,3 +292,29 @@ def test_list_show_enable_disable_and_cancel_a_queued_run(jobs_ws):
     store.close()
     with pytest.raises(UnknownJob, match="no job 'reprot'"):
         _cli(jobs_ws, "jobs", "disable", "reprot")
+
+
+def test_max_concurrent_bounds_the_runs_started_and_a_late_run_is_alerted_once(jobs_ws, caplog):
+    from lakebook.jobs.scheduler import Scheduler
+
+    add_job(jobs_ws.root, "report", "notebook: notebooks/ok.ipynb\nalerts: {on: [late], to: [ops]}")
+    scheduler = Scheduler(jobs_ws)
+    scheduler._reload()
+    started = []
+    scheduler._spawn = started.append  # this test starts no process: it sees which runs would start
+    now = datetime.now(UTC)
+    job = scheduler.jobs.jobs["report"]
+    first, second = scheduler.store.enqueue(job, "cron", [now - timedelta(hours=2), now - timedelta(hours=1)])
+    for _ in range(2):
+        scheduler._start_due(datetime.now(UTC), {})
+    assert [r["id"] for r in started] == [first]
+    scheduler.store.finish_attempt(first, "succeeded", None)
+    scheduler._start_due(datetime.now(UTC), {})
+    assert [r["id"] for r in started] == [first, second]
+    [third] = scheduler.store.enqueue(job, "cron", [now - timedelta(minutes=5)])
+    with caplog.at_level("INFO", logger="lakebook"):
+        for _ in range(2):
+            scheduler._alert_late(datetime.now(UTC))
+    assert scheduler.store.run(third)["late_alerted"]
+    assert len([r for r in caplog.records if "late" in r.getMessage()]) == 1
+    scheduler.store.close()

@@ -182,7 +182,7 @@ class Scheduler:
 
     def _alert_late(self, now: datetime) -> None:
         bound = now - timedelta(seconds=self.settings.late_after_s)
-        for run in self.store.queued(bound):
+        for run in self.store.queued(now):  # waiting to start now, not for a retry's backoff
             job = self.jobs.jobs.get(run["job"])
             if job is not None and not run["late_alerted"] and run["scheduled_time"] < bound:
                 self.store.update_run(run["id"], late_alerted=True)

@@ -550,6 +550,138 @@ def query(ctx, sql, limit, engine, fmt) -> None:
         click.echo(repr(result))
 
 
+# -- jobs -----------------------------------------------------------------------------------
+@cli.group()
+def jobs() -> None:
+    """Notebook jobs (jobs/*.yaml): run now, history, logs, and the scheduler."""
+
+
+def _when(value) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S}" if value else "-"
+
+
+@listing(jobs)
+def jobs_list(ctx, as_json) -> None:
+    """Every job with its schedule or triggers, next run and last status."""
+    from .jobs import jobs_overview
+
+    rows, problems = jobs_overview(_workspace(ctx))
+    _show(rows, as_json, "no jobs yet (add a definition to the jobs folder)", lambda rows: _print_table(
+        ["job", "schedule", "triggers", "enabled", "next run (UTC)", "last status"],
+        [[r["name"], f"{r['schedule']} {r['timezone']}" if r["schedule"] else "-",
+          ", ".join([*(f"after {a}" for a in r["after"]), *(f"on {t}" for t in r["on_update"])]) or "-",
+          "yes" if r["enabled"] else "no", _when(r["next_run"]), r["last_status"] or "-"] for r in rows]))
+    for name, problem in problems.items():
+        click.echo(f"error: job {name} does not load: {problem}", err=True)
+
+
+@jobs.command("show")
+@click.argument("name")
+@json_option
+@click.pass_context
+def jobs_show(ctx, name, as_json) -> None:
+    """One job's definition, next run and recent runs."""
+    from .jobs import JobStore, jobs_overview, load_jobs
+
+    ws = _workspace(ctx)
+    job = load_jobs(ws).job(name)
+    store = JobStore(ws)
+    runs = store.runs(name, limit=5)
+    store.close()
+    row = next(r for r in jobs_overview(ws)[0] if r["name"] == name)
+    doc = {**row, "file": str(job.path), "definition": job.definition.model_dump(mode="json"), "recent_runs": runs}
+    if as_json:
+        _print_json(doc)
+        return
+    click.echo(f"{name}: {job.path}\nnext run {_when(row['next_run'])} UTC, last status {row['last_status'] or '-'}")
+    click.echo(json.dumps(doc["definition"], indent=1))
+    _print_history(runs)
+
+
+@jobs.command("run")
+@click.argument("name")
+@click.option("-p", "--parameter", "parameters", multiple=True, help="name=value (repeatable)")
+@click.option("--wait/--no-wait", default=False, help="with a scheduler running: wait for the run to finish")
+@click.pass_context
+def jobs_run(ctx, name, parameters, wait) -> None:
+    """Run a job now: queued for the scheduler if one runs, else run here (exit 1 if it fails)."""
+    from .jobs import parse_parameters, run_job
+
+    run = run_job(_workspace(ctx), name, parse_parameters(list(parameters)), wait=wait, progress=click.echo)
+    click.echo(f"run {run['id']} of {name}: {run['status']} {run['reason'] or ''}".rstrip())
+    if run["output_notebook"] and run["status"] != "queued":
+        click.echo(f"output: {run['output_notebook']}")
+    ctx.exit(1 if run["status"] in ("failed", "timed_out", "cancelled") else 0)
+
+
+@listing(jobs, "history")
+@click.argument("name", required=False)
+@click.option("--limit", type=int, default=20, show_default=True)
+def jobs_history(ctx, as_json, name, limit) -> None:
+    """Runs, newest first (of one job, or all)."""
+    from .jobs import JobStore
+
+    store = JobStore(_workspace(ctx))
+    runs = store.runs(name, limit=limit)
+    store.close()
+    _show(runs, as_json, "no runs yet", _print_history)
+
+
+def _print_history(runs: list[dict]) -> None:
+    _print_table(["run", "job", "trigger", "scheduled (UTC)", "status", "attempt", "seconds", "output"], [
+        [r["id"], r["job"], r["trigger"], _when(r["scheduled_time"]), r["status"], f"{r['attempt']}/{r['max_attempts']}",
+         f"{(r['finished_at'] - r['started_at']).total_seconds():.1f}" if r["finished_at"] and r["started_at"] else "-",
+         r["output_notebook"] or "-"] for r in runs])
+
+
+@jobs.command("logs")
+@click.argument("run_id", type=int)
+@click.pass_context
+def jobs_logs(ctx, run_id) -> None:
+    """A run's logs: Papermill's, and the kernel's stdout and stderr."""
+    from .jobs import run_logs
+
+    click.echo(run_logs(_workspace(ctx), run_id), nl=False)
+
+
+@jobs.command("cancel")
+@click.argument("run_id", type=int)
+@click.pass_context
+def jobs_cancel(ctx, run_id) -> None:
+    """Cancel a queued run, or stop a running one."""
+    from .jobs import cancel_run
+
+    status = cancel_run(_workspace(ctx), run_id)
+    click.echo(f"run {run_id}: " + ("stopping" if status == "running" else status))
+
+
+def _enabling(verb: str, enabled: bool, help_text: str) -> None:
+    """``lakebook jobs enable|disable NAME``."""
+
+    @jobs.command(verb, help=help_text)
+    @click.argument("name")
+    @click.pass_context
+    def command(ctx, name) -> None:
+        from .jobs import set_enabled
+
+        set_enabled(_workspace(ctx), name, enabled)
+        click.echo(f"job {name} {verb}d")
+
+
+_enabling("enable", True, "Let the scheduler run a job again.")
+_enabling("disable", False, "Stop the scheduler from running a job (runs in flight finish).")
+
+
+@jobs.command("scheduler")
+@click.option("--port", type=int, default=None, help="status port on 127.0.0.1 (default jobs.port, 8792)")
+@click.pass_context
+def jobs_scheduler(ctx, port) -> None:
+    """Run the scheduler until Ctrl-C (what `lakebook up` runs as the jobs service)."""
+    from .jobs.scheduler import run_scheduler
+
+    run_scheduler(_workspace(ctx), port, echo=click.echo)
+
+
 # -- contracts ------------------------------------------------------------------------------
 @cli.group()
 def contracts() -> None:

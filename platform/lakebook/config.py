@@ -209,6 +209,21 @@ class AlertSettings(_Section):
         "a YAML file outside git holding each channel's secrets: <channel>: {headers: {...}, password: ...}"))
 
 
+class JobsSettings(_Section):
+    dir: Path = Field(Path("jobs"), description="the job definitions (*.yaml), relative to the workspace")
+    executor: Literal["local", "ray"] = Field("local", description=(
+        "where runs execute: local processes (ray is not available yet)"))
+    port: int = Field(8792, ge=1, le=65535, description="the scheduler's /health and /status on 127.0.0.1")
+    tick_s: float = Field(0.5, gt=0, description="how often the scheduler looks for due work")
+    lease_ttl_s: float = Field(10.0, gt=0, description=(
+        "how long the leader's lease lasts unrenewed: a standby scheduler takes over after it"))
+    heartbeat_s: float = Field(1.0, gt=0, description="how often a running run records that it is alive")
+    stale_after_s: float = Field(10.0, gt=0, description=(
+        "a running run whose heartbeat is older than this, and whose process is gone, is failed"))
+    late_after_s: float = Field(60.0, gt=0, description="a due run not started within this is late (alert)")
+    kill_grace_s: float = Field(5.0, ge=0, description="between SIGTERM and SIGKILL when a run is stopped")
+
+
 class Settings(_Section):
     name: str = "lakebook"
     state_dir: Path = Path(".lakebook")
@@ -225,6 +240,9 @@ class Settings(_Section):
     stream: StreamSettings = Field(default_factory=StreamSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+
+
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
 
 
 def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -459,6 +477,8 @@ def _env_name(loc: tuple) -> str:
 
 # -- the process environment -----------------------------------------------------------------
 WORKSPACE_ENV = "LAKEBOOK_WORKSPACE"
+# Set for a notebook run by a job: its run id, and the file (JSON lines, {"op": "read"|"write",
+# "table": "zone.name"}) where what runs inside it appends the catalog tables it reads and writes.
 RUN_ID_ENV = "LAKEBOOK_RUN_ID"
 RUN_IO_ENV = "LAKEBOOK_RUN_IO"
 # Settings of third-party libraries lakebook starts, unless the user set them: MLflow phones
@@ -504,6 +524,13 @@ def set_ray_environment(temp_dir: Path, auth_mode: str) -> None:
     for a bare ``ray.init()``)."""
     os.environ["RAY_TMPDIR"] = str(temp_dir)
     os.environ["RAY_AUTH_MODE"] = auth_mode
+
+
+def set_run_environment(run_id: int, io_path: Path) -> None:
+    """Tell a job's notebook (its kernel inherits this process's environment) its run id and
+    where to report the tables it reads and writes."""
+    os.environ[RUN_ID_ENV] = str(run_id)
+    os.environ[RUN_IO_ENV] = str(io_path)
 
 
 def _is_secret_variable(name: str) -> bool:

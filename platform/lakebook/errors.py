@@ -149,6 +149,15 @@ class AlertError(LakebookError, status=400):
     severity or status that is not one of the allowed."""
 
 
+class JobDefinitionError(LakebookError, status=400):
+    """A job definition (jobs/*.yaml) or a run's parameters are invalid; the message names the
+    file and the key."""
+
+
+class UnknownJob(LakebookError, status=404):
+    """A job or run that does not exist."""
+
+
 class ServiceError(LakebookError):
     """A lakebook service could not be started, reached or stopped."""
 

@@ -362,12 +362,26 @@ SERVE = register(Service(
     secrets=True,  # the replicas read the endpoints' tokens from the environment Ray starts them with
     enabled=lambda ws: bool(ws.settings.serving.endpoints),
 ))
+JOBS = register(Service(
+    name="jobs", title="job scheduler",
+    command=lambda ws, launch: _lakebook(ws, "jobs", "scheduler", "--port", str(launch.port)),
+    default_port=lambda ws: ws.settings.jobs.port, health_path="/health",
+    stop_timeout_s=20,  # runs in flight go on in their own processes and record themselves
+    requires=(("papermill", "papermill", "jobs"), ("croniter", "croniter", "jobs"), ("uvicorn", "uvicorn", "ingest")),
+    enabled=lambda ws: _has_jobs(ws),
+))
 LAB = register(Service(
     name="lab", title="JupyterLab", command=_lab_command, default_port=lambda ws: ws.settings.lab.port,
     health_path="/lakebook/api/catalog",  # answers once the Lake panel's server extension is loaded
     url=lambda launch: f"{launch.base_url}/lab?token={launch.token}", stop_timeout_s=20, ready_timeout_s=180,
     requires=(("jupyterlab", "jupyterlab", "lab"),), token_env="JUPYTER_TOKEN",
 ))
+
+
+def _has_jobs(workspace) -> bool:
+    from .jobs.definitions import definition_files
+
+    return bool(definition_files(workspace.jobs_dir))
 
 
 def lab_token() -> str:

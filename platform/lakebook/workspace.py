@@ -74,6 +74,10 @@ class Workspace:
         return self.root / "notebooks"
 
     @cached_property
+    def jobs_dir(self) -> Path:
+        return self._under_root(self.settings.jobs.dir)
+
+    @cached_property
     def feature_repo_dir(self) -> Path:
         return self._under_root(self.settings.features.repo_dir)
 
@@ -105,6 +109,7 @@ class Workspace:
     logs_dir = _StatePath("logs", doc="service and job logs")
     services_state_path = _StatePath("services.json", doc="what `lakebook up` runs (read by `lakebook status`)")
     runs_dir = _StatePath("runs", doc="output notebooks of runs (training, scheduled jobs)")
+    job_runs_dir = _StatePath("runs", "jobs", doc="each job run's folder: output notebook, HTML, logs, tables read/written")
     mlflow_dir = _StatePath("mlflow", doc="MLflow's SQLite store and artifacts (the embedded default)")
     feast_dir = _StatePath("feast", doc="Feast's registry and SQLite online store")
     spark_dir = _StatePath("spark", doc="Spark's warehouse and Derby folders (nothing lakebook reads)")

@@ -28,6 +28,7 @@ LAYERS = [
     {"stream"},
     {"ml"},
     {"serving"},
+    {"jobs"},
     {"services", "sample_data"},
     {"up", "demo", "scaffold", "doctor"},  # front doors below this line: nothing in the layers above imports them
     {"magics", "server", "cli", "__main__", ""},

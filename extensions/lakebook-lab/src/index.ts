@@ -21,10 +21,12 @@ import {
   NotebookPanel
 } from '@jupyterlab/notebook';
 import {
+  LabIcon,
   refreshIcon,
   tableRowsIcon,
   ToolbarButton
 } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
 
 import { fetchRunOutput } from './api';
 import { ENDPOINTS_PANEL_ID, EndpointsPanel } from './endpointspanel';
@@ -211,6 +213,28 @@ const endpointsPanelPlugin: JupyterFrontEndPlugin<void> = {
 };
 
 /**
+ * Put a panel in the left sidebar (its layout kept by the restorer) with a command
+ * that shows it.
+ */
+function addSidebarPanel(
+  app: JupyterFrontEnd,
+  restorer: ILayoutRestorer | null,
+  panel: Widget,
+  options: { icon: LabIcon; caption: string; rank: number; command: string; label: string }
+): void {
+  panel.title.icon = options.icon;
+  panel.title.caption = options.caption;
+  app.shell.add(panel, 'left', { rank: options.rank });
+  restorer?.add(panel, panel.id);
+  app.commands.addCommand(options.command, {
+    label: options.label,
+    caption: options.caption,
+    icon: options.icon,
+    execute: () => app.shell.activateById(panel.id)
+  });
+}
+
+/**
  * A run's output: the notebook itself when the Lab can open it (the server gives its
  * path then), else its HTML rendering in a tab.
  */
@@ -245,17 +269,12 @@ const jobsPanelPlugin: JupyterFrontEndPlugin<void> = {
     const panel = new JobsPanel({
       onOpenOutput: (job, run) => void app.commands.execute(CommandIDs.openRunOutput, { job, run })
     });
-    panel.title.icon = jobsIcon;
-    panel.title.caption = 'Notebook jobs';
-    app.shell.add(panel, 'left', { rank: 470 });
-    if (restorer) {
-      restorer.add(panel, JOBS_PANEL_ID);
-    }
-    app.commands.addCommand(CommandIDs.openJobsPanel, {
-      label: 'Show the Jobs Panel',
-      caption: 'Notebook jobs: schedules, history, Run now',
+    addSidebarPanel(app, restorer, panel, {
       icon: jobsIcon,
-      execute: () => app.shell.activateById(JOBS_PANEL_ID)
+      caption: 'Notebook jobs',
+      rank: 470,
+      command: CommandIDs.openJobsPanel,
+      label: 'Show the Jobs Panel'
     });
     app.commands.addCommand(CommandIDs.openRunOutput, {
       label: 'Open the Output of a Job Run',

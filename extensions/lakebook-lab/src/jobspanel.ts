@@ -13,6 +13,7 @@ import { Widget } from '@lumino/widgets';
 import { cancelRun, fetchJobs, fetchRuns, setJobEnabled, startRun } from './api';
 import { errorBlock, h, panelHeader } from './dom';
 import { IJob, IJobs, IRun, jobCells, runCells } from './jobs';
+import { Poller } from './polling';
 
 export const JOBS_PANEL_ID = 'lakebook-jobs-panel';
 
@@ -70,27 +71,18 @@ export class JobsPanel extends Widget {
   }
 
   dispose(): void {
-    this._stopTimer();
+    this._poller.stop();
     super.dispose();
   }
 
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
-    void this.refresh();
-    this._stopTimer();
-    this._timer = window.setInterval(() => void this.refresh(), JOBS_REFRESH_MS);
+    this._poller.start();
   }
 
   protected onAfterHide(msg: Message): void {
     super.onAfterHide(msg);
-    this._stopTimer();
-  }
-
-  private _stopTimer(): void {
-    if (this._timer !== null) {
-      window.clearInterval(this._timer);
-      this._timer = null;
-    }
+    this._poller.stop();
   }
 
   /** Run an action of a row, then show what it changed (or its error). */
@@ -233,5 +225,5 @@ export class JobsPanel extends Widget {
   private _notice: unknown = null;
   private _generation = 0;
   private _shown = '';
-  private _timer: number | null = null;
+  private _poller = new Poller(() => this.refresh(), JOBS_REFRESH_MS);
 }

@@ -39,15 +39,15 @@ def lab_environment(home: Path) -> dict[str, str]:
 
 
 @contextmanager
-def lakebook_up(root: Path, env: dict[str, str], timeout_s: float = 300):
-    """`lakebook up` on free loopback ports until the block ends (then Ctrl-C, which must end
-    it with 0); yields the lab's base URL and token."""
+def lakebook_up(root: Path, env: dict[str, str], timeout_s: float = 300, options: tuple[str, ...] = ()):
+    """`lakebook up` (with ``options``) on free loopback ports until the block ends (then Ctrl-C,
+    which must end it with 0); yields the lab's base URL and token."""
     from lakebook.services import free_port
     from test_up import LAB_URL, Output
 
     up = subprocess.Popen(
         [sys.executable, "-m", "lakebook", "-w", str(root), "up", "--port", str(free_port()),
-         "--ingest-port", str(free_port())],
+         "--ingest-port", str(free_port()), *options],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     output = Output(up.stdout)

@@ -6,6 +6,16 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import { errorFromBody, LakeApiError } from './errors';
 import { IEndpoints, IEndpointSchema, IPrediction } from './endpoints';
+import {
+  IJob,
+  IJobs,
+  INotebookParameters,
+  IRun,
+  IRunOutput,
+  IRuns,
+  IRunStarted,
+  IScheduleRequest
+} from './jobs';
 import { ICatalog, IPreview } from './model';
 
 const API_ROOT = 'lakebook/api';
@@ -89,4 +99,47 @@ export function postPrediction(name: string, body: Record<string, unknown>): Pro
     method: 'POST',
     body: JSON.stringify(body)
   });
+}
+
+const job = (name: string) => `jobs/${encodeURIComponent(name)}`;
+const post = (body: unknown = {}): RequestInit => ({ method: 'POST', body: JSON.stringify(body) });
+
+/** `GET /lakebook/api/jobs` */
+export function fetchJobs(): Promise<IJobs> {
+  return requestAPI<IJobs>('jobs');
+}
+
+/** `GET /lakebook/api/jobs/{name}/runs?limit=N`: newest first. */
+export function fetchRuns(name: string, limit = 10): Promise<IRuns> {
+  return requestAPI<IRuns>(`${job(name)}/runs`, { limit });
+}
+
+/** `POST /lakebook/api/jobs/{name}/runs`: run now (queued for the scheduler, or run by the server). */
+export function startRun(name: string, parameters: Record<string, unknown> = {}): Promise<IRunStarted> {
+  return requestAPI<IRunStarted>(`${job(name)}/runs`, {}, post({ parameters }));
+}
+
+/** `POST /lakebook/api/jobs/{name}/runs/{id}/cancel` */
+export function cancelRun(name: string, runId: number): Promise<{ run: IRun }> {
+  return requestAPI<{ run: IRun }>(`${job(name)}/runs/${runId}/cancel`, {}, post());
+}
+
+/** `POST /lakebook/api/jobs/{name}/enable` or `/disable` */
+export function setJobEnabled(name: string, enabled: boolean): Promise<IJob> {
+  return requestAPI<IJob>(`${job(name)}/${enabled ? 'enable' : 'disable'}`, {}, post());
+}
+
+/** `GET /lakebook/api/jobs/{name}/runs/{id}/output` */
+export function fetchRunOutput(name: string, runId: number): Promise<IRunOutput> {
+  return requestAPI<IRunOutput>(`${job(name)}/runs/${runId}/output`);
+}
+
+/** `GET /lakebook/api/jobs/notebook-parameters?path=P` */
+export function fetchNotebookParameters(path: string): Promise<INotebookParameters> {
+  return requestAPI<INotebookParameters>('jobs/notebook-parameters', { path });
+}
+
+/** `POST /lakebook/api/jobs`: write the job definition of a scheduled notebook. */
+export function scheduleNotebook(request: IScheduleRequest): Promise<IJob> {
+  return requestAPI<IJob>('jobs', {}, post(request));
 }

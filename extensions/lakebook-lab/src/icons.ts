@@ -20,3 +20,13 @@ export const endpointsIcon = new LabIcon({
   </g>
 </svg>`
 });
+
+/** A clock: the Jobs panel's sidebar icon and the notebook toolbar's "Schedule". */
+export const jobsIcon = new LabIcon({
+  name: 'lakebook-lab:jobs',
+  svgstr: `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
+  <g class="jp-icon3" fill="#616161">
+    <path d="M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm0 2a8 8 0 1 1 0 16 8 8 0 0 1 0-16zm-1 3v6l5 3 1-1.7-4-2.4V7h-2z"/>
+  </g>
+</svg>`
+});

@@ -1,7 +1,8 @@
 /**
  * lakebook in JupyterLab: the Lake panel in the left sidebar (catalog tree,
  * "Insert query", "Preview"), the Endpoints panel (model endpoints and a "try it"
- * form) and SQL highlighting for `%%lake` cells.
+ * form), the Jobs panel (notebook jobs, their history and output) with "Schedule"
+ * on the notebook toolbar, and SQL highlighting for `%%lake` cells.
  */
 import {
   ILayoutRestorer,
@@ -20,17 +21,23 @@ import {
   NotebookPanel
 } from '@jupyterlab/notebook';
 import {
+  LabIcon,
   refreshIcon,
   tableRowsIcon,
   ToolbarButton
 } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
 
+import { fetchRunOutput } from './api';
 import { ENDPOINTS_PANEL_ID, EndpointsPanel } from './endpointspanel';
-import { endpointsIcon, lakeIcon } from './icons';
+import { endpointsIcon, jobsIcon, lakeIcon } from './icons';
+import { JOBS_PANEL_ID, JobsPanel } from './jobspanel';
 import { LakeCellHighlighter, SQL_MIME_TYPE } from './lakecells';
 import { isLakeCell, ITableInfo, lakeQueryText } from './model';
 import { LAKE_PANEL_ID, LakePanel } from './panel';
 import { PreviewView } from './preview';
+import { RunOutputView } from './runoutput';
+import { scheduleNotebookDialog } from './scheduleform';
 
 export namespace CommandIDs {
   export const openLakePanel = 'lakebook:open-lake-panel';
@@ -38,6 +45,9 @@ export namespace CommandIDs {
   export const insertQuery = 'lakebook:insert-query';
   export const previewTable = 'lakebook:preview-table';
   export const openEndpointsPanel = 'lakebook:open-endpoints-panel';
+  export const openJobsPanel = 'lakebook:open-jobs-panel';
+  export const openRunOutput = 'lakebook:open-run-output';
+  export const scheduleNotebook = 'lakebook:schedule-notebook';
 }
 
 const PALETTE_CATEGORY = 'lakebook';
@@ -202,6 +212,113 @@ const endpointsPanelPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
+/**
+ * Put a panel in the left sidebar (its layout kept by the restorer) with a command
+ * that shows it.
+ */
+function addSidebarPanel(
+  app: JupyterFrontEnd,
+  restorer: ILayoutRestorer | null,
+  panel: Widget,
+  options: { icon: LabIcon; caption: string; rank: number; command: string; label: string }
+): void {
+  panel.title.icon = options.icon;
+  panel.title.caption = options.caption;
+  app.shell.add(panel, 'left', { rank: options.rank });
+  restorer?.add(panel, panel.id);
+  app.commands.addCommand(options.command, {
+    label: options.label,
+    caption: options.caption,
+    icon: options.icon,
+    execute: () => app.shell.activateById(panel.id)
+  });
+}
+
+/**
+ * A run's output: the notebook itself when the Lab can open it (the server gives its
+ * path then), else its HTML rendering in a tab.
+ */
+async function openRunOutput(app: JupyterFrontEnd, job: string, runId: number): Promise<void> {
+  const output = await fetchRunOutput(job, runId);
+  if (output.notebook) {
+    await app.commands.execute('docmanager:open', { path: output.notebook });
+    return;
+  }
+  const widget = new MainAreaWidget({ content: new RunOutputView(output) });
+  widget.id = `lakebook-run-output-${runId}`;
+  widget.title.label = `${job} #${runId}`;
+  widget.title.caption = `Output notebook of run ${runId} of ${job} (${output.status})`;
+  widget.title.icon = jobsIcon;
+  widget.title.closable = true;
+  app.shell.add(widget, 'main');
+  app.shell.activateById(widget.id);
+}
+
+const jobsPanelPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'lakebook-lab:jobs-panel',
+  description: 'The Jobs panel (notebook jobs, history, Run now) and "Schedule" on the notebook toolbar.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [ICommandPalette, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    notebooks: INotebookTracker,
+    palette: ICommandPalette | null,
+    restorer: ILayoutRestorer | null
+  ) => {
+    const panel = new JobsPanel({
+      onOpenOutput: (job, run) => void app.commands.execute(CommandIDs.openRunOutput, { job, run })
+    });
+    addSidebarPanel(app, restorer, panel, {
+      icon: jobsIcon,
+      caption: 'Notebook jobs',
+      rank: 470,
+      command: CommandIDs.openJobsPanel,
+      label: 'Show the Jobs Panel'
+    });
+    app.commands.addCommand(CommandIDs.openRunOutput, {
+      label: 'Open the Output of a Job Run',
+      execute: args =>
+        openRunOutput(app, String(args.job), Number(args.run)).catch(error =>
+          Notification.error(`${(error as Error).message}`, { autoClose: 8000 })
+        )
+    });
+    app.commands.addCommand(CommandIDs.scheduleNotebook, {
+      label: 'Schedule this Notebook',
+      caption: 'Run this notebook on a schedule: write a job definition (jobs/<name>.yaml)',
+      icon: jobsIcon,
+      isEnabled: () => notebooks.currentWidget !== null,
+      execute: async args => {
+        const path = args.path ? String(args.path) : notebooks.currentWidget?.context.path;
+        const job = path ? await scheduleNotebookDialog(path) : null;
+        if (job) {
+          Notification.success(`Job ${job.name} scheduled: ${job.schedule} (${job.timezone})`, { autoClose: 5000 });
+          app.shell.activateById(JOBS_PANEL_ID);
+          await panel.refresh();
+        }
+      }
+    });
+    const addButton = (notebook: NotebookPanel) =>
+      notebook.toolbar.insertItem(
+        10,
+        'lakebook-schedule',
+        new ToolbarButton({
+          icon: jobsIcon,
+          label: 'Schedule',
+          className: 'lakebook-schedule-button',
+          tooltip: 'Schedule this notebook as a job',
+          onClick: () => void app.commands.execute(CommandIDs.scheduleNotebook, { path: notebook.context.path })
+        })
+      );
+    notebooks.forEach(addButton);
+    notebooks.widgetAdded.connect((_, notebook) => addButton(notebook));
+    if (palette) {
+      palette.addItem({ command: CommandIDs.openJobsPanel, category: PALETTE_CATEGORY });
+      palette.addItem({ command: CommandIDs.scheduleNotebook, category: PALETTE_CATEGORY });
+    }
+  }
+};
+
 /** The code that makes `%%lake` known to an IPython kernel (quietly; loading twice is harmless). */
 export const LOAD_MAGIC = '%load_ext lakebook';
 
@@ -247,4 +364,4 @@ const lakeCellsPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [lakePanelPlugin, endpointsPanelPlugin, lakeCellsPlugin];
+export default [lakePanelPlugin, endpointsPanelPlugin, jobsPanelPlugin, lakeCellsPlugin];

@@ -56,6 +56,36 @@ def run_job(workspace, name: str, overrides: dict[str, Any] | None = None, *, wa
         store.close()
 
 
+def queue_run(workspace, name: str, overrides: dict[str, Any] | None = None) -> tuple[dict, str | None]:
+    """Queue a manual run of job ``name``, checked as ``run_job`` checks it, without running it:
+    the queued run, and the scheduler that will start it (None when none runs: then
+    ``run_queued`` runs it)."""
+    check_executor(workspace)
+    job = load_jobs(workspace).job(name)
+    overrides = overrides or {}
+    check_parameters(job.notebook_path, overrides, where="parameters")
+    store = JobStore(workspace)
+    try:
+        state = store.job_states().get(name, {}).get("enabled")
+        if not (job.definition.enabled if state is None else state):
+            raise JobDefinitionError(f"job {name} is disabled", hint=f"lakebook jobs enable {name}")
+        run_id = store.enqueue(job, "manual", [now_utc()], {**job.definition.parameters, **overrides})[0]
+        return store.run(run_id), store.leader()
+    finally:
+        store.close()
+
+
+def run_queued(workspace, run_id: int) -> dict:
+    """Every attempt of queued run ``run_id`` in this process, as ``run_job`` runs one when no
+    scheduler runs; the finished run."""
+    store = JobStore(workspace)
+    try:
+        job = load_jobs(workspace).job(store.run(run_id)["job"])
+        return _run_here(workspace, store, job, run_id)
+    finally:
+        store.close()
+
+
 def _run_here(workspace, store: JobStore, job, run_id: int) -> dict:
     """Every attempt of the run in this process, unless a scheduler that started meanwhile
     claims a retry first (then wait for it)."""

@@ -1,11 +1,11 @@
-"""Jupyter server extension: the REST API of the JupyterLab Lake and Endpoints panels.
+"""Jupyter server extension: the REST API of the JupyterLab Lake, Endpoints and Jobs panels.
 
 ``GET /lakebook/api/catalog``, ``/lakebook/api/tables/{name}`` and
 ``/lakebook/api/tables/{name}/preview?limit=N``; the Endpoints panel's ``GET
 /lakebook/api/endpoints``, ``GET /lakebook/api/endpoints/{name}/schema`` and ``POST
-/lakebook/api/endpoints/{name}/predict``. Enabled with
-``jpserver_extensions: {"lakebook": true}`` (installed into ``jupyter_server_config.d``);
-jupyter_server is imported only when the server loads the extension.
+/lakebook/api/endpoints/{name}/predict``; the Jobs panel's routes under ``/lakebook/api/jobs``
+(jobs_handlers.py). Enabled with ``jpserver_extensions: {"lakebook": true}`` (installed into
+``jupyter_server_config.d``); jupyter_server is imported only when the server loads the extension.
 """
 
 from __future__ import annotations

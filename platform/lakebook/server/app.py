@@ -8,6 +8,8 @@ from traitlets import Unicode
 from .api import LakeAPI
 from .endpoints import EndpointsAPI
 from .handlers import api_handlers
+from .jobs import JobsAPI
+from .jobs_handlers import job_handlers
 
 
 class LakebookApp(ExtensionApp):
@@ -25,17 +27,20 @@ class LakebookApp(ExtensionApp):
 
     lake: LakeAPI
     endpoints: EndpointsAPI
+    jobs: JobsAPI
 
     def initialize_settings(self) -> None:
         self.lake = LakeAPI(self.workspace, self.serverapp.root_dir)
         self.endpoints = EndpointsAPI(self.lake.workspace)
+        self.jobs = JobsAPI(self.lake.workspace, self.serverapp.root_dir,
+                            allow_hidden=self.serverapp.contents_manager.allow_hidden)
         try:
             self.log.info("lakebook: workspace %s", self.lake.workspace().root)
         except Exception as exc:  # the server still starts; each API call says what is wrong
             self.log.warning("lakebook: %s", exc)
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(api_handlers())
+        self.handlers.extend(api_handlers() + job_handlers())
 
     async def stop_extension(self) -> None:
         self.lake.close()

@@ -1,14 +1,17 @@
-"""No prediction is lost at a replica's close: what the ingest log refuses then goes to the
-workspace's spill file (serving/spill.py), and the next recorder appends it to the log before
-anything else. The log is a real SQLite ingest log, made to refuse appends by putting a file
-that is not a database where it was."""
+"""The prediction recorder on a real SQLite ingest log: answers that arrive close together
+share one append; no prediction is lost at a replica's close: what the ingest log refuses then
+goes to the workspace's spill file (serving/spill.py), and the next recorder appends it to the
+log before anything else. The log is made to refuse appends by putting a file that is not a
+database where it was."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import sqlite3
 import stat
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -28,10 +31,25 @@ def predictions(n: int, start: int = 0) -> list[dict]:
              "missing_features": "[]"} for i in range(start, start + n)]
 
 
+def appends_to_the_log(ws) -> int:
+    with sqlite3.connect(ws.ingest_log_path) as con:
+        return con.execute("SELECT count(*) FROM batches WHERE source = 'predictions'").fetchone()[0]
+
+
+def test_answers_arriving_within_the_gather_time_share_one_append(workspace):
+    recorder = PredictionRecorder(workspace)
+    for record in predictions(10):  # 90 ms apart in all, well inside GATHER_S
+        recorder.add([record])
+        time.sleep(0.01)
+    recorder.close()
+    assert recorder.written == 10 and appends_to_the_log(workspace) <= 2
+
+
 @contextmanager
 def refused_appends(ws):
     """The ingest log's file set aside and a file that is not a database in its place: every
-    connection made meanwhile fails (a damaged log). The log is put back afterwards."""
+    connection made meanwhile fails (a damaged log; a connection made before would still write
+    to the file set aside). The log is put back afterwards."""
     path = ws.ingest_log_path
     aside = path.parent / "aside"
     aside.mkdir()
@@ -74,20 +92,6 @@ def test_predictions_the_log_refuses_at_close_are_spilled_then_appended_once_by_
     PredictionRecorder(workspace).close()  # and only once
     assert request_ids_in_the_lake(workspace) == [r["request_id"] for r in records]
     assert workspace.predictions_spill_path == spilled
-
-
-def test_the_spill_waits_while_the_log_still_refuses_and_grows_with_the_next_close(workspace):
-    first, second = predictions(3), predictions(2, start=3)
-    record_through_a_broken_log(workspace, first)
-    record_through_a_broken_log(workspace, second)  # could not take the spill either: it keeps both
-    spilled = workspace.predictions_spill_path
-    assert [json.loads(line)["request_id"] for line in spilled.read_text().splitlines()] == [
-        r["request_id"] for r in first + second]
-    recorder = PredictionRecorder(workspace)
-    recorder.add(predictions(1, start=5))
-    recorder.close()
-    assert recorder.unspilled == 5 and recorder.written == 1 and not spilled.exists()
-    assert request_ids_in_the_lake(workspace) == [f"req-{i:04d}" for i in range(6)]
 
 
 def test_a_line_cut_short_by_a_crash_is_skipped_with_a_warning_and_the_rest_appended(workspace, caplog):

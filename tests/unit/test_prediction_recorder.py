@@ -125,3 +125,12 @@ def test_lines_that_are_not_records_are_never_appended(workspace, garbage):
     recorder = PredictionRecorder(workspace)
     recorder.close()
     assert recorder.unspilled == 0 and not spilled.exists() and recorder.failure is None
+
+
+def test_a_records_json_is_strict_json_even_for_a_value_that_is_not_a_number():
+    from lakebook.serving.predictor import _json
+
+    def refuse(constant):
+        raise ValueError(constant)
+
+    assert json.loads(_json({"v:f": float("nan"), "v:g": 1.5}), parse_constant=refuse) == {"v:f": None, "v:g": 1.5}

@@ -16,7 +16,6 @@ to the lake like any other event.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -25,6 +24,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+import orjson
 
 from ..errors import ConfigError, LakebookError, ModelRegistryError, RequestInvalid
 from .spill import spill, take_spill
@@ -269,7 +270,8 @@ def _iso_now() -> str:
 
 
 def _json(value) -> str:
-    return json.dumps(value, default=str, separators=(",", ":"))
+    """Compact JSON (a value that is not a number is null, as JSON has no NaN)."""
+    return orjson.dumps(value, default=str).decode()
 
 
 class PredictionRecorder:

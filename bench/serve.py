@@ -11,9 +11,10 @@ trained with lakebook's own ml code as freshness_value.py trains it (gradient bo
 
 One local Ray runtime (``serving.connect_ray`` path: RAY_TMPDIR in the workspace's ray dir,
 RAY_AUTH_MODE=token set explicitly, a token of this run's own; 2 CPUs, no dashboard), Serve
-started once with its HTTP proxy on a free loopback port and its access log off. Both
-applications run on it at the same time, with the same Serve options (1 replica, the
-endpoint's ``deployment_options``: 0.25 CPU, max_ongoing_requests 32) and the same batching
+started once with its HTTP proxy on a free loopback port. Both applications run on it at the
+same time, with the same Serve options (1 replica, the endpoint's ``deployment_options``: 0.25
+CPU, max_ongoing_requests 32, Serve's access log as ``serving.access_log`` says: off by
+default, for the proxy and both deployments) and the same batching
 (``@serve.batch``, the endpoint's defaults: up to 16 requests, 5 ms wait):
 
 - lakebook: serving/app.py's application deployed by the serving service's ``Controller``
@@ -310,7 +311,7 @@ def build(tmp: Path, log) -> tuple:
 
 def start_serve(ws) -> str:
     """One local Ray runtime as the serving service connects one, Serve's proxy on a free
-    loopback port with its access log off; the proxy's URL."""
+    loopback port with the workspace's access log setting; the proxy's URL."""
     from lakebook.services import free_port
     from lakebook.stream.server import connect_ray
 
@@ -318,10 +319,12 @@ def start_serve(ws) -> str:
     os.environ["RAY_SERVE_LOG_TO_STDERR"] = "0"  # replica log lines to their files only, not to this console
     connect_ray(ws, ws.settings.serving)  # sets RAY_TMPDIR and RAY_AUTH_MODE before ray is imported
     from ray import serve
-    from ray.serve.schema import LoggingConfig
+
+    from lakebook.serving.endpoints import serve_logging
 
     port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=LoggingConfig(enable_access_log=False))
+    serve.start(http_options={"host": "127.0.0.1", "port": port},
+                logging_config=serve_logging(ws.settings.serving.access_log))
     return f"http://127.0.0.1:{port}"
 
 
@@ -338,7 +341,7 @@ def deploy_both(ws) -> dict:
     settings = EndpointSettings(model=CHAMPION)
     figures = figures_actor()
     row = Controller(ws, figures).deploy(ENDPOINT, settings)
-    options = deployment_options(settings)
+    options = deployment_options(settings, ws.settings.serving.access_log)
     serve.run(bare_application(str(ws.root), row["uri"], options, settings.max_batch_size,
                                settings.batch_wait_timeout_s), name=BARE, route_prefix=f"/{BARE}")
     return {"figures_actor": figures, "uri": row["uri"], "serve_options": options,
@@ -623,16 +626,16 @@ def run(log=print) -> dict:
             "request_fields": fields, "request_flights": len(bodies),
             "ray": f"one local runtime (connect_ray with the serving settings: RAY_AUTH_MODE "
                    f"{ws.settings.serving.ray_auth_mode}, {ws.settings.serving.ray_num_cpus} CPUs, no dashboard); "
-                   "Serve's proxy on a free loopback port, access log off",
+                   "Serve's proxy on a free loopback port",
             "serve_options": deployed["serve_options"], "batching": deployed["batching"],
             "lakebook": "serving/app.py's application via the serving service's Controller.deploy; bearer token "
                         "from serving.tokens_file; figures actor running",
             "bare": "plain Serve deployment: orjson body, store.get_online_features(the same feature service), frame, "
                     "mlflow.pyfunc.load_model(the same version)'s python model (its pyfunc predict refuses float "
                     "features for a column trained as long); no token, validation or logging",
-            "replica_logs": "both deployments keep Serve's default replica logging (access lines in the replica log "
-                            "files, as the serving service runs it); RAY_SERVE_LOG_TO_STDERR=0 keeps them off the "
-                            "benchmark's console",
+            "replica_logs": f"serving.access_log {ws.settings.serving.access_log} for the proxy and both "
+                            "deployments alike (the serving service's default); RAY_SERVE_LOG_TO_STDERR=0 keeps "
+                            "replica log lines off the benchmark's console",
             "client": f"aiohttp on uvloop in the benchmark's process, same code both sides; {CONCURRENCY} keep-alive "
                       f"connections for {DURATION_S:g} s, then {SINGLE_REQUESTS} sequential requests (1 connection); "
                       f"warm-up {WARMUP_S:g} s per side; {ROUNDS} rounds, the first side alternating",

@@ -199,6 +199,8 @@ class ServingSettings(_Section):
     ray_auth_mode: Literal["token", "disabled"] = Field(
         "token", description="RAY_AUTH_MODE of the Ray runtime serving starts or joins")
     ray_num_cpus: int = Field(2, ge=1, description="CPUs of the local Ray runtime")
+    access_log: bool = Field(False, description=(
+        "Serve logs a line per request in the proxy's and each replica's log (CPU on every request)"))
 
 
 class AlertSettings(_Section):

@@ -117,6 +117,8 @@ class Workspace:
     stream_dir = _StatePath("stream", doc="the speed layer's window state (checkpoints) and its running job")
     serving_dir = _StatePath("serving", doc="the model endpoints' service: its running record")
     serving_endpoints_path = _StatePath("serving", "endpoints.json", doc="endpoints deployed ad hoc (kept over restarts)")
+    predictions_spill_path = _StatePath("serving", "predictions.spill.jsonl",
+                                        doc="predictions the ingest log refused at a replica's close, until the next one")
     query_spill_dir = _StatePath("query", "spill", doc="where the query engine spills what does not fit in memory")
 
     def log_path(self, name: str) -> Path:

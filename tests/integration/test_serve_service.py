@@ -54,7 +54,8 @@ def test_lakebook_serve_commands_against_a_started_service(model_template, tmp_p
     config.write_text(config.read_text() + f"  endpoints:\n    delay: {{model: '{CHAMPION}'}}\n")
     ws = Workspace.load(tmp_path / "ws")
     port = free_port()
-    env = {**os.environ, "LAKEBOOK_SERVING__PORT": str(port), "LAKEBOOK_SERVING__TOKENS": json.dumps({"*": [ENV_TOKEN]})}
+    env = {**os.environ, "LAKEBOOK_SERVING__PORT": str(port), "LAKEBOOK_SERVING__TOKENS": json.dumps({"*": [ENV_TOKEN]}),
+           "LAKEBOOK_SERVING__ACCESS_LOG": "true"}  # off by default; on, `serve logs` shows each request
     proxy = f"http://127.0.0.1:{port}"
     service = start_service(ws, "serve", env=env)
     try:

@@ -30,7 +30,7 @@ def request(authorization: str | None = None) -> Request:
 
 # -- settings -> Serve ---------------------------------------------------------------------------
 def test_fixed_replicas_become_num_replicas_with_room_for_a_full_batch():
-    options = deployment_options(EndpointSettings(model=MODEL, replicas=3, max_batch_size=16))
+    options = deployment_options(EndpointSettings(model=MODEL, replicas=3, max_batch_size=16), access_log=False)
     assert options["num_replicas"] == 3 and "autoscaling_config" not in options
     assert options["max_ongoing_requests"] == 32
     assert options["ray_actor_options"]["num_cpus"] < 1
@@ -39,9 +39,17 @@ def test_fixed_replicas_become_num_replicas_with_room_for_a_full_batch():
 def test_autoscaling_replaces_num_replicas():
     settings = EndpointSettings.model_validate(
         {"model": MODEL, "autoscaling": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 3}})
-    options = deployment_options(settings)
+    options = deployment_options(settings, access_log=False)
     assert "num_replicas" not in options
     assert options["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 3.0}
+
+
+@pytest.mark.parametrize("config, access_log", [("", False), ("  access_log: true\n", True)])
+def test_serves_access_log_follows_the_setting_and_is_off_by_default(workspace_dir, config, access_log):
+    (workspace_dir / "lakebook.yaml").write_text(f"name: test\nserving:\n  poll_interval_s: 5\n{config}")
+    setting = Workspace.load(workspace_dir).settings.serving.access_log
+    options = deployment_options(EndpointSettings(model=MODEL), setting)
+    assert setting is access_log and options["logging_config"] == {"enable_access_log": access_log}
 
 
 def test_the_user_config_holds_only_the_model_version():

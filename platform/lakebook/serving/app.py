@@ -240,4 +240,4 @@ def application(workspace, name: str, settings, model_uri: str):
     args = (str(workspace.root), name, settings.max_batch_size, settings.batch_wait_timeout_s)
     version = hashlib.sha256(f"{CODE_VERSION}{args}".encode()).hexdigest()[:16]
     return Endpoint.options(version=version, _internal=True, user_config=user_config(model_uri),
-                            **deployment_options(settings)).bind(*args)
+                            **deployment_options(settings, workspace.settings.serving.access_log)).bind(*args)

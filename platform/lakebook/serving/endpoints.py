@@ -68,16 +68,23 @@ def _write_adhoc(workspace, endpoints: dict[str, EndpointSettings]) -> None:
 
 
 # -- Ray Serve options ------------------------------------------------------------------------
-def deployment_options(settings: EndpointSettings) -> dict[str, Any]:
-    """``Deployment.options`` for an endpoint: replicas or autoscaling, and room for a full batch
-    per replica (Serve's default of 5 requests in flight would never fill one of 16)."""
+def deployment_options(settings: EndpointSettings, access_log: bool) -> dict[str, Any]:
+    """``Deployment.options`` for an endpoint: replicas or autoscaling, room for a full batch
+    per replica (Serve's default of 5 requests in flight would never fill one of 16), and
+    Serve's access log on or off (``serving.access_log``)."""
     options: dict[str, Any] = {"ray_actor_options": {"num_cpus": REPLICA_CPUS},
-                               "max_ongoing_requests": max(2 * settings.max_batch_size, 5)}
+                               "max_ongoing_requests": max(2 * settings.max_batch_size, 5),
+                               "logging_config": serve_logging(access_log)}
     if settings.autoscaling is not None:
         options["autoscaling_config"] = settings.autoscaling.model_dump()
     else:
         options["num_replicas"] = settings.replicas
     return options
+
+
+def serve_logging(access_log: bool) -> dict[str, Any]:
+    """Serve's ``LoggingConfig`` (as a dict) for the proxy and the replicas."""
+    return {"enable_access_log": access_log}
 
 
 def user_config(model_uri: str) -> dict[str, str]:

@@ -24,7 +24,9 @@ from pathlib import Path
 
 from .._proc import running_record
 from ..errors import LakebookError, ServiceError
-from .endpoints import TOKEN_SETTING, all_endpoints, forget_adhoc, refuse_declared, remember_adhoc, require_known
+from .endpoints import (
+    TOKEN_SETTING, all_endpoints, forget_adhoc, refuse_declared, remember_adhoc, require_known, serve_logging,
+)
 
 log = logging.getLogger("lakebook.serving")
 ROUTES = "GET /health, GET /status, POST /endpoints, DELETE /endpoints/<name>, GET /endpoints/<name>/logs"
@@ -247,7 +249,8 @@ def serve_endpoints(workspace, admin_port: int | None = None, echo=print) -> Non
 
     from .app import figures_actor
 
-    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.start(http_options={"host": settings.host, "port": settings.port},
+                logging_config=serve_logging(settings.access_log))
     controller = Controller(workspace, figures_actor())
     for name, endpoint in all_endpoints(workspace).items():
         controller.try_deploy(name, endpoint)

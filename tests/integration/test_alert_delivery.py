@@ -176,3 +176,32 @@ def test_a_receiver_that_never_answers_is_given_up_on_after_its_timeout(tmp_path
         outcome = notify(Workspace.load(tmp_path), ["slow"], ALERT)
         elapsed = time.monotonic() - started
     assert "timed out" in outcome["slow"] and 1.0 <= elapsed < 4  # 2 x 0.5 s and the 0.5 s pause, with slack
+
+
+def test_a_failing_job_alerts_its_channels_on_each_retry_and_on_the_failure(ws, receiver, smtp):
+    """A job run for real (Papermill, no scheduler) whose notebook fails on both attempts: the
+    webhook hears the retry and the failure, the mailbox the failure, each naming job and run."""
+    from jobs_support import add_job, add_notebooks
+
+    from lakebook.jobs import run_job
+
+    add_notebooks(ws.root)
+    add_job(ws.root, "nightly", """
+        notebook: notebooks/fail.ipynb
+        retries: {max: 1, backoff: 0}
+        alerts: {on: [retry, failure], to: [ops]}
+    """)
+    add_job(ws.root, "nightly_mail", "notebook: notebooks/fail.ipynb\nalerts: {on: [failure], to: [oncall]}\n")
+    run = run_job(ws, "nightly")
+    assert (run["status"], run["attempt"]) == ("failed", 2)
+
+    bodies = [json.loads(r["body"]) for r in receiver.requests]
+    assert [(b["labels"]["event"], b["labels"]["job"], b["labels"]["run"], b["severity"]) for b in bodies] == [
+        ("retry", "nightly", str(run["id"]), "warning"), ("failure", "nightly", str(run["id"]), "critical")]
+    assert "ValueError" in bodies[1]["description"] and bodies[1]["status"] == "firing"
+
+    mailed = run_job(ws, "nightly_mail")
+    [(_, _, content)] = smtp[0].messages
+    message = message_from_bytes(content, policy=default)
+    assert message["Subject"] == f"[lakebook] critical job nightly_mail: run {mailed['id']} failure"
+    assert "ValueError" in message.get_content()

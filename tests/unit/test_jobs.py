@@ -17,9 +17,14 @@ from lakebook.jobs.store import JobStore
 
 
 @pytest.fixture
-def jobs_ws(workspace):
-    add_notebooks(workspace.root)
-    return workspace
+def jobs_ws(workspace_dir):
+    """A workspace with the test notebooks and one alert channel, ``ops`` (never sent to here)."""
+    from lakebook.workspace import Workspace
+
+    add_notebooks(workspace_dir)
+    config = workspace_dir / "lakebook.yaml"
+    config.write_text(config.read_text() + "\nalerts:\n  channels:\n    ops: {type: webhook, url: 'http://127.0.0.1:9/hook'}\n")
+    return Workspace.load(workspace_dir)
 
 
 def _load_error(ws, text: str, name: str = "job") -> JobDefinitionError:
@@ -27,6 +32,12 @@ def _load_error(ws, text: str, name: str = "job") -> JobDefinitionError:
     with pytest.raises(JobDefinitionError) as caught:
         load_jobs(ws, strict=True)
     return caught.value
+
+
+def test_an_alert_channel_lakebook_yaml_does_not_declare_is_an_error_at_load(jobs_ws):
+    error = _load_error(jobs_ws, "notebook: notebooks/ok.ipynb\nalerts: {on: [failure], to: [opps]}")
+    assert "alerts.to: no alert channel 'opps'" in error.message
+    assert "did you mean 'ops'?" in error.hint and "alerts: {channels: {opps:" in error.hint
 
 
 def test_a_full_definition_loads(jobs_ws):

@@ -247,7 +247,19 @@ def load_job(workspace, path: Path) -> Job:
     if not notebook.is_file():
         raise JobDefinitionError(f"{path}: notebook: {definition.notebook} does not exist", hint=HINTS["notebook"])
     check_parameters(notebook, definition.parameters, where=f"{path}: parameters")
+    _check_channels(definition, path, set(workspace.settings.alerts.channels))
     return Job(definition, path, notebook, _hash(definition, notebook))
+
+
+def _check_channels(definition: JobDefinition, path: Path, declared: set[str]) -> None:
+    """Every ``alerts.to`` name is a channel of ``alerts.channels`` in lakebook.yaml."""
+    for channel in definition.alerts.to if definition.alerts else ():
+        if channel not in declared:
+            guess = did_you_mean(channel, declared)
+            raise JobDefinitionError(
+                f"{path}: alerts.to: no alert channel {channel!r}",
+                hint=(guess + " " if guess else "") + "declare it in lakebook.yaml: alerts: {channels: {"
+                f"{channel}: {{type: webhook, url: ...}}}}}} (or type: email), or remove it from alerts.to")
 
 
 def _read(path: Path) -> dict[str, Any]:

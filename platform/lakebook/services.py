@@ -19,6 +19,7 @@ from __future__ import annotations
 import graphlib
 import importlib.util
 import json
+import logging
 import os
 import secrets
 import signal
@@ -32,10 +33,12 @@ from typing import TYPE_CHECKING, Callable
 
 from ._proc import bindable, free_port, process_alive, stop_process, stop_with_parent, wait_until_answering
 from .config import child_environment, environment_value, setting_variable
-from .errors import MissingDependency, ServiceError
+from .errors import LakebookError, MissingDependency, ServiceError
 
 if TYPE_CHECKING:
     from .workspace import Workspace
+
+log = logging.getLogger("lakebook.services")
 
 
 # -- ports (free_port, bindable: _proc.py) ---------------------------------------------------------
@@ -81,6 +84,7 @@ class Service:
     token_env: str | None = None  # the variable its token is passed in (never on the command line)
     enabled: Callable[["Workspace"], bool] = lambda workspace: True  # whether `lakebook up` runs it
     ray_section: str | None = None  # the settings section of the Ray runtime it starts or joins, if it uses Ray
+    start_attempts: int = 1  # starts of a process that exits before it answers
 
     def check_installed(self) -> None:
         for module, package, extra in self.requires:
@@ -158,10 +162,20 @@ class ServiceProcess:
         return self
 
     def wait_ready(self, timeout_s: float | None = None) -> "ServiceProcess":
-        wait_until_answering(self.process, self.base_url + self.spec.health_path, name=self.spec.title,
-                             log_text=self.log_text, timeout_s=timeout_s or self.spec.ready_timeout_s,
-                             headers=self.spec.probe_headers(self.launch), hint=f"its log is {self.log_path}",
-                             poll_s=0.05)
+        """Return once it answers; one that exits first is started again while its spec allows."""
+        for attempt in range(1, self.spec.start_attempts + 1):
+            try:
+                wait_until_answering(self.process, self.base_url + self.spec.health_path, name=self.spec.title,
+                                     log_text=self.log_text, timeout_s=timeout_s or self.spec.ready_timeout_s,
+                                     headers=self.spec.probe_headers(self.launch), hint=f"its log is {self.log_path}",
+                                     poll_s=0.05)
+                return self
+            except LakebookError:
+                if self.running or attempt == self.spec.start_attempts:
+                    raise
+                log.warning("%s exited while starting (attempt %d of %d); starting it again", self.spec.title,
+                            attempt, self.spec.start_attempts)
+                self.start()
         return self
 
     @property
@@ -234,6 +248,7 @@ class ServiceSet:
             self.write_state()
         for process in self.processes:
             self._wait(process.name, ready, after_ready)
+        self.write_state()  # a service started again while it was waited for has another pid
 
     def _wait(self, name: str, ready: set[str], after_ready: dict) -> None:
         if name in ready or name not in self.by_name:
@@ -386,6 +401,8 @@ RAY = register(Service(
     health_path="/api/healthz",  # Ray's own, public: 200 once the head's raylet and GCS answer
     url=lambda launch: f"127.0.0.1:{launch.options.get('gcs_port')}",  # the GCS address the services join
     stop_timeout_s=60, ready_timeout_s=180, requires=(("ray", "ray", "stream"),),
+    start_attempts=3,  # Ray gives a node's raylet a fixed 30 s to register (ray/_private/node.py), which a loaded
+                       # machine can overrun: `ray start` then stops what it started and exits 1
     secrets=True,  # the endpoints' replicas it starts read their tokens from its environment
     enabled=lambda ws: len(local_ray_users(ws)) > 1,
 ))

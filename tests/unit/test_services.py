@@ -153,3 +153,30 @@ def _dead_pid() -> int:
     """A process id no process can have (above the kernel's largest)."""
     with open("/proc/sys/kernel/pid_max") as handle:
         return int(handle.read()) + 1
+
+
+def test_a_service_that_exits_while_starting_is_started_again_as_its_spec_allows(workspace, monkeypatch):
+    """The shared Ray head's `ray start` exits 1 when its raylet overruns Ray's fixed 30 s to register."""
+    started = []
+
+    class Exited:  # the first start exits at once, the next ones run
+        def __init__(self, command, **kwargs):
+            started.append(command)
+            self.pid, self.code = len(started), 1 if len(started) == 1 else None
+
+        def poll(self):
+            return self.code
+
+    def answering(process, url, **kwargs):
+        if process.poll() is not None:
+            raise ServiceError(f"exited with {process.poll()}")
+
+    monkeypatch.setattr(services.subprocess, "Popen", Exited)
+    monkeypatch.setattr(services, "wait_until_answering", answering)
+    head = ServiceProcess(workspace, service("ray"), Launch(9003, options={"gcs_port": 9004, "num_cpus": 2}))
+    assert head.start().wait_ready().process.pid == 2 and len(started) == 2
+    started.clear()
+    once = ServiceProcess(workspace, service("stream"), Launch(9005)).start()
+    with pytest.raises(ServiceError, match="exited with 1"):
+        once.wait_ready()
+    assert len(started) == 1

@@ -401,7 +401,7 @@ RAY = register(Service(
     health_path="/api/healthz",  # Ray's own, public: 200 once the head's raylet and GCS answer
     url=lambda launch: f"127.0.0.1:{launch.options.get('gcs_port')}",  # the GCS address the services join
     stop_timeout_s=60, ready_timeout_s=180, requires=(("ray", "ray", "stream"),),
-    start_attempts=3,  # Ray gives a node's raylet a fixed 30 s to register (ray/_private/node.py), which a loaded
+    start_attempts=5,  # Ray gives a node's raylet a fixed 30 s to register (ray/_private/node.py), which a loaded
                        # machine can overrun: `ray start` then stops what it started and exits 1
     secrets=True,  # the endpoints' replicas it starts read their tokens from its environment
     enabled=lambda ws: len(local_ray_users(ws)) > 1,

@@ -196,6 +196,9 @@ class ServingSettings(_Section):
     tokens_file: Path | None = None
     poll_interval_s: float = Field(5.0, gt=0, description="how often a model alias is resolved again")
     ray_address: str | None = Field(None, description="a Ray cluster (host:6379); default: a local Ray runtime")
+    proxy_location: Literal["HeadOnly", "EveryNode"] = Field("HeadOnly", description=(
+        "where Serve runs its HTTP proxy on host:port: the head node only, or every node with a replica "
+        "(nodes sharing a machine cannot share the port)"))
     ray_auth_mode: Literal["token", "disabled"] = Field(
         "token", description="RAY_AUTH_MODE of the Ray runtime serving starts or joins")
     ray_num_cpus: int = Field(2, ge=1, description="CPUs of the local Ray runtime")
@@ -475,6 +478,12 @@ def _in_overrides(loc: tuple, overrides: dict[str, Any]) -> bool:
 
 def _env_name(loc: tuple) -> str:
     return ENV_PREFIX + "__".join(p.upper() for p in loc)
+
+
+def setting_variable(*path: str) -> str:
+    """The environment variable that overrides a setting: ``("stream", "ray_address")`` ->
+    ``LAKEBOOK_STREAM__RAY_ADDRESS`` (how a parent sets a child service's setting)."""
+    return _env_name(path)
 
 
 # -- the process environment -----------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import graphlib
 import importlib.util
 import json
+import logging
 import os
 import secrets
 import signal
@@ -31,11 +32,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ._proc import bindable, free_port, process_alive, stop_process, stop_with_parent, wait_until_answering
-from .config import child_environment, environment_value
-from .errors import MissingDependency, ServiceError
+from .config import child_environment, environment_value, setting_variable
+from .errors import LakebookError, MissingDependency, ServiceError
 
 if TYPE_CHECKING:
     from .workspace import Workspace
+
+log = logging.getLogger("lakebook.services")
 
 
 # -- ports (free_port, bindable: _proc.py) ---------------------------------------------------------
@@ -51,11 +54,13 @@ def choose_port(requested: int | None, default: int, option: str) -> int:
 # -- what a service is -------------------------------------------------------------------------
 @dataclass
 class Launch:
-    """One start of a service: its port, its token (if it has one), and service options."""
+    """One start of a service: its port, its token (if it has one), service options, and
+    variables its environment gets beyond this process's (never recorded, never on a command line)."""
 
     port: int
     token: str | None = None
     options: dict = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -78,6 +83,8 @@ class Service:
     secrets: bool = False  # whether its environment keeps lakebook's secrets
     token_env: str | None = None  # the variable its token is passed in (never on the command line)
     enabled: Callable[["Workspace"], bool] = lambda workspace: True  # whether `lakebook up` runs it
+    ray_section: str | None = None  # the settings section of the Ray runtime it starts or joins, if it uses Ray
+    start_attempts: int = 1  # starts of a process that exits before it answers
 
     def check_installed(self) -> None:
         for module, package, extra in self.requires:
@@ -142,6 +149,7 @@ class ServiceProcess:
         self.spec.check_installed()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         extra = {self.spec.token_env: self.launch.token} if self.spec.token_env and self.launch.token else {}
+        extra.update(self.launch.env)
         env = child_environment(self.workspace.root, secrets=self.spec.secrets, extra=extra,
                                 environ=self._env)
         with open(self.log_path, "ab") as log_file:  # the child keeps its own descriptor
@@ -154,10 +162,20 @@ class ServiceProcess:
         return self
 
     def wait_ready(self, timeout_s: float | None = None) -> "ServiceProcess":
-        wait_until_answering(self.process, self.base_url + self.spec.health_path, name=self.spec.title,
-                             log_text=self.log_text, timeout_s=timeout_s or self.spec.ready_timeout_s,
-                             headers=self.spec.probe_headers(self.launch), hint=f"its log is {self.log_path}",
-                             poll_s=0.05)
+        """Return once it answers; one that exits first is started again while its spec allows."""
+        for attempt in range(1, self.spec.start_attempts + 1):
+            try:
+                wait_until_answering(self.process, self.base_url + self.spec.health_path, name=self.spec.title,
+                                     log_text=self.log_text, timeout_s=timeout_s or self.spec.ready_timeout_s,
+                                     headers=self.spec.probe_headers(self.launch), hint=f"its log is {self.log_path}",
+                                     poll_s=0.05)
+                return self
+            except LakebookError:
+                if self.running or attempt == self.spec.start_attempts:
+                    raise
+                log.warning("%s exited while starting (attempt %d of %d); starting it again", self.spec.title,
+                            attempt, self.spec.start_attempts)
+                self.start()
         return self
 
     @property
@@ -230,6 +248,7 @@ class ServiceSet:
             self.write_state()
         for process in self.processes:
             self._wait(process.name, ready, after_ready)
+        self.write_state()  # a service started again while it was waited for has another pid
 
     def _wait(self, name: str, ready: set[str], after_ready: dict) -> None:
         if name in ready or name not in self.by_name:
@@ -344,23 +363,66 @@ MQTT = register(Service(
     requires=(("uvicorn", "uvicorn", "ingest"), ("paho.mqtt", "paho-mqtt", "ingest")), secrets=True,
     enabled=lambda ws: ws.settings.ingest.mqtt is not None,
 ))
+def _ray_head_command(workspace, launch: Launch) -> list[str]:
+    from .stream.ray_node import head_command, session_root
+
+    cpus = launch.options.setdefault("num_cpus", workspace.settings.stream.ray_num_cpus)
+    return head_command(session_root(workspace), cpus, launch.options.setdefault("gcs_port", free_port()), launch.port)
+
+
+def local_ray_users(workspace) -> dict[str, object]:
+    """The services ``lakebook up`` runs that would start a local Ray runtime of their own (no
+    ``ray_address``), with the settings section of their runtime."""
+    sections = {name: getattr(workspace.settings, spec.ray_section) for name, spec in _SERVICES.items()
+                if spec.ray_section and spec.enabled(workspace)}
+    return {name: section for name, section in sections.items() if not section.ray_address}
+
+
+def share_ray(workspace, launches: dict[str, Launch]) -> None:
+    """Point the services of ``launches`` that would start a Ray runtime each at the ``ray``
+    service's head instead: its GCS address and auth mode as overrides of their settings, and,
+    with token auth, a token made for this start in RAY_AUTH_TOKEN. The head gets the CPUs they
+    would have had in runtimes of their own, and token auth unless every one disables it."""
+    head = launches["ray"]
+    users = {name: section for name, section in local_ray_users(workspace).items() if name in launches}
+    mode = "disabled" if all(s.ray_auth_mode == "disabled" for s in users.values()) else "token"
+    token = {"RAY_AUTH_TOKEN": secrets.token_hex(32)} if mode == "token" else {}
+    head.options.update(num_cpus=sum(s.ray_num_cpus for s in users.values()), gcs_port=free_port())
+    head.env.update(RAY_AUTH_MODE=mode, **token)
+    for name in users:
+        section = service(name).ray_section
+        launches[name].env.update({setting_variable(section, "ray_address"): f"127.0.0.1:{head.options['gcs_port']}",
+                                   setting_variable(section, "ray_auth_mode"): mode, **token})
+
+
+RAY = register(Service(
+    name="ray", title="Ray runtime (shared)", command=_ray_head_command,
+    default_port=lambda ws: free_port(),  # its dashboard agent's HTTP, where the head's health answers
+    health_path="/api/healthz",  # Ray's own, public: 200 once the head's raylet and GCS answer
+    url=lambda launch: f"127.0.0.1:{launch.options.get('gcs_port')}",  # the GCS address the services join
+    stop_timeout_s=60, ready_timeout_s=180, requires=(("ray", "ray", "stream"),),
+    start_attempts=5,  # Ray gives a node's raylet a fixed 30 s to register (ray/_private/node.py), which a loaded
+                       # machine can overrun: `ray start` then stops what it started and exits 1
+    secrets=True,  # the endpoints' replicas it starts read their tokens from its environment
+    enabled=lambda ws: len(local_ray_users(ws)) > 1,
+))
 STREAM = register(Service(
     name="stream", title="stream (speed layer)", command=lambda ws, launch: _lakebook(ws, "stream", "start", "--port",
                                                                                     str(launch.port)),
     default_port=lambda ws: ws.settings.stream.port, health_path="/health",
     stop_timeout_s=60, ready_timeout_s=180,  # Ray starts in a few seconds; the actors load their checkpoints
-    depends_on=("ingest",), requires=(("ray", "ray", "stream"), ("feast", "feast", "features")),
-    enabled=lambda ws: ws.settings.stream.enabled,
+    depends_on=("ingest", "ray"), requires=(("ray", "ray", "stream"), ("feast", "feast", "features")),
+    enabled=lambda ws: ws.settings.stream.enabled, ray_section="stream",
 ))
 SERVE = register(Service(
     name="serve", title="model endpoints (Ray Serve)",
     command=lambda ws, launch: _lakebook(ws, "serve", "start", "--admin-port", str(launch.port)),
     default_port=lambda ws: ws.settings.serving.admin_port, health_path="/health",
     stop_timeout_s=60, ready_timeout_s=240,  # Ray and Serve start in ~12 s; each endpoint loads its model
-    depends_on=("ingest",), requires=(("ray", "ray", "stream"), ("fastapi", "fastapi", "stream"),
-                                      ("mlflow", "mlflow", "ml"), ("feast", "feast", "features")),
+    depends_on=("ingest", "ray"), requires=(("ray", "ray", "stream"), ("fastapi", "fastapi", "stream"),
+                                             ("mlflow", "mlflow", "ml"), ("feast", "feast", "features")),
     secrets=True,  # the replicas read the endpoints' tokens from the environment Ray starts them with
-    enabled=lambda ws: bool(ws.settings.serving.endpoints),
+    enabled=lambda ws: bool(ws.settings.serving.endpoints), ray_section="serving",
 ))
 JOBS = register(Service(
     name="jobs", title="job scheduler",

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from .services import Launch, ServiceProcess, ServiceSet, choose_port, enabled_services, lab_token, service
+from .services import Launch, ServiceProcess, ServiceSet, choose_port, enabled_services, lab_token, service, share_ray
 
 SAMPLE_ROWS = {"flights": 3000, "weather": 2000}  # first days of January 2013
 
@@ -75,13 +75,16 @@ def service_table(rows: list[dict]) -> str:
 
 def up_launches(workspace, ports: dict[str, int | None]) -> dict[str, Launch]:
     """The services the workspace enables, each with its port (the one asked for, else its
-    default, else a free one) and token."""
+    default, else a free one) and token; the Ray-using ones pointed at the shared Ray head."""
     launches = {}
     for name in enabled_services(workspace):
         spec = service(name)
         spec.check_installed()
         port = choose_port(ports.get(name), spec.default_port(workspace), f"--{name}-port")
         launches[name] = Launch(port, lab_token() if spec.token_env else None)
+    if "ray" in launches:  # more than one service would start a Ray runtime: they share one, up first and down last
+        share_ray(workspace, launches)
+        launches = {"ray": launches.pop("ray"), **launches}
     return launches
 
 

@@ -1,6 +1,7 @@
 """`lakebook serve start` as the service model runs it, and the `lakebook serve` commands
-against it. In a module of its own, before any test starts the session's Ray runtime: the
-service starts a local Ray runtime of its own, as it does under `lakebook up`."""
+against it; and `lakebook up`'s services with the stream beside the endpoints, sharing one Ray
+runtime. In a module of its own, before any test starts the session's Ray runtime: the
+service alone starts a local Ray runtime of its own, as it does under `lakebook up`."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ import json
 import os
 import shutil
 
+import httpx
 import pytest
 
+from ray_support import processes_with_env
 from serving_support import STAR_TOKEN, TOKEN, make_serving_template
 from test_serving_endpoints import client
 from test_predictor import flights as request_rows
-from test_stream import wait_until
-from lakebook.services import free_port, start_service
+from test_stream import STREAM_CONFIG, wait_until
+from lakebook.services import ServiceSet, free_port, start_service, status
+from lakebook.up import up_launches
 from lakebook.workspace import Workspace
 
 pytestmark = pytest.mark.integration
@@ -98,3 +102,39 @@ def test_lakebook_serve_commands_against_a_started_service(model_template, tmp_p
     assert "lakebook serve: endpoints under" in text
     assert not [t for t in (TOKEN, STAR_TOKEN, ENV_TOKEN) if t in text]
     assert not (ws.serving_dir / "service.json").exists()
+
+
+def test_up_runs_one_ray_runtime_that_the_stream_and_the_endpoints_join(model_ws, monkeypatch):
+    """The ``ray`` service's head, joined with the token made for this start: one GCS process
+    for the workspace, a prediction answered with a token from the environment (the replica,
+    started by the head, reads it from the head's environment), the stream healthy; and after
+    the stop no process of the workspace's Ray left."""
+    port = free_port()
+    config = model_ws.root / "lakebook.yaml"
+    config.write_text(config.read_text() + STREAM_CONFIG + "  enabled: true\n"
+                      f"serving:\n  port: {port}\n  endpoints:\n    delay: {{model: '{CHAMPION}'}}\n")
+    monkeypatch.setenv("LAKEBOOK_SERVING__TOKENS", json.dumps({"*": [ENV_TOKEN]}))  # the services inherit it
+    ws = Workspace.load(model_ws.root)
+    launches = up_launches(ws, {name: free_port() for name in ("ingest", "stream", "serve", "lab")})
+    del launches["lab"]  # not what this test is about
+    running = ServiceSet(ws, launches)
+
+    def ours() -> dict[int, str]:  # every service's processes, down to the Ray workers, have it in their environment
+        return processes_with_env("LAKEBOOK_WORKSPACE", str(ws.root))
+
+    try:
+        running.start()
+        assert {r["service"]: r["status"] for r in status(ws)} == dict.fromkeys(["ray", "ingest", "stream", "serve"],
+                                                                                "ready")
+        assert len([c for c in ours().values() if "gcs_server" in c.split()[0]]) == 1
+        with client(f"http://127.0.0.1:{port}", token=ENV_TOKEN) as http:
+            answer = http.post("/delay/predict", json=request_rows(ws, 1)[0])
+            assert answer.status_code == 200 and answer.json()["version"] == "1", answer.text
+        stream = running.by_name["stream"].base_url
+        assert httpx.get(stream + "/health", timeout=10).json()["status"] == "ok"
+        assert httpx.get(stream + "/status", timeout=10).json()["running"]
+    finally:
+        running.stop()
+    wait_until(lambda: not ours(), 30, "the workspace's Ray processes ending")
+    token = launches["ray"].env["RAY_AUTH_TOKEN"]
+    assert not [p for p in ws.logs_dir.iterdir() if token in p.read_text() or ENV_TOKEN in p.read_text()]

@@ -30,6 +30,7 @@ import httpx
 import pytest
 
 from events import log_events
+from ray_support import processes_with_env
 from stream_support import synthetic_flights, synthetic_weather
 from test_stream import DELAYS, LATER, STREAM_CONFIG, check, online, wait_until
 from test_stream_service import lakebook
@@ -37,6 +38,7 @@ from lakebook import features
 from lakebook.errors import LakebookError
 from lakebook.ingest import flush_ingest_log_to_raw
 from lakebook.services import free_port, start_service
+from lakebook.stream.ray_node import ray_start_command
 from lakebook.workspace import Workspace
 
 pytestmark = pytest.mark.integration
@@ -44,22 +46,11 @@ pytestmark = pytest.mark.integration
 RAY = Path(sys.executable).with_name("ray")
 MARKER = "LBTEST_RAY_CLUSTER"  # not LAKEBOOK_…: lakebook reads those as settings
 ACTOR_CLASSES = {"SourceReader", "ViewOperator", "SinkActor"}
-NODE_PORTS = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
-              "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port")
 
 
 def marked_processes(marker: str) -> dict[int, str]:
-    """The live processes whose environment holds ``MARKER=marker``, with their command lines."""
-    found, wanted = {}, f"{MARKER}={marker}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if wanted in (entry / "environ").read_bytes().split(b"\0"):
-                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:  # ended meanwhile, or a kernel thread
-            continue
-    return found
+    """The live processes of the cluster marked ``marker``, with their command lines."""
+    return processes_with_env(MARKER, marker)
 
 
 @dataclass
@@ -99,9 +90,7 @@ class RayCluster:
         raise AssertionError(f"a Ray node did not start in {attempts} attempts: {log_path.read_text()[-3000:]}")
 
     def _spawn(self, log_path: Path, *args: str) -> subprocess.Popen:
-        ports = [str(p) for name in NODE_PORTS for p in (name, free_port())]
-        command = [str(RAY), "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", "1",
-                   "--temp-dir", str(self.temp_dir), "--disable-usage-stats", *ports, *args]
+        command = ray_start_command(self.temp_dir, 1, *args)
         with open(log_path, "ab") as log:
             self.nodes.append(subprocess.Popen(command, env=self.environment(**{MARKER: self.marker}),
                                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -241,4 +230,61 @@ def test_another_token_is_refused_with_an_error_naming_the_address_and_the_token
         start_service(Workspace.load(workspace.root), "stream", env=env)
     shown = refused.value.message
     assert "exited with 2" in shown and f"error: cannot connect to the Ray cluster at {address}" in shown, shown
+    assert "hint: " in shown and "RAY_AUTH_TOKEN" in shown and "host:6379" in shown and other not in shown, shown
+
+
+# -- the model endpoints on the cluster (serving.ray_address) ------------------------------------
+CHAMPION = "models:/flight_delay@champion"
+SERVE_TOKEN = "cluster-serve-token-3c9e"
+
+
+def serving_config(ws, address: str, port: int) -> Workspace:
+    """``ws`` serving the champion as ``delay`` on port ``port`` of the cluster at ``address``, its
+    token in a tokens file (the replicas, on the cluster's nodes, read it there)."""
+    tokens = ws.root.parent / "serving-tokens.yaml"
+    tokens.write_text(f"delay: {SERVE_TOKEN}\n")
+    config = ws.root / "lakebook.yaml"
+    config.write_text(config.read_text() + f"serving:\n  ray_address: {address}\n  port: {port}\n"
+                      f"  tokens_file: {tokens}\n  endpoints:\n    delay: {{model: '{CHAMPION}'}}\n")
+    return Workspace.load(ws.root)
+
+
+def replicas_on(cluster: RayCluster, endpoint: str) -> set[int]:
+    return {pid for pid, command in marked_processes(cluster.marker).items()
+            if command.startswith(f"ray::ServeReplica:{endpoint}:")}
+
+
+def test_the_endpoints_run_on_the_cluster_answer_on_the_configured_port_and_leave_it_running(model_ws, ray_cluster):
+    """Serve's proxy runs on the head only (serving.proxy_location: HeadOnly, the default): the
+    two nodes share a machine, and a proxy on each could not both take the configured port."""
+    from test_predictor import flights as request_rows
+
+    port = free_port()
+    ws = serving_config(model_ws, ray_cluster.address, port)
+    service = start_service(ws, "serve", env=ray_cluster.environment())
+    try:
+        answer = httpx.post(f"http://127.0.0.1:{port}/delay/predict", json=request_rows(ws, 1)[0], timeout=60,
+                            headers={"Authorization": f"Bearer {SERVE_TOKEN}"})
+        assert answer.status_code == 200 and answer.json()["version"] == "1", answer.text
+        assert replicas_on(ray_cluster, "delay")  # the replica is a process of the cluster's nodes
+        assert f"({ray_cluster.address})" in service.log_text()
+        assert not list(ws.ray_dir.rglob("session_2*"))  # no Ray runtime of the service's own
+        assert "the endpoints run on the Ray cluster at" in lakebook(ws, "serve", "logs", "delay")
+        assert service.stop() == 0
+    finally:
+        service.stop()
+    wait_until(lambda: not replicas_on(ray_cluster, "delay"), timeout_s=60, what="the endpoint's deletion")
+    assert ray_cluster.alive_nodes() == 2
+    gone = httpx.post(f"http://127.0.0.1:{port}/delay/predict", json={}, timeout=10)
+    assert gone.status_code == 404  # Serve's proxy stays on the cluster for its other applications; ours is gone
+
+
+def test_the_endpoints_refuse_another_token_with_an_error_naming_the_address_and_the_token(workspace, ray_cluster):
+    config = workspace.root / "lakebook.yaml"
+    config.write_text(config.read_text() + f"serving:\n  ray_address: {ray_cluster.address}\n")
+    other = secrets.token_hex(32)
+    with pytest.raises(LakebookError) as refused:
+        start_service(Workspace.load(workspace.root), "serve", env=ray_cluster.environment(RAY_AUTH_TOKEN=other))
+    shown = refused.value.message
+    assert "exited with 2" in shown and f"error: cannot connect to the Ray cluster at {ray_cluster.address}" in shown
     assert "hint: " in shown and "RAY_AUTH_TOKEN" in shown and "host:6379" in shown and other not in shown, shown

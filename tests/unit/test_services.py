@@ -52,9 +52,63 @@ def test_lakebook_up_runs_the_stream_when_the_workspace_enables_it(workspace_dir
     stream = service("stream")
     assert stream.command(enabled, Launch(9100)) == [sys.executable, "-m", "lakebook", "-w", str(enabled.root),
                                                      "stream", "start", "--port", "9100"]
-    assert (stream.depends_on, stream.secrets, stream.health_path) == (("ingest",), False, "/health")
+    assert (stream.depends_on, stream.secrets, stream.health_path) == (("ingest", "ray"), False, "/health")
     order = [p.name for p in ServiceSet(enabled, launches).processes]
     assert order.index("ingest") < order.index("stream")
+
+
+BOTH_USE_RAY = ("name: test\nstream:\n  enabled: true\n"
+                "serving:\n  endpoints:\n    delay: {model: 'models:/m@champion'}\n")
+
+
+def test_one_service_alone_keeps_its_own_ray_runtime(workspace_dir):
+    from lakebook.up import up_launches
+    from lakebook.workspace import Workspace
+
+    for config in ("name: test\nstream:\n  enabled: true\n", BOTH_USE_RAY.replace("enabled: true", "enabled: false"),
+                   BOTH_USE_RAY + "  ray_address: 10.0.0.5:6379\n"):  # the endpoints on a cluster: the stream alone
+        (workspace_dir / "lakebook.yaml").write_text(config)
+        launches = up_launches(Workspace.load(workspace_dir), {})
+        assert "ray" not in launches and not [n for n, launch in launches.items() if launch.env], config
+
+
+def test_the_stream_and_the_endpoints_join_one_ray_head_with_a_token_made_for_the_start(workspace_dir):
+    from lakebook.up import up_launches
+    from lakebook.workspace import Workspace
+
+    (workspace_dir / "lakebook.yaml").write_text(BOTH_USE_RAY)
+    ws = Workspace.load(workspace_dir)
+    launches = up_launches(ws, {})
+    head = launches["ray"]
+    assert [p.name for p in ServiceSet(ws, launches).processes][0] == "ray"  # started first, stopped last
+    token = head.env["RAY_AUTH_TOKEN"]
+    assert head.env["RAY_AUTH_MODE"] == "token" and len(token) == 64 and head.options["num_cpus"] == 4
+    address = f"127.0.0.1:{head.options['gcs_port']}"
+    assert launches["stream"].env == {"LAKEBOOK_STREAM__RAY_ADDRESS": address,
+                                      "LAKEBOOK_STREAM__RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    assert launches["serve"].env["LAKEBOOK_SERVING__RAY_ADDRESS"] == address
+    command = service("ray").command(ws, head)
+    assert token not in " ".join(command) and command[1:4] == ["start", "--block", "--node-ip-address"]
+    assert ["--head", "--port", str(head.options["gcs_port"])] == command[command.index("--head"):][:3]
+    assert command[command.index("--dashboard-agent-listen-port") + 1] == str(head.port)  # where its health answers
+    assert command[command.index("--temp-dir") + 1].endswith("/ray") and "--include-dashboard" in command
+    assert service("ray").url(head) == address and service("ray").secrets  # its replicas read the serving tokens
+    assert token != up_launches(ws, {})["ray"].env["RAY_AUTH_TOKEN"]
+    joined = Workspace.load(workspace_dir, environ={**os.environ, **launches["stream"].env})
+    assert joined.settings.stream.ray_address == address
+
+
+def test_the_shared_head_runs_without_auth_only_when_every_user_disables_it(workspace_dir):
+    from lakebook.up import up_launches
+    from lakebook.workspace import Workspace
+
+    (workspace_dir / "lakebook.yaml").write_text(BOTH_USE_RAY + "  ray_auth_mode: disabled\n")
+    assert up_launches(Workspace.load(workspace_dir), {})["ray"].env["RAY_AUTH_MODE"] == "token"
+    both_disabled = BOTH_USE_RAY.replace("enabled: true", "enabled: true\n  ray_auth_mode: disabled")
+    (workspace_dir / "lakebook.yaml").write_text(both_disabled + "  ray_auth_mode: disabled\n")
+    launches = up_launches(Workspace.load(workspace_dir), {})
+    assert launches["ray"].env == {"RAY_AUTH_MODE": "disabled"}
+    assert launches["serve"].env["LAKEBOOK_SERVING__RAY_AUTH_MODE"] == "disabled"
 
 
 def test_the_lab_gets_its_token_and_no_lakebook_secrets(workspace, monkeypatch):
@@ -99,3 +153,30 @@ def _dead_pid() -> int:
     """A process id no process can have (above the kernel's largest)."""
     with open("/proc/sys/kernel/pid_max") as handle:
         return int(handle.read()) + 1
+
+
+def test_a_service_that_exits_while_starting_is_started_again_as_its_spec_allows(workspace, monkeypatch):
+    """The shared Ray head's `ray start` exits 1 when its raylet overruns Ray's fixed 30 s to register."""
+    started = []
+
+    class Exited:  # the first start exits at once, the next ones run
+        def __init__(self, command, **kwargs):
+            started.append(command)
+            self.pid, self.code = len(started), 1 if len(started) == 1 else None
+
+        def poll(self):
+            return self.code
+
+    def answering(process, url, **kwargs):
+        if process.poll() is not None:
+            raise ServiceError(f"exited with {process.poll()}")
+
+    monkeypatch.setattr(services.subprocess, "Popen", Exited)
+    monkeypatch.setattr(services, "wait_until_answering", answering)
+    head = ServiceProcess(workspace, service("ray"), Launch(9003, options={"gcs_port": 9004, "num_cpus": 2}))
+    assert head.start().wait_ready().process.pid == 2 and len(started) == 2
+    started.clear()
+    once = ServiceProcess(workspace, service("stream"), Launch(9005)).start()
+    with pytest.raises(ServiceError, match="exited with 1"):
+        once.wait_ready()
+    assert len(started) == 1

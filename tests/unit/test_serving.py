@@ -232,7 +232,7 @@ def test_a_deploy_request_becomes_endpoint_settings():
 # -- the service --------------------------------------------------------------------------------------
 def test_the_serving_service_runs_when_endpoints_are_declared_and_keeps_secrets(workspace_dir):
     spec = services.service("serve")
-    assert spec.secrets and spec.depends_on == ("ingest",) and spec.health_path == "/health"
+    assert spec.secrets and spec.depends_on == ("ingest", "ray") and spec.health_path == "/health"
     ws = Workspace.load(workspace_dir)
     assert "serve" not in services.enabled_services(ws)
     assert spec.command(ws, services.Launch(9999))[-4:] == ["serve", "start", "--admin-port", "9999"]
@@ -267,3 +267,35 @@ def test_serve_commands_say_how_to_start_the_service_when_it_is_not_running(work
     assert isinstance(result.exception, ServiceError), result.output
     assert "not running" in result.exception.message
     assert result.exception.hint == "lakebook serve start or lakebook up"
+
+
+def test_serve_logs_reads_the_newest_ray_session_holding_the_endpoints_replica_logs(workspace_dir):
+    """From the session folders of the workspace's Ray temp dir (Ray's layout), with no Ray
+    connection: a session of another runtime in the folder, started later, has none of them."""
+    from lakebook.serving.server import Controller, Deployed
+    from lakebook.stream.ray_node import session_root
+
+    ws = Workspace.load(workspace_dir)
+    sessions = session_root(ws)
+    for session, replica, line in (("session_2026-01-01_10-00-00_000001_11", "aaa", "POST /delay/predict 500"),
+                                   ("session_2026-01-02_10-00-00_000001_22", "bbb", "POST /delay/predict 200"),
+                                   ("session_2026-01-02_11-00-00_000001_33", None, None)):
+        (sessions / session / "logs" / "serve").mkdir(parents=True)
+        if replica:
+            (sessions / session / "logs" / "serve" / f"replica_delay_endpoint_{replica}.log").write_text(f"x\n{line}\n")
+    controller = Controller(ws, figures=None)
+    controller.endpoints["delay"] = Deployed(EndpointSettings(model=MODEL))
+    assert controller.logs("delay", 1) == "==> replica_delay_endpoint_bbb.log <==\nPOST /delay/predict 200"
+    controller.endpoints["other"] = Deployed(EndpointSettings(model=MODEL))
+    assert controller.logs("other", 5) == f"no replica log of 'other' under {sessions}/session_*/logs/serve/\n"
+
+
+def test_serve_logs_on_a_cluster_say_where_the_replica_logs_are(workspace_dir):
+    from lakebook.serving.server import Controller, Deployed
+
+    (workspace_dir / "lakebook.yaml").write_text("name: t\nserving:\n  ray_address: 10.0.0.5:6379\n")
+    controller = Controller(Workspace.load(workspace_dir), figures=None)
+    controller.endpoints["delay"] = Deployed(EndpointSettings(model=MODEL))
+    shown = controller.logs("delay", 5)
+    assert "the endpoints run on the Ray cluster at 10.0.0.5:6379" in shown
+    assert "session_latest/logs/serve/replica_delay_endpoint_*.log" in shown

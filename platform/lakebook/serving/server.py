@@ -2,7 +2,8 @@
 connected, Serve's HTTP proxy on ``serving.host:serving.port``, every endpoint deployed (the
 declared ones and those deployed ad hoc before), a controller following model aliases, and an
 admin API on 127.0.0.1:``serving.admin_port`` (``ROUTES``) until SIGINT or SIGTERM, which
-delete the endpoints, shut Serve down and stop the Ray runtime it started.
+delete the endpoints and stop Serve and the Ray runtime it started (on a runtime it joined,
+``serving.ray_address``, only its endpoints go).
 
 The controller is the only place a model alias is resolved: every ``serving.poll_interval_s``
 it looks up each endpoint's alias, and when the version behind it changed it runs the same
@@ -147,22 +148,38 @@ class Controller:
                 "declared": name in settings.endpoints, **counts}
 
     def logs(self, name: str, lines: int) -> str:
-        """The last ``lines`` lines of each of the endpoint's replica logs on this machine."""
+        """The last ``lines`` lines of each of the endpoint's replica logs in the workspace's
+        Ray sessions (see ``replica_logs``)."""
         require_known(name, self.endpoints)
         texts = []
-        for path in replica_logs(name):
+        for path in replica_logs(self.workspace, name):
             tail = path.read_text(errors="replace").splitlines()[-lines:]
             texts.append(f"==> {path.name} <==\n" + "\n".join(tail))
-        return "\n".join(texts) or f"no replica log of {name!r} on this machine (on a cluster, see its nodes)\n"
+        return "\n".join(texts) or no_replica_logs(self.workspace, name)
 
 
-def replica_logs(name: str) -> list[Path]:
-    """Serve's replica logs of endpoint ``name`` in the Ray session this process runs on."""
-    import ray
+def replica_logs(workspace, name: str) -> list[Path]:
+    """Serve's replica logs of endpoint ``name`` in the newest session folder of the
+    workspace's Ray temp dir holding any (``session_*/logs/serve/``, Ray's layout): the
+    runtime the service started, or the head ``lakebook up`` shares. Names sort by start time;
+    a session of another runtime in the same folder (the stream's, started by hand) has none."""
+    from ..stream.ray_node import session_root
 
-    node = ray._private.worker.global_worker.node  # the session's folders have no public accessor
-    folder = Path(node.get_logs_dir_path()) / "serve"
-    return sorted(folder.glob(f"replica_{name}_endpoint_*.log"))
+    pattern = f"replica_{name}_endpoint_*.log"
+    sessions = sorted(session_root(workspace).glob("session_2*"), reverse=True)
+    return next((found for s in sessions if (found := sorted((s / "logs" / "serve").glob(pattern)))), [])
+
+
+def no_replica_logs(workspace, name: str) -> str:
+    """What ``lakebook serve logs`` says when the workspace's Ray sessions hold no log of ``name``."""
+    from ..stream.ray_node import session_root
+
+    address = workspace.settings.serving.ray_address
+    text = f"no replica log of {name!r} under {session_root(workspace)}/session_*/logs/serve/"
+    if address:  # a cluster's nodes write theirs under their own temp dirs; only the local head's are read
+        text += (f"; the endpoints run on the Ray cluster at {address}: read each node's "
+                 f"<its Ray temp dir>/session_latest/logs/serve/replica_{name}_endpoint_*.log")
+    return text + "\n"
 
 
 # -- the admin API ------------------------------------------------------------------------------
@@ -249,7 +266,7 @@ def serve_endpoints(workspace, admin_port: int | None = None, echo=print) -> Non
 
     from .app import figures_actor
 
-    serve.start(http_options={"host": settings.host, "port": settings.port},
+    serve.start(proxy_location=settings.proxy_location, http_options={"host": settings.host, "port": settings.port},
                 logging_config=serve_logging(settings.access_log))
     controller = Controller(workspace, figures_actor())
     for name, endpoint in all_endpoints(workspace).items():
@@ -269,7 +286,8 @@ def serve_endpoints(workspace, admin_port: int | None = None, echo=print) -> Non
         stop.set()
         follower.join()
         controller.delete_all()
-        serve.shutdown()
+        if not settings.ray_address:  # a runtime it joined keeps Serve for the other applications on it
+            serve.shutdown()
         state_path(workspace).unlink(missing_ok=True)
         ray.shutdown()
 

@@ -48,8 +48,10 @@ def connect_ray(workspace, settings=None) -> str:
                                hint=cluster_hint(settings.ray_address)) from exc
         return settings.ray_address
     _agent_on_a_free_port()
-    ray.init(num_cpus=settings.ray_num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-             configure_logging=False)
+    # "local": a new runtime, never the one a `ray start` recorded in the same temp dir (the
+    # shared head under `lakebook up`, running or stopped), nor one RAY_ADDRESS names
+    ray.init(address="local", num_cpus=settings.ray_num_cpus, include_dashboard=False,
+             _node_ip_address="127.0.0.1", configure_logging=False)
     return "a local Ray runtime"
 
 

@@ -235,23 +235,25 @@ def load_jobs(workspace, *, strict: bool = False) -> JobSet:
     return found
 
 
-def load_job(workspace, path: Path) -> Job:
-    """One definition file, checked on its own (``after:`` names are checked by load_jobs)."""
-    raw = _read(path)
+def load_job(workspace, path: Path, *, shown: str | Path | None = None) -> Job:
+    """One definition file, checked on its own (``after:`` names are checked by load_jobs);
+    errors name it as ``shown`` (default: its path)."""
+    label = shown or path
+    raw = _read(path, label)
     raw.setdefault("name", path.stem)
     try:
         definition = JobDefinition.model_validate(raw)
     except ValidationError as exc:
-        raise _definition_error(path, exc) from None
+        raise _definition_error(label, exc) from None
     notebook = definition.notebook if definition.notebook.is_absolute() else workspace.root / definition.notebook
     if not notebook.is_file():
-        raise JobDefinitionError(f"{path}: notebook: {definition.notebook} does not exist", hint=HINTS["notebook"])
-    check_parameters(notebook, definition.parameters, where=f"{path}: parameters")
-    _check_channels(definition, path, set(workspace.settings.alerts.channels))
+        raise JobDefinitionError(f"{label}: notebook: {definition.notebook} does not exist", hint=HINTS["notebook"])
+    check_parameters(notebook, definition.parameters, where=f"{label}: parameters")
+    _check_channels(definition, label, set(workspace.settings.alerts.channels))
     return Job(definition, path, notebook, _hash(definition, notebook))
 
 
-def _check_channels(definition: JobDefinition, path: Path, declared: set[str]) -> None:
+def _check_channels(definition: JobDefinition, path: str | Path, declared: set[str]) -> None:
     """Every ``alerts.to`` name is a channel of ``alerts.channels`` in lakebook.yaml."""
     for channel in definition.alerts.to if definition.alerts else ():
         if channel not in declared:
@@ -262,17 +264,17 @@ def _check_channels(definition: JobDefinition, path: Path, declared: set[str]) -
                 f"{channel}: {{type: webhook, url: ...}}}}}} (or type: email), or remove it from alerts.to")
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: Path, label: str | Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise JobDefinitionError(f"{path} is not valid YAML: {exc}", hint="see the example in README.md") from None
+        raise JobDefinitionError(f"{label} is not valid YAML: {exc}", hint="see the example in README.md") from None
     if not isinstance(raw, dict):
-        raise JobDefinitionError(f"{path} must hold a mapping of job settings", hint=HINTS["notebook"])
+        raise JobDefinitionError(f"{label} must hold a mapping of job settings", hint=HINTS["notebook"])
     return raw
 
 
-def _definition_error(path: Path, exc: ValidationError) -> JobDefinitionError:
+def _definition_error(path: str | Path, exc: ValidationError) -> JobDefinitionError:
     """The first problem of a definition, naming its key, with what to write instead."""
     err = exc.errors()[0]
     loc = [str(p) for p in err["loc"]]

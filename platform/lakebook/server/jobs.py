@@ -145,11 +145,8 @@ def write_definition(workspace, target: Path, definition: dict) -> None:
     try:
         draft = staging / target.name
         draft.write_text(yaml.safe_dump(definition, sort_keys=False, allow_unicode=True))
-        try:
-            load_job(workspace, draft)
-        except JobDefinitionError as exc:
-            shown = str(target.relative_to(workspace.root) if target.is_relative_to(workspace.root) else target)
-            raise JobDefinitionError(exc.message.replace(str(draft), shown), hint=exc.hint) from None
+        load_job(workspace, draft, shown=target.relative_to(workspace.root) if target.is_relative_to(workspace.root)
+                 else target)
         os.replace(draft, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -106,7 +106,8 @@ def run_figures(rounds: list[dict]) -> dict:
     sides = {side: median([r[side] for r in rounds]) for side in ("scheduler", "bare")}
     paired = median([r["scheduler"] / r["bare"] for r in rounds])
     ratio = sides["scheduler"] / sides["bare"]
-    return {"median_s": sides, "ratio_of_medians": ratio, "median_paired_ratio": paired,
+    phases = {k: median([r[k] for r in rounds]) for k in ("queued_to_claimed_s", "claimed_to_finished_s") if k in rounds[0]}
+    return {"median_s": sides, "scheduler_phases_median_s": phases, "ratio_of_medians": ratio, "median_paired_ratio": paired,
             "overhead_s": sides["scheduler"] - sides["bare"], "goal": GOAL_RATIO, "met": ratio <= GOAL_RATIO}
 
 
@@ -142,7 +143,8 @@ def wait_finished(store, run_id: int) -> dict:
     return run
 
 
-def through_scheduler(ws, store) -> float:
+def through_scheduler(ws, store, phases: list[dict]) -> float:
+    """Seconds from the manual trigger to the finished record; the record's phases appended."""
     from lakebook.jobs import run_job
 
     started = time.perf_counter()
@@ -151,7 +153,15 @@ def through_scheduler(ws, store) -> float:
     seconds = time.perf_counter() - started
     if run["status"] != "succeeded":
         raise RuntimeError(f"run {run['id']}: {run['status']} {run['reason']}")
+    phases.append(record_phases(run))
     return seconds
+
+
+def record_phases(run: dict) -> dict:
+    """Where a run's time went, by its record: queued until claimed by a scheduler round, then
+    claimed until finished (supervisor, notebook process, Papermill, HTML, the record)."""
+    return {"queued_to_claimed_s": (run["started_at"] - run["queued_at"]).total_seconds(),
+            "claimed_to_finished_s": (run["finished_at"] - run["started_at"]).total_seconds()}
 
 
 def bare_papermill(ws, out: Path) -> float:
@@ -167,14 +177,14 @@ def bare_papermill(ws, out: Path) -> float:
 
 def measure_runs(ws, store, log) -> list[dict]:
     bare_out = ws.root / "bare-output.ipynb"
-    through_scheduler(ws, store)  # warm-up: the first kernel start and the first run of each side
+    through_scheduler(ws, store, [])  # warm-up: the first kernel start and the first run of each side
     bare_papermill(ws, bare_out)
     rounds = []
     for index in range(ROUNDS):
-        sample = {}
+        sample, phases = {}, []
         for side in round_order(index):
-            sample[side] = through_scheduler(ws, store) if side == "scheduler" else bare_papermill(ws, bare_out)
-        rounds.append(sample)
+            sample[side] = through_scheduler(ws, store, phases) if side == "scheduler" else bare_papermill(ws, bare_out)
+        rounds.append({**sample, **phases[0]})
         log(f"  round {index + 1}: scheduler {sample['scheduler']:.2f} s, bare {sample['bare']:.2f} s")
     return rounds
 
@@ -245,7 +255,9 @@ def summary(result: dict) -> list[str]:
     return [
         f"jobs        20-cell notebook: scheduler {r['median_s']['scheduler']:.2f} s, bare Papermill "
         f"{r['median_s']['bare']:.2f} s: {r['ratio_of_medians']:.2f}x (paired {r['median_paired_ratio']:.2f}x; "
-        f"goal <= {r['goal']}x {mark[r['met']]})",
+        f"goal <= {r['goal']}x {mark[r['met']]}); queued to claimed "
+        f"{r['scheduler_phases_median_s'].get('queued_to_claimed_s', float('nan')):.2f} s, claimed to finished "
+        f"{r['scheduler_phases_median_s'].get('claimed_to_finished_s', float('nan')):.2f} s",
         f"            cron lateness over {c['ticks']} ticks ({len(c['missed'])} missed): process start p50 "
         f"{_ms(c['process_s']['p50'])}, p99 {_ms(c['process_s']['p99'])} (goal p99 <= {c['goal_p99_s']:g} s "
         f"{mark[c['met']]}); claim p99 {_ms(c['claim_s']['p99'])}",

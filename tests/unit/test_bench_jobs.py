@@ -45,6 +45,10 @@ def test_run_figures_are_medians_their_ratio_and_the_paired_ratios_median(bench)
     assert out["ratio_of_medians"] == pytest.approx(1.1) and out["met"]
     assert out["median_paired_ratio"] == pytest.approx(1.1) and out["overhead_s"] == pytest.approx(0.3)
     assert not bench.run_figures([{"scheduler": 3.4, "bare": 3.0}])["met"]
+    phased = [{**r, "queued_to_claimed_s": q, "claimed_to_finished_s": c} for r, q, c in
+              zip(rounds, (0.2, 0.6, 0.4), (2.5, 3.0, 2.0))]
+    assert bench.run_figures(phased)["scheduler_phases_median_s"] == {"queued_to_claimed_s": 0.4,
+                                                                       "claimed_to_finished_s": 2.5}
 
 
 def at(seconds: float) -> datetime:

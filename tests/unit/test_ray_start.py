@@ -1,0 +1,44 @@
+"""Starting a local Ray runtime again when its node times out while starting (a loaded machine
+makes Ray's fixed wait for the node's agents run out), and only then. Ray itself is not
+started here: a stand-in records the calls ``ray.init`` and ``ray.shutdown`` would get."""
+
+from __future__ import annotations
+
+import pytest
+
+from lakebook.stream import server
+
+TIMED_OUT = ("The current node timed out during startup. This could happen because some of the raylet "
+             "failed to startup or the GCS has become overloaded.")
+
+
+class Runtime:
+    def __init__(self, failures: list[Exception]):
+        self.failures, self.calls = list(failures), []
+
+    def init(self, **options):
+        self.calls.append(("init", options["address"], options["num_cpus"]))
+        if self.failures:
+            raise self.failures.pop(0)
+
+    def shutdown(self):
+        self.calls.append(("shutdown",))
+
+
+def test_a_node_that_timed_out_while_starting_is_started_again(caplog):
+    ray = Runtime([Exception(TIMED_OUT)])
+    with caplog.at_level("WARNING", logger="lakebook.stream"):
+        server._start_local_runtime(ray, 2)
+    assert ray.calls == [("init", "local", 2), ("shutdown",), ("init", "local", 2)]
+    assert "attempt 1 of 3" in caplog.text
+
+
+def test_other_errors_and_the_last_timeout_are_raised():
+    ray = Runtime([ValueError("num_cpus must be positive")])
+    with pytest.raises(ValueError):
+        server._start_local_runtime(ray, 2)
+    assert ray.calls == [("init", "local", 2)]
+    ray = Runtime([Exception(TIMED_OUT)] * server.LOCAL_START_ATTEMPTS)
+    with pytest.raises(Exception, match="timed out during startup"):
+        server._start_local_runtime(ray, 2)
+    assert [c[0] for c in ray.calls].count("init") == server.LOCAL_START_ATTEMPTS

@@ -343,3 +343,15 @@ def test_max_concurrent_bounds_the_runs_started_and_a_late_run_is_alerted_once(j
     assert scheduler.store.run(third)["late_alerted"]
     assert len([r for r in caplog.records if "late" in r.getMessage()]) == 1
     scheduler.store.close()
+
+
+def test_a_timeout_counts_from_the_attempts_start_not_while_it_waits_for_cpus():
+    import time
+
+    from lakebook.jobs.attempt import watch
+
+    starts = time.monotonic() + 0.4  # a Ray task waiting for a cluster's CPUs until then
+    stopped = []
+    ended = watch(lambda: None, lambda: stopped.append(time.monotonic()), lambda: False, 0.2, 10,
+                  running=lambda: time.monotonic() >= starts)
+    assert ended == ("timed_out", None) and stopped[0] - starts >= 0.2

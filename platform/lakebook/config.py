@@ -14,8 +14,9 @@ This is the only module that reads environment variables.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, NamedTuple, get_args
+from typing import Annotated, Any, Iterator, Literal, Mapping, NamedTuple, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -217,7 +218,13 @@ class AlertSettings(_Section):
 class JobsSettings(_Section):
     dir: Path = Field(Path("jobs"), description="the job definitions (*.yaml), relative to the workspace")
     executor: Literal["local", "ray"] = Field("local", description=(
-        "where runs execute: local processes (ray is not available yet)"))
+        "where runs execute: local processes, or a Ray task each (on the runtime at ray_address)"))
+    ray_address: str | None = Field(None, description="a Ray cluster (host:6379 or ray://host:10001) for "
+                                                      "executor ray; default: a local Ray runtime")
+    ray_auth_mode: Literal["token", "disabled"] = Field(
+        "token", description="RAY_AUTH_MODE of the Ray runtime the ray executor starts or joins")
+    ray_num_cpus: int = Field(2, ge=1, description="CPUs of the local Ray runtime")
+    ray_task_cpus: float = Field(1.0, gt=0, description="CPUs a run's Ray task reserves (num_cpus)")
     port: int = Field(8792, ge=1, le=65535, description="the scheduler's /health and /status on 127.0.0.1")
     tick_s: float = Field(0.5, gt=0, description="how often the scheduler looks for due work")
     lease_ttl_s: float = Field(10.0, gt=0, description=(
@@ -542,6 +549,22 @@ def set_run_environment(run_id: int, io_path: Path) -> None:
     where to report the tables it reads and writes."""
     os.environ[RUN_ID_ENV] = str(run_id)
     os.environ[RUN_IO_ENV] = str(io_path)
+
+
+@contextmanager
+def run_environment_for(run_id: int, io_path: Path) -> Iterator[None]:
+    """``set_run_environment`` for the block only, the variables as they were afterwards: a Ray
+    worker runs the tasks of many runs, one after another."""
+    saved = {name: os.environ.get(name) for name in (RUN_ID_ENV, RUN_IO_ENV)}
+    set_run_environment(run_id, io_path)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _is_secret_variable(name: str) -> bool:

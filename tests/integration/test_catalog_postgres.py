@@ -174,3 +174,22 @@ def test_a_catalog_url_that_cannot_be_reached_is_a_clear_error(workspace_dir, mo
     assert f"127.0.0.1:{port}" in answer.stderr or "connection" in answer.stderr.lower()
     assert "Traceback" not in answer.stderr, answer.stderr[-2000:]
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.timeout(240)
+def test_two_schedulers_on_one_postgresql_database_run_each_tick_once(workspace, catalog_url, tmp_path, monkeypatch):
+    """The job tables (runs, the leader's lease, cursors) on PostgreSQL, as the SQLite test runs them."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from jobs_support import add_notebooks
+    from test_jobs_scheduler import two_schedulers_run_each_tick_once
+
+    monkeypatch.setenv("LAKEBOOK_CATALOG__URL", catalog_url)  # the schedulers inherit it
+    add_notebooks(workspace.root)
+    two_schedulers_run_each_tick_once(workspace, tmp_path)
+    url = make_url(catalog_url)
+    with psycopg.connect(host=url.host, port=url.port, user=url.username, dbname=url.database) as con:
+        held = con.execute("SELECT count(*) FROM job_runs WHERE job = 'tick' AND status = 'succeeded'").fetchone()[0]
+    assert held >= 4
+    assert not (workspace.state_dir / "catalog.sqlite").exists(), "the default SQLite catalog was used"

@@ -140,6 +140,32 @@ def test_the_scheduler_records_failures_timeouts_retries_chains_and_data_trigger
     assert len(runs(jobs_ws, "fresh")) == 1 and len(runs(jobs_ws, "retrain")) == 1
 
 
+@pytest.mark.timeout(180)
+def test_a_running_run_cancelled_from_the_command_stops_with_its_kernel_tree(jobs_ws, tmp_path):
+    (jobs_ws.root / "lakebook.yaml").write_text("name: test\njobs: {heartbeat_s: 0.5}\n")
+    kid_pidfile = tmp_path / "kid.pid"
+    add_job(jobs_ws.root, "hangs", f"notebook: notebooks/slow.ipynb\nparameters: {{pidfile: '{kid_pidfile}'}}")
+    command = subprocess.Popen([sys.executable, "-m", "lakebook", "-w", str(jobs_ws.root), "jobs", "run", "hangs"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        kid = int(wait_until(lambda: kid_pidfile.exists() and kid_pidfile.read_text(), 90, "the slow cell's child"))
+        [run] = runs(jobs_ws, "hangs")
+        assert run["status"] == "running"
+        asked = time.monotonic()
+        cancelled = lakebook(jobs_ws, "jobs", "cancel", str(run["id"]))
+        assert cancelled.returncode == 0, cancelled.stderr
+        wait_until(lambda: runs(jobs_ws, "hangs")[0]["status"] == "cancelled", 30, "the run to be cancelled",
+                   poll_s=0.1)
+        took = time.monotonic() - asked
+        output, _ = command.communicate(timeout=60)
+    finally:
+        command.kill()
+    print(f"cancelled {took:.1f} s after the request")
+    assert not process_alive(kid), "the kernel's child process outlived the cancel"
+    assert runs(jobs_ws, "hangs")[0]["reason"] == "cancelled while running"
+    assert "cancelled" in output
+
+
 def _add_flights_file(ws, catalog) -> None:
     """A new file in raw.flights, as the flusher adds one."""
     path = ws.lake.root / "raw/flights/date=2013-01-01/new.parquet"
@@ -185,6 +211,12 @@ def _each_tick_ran_once(ws, tmp_path, first_start, end) -> list[dict]:
 
 @pytest.mark.timeout(240)
 def test_two_schedulers_on_one_database_run_each_tick_once(jobs_ws, tmp_path):
+    two_schedulers_run_each_tick_once(jobs_ws, tmp_path)
+
+
+def two_schedulers_run_each_tick_once(jobs_ws, tmp_path) -> None:
+    """Two schedulers on the workspace's catalog database: one leads, and each due tick of a
+    job every 2 s runs once."""
     _tick_job(jobs_ws, tmp_path, "*/2 * * * * *")
     ws = Workspace.load(jobs_ws.root)
     first_start = now_utc()

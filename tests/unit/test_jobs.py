@@ -261,15 +261,29 @@ def test_the_jobs_service_runs_when_the_workspace_has_jobs(jobs_ws):
     assert "jobs" in enabled_services(jobs_ws)
 
 
-def test_the_ray_executor_is_refused_for_now(workspace_dir):
-    from lakebook.errors import ConfigError
+def test_the_ray_executor_is_accepted_with_its_ray_settings(workspace_dir):
     from lakebook.jobs.runner import check_executor
     from lakebook.workspace import Workspace
 
-    (workspace_dir / "lakebook.yaml").write_text("name: t\njobs: {executor: ray}\n")
-    with pytest.raises(ConfigError, match="not available yet") as caught:
-        check_executor(Workspace.load(workspace_dir))
-    assert "executor: local" in caught.value.hint
+    (workspace_dir / "lakebook.yaml").write_text(
+        "name: t\njobs: {executor: ray, ray_address: '127.0.0.1:6379', ray_task_cpus: 0.5}\n")
+    workspace = Workspace.load(workspace_dir)
+    check_executor(workspace)  # ray is installed in the test environment
+    settings = workspace.settings.jobs
+    assert (settings.ray_address, settings.ray_auth_mode, settings.ray_num_cpus, settings.ray_task_cpus) == (
+        "127.0.0.1:6379", "token", 2, 0.5)
+
+
+def test_the_run_environment_holds_only_for_its_block(monkeypatch, tmp_path):
+    import os
+
+    from lakebook.config import RUN_ID_ENV, RUN_IO_ENV, run_environment_for
+
+    monkeypatch.setenv(RUN_ID_ENV, "outer")
+    monkeypatch.delenv(RUN_IO_ENV, raising=False)
+    with run_environment_for(7, tmp_path / "io.jsonl"):
+        assert (os.environ[RUN_ID_ENV], os.environ[RUN_IO_ENV]) == ("7", str(tmp_path / "io.jsonl"))
+    assert os.environ[RUN_ID_ENV] == "outer" and RUN_IO_ENV not in os.environ
 
 
 # -- the commands that start no process -------------------------------------------------------------------
@@ -329,3 +343,15 @@ def test_max_concurrent_bounds_the_runs_started_and_a_late_run_is_alerted_once(j
     assert scheduler.store.run(third)["late_alerted"]
     assert len([r for r in caplog.records if "late" in r.getMessage()]) == 1
     scheduler.store.close()
+
+
+def test_a_timeout_counts_from_the_attempts_start_not_while_it_waits_for_cpus():
+    import time
+
+    from lakebook.jobs.attempt import watch
+
+    starts = time.monotonic() + 0.4  # a Ray task waiting for a cluster's CPUs until then
+    stopped = []
+    ended = watch(lambda: None, lambda: stopped.append(time.monotonic()), lambda: False, 0.2, 10,
+                  running=lambda: time.monotonic() >= starts)
+    assert ended == ("timed_out", None) and stopped[0] - starts >= 0.2

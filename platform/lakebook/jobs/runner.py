@@ -11,37 +11,36 @@ then SIGKILL, and records the outcome: status, failing cell, output notebook and
 and the catalog tables the run reported reading and writing (``RUN_IO_ENV``), which become
 lineage edges. Its folder (``job_runs_dir/<job>/<run>-<attempt>``) keeps ``output.ipynb``,
 ``output.html``, ``stdout.log``, ``stderr.log`` (the kernel's streams), ``runner.log`` and
-``io.jsonl``.
+``io.jsonl``. With ``jobs.executor: ray`` the supervisor submits the attempt as a Ray task
+instead of forking it and waits on it the same way (ray_executor.py).
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
-import signal
 import sys
-import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import set_run_environment
-from ..errors import ConfigError
+from ..errors import MissingDependency
 from ._papermill import import_papermill
+from .attempt import become_subreaper, execute_notebook, own_children, stop_tree, watch
 from .alerting import send_alert
 from .store import JobStore, this_host
 
 log = logging.getLogger("lakebook.jobs")
-_PR_SET_CHILD_SUBREAPER = 36
 _INJECTED = {"injected-parameters", "papermill-error-cell-tag"}
 
 
 def check_executor(workspace) -> None:
-    if workspace.settings.jobs.executor != "local":
-        raise ConfigError(f"jobs.executor {workspace.settings.jobs.executor!r} is not available yet",
-                          hint="set jobs.executor: local in lakebook.yaml")
+    """The executor ``jobs.executor`` names can run here (Ray is installed for ``ray``)."""
+    import importlib.util
+
+    if workspace.settings.jobs.executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise MissingDependency("ray", "stream")
 
 
 def run_folder(workspace, run: dict) -> Path:
@@ -55,7 +54,7 @@ class Outcome:
     values: dict = field(default_factory=dict)
 
 
-# -- the notebook's process ---------------------------------------------------------------------------
+# -- the local executor: the notebook's process ----------------------------------------------------------
 def _notebook_process(notebook: Path, folder: Path, parameters: dict, run_id: int) -> None:
     """The forked child: its own session, Papermill, then ``os._exit`` (it shares the parent's
     open database connections and must not close them)."""
@@ -65,11 +64,7 @@ def _notebook_process(notebook: Path, folder: Path, parameters: dict, run_id: in
         log_fd = os.open(folder / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
-        set_run_environment(run_id, folder / "io.jsonl")
-        papermill = import_papermill()
-        with open(folder / "stdout.log", "w") as out, open(folder / "stderr.log", "w") as err:
-            papermill.execute_notebook(str(notebook), str(folder / "output.ipynb"), parameters=parameters,
-                                       cwd=str(notebook.parent), progress_bar=False, stdout_file=out, stderr_file=err)
+        execute_notebook(notebook, folder, parameters, run_id)
         code = 0
     except BaseException:
         traceback.print_exc()
@@ -87,93 +82,22 @@ def _start_notebook(notebook: Path, folder: Path, parameters: dict, run_id: int)
     return pid
 
 
-# -- watching it ----------------------------------------------------------------------------------------
-def _become_subreaper() -> None:
-    """Orphans of this process's descendants (a kernel whose parent died, what a cell started)
-    become its children rather than init's, so they can be found and stopped."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+def _exit_code(pid: int) -> int | None:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    return os.waitstatus_to_exitcode(status) if done else None
 
 
-def _children() -> dict[int, list[int]]:
-    """Live (not zombie) processes by parent pid, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
-            except (OSError, IndexError, ValueError):
-                continue
-            if state != "Z":
-                children.setdefault(int(ppid), []).append(int(entry.name))
-    return children
-
-
-def run_tree(before: set[int]) -> list[int]:
-    """The run's processes: this process's children that were not there before the run (the
-    notebook's process, orphans adopted since) and everything below them."""
-    children = _children()
-    found = frontier = [p for p in children.get(os.getpid(), []) if p not in before]
-    while frontier:
-        frontier = [c for p in frontier for c in children.get(p, [])]
-        found = found + frontier
-    return found
-
-
-def _signal_all(pids: list[int], sig: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-
-def _reap(pids: list[int]) -> None:
-    """Collect those of ``pids`` that are this process's exited children."""
-    for pid in pids:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-
-
-def stop_tree(before: set[int], grace_s: float) -> None:
-    """SIGTERM to every process of the run, SIGKILL to those left after ``grace_s``."""
-    targets = run_tree(before)
-    _signal_all(targets, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while (left := run_tree(before)) and time.monotonic() < deadline:
-        _reap(targets + left)
-        time.sleep(0.05)
-    _signal_all(left, signal.SIGKILL)
-    deadline = time.monotonic() + 10  # SIGKILL is not refused; a process in uninterruptible I/O ends later
-    while (left := run_tree(before)) and time.monotonic() < deadline:
-        _reap(targets + left)
-        time.sleep(0.02)
-    _reap(targets)
-
-
-def _watch(store: JobStore, run_id: int, pid: int, before: set[int], timeout_s: float | None,
-           settings) -> tuple[str, int | None]:
-    """Wait for the notebook's process; ``(how it ended, its exit code)``: ``exited``,
-    ``timed_out`` or ``cancelled`` (then its whole tree is stopped)."""
-    started = time.monotonic()
-    next_beat = started + settings.heartbeat_s
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return "exited", os.waitstatus_to_exitcode(status)
-        now = time.monotonic()
-        ended = "timed_out" if timeout_s is not None and now - started > timeout_s else None
-        if now >= next_beat:
-            next_beat = now + settings.heartbeat_s
-            ended = ended or ("cancelled" if store.beat(run_id) else None)
-        if ended:
-            stop_tree(before, settings.kill_grace_s)
-            return ended, None
-        time.sleep(0.05)
+def run_locally(store: JobStore, run: dict, job, folder: Path, settings) -> tuple[str, int | None]:
+    """The attempt in a forked process of its own session, this process its subreaper; how it
+    ended and its exit code (``attempt.watch``). Nothing of it runs afterwards."""
+    become_subreaper()
+    before = own_children()
+    pid = _start_notebook(job.notebook_path, folder, run["parameters"], run["id"])
+    stop = lambda: stop_tree(before, settings.kill_grace_s)  # noqa: E731
+    ended = watch(lambda: _exit_code(pid), stop, lambda: store.beat(run["id"]), job.definition.timeout,
+                  settings.heartbeat_s)
+    stop()  # what the notebook left running (what a cell started)
+    return ended
 
 
 # -- what it left -----------------------------------------------------------------------------------------
@@ -250,11 +174,12 @@ def execute_attempt(workspace, store: JobStore, run: dict, job) -> str:
     output = folder / "output.ipynb"
     store.update_run(run["id"], pid=os.getpid(), host=this_host(), run_dir=str(folder),
                      output_notebook=str(output), definition_hash=job.definition_hash)
-    _become_subreaper()
-    before = set(_children().get(os.getpid(), []))
-    pid = _start_notebook(job.notebook_path, folder, run["parameters"], run["id"])
-    ended, code = _watch(store, run["id"], pid, before, job.definition.timeout, settings)
-    stop_tree(before, settings.kill_grace_s)  # what the notebook left running (what a cell started)
+    if settings.executor == "ray":
+        from .ray_executor import run_on_ray
+
+        ended, code = run_on_ray(workspace, store, run, job, folder)
+    else:
+        ended, code = run_locally(store, run, job, folder, settings)
     outcome = _outcome(folder, ended, code, job.definition.timeout)
     return record_outcome(workspace, store, run, job, outcome, folder)
 

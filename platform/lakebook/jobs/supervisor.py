@@ -40,7 +40,19 @@ def _supervisor_main(root: str, run_id: int, log_path: str) -> None:
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    supervise(Workspace.load(root), run_id)
+    try:
+        supervise(Workspace.load(root), run_id)
+    finally:
+        _leave_ray()
+
+
+def _leave_ray() -> None:
+    """Stop the local Ray runtime the attempt started (or leave the cluster): a process of the
+    fork server ends with ``os._exit``, which skips Ray's own clean-up at exit."""
+    import sys
+
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        sys.modules["ray"].shutdown()
 
 
 def supervise(workspace, run_id: int) -> str:

@@ -84,6 +84,7 @@ class Service:
     token_env: str | None = None  # the variable its token is passed in (never on the command line)
     enabled: Callable[["Workspace"], bool] = lambda workspace: True  # whether `lakebook up` runs it
     ray_section: str | None = None  # the settings section of the Ray runtime it starts or joins, if it uses Ray
+    uses_ray: Callable[["Workspace"], bool] = lambda workspace: True  # whether it does, with these settings
     start_attempts: int = 1  # starts of a process that exits before it answers
 
     def check_installed(self) -> None:
@@ -374,7 +375,7 @@ def local_ray_users(workspace) -> dict[str, object]:
     """The services ``lakebook up`` runs that would start a local Ray runtime of their own (no
     ``ray_address``), with the settings section of their runtime."""
     sections = {name: getattr(workspace.settings, spec.ray_section) for name, spec in _SERVICES.items()
-                if spec.ray_section and spec.enabled(workspace)}
+                if spec.ray_section and spec.enabled(workspace) and spec.uses_ray(workspace)}
     return {name: section for name, section in sections.items() if not section.ray_address}
 
 
@@ -429,8 +430,9 @@ JOBS = register(Service(
     command=lambda ws, launch: _lakebook(ws, "jobs", "scheduler", "--port", str(launch.port)),
     default_port=lambda ws: ws.settings.jobs.port, health_path="/health",
     stop_timeout_s=20,  # runs in flight go on in their own processes and record themselves
+    depends_on=("ray",),  # with jobs.executor ray, its supervisors join the workspace's shared runtime
     requires=(("papermill", "papermill", "jobs"), ("croniter", "croniter", "jobs"), ("uvicorn", "uvicorn", "ingest")),
-    enabled=lambda ws: _has_jobs(ws),
+    enabled=lambda ws: _has_jobs(ws), ray_section="jobs", uses_ray=lambda ws: ws.settings.jobs.executor == "ray",
 ))
 LAB = register(Service(
     name="lab", title="JupyterLab", command=_lab_command, default_port=lambda ws: ws.settings.lab.port,

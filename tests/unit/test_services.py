@@ -98,6 +98,25 @@ def test_the_stream_and_the_endpoints_join_one_ray_head_with_a_token_made_for_th
     assert joined.settings.stream.ray_address == address
 
 
+def test_the_job_scheduler_joins_the_shared_head_only_with_the_ray_executor(workspace_dir):
+    from jobs_support import add_job, add_notebooks
+
+    from lakebook.up import up_launches
+    from lakebook.workspace import Workspace
+
+    add_notebooks(workspace_dir)
+    add_job(workspace_dir, "report", "notebook: notebooks/ok.ipynb\n")
+    stream_and_jobs = "name: test\nstream:\n  enabled: true\njobs:\n  executor: {}\n"
+    (workspace_dir / "lakebook.yaml").write_text(stream_and_jobs.format("local"))
+    launches = up_launches(Workspace.load(workspace_dir), {})
+    assert "ray" not in launches and launches["jobs"].env == {}
+    (workspace_dir / "lakebook.yaml").write_text(stream_and_jobs.format("ray"))
+    launches = up_launches(Workspace.load(workspace_dir), {})
+    address = f"127.0.0.1:{launches['ray'].options['gcs_port']}"
+    assert launches["jobs"].env["LAKEBOOK_JOBS__RAY_ADDRESS"] == address
+    assert launches["jobs"].env["RAY_AUTH_TOKEN"] == launches["stream"].env["RAY_AUTH_TOKEN"]
+
+
 def test_the_shared_head_runs_without_auth_only_when_every_user_disables_it(workspace_dir):
     from lakebook.up import up_launches
     from lakebook.workspace import Workspace

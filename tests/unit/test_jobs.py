@@ -355,3 +355,18 @@ def test_a_timeout_counts_from_the_attempts_start_not_while_it_waits_for_cpus():
     ended = watch(lambda: None, lambda: stopped.append(time.monotonic()), lambda: False, 0.2, 10,
                   running=lambda: time.monotonic() >= starts)
     assert ended == ("timed_out", None) and stopped[0] - starts >= 0.2
+
+
+def test_the_scheduler_wakes_for_a_cron_tick_due_before_its_next_round(jobs_ws):
+    from lakebook.jobs.scheduler import Scheduler
+
+    add_job(jobs_ws.root, "manual", "notebook: notebooks/ok.ipynb\n")
+    scheduler = Scheduler(jobs_ws)
+    scheduler._reload()
+    at = datetime(2026, 1, 1, 0, 0, 1, 800000, tzinfo=UTC)
+    assert scheduler.pause_s(at) == scheduler.settings.tick_s == 0.5  # no schedule: the usual round
+    add_job(jobs_ws.root, "every_2s", 'notebook: notebooks/ok.ipynb\nschedule: {cron: "*/2 * * * * *"}\n')
+    scheduler._reload()
+    assert scheduler.pause_s(at) == pytest.approx(0.2)  # due at 00:00:02
+    assert scheduler.pause_s(at.replace(microsecond=0) - timedelta(seconds=1)) == 0.5  # 00:00:00 + 2 s: a round first
+    scheduler.store.close()

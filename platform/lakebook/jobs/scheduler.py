@@ -75,6 +75,15 @@ class Scheduler:
         self._start_due(now, states)
         self._alert_late(now)
 
+    def pause_s(self, now: datetime | None = None) -> float:
+        """How long to wait before the next round: ``tick_s``, or less when a cron tick falls
+        due sooner, so that the round that starts it runs at its due time, not up to a whole
+        ``tick_s`` after it."""
+        now = now or now_utc()
+        ticks = [next_tick(job.definition.schedule, now) for job in self.jobs.jobs.values() if job.definition.schedule]
+        until = min(((t - now).total_seconds() for t in ticks), default=self.settings.tick_s)
+        return max(0.0, min(self.settings.tick_s, until))
+
     def enabled(self, job, states: dict) -> bool:
         override = states.get(job.name, {}).get("enabled")
         return job.definition.enabled if override is None else override
@@ -237,7 +246,7 @@ def _loop(scheduler: Scheduler, stop: threading.Event) -> None:
             scheduler.tick()
         except Exception:  # one bad round (the database busy, a file half-written) is not the end
             log.exception("a scheduler round failed; trying again")
-        stop.wait(scheduler.settings.tick_s)
+        stop.wait(scheduler.pause_s())
 
 
 def create_status_app(scheduler: Scheduler):

@@ -369,4 +369,6 @@ def test_the_scheduler_wakes_for_a_cron_tick_due_before_its_next_round(jobs_ws):
     scheduler._reload()
     assert scheduler.pause_s(at) == pytest.approx(0.2)  # due at 00:00:02
     assert scheduler.pause_s(at.replace(microsecond=0) - timedelta(seconds=1)) == 0.5  # 00:00:00 + 2 s: a round first
+    scheduler.round_at = datetime(2026, 1, 1, 0, 0, 1, 999000, tzinfo=UTC)  # a round just before the tick
+    assert scheduler.pause_s(at.replace(second=2, microsecond=5000)) == 0  # missed it by a hair: again at once
     scheduler.store.close()

@@ -56,10 +56,11 @@ class Scheduler:
         self._jobs_key: tuple = ()
         self._supervisors: dict = {}  # run id -> its supervisor's multiprocessing.Process
         self._launcher = launcher()
+        self.round_at: datetime | None = None  # when the last round looked for due work
 
     # -- one round --------------------------------------------------------------------------------
     def tick(self, now: datetime | None = None) -> None:
-        now = now or now_utc()
+        now = self.round_at = now or now_utc()
         self._reload()
         self._reap()
         self.leader = self.store.acquire_lease(self.holder, self.settings.lease_ttl_s, _dead_local_holder)
@@ -78,9 +79,12 @@ class Scheduler:
     def pause_s(self, now: datetime | None = None) -> float:
         """How long to wait before the next round: ``tick_s``, or less when a cron tick falls
         due sooner, so that the round that starts it runs at its due time, not up to a whole
-        ``tick_s`` after it."""
+        ``tick_s`` after it. The next tick is the first after the last round's time, not after
+        now: a round that woke a hair before a tick (the timer's clock is not the wall clock)
+        did not see it, and runs again at once."""
         now = now or now_utc()
-        ticks = [next_tick(job.definition.schedule, now) for job in self.jobs.jobs.values() if job.definition.schedule]
+        after = min(self.round_at or now, now)
+        ticks = [next_tick(job.definition.schedule, after) for job in self.jobs.jobs.values() if job.definition.schedule]
         until = min(((t - now).total_seconds() for t in ticks), default=self.settings.tick_s)
         return max(0.0, min(self.settings.tick_s, until))
 

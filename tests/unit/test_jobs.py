@@ -372,3 +372,20 @@ def test_the_scheduler_wakes_for_a_cron_tick_due_before_its_next_round(jobs_ws):
     scheduler.round_at = datetime(2026, 1, 1, 0, 0, 1, 999000, tzinfo=UTC)  # a round just before the tick
     assert scheduler.pause_s(at.replace(second=2, microsecond=5000)) == 0  # missed it by a hair: again at once
     scheduler.store.close()
+
+
+def test_a_cron_tick_queued_by_a_round_is_started_by_the_same_round(jobs_ws):
+    import time
+
+    from lakebook.jobs.scheduler import Scheduler
+
+    add_job(jobs_ws.root, "every_s", 'notebook: notebooks/ok.ipynb\nschedule: {cron: "* * * * * *"}\n')
+    scheduler = Scheduler(jobs_ws)
+    started = []
+    scheduler._spawn = started.append  # no process: which runs the round starts
+    scheduler.tick()  # the first round sets the job's cursor
+    time.sleep(1.1)  # a tick falls due
+    scheduler.tick()
+    assert [r["trigger"] for r in started] == ["cron"]
+    scheduler.release()
+    scheduler.store.close()

@@ -73,7 +73,7 @@ class Scheduler:
             self._queue_cron(job, states.get(job.name, {}).get("cursor"), now, enabled)
             self._queue_upstream(job, enabled)
             self._queue_data(job, enabled)
-        self._start_due(now, states)
+        self._start_due(now_utc(), states)  # not the round's start: the runs just queued are stamped after it
         self._alert_late(now)
 
     def pause_s(self, now: datetime | None = None) -> float:

@@ -36,30 +36,24 @@ def run_job(workspace, name: str, overrides: dict[str, Any] | None = None, *, wa
             progress: Callable[[str], None] = lambda message: None) -> dict:
     """Run job ``name`` now (trigger ``manual``) with its parameters and ``overrides``; the run
     (finished, unless it was queued for the scheduler without ``wait``)."""
-    check_executor(workspace)
-    job = load_jobs(workspace).job(name)
-    overrides = overrides or {}
-    check_parameters(job.notebook_path, overrides, where="parameters")
+    run, leader = queue_run(workspace, name, overrides)
+    if leader is None:
+        progress(f"run {run['id']} of {name}: no scheduler is running, running it here")
+        return run_queued(workspace, run["id"])
+    progress(f"run {run['id']} of {name} queued for the scheduler ({leader})")
+    if not wait:
+        return run
     store = JobStore(workspace)
     try:
-        state = store.job_states().get(name, {}).get("enabled")
-        if not (job.definition.enabled if state is None else state):
-            raise JobDefinitionError(f"job {name} is disabled", hint=f"lakebook jobs enable {name}")
-        run_id = store.enqueue(job, "manual", [now_utc()], {**job.definition.parameters, **overrides})[0]
-        leader = store.leader()
-        if leader is not None:
-            progress(f"run {run_id} of {name} queued for the scheduler ({leader})")
-            return _wait(store, run_id) if wait else store.run(run_id)
-        progress(f"run {run_id} of {name}: no scheduler is running, running it here")
-        return _run_here(workspace, store, job, run_id)
+        return _wait(store, run["id"])
     finally:
         store.close()
 
 
 def queue_run(workspace, name: str, overrides: dict[str, Any] | None = None) -> tuple[dict, str | None]:
-    """Queue a manual run of job ``name``, checked as ``run_job`` checks it, without running it:
-    the queued run, and the scheduler that will start it (None when none runs: then
-    ``run_queued`` runs it)."""
+    """Queue a manual run of job ``name`` (checked: the executor, the parameters, enabled)
+    without running it: the queued run, and the scheduler that will start it (None when none
+    runs: then ``run_queued`` runs it)."""
     check_executor(workspace)
     job = load_jobs(workspace).job(name)
     overrides = overrides or {}

@@ -277,6 +277,16 @@ def test_the_endpoints_run_on_the_cluster_answer_on_the_configured_port_and_leav
     assert ray_cluster.alive_nodes() == 2
     gone = httpx.post(f"http://127.0.0.1:{port}/delay/predict", json={}, timeout=10)
     assert gone.status_code == 404  # Serve's proxy stays on the cluster for its other applications; ours is gone
+    shut_serve_down(ray_cluster)
+
+
+def shut_serve_down(cluster) -> None:
+    """Serve's controller and proxy are detached actors: they outlive the drivers, and a stopped
+    node's workers of theirs were seen still running 20 s later. The test leaves the cluster as
+    it found it: without Serve."""
+    script = f"import ray; from ray import serve; ray.init(address={cluster.address!r}); serve.shutdown()"
+    subprocess.run([sys.executable, "-c", script], env=cluster.environment(), check=True, timeout=120,
+                   capture_output=True)
 
 
 def test_the_endpoints_refuse_another_token_with_an_error_naming_the_address_and_the_token(workspace, ray_cluster):

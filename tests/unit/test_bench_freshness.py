@@ -4,28 +4,17 @@ origin-delay features valued as of a time (checked against hand-counted departur
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
+from bench_support import load_bench
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 HOUR_US = 3_600_000_000
 T = int(datetime(2026, 11, 30, 9, 30, tzinfo=timezone.utc).timestamp()) * 1_000_000  # 09:30 UTC
 
 
 def _load(name: str):
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # its dataclasses look their module up
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
+    return load_bench(name)
 
 
 @pytest.fixture(scope="module")

@@ -3,27 +3,16 @@ paired ratios, the goals (an error misses them), the request bodies, and the ste
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import orjson
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from bench_support import load_bench
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_serve", BENCH / "serve.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
+    return load_bench("serve")
 
 
 def figures(p50: float, p99: float, rps: float, errors: int = 0) -> dict:

@@ -57,3 +57,13 @@ def add_job(root: Path, name: str, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text))
     return path
+
+
+REPORT_JOB = ("notebook: notebooks/ok.ipynb\nparameters: {n: 2}\n"
+              "schedule: {cron: '0 6 * * *', timezone: Europe/Paris}")
+
+
+def add_report_job(root: Path) -> None:
+    """The test notebooks and one job, ``report``: the ``ok`` notebook, a parameter, a daily cron."""
+    add_notebooks(root)
+    add_job(root, "report", REPORT_JOB)

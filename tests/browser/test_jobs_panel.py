@@ -13,7 +13,7 @@ import yaml
 
 from browser_support import ARTIFACTS, lab_environment, lakebook_up, open_lab, open_side_panel
 from ingest_support import make_workspace
-from jobs_support import add_job, add_notebooks
+from jobs_support import add_report_job
 from lakebook.services import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -23,9 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 def lab(tmp_path_factory):
     """`lakebook up` (no sample data) on a workspace with the job ``report``: (base URL, token, root)."""
     root = make_workspace(tmp_path_factory.mktemp("jobs-browser") / "ws", f"name: jobs\njobs:\n  port: {free_port()}\n")
-    add_notebooks(root)
-    add_job(root, "report", "notebook: notebooks/ok.ipynb\nparameters: {n: 2}\n"
-                            "schedule: {cron: '0 6 * * *', timezone: Europe/Paris}")
+    add_report_job(root)
     with lakebook_up(root, lab_environment(tmp_path_factory.mktemp("home")), options=("--no-sample",)) as (base, token):
         yield base, token, root
 

@@ -13,7 +13,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 from traitlets.config import Config
 
-from jobs_support import add_job, add_notebooks
+from jobs_support import add_report_job
 from lakebook._proc import process_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("jp_server_cleanup"), pytest.mark.timeout(300)]
@@ -23,9 +23,7 @@ FINISHED = ("succeeded", "failed", "timed_out", "cancelled")
 
 @pytest.fixture
 def jobs_ws(workspace):
-    add_notebooks(workspace.root)
-    add_job(workspace.root, "report", "notebook: notebooks/ok.ipynb\nparameters: {n: 2}\n"
-                                      "schedule: {cron: '0 6 * * *', timezone: Europe/Paris}")
+    add_report_job(workspace.root)
     return workspace
 
 

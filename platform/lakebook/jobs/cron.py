@@ -25,6 +25,11 @@ def next_tick(schedule, after: datetime) -> datetime:
     return _iterator(schedule, after).get_next(datetime).astimezone(timezone.utc)
 
 
+def previous_tick(schedule, before: datetime) -> datetime:
+    """The last tick strictly before ``before``."""
+    return _iterator(schedule, before).get_prev(datetime).astimezone(timezone.utc)
+
+
 def ticks_between(schedule, start: datetime, end: datetime, limit: int = MAX_CATCHUP) -> list[datetime]:
     """The ticks t with start < t <= end, oldest first; the newest ``limit`` of them."""
     ticks: list[datetime] = []

@@ -18,7 +18,14 @@ the run's scheduled time is the newest of those upstream runs' scheduled times (
 nightly jobs shares the night's tick). ``on_update: [zone.table]``: the job runs when a
 table gets a file newer than it has seen; the run's scheduled time is when that file was
 added. A job seen for the first time starts from now: no past ticks, upstream runs or files.
-A disabled job queues nothing (its cursor and watermarks move on).
+A disabled job queues nothing (its cursor and watermarks move on). With both ``schedule`` and
+``after``, ``after`` is not a trigger but a gate on the job's cron ticks (``Scheduler.gate``): a
+tick's run waits, queued, with the reason, until every upstream has succeeded since the job's
+previous tick and none of the upstream's runs is in flight (and alerts ``late`` as any run
+that waits too long).
+
+A manual run (``lakebook jobs run``, the REST API) wakes the leader through ``POST /wake`` on
+its status app when it runs on this host, so the run starts at once, not at the next round.
 """
 
 from __future__ import annotations
@@ -32,25 +39,28 @@ from datetime import datetime, timedelta
 
 from .._proc import process_alive
 from .alerting import send_alert
-from .cron import next_tick, select_ticks, ticks_between
+from .cron import next_tick, previous_tick, select_ticks, ticks_between
 from .definitions import JobSet, definition_files, load_jobs
 from .runner import Outcome, check_executor, record_outcome, run_folder
 from .store import JobStore, now_utc, this_host
 from .supervisor import launcher, start_supervisor
 
 log = logging.getLogger("lakebook.jobs")
-ROUTES = "GET /health, GET /status"
+WAITING = "waiting for"  # the reason a gated run records while it waits
+ROUTES = "GET /health, GET /status, POST /wake"
 
 
 class Scheduler:
     """One scheduler process's state; ``tick()`` does one round."""
 
-    def __init__(self, workspace):
+    def __init__(self, workspace, port: int | None = None):
         check_executor(workspace)
         self.workspace = workspace
         self.settings = workspace.settings.jobs
         self.store = JobStore(workspace)
-        self.holder = f"{this_host()}:{os.getpid()}:{secrets.token_hex(4)}"
+        # host:pid:token[:port]: the port of its status app, where `lakebook jobs run` wakes it
+        self.holder = f"{this_host()}:{os.getpid()}:{secrets.token_hex(4)}" + (f":{port}" if port else "")
+        self.wakeup = threading.Event()  # set: do a round now (a manual run was queued), not after the pause
         self.leader = False
         self.jobs = JobSet()
         self._jobs_key: tuple = ()
@@ -146,7 +156,7 @@ class Scheduler:
 
     def _queue_upstream(self, job, enabled: bool) -> None:
         upstreams = job.definition.after
-        if not upstreams:
+        if not upstreams or job.definition.schedule is not None:  # with a schedule, after: gates its ticks
             return
         marks = self.store.watermarks(job.name)
         news = {u: self.store.succeeded_since(u, marks.get(f"job:{u}", 0)) for u in upstreams}
@@ -181,9 +191,34 @@ class Scheduler:
                 continue  # waits until its definition loads again or it is enabled
             if running.get(job.name, 0) >= job.definition.max_concurrent:
                 continue
+            if waiting := self.gate(job, run):
+                if run["reason"] != waiting:
+                    self.store.update_run(run["id"], reason=waiting)
+                continue
             if self.store.claim(run["id"]):
+                if run["reason"].startswith(WAITING):
+                    self.store.update_run(run["id"], reason="")
                 running[job.name] = running.get(job.name, 0) + 1
                 self._spawn(run)
+
+    def gate(self, job, run: dict) -> str | None:
+        """Why a cron run of a job with both ``schedule`` and ``after`` cannot start yet, or None.
+        Its tick starts it only once every upstream job has succeeded since the job's previous
+        tick and none of the upstream's runs is queued or running (a weekly retrain after the
+        nightly batch trains on a batch rebuilt since last week, never on one half done). A
+        manual run, a retry, and a job with only one of the two are not gated."""
+        definition = job.definition
+        if not (definition.after and definition.schedule) or run["trigger"] != "cron" or run["history"]:
+            return None
+        since = previous_tick(definition.schedule, run["scheduled_time"])
+        waits = []
+        for upstream in definition.after:
+            state = self.store.upstream_state(upstream, since)
+            if state["in_flight"]:
+                waits.append(f"{upstream} (a run is {state['in_flight']})")
+            elif state["succeeded"] is None:
+                waits.append(f"{upstream} (no success since the previous tick, {since:%Y-%m-%d %H:%M} UTC)")
+        return f"{WAITING} {', '.join(waits)}" if waits else None
 
     def _spawn(self, run: dict) -> None:
         folder = run_folder(self.workspace, run)
@@ -220,8 +255,8 @@ class Scheduler:
 
 
 def _dead_local_holder(holder: str) -> bool:
-    """Whether a lease holder (``host:pid:token``) is a scheduler of this host that is gone:
-    its lease need not be waited out."""
+    """Whether a lease holder (``host:pid:token[:port]``) is a scheduler of this host that is
+    gone: its lease need not be waited out."""
     host, _, rest = holder.partition(":")
     pid = rest.partition(":")[0]
     return host == this_host() and pid.isdigit() and not process_alive(int(pid))
@@ -244,13 +279,23 @@ def job_rows(store: JobStore, jobs: JobSet, now: datetime | None = None) -> list
 
 
 # -- the service ---------------------------------------------------------------------------------------
+def wake_port(holder: str | None) -> int | None:
+    """The status port of a lease holder that runs on this host (where a queued manual run can
+    wake it); None for a holder elsewhere or one that did not say."""
+    parts = (holder or "").split(":")
+    if len(parts) == 4 and parts[0] == this_host() and parts[3].isdigit():
+        return int(parts[3])
+    return None
+
+
 def _loop(scheduler: Scheduler, stop: threading.Event) -> None:
     while not stop.is_set():
+        scheduler.wakeup.clear()  # a wake from now on brings the next round forward
         try:
             scheduler.tick()
         except Exception:  # one bad round (the database busy, a file half-written) is not the end
             log.exception("a scheduler round failed; trying again")
-        stop.wait(scheduler.pause_s())
+        scheduler.wakeup.wait(scheduler.pause_s())
 
 
 def create_status_app(scheduler: Scheduler):
@@ -267,7 +312,11 @@ def create_status_app(scheduler: Scheduler):
     def status(request):
         return Json(scheduler.status())
 
-    return Starlette(routes=[Route("/health", health), Route("/status", status)],
+    def wake(request):
+        scheduler.wakeup.set()
+        return Json({"woken": True})
+
+    return Starlette(routes=[Route("/health", health), Route("/status", status), Route("/wake", wake, methods=["POST"])],
                      exception_handlers={HTTPException: routing_error_handler(ROUTES)},
                      middleware=[Middleware(ErrorsAndStatuses, count_status=lambda status: None),
                                  Middleware(OriginGuard, loopback_host=True)])
@@ -279,7 +328,7 @@ def run_scheduler(workspace, port: int | None = None, echo=print) -> None:
     import uvicorn
 
     port = port or workspace.settings.jobs.port
-    scheduler = Scheduler(workspace)
+    scheduler = Scheduler(workspace, port)
     scheduler.warm_up()
     stop = threading.Event()
     loop = threading.Thread(target=_loop, args=(scheduler, stop), name="lakebook-scheduler", daemon=True)
@@ -293,6 +342,7 @@ def run_scheduler(workspace, port: int | None = None, echo=print) -> None:
         uvicorn.Server(config).run()
     finally:
         stop.set()
+        scheduler.wakeup.set()
         loop.join()
         scheduler.release()
 

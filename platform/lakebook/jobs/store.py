@@ -269,6 +269,18 @@ class JobStore:
                                                          JobRunRow.id > after_id).order_by(JobRunRow.id.desc()))
             return run_dict(row) if row else None
 
+    def upstream_state(self, job: str, since: datetime) -> dict:
+        """What a run gated on ``job`` waits for: ``in_flight``, the status of a run of it queued
+        or running (None if none), and ``succeeded``, its newest run that succeeded (finished)
+        at or after ``since`` (None if none)."""
+        with Session(self.engine) as session:
+            busy = session.scalar(select(JobRunRow.status).where(
+                JobRunRow.job == job, JobRunRow.status.in_(["queued", "running"])).limit(1))
+            row = session.scalar(select(JobRunRow).where(
+                JobRunRow.job == job, JobRunRow.status == "succeeded", JobRunRow.finished_at >= since)
+                .order_by(JobRunRow.finished_at.desc()).limit(1))
+            return {"in_flight": busy, "succeeded": run_dict(row) if row else None}
+
     # -- the lease ----------------------------------------------------------------------------------
     def acquire_lease(self, holder: str, ttl_s: float, is_gone: Callable[[str], bool] = lambda holder: False) -> bool:
         """Take or renew the scheduler's lease: held by ``holder``, expired, or held by a holder

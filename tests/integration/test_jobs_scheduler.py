@@ -140,6 +140,23 @@ def test_the_scheduler_records_failures_timeouts_retries_chains_and_data_trigger
     assert len(runs(jobs_ws, "fresh")) == 1 and len(runs(jobs_ws, "retrain")) == 1
 
 
+@pytest.mark.timeout(120)
+def test_a_manual_run_wakes_the_scheduler_instead_of_waiting_for_its_next_round(jobs_ws):
+    (jobs_ws.root / "lakebook.yaml").write_text("name: test\njobs: {tick_s: 60, lease_ttl_s: 180}\n")
+    add_job(jobs_ws.root, "report", "notebook: notebooks/ok.ipynb")
+    ws = Workspace.load(jobs_ws.root)
+    scheduler = start_service(ws, "jobs")
+    try:
+        wait_until(lambda: httpx.get(scheduler.base_url + "/status", timeout=10).json()["leader"], 30,
+                   "the scheduler to lead")  # its first round is done: the next is 60 s away
+        run = run_job(ws, "report", wait=True)
+    finally:
+        assert scheduler.stop() == 0
+    assert run["status"] == "succeeded"
+    waited = (run["started_at"] - run["queued_at"]).total_seconds()
+    assert waited < 20, f"the run waited {waited:.1f} s for a round"
+
+
 @pytest.mark.timeout(180)
 def test_a_running_run_cancelled_from_the_command_stops_with_its_kernel_tree(jobs_ws, tmp_path):
     (jobs_ws.root / "lakebook.yaml").write_text("name: test\njobs: {heartbeat_s: 0.5}\n")

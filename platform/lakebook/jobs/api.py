@@ -15,7 +15,7 @@ import yaml
 from ..errors import JobDefinitionError
 from .definitions import JobSet, check_parameters, load_jobs
 from .runner import check_executor, execute_attempt
-from .scheduler import job_rows
+from .scheduler import job_rows, wake_port
 from .store import FINISHED, JobStore, now_utc
 
 LOGS = ("runner.log", "stdout.log", "stderr.log", "supervisor.log")
@@ -64,9 +64,28 @@ def queue_run(workspace, name: str, overrides: dict[str, Any] | None = None) -> 
         if not (job.definition.enabled if state is None else state):
             raise JobDefinitionError(f"job {name} is disabled", hint=f"lakebook jobs enable {name}")
         run_id = store.enqueue(job, "manual", [now_utc()], {**job.definition.parameters, **overrides})[0]
-        return store.run(run_id), store.leader()
+        run, leader = store.run(run_id), store.leader()
     finally:
         store.close()
+    wake_scheduler(leader)
+    return run, leader
+
+
+def wake_scheduler(leader: str | None, timeout_s: float = 0.5) -> bool:
+    """Ask the leading scheduler, when it runs on this host, for a round now rather than after
+    its pause (``POST /wake`` on its status app), so a queued run starts at once. Best effort:
+    whether it answered; a scheduler that does not still starts the run at its next round."""
+    import urllib.request
+
+    port = wake_port(leader)
+    if port is None:
+        return False
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/wake", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def run_queued(workspace, run_id: int) -> dict:

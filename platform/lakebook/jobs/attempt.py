@@ -128,4 +128,4 @@ def watch(ended: Callable[[], int | None], stop: Callable[[], None], beat: Calla
         if how:
             stop()
             return how, None
-        time.sleep(0.05)
+        time.sleep(0.02)

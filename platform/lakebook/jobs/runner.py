@@ -119,13 +119,26 @@ def failing_cell(output: Path) -> dict:
     return {}
 
 
+_EXPORTER = None
+
+
+def html_exporter():
+    """This process's HTML exporter: one instance, so nbconvert's templates are loaded and
+    compiled once (a new exporter compiles them again: 0.13-0.3 s against 0.075 s for a
+    20-cell notebook, measured here). The supervisors' fork server makes it (_preload.py)."""
+    global _EXPORTER
+    if _EXPORTER is None:
+        from nbconvert import HTMLExporter
+
+        _EXPORTER = HTMLExporter()
+    return _EXPORTER
+
+
 def render_html(output: Path) -> Path | None:
     """The output notebook as HTML beside it (None when there is no output notebook)."""
-    from nbconvert import HTMLExporter
-
     if not output.is_file():
         return None
-    html, _ = HTMLExporter().from_filename(str(output))
+    html, _ = html_exporter().from_filename(str(output))
     target = output.with_suffix(".html")
     target.write_text(html)
     return target

@@ -8,13 +8,13 @@ import pytest
 
 from jobs_support import add_job, add_notebooks
 from lakebook._proc import process_alive
-from lakebook.jobs import JobStore, run_job
+from lakebook.jobs import JobStore, cancel_run, run_job
 from lakebook.services import start_service
 from lakebook.workspace import Workspace
 from test_jobs_scheduler import finished, runs, wait_until
 
 pytestmark = pytest.mark.integration
-JOBS = ("report", "broken", "flaky", "hangs")
+JOBS = ("report", "broken", "flaky", "hangs", "stuck")
 
 
 def _parent(pid: int) -> int:
@@ -22,27 +22,33 @@ def _parent(pid: int) -> int:
 
 
 @pytest.mark.timeout(240)
-def test_runs_on_ray_record_outputs_failures_retries_and_timeouts(workspace, ray_runtime, tmp_path):
+def test_runs_on_ray_record_outputs_failures_retries_timeouts_and_cancels(workspace, ray_runtime, tmp_path):
     address = ray_runtime.get_runtime_context().gcs_address
     (workspace.root / "lakebook.yaml").write_text(
         f"name: test\njobs: {{executor: ray, ray_address: '{address}', ray_task_cpus: 0.5, heartbeat_s: 0.5}}\n")
     add_notebooks(workspace.root)
-    kid_pidfile, marker = tmp_path / "kid.pid", tmp_path / "flaky.marker"
+    kid_pidfile, marker, stuck_pidfile = tmp_path / "kid.pid", tmp_path / "flaky.marker", tmp_path / "stuck.pid"
     add_job(workspace.root, "report", "notebook: notebooks/ok.ipynb\nparameters: {n: 4}")
     add_job(workspace.root, "broken", "notebook: notebooks/fail.ipynb")
     add_job(workspace.root, "flaky", f"notebook: notebooks/flaky.ipynb\nparameters: {{marker: '{marker}'}}\n"
                                      "retries: {max: 2, backoff: 0}")
     add_job(workspace.root, "hangs", f"notebook: notebooks/slow.ipynb\nparameters: {{pidfile: '{kid_pidfile}'}}\n"
                                      "timeout: 15s")
+    add_job(workspace.root, "stuck", f"notebook: notebooks/slow.ipynb\nparameters: {{pidfile: '{stuck_pidfile}'}}")
     ws = Workspace.load(workspace.root)
     scheduler = start_service(ws, "jobs")
     try:
         wait_until(lambda: JobStore(ws).leader(), 30, "the scheduler to lead")
-        for name in ("hangs", "report", "broken", "flaky"):
+        for name in ("hangs", "stuck", "report", "broken", "flaky"):
             run_job(ws, name, wait=False)
         kid = int(wait_until(lambda: kid_pidfile.exists() and kid_pidfile.read_text(), 90, "the slow cell's child"))
         kernel = _parent(kid)
         worker = open(f"/proc/{_parent(kernel)}/cmdline").read().rstrip("\0")
+        stuck_kid = int(wait_until(lambda: stuck_pidfile.exists() and stuck_pidfile.read_text(), 90,
+                                   "the stuck run's child"))
+        stuck_kernel = _parent(stuck_kid)
+        [stuck] = runs(ws, "stuck")
+        assert cancel_run(ws, stuck["id"]) == "running"  # asked: the supervisor stops the task at its next beat
         wait_until(lambda: finished(ws, list(JOBS)), 150, "every run to finish")
     finally:
         assert scheduler.stop() == 0
@@ -66,3 +72,7 @@ def test_runs_on_ray_record_outputs_failures_retries_and_timeouts(workspace, ray
     assert hangs["status"] == "timed_out" and "timeout (15 s)" in hangs["reason"]
     assert not process_alive(kernel), "the kernel outlived the run's timeout"
     assert not process_alive(kid), "the kernel's child process outlived the run's timeout"
+    stuck = by_job["stuck"]
+    assert (stuck["status"], stuck["reason"]) == ("cancelled", "cancelled while running")
+    assert not process_alive(stuck_kernel), "the kernel outlived the cancel"
+    assert not process_alive(stuck_kid), "the kernel's child process outlived the cancel"

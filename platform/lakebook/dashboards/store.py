@@ -9,12 +9,10 @@ its snapshots (their rows and files), which a new publish under the same name sh
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
-
 from sqlalchemy import Boolean, Integer, String, Text, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from ..catalog.store import _UTC
+from ..catalog.store import CatalogTables, _UTC
 
 
 class _Base(DeclarativeBase):
@@ -57,22 +55,10 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def as_dict(row) -> dict[str, Any]:
-    return {c.name: getattr(row, c.name) for c in type(row).__table__.columns}
-
-
-class DashboardStore:
+class DashboardStore(CatalogTables):
     """The dashboard tables of one workspace's catalog database."""
 
-    def __init__(self, workspace):
-        from ..catalog import open_catalog
-
-        self.catalog = open_catalog(workspace, register=False)
-        self.engine = self.catalog.engine
-        _Base.metadata.create_all(self.engine)
-
-    def close(self) -> None:
-        self.catalog.close()
+    metadata = _Base.metadata
 
     def __enter__(self) -> "DashboardStore":
         return self

@@ -682,6 +682,95 @@ def jobs_scheduler(ctx, port) -> None:
     run_scheduler(_workspace(ctx), port, echo=click.echo)
 
 
+# -- dashboards -------------------------------------------------------------------------------
+@cli.group()
+def dashboards() -> None:
+    """Notebooks published as Voila dashboards: share links, snapshots, the dashboard server."""
+
+
+@dashboards.command("publish")
+@click.argument("notebook", type=click.Path(dir_okay=False))
+@click.option("--name", default=None, help="dashboard name (default: from the notebook's file name)")
+@click.option("--pool-size", type=click.IntRange(0, 8), default=None,
+              help="pre-heated kernels (default dashboards.pool_size)")
+@click.pass_context
+def dashboards_publish(ctx, notebook, name, pool_size) -> None:
+    """Publish NOTEBOOK (a notebook of the workspace) as a dashboard."""
+    from .dashboards import publish
+
+    row = publish(_workspace(ctx), notebook, name, pool_size=pool_size)
+    click.echo(f"dashboard {row['name']}: {row['notebook']} at {row['url']}\n"
+               f"next: lakebook dashboards share {row['name']}  (the server answers only with a share link)")
+
+
+@listing(dashboards)
+def dashboards_list(ctx, as_json) -> None:
+    """Every published dashboard with its notebook, address and last snapshot."""
+    from .dashboards import list_dashboards
+
+    _show(list_dashboards(_workspace(ctx)), as_json, "no dashboards yet (lakebook dashboards publish NOTEBOOK)",
+          lambda rows: _print_table(["dashboard", "notebook", "url", "last snapshot (UTC)"], [
+              [r["name"], r["notebook"], r["url"], _when(r["last_snapshot"])] for r in rows]))
+
+
+@dashboards.command("unpublish")
+@click.argument("name")
+@click.pass_context
+def dashboards_unpublish(ctx, name) -> None:
+    """Stop serving a dashboard (its share links stop working; its snapshots are kept)."""
+    from .dashboards import unpublish
+
+    unpublish(_workspace(ctx), name)
+    click.echo(f"dashboard {name} unpublished")
+
+
+@dashboards.command("share")
+@click.argument("name")
+@click.option("--expires", default=None, help="how long the link works: 12h, 7d, 3600 (default dashboards.share_expires)")
+@click.pass_context
+def dashboards_share(ctx, name, expires) -> None:
+    """Print a share link to a dashboard (signed, expiring, revocable with its id)."""
+    from .dashboards import share
+
+    link = share(_workspace(ctx), name, expires)
+    click.echo(link["url"])
+    click.echo(f"token {link['id']}, expires {_when(link['expires_at'])} UTC "
+               f"(revoke: lakebook dashboards revoke {link['id']})", err=True)
+
+
+@dashboards.command("revoke")
+@click.argument("target")
+@click.option("--all", "every", is_flag=True, help="TARGET is a dashboard: revoke all its links")
+@click.pass_context
+def dashboards_revoke(ctx, target, every) -> None:
+    """Revoke a share link by its token id (or every link of dashboard TARGET with --all)."""
+    from .dashboards import revoke
+
+    count = revoke(_workspace(ctx), target, every=every)
+    click.echo(f"revoked {count} share link{'s' if count != 1 else ''}")
+
+
+@dashboards.command("snapshot")
+@click.argument("name")
+@click.pass_context
+def dashboards_snapshot(ctx, name) -> None:
+    """Execute a dashboard now and store its outputs as static HTML (no code, no kernel to view)."""
+    from .dashboards import take_snapshot
+
+    taken = take_snapshot(_workspace(ctx), name)["snapshot"]
+    click.echo(f"snapshot {taken['id']} of {name} in {taken['seconds']:.1f} s: {taken['url_path']}")
+
+
+@dashboards.command("serve")
+@click.option("--port", type=int, default=None, help="port on 127.0.0.1 (default dashboards.port, 8866)")
+@click.pass_context
+def dashboards_serve(ctx, port) -> None:
+    """Run the dashboard server until Ctrl-C (what `lakebook up` runs as the dashboards service)."""
+    from .dashboards.server import serve
+
+    serve(_workspace(ctx), port)
+
+
 # -- contracts ------------------------------------------------------------------------------
 @cli.group()
 def contracts() -> None:

@@ -236,6 +236,18 @@ class JobsSettings(_Section):
     kill_grace_s: float = Field(5.0, ge=0, description="between SIGTERM and SIGKILL when a run is stopped")
 
 
+class DashboardsSettings(_Section):
+    host: Literal["127.0.0.1"] = Field("127.0.0.1", description="the dashboard server binds to loopback only")
+    port: int = Field(8866, ge=1, le=65535, description="the dashboard server (Voila) on 127.0.0.1")
+    public_url: str | None = Field(None, description=(
+        "the server's address in share links (a proxy in front); default http://127.0.0.1:<port>"))
+    pool_size: int = Field(1, ge=0, le=8, description="pre-heated kernels per published dashboard (default)")
+    cull_idle_s: float = Field(600.0, gt=0, description="a dashboard kernel idle this long is shut down")
+    cull_interval_s: float = Field(60.0, gt=0, description="how often idle kernels are looked for")
+    share_expires: str = Field("7d", pattern=r"^\d+(\.\d+)?[smhd]?$", description="a share link's default lifetime")
+    snapshot_timeout_s: float = Field(600.0, gt=0, description="a snapshot's notebook cell timeout")
+
+
 class Settings(_Section):
     name: str = "lakebook"
     state_dir: Path = Path(".lakebook")
@@ -255,6 +267,7 @@ class Settings(_Section):
 
 
     jobs: JobsSettings = Field(default_factory=JobsSettings)
+    dashboards: DashboardsSettings = Field(default_factory=DashboardsSettings)
 
 
 def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -528,6 +541,18 @@ def environment_value(name: str, environ: Mapping[str, str] | None = None) -> st
     """One variable of the process environment (e.g. ``JUPYTER_TOKEN`` for lakebook up)."""
     environ = os.environ if environ is None else environ
     return environ.get(name) or None
+
+
+def take_environment_value(name: str) -> str | None:
+    """One variable of the process environment, removed from it (a token the processes this
+    one starts, such as kernels, must not inherit)."""
+    return os.environ.pop(name, None) or None
+
+
+def prepend_jupyter_path(path: Path) -> None:
+    """Put ``path`` first on this process's JUPYTER_PATH (where Jupyter apps look for templates)."""
+    rest = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(path), *([rest] if rest else [])])
 
 
 def set_library_defaults(*names: str) -> None:

@@ -158,6 +158,15 @@ class UnknownJob(LakebookError, status=404):
     """A job or run that does not exist."""
 
 
+class DashboardError(LakebookError, status=400):
+    """A dashboard that cannot be published, shared or rendered as asked (a notebook outside
+    the workspace, a name taken by another notebook, a bad expiry)."""
+
+
+class UnknownDashboard(LakebookError, status=404):
+    """A dashboard, snapshot or share token that does not exist."""
+
+
 class ServiceError(LakebookError):
     """A lakebook service could not be started, reached or stopped."""
 

@@ -434,6 +434,14 @@ JOBS = register(Service(
     requires=(("papermill", "papermill", "jobs"), ("croniter", "croniter", "jobs"), ("uvicorn", "uvicorn", "ingest")),
     enabled=lambda ws: _has_jobs(ws), ray_section="jobs", uses_ray=lambda ws: ws.settings.jobs.executor == "ray",
 ))
+DASHBOARDS = register(Service(
+    name="dashboards", title="dashboard server (Voila)",
+    command=lambda ws, launch: _lakebook(ws, "dashboards", "serve", "--port", str(launch.port)),
+    default_port=lambda ws: ws.settings.dashboards.port, health_path="/lakebook/health",
+    stop_timeout_s=20, ready_timeout_s=120,  # it answers once Voila listens; pools fill after
+    requires=(("voila", "voila", "dashboards"),), token_env="DASHBOARD_SERVER_TOKEN",
+    enabled=lambda ws: _has_dashboards(ws),
+))
 LAB = register(Service(
     name="lab", title="JupyterLab", command=_lab_command, default_port=lambda ws: ws.settings.lab.port,
     health_path="/lakebook/api/catalog",  # answers once the Lake panel's server extension is loaded
@@ -446,6 +454,12 @@ def _has_jobs(workspace) -> bool:
     from .jobs.definitions import definition_files
 
     return bool(definition_files(workspace.jobs_dir))
+
+
+def _has_dashboards(workspace) -> bool:
+    from .dashboards import has_dashboards
+
+    return has_dashboards(workspace)
 
 
 def lab_token() -> str:

@@ -119,6 +119,8 @@ class Workspace:
     serving_endpoints_path = _StatePath("serving", "endpoints.json", doc="endpoints deployed ad hoc (kept over restarts)")
     predictions_spill_path = _StatePath("serving", "predictions.spill.jsonl",
                                         doc="predictions the ingest log refused at a replica's close, until the next one")
+    dashboards_dir = _StatePath("dashboards", doc="published dashboards' snapshots (<name>/<id>.html)")
+    share_key_path = _StatePath("dashboards", "share.key", doc="the secret share tokens are signed with (0600)")
     query_spill_dir = _StatePath("query", "spill", doc="where the query engine spills what does not fit in memory")
 
     def log_path(self, name: str) -> Path:

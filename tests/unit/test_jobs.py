@@ -74,7 +74,7 @@ def test_a_full_definition_loads(jobs_ws):
     ("notebook: notebooks/ok.ipynb\nalerts: {on: [failure]}", "alerts.to:", "to: [channel]"),
     ("notebook: notebooks/ok.ipynb\non_update: [flights]", "on_update:", "zone.name"),
     ("notebook: notebooks/ok.ipynb\nmax_concurrent: 0", "max_concurrent:", "1 or more"),
-    ("notebook: notebooks/ok.ipynb\npublish: [{type: snapshot}]", "publish:", "no publish step"),
+    ("notebook: notebooks/ok.ipynb\npublish: [{type: snapshot}]", "publish:", "dashboard_snapshot"),
     ("notebook: notebooks/nope.ipynb", "notebook: notebooks/nope.ipynb does not exist", "relative to the workspace"),
     ("notebook: notebooks/ok.ipynb\nparameters: {nn: 3}", "parameters.nn: ok.ipynb has no parameter 'nn'",
      "did you mean 'n'?"),
@@ -89,9 +89,9 @@ def test_every_definition_error_names_the_file_and_key_and_says_what_to_write(jo
         assert hint in error.hint
 
 
-def test_publish_steps_are_an_extension_point_with_none_available_yet(jobs_ws):
+def test_a_publish_step_type_that_does_not_exist_names_those_that_do(jobs_ws):
     error = _load_error(jobs_ws, "notebook: notebooks/ok.ipynb\npublish: [{type: snapshot}]")
-    assert "'snapshot' is not available yet (available: none yet)" in error.message
+    assert "'snapshot' is not available (available: dashboard_snapshot)" in error.message
 
 
 def test_after_names_a_job_and_the_chain_has_no_cycle(jobs_ws):

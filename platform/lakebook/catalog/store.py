@@ -167,6 +167,21 @@ def _sqlite_pragmas(dbapi_con, _record) -> None:
     cur.close()
 
 
+class CatalogTables:
+    """A stage's own tables in the workspace's catalog database (created if missing)."""
+
+    metadata = None  # the stage's SQLAlchemy MetaData
+
+    def __init__(self, workspace):
+        workspace.ensure_state()
+        self.catalog = Catalog(workspace.catalog_url, workspace.lake.root)
+        self.engine = self.catalog.engine
+        self.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.catalog.close()
+
+
 class Catalog:
     """Read and write the catalog of one workspace.
 

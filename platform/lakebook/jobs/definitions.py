@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import graphlib
 import hashlib
+import importlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ HINTS = {
     "on_update": "write catalog tables as zone.name: on_update: [warehouse.flights_clean]",
     "after": "write after: [other_job] (names of jobs in the jobs folder)",
     "max_concurrent": "write a whole number, 1 or more",
-    "publish": "leave publish out: no publish step is available yet",
+    "publish": "write publish: [{dashboard_snapshot: NAME}] (a dashboard of lakebook dashboards list)",
     "parameters": "write parameters: {name: value} for names of the notebook's parameters cell",
 }
 
@@ -96,9 +97,11 @@ class Alerts(_Model):
 
 class PublishStep(_Model):
     """What a job does with a succeeded run (render a dashboard snapshot, deploy an endpoint):
-    a typed step, registered by ``register_publish_step``, selected by ``type:``."""
+    a typed step, registered by ``register_publish_step``, selected by ``type:``; a step with a
+    ``shorthand`` field may be written ``{<type>: value}``."""
 
     step_type: ClassVar[str]
+    shorthand: ClassVar[str | None] = None
     type: str
 
     def publish(self, workspace, run) -> None:
@@ -106,6 +109,8 @@ class PublishStep(_Model):
 
 
 PUBLISH_STEPS: dict[str, type[PublishStep]] = {}
+# Steps of later stages, imported when a definition names them (jobs must not import them).
+BUILTIN_PUBLISH_STEPS = {"dashboard_snapshot": "lakebook.dashboards.snapshots"}
 
 
 def register_publish_step(step: type[PublishStep]) -> type[PublishStep]:
@@ -113,12 +118,21 @@ def register_publish_step(step: type[PublishStep]) -> type[PublishStep]:
     return step
 
 
-def _publish_step(value: Any) -> PublishStep:
-    kind = value.get("type") if isinstance(value, dict) else None
+def _step_class(kind: Any) -> type[PublishStep]:
+    if kind in BUILTIN_PUBLISH_STEPS and kind not in PUBLISH_STEPS:
+        importlib.import_module(BUILTIN_PUBLISH_STEPS[kind])
     if kind not in PUBLISH_STEPS:
-        known = ", ".join(sorted(PUBLISH_STEPS)) or "none yet"
-        raise ValueError(f"publish step type {kind!r} is not available yet (available: {known})")
-    return PUBLISH_STEPS[kind].model_validate(value)
+        known = ", ".join(sorted(set(PUBLISH_STEPS) | set(BUILTIN_PUBLISH_STEPS)))
+        raise ValueError(f"publish step type {kind!r} is not available (available: {known})")
+    return PUBLISH_STEPS[kind]
+
+
+def _publish_step(value: Any) -> PublishStep:
+    if isinstance(value, dict) and "type" not in value and len(value) == 1:
+        kind, argument = next(iter(value.items()))
+        step = _step_class(kind)
+        return step.model_validate({"type": kind, step.shorthand: argument} if step.shorthand else value)
+    return _step_class(value.get("type") if isinstance(value, dict) else None).model_validate(value)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")

@@ -119,26 +119,28 @@ def failing_cell(output: Path) -> dict:
     return {}
 
 
-_EXPORTER = None
+_EXPORTERS: dict[bool, object] = {}
 
 
-def html_exporter():
-    """This process's HTML exporter: one instance, so nbconvert's templates are loaded and
-    compiled once (a new exporter compiles them again: 0.13-0.3 s against 0.075 s for a
-    20-cell notebook, measured here). The supervisors' fork server makes it (_preload.py)."""
-    global _EXPORTER
-    if _EXPORTER is None:
+def html_exporter(exclude_input: bool = False):
+    """This process's HTML exporter (with or without code cells' input): one instance each, so
+    nbconvert's templates are loaded and compiled once (a new exporter compiles them again:
+    0.13-0.3 s against 0.075 s for a 20-cell notebook, measured here). The supervisors' fork
+    server makes the one of job runs (_preload.py)."""
+    if exclude_input not in _EXPORTERS:
         from nbconvert import HTMLExporter
 
-        _EXPORTER = HTMLExporter()
-    return _EXPORTER
+        _EXPORTERS[exclude_input] = HTMLExporter(exclude_input=exclude_input, exclude_input_prompt=exclude_input,
+                                                 exclude_output_prompt=exclude_input)
+    return _EXPORTERS[exclude_input]
 
 
-def render_html(output: Path) -> Path | None:
-    """The output notebook as HTML beside it (None when there is no output notebook)."""
+def render_html(output: Path, *, exclude_input: bool = False) -> Path | None:
+    """The output notebook as HTML beside it (None when there is no output notebook); with
+    ``exclude_input``, outputs only (a dashboard's snapshot)."""
     if not output.is_file():
         return None
-    html, _ = html_exporter().from_filename(str(output))
+    html, _ = html_exporter(exclude_input).from_filename(str(output))
     target = output.with_suffix(".html")
     target.write_text(html)
     return target

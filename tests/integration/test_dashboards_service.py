@@ -1,0 +1,146 @@
+"""The dashboard server as `lakebook up` runs it (start_service(ws, "dashboards")): a real
+standalone Voila with a pre-heated kernel, share tokens checked on every page, the kernel's
+routes, snapshots served without a kernel, and a log without tokens. One start for the module."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
+
+from ingest_support import make_workspace
+from dashboard_support import MARKER, write_dashboard
+from lakebook.dashboards import publish, revoke, share, take_snapshot
+from lakebook.dashboards.store import DashboardStore, ShareRow, now_utc
+from lakebook.dashboards.tokens import mint, share_secret
+from lakebook.services import start_service
+from lakebook.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    ws = Workspace.load(make_workspace(tmp_path_factory.mktemp("dash") / "ws"))
+    publish(ws, write_dashboard(ws.root))
+    publish(ws, write_dashboard(ws.root, "notebooks/other.ipynb", code=["print('other dashboard')"]))
+    taken = take_snapshot(ws, "delays")["snapshot"]
+    tokens = {"valid": share(ws, "delays", "1h"), "revoked": share(ws, "delays", "1h"),
+              "other": share(ws, "other", "1h"), "expired": _expired(ws)}
+    revoke(ws, tokens["revoked"]["id"])
+    process = start_service(ws, "dashboards")
+    try:
+        _wait_for_pool(process)
+        yield ws, process, {k: v["url"].split("share=", 1)[1] for k, v in tokens.items()}, taken
+    finally:
+        process.stop()
+
+
+def _expired(ws) -> dict:
+    past = now_utc() - timedelta(minutes=1)
+    with DashboardStore(ws) as store:
+        store.add_share(ShareRow(id="expired0001", dashboard="delays", created_at=past - timedelta(hours=1),
+                                 created_by="test", expires_at=past, revoked=False))
+    return {"url": "x?share=" + mint(share_secret(ws.share_key_path), "expired0001", "delays", past)}
+
+
+def status(process) -> dict:
+    return httpx.get(process.base_url + "/lakebook/status", headers={"Authorization": f"token {process.launch.token}"},
+                     timeout=10).json()
+
+
+def _wait_for_pool(process, timeout_s: float = 120) -> None:
+    """The pre-heated kernels have executed their notebooks (Voila logs when a pool is full)."""
+    deadline = time.monotonic() + timeout_s
+    while process.log_text().count("is filled with") < 2:
+        assert time.monotonic() < deadline, process.log_text()[-3000:]
+        time.sleep(0.2)
+
+
+def client(process) -> httpx.Client:
+    return httpx.Client(base_url=process.base_url, timeout=60, follow_redirects=True)
+
+
+def test_a_share_link_opens_the_rendered_dashboard_and_the_token_leaves_the_url(served):
+    _, process, tokens, _ = served
+    with client(process) as browser:
+        page = browser.get(f"/d/delays?share={tokens['valid']}")
+        assert page.status_code == 200
+        assert MARKER in page.text and "application/vnd.jupyter.widget-view+json" in page.text  # the widgets
+        assert str(page.url).endswith("/voila/render/notebooks/delays.ipynb")  # no token in the page's address
+        assert [r.status_code for r in page.history] == [302, 302]
+        assert browser.get("/lakebook/links/voila/render/notebooks/delays.ipynb").json()["snapshot"]["url"] \
+            .startswith("/snapshots/delays/")
+
+
+@pytest.mark.parametrize("which", [None, "expired", "revoked", "other", "tampered"])
+def test_every_page_refuses_a_missing_expired_revoked_foreign_or_tampered_token(served, which):
+    _, process, tokens, _ = served
+    token = {None: None, "tampered": tokens["valid"][:-3] + "AAA"}.get(which, tokens.get(which))
+    query = f"?share={token}" if token else ""
+    for path in ("/d/delays", "/voila/render/notebooks/delays.ipynb", "/snapshots/delays/latest"):
+        answer = httpx.get(process.base_url + path + query, timeout=30)
+        assert answer.status_code == 403, (path, which, answer.text[:200])
+        assert answer.json()["error"]["status"] == 403
+
+
+def test_the_kernel_and_tree_routes_refuse_without_a_token(served):
+    _, process, tokens, _ = served
+    kernels = status(process)["kernels"]
+    kernel = next(k for k, notebook in kernels.items() if notebook == "notebooks/delays.ipynb")
+    for path in (f"/api/kernels/{kernel}", f"/api/kernels/{kernel}/channels", f"/voila/api/shutdown/{kernel}", "/",
+                 "/voila/tree", "/voila/api/contents/notebooks", "/voila/files/notebooks/delays.ipynb",
+                 "/lakebook/status"):
+        assert httpx.get(process.base_url + path, timeout=30).status_code == 403, path
+    assert httpx.get(process.base_url + "/login", timeout=30).status_code == 404  # no login page at all
+    assert httpx.post(process.base_url + f"/voila/api/shutdown/{kernel}", timeout=30).status_code == 403
+    with pytest.raises(HTTPClientError) as refused:
+        asyncio.run(_connect(process, kernel, cookie=None))
+    assert refused.value.code == 403
+    with client(process) as browser:  # the other dashboard's cookie does not open this one's kernel
+        browser.get(f"/d/other?share={tokens['other']}")
+        cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+    with pytest.raises(HTTPClientError):
+        asyncio.run(_connect(process, kernel, cookie=cookie))
+    with client(process) as browser:  # while this dashboard's own cookie does
+        browser.get(f"/d/delays?share={tokens['valid']}")
+        asyncio.run(_connect(process, kernel, cookie="; ".join(f"{k}={v}" for k, v in browser.cookies.items())))
+
+
+async def _connect(process, kernel: str, cookie: str | None) -> None:
+    headers = {"Cookie": cookie} if cookie else {}
+    url = process.base_url.replace("http", "ws") + f"/api/kernels/{kernel}/channels"
+    connection = await websocket_connect(HTTPRequest(url, headers=headers))
+    connection.close()
+
+
+def test_a_snapshot_is_outputs_without_code_and_is_served_without_a_kernel(served):
+    ws, process, tokens, taken = served
+    html = (ws.dashboards_dir / "delays" / "snapshots").glob("*.html").__next__().read_text()
+    assert MARKER in html and "airport is JFK" in html  # the printed output and the widget's output
+    assert "application/vnd.jupyter.widget-state+json" in html  # widget state, for static widgets
+    assert "import altair" not in html and "choice.observe" not in html  # no code input
+    before = status(process)["kernels"]
+    with client(process) as browser:
+        started = time.monotonic()
+        page = browser.get(f"/snapshots/delays/latest?share={tokens['valid']}")
+        elapsed = time.monotonic() - started
+        assert page.status_code == 200 and MARKER in page.text and 'id="lakebook-live-link"' in page.text
+        assert browser.get(f"/snapshots/delays/{taken['id']}").status_code == 200
+        assert browser.get("/snapshots/delays/999").status_code == 404
+    assert status(process)["kernels"] == before  # no kernel started for it
+    assert elapsed < 2.0, elapsed  # a file read, not an execution (seconds)
+
+
+def test_the_log_never_holds_a_token(served):
+    _, process, tokens, _ = served
+    with client(process) as browser:
+        browser.get(f"/d/delays?share={tokens['valid']}")
+    log = process.log_text()
+    assert "GET /d/delays" in log  # the access log is there, without its query
+    for token in tokens.values():
+        assert token not in log and token.split(".")[3] not in log
+    assert "share=" not in log and process.launch.token not in log

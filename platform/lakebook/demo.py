@@ -116,6 +116,7 @@ def run_demo(workspace, *, sample: int | None = None, batch_size: int = 1000, co
     figures.update(_run_live(workspace, console))
     figures.update(_run_endpoint(workspace, console))
     figures.update(_run_job(workspace, console))
+    figures.update(_run_dashboard(workspace, console))
     console.print("next: `lakebook catalog list`, `lakebook catalog lineage features.origin_delays`, "
                   "or open a notebook and `%load_ext lakebook`.")
     return figures
@@ -326,6 +327,7 @@ def _curl_lines(url: str, token_file: Path, body: dict, width: int) -> str:
 
 # -- one notebook job through the scheduler ---------------------------------------------------------------
 DEMO_JOB = "delay_report"  # the example job that runs in seconds: a report notebook with charts
+DEMO_DASHBOARD = "notebooks/10_delay_dashboard.ipynb"
 LEADER_TIMEOUT_S = 60.0  # a lease left by a scheduler that is gone expires within jobs.lease_ttl_s
 
 
@@ -365,6 +367,33 @@ def _run_job(workspace, console) -> dict:
     console.print(f"  scheduler stopped ({seconds:.0f} s); `lakebook up` keeps it running")
     return {"job": {"run": run["id"], "status": run["status"], "output": run["output_notebook"],
                     "runs": [r["id"] for r in ran], "seconds": seconds}}
+
+
+def _run_dashboard(workspace, console) -> dict:
+    """The example dashboard published (again: publishing is idempotent), a snapshot rendered
+    (the notebook executed, stored as HTML without code), and a share link printed: it opens
+    the live dashboard while `lakebook up` runs the dashboards service."""
+    from .dashboards.api import publish, share
+    from .dashboards.snapshots import take_snapshot
+
+    console.print("\n[bold]Dashboards[/bold] (a notebook published as a Voila dashboard)")
+    notebook = workspace.root / DEMO_DASHBOARD
+    if not notebook.is_file():
+        console.print(f"  no {DEMO_DASHBOARD} in this workspace: skipped")
+        return {}
+    started = time.perf_counter()
+    published = publish(workspace, DEMO_DASHBOARD)
+    console.print(f"  lakebook dashboards publish {DEMO_DASHBOARD}: published as {published['name']}")
+    with console.status(f"rendering a snapshot of {published['name']} (the notebook runs once)"):
+        snapshot = take_snapshot(workspace, published["name"], by="demo")["snapshot"]
+    link = share(workspace, published["name"], "7d", by="demo")
+    console.print(f"  snapshot {snapshot['id']} in {snapshot['seconds']:.1f} s: {snapshot['url_path']}",
+                  markup=False, highlight=False)
+    console.print(f"  share link (valid 7 days, `lakebook dashboards revoke {link['id']}` revokes it):\n"
+                  f"    {link['url']}\n  it opens while `lakebook up` runs the dashboards service", markup=False,
+                  highlight=False)
+    return {"dashboard": {"name": published["name"], "snapshot": snapshot["id"], "share_id": link["id"],
+                          "seconds": round(time.perf_counter() - started, 1)}}
 
 
 def _wait_for_leader(scheduler) -> None:

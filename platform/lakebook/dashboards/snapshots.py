@@ -29,6 +29,30 @@ def snapshot_folder(workspace, name: str) -> Path:
     return workspace.dashboards_dir / name / "snapshots"
 
 
+VEGALITE = "application/vnd.vegalite.v5+json"
+VEGALITE_VERSION = "5.20"  # the Vega-Lite of Altair 5.5's specs
+
+
+def static_charts(output: Path) -> int:
+    """Give each Vega-Lite chart of the executed notebook an SVG rendering in place of its spec
+    (vl-convert renders it here, offline): a snapshot then shows its charts without loading
+    Vega's JavaScript, which a static page would fetch from a CDN. How many charts it drew."""
+    import nbformat
+    import vl_convert
+
+    notebook, drawn = nbformat.read(output, as_version=4), 0
+    for cell in notebook.cells:
+        for out in cell.get("outputs", []):
+            spec = out.get("data", {}).pop(VEGALITE, None)
+            if spec is not None:
+                out["data"]["image/svg+xml"] = vl_convert.vegalite_to_svg(spec, vl_version=VEGALITE_VERSION)
+                out["data"].pop("text/html", None)
+                drawn += 1
+    if drawn:
+        nbformat.write(notebook, output)
+    return drawn
+
+
 def execute(notebook: Path, output: Path, timeout_s: float) -> None:
     """Run ``notebook`` into ``output`` (widget state kept, so widgets render statically where
     their renderer can load); a DashboardError naming the failing cell if one raises."""
@@ -51,6 +75,7 @@ def take_snapshot(workspace, name: str, *, by: str | None = None) -> dict[str, A
         work = Path(tempfile.mkdtemp(prefix=".work-", dir=folder))
         try:
             execute(workspace.root / row.notebook, work / "output.ipynb", workspace.settings.dashboards.snapshot_timeout_s)
+            static_charts(work / "output.ipynb")
             html = render_html(work / "output.ipynb", exclude_input=True)
             target = folder / f"{created:%Y%m%dT%H%M%S%f}.html"
             html.replace(target)

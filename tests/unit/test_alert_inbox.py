@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,25 @@ def test_marking_an_unknown_alert_read_is_a_not_found_with_a_hint(inbox):
     with pytest.raises(NotFound) as info:
         inbox.mark_read(42)
     assert info.value.message == "no alert 42 in the inbox" and "lakebook alerts list --all" in info.value.hint
+
+
+def lakebook(ws: Workspace, *args: str):
+    from click.testing import CliRunner
+
+    from lakebook.cli import cli
+
+    return CliRunner().invoke(cli, ["-w", str(ws.root), *args], obj={}, catch_exceptions=False)
+
+
+def test_the_cli_lists_unread_alerts_and_marks_them_read(lab_ws, inbox):
+    first, second = inbox.add("lab", alert(1), keep=1000), inbox.add("lab", alert(2, "warning"), keep=1000)
+    listed = json.loads(lakebook(lab_ws, "alerts", "list", "--json").output)
+    assert [(a["id"], a["severity"], a["title"]) for a in listed] == [
+        (second, "warning", "job report: run 2 failure"), (first, "critical", "job report: run 1 failure")]
+    assert lakebook(lab_ws, "alerts", "read", str(first)).output == f"alert {first} marked read\n"
+    assert [a["id"] for a in json.loads(lakebook(lab_ws, "alerts", "list", "--json").output)] == [second]
+    assert [a["id"] for a in json.loads(lakebook(lab_ws, "alerts", "list", "--json", "--all").output)] == [second, first]
+    assert lakebook(lab_ws, "alerts", "read").output == "1 alerts marked read\n"
+    assert lakebook(lab_ws, "alerts", "list").output == "no unread alerts\n"
+    table = lakebook(lab_ws, "alerts", "list", "--all").output
+    assert "job report: run 2 failure" in table and "critical" in table

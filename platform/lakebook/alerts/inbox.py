@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Boolean, Integer, String, Text, delete, func, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from ..catalog.store import _UTC
+from ..catalog.store import CatalogTables, _UTC
 from ..errors import NotFound
 from .model import Alert
 
@@ -49,24 +49,10 @@ def alert_dict(row: LabAlertRow) -> dict[str, Any]:
     return out
 
 
-class Inbox:
+class Inbox(CatalogTables):
     """The lab alerts of one workspace's catalog database."""
 
-    def __init__(self, workspace):
-        from ..catalog import open_catalog
-
-        self.catalog = open_catalog(workspace, register=False)
-        self.engine = self.catalog.engine
-        _Base.metadata.create_all(self.engine)
-
-    def close(self) -> None:
-        self.catalog.close()
-
-    def __enter__(self) -> Inbox:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    metadata = _Base.metadata
 
     def add(self, channel: str, alert: Alert, keep: int) -> int:
         """Record ``alert`` for ``channel`` and drop what is older than its ``keep`` newest; the new id."""

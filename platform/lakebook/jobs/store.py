@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from ..catalog.store import FileRow, LineageRow, TableRow, _UTC
+from ..catalog.store import CatalogTables, FileRow, LineageRow, TableRow, _UTC
 from ..errors import CatalogUnavailable, UnknownJob
 
 LEASE = "scheduler"
@@ -130,18 +130,10 @@ def run_dict(row: JobRunRow) -> dict[str, Any]:
     return out
 
 
-class JobStore:
+class JobStore(CatalogTables):
     """The job tables of one workspace's catalog database."""
 
-    def __init__(self, workspace):
-        from ..catalog import open_catalog
-
-        self.catalog = open_catalog(workspace, register=False)
-        self.engine = self.catalog.engine
-        _Base.metadata.create_all(self.engine)
-
-    def close(self) -> None:
-        self.catalog.close()
+    metadata = _Base.metadata
 
     # -- queueing ---------------------------------------------------------------------------------
     def enqueue(self, job, trigger: str, scheduled_times: Iterable[datetime], parameters: dict | None = None, *,

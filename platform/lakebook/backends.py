@@ -250,6 +250,15 @@ class EmailChannelConfig(BackendConfig):
         return self
 
 
+class LabChannelConfig(BackendConfig):
+    """An alert channel that JupyterLab shows: the alert is kept in the Lab's inbox in the
+    catalog database (``lakebook alerts list`` reads it too)."""
+
+    type: Literal["lab"] = "lab"
+    keep: int = Field(1000, ge=1, le=1_000_000, description=(
+        "alerts of this channel the inbox keeps; older ones are dropped"))
+
+
 query_engines = Registry("query engine", "query.engine", {
     "duckdb": _Entry("lakebook.query.engines:DuckDBEngine", DuckDBQueryConfig),
 })
@@ -276,4 +285,5 @@ offline_stores = Registry("offline store", "features.offline_store", {
 alert_channels = Registry("alert channel", "alerts.channels", {
     "webhook": _Entry("lakebook.alerts.channels:WebhookChannel", WebhookChannelConfig),
     "email": _Entry("lakebook.alerts.channels:EmailChannel", EmailChannelConfig),
+    "lab": _Entry("lakebook.alerts.channels:LabChannel", LabChannelConfig),
 })

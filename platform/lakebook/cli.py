@@ -769,6 +769,40 @@ def dashboards_serve(ctx, port) -> None:
     from .dashboards.server import serve
 
     serve(_workspace(ctx), port)
+# -- alerts -------------------------------------------------------------------------------
+@cli.group()
+def alerts() -> None:
+    """The Lab's alert inbox (alerts of `type: lab` channels), also without JupyterLab."""
+
+
+@listing(alerts)
+@click.option("--all", "show_all", is_flag=True, help="read alerts too")
+@click.option("--limit", type=int, default=50, show_default=True)
+def alerts_list(ctx, as_json, show_all, limit) -> None:
+    """Alerts in the inbox, newest first: unread ones, or all with --all."""
+    from .alerts import Inbox
+
+    with Inbox(_workspace(ctx)) as inbox:
+        found = inbox.alerts(limit=limit, unread_only=not show_all)
+    _show(found, as_json, "no alerts" if show_all else "no unread alerts", lambda rows: _print_table(
+        ["id", "time (UTC)", "channel", "severity", "status", "title", "read"],
+        [[a["id"], _when(a["created_at"]), a["channel"], a["severity"], a["status"], a["title"],
+          "yes" if a["read"] else "no"] for a in rows]))
+
+
+@alerts.command("read")
+@click.argument("alert_id", type=int, required=False)
+@click.pass_context
+def alerts_read(ctx, alert_id) -> None:
+    """Mark alert ALERT_ID read, or every alert without one."""
+    from .alerts import Inbox
+
+    with Inbox(_workspace(ctx)) as inbox:
+        marked = inbox.mark_read(alert_id)
+    if alert_id is None:
+        click.echo(f"{marked} alerts marked read")
+    else:
+        click.echo(f"alert {alert_id} " + ("marked read" if marked else "was read already"))
 
 
 # -- contracts ------------------------------------------------------------------------------

@@ -209,8 +209,8 @@ class ServingSettings(_Section):
 
 class AlertSettings(_Section):
     channels: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")], _backend(backends.alert_channels)] = Field(
-        default_factory=dict, description="alert channels by name: {type: webhook, url: ...} or "
-                                          "{type: email, host: ..., from: ..., to: [...]}")
+        default_factory=dict, description="alert channels by name: {type: webhook, url: ...}, "
+                                          "{type: email, host: ..., from: ..., to: [...]} or {type: lab}")
     secrets_file: Path | None = Field(None, description=(
         "a YAML file outside git holding each channel's secrets: <channel>: {headers: {...}, password: ...}"))
 

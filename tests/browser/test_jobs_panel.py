@@ -2,28 +2,37 @@
 job scheduler as well as the ingest server and JupyterLab with the built extension), driven by
 Playwright with Debian's Chromium. "Run now" goes to the scheduler, which runs Papermill on a
 real kernel; the run's output opens in the Lab; "Schedule" on a notebook's toolbar writes a
-job definition that the panel then lists."""
+job definition that the panel then lists; a failed run's alert to the workspace's lab channel
+appears as a notification whose button opens the run's output."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import time
 
 import pytest
 import yaml
 
 from browser_support import ARTIFACTS, lab_environment, lakebook_up, open_lab, open_side_panel
 from ingest_support import make_workspace
-from jobs_support import add_report_job
+from jobs_support import add_job, add_report_job
+from lakebook.alerts import Inbox
 from lakebook.services import free_port
+from lakebook.workspace import Workspace
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """`lakebook up` (no sample data) on a workspace with the job ``report``: (base URL, token, root)."""
-    root = make_workspace(tmp_path_factory.mktemp("jobs-browser") / "ws", f"name: jobs\njobs:\n  port: {free_port()}\n")
+    """`lakebook up` (no sample data) on a workspace with the job ``report`` and the job ``broken``,
+    which fails and alerts the lab channel: (base URL, token, root)."""
+    root = make_workspace(tmp_path_factory.mktemp("jobs-browser") / "ws", f"name: jobs\njobs:\n  port: {free_port()}\n"
+                          "alerts:\n  channels:\n    lab: {type: lab}\n")
     add_report_job(root)
+    add_job(root, "broken", "notebook: notebooks/fail.ipynb\nalerts: {on: [failure], to: [lab]}\n")
     with lakebook_up(root, lab_environment(tmp_path_factory.mktemp("home")), options=("--no-sample",)) as (base, token):
         yield base, token, root
 
@@ -88,3 +97,24 @@ def test_schedule_on_the_notebook_toolbar_writes_a_job_the_panel_lists(lab, page
     assert written == {"notebook": "notebooks/tick.ipynb", "schedule": {"cron": "15 3 * * *", "timezone": "UTC"},
                        "parameters": {"seconds": 0.1}}
     page.screenshot(path=str(ARTIFACTS / "jobs-schedule.png"))
+
+
+def test_a_failed_runs_alert_is_a_notification_that_opens_the_runs_output(lab, page):
+    base, token, root = lab
+    open_lab(page, base, token)
+    queued = subprocess.run([sys.executable, "-m", "lakebook", "-w", str(root), "jobs", "run", "broken"],
+                            capture_output=True, text=True, timeout=120)
+    assert queued.returncode == 0 and "queued" in queued.stdout, queued.stdout + queued.stderr
+    run_id = int(queued.stdout.split("run ")[1].split()[0])
+
+    toast = page.locator(".Toastify__toast", has_text=f"job broken: run {run_id} failure")
+    toast.wait_for(timeout=240_000)
+    assert "boom 3" in toast.inner_text(), toast.inner_text()
+    toast.get_by_role("button", name="Open output").click()
+    page.frame_locator(f'iframe[data-run-output="{run_id}"]').get_by_text("boom 3").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "alert-notification.png"))
+    with Inbox(Workspace.load(root)) as inbox:  # shown once: the Lab marked it read
+        deadline = time.monotonic() + 30
+        while inbox.unread_count() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [(a["title"], a["read"]) for a in inbox.alerts()] == [(f"job broken: run {run_id} failure", True)]

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 from lakebook.jobs import JobStore, run_job, set_enabled
 from lakebook.services import start_service
+from lakebook.workspace import Workspace
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -43,6 +45,10 @@ def wait_for_run(store: JobStore, job: str, timeout_s: float) -> dict:
 def test_the_nightly_batch_rebuilds_the_warehouse_and_the_report_follows_it(flights_ws):
     for folder in ("jobs", "notebooks"):
         shutil.copytree(REPO / folder, flights_ws.root / folder)
+    example_alerts = {"alerts": yaml.safe_load((REPO / "lakebook.yaml").read_text())["alerts"]}  # the jobs' channel
+    with open(flights_ws.root / "lakebook.yaml", "a") as config:
+        config.write(yaml.safe_dump(example_alerts))
+    flights_ws = Workspace.load(flights_ws.root)
     set_enabled(flights_ws, "weekly_retrain", False)  # training is tested in test_training.py
     scheduler = start_service(flights_ws, "jobs")
     store = JobStore(flights_ws)

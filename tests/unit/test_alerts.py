@@ -40,7 +40,7 @@ def test_channels_are_typed_backends(tmp_path):
 
 @pytest.mark.parametrize("text, expected", [
     ("alerts:\n  channels:\n    ops: {type: webhok, url: 'http://x'}\n",
-     "alerts.channels.ops: unknown alert channel 'webhok'; did you mean 'webhook'? allowed: email, webhook"),
+     "alerts.channels.ops: unknown alert channel 'webhok'; did you mean 'webhook'? allowed: email, lab, webhook"),
     ("alerts:\n  channels:\n    ops: {type: webhook, url: 'http://x', timout_s: 3}\n",
      "alerts.channels.ops: unknown key 'timout_s' for type webhook; did you mean 'timeout_s'? "
      "(allowed keys: url, headers, timeout_s)"),

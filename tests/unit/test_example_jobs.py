@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from lakebook.errors import JobDefinitionError
 from lakebook.jobs import load_jobs
 from lakebook.jobs.cron import next_tick
 from lakebook.transform import discover
@@ -17,6 +16,7 @@ from lakebook.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_JOBS = {"nightly_batch", "weekly_retrain", "delay_report"}
+ALERT_EVENTS = ("failure", "retry", "success", "late")
 
 
 @pytest.fixture
@@ -58,18 +58,14 @@ def test_the_example_schedules_are_new_york_times_across_daylight_saving(example
     assert next_tick(schedule, start) == datetime.fromisoformat(due).replace(tzinfo=timezone.utc)
 
 
-def test_the_example_alerts_lines_load_once_lakebook_yaml_declares_their_channel(example):
-    for path in sorted(example.jobs_dir.glob("*.yaml")):
-        lines = path.read_text().splitlines()
-        commented = [i for i, line in enumerate(lines) if line.startswith("# alerts:")]
-        assert len(commented) == 1, f"{path.name}: one commented alerts line"
-        lines[commented[0]] = lines[commented[0]].removeprefix("# ")
-        path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(JobDefinitionError, match="alerts.to: no alert channel 'ops'"):
-        load_jobs(example, strict=True)
-    config = example.root / "lakebook.yaml"
-    config.write_text(config.read_text() + "\nalerts:\n  channels:\n    ops: {type: webhook, url: 'http://127.0.0.1:9/'}\n")
-    jobs = load_jobs(Workspace.load(example.root), strict=True).jobs
-    assert set(jobs) == EXAMPLE_JOBS
-    assert jobs["nightly_batch"].definition.alerts_on("failure") == ["ops"]
-    assert jobs["delay_report"].definition.alerts_on("success") == []
+@pytest.mark.parametrize("name, events", [
+    ("nightly_batch", ["failure", "retry", "late"]),
+    ("weekly_retrain", ["failure", "retry", "late", "success"]),
+    ("delay_report", ["failure", "retry", "late"]),
+])
+def test_the_example_jobs_alert_the_lab_channel_lakebook_yaml_declares(example, name, events):
+    assert example.settings.alerts.channels["lab"].type == "lab"
+    definition = load_jobs(example, strict=True).job(name).definition
+    assert {event: definition.alerts_on(event) for event in ALERT_EVENTS} == {
+        event: ["lab"] if event in events else [] for event in ALERT_EVENTS}
+    assert "# alerts:" not in (example.jobs_dir / f"{name}.yaml").read_text()  # live, not a comment

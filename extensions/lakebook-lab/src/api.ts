@@ -4,6 +4,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import { ILabAlerts } from './alerts';
 import { errorFromBody, LakeApiError } from './errors';
 import { IEndpoints, IEndpointSchema, IPrediction } from './endpoints';
 import {
@@ -142,4 +143,14 @@ export function fetchNotebookParameters(path: string): Promise<INotebookParamete
 /** `POST /lakebook/api/jobs`: write the job definition of a scheduled notebook. */
 export function scheduleNotebook(request: IScheduleRequest): Promise<IJob> {
   return requestAPI<IJob>('jobs', {}, post(request));
+}
+
+/** `GET /lakebook/api/alerts?after=ID&limit=N`: the inbox's alerts above `after`, newest first. */
+export function fetchAlerts(after: number, limit: number): Promise<ILabAlerts> {
+  return requestAPI<ILabAlerts>('alerts', { after, limit });
+}
+
+/** `POST /lakebook/api/alerts/{id}/read` */
+export function markAlertRead(id: number): Promise<{ marked: number; unread: number }> {
+  return requestAPI<{ marked: number; unread: number }>(`alerts/${id}/read`, {}, post());
 }

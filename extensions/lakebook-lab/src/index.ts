@@ -2,7 +2,8 @@
  * lakebook in JupyterLab: the Lake panel in the left sidebar (catalog tree,
  * "Insert query", "Preview"), the Endpoints panel (model endpoints and a "try it"
  * form), the Jobs panel (notebook jobs, their history and output) with "Schedule"
- * on the notebook toolbar, and SQL highlighting for `%%lake` cells.
+ * on the notebook toolbar, the alerts of `type: lab` channels as notifications, and SQL
+ * highlighting for `%%lake` cells.
  */
 import {
   ILayoutRestorer,
@@ -28,6 +29,7 @@ import {
 } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
+import { AlertNotifier } from './alertnotifier';
 import { fetchRunOutput } from './api';
 import { ENDPOINTS_PANEL_ID, EndpointsPanel } from './endpointspanel';
 import { endpointsIcon, jobsIcon, lakeIcon } from './icons';
@@ -319,6 +321,18 @@ const jobsPanelPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
+const alertsPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'lakebook-lab:alerts',
+  description: 'The alerts of `type: lab` channels as notifications, each with its run\'s output.',
+  autoStart: true,
+  activate: (app: JupyterFrontEnd) => {
+    const notifier = new AlertNotifier(
+      (job, run) => void app.commands.execute(CommandIDs.openRunOutput, { job, run })
+    );
+    void app.restored.then(() => notifier.start());
+  }
+};
+
 /** The code that makes `%%lake` known to an IPython kernel (quietly; loading twice is harmless). */
 export const LOAD_MAGIC = '%load_ext lakebook';
 
@@ -364,4 +378,4 @@ const lakeCellsPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [lakePanelPlugin, endpointsPanelPlugin, jobsPanelPlugin, lakeCellsPlugin];
+export default [lakePanelPlugin, endpointsPanelPlugin, jobsPanelPlugin, alertsPlugin, lakeCellsPlugin];

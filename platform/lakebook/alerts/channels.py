@@ -1,7 +1,7 @@
 """The built-in alert channels, selected by ``type:`` under ``alerts.channels`` (backends.py):
-a webhook (JSON over HTTP) and email (SMTP).
+a webhook (JSON over HTTP), email (SMTP), and the Lab's inbox (``lab``: JupyterLab shows it).
 
-A channel is made from its name and config and has ``send(alert)``, which returns once the
+A channel is made from its name, its config and the workspace, and has ``send(alert)``, which returns once the
 receiver took the alert or raises DeliveryFailed; anything else it raises counts as a failure
 that is not transient. Messages name a receiver by scheme, host and port only: a webhook URL's
 path is often its secret (Slack's are).
@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from .inbox import Inbox
 from .model import Alert, one_line, plain_text, webhook_payload
 
 _BODY_SHOWN = 200  # characters of a refusing receiver's answer kept in the error
@@ -42,7 +43,7 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 class WebhookChannel:
     """POSTs ``webhook_payload(alert)`` as JSON to ``url`` with the configured headers."""
 
-    def __init__(self, name: str, config):
+    def __init__(self, name: str, config, workspace=None):
         self.name = name
         self.config = config
         self._opener = urllib.request.build_opener(_NoRedirects)
@@ -68,7 +69,7 @@ class WebhookChannel:
 class EmailChannel:
     """Sends the alert as a plain-text email: subject ``[lakebook] <severity> <title>``."""
 
-    def __init__(self, name: str, config):
+    def __init__(self, name: str, config, workspace=None):
         self.name = name
         self.config = config
 
@@ -105,6 +106,20 @@ class EmailChannel:
             return smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout_s,
                                     context=ssl.create_default_context())
         return smtplib.SMTP(config.host, config.port, timeout=config.timeout_s)
+
+
+class LabChannel:
+    """Records the alert in the workspace's Lab inbox (inbox.py), keeping the channel's
+    ``keep`` newest: JupyterLab shows each new one as a notification."""
+
+    def __init__(self, name: str, config, workspace):
+        self.name = name
+        self.config = config
+        self.workspace = workspace
+
+    def send(self, alert: Alert) -> None:
+        with Inbox(self.workspace) as inbox:
+            inbox.add(self.name, alert, keep=self.config.keep)
 
 
 def _origin(url: str) -> str:

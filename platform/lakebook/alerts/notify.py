@@ -36,7 +36,7 @@ def open_channels(workspace, names: list[str]) -> dict:
             known = ", ".join(sorted(declared)) or "none"
             raise AlertError(f"unknown alert channel {name!r} (declared: {known})",
                              hint=did_you_mean(name, declared) or "declare it under alerts.channels in lakebook.yaml")
-    return {name: alert_channels.load(declared[name].type)(name, declared[name]) for name in dict.fromkeys(names)}
+    return {name: alert_channels.load(declared[name].type)(name, declared[name], workspace) for name in dict.fromkeys(names)}
 
 
 def _deliver(name: str, channel, alert: Alert) -> str | None:

@@ -10,10 +10,10 @@ import importlib
 from .info import ColumnInfo, TableInfo
 from .snapshot import CatalogSnapshot
 
-__all__ = ["Catalog", "CatalogSnapshot", "ColumnInfo", "RunOutput", "TableInfo", "lineage_lines", "open_catalog",
+__all__ = ["Catalog", "CatalogSnapshot", "CatalogTables", "ColumnInfo", "RunOutput", "TableInfo", "lineage_lines", "open_catalog",
            "register_sources"]
 
-_LAZY = {"Catalog": ".store", "RunOutput": ".store", "lineage_lines": ".store", "register_sources": ".sources"}
+_LAZY = {"Catalog": ".store", "CatalogTables": ".store", "RunOutput": ".store", "lineage_lines": ".store", "register_sources": ".sources"}
 
 
 def __getattr__(name: str):

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from sqlalchemy import (
     BigInteger, DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint, create_engine, event, func,
@@ -165,21 +165,6 @@ def _sqlite_pragmas(dbapi_con, _record) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=60000")
     cur.close()
-
-
-class CatalogTables:
-    """A stage's own tables in the workspace's catalog database (created if missing)."""
-
-    metadata = None  # the stage's SQLAlchemy MetaData
-
-    def __init__(self, workspace):
-        workspace.ensure_state()
-        self.catalog = Catalog(workspace.catalog_url, workspace.lake.root)
-        self.engine = self.catalog.engine
-        self.metadata.create_all(self.engine)
-
-    def close(self) -> None:
-        self.catalog.close()
 
 
 class Catalog:
@@ -429,6 +414,29 @@ class Catalog:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+class CatalogTables:
+    """Tables another package keeps in the workspace's catalog database (job history, the
+    alert inbox, the dashboards): a subclass names them by its ``metadata``, created when
+    missing; a context manager that closes it."""
+
+    metadata: Any  # the subclass's DeclarativeBase.metadata
+
+    def __init__(self, workspace):
+        workspace.ensure_state()
+        self.catalog = Catalog(workspace.catalog_url, workspace.lake.root)
+        self.engine = self.catalog.engine
+        self.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _refresh_stats(session: Session, row: TableRow, now: datetime) -> None:

@@ -60,12 +60,6 @@ class DashboardStore(CatalogTables):
 
     metadata = _Base.metadata
 
-    def __enter__(self) -> "DashboardStore":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     # -- dashboards ---------------------------------------------------------------------------------
     def dashboards(self) -> list[DashboardRow]:
         with Session(self.engine, expire_on_commit=False) as session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Unicode
 
+from .alerts import AlertsAPI, alert_handlers
 from .api import LakeAPI
 from .endpoints import EndpointsAPI
 from .handlers import api_handlers
@@ -28,19 +29,21 @@ class LakebookApp(ExtensionApp):
     lake: LakeAPI
     endpoints: EndpointsAPI
     jobs: JobsAPI
+    alerts: AlertsAPI
 
     def initialize_settings(self) -> None:
         self.lake = LakeAPI(self.workspace, self.serverapp.root_dir)
         self.endpoints = EndpointsAPI(self.lake.workspace)
         self.jobs = JobsAPI(self.lake.workspace, self.serverapp.root_dir,
                             allow_hidden=self.serverapp.contents_manager.allow_hidden)
+        self.alerts = AlertsAPI(self.lake.workspace)
         try:
             self.log.info("lakebook: workspace %s", self.lake.workspace().root)
         except Exception as exc:  # the server still starts; each API call says what is wrong
             self.log.warning("lakebook: %s", exc)
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(api_handlers() + job_handlers())
+        self.handlers.extend(api_handlers() + job_handlers() + alert_handlers())
 
     async def stop_extension(self) -> None:
         self.lake.close()

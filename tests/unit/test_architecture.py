@@ -29,6 +29,7 @@ LAYERS = [
     {"ml"},
     {"serving"},
     {"jobs"},
+    {"dashboards"},  # serves notebooks; its snapshots run as jobs do and are a job's publish step
     {"services", "sample_data"},
     {"up", "demo", "scaffold", "doctor"},  # front doors below this line: nothing in the layers above imports them
     {"magics", "server", "cli", "__main__", ""},

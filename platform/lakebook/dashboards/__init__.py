@@ -1,0 +1,3 @@
+"""Dashboards."""
+
+__all__: list[str] = []

@@ -15,7 +15,7 @@ import pytest
 from events import flight, log_events, weather
 from lakebook.dashboards.example import (
     BY_CARRIER, BY_HOUR, BY_WEATHER, PRECIPITATION, VEGALITE_V5, VISIBILITY, DelayDashboard, Filters,
-    bucket_case, carrier_chart, endpoint_url, enable_vegalite_v5, freshness_frame, not_running_note, probe,
+    WhatIfForm, bucket_case, carrier_chart, endpoint_url, enable_vegalite_v5, freshness_frame, not_running_note, probe,
     what_if_request,
 )
 from lakebook.errors import BadRequest, EndpointUnavailable
@@ -194,3 +194,14 @@ def test_the_dashboard_shows_the_note_instead_of_the_form_when_the_endpoint_does
     board = DelayDashboard(lake, Filters(), endpoint="delay")
     note = board.what_if(url=f"http://127.0.0.1:{free_port()}/delay")
     assert note.data.startswith("No what-if: this workspace has no model endpoint 'delay'")
+
+
+def test_the_what_if_form_offers_the_origins_carriers_and_routes_and_builds_the_request(lake):
+    board = DelayDashboard(lake, Filters(end=JAN_2), endpoint="delay")
+    form = WhatIfForm(board, "http://127.0.0.1:9/delay", "models:/flight_delay/1")
+    assert form.carrier.options == (("JetBlue Airways", "B6"), ("American Airlines Inc.", "AA"))  # busiest first
+    assert (form.dest.value, form.distance.value, form.tailnum.value) == ("IAH", 1400.0, "N14228")
+    form.hour.value = 17
+    assert form.request() == what_if_request("JFK", "B6", "IAH", "N14228", datetime(2013, 1, 2, 17), 1400.0)
+    form.origin.value = "EWR"
+    assert [code for _, code in form.carrier.options] == ["UA"] and form.dest.options == ("IAH",)

@@ -351,6 +351,12 @@ class DelayDashboard:
         return WhatIfForm(self, url, model).widget()
 
 
+def offer(dropdown, options: list) -> None:
+    """New options for ``dropdown``, the first one chosen (ipywidgets leaves none chosen)."""
+    dropdown.options = options
+    dropdown.index = 0 if options else None
+
+
 class WhatIfForm:
     """Origin, carrier, destination, departure and distance → the endpoint's p_late. The token
     is looked up for each request and kept in no attribute."""
@@ -359,9 +365,8 @@ class WhatIfForm:
         import ipywidgets as w
 
         self.dashboard, self.url, self.model = dashboard, url, model
-        routes = dashboard.routes
         self.origin = w.Dropdown(options=AIRPORTS, value=AIRPORTS[1], description="origin")
-        self.carrier = w.Dropdown(options=sorted(set(zip(routes.carrier_name, routes.carrier))), description="carrier")
+        self.carrier = w.Dropdown(description="carrier")
         self.dest = w.Dropdown(description="dest")
         self.tailnum = w.Text(description="tail number")
         self.day = w.DatePicker(value=dashboard.end.value, description="date")
@@ -369,10 +374,18 @@ class WhatIfForm:
         self.distance = w.FloatText(description="miles")
         self.button = w.Button(description="Predict", button_style="primary")
         self.answer = w.HTML()
-        self.origin.observe(lambda _: self.offer_destinations(), names="value")
+        self.offer_carriers()
+        self.origin.observe(lambda _: self.offer_carriers(), names="value")
         self.carrier.observe(lambda _: self.offer_destinations(), names="value")
         self.dest.observe(lambda _: self.fill_route(), names="value")
         self.button.on_click(lambda _: self.submit())
+
+    def offer_carriers(self) -> None:
+        """The carriers flying from the origin, busiest first; then their destinations."""
+        routes = self.dashboard.routes
+        here = routes[routes.origin == self.origin.value]
+        busiest = here.groupby(["carrier", "carrier_name"]).flights.sum().sort_values(ascending=False)
+        offer(self.carrier, [(name, code) for code, name in busiest.index])
         self.offer_destinations()
 
     def route_rows(self):
@@ -380,7 +393,7 @@ class WhatIfForm:
         return routes[(routes.origin == self.origin.value) & (routes.carrier == self.carrier.value)]
 
     def offer_destinations(self) -> None:
-        self.dest.options = list(self.route_rows().dest)
+        offer(self.dest, list(self.route_rows().dest))
         self.fill_route()
 
     def fill_route(self) -> None:

@@ -202,3 +202,31 @@ save("04_delay_report.ipynb", [
          "           \"late_share\": float((daily[\"late_share\"] * daily[\"flights\"]).sum() / daily[\"flights\"].sum()),\n"
          "           \"carriers\": len(carriers)}\nprint(\"LAKEBOOK_SUMMARY \" + json.dumps(summary))"),
 ])
+
+save("10_delay_dashboard.ipynb", [
+    md("# Departure delays from New York\n\nDelays by hour of day, carrier and weather for the airport, carrier and "
+       "dates you pick; every chart is aggregated by the query engine from the warehouse tables. Published with "
+       "`lakebook dashboards publish notebooks/10_delay_dashboard.ipynb`, it renders in Voila without its code."),
+    parameters("airport = \"all\"  # EWR, JFK, LGA or all\ncarrier = \"all\"  # a carrier code (B6, UA, ...) or all\n"
+               "start_date = \"2013-01-01\"\nend_date = \"2013-12-31\"\n"
+               "endpoint = \"delay\"  # the model endpoint the what-if form calls"),
+    code("from datetime import date\n\nfrom lakebook.dashboards.example import DelayDashboard, Filters\n"
+         "from lakebook.workspace import Workspace\n\n"
+         "dashboard = DelayDashboard(Workspace.load(), Filters(airport, carrier, date.fromisoformat(start_date),\n"
+         "                                                     date.fromisoformat(end_date)), endpoint)\n"
+         "dashboard.controls()"),
+    md("## By hour of day\nFlights scheduled later in the day leave later: delays build up."),
+    code("dashboard.chart(\"hour\")"),
+    md("## By carrier"),
+    code("dashboard.chart(\"carrier\")"),
+    md("## By weather at departure\nVisibility and precipitation at the origin airport in the hour of departure "
+       "(`warehouse.weather_hourly`)."),
+    code("dashboard.chart(\"weather\")"),
+    md("## What if?\nThe chance a flight arrives more than 15 minutes late, from the model endpoint."),
+    code("dashboard.what_if()"),
+    md("## Predicted against actual\nThe endpoint's predictions for these flights, by tenth of `p_late`, against the "
+       "share that arrived late (`warehouse.prediction_outcomes`)."),
+    code("dashboard.chart(\"outcomes\")"),
+    md("## Freshness\nEvery table this dashboard read, as the catalog knows it."),
+    code("dashboard.chart(\"freshness\")"),
+])

@@ -126,6 +126,27 @@ def test_no_token_is_401_and_a_token_of_another_endpoint_is_403(controller, serv
             assert http.post("/delay/predict", json=good).status_code == 200
 
 
+def test_the_example_dashboards_what_if_form_gets_p_late_and_the_version(controller, serve_proxy):
+    from datetime import datetime
+
+    from lakebook.dashboards.example import DelayDashboard, Filters, predict, probe, what_if_request
+    from lakebook.errors import Unauthorized
+
+    controller.deploy("delay", EndpointSettings(model=CHAMPION))
+    url = f"{serve_proxy}/delay"
+    assert probe(url, "delay") == "models:/flight_delay/1"
+    request = what_if_request("JFK", "B6", "BOS", "N625JB", datetime(2013, 12, 3, 9), 187)
+    answer = predict(url, TOKEN, request)
+    assert answer["version"] == "1" and 0 < answer["p_late"] < 1
+    with pytest.raises(Unauthorized) as refused:
+        predict(url, None, request)
+    assert TOKEN not in str(refused.value)
+    form = DelayDashboard(controller.workspace, Filters(), "delay").what_if(url=url)  # the token from the settings
+    form.children[4].click()
+    assert "model flight_delay version 1" in form.children[5].value and "p_late" in form.children[5].value
+    assert TOKEN not in repr(form) and TOKEN not in form.children[5].value
+
+
 # -- promotion and a killed replica -----------------------------------------------------------------
 def replica_pids(endpoint: str) -> set[int]:
     """The worker processes of the endpoint's replicas (Ray titles them ray::ServeReplica:<app>:...)."""

@@ -16,17 +16,16 @@ import logging
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable
-from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import EndpointUnavailable, ServiceError
 from ..redact import mask
+from ..serving.endpoints import endpoint_token, reachable
 
 log = logging.getLogger("lakebook.server")
 
 NOT_RUNNING = "not running"
 STATUS_TIMEOUT_S = 5
 PREDICT_TIMEOUT_S = 60
-WILDCARD_HOSTS = {"0.0.0.0", "::", "[::]", ""}
 FIGURES = ("requests", "errors", "rejected", "p50_ms", "p99_ms")
 
 
@@ -129,25 +128,9 @@ def not_running_rows(workspace) -> list[dict]:
             for name, endpoint in sorted(all_endpoints(workspace).items())]
 
 
-def endpoint_token(tokens: dict, name: str) -> str | None:
-    """A serving token valid for endpoint ``name`` (its own, else a ``*`` one), if any."""
-    for key in (name, "*"):
-        if tokens.get(key):
-            return tokens[key][0].get_secret_value()
-    return None
-
-
 def missing_token_hint(name: str) -> str:
     return (f"the Jupyter server has no serving token for {name!r}: put one for {name!r} or '*' in "
             "serving.tokens_file (JupyterLab gets no secrets from the environment)")
-
-
-def reachable(url: str) -> str:
-    """``url`` with a wildcard bind address (0.0.0.0) replaced by loopback, to connect to."""
-    parts = urlsplit(url)
-    if parts.hostname in WILDCARD_HOSTS:
-        parts = parts._replace(netloc=f"127.0.0.1:{parts.port}" if parts.port else "127.0.0.1")
-    return urlunsplit(parts).rstrip("/")
 
 
 def relayed_body(answer) -> Any:

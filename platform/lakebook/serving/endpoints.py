@@ -16,12 +16,14 @@ import os
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterable
+from urllib.parse import urlsplit, urlunsplit
 
 from ..config import EndpointSettings
 from ..errors import Backpressure, Conflict, Forbidden, NotFound, did_you_mean
 
 REPLICA_CPUS = 0.25  # a replica mostly waits on the online store; 2-core machines host several
 TOKEN_SETTING = "LAKEBOOK_SERVING__TOKENS or serving.tokens_file"
+WILDCARD_HOSTS = {"0.0.0.0", "::", "[::]", ""}
 
 
 # -- which endpoints --------------------------------------------------------------------------
@@ -110,6 +112,22 @@ def authorize(request, tokens: dict[str, list[bytes]], endpoint: str) -> None:
     if not token_matches(given, tokens.get(endpoint, []) + tokens.get("*", [])):
         raise Forbidden(f"the token is not valid for endpoint {endpoint!r}",
                         hint=f"a token for {endpoint!r} or '*' in {TOKEN_SETTING}")
+
+
+def endpoint_token(tokens: dict, name: str) -> str | None:
+    """A serving token valid for endpoint ``name`` (its own, else a ``*`` one), if any."""
+    for key in (name, "*"):
+        if tokens.get(key):
+            return tokens[key][0].get_secret_value()
+    return None
+
+
+def reachable(url: str) -> str:
+    """``url`` with a wildcard bind address (0.0.0.0) replaced by loopback, to connect to."""
+    parts = urlsplit(url)
+    if parts.hostname in WILDCARD_HOSTS:
+        parts = parts._replace(netloc=f"127.0.0.1:{parts.port}" if parts.port else "127.0.0.1")
+    return urlunsplit(parts).rstrip("/")
 
 
 # -- the predictor answering now --------------------------------------------------------------

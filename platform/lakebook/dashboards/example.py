@@ -27,7 +27,6 @@ LOCAL = ZoneInfo("America/New_York")  # schedules are local times, as the traini
 AIRPORTS = ("EWR", "JFK", "LGA")
 ALL = "all"
 VEGALITE_V5 = "application/vnd.vegalite.v5+json"  # what JupyterLab 4 and Voila 0.5 render
-VEGALITE_V5_SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
 PROBE_TIMEOUT_S = 2
 PREDICT_TIMEOUT_S = 30
 
@@ -106,19 +105,12 @@ class Filters:
 
 # -- charts -------------------------------------------------------------------------------------
 def enable_vegalite_v5() -> None:
-    """Make Altair charts display as Vega-Lite under the MIME type JupyterLab 4 and Voila 0.5
-    render (Altair 6 emits application/vnd.vegalite.v6.json, which neither knows, by default
-    HTML loading Vega from a CDN)."""
+    """Make Altair charts display as Vega-Lite 5 under its MIME type, which JupyterLab 4 and
+    Voila 0.5 render offline (Altair's default renderer sends HTML that loads Vega from a CDN;
+    lakebook pins Altair 5.5: Altair 6 emits Vega-Lite 6, which neither renders)."""
     import altair as alt
 
-    alt.renderers.register("lakebook", vegalite_v5_bundle)
-    alt.renderers.enable("lakebook")
-
-
-def vegalite_v5_bundle(spec: dict, **metadata) -> dict:
-    """The chart ``spec`` as a Vega-Lite 5 display bundle (the charts use only marks and
-    encodings Vega-Lite 5 has)."""
-    return {VEGALITE_V5: {**spec, "$schema": VEGALITE_V5_SCHEMA}, "text/plain": "<Vega-Lite chart>"}
+    alt.renderers.enable("mimetype")
 
 
 def hour_chart(frame):

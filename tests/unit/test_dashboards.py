@@ -201,7 +201,7 @@ def test_a_snapshot_draws_each_vega_lite_chart_as_svg_offline(tmp_path):
     import nbformat
     import pandas as pd
 
-    from lakebook.dashboards.snapshots import VEGALITE, static_charts
+    from lakebook.dashboards.snapshots import VEGALITE, static_outputs
 
     spec = alt.Chart(pd.DataFrame({"hour": [6, 7, 8], "late": [0.1, 0.3, 0.2]})).mark_bar().encode(
         x="hour:O", y="late").to_dict()
@@ -210,8 +210,32 @@ def test_a_snapshot_draws_each_vega_lite_chart_as_svg_offline(tmp_path):
     text = nbformat.v4.new_code_cell("print(1)", outputs=[nbformat.v4.new_output("stream", text="1\n")])
     path = tmp_path / "output.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[chart, text]), path)
-    assert static_charts(path) == 1
+    assert static_outputs(path) == 1
     data = nbformat.read(path, as_version=4).cells[0].outputs[0]["data"]
     assert VEGALITE not in data and data["image/svg+xml"].lstrip().startswith("<svg")
     assert ">hour<" in data["image/svg+xml"]  # the axis title: the chart was drawn, not a placeholder
     assert nbformat.read(path, as_version=4).cells[1].outputs[0]["text"] == "1\n"
+
+
+def test_a_snapshot_shows_what_widgets_hold_and_drops_the_controls(tmp_path):
+    import nbformat
+
+    from lakebook.dashboards.snapshots import WIDGET_STATE, WIDGET_VIEW, static_outputs
+
+    def view(model_id):
+        return nbformat.v4.new_output("display_data", data={WIDGET_VIEW: {"model_id": model_id}, "text/plain": "VBox()"})
+
+    state = {"box": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_pick", "IPY_MODEL_out"]}},
+             "pick": {"model_name": "DropdownModel", "state": {"value": "JFK"}},
+             "out": {"model_name": "OutputModel", "state": {"outputs": [
+                 {"output_type": "display_data", "data": {"text/html": "<table>fresh</table>"}, "metadata": {}},
+                 {"output_type": "stream", "name": "stdout", "text": "3 tables\n"}]}}}
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("board", outputs=[view("box")])])
+    notebook.metadata["widgets"] = {WIDGET_STATE: {"state": state, "version_major": 2, "version_minor": 0}}
+    path = tmp_path / "output.ipynb"
+    nbformat.write(notebook, path)
+    assert static_outputs(path) == 0
+    written = nbformat.read(path, as_version=4)
+    assert [o.get("data", {}).get("text/html") or o.get("text") for o in written.cells[0].outputs] == [
+        "<table>fresh</table>", "3 tables\n"]
+    assert "widgets" not in written.metadata

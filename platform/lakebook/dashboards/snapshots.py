@@ -31,26 +31,55 @@ def snapshot_folder(workspace, name: str) -> Path:
 
 VEGALITE = "application/vnd.vegalite.v5+json"
 VEGALITE_VERSION = "5.20"  # the Vega-Lite of Altair 5.5's specs
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 
-def static_charts(output: Path) -> int:
-    """Give each Vega-Lite chart of the executed notebook an SVG rendering in place of its spec
-    (vl-convert renders it here, offline): a snapshot then shows its charts without loading
-    Vega's JavaScript, which a static page would fetch from a CDN. How many charts it drew."""
+def static_outputs(output: Path) -> int:
+    """Make the executed notebook's outputs static, so its snapshot needs no JavaScript (a static
+    page would fetch Vega's and the widgets' from a CDN): a widget view becomes what the widget
+    shows — an Output widget its outputs, a box its children's, a control nothing (it does
+    nothing without a kernel) — and each Vega-Lite chart an SVG drawn here by vl-convert,
+    offline. How many charts it drew."""
     import nbformat
+
+    notebook = nbformat.read(output, as_version=4)
+    state = notebook.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    drawn = [0]
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [_drawn(o, drawn) for out in cell.outputs for o in _unwidgeted(out, state)]
+    notebook.metadata.pop("widgets", None)
+    nbformat.write(notebook, output)
+    return drawn[0]
+
+
+def _unwidgeted(out: dict, state: dict, depth: int = 0) -> list:
+    """``out`` with a widget view replaced by what its widget shows (see static_outputs)."""
+    import nbformat
+
+    view = out.get("data", {}).get(WIDGET_VIEW)
+    if view is None or depth > 20:
+        return [out]
+    model = state.get(view.get("model_id"), {})
+    if model.get("model_name") == "OutputModel":
+        shown = [nbformat.from_dict(o) for o in model.get("state", {}).get("outputs", [])]
+    else:
+        children = [c.removeprefix("IPY_MODEL_") for c in model.get("state", {}).get("children", [])]
+        shown = [{"output_type": "display_data", "data": {WIDGET_VIEW: {"model_id": c}}, "metadata": {}}
+                 for c in children]
+    return [o for child in shown for o in _unwidgeted(child, state, depth + 1)]
+
+
+def _drawn(out: dict, drawn: list[int]) -> dict:
     import vl_convert
 
-    notebook, drawn = nbformat.read(output, as_version=4), 0
-    for cell in notebook.cells:
-        for out in cell.get("outputs", []):
-            spec = out.get("data", {}).pop(VEGALITE, None)
-            if spec is not None:
-                out["data"]["image/svg+xml"] = vl_convert.vegalite_to_svg(spec, vl_version=VEGALITE_VERSION)
-                out["data"].pop("text/html", None)
-                drawn += 1
-    if drawn:
-        nbformat.write(notebook, output)
-    return drawn
+    spec = out.get("data", {}).pop(VEGALITE, None)
+    if spec is not None:
+        out["data"]["image/svg+xml"] = vl_convert.vegalite_to_svg(spec, vl_version=VEGALITE_VERSION)
+        out["data"].pop("text/html", None)
+        drawn[0] += 1
+    return out
 
 
 def execute(notebook: Path, output: Path, timeout_s: float) -> None:
@@ -75,7 +104,7 @@ def take_snapshot(workspace, name: str, *, by: str | None = None) -> dict[str, A
         work = Path(tempfile.mkdtemp(prefix=".work-", dir=folder))
         try:
             execute(workspace.root / row.notebook, work / "output.ipynb", workspace.settings.dashboards.snapshot_timeout_s)
-            static_charts(work / "output.ipynb")
+            static_outputs(work / "output.ipynb")
             html = render_html(work / "output.ipynb", exclude_input=True)
             target = folder / f"{created:%Y%m%dT%H%M%S%f}.html"
             html.replace(target)

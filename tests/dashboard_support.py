@@ -10,7 +10,7 @@ import nbformat
 MARKER = "delays-dashboard-ready"
 CODE = [
     f"print('{MARKER}')",
-    "import altair as alt\nimport pandas as pd\n"
+    "import altair as alt\nimport pandas as pd\nalt.renderers.enable('mimetype')  # Vega-Lite 5, drawn offline\n"
     "frame = pd.DataFrame({'hour': list(range(6)), 'delay': [3, 5, 2, 8, 4, 6]})\n"
     "alt.Chart(frame).mark_bar().encode(x='hour:O', y='delay:Q')",
     "import ipywidgets as widgets\n"

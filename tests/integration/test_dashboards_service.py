@@ -121,7 +121,8 @@ def test_a_snapshot_is_outputs_without_code_and_is_served_without_a_kernel(serve
     ws, process, tokens, taken = served
     html = (ws.dashboards_dir / "delays" / "snapshots").glob("*.html").__next__().read_text()
     assert MARKER in html and "airport is JFK" in html  # the printed output and the widget's output
-    assert "application/vnd.jupyter.widget-state+json" in html  # widget state, for static widgets
+    assert "widget-view+json" not in html and "widget-state+json" not in html  # static: no widget JavaScript
+    assert html.count('data-mime-type="image/svg+xml"') == 1  # the Altair chart, drawn as SVG
     assert "import altair" not in html and "choice.observe" not in html  # no code input
     before = status(process)["kernels"]
     with client(process) as browser:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -145,3 +146,22 @@ def test_the_log_never_holds_a_token(served):
     for token in tokens.values():
         assert token not in log and token.split(".")[3] not in log
     assert "share=" not in log and process.launch.token not in log
+
+
+def test_a_job_with_a_dashboard_snapshot_step_takes_a_snapshot_after_each_succeeded_run(workspace):
+    from jobs_support import add_job, add_notebooks
+    from lakebook.dashboards import history
+    from lakebook.jobs import run_job
+
+    add_notebooks(workspace.root)
+    publish(workspace, write_dashboard(workspace.root, "notebooks/board.ipynb", code=["print('board ready')"]))
+    add_job(workspace.root, "refresh", "notebook: notebooks/ok.ipynb\npublish: [{dashboard_snapshot: board}]")
+    add_job(workspace.root, "broken", "notebook: notebooks/fail.ipynb\npublish: [{dashboard_snapshot: board}]")
+    assert run_job(workspace, "broken")["status"] == "failed"
+    assert history(workspace, "board") == []  # a failed run publishes nothing
+    run = run_job(workspace, "refresh")
+    assert run["status"] == "succeeded"
+    [snapshot] = history(workspace, "board")
+    assert snapshot["created_by"] == f"job refresh run {run['id']}"
+    with DashboardStore(workspace) as store:
+        assert "board ready" in Path(store.snapshot("board", snapshot["id"]).html_path).read_text()

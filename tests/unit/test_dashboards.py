@@ -45,6 +45,17 @@ def test_publish_names_the_dashboard_after_its_notebook_and_lists_it(published):
     assert rows["delays"]["url"] == "http://127.0.0.1:8866/d/delays" and rows["delays"]["last_snapshot"] is None
 
 
+def test_a_relative_notebook_is_the_workspaces_before_the_current_folders(workspace, tmp_path, monkeypatch):
+    write_dashboard(workspace.root, "notebooks/board.ipynb")
+    elsewhere = tmp_path / "elsewhere"
+    write_dashboard(elsewhere, "notebooks/board.ipynb")  # the same relative path in the current folder
+    monkeypatch.chdir(elsewhere)
+    assert publish(workspace, "notebooks/board.ipynb")["notebook"] == "notebooks/board.ipynb"
+    monkeypatch.chdir(workspace.root / "notebooks")  # from inside the workspace, relative to where one is
+    write_dashboard(workspace.root, "notebooks/second.ipynb")
+    assert publish(workspace, "second.ipynb")["notebook"] == "notebooks/second.ipynb"
+
+
 def test_publish_refuses_what_is_not_a_notebook_of_the_workspace(workspace, tmp_path):
     outside = write_dashboard(tmp_path / "elsewhere")
     with pytest.raises(DashboardError, match="is not a notebook of the workspace") as caught:

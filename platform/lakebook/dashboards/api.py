@@ -41,12 +41,13 @@ def server_url(workspace) -> str:
 
 
 def notebook_in_workspace(workspace, notebook: str | Path) -> str:
-    """``notebook`` as a path relative to the workspace (POSIX); a DashboardError unless it is
-    an existing .ipynb file inside the workspace and outside its state dir."""
+    """``notebook`` (absolute, or relative to the workspace, else to the current folder) as a
+    path relative to the workspace (POSIX); a DashboardError unless it is an existing .ipynb
+    file inside the workspace and outside its state dir."""
     given = Path(notebook)
-    path = (given if given.is_absolute() else Path.cwd() / given).resolve()
-    if not path.exists() and not given.is_absolute():
-        path = (workspace.root / given).resolve()
+    path = (given if given.is_absolute() else workspace.root / given).resolve()
+    if not path.exists() and not given.is_absolute():  # relative to where the command runs
+        path = (Path.cwd() / given).resolve()
     if not path.is_file():
         raise DashboardError(f"no notebook {notebook}", hint="give the path of an .ipynb file of the workspace")
     if path.suffix != ".ipynb":

@@ -129,6 +129,8 @@ def _run_training(workspace, console, *, sample: int) -> dict:
     import nbformat
     import papermill
 
+    from .jobs.attempt import kernel_manager_logging_to
+
     notebook = workspace.notebooks_dir / "02_train_delay_model.ipynb"
     if not notebook.exists():
         console.print("\n(no notebooks/02_train_delay_model.ipynb in this workspace: training skipped)")
@@ -139,7 +141,7 @@ def _run_training(workspace, console, *, sample: int) -> dict:
     with console.status("training scikit-learn and PyTorch models"):
         papermill.execute_notebook(str(notebook), str(output), parameters={"sample_size": sample, "torch_epochs": 5},
                                    cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
-                                   kernel_manager_class=_kernel_logging_to(workspace.log_path("demo-kernel")))
+                                   kernel_manager_class=kernel_manager_logging_to(workspace.log_path("demo-kernel")))
     summary = next(json.loads(line.split(" ", 1)[1])
                    for cell in nbformat.read(output, as_version=4).cells for out in cell.get("outputs", [])
                    for line in out.get("text", "").splitlines() if line.startswith("LAKEBOOK_SUMMARY "))
@@ -158,20 +160,6 @@ def _run_training(workspace, console, *, sample: int) -> dict:
                       f" — load it with mlflow.pyfunc.load_model('models:/flight_delay@champion')")
     console.print(f"  output notebook: {output}")
     return {"training": summary}
-
-
-def _kernel_logging_to(log_path: Path):
-    """A kernel manager whose kernels write their own output (start-up notices, native
-    libraries' messages) to ``log_path``; what the cells print stays in the notebook."""
-    from jupyter_client.manager import AsyncKernelManager
-
-    class LoggingKernelManager(AsyncKernelManager):
-        async def start_kernel(self, **kw):
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(log_path, "ab") as output:
-                return await super().start_kernel(stdout=output, stderr=output, **kw)
-
-    return LoggingKernelManager
 
 
 def _run_batch_and_features(workspace, console) -> dict:

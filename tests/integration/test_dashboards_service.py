@@ -165,3 +165,18 @@ def test_a_job_with_a_dashboard_snapshot_step_takes_a_snapshot_after_each_succee
     assert snapshot["created_by"] == f"job refresh run {run['id']}"
     with DashboardStore(workspace) as store:
         assert "board ready" in Path(store.snapshot("board", snapshot["id"]).html_path).read_text()
+
+
+def test_the_snapshot_command_prints_its_result_and_no_kernel_or_exporter_notices(served):
+    import subprocess
+    import sys
+
+    ws = served[0]
+    done = subprocess.run([sys.executable, "-m", "lakebook", "-w", str(ws.root), "dashboards", "snapshot", "delays"],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "snapshot" in done.stdout
+    noise = [line for line in (done.stdout + done.stderr).splitlines()
+             if "without encryption" in line or "WARNING" in line or "Alternative text" in line]
+    assert not noise, noise
+    assert "without encryption" in ws.log_path("dashboards-snapshot").read_text()  # the kernel's notice, logged

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from ..errors import DashboardError, LakebookError
 from ..jobs._papermill import import_papermill
+from ..jobs.attempt import kernel_manager_logging_to
 from ..jobs.definitions import PublishStep, register_publish_step
 from ..jobs.runner import render_html
 from .api import current_user, dashboard, describe
@@ -82,13 +83,14 @@ def _drawn(out: dict, drawn: list[int]) -> dict:
     return out
 
 
-def execute(notebook: Path, output: Path, timeout_s: float) -> None:
+def execute(notebook: Path, output: Path, timeout_s: float, kernel_log: Path) -> None:
     """Run ``notebook`` into ``output`` (widget state kept, so widgets render statically where
     their renderer can load); a DashboardError naming the failing cell if one raises."""
     papermill = import_papermill()
     try:
         papermill.execute_notebook(str(notebook), str(output), cwd=str(notebook.parent), progress_bar=False,
-                                   execution_timeout=timeout_s, log_output=False)
+                                   execution_timeout=timeout_s, log_output=False,
+                                   kernel_manager_class=kernel_manager_logging_to(kernel_log))
     except papermill.PapermillExecutionError as exc:
         raise DashboardError(f"{notebook.name}: cell {exc.cell_index} raised {exc.ename}: {exc.evalue}",
                              hint="fix the notebook (run it in the Lab) and snapshot again") from None
@@ -103,7 +105,8 @@ def take_snapshot(workspace, name: str, *, by: str | None = None) -> dict[str, A
         started, created = time.monotonic(), now_utc()
         work = Path(tempfile.mkdtemp(prefix=".work-", dir=folder))
         try:
-            execute(workspace.root / row.notebook, work / "output.ipynb", workspace.settings.dashboards.snapshot_timeout_s)
+            execute(workspace.root / row.notebook, work / "output.ipynb", workspace.settings.dashboards.snapshot_timeout_s,
+                    workspace.log_path("dashboards-snapshot"))
             static_outputs(work / "output.ipynb")
             html = render_html(work / "output.ipynb", exclude_input=True)
             target = folder / f"{created:%Y%m%dT%H%M%S%f}.html"

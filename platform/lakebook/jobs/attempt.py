@@ -31,6 +31,21 @@ def execute_notebook(notebook: Path, folder: Path, parameters: dict, run_id: int
                                    cwd=str(notebook.parent), progress_bar=False, stdout_file=out, stderr_file=err)
 
 
+def kernel_manager_logging_to(log_path: Path):
+    """A kernel manager whose kernels write their own output (start-up notices, native
+    libraries' messages) to ``log_path``, not to this process's terminal; what the cells print
+    stays in the notebook."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggingKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "ab") as output:
+                return await super().start_kernel(stdout=output, stderr=output, **kw)
+
+    return LoggingKernelManager
+
+
 # -- the run's processes -------------------------------------------------------------------------------
 def become_subreaper() -> None:
     """Orphans of this process's descendants (a kernel whose parent died, what a cell started)

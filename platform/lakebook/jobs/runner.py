@@ -131,8 +131,17 @@ def html_exporter(exclude_input: bool = False):
         from nbconvert import HTMLExporter
 
         _EXPORTERS[exclude_input] = HTMLExporter(exclude_input=exclude_input, exclude_input_prompt=exclude_input,
-                                                 exclude_output_prompt=exclude_input)
+                                                 exclude_output_prompt=exclude_input, log=_html_log())
     return _EXPORTERS[exclude_input]
+
+
+def _html_log() -> logging.Logger:
+    """The exporters' logger, without nbconvert's notice that images lack alternative text:
+    every chart a notebook draws does, and the notice would be printed for each rendering."""
+    html_log = logging.getLogger("lakebook.jobs.html")
+    if not html_log.filters:
+        html_log.addFilter(lambda record: "Alternative text is missing" not in record.getMessage())
+    return html_log
 
 
 def render_html(output: Path, *, exclude_input: bool = False) -> Path | None:

@@ -6,6 +6,8 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Unicode
 
 from .api import LakeAPI
+from .dashboards import DashboardsAPI
+from .dashboards_handlers import dashboard_handlers
 from .endpoints import EndpointsAPI
 from .handlers import api_handlers
 from .jobs import JobsAPI
@@ -28,19 +30,21 @@ class LakebookApp(ExtensionApp):
     lake: LakeAPI
     endpoints: EndpointsAPI
     jobs: JobsAPI
+    dashboards: DashboardsAPI
 
     def initialize_settings(self) -> None:
         self.lake = LakeAPI(self.workspace, self.serverapp.root_dir)
         self.endpoints = EndpointsAPI(self.lake.workspace)
         self.jobs = JobsAPI(self.lake.workspace, self.serverapp.root_dir,
                             allow_hidden=self.serverapp.contents_manager.allow_hidden)
+        self.dashboards = DashboardsAPI(self.lake.workspace, self.serverapp.root_dir)
         try:
             self.log.info("lakebook: workspace %s", self.lake.workspace().root)
         except Exception as exc:  # the server still starts; each API call says what is wrong
             self.log.warning("lakebook: %s", exc)
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(api_handlers() + job_handlers())
+        self.handlers.extend(api_handlers() + job_handlers() + dashboard_handlers())
 
     async def stop_extension(self) -> None:
         self.lake.close()

@@ -4,6 +4,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import { IDashboard, IDashboards, IPublishRequest, IShareLink } from './dashboards';
 import { errorFromBody, LakeApiError } from './errors';
 import { IEndpoints, IEndpointSchema, IPrediction } from './endpoints';
 import {
@@ -142,4 +143,36 @@ export function fetchNotebookParameters(path: string): Promise<INotebookParamete
 /** `POST /lakebook/api/jobs`: write the job definition of a scheduled notebook. */
 export function scheduleNotebook(request: IScheduleRequest): Promise<IJob> {
   return requestAPI<IJob>('jobs', {}, post(request));
+}
+
+const dashboard = (name: string) => `dashboards/${encodeURIComponent(name)}`;
+
+/** `GET /lakebook/api/dashboards` */
+export function fetchDashboards(): Promise<IDashboards> {
+  return requestAPI<IDashboards>('dashboards');
+}
+
+/** `POST /lakebook/api/dashboards`: publish a notebook (its path in the Lab). */
+export function publishDashboard(request: IPublishRequest): Promise<IDashboard> {
+  return requestAPI<IDashboard>('dashboards', {}, post(request));
+}
+
+/** `DELETE /lakebook/api/dashboards/{name}` */
+export function unpublishDashboard(name: string): Promise<unknown> {
+  return requestAPI<unknown>(dashboard(name), {}, { method: 'DELETE' });
+}
+
+/** `POST /lakebook/api/dashboards/{name}/snapshot`: answers once the snapshot is stored. */
+export function snapshotDashboard(name: string): Promise<IDashboard> {
+  return requestAPI<IDashboard>(`${dashboard(name)}/snapshot`, {}, post());
+}
+
+/** `POST /lakebook/api/dashboards/{name}/share`: a link to hand on, valid for `expires`. */
+export function shareDashboard(name: string, expires: string): Promise<IShareLink> {
+  return requestAPI<IShareLink>(`${dashboard(name)}/share`, {}, post({ expires }));
+}
+
+/** `POST /lakebook/api/dashboards/{name}/open`: a short-lived link for this Lab user. */
+export function openLink(name: string): Promise<IShareLink> {
+  return requestAPI<IShareLink>(`${dashboard(name)}/open`, {}, post());
 }

@@ -29,6 +29,7 @@ import {
 import { Widget } from '@lumino/widgets';
 
 import { fetchRunOutput } from './api';
+import { dashboardsPanelPlugin } from './dashboardsplugin';
 import { ENDPOINTS_PANEL_ID, EndpointsPanel } from './endpointspanel';
 import { endpointsIcon, jobsIcon, lakeIcon } from './icons';
 import { JOBS_PANEL_ID, JobsPanel } from './jobspanel';
@@ -364,4 +365,10 @@ const lakeCellsPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [lakePanelPlugin, endpointsPanelPlugin, jobsPanelPlugin, lakeCellsPlugin];
+export default [
+  lakePanelPlugin,
+  endpointsPanelPlugin,
+  jobsPanelPlugin,
+  dashboardsPanelPlugin,
+  lakeCellsPlugin
+];

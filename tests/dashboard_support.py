@@ -3,6 +3,7 @@ ipywidgets dropdown whose choice is echoed in an Output widget."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import nbformat
@@ -35,3 +36,15 @@ def write_dashboard(root: Path, relative: str = "notebooks/delays.ipynb", code: 
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, path)
     return path
+
+
+def expired_share(ws, dashboard: str = "delays", token_id: str = "expired0001") -> str:
+    """A share token of ``dashboard`` that expired a minute ago, recorded as any other."""
+    from lakebook.dashboards.store import DashboardStore, ShareRow, now_utc
+    from lakebook.dashboards.tokens import mint, share_secret
+
+    past = now_utc() - timedelta(minutes=1)
+    with DashboardStore(ws) as store:
+        store.add_share(ShareRow(id=token_id, dashboard=dashboard, created_at=past - timedelta(hours=1),
+                                 created_by="test", expires_at=past, revoked=False))
+    return mint(share_secret(ws.share_key_path), token_id, dashboard, past)

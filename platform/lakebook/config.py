@@ -245,6 +245,8 @@ class DashboardsSettings(_Section):
     cull_idle_s: float = Field(600.0, gt=0, description="a dashboard kernel idle this long is shut down")
     cull_interval_s: float = Field(60.0, gt=0, description="how often idle kernels are looked for")
     share_expires: str = Field("7d", pattern=r"^\d+(\.\d+)?[smhd]?$", description="a share link's default lifetime")
+    lab_link_expires: str = Field("8h", pattern=r"^\d+(\.\d+)?[smhd]?$", description=(
+        "the lifetime of the link the Lab's Dashboards panel mints to open a dashboard"))
     snapshot_timeout_s: float = Field(600.0, gt=0, description="a snapshot's notebook cell timeout")
 
 

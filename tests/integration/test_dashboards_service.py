@@ -15,10 +15,8 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 from ingest_support import make_workspace
-from dashboard_support import MARKER, write_dashboard
+from dashboard_support import MARKER, expired_share, write_dashboard
 from lakebook.dashboards import publish, revoke, share, take_snapshot
-from lakebook.dashboards.store import DashboardStore, ShareRow, now_utc
-from lakebook.dashboards.tokens import mint, share_secret
 from lakebook.services import start_service
 from lakebook.workspace import Workspace
 
@@ -30,7 +28,7 @@ def served(tmp_path_factory):
     publish(ws, write_dashboard(ws.root, "notebooks/other.ipynb", code=["print('other dashboard')"]))
     taken = take_snapshot(ws, "delays")["snapshot"]
     tokens = {"valid": share(ws, "delays", "1h"), "revoked": share(ws, "delays", "1h"),
-              "other": share(ws, "other", "1h"), "expired": _expired(ws)}
+              "other": share(ws, "other", "1h"), "expired": {"url": "x?share=" + expired_share(ws)}}
     revoke(ws, tokens["revoked"]["id"])
     process = start_service(ws, "dashboards")
     try:
@@ -38,14 +36,6 @@ def served(tmp_path_factory):
         yield ws, process, {k: v["url"].split("share=", 1)[1] for k, v in tokens.items()}, taken
     finally:
         process.stop()
-
-
-def _expired(ws) -> dict:
-    past = now_utc() - timedelta(minutes=1)
-    with DashboardStore(ws) as store:
-        store.add_share(ShareRow(id="expired0001", dashboard="delays", created_at=past - timedelta(hours=1),
-                                 created_by="test", expires_at=past, revoked=False))
-    return {"url": "x?share=" + mint(share_secret(ws.share_key_path), "expired0001", "delays", past)}
 
 
 def status(process) -> dict:
@@ -97,6 +87,8 @@ def test_the_kernel_and_tree_routes_refuse_without_a_token(served):
                  "/lakebook/status"):
         assert httpx.get(process.base_url + path, timeout=30).status_code == 403, path
     assert httpx.get(process.base_url + "/login", timeout=30).status_code == 404  # no login page at all
+    manager = "/voila/labextensions/@voila-dashboards/widgets-manager8/package.json"  # what every page loads
+    assert httpx.get(process.base_url + manager, timeout=30).status_code == 200
     assert httpx.post(process.base_url + f"/voila/api/shutdown/{kernel}", timeout=30).status_code == 403
     with pytest.raises(HTTPClientError) as refused:
         asyncio.run(_connect(process, kernel, cookie=None))

@@ -13,7 +13,7 @@ from dashboard_support import write_dashboard
 from lakebook.cli import main
 from lakebook.config import load_settings
 from lakebook.dashboards import list_dashboards, publish, revoke, share, unpublish
-from lakebook.dashboards.server import dashboard_of
+from lakebook.dashboards.server import dashboard_of, is_public
 from lakebook.dashboards.store import DashboardStore, ShareRow, now_utc
 from lakebook.dashboards.tokens import check, mint, share_secret
 from lakebook.errors import ConfigError, DashboardError, Forbidden, UnknownDashboard
@@ -166,6 +166,16 @@ def test_each_server_path_is_for_one_published_dashboard_or_none(published):
             assert of(path) is None, path
     finally:
         server.CONTEXT.store.close()
+
+
+def test_voilas_front_end_is_public_and_nothing_else_is():
+    for path in ("voila/labextensions/@voila-dashboards/widgets-manager8/static/remoteEntry.js",
+                 "voila/labextensions/@jupyter-widgets/jupyterlab-manager/static/remoteEntry.js",
+                 "voila/static/voila.js", "voila/api/themes/@jupyterlab/theme-light-extension/index.css"):
+        assert is_public(path), path
+    for path in ("voila/render/notebooks/delays.ipynb", "voila/files/notebooks/delays.ipynb", "voila/tree",
+                 "voila/labextensions/../../etc/passwd", "d/delays", "api/kernels", "voila/api/contents/x"):
+        assert not is_public(path), path
 
 
 # -- settings, CLI, services, jobs -------------------------------------------------------------------------

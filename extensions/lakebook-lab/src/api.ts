@@ -5,6 +5,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { ILabAlerts } from './alerts';
+import { IDashboard, IDashboards, IPublishRequest, IShareLink } from './dashboards';
 import { errorFromBody, LakeApiError } from './errors';
 import { IEndpoints, IEndpointSchema, IPrediction } from './endpoints';
 import {
@@ -153,4 +154,36 @@ export function fetchAlerts(after: number, limit: number): Promise<ILabAlerts> {
 /** `POST /lakebook/api/alerts/{id}/read` */
 export function markAlertRead(id: number): Promise<{ marked: number; unread: number }> {
   return requestAPI<{ marked: number; unread: number }>(`alerts/${id}/read`, {}, post());
+}
+
+const dashboard = (name: string) => `dashboards/${encodeURIComponent(name)}`;
+
+/** `GET /lakebook/api/dashboards` */
+export function fetchDashboards(): Promise<IDashboards> {
+  return requestAPI<IDashboards>('dashboards');
+}
+
+/** `POST /lakebook/api/dashboards`: publish a notebook (its path in the Lab). */
+export function publishDashboard(request: IPublishRequest): Promise<IDashboard> {
+  return requestAPI<IDashboard>('dashboards', {}, post(request));
+}
+
+/** `DELETE /lakebook/api/dashboards/{name}` */
+export function unpublishDashboard(name: string): Promise<unknown> {
+  return requestAPI<unknown>(dashboard(name), {}, { method: 'DELETE' });
+}
+
+/** `POST /lakebook/api/dashboards/{name}/snapshot`: answers once the snapshot is stored. */
+export function snapshotDashboard(name: string): Promise<IDashboard> {
+  return requestAPI<IDashboard>(`${dashboard(name)}/snapshot`, {}, post());
+}
+
+/** `POST /lakebook/api/dashboards/{name}/share`: a link to hand on, valid for `expires`. */
+export function shareDashboard(name: string, expires: string): Promise<IShareLink> {
+  return requestAPI<IShareLink>(`${dashboard(name)}/share`, {}, post({ expires }));
+}
+
+/** `POST /lakebook/api/dashboards/{name}/open`: a short-lived link for this Lab user. */
+export function openLink(name: string): Promise<IShareLink> {
+  return requestAPI<IShareLink>(`${dashboard(name)}/open`, {}, post());
 }

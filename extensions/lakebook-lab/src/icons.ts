@@ -30,3 +30,13 @@ export const jobsIcon = new LabIcon({
   </g>
 </svg>`
 });
+
+/** A chart on a board: the Dashboards panel's sidebar icon and the notebook toolbar's "Publish". */
+export const dashboardsIcon = new LabIcon({
+  name: 'lakebook-lab:dashboards',
+  svgstr: `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
+  <g class="jp-icon3" fill="#616161">
+    <path d="M3 3h18a1 1 0 0 1 1 1v16a1 1 0 0 1-1 1H3a1 1 0 0 1-1-1V4a1 1 0 0 1 1-1zm1 2v14h16V5H4zm2 10h2v2H6v-2zm4-4h2v6h-2v-6zm4-4h2v10h-2V7z"/>
+  </g>
+</svg>`
+});

@@ -31,6 +31,7 @@ import { Widget } from '@lumino/widgets';
 
 import { AlertNotifier } from './alertnotifier';
 import { fetchRunOutput } from './api';
+import { dashboardsPanelPlugin } from './dashboardsplugin';
 import { ENDPOINTS_PANEL_ID, EndpointsPanel } from './endpointspanel';
 import { endpointsIcon, jobsIcon, lakeIcon } from './icons';
 import { JOBS_PANEL_ID, JobsPanel } from './jobspanel';
@@ -378,4 +379,11 @@ const lakeCellsPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [lakePanelPlugin, endpointsPanelPlugin, jobsPanelPlugin, alertsPlugin, lakeCellsPlugin];
+export default [
+  lakePanelPlugin,
+  endpointsPanelPlugin,
+  jobsPanelPlugin,
+  alertsPlugin,
+  dashboardsPanelPlugin,
+  lakeCellsPlugin
+];

@@ -4,8 +4,9 @@
 ``/lakebook/api/tables/{name}/preview?limit=N``; the Endpoints panel's ``GET
 /lakebook/api/endpoints``, ``GET /lakebook/api/endpoints/{name}/schema`` and ``POST
 /lakebook/api/endpoints/{name}/predict``; the Jobs panel's routes under ``/lakebook/api/jobs``
-(jobs_handlers.py); the Lab's alert inbox under ``/lakebook/api/alerts`` (alerts.py). Enabled
-with ``jpserver_extensions: {"lakebook": true}`` (installed into ``jupyter_server_config.d``);
+(jobs_handlers.py); the Lab's alert inbox under ``/lakebook/api/alerts`` (alerts.py); the
+Dashboards panel's under ``/lakebook/api/dashboards`` (dashboards_handlers.py). Enabled with
+``jpserver_extensions: {"lakebook": true}`` (installed into ``jupyter_server_config.d``);
 jupyter_server is imported only when the server loads the extension.
 """
 

@@ -7,6 +7,8 @@ from traitlets import Unicode
 
 from .alerts import AlertsAPI, alert_handlers
 from .api import LakeAPI
+from .dashboards import DashboardsAPI
+from .dashboards_handlers import dashboard_handlers
 from .endpoints import EndpointsAPI
 from .handlers import api_handlers
 from .jobs import JobsAPI
@@ -30,6 +32,7 @@ class LakebookApp(ExtensionApp):
     endpoints: EndpointsAPI
     jobs: JobsAPI
     alerts: AlertsAPI
+    dashboards: DashboardsAPI
 
     def initialize_settings(self) -> None:
         self.lake = LakeAPI(self.workspace, self.serverapp.root_dir)
@@ -37,13 +40,14 @@ class LakebookApp(ExtensionApp):
         self.jobs = JobsAPI(self.lake.workspace, self.serverapp.root_dir,
                             allow_hidden=self.serverapp.contents_manager.allow_hidden)
         self.alerts = AlertsAPI(self.lake.workspace)
+        self.dashboards = DashboardsAPI(self.lake.workspace, self.serverapp.root_dir)
         try:
             self.log.info("lakebook: workspace %s", self.lake.workspace().root)
         except Exception as exc:  # the server still starts; each API call says what is wrong
             self.log.warning("lakebook: %s", exc)
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(api_handlers() + job_handlers() + alert_handlers())
+        self.handlers.extend(api_handlers() + job_handlers() + alert_handlers() + dashboard_handlers())
 
     async def stop_extension(self) -> None:
         self.lake.close()

@@ -371,15 +371,16 @@ def _run_dashboard(workspace, console) -> dict:
         return {}
     started = time.perf_counter()
     published = publish(workspace, DEMO_DASHBOARD)
-    console.print(f"  lakebook dashboards publish {DEMO_DASHBOARD}: published as {published['name']}")
+    console.print(f"  lakebook dashboards publish {DEMO_DASHBOARD}\n    published as {published['name']}")
     with console.status(f"rendering a snapshot of {published['name']} (the notebook runs once)"):
         snapshot = take_snapshot(workspace, published["name"], by="demo")["snapshot"]
     link = share(workspace, published["name"], "7d", by="demo")
     console.print(f"  snapshot {snapshot['id']} in {snapshot['seconds']:.1f} s: {snapshot['url_path']}",
                   markup=False, highlight=False)
-    console.print(f"  share link (valid 7 days, `lakebook dashboards revoke {link['id']}` revokes it):\n"
-                  f"    {link['url']}\n  it opens while `lakebook up` runs the dashboards service", markup=False,
+    console.print(f"  share link, valid 7 days (revoke: lakebook dashboards revoke {link['id']}):", markup=False,
                   highlight=False)
+    console.print(link["url"], soft_wrap=True, markup=False, highlight=False)  # one line, to copy whole
+    console.print("  it opens while `lakebook up` runs the dashboards service", markup=False, highlight=False)
     return {"dashboard": {"name": published["name"], "snapshot": snapshot["id"], "share_id": link["id"],
                           "seconds": round(time.perf_counter() - started, 1)}}
 

@@ -14,7 +14,7 @@ calls before it answers, the kernel websocket included):
   so it is in no page URL, kernel environment or history) or in that cookie; or with the
   service's own token (``Authorization: token …``, for ``lakebook`` itself);
 - anything else is 403 (never a login page).
-Static assets (Voila's JavaScript, themes, labextensions) are public; workspace files are not
+Static assets (Voila's JavaScript, themes, labextensions: ``is_public``) are public; workspace files are not
 served (``file_allowlist`` empty). The access log has paths without query strings.
 """
 
@@ -37,6 +37,7 @@ log = logging.getLogger("lakebook.dashboards")
 TOKEN_ENV = "DASHBOARD_SERVER_TOKEN"
 TEMPLATES = Path(__file__).parent / "share"
 COOKIE_PREFIX = "lakebook_share_"
+LAB_EXTENSION = "lakebook-lab"  # lakebook's JupyterLab panels: no part of a dashboard page
 _KERNEL = r"[0-9a-f-]{36}"
 _ROUTES = [  # (path pattern, what names the dashboard)
     (re.compile(r"^d/(?P<name>[a-z][a-z0-9_]*)/?$"), "name"),
@@ -44,6 +45,9 @@ _ROUTES = [  # (path pattern, what names the dashboard)
     (re.compile(r"^(lakebook/links/)?voila/render/(?P<notebook>.+)$"), "notebook"),
     (re.compile(rf"^(api/kernels|voila/api/shutdown)/(?P<kernel>{_KERNEL})(/channels)?$"), "kernel"),
 ]
+# Voila's front end, which every dashboard page loads: its widget manager and the renderers are
+# labextensions, served by a Jupyter handler that asks for the user like any other
+_PUBLIC = re.compile(r"^voila/(labextensions|static|api/themes)/[^?]*$")
 
 
 class _Context:
@@ -74,6 +78,11 @@ def dashboard_of(path: str, kernel_notebook) -> str | None:
     return None
 
 
+def is_public(path: str) -> bool:
+    """Whether a request path (without the leading /) is a static asset of Voila's front end."""
+    return _PUBLIC.match(path) is not None and ".." not in path.split("/")
+
+
 def _identity_provider():
     from jupyter_server.auth.identity import IdentityProvider, User
     from tornado import web
@@ -92,6 +101,8 @@ def _identity_provider():
             given = handler.request.headers.get("Authorization", "")
             if CONTEXT.admin_token and hmac.compare_digest(given, f"token {CONTEXT.admin_token}"):
                 return User("lakebook")
+            if is_public(handler.request.path.lstrip("/")):
+                return User("public")
             manager = handler.settings["kernel_manager"]
             name = dashboard_of(handler.request.path.lstrip("/"), manager.notebook_of)
             if name is None:
@@ -238,7 +249,8 @@ def voila_config(workspace, port: int):
     config.Voila.update(ip="127.0.0.1", port=port, port_retries=0, open_browser=False, root_dir=str(workspace.root),
                         identity_provider_class=_identity_provider(), tornado_settings={"log_function": log_request})
     config.VoilaConfiguration.update(preheat_kernel=True, template="lakebook", file_allowlist=[],
-                                     multi_kernel_manager_class=_kernel_manager(), show_tracebacks=False)
+                                     multi_kernel_manager_class=_kernel_manager(), show_tracebacks=False,
+                                     extension_denylist=[LAB_EXTENSION])
     config.VoilaKernelManager.update(kernel_pools_config={"default": {"pool_size": 0}, **pools}, fill_delay=0.5)
     config.MappingKernelManager.update(cull_idle_timeout=int(settings.cull_idle_s),
                                        cull_interval=int(settings.cull_interval_s), cull_connected=True)

@@ -99,8 +99,20 @@ RENDERED_PROBE = """(() => {
   const observer = new MutationObserver(() => { if (!queued) { queued = true; requestAnimationFrame(check); } });
   observer.observe(document, {childList: true, subtree: true});
 })();"""
-NAVIGATION = "(() => { const n = performance.getEntriesByType('navigation')[0];" \
-             " return {redirects: n.redirectCount, load_ms: n.loadEventEnd, response_end_ms: n.responseEnd}; })()"
+PRESENT = """(() => ({charts: document.querySelectorAll('.vega-embed svg, .vega-embed canvas').length,
+  freshness: [...document.querySelectorAll('table')].some(t => t.textContent.includes('warehouse.weather_hourly')),
+  dropdowns: document.querySelectorAll('.widget-dropdown select').length,
+  dates: document.querySelectorAll('.widget-datepicker input').length,
+  errors: [...document.querySelectorAll('.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]')]
+    .map(e => e.textContent.slice(0, 300))}))()"""
+# The navigation's timing (ms from its start): redirects end at fetchStart; the page's HTML has
+# arrived at responseEnd; Voila's front end starts after DOMContentLoaded.
+NAVIGATION = """(() => { const n = performance.getEntriesByType('navigation')[0];
+  return {redirects: n.redirectCount, redirects_end_ms: n.fetchStart, response_start_ms: n.responseStart,
+          response_end_ms: n.responseEnd, dom_content_loaded_ms: n.domContentLoadedEventEnd, load_ms: n.loadEventEnd}; })()"""
+PHASES = {"redirects": (None, "redirects_end_ms"), "to_first_byte": ("redirects_end_ms", "response_start_ms"),
+          "html": ("response_start_ms", "response_end_ms"), "to_dom_loaded": ("response_end_ms", "dom_content_loaded_ms"),
+          "to_rendered": ("dom_content_loaded_ms", "rendered_ms")}
 
 
 # -- pure parts (tests/unit/test_bench_dashboard.py) ----------------------------------------------------
@@ -119,6 +131,18 @@ def render_figures(rounds: list[dict]) -> dict:
     return {"median_s": sides, "ratio_of_medians": ratio, "median_paired_ratio": paired,
             "saved_s": sides["stock"] - sides["lakebook"], "goal": GOAL_RATIO,
             "met": ratio <= GOAL_RATIO and paired <= GOAL_RATIO}
+
+
+def page_phases(timing: dict) -> dict:
+    """Where a page's time went, in seconds: the redirects, the server until its first byte, the
+    HTML's transfer, parsing until DOMContentLoaded, then the front end until every output is
+    present (``timing``: the navigation's marks and ``rendered_ms``)."""
+    return {phase: (timing[end] - (timing[start] if start else 0)) / 1000 for phase, (start, end) in PHASES.items()}
+
+
+def phase_medians(rounds: list[dict]) -> dict:
+    return {side: {phase: median([r["pages"][side]["phases_s"][phase] for r in rounds]) for phase in PHASES}
+            for side in SIDES}
 
 
 def spread(values: list[float]) -> dict:
@@ -320,10 +344,11 @@ def render_page(browser, url: str, server_url: str, server_pid: int, page_kernel
     try:
         started = time.perf_counter()
         page.goto(url, wait_until="commit", timeout=RENDER_TIMEOUT_S * 1000)
-        page.wait_for_function("window.__renderedAt !== undefined", polling=50, timeout=RENDER_TIMEOUT_S * 1000)
+        wait_rendered(page)
         wall = time.perf_counter() - started
-        sample = {"seconds": page.evaluate("window.__renderedAt") / 1000, "wall_s": wall,
-                  "redirects": page.evaluate(NAVIGATION)["redirects"], "url_path": urlsplit(page.url).path}
+        timing = {**page.evaluate(NAVIGATION), "rendered_ms": page.evaluate("window.__renderedAt")}
+        sample = {"seconds": timing["rendered_ms"] / 1000, "wall_s": wall, "redirects": timing["redirects"],
+                  "phases_s": page_phases(timing), "url_path": urlsplit(page.url).path}
         kernel = page_kernel(before, kernel_processes(server_pid))
         sample["kernel_memory"] = kernel_memory([kernel]) if kernel else []
     finally:
@@ -341,6 +366,17 @@ def shut_down(server_url: str, kernel, headers: dict) -> bool:
     answer = httpx.post(f"{server_url}/voila/api/shutdown/{kernel_id_of(kernel.cmdline())}",
                         headers={**headers, **xsrf}, timeout=30)
     return answer.status_code == 204 and wait_ended(kernel)
+
+
+def wait_rendered(page) -> None:
+    """Wait (bounded) for the probe to see every output; a RuntimeError saying which are missing."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("window.__renderedAt !== undefined", polling=50, timeout=RENDER_TIMEOUT_S * 1000)
+    except PlaywrightTimeout:
+        raise RuntimeError(f"{page.url}: not every output present after {RENDER_TIMEOUT_S} s: "
+                           f"{page.evaluate(PRESENT)}") from None
 
 
 def wait_ended(process, timeout_s: float = 10) -> bool:
@@ -518,7 +554,7 @@ def run(log=print) -> dict:
         },
         "warmup": render["warmup"],
         "rounds": render["rounds"],
-        "render": render_figures(render["rounds"]),
+        "render": {**render_figures(render["rounds"]), "phases_median_s": phase_medians(render["rounds"])},
         "refilling": render["refilling"],
         "snapshot": snapshot,
         "kernel_memory": memory,
@@ -544,6 +580,8 @@ def summary(result: dict) -> list[str]:
         f"dashboard   rendered page: lakebook {r['median_s']['lakebook']:.2f} s, stock Voila {r['median_s']['stock']:.2f} s: "
         f"{r['ratio_of_medians']:.2f}x (paired {r['median_paired_ratio']:.2f}x; goal <= {r['goal']}x {mark[r['met']]}); "
         f"arriving while the pool refills {result['refilling']['seconds']:.2f} s",
+        "            where the time goes (medians, s): " + "; ".join(
+            f"{side} " + ", ".join(f"{k} {v:.2f}" for k, v in r["phases_median_s"][side].items()) for side in SIDES),
         f"            snapshot view: HTTP median {s['http_ttlb_s']['median'] * 1000:.1f} ms (p95 "
         f"{s['http_ttlb_s']['p95'] * 1000:.1f} ms), Chromium load {s['chromium_load_s']['median'] * 1000:.0f} ms "
         f"(goal <= {s['goal_s']} s {mark[s['met']]})",

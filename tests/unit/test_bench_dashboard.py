@@ -71,3 +71,15 @@ def test_pool_memory_sums_each_pools_kernels_and_leaves_others_out(bench):
                {"id": "other", "rss": 999 * mib, "uss": 999 * mib}]
     pools = bench.pool_memory(kernels, {KERNEL_A: "a.ipynb", KERNEL_B: "a.ipynb"})
     assert pools == {"a.ipynb": {"kernels": 2, "rss_mib": 400.0, "uss_mib": 250.0}}
+
+
+def test_a_pages_phases_split_its_time_at_the_navigations_marks(bench):
+    timing = {"redirects_end_ms": 20, "response_start_ms": 120, "response_end_ms": 150, "dom_content_loaded_ms": 400,
+              "rendered_ms": 2400, "load_ms": 900, "redirects": 2}
+    phases = bench.page_phases(timing)
+    assert phases == pytest.approx({"redirects": 0.02, "to_first_byte": 0.1, "html": 0.03, "to_dom_loaded": 0.25,
+                                    "to_rendered": 2.0})
+    assert sum(phases.values()) == pytest.approx(timing["rendered_ms"] / 1000)
+    rounds = [{"pages": {side: {"phases_s": dict(phases, html=h)} for side in ("lakebook", "stock")}}
+              for h in (0.01, 0.03, 0.05)]
+    assert bench.phase_medians(rounds)["stock"]["html"] == pytest.approx(0.03)

@@ -74,7 +74,7 @@ TRANSFORMS = ["flights_clean", "weather_hourly"]
 SIDES = ("lakebook", "stock")
 GOAL_RATIO = 0.5
 GOAL_SNAPSHOT_S = 0.2
-RENDER_TIMEOUT_S = 120
+RENDER_TIMEOUT_S = 60
 POOL_TIMEOUT_S = 120
 SETTLE_S = 1.0
 IDLE_CPU_S = 0.03  # CPU a kernel may use in SETTLE_S and count as idle (its heartbeat, nothing run)
@@ -341,10 +341,11 @@ def render_page(browser, url: str, server_url: str, server_pid: int, page_kernel
     context = browser.new_context()
     context.add_init_script(RENDERED_PROBE)
     page = context.new_page()
+    problems = watch_problems(page)
     try:
         started = time.perf_counter()
         page.goto(url, wait_until="commit", timeout=RENDER_TIMEOUT_S * 1000)
-        wait_rendered(page)
+        wait_rendered(page, problems)
         wall = time.perf_counter() - started
         timing = {**page.evaluate(NAVIGATION), "rendered_ms": page.evaluate("window.__renderedAt")}
         sample = {"seconds": timing["rendered_ms"] / 1000, "wall_s": wall, "redirects": timing["redirects"],
@@ -368,15 +369,25 @@ def shut_down(server_url: str, kernel, headers: dict) -> bool:
     return answer.status_code == 204 and wait_ended(kernel)
 
 
-def wait_rendered(page) -> None:
-    """Wait (bounded) for the probe to see every output; a RuntimeError saying which are missing."""
+def watch_problems(page) -> list[str]:
+    """The page's console errors, failed requests and answers of 400 or more, as they come."""
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text[:300]}") if m.type == "error" else None)
+    page.on("requestfailed", lambda r: problems.append(f"failed {r.url[:200]}: {r.failure}"))
+    page.on("response", lambda r: problems.append(f"{r.status} {r.url[:200]}") if r.status >= 400 else None)
+    return problems
+
+
+def wait_rendered(page, problems: list[str]) -> None:
+    """Wait (bounded) for the probe to see every output; a RuntimeError saying which are missing
+    and what went wrong in the page."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:
         page.wait_for_function("window.__renderedAt !== undefined", polling=50, timeout=RENDER_TIMEOUT_S * 1000)
     except PlaywrightTimeout:
-        raise RuntimeError(f"{page.url}: not every output present after {RENDER_TIMEOUT_S} s: "
-                           f"{page.evaluate(PRESENT)}") from None
+        raise RenderFailed(f"{page.url}: not every output present after {RENDER_TIMEOUT_S} s: "
+                           f"{page.evaluate(PRESENT)}; the page's problems: {problems[-20:]}") from None
 
 
 def wait_ended(process, timeout_s: float = 10) -> bool:
@@ -413,20 +424,39 @@ def stock_page(browser, stock: StockVoila) -> dict:
     return render_page(browser, stock.url, stock.url.rstrip("/"), stock.process.pid, page_kernel, {})
 
 
+class RenderFailed(RuntimeError):
+    """A page that did not show every output within RENDER_TIMEOUT_S."""
+
+
 def measure_render(browser, service, share_url: str, stock: StockVoila, log) -> dict:
+    """Warm-up, ROUNDS rounds and the page while the pool refills. A page that does not render
+    is recorded (side, round, what was missing, the page's problems) and its round left out of
+    the figures; the run goes on."""
     pages = {"lakebook": lambda: lakebook_page(browser, service, share_url),
              "stock": lambda: stock_page(browser, stock)}
-    warmup = {side: pages[side]() for side in SIDES}
+    failed: list[dict] = []
+    warmup = {side: attempt(pages[side], side, "warm-up", failed, log) for side in SIDES}
     rounds = []
     for index in range(ROUNDS):
-        samples = {side: pages[side]() for side in round_order(index)}
+        samples = {side: attempt(pages[side], side, index + 1, failed, log) for side in round_order(index)}
+        if None in samples.values():
+            continue
         rounds.append({"first": round_order(index)[0], **{s: samples[s]["seconds"] for s in SIDES}, "pages": samples})
         log(f"  round {index + 1}: lakebook {samples['lakebook']['seconds']:.2f} s, "
             f"stock {samples['stock']['seconds']:.2f} s")
     pages["lakebook"]()  # takes the pool's kernel; the next user arrives while it refills
     refilling = lakebook_page(browser, service, share_url, wait=False)
     log(f"  lakebook while the pool refills: {refilling['seconds']:.2f} s")
-    return {"warmup": warmup, "rounds": rounds, "refilling": refilling}
+    return {"warmup": warmup, "rounds": rounds, "refilling": refilling, "failed_pages": failed}
+
+
+def attempt(page, side: str, which, failed: list[dict], log) -> dict | None:
+    try:
+        return page()
+    except RenderFailed as exc:
+        failed.append({"side": side, "round": which, "error": str(exc)})
+        log(f"  {side} page of round {which} did not render: {str(exc)[:300]}")
+        return None
 
 
 # -- the snapshot view ----------------------------------------------------------------------------------
@@ -556,6 +586,7 @@ def run(log=print) -> dict:
         "rounds": render["rounds"],
         "render": {**render_figures(render["rounds"]), "phases_median_s": phase_medians(render["rounds"])},
         "refilling": render["refilling"],
+        "failed_pages": render["failed_pages"],
         "snapshot": snapshot,
         "kernel_memory": memory,
         "leftover_kernels_killed": killed,
@@ -579,7 +610,8 @@ def summary(result: dict) -> list[str]:
     return [
         f"dashboard   rendered page: lakebook {r['median_s']['lakebook']:.2f} s, stock Voila {r['median_s']['stock']:.2f} s: "
         f"{r['ratio_of_medians']:.2f}x (paired {r['median_paired_ratio']:.2f}x; goal <= {r['goal']}x {mark[r['met']]}); "
-        f"arriving while the pool refills {result['refilling']['seconds']:.2f} s",
+        f"arriving while the pool refills {result['refilling']['seconds']:.2f} s; "
+        f"{len(result['failed_pages'])} page(s) did not render",
         "            where the time goes (medians, s): " + "; ".join(
             f"{side} " + ", ".join(f"{k} {v:.2f}" for k, v in r["phases_median_s"][side].items()) for side in SIDES),
         f"            snapshot view: HTTP median {s['http_ttlb_s']['median'] * 1000:.1f} ms (p95 "

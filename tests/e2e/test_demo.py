@@ -95,7 +95,7 @@ def assert_dashboard_step(out: str, root: Path) -> None:
         html = Path(row.html_path).read_text()
         check(share_secret(ws.share_key_path), link[1], store.share(token_id_of(link[1])), "delay_dashboard")
     assert html.count('data-mime-type="image/svg+xml"') >= 3, "the snapshot has its charts drawn"
-    assert 'class="jp-InputArea' not in html and "import DelayDashboard" not in html, "the snapshot shows code"
+    assert "import DelayDashboard" not in html and "dashboard.chart(" not in html, "the snapshot shows code"
 
 
 def lake_ids(root: Path, source: str, replayed: bool = True) -> list[str]:

@@ -43,10 +43,10 @@ def status(process) -> dict:
                      timeout=10).json()
 
 
-def _wait_for_pool(process, timeout_s: float = 120) -> None:
+def _wait_for_pool(process, timeout_s: float = 120, filled: int = 2) -> None:
     """The pre-heated kernels have executed their notebooks (Voila logs when a pool is full)."""
     deadline = time.monotonic() + timeout_s
-    while process.log_text().count("is filled with") < 2:
+    while process.log_text().count("is filled with") < filled:
         assert time.monotonic() < deadline, process.log_text()[-3000:]
         time.sleep(0.2)
 
@@ -172,3 +172,25 @@ def test_the_snapshot_command_prints_its_result_and_no_kernel_or_exporter_notice
              if "without encryption" in line or "WARNING" in line or "Alternative text" in line]
     assert not noise, noise
     assert "without encryption" in ws.log_path("dashboards-snapshot").read_text()  # the kernel's notice, logged
+
+
+@pytest.mark.timeout(240)
+def test_an_idle_page_kernel_is_culled_and_the_pre_heated_pool_is_kept(tmp_path):
+    ws = Workspace.load(make_workspace(tmp_path / "ws", "name: cull\ndashboards: {pool_size: 1, cull_idle_s: 3, "
+                                                          "cull_interval_s: 1}\n"))
+    publish(ws, write_dashboard(ws.root, code=[f"print('{MARKER}')"]))
+    token = share(ws, "delays", "1h")["url"].split("share=", 1)[1]
+    process = start_service(ws, "dashboards")
+    try:
+        _wait_for_pool(process, filled=1)
+        [pooled] = status(process)["kernels"]
+        with client(process) as browser:  # the page takes the pre-heated kernel; Voila starts the next one
+            assert MARKER in browser.get(f"/d/delays?share={token}").text
+        deadline = time.monotonic() + 120
+        while pooled in (kernels := status(process)["kernels"]) or len(kernels) != 1:
+            assert time.monotonic() < deadline, f"kernels now: {kernels}"
+            time.sleep(0.5)
+        time.sleep(5)  # idle longer than cull_idle_s: the new pooled kernel stays
+        assert list(status(process)["kernels"]) == list(kernels) and status(process)["pools"] == {"delays": 1}
+    finally:
+        process.stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -17,6 +16,7 @@ from tornado.websocket import websocket_connect
 from ingest_support import make_workspace
 from dashboard_support import MARKER, expired_share, write_dashboard
 from lakebook.dashboards import publish, revoke, share, take_snapshot
+from lakebook.dashboards.store import DashboardStore
 from lakebook.services import start_service
 from lakebook.workspace import Workspace
 

@@ -14,6 +14,7 @@ This is the only module that reads environment variables.
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Literal, Mapping, NamedTuple, get_args
@@ -207,12 +208,70 @@ class ServingSettings(_Section):
         "Serve logs a line per request in the proxy's and each replica's log (CPU on every request)"))
 
 
+_DURATION_UNITS_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration_s(value: Any) -> Any:
+    """Seconds from a number or ``90s``, ``30m``, ``4h``, ``1d`` (anything else is left to the field's check)."""
+    text = str(value).strip() if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
+    number, unit = text.rstrip("smhd"), text[len(text.rstrip("smhd")):]
+    try:
+        return float(number) * _DURATION_UNITS_S[unit] if text else value
+    except (ValueError, KeyError):
+        return value
+
+
+Duration = Annotated[float, BeforeValidator(_duration_s), Field(gt=0)]
+
+
+class AlertRoute(_Section):
+    """One line of the routing table: the alerts it matches (every ``match`` label equal, every
+    ``match_re`` label matching the whole regular expression) go to ``channels``, one message per
+    group of alerts that share the ``group_by`` labels."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    match: dict[str, str] = Field(default_factory=dict, description="labels the alert must have, with these values")
+    match_re: dict[str, str] = Field(default_factory=dict, description="labels whose value must match the regex")
+    channels: list[str] = Field(..., min_length=1, description="names of alerts.channels")
+    group_by: list[str] = Field(default_factory=lambda: ["alertname"], description=(
+        "labels whose values make a group: one message per group (default: per check)"))
+    group_wait: Duration | None = Field(None, description="wait this long after a new group's first alert before "
+                                                          "sending, so alerts firing together arrive together")
+    repeat_interval: Duration = Field(4 * 3600.0, description="a still-firing group is sent again after this")
+    send_resolved: bool = Field(True, description="send one notice when all of a group's alerts have resolved")
+    continue_: bool = Field(False, alias="continue", description="also try the routes after this one")
+
+    @model_validator(mode="after")
+    def _regexes_compile(self):
+        for label, pattern in self.match_re.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"match_re.{label}: {pattern!r} is not a regular expression ({exc})") from None
+        return self
+
+
 class AlertSettings(_Section):
+    routes: list[AlertRoute] = Field(default_factory=list, description=(
+        "the alert routing table, tried in order: the first route that matches takes an alert (unless it says "
+        "continue: true); without routes every alert goes to every channel"))
     channels: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")], _backend(backends.alert_channels)] = Field(
         default_factory=dict, description="alert channels by name: {type: webhook, url: ...}, "
                                           "{type: email, host: ..., from: ..., to: [...]} or {type: lab}")
     secrets_file: Path | None = Field(None, description=(
         "a YAML file outside git holding each channel's secrets: <channel>: {headers: {...}, password: ...}"))
+
+    @model_validator(mode="after")
+    def _routes_name_channels(self):
+        for i, route in enumerate(self.routes):
+            for name in route.channels:
+                if name not in self.channels:
+                    guess = did_you_mean(name, self.channels)
+                    known = ", ".join(sorted(self.channels)) or "none"
+                    raise ValueError(f"routes[{i}].channels: unknown channel {name!r} ("
+                                     + (f"{guess} " if guess else "") + f"declared channels: {known})")
+        return self
 
 
 class JobsSettings(_Section):
@@ -454,6 +513,8 @@ def _add_mqtt_credentials(mqtt: MqttSettings | None, entry: Any) -> None:
 def _model_at(loc: tuple) -> type[BaseModel] | None:
     model: type[BaseModel] | None = Settings
     for part in loc:
+        if part.isdigit():  # an item of a list of sections (alerts.routes.0)
+            continue
         field = model.model_fields.get(part) if model else None
         annotation = field.annotation if field else None  # a section, or an optional one (X | None)
         models = [a for a in (annotation, *get_args(annotation)) if isinstance(a, type) and issubclass(a, BaseModel)]
@@ -470,7 +531,7 @@ def _describe(exc: ValidationError, source: str, overrides: dict[str, Any]) -> s
         where = f"{key} (from environment {origin})" if origin else key
         if err["type"] == "extra_forbidden":
             parent = _model_at(loc[:-1])
-            allowed = sorted(parent.model_fields) if parent else []
+            allowed = sorted(f.alias or n for n, f in parent.model_fields.items()) if parent else []
             guess = did_you_mean(loc[-1], allowed)
             lines.append(f"  {where}: unknown key{'; ' + guess if guess else ''} allowed keys: {', '.join(allowed)}")
         else:

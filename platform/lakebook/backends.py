@@ -252,7 +252,7 @@ class EmailChannelConfig(BackendConfig):
 
 class LabChannelConfig(BackendConfig):
     """An alert channel that JupyterLab shows: the alert is kept in the Lab's inbox in the
-    catalog database (``lakebook alerts list`` reads it too)."""
+    catalog database (``lakebook alerts inbox`` reads it too)."""
 
     type: Literal["lab"] = "lab"
     keep: int = Field(1000, ge=1, le=1_000_000, description=(

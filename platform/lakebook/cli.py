@@ -210,6 +210,21 @@ def catalog_lineage(ctx, name, as_json) -> None:
         click.echo(line)
 
 
+@catalog.command("impact")
+@click.argument("name")
+@json_option
+@click.pass_context
+def catalog_impact(ctx, name, as_json) -> None:
+    """Everything downstream of table or source NAME: tables, feature views, jobs, dashboards, endpoints."""
+    from .monitor.impact import impact, impact_lines
+
+    found = impact(_workspace(ctx), name)
+    if as_json:
+        return _print_json(found.as_dict())
+    for line in impact_lines(found):
+        click.echo(line)
+
+
 # -- transforms -----------------------------------------------------------------------------
 @cli.group()
 def transform() -> None:
@@ -772,14 +787,124 @@ def dashboards_serve(ctx, port) -> None:
 # -- alerts -------------------------------------------------------------------------------
 @cli.group()
 def alerts() -> None:
-    """The Lab's alert inbox (alerts of `type: lab` channels), also without JupyterLab."""
+    """The monitor's alerts (list, ack, silence) and the Lab's inbox (alerts of `type: lab` channels)."""
+
+
+def _alert_state(alert: dict, silenced: bool) -> str:
+    if alert["status"] == "resolved":
+        return "resolved"
+    return "silenced" if silenced else f"acked by {alert['acked_by']}" if alert["acked_at"] else "firing"
 
 
 @listing(alerts)
+@click.option("--all", "show_all", is_flag=True, help="resolved alerts too")
+def alerts_list(ctx, as_json, show_all) -> None:
+    """The alert manager's alerts: open ones (firing; acked and silenced marked), or all with --all."""
+    from datetime import datetime, timezone
+
+    from .monitor.alertstore import AlertStore
+    from .monitor.routing import silenced_by
+
+    with AlertStore(_workspace(ctx)) as store:
+        found, silences = store.alerts(include_resolved=show_all), store.silences(datetime.now(timezone.utc))
+    rows = [{**a, "state": _alert_state(a, silenced_by(silences, a["labels"]) is not None)} for a in found]
+    _show(rows, as_json, "no alerts" if show_all else "no open alerts", lambda rows: _print_table(
+        ["id", "since (UTC)", "severity", "state", "alert", "labels"],
+        [[a["id"], _when(a["starts_at"]), a["severity"], a["state"], a["title"],
+          ", ".join(f"{k}={v}" for k, v in sorted(a["labels"].items()) if k in _SHOWN_LABELS)] for a in rows]))
+
+
+_SHOWN_LABELS = ("alertname", "table", "source", "column", "job", "endpoint", "feature_view")
+
+
+def _user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+@alerts.command("ack")
+@click.argument("alert_id", type=int)
+@click.option("--by", default=None, help="who acknowledges it (default: the current user)")
+@click.pass_context
+def alerts_ack(ctx, alert_id, by) -> None:
+    """Acknowledge alert ALERT_ID: not sent again until it resolves and fires anew."""
+    from datetime import datetime, timezone
+
+    from .monitor import AlertManager
+
+    alert = AlertManager(_workspace(ctx)).ack(alert_id, by or _user(), datetime.now(timezone.utc))
+    if alert["status"] != "firing":
+        click.echo(f"alert {alert_id} has resolved: nothing to acknowledge")
+    else:
+        click.echo(f"alert {alert_id} acknowledged by {alert['acked_by']}")
+
+
+@alerts.command("silence")
+@click.option("--match", "matchers", multiple=True, required=True,
+              help="label=value, label!=value or label=~regex (repeat: all must hold)")
+@click.option("--for", "duration", default="2h", show_default=True, help="how long: 30m, 2h, 1d")
+@click.option("--comment", required=True, help="why (shown with the silence)")
+@click.option("--by", default=None, help="who silences (default: the current user)")
+@click.pass_context
+def alerts_silence(ctx, matchers, duration, comment, by) -> None:
+    """Silence the alerts matching every --match for a while: they are not sent."""
+    from datetime import datetime, timedelta, timezone
+
+    from .jobs.definitions import parse_duration
+    from .monitor.alertstore import AlertStore
+    from .monitor.routing import parse_matcher
+
+    parsed = [parse_matcher(m) for m in matchers]
+    try:
+        seconds = parse_duration(duration)
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc} (write 30m, 2h or 1d)", param_hint="--for") from None
+    now = datetime.now(timezone.utc)
+    with AlertStore(_workspace(ctx)) as store:
+        silence = store.add_silence(parsed, now, now + timedelta(seconds=seconds), comment, by or _user())
+    click.echo(f"silence {silence['id']} until {_when(silence['ends_at'])} UTC: {_matchers_text(silence)}")
+
+
+def _matchers_text(silence: dict) -> str:
+    return ", ".join(f"{label}{op}{value}" for label, op, value in silence["matchers"])
+
+
+@listing(alerts, "silences")
+@click.option("--all", "show_all", is_flag=True, help="ended silences too")
+def alerts_silences(ctx, as_json, show_all) -> None:
+    """Silences in force (all with --all), newest first."""
+    from datetime import datetime, timezone
+
+    from .monitor.alertstore import AlertStore
+
+    with AlertStore(_workspace(ctx)) as store:
+        found = store.silences(None if show_all else datetime.now(timezone.utc))
+    _show(found, as_json, "no silences", lambda rows: _print_table(
+        ["id", "matchers", "from (UTC)", "until (UTC)", "by", "comment"],
+        [[s["id"], _matchers_text(s), _when(s["starts_at"]), _when(s["ends_at"]), s["created_by"], s["comment"]]
+         for s in rows]))
+
+
+@alerts.command("unsilence")
+@click.argument("silence_id", type=int)
+@click.pass_context
+def alerts_unsilence(ctx, silence_id) -> None:
+    """End silence SILENCE_ID now."""
+    from datetime import datetime, timezone
+
+    from .monitor.alertstore import AlertStore
+
+    with AlertStore(_workspace(ctx)) as store:
+        store.expire_silence(silence_id, datetime.now(timezone.utc))
+    click.echo(f"silence {silence_id} ended")
+
+
+@listing(alerts, "inbox")
 @click.option("--all", "show_all", is_flag=True, help="read alerts too")
 @click.option("--limit", type=int, default=50, show_default=True)
-def alerts_list(ctx, as_json, show_all, limit) -> None:
-    """Alerts in the inbox, newest first: unread ones, or all with --all."""
+def alerts_inbox(ctx, as_json, show_all, limit) -> None:
+    """The Lab's inbox (alerts of `type: lab` channels), newest first: unread ones, or all with --all."""
     from .alerts import Inbox
 
     with Inbox(_workspace(ctx)) as inbox:
@@ -794,7 +919,7 @@ def alerts_list(ctx, as_json, show_all, limit) -> None:
 @click.argument("alert_id", type=int, required=False)
 @click.pass_context
 def alerts_read(ctx, alert_id) -> None:
-    """Mark alert ALERT_ID read, or every alert without one."""
+    """Mark inbox alert ALERT_ID read, or every inbox alert without one."""
     from .alerts import Inbox
 
     with Inbox(_workspace(ctx)) as inbox:

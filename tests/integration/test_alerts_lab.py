@@ -67,14 +67,14 @@ async def test_a_failed_job_run_leaves_a_critical_alert_the_lab_and_the_cli_read
     assert alert["labels"] == {"job": "nightly", "run": str(run_id), "event": "failure", "trigger": "manual"}
     assert "ValueError" in alert["text"] and alert["created_at"].endswith("Z")
 
-    listed = lakebook(lab_ws, "alerts", "list", "--json")
+    listed = lakebook(lab_ws, "alerts", "inbox", "--json")
     assert listed.returncode == 0, listed.stderr
     assert [(a["id"], a["title"], a["severity"]) for a in json.loads(listed.stdout)] == [
         (alert["id"], alert["title"], "critical")]
 
     assert await call(jp_fetch, params={"after": alert["id"]}) == (200, {"alerts": [], "unread": 1})
     assert await call(jp_fetch, str(alert["id"]), "read", post=True) == (200, {"marked": 1, "unread": 0})
-    assert json.loads(lakebook(lab_ws, "alerts", "list", "--json").stdout) == []
+    assert json.loads(lakebook(lab_ws, "alerts", "inbox", "--json").stdout) == []
     status, answer = await call(jp_fetch, params={"unread": "true"})
     assert (status, answer["alerts"], answer["unread"]) == (200, [], 0)
 
@@ -82,7 +82,7 @@ async def test_a_failed_job_run_leaves_a_critical_alert_the_lab_and_the_cli_read
 async def test_bad_requests_get_lakebooks_error_shape(jp_fetch, lab_ws):
     status, body = await call(jp_fetch, "999", "read", post=True)
     assert status == 404 and body["error"]["message"] == "no alert 999 in the inbox", body
-    assert "lakebook alerts list --all" in body["error"]["hint"]
+    assert "lakebook alerts inbox --all" in body["error"]["hint"]
     status, body = await call(jp_fetch, params={"limit": "0"})
     assert status == 422 and body["error"]["message"].startswith("invalid parameters: limit:"), body
     status, body = await call(jp_fetch, params={"afterr": "3"})

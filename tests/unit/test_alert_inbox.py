@@ -92,7 +92,7 @@ def test_marking_read_one_alert_or_all(inbox):
 def test_marking_an_unknown_alert_read_is_a_not_found_with_a_hint(inbox):
     with pytest.raises(NotFound) as info:
         inbox.mark_read(42)
-    assert info.value.message == "no alert 42 in the inbox" and "lakebook alerts list --all" in info.value.hint
+    assert info.value.message == "no alert 42 in the inbox" and "lakebook alerts inbox --all" in info.value.hint
 
 
 def lakebook(ws: Workspace, *args: str):
@@ -105,13 +105,13 @@ def lakebook(ws: Workspace, *args: str):
 
 def test_the_cli_lists_unread_alerts_and_marks_them_read(lab_ws, inbox):
     first, second = inbox.add("lab", alert(1), keep=1000), inbox.add("lab", alert(2, "warning"), keep=1000)
-    listed = json.loads(lakebook(lab_ws, "alerts", "list", "--json").output)
+    listed = json.loads(lakebook(lab_ws, "alerts", "inbox", "--json").output)
     assert [(a["id"], a["severity"], a["title"]) for a in listed] == [
         (second, "warning", "job report: run 2 failure"), (first, "critical", "job report: run 1 failure")]
     assert lakebook(lab_ws, "alerts", "read", str(first)).output == f"alert {first} marked read\n"
-    assert [a["id"] for a in json.loads(lakebook(lab_ws, "alerts", "list", "--json").output)] == [second]
-    assert [a["id"] for a in json.loads(lakebook(lab_ws, "alerts", "list", "--json", "--all").output)] == [second, first]
+    assert [a["id"] for a in json.loads(lakebook(lab_ws, "alerts", "inbox", "--json").output)] == [second]
+    assert [a["id"] for a in json.loads(lakebook(lab_ws, "alerts", "inbox", "--json", "--all").output)] == [second, first]
     assert lakebook(lab_ws, "alerts", "read").output == "1 alerts marked read\n"
-    assert lakebook(lab_ws, "alerts", "list").output == "no unread alerts\n"
-    table = lakebook(lab_ws, "alerts", "list", "--all").output
+    assert lakebook(lab_ws, "alerts", "inbox").output == "no unread alerts\n"
+    table = lakebook(lab_ws, "alerts", "inbox", "--all").output
     assert "job report: run 2 failure" in table and "critical" in table

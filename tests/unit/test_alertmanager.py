@@ -4,6 +4,7 @@ the routing table's config errors. Messages go to ``lab`` channels, read back fr
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -196,3 +197,31 @@ def test_downstream_follows_tables_and_job_nodes_transitively():
     edges = [("raw.flights", "warehouse.flights"), ("warehouse.flights", "job:report"),
              ("job:report", "warehouse.report"), ("raw.weather", "warehouse.weather")]
     assert downstream(edges, "raw.flights") == ["warehouse.flights", "job:report", "warehouse.report"]
+
+
+def lakebook(ws: Workspace, *args: str):
+    from click.testing import CliRunner
+
+    from lakebook.cli import cli
+
+    return CliRunner().invoke(cli, ["-w", str(ws.root), *args], obj={}, catch_exceptions=False)
+
+
+def test_the_cli_lists_acks_and_silences_alerts(ws):
+    AlertManager(ws).receive([check("flights_fresh", "critical", table="raw.flights"), check("weather_fresh")],
+                             datetime.now(timezone.utc))
+    listed = json.loads(lakebook(ws, "alerts", "list", "--json").output)
+    assert {a["labels"]["alertname"]: a["state"] for a in listed} == {"flights_fresh": "firing",
+                                                                      "weather_fresh": "firing"}
+    flights = next(a["id"] for a in listed if a["labels"]["alertname"] == "flights_fresh")
+    assert lakebook(ws, "alerts", "ack", str(flights), "--by", "ana").output == f"alert {flights} acknowledged by ana\n"
+    out = lakebook(ws, "alerts", "silence", "--match", "alertname=weather_fresh", "--for", "2h",
+                   "--comment", "known outage", "--by", "bo").output
+    assert out.startswith("silence 1 until ") and out.endswith("alertname=weather_fresh\n")
+    table = lakebook(ws, "alerts", "list").output
+    assert "acked by ana" in table and "silenced" in table
+    [silence] = json.loads(lakebook(ws, "alerts", "silences", "--json").output)
+    assert (silence["comment"], silence["created_by"]) == ("known outage", "bo")
+    assert lakebook(ws, "alerts", "unsilence", "1").output == "silence 1 ended\n"
+    assert lakebook(ws, "alerts", "silences").output == "no silences\n"
+    assert len(json.loads(lakebook(ws, "alerts", "silences", "--json", "--all").output)) == 1

@@ -89,6 +89,6 @@ class Inbox(CatalogTables):
             if alert_id is not None:
                 if session.get(LabAlertRow, alert_id) is None:
                     raise NotFound(f"no alert {alert_id} in the inbox",
-                                   hint="`lakebook alerts list --all` shows the alerts it holds (old ones are dropped)")
+                                   hint="`lakebook alerts inbox --all` shows the alerts it holds (old ones are dropped)")
                 query = query.where(LabAlertRow.id == alert_id)
             return session.execute(query).rowcount

@@ -13,6 +13,7 @@ from .endpoints import EndpointsAPI
 from .handlers import api_handlers
 from .jobs import JobsAPI
 from .jobs_handlers import job_handlers
+from .monitor_alerts import MonitorAlertsAPI, monitor_alert_handlers
 
 
 class LakebookApp(ExtensionApp):
@@ -33,6 +34,7 @@ class LakebookApp(ExtensionApp):
     jobs: JobsAPI
     alerts: AlertsAPI
     dashboards: DashboardsAPI
+    monitor_alerts: MonitorAlertsAPI
 
     def initialize_settings(self) -> None:
         self.lake = LakeAPI(self.workspace, self.serverapp.root_dir)
@@ -41,13 +43,15 @@ class LakebookApp(ExtensionApp):
                             allow_hidden=self.serverapp.contents_manager.allow_hidden)
         self.alerts = AlertsAPI(self.lake.workspace)
         self.dashboards = DashboardsAPI(self.lake.workspace, self.serverapp.root_dir)
+        self.monitor_alerts = MonitorAlertsAPI(self.lake.workspace)
         try:
             self.log.info("lakebook: workspace %s", self.lake.workspace().root)
         except Exception as exc:  # the server still starts; each API call says what is wrong
             self.log.warning("lakebook: %s", exc)
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(api_handlers() + job_handlers() + alert_handlers() + dashboard_handlers())
+        self.handlers.extend(api_handlers() + job_handlers() + alert_handlers() + dashboard_handlers()
+                             + monitor_alert_handlers())
 
     async def stop_extension(self) -> None:
         self.lake.close()

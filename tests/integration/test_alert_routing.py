@@ -123,3 +123,25 @@ def test_the_cli_silences_and_acks_and_what_it_covers_is_not_sent(ws, receiver, 
     assert "acked by ana" in table and "silenced" in table
     bad = lakebook(ws, "alerts", "ack", "999")
     assert bad.returncode != 0 and "no alert 999" in bad.stderr and "lakebook alerts list" in bad.stderr
+
+
+def test_catalog_impact_lists_the_downstream_tables_and_feature_views(flights_ws):
+    from lakebook.catalog import open_catalog
+
+    ws = Workspace.load(flights_ws)
+    catalog = open_catalog(ws)
+    # Read upwards, table by table: every table with raw.flights among its upstream is downstream of it.
+    below = sorted(t.qualified_name for t in catalog.tables()
+                   if any(e["upstream"] == "raw.flights" for e in catalog.lineage(t.qualified_name)))
+    assert below and any(name.startswith("features.") for name in below)
+    shown = lakebook(ws, "catalog", "impact", "raw.flights", "--json")
+    assert shown.returncode == 0, shown.stderr
+    found = json.loads(shown.stdout)
+    assert [t for t in found["tables"] if not t.startswith("job:")] == found["tables"]
+    assert set(below) <= set(found["tables"])
+    assert {"origin_delays", "carrier_daily", "plane_stats"} <= set(found["feature_views"])
+    assert found["feature_services"] == ["flight_delay_v1"]
+    text = lakebook(ws, "catalog", "impact", "flights").stdout
+    assert text.startswith("downstream of raw.flights:\n") and "feature views: " in text
+    unknown = lakebook(ws, "catalog", "impact", "raw.flight")
+    assert unknown.returncode != 0 and "did you mean raw.flights?" in unknown.stderr

@@ -62,6 +62,9 @@ def test_a_firing_alert_goes_once_to_its_route_then_again_after_repeat_interval(
     evaluate(ws, T0 + timedelta(minutes=60), check("flights_fresh", "critical", table="raw.flights"))
     assert len(inbox_titles(ws, "pager")) == 2
     assert inbox_titles(ws, "chat") == inbox_titles(ws, "pager")  # the first route names both
+    with Inbox(ws) as inbox:
+        text = inbox.alerts()[0]["text"]
+    assert "flights_fresh: measured 3h" in text and "impact (downstream of raw.flights):" in text
 
 
 def test_one_resolve_notice_when_the_group_has_resolved(ws):

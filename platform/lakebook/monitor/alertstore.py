@@ -111,6 +111,9 @@ class AlertStore(CatalogTables):
         """Record a firing ``alert``; the row and whether it started now (new, or firing again after
         it resolved). ``impact()`` is called only for an alert that starts."""
         fp = fingerprint(alert.labels)
+        with Session(self.engine) as session:  # the impact list is looked up outside the write transaction
+            before = session.scalar(select(AlertRow.status).where(AlertRow.fingerprint == fp))
+        found = impact() if impact and before != "firing" else {}
         with Session(self.engine) as session, session.begin():
             row = session.scalar(select(AlertRow).where(AlertRow.fingerprint == fp))
             started = row is None or row.status == "resolved"
@@ -119,7 +122,7 @@ class AlertStore(CatalogTables):
                 session.add(row)
             if started:
                 row.starts_at, row.ends_at, row.acked_by, row.acked_at = now, None, None, None
-                row.impact = json.dumps(impact() if impact else {})
+                row.impact = json.dumps(found)
             row.title, row.text, row.severity, row.url = alert.title, alert.text, alert.severity, alert.url
             row.status, row.last_seen = "firing", now
             session.flush()

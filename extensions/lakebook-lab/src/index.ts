@@ -37,6 +37,7 @@ import { endpointsIcon, jobsIcon, lakeIcon } from './icons';
 import { JOBS_PANEL_ID, JobsPanel } from './jobspanel';
 import { LakeCellHighlighter, SQL_MIME_TYPE } from './lakecells';
 import { isLakeCell, ITableInfo, lakeQueryText } from './model';
+import { addNotebookButton } from './notebookbutton';
 import { LAKE_PANEL_ID, LakePanel } from './panel';
 import { PreviewView } from './preview';
 import { RunOutputView } from './runoutput';
@@ -301,20 +302,15 @@ const jobsPanelPlugin: JupyterFrontEndPlugin<void> = {
         }
       }
     });
-    const addButton = (notebook: NotebookPanel) =>
-      notebook.toolbar.insertItem(
-        10,
-        'lakebook-schedule',
-        new ToolbarButton({
-          icon: jobsIcon,
-          label: 'Schedule',
-          className: 'lakebook-schedule-button',
-          tooltip: 'Schedule this notebook as a job',
-          onClick: () => void app.commands.execute(CommandIDs.scheduleNotebook, { path: notebook.context.path })
-        })
-      );
-    notebooks.forEach(addButton);
-    notebooks.widgetAdded.connect((_, notebook) => addButton(notebook));
+    addNotebookButton(app, notebooks, {
+      name: 'lakebook-schedule',
+      index: 10,
+      icon: jobsIcon,
+      label: 'Schedule',
+      className: 'lakebook-schedule-button',
+      tooltip: 'Schedule this notebook as a job',
+      command: CommandIDs.scheduleNotebook
+    });
     if (palette) {
       palette.addItem({ command: CommandIDs.openJobsPanel, category: PALETTE_CATEGORY });
       palette.addItem({ command: CommandIDs.scheduleNotebook, category: PALETTE_CATEGORY });

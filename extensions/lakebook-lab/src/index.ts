@@ -2,8 +2,9 @@
  * lakebook in JupyterLab: the Lake panel in the left sidebar (catalog tree,
  * "Insert query", "Preview"), the Endpoints panel (model endpoints and a "try it"
  * form), the Jobs panel (notebook jobs, their history and output) with "Schedule"
- * on the notebook toolbar, the alerts of `type: lab` channels as notifications, and SQL
- * highlighting for `%%lake` cells.
+ * on the notebook toolbar, the alerts of `type: lab` channels as notifications, the Alerts
+ * panel (the monitor's alerts, its tab counting the open ones), and SQL highlighting for
+ * `%%lake` cells.
  */
 import {
   ILayoutRestorer,
@@ -30,6 +31,7 @@ import {
 import { Widget } from '@lumino/widgets';
 
 import { AlertNotifier } from './alertnotifier';
+import { alertsPanelPlugin } from './alertsplugin';
 import { fetchRunOutput } from './api';
 import { dashboardsPanelPlugin } from './dashboardsplugin';
 import { ENDPOINTS_PANEL_ID, EndpointsPanel } from './endpointspanel';
@@ -381,5 +383,6 @@ export default [
   jobsPanelPlugin,
   alertsPlugin,
   dashboardsPanelPlugin,
+  alertsPanelPlugin,
   lakeCellsPlugin
 ];

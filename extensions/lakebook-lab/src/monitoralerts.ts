@@ -22,6 +22,8 @@ export interface IMonitorAlert {
   labels: Record<string, string>;
   starts_at: string;
   ends_at: string | null;
+  /** Acknowledged by someone: who and when, if the server says. */
+  acked: boolean;
   acked_by: string | null;
   acked_at: string | null;
   silenced: boolean;
@@ -32,6 +34,7 @@ export interface IMonitorAlert {
 /** `GET /lakebook/api/monitor/alerts`: the alerts, and how many are open. */
 export interface IMonitorAlerts {
   alerts: IMonitorAlert[];
+  /** Firing, neither acknowledged nor silenced: what the badge counts. */
   open: number;
 }
 
@@ -65,6 +68,34 @@ function textOrNull(value: unknown): string | null {
   return typeof value === 'string' && value ? value : null;
 }
 
+/** The kinds of an impact object, in the order listed, and how an entry of each reads. */
+const IMPACT_KINDS: [string, string][] = [
+  ['tables', ''],
+  ['feature_views', 'feature view '],
+  ['feature_services', 'feature service '],
+  ['jobs', 'job '],
+  ['dashboards', 'dashboard '],
+  ['endpoints', 'endpoint ']
+];
+
+/**
+ * What an alert affects, one text each: a list of texts as it is, or the alert manager's
+ * impact object (`{tables: [..], jobs: [..], ...}`) with each entry named by its kind
+ * ("mart.delays", "job nightly"); its notes are not things affected, and are left out.
+ */
+export function impactEntries(impact: unknown): string[] {
+  if (Array.isArray(impact)) {
+    return impact.map(String);
+  }
+  if (!impact || typeof impact !== 'object') {
+    return [];
+  }
+  const byKind = impact as Record<string, unknown>;
+  return IMPACT_KINDS.flatMap(([kind, prefix]) =>
+    Array.isArray(byKind[kind]) ? (byKind[kind] as unknown[]).map(name => `${prefix}${String(name)}`) : []
+  );
+}
+
 /**
  * One alert of an answer, its fields checked and defaulted (an older or newer server
  * may send fewer or more), or an error naming what is missing.
@@ -82,6 +113,9 @@ export function parseAlert(body: unknown): IMonitorAlert {
   }
   const severity = text(raw.severity) in SEVERITY_RANK ? (raw.severity as MonitorSeverity) : 'warning';
   const alertname = text(raw.alertname, labels.alertname ?? '');
+  const ackedBy = textOrNull(raw.acked_by);
+  const ackedAt = textOrNull(raw.acked_at);
+  const acked = raw.acked === true || ackedBy !== null || ackedAt !== null;
   return {
     id: raw.id,
     fingerprint: text(raw.fingerprint),
@@ -93,27 +127,31 @@ export function parseAlert(body: unknown): IMonitorAlert {
     labels,
     starts_at: text(raw.starts_at),
     ends_at: textOrNull(raw.ends_at),
-    acked_by: textOrNull(raw.acked_by),
-    acked_at: textOrNull(raw.acked_at),
+    acked,
+    acked_by: ackedBy,
+    acked_at: ackedAt,
     silenced: raw.silenced === true,
-    impact: Array.isArray(raw.impact) ? raw.impact.map(String) : []
+    impact: impactEntries(raw.impact)
   };
 }
 
-/** `GET /lakebook/api/monitor/alerts`'s body; `open` counted here when the server leaves it out. */
+/**
+ * `GET /lakebook/api/monitor/alerts`'s body. The open alerts are counted here, from the
+ * list, not taken from the answer's counts: the badge then always agrees with the rows
+ * (and the server's `open` counts every firing alert, acked or not).
+ */
 export function parseAlerts(body: unknown): IMonitorAlerts {
   const raw = (body && typeof body === 'object' ? body : null) as Record<string, unknown> | null;
   if (!raw || !Array.isArray(raw.alerts)) {
     throw malformed('a list of alerts');
   }
   const alerts = raw.alerts.map(parseAlert);
-  const open = typeof raw.open === 'number' ? raw.open : alerts.filter(isOpen).length;
-  return { alerts, open };
+  return { alerts, open: alerts.filter(isOpen).length };
 }
 
-/** Acknowledged by someone (the server sets both fields; either is enough). */
+/** Acknowledged by someone. */
 export function isAcked(alert: IMonitorAlert): boolean {
-  return alert.acked_by !== null || alert.acked_at !== null;
+  return alert.acked;
 }
 
 /** Open: firing, and neither acknowledged nor silenced (what the badge counts). */

@@ -5,6 +5,7 @@ import {
   badgeText,
   emptyText,
   IMonitorAlert,
+  impactEntries,
   impactText,
   isOpen,
   labelTexts,
@@ -33,6 +34,7 @@ function wire(id: number, fields: Record<string, unknown> = {}): Record<string, 
       severity: 'critical', table: 'raw.flights' },
     starts_at: '2024-03-05T11:50:00Z',
     ends_at: null,
+    acked: false,
     acked_by: null,
     acked_at: null,
     silenced: false,
@@ -50,14 +52,36 @@ describe('parseAlerts', () => {
     expect(answer.alerts).toEqual([{ ...wire(3) }]);
   });
 
+  it("reads the alert manager's answer: impact by kind, `acked`, times and counts of its own", () => {
+    const answer = parseAlerts({
+      alerts: [
+        wire(4, {
+          url: null, last_seen: '2024-03-05T11:59:00Z', acked: true, acked_by: 'ana', acked_at: '2024-03-05T11:55:00Z',
+          impact: { target: 'raw.flights', tables: ['mart.delays'], feature_views: ['flight_stats'],
+            feature_services: [], jobs: ['nightly'], dashboards: ['ops'], endpoints: ['delay'], notes: ['no Feast'] }
+        }),
+        wire(5, { impact: {} })
+      ],
+      open: 2,
+      unacked: 1
+    });
+    expect(answer.alerts[0].impact).toEqual(['mart.delays', 'feature view flight_stats', 'job nightly',
+      'dashboard ops', 'endpoint delay']);
+    expect(answer.alerts[0].acked).toBe(true);
+    expect(answer.alerts[1].impact).toEqual([]);
+    expect('last_seen' in answer.alerts[0]).toBe(false);
+    expect(answer.open).toBe(1); // the badge counts the unacked, unsilenced firing ones, as the rows show
+  });
+
   it('ignores fields it does not know and defaults the ones an older server leaves out', () => {
     const parsed = parseAlert({ id: 7, alertname: 'rejects', labels: { source: 'weather', n: 3 }, route: 'team-a' });
     expect(parsed).toEqual({
       id: 7, fingerprint: '', alertname: 'rejects', title: 'rejects', text: '', severity: 'warning',
       status: 'firing', labels: { source: 'weather', n: '3' }, starts_at: '', ends_at: null,
-      acked_by: null, acked_at: null, silenced: false, impact: []
+      acked: false, acked_by: null, acked_at: null, silenced: false, impact: []
     });
     expect('route' in parsed).toBe(false);
+    expect(parseAlert({ id: 8, labels: { alertname: 'late' } }).alertname).toBe('late');
   });
 
   it('counts the open alerts when the answer has no count', () => {
@@ -84,8 +108,9 @@ describe('parseAlerts', () => {
 describe('isOpen', () => {
   it('is firing and neither acked nor silenced', () => {
     expect(isOpen(alert(1))).toBe(true);
-    expect(isOpen(alert(1, { acked_by: 'ana', acked_at: '2024-03-05T11:55:00Z' }))).toBe(false);
+    expect(isOpen(alert(1, { acked: true, acked_by: 'ana', acked_at: '2024-03-05T11:55:00Z' }))).toBe(false);
     expect(isOpen(alert(1, { acked_at: '2024-03-05T11:55:00Z' }))).toBe(false);
+    expect(isOpen(alert(1, { acked: true }))).toBe(false);
     expect(isOpen(alert(1, { silenced: true }))).toBe(false);
     expect(isOpen(alert(1, { status: 'resolved', ends_at: '2024-03-05T11:58:00Z' }))).toBe(false);
   });
@@ -152,6 +177,13 @@ describe('a row', () => {
     ]);
   });
 
+  it('reads an impact given as a list or by kind, and nothing else', () => {
+    expect(impactEntries(['a', 'b'])).toEqual(['a', 'b']);
+    expect(impactEntries({ jobs: ['x'], tables: ['t'], unknown: ['u'] })).toEqual(['t', 'job x']);
+    expect(impactEntries(null)).toEqual([]);
+    expect(impactEntries('mart.delays')).toEqual([]);
+  });
+
   it('lists what it affects downstream, and nothing when nothing depends on it', () => {
     expect(impactText(alert(1))).toBe('affects: mart.delays, feature view flight_stats, dashboard ops');
     expect(impactText(alert(1, { impact: [] }))).toBe('');
@@ -167,6 +199,7 @@ describe('a row', () => {
       { mark: 'resolved', text: 'resolved' },
       { mark: 'acked', text: 'acked just now' }
     ]);
+    expect(markTexts(alert(1, { acked: true }), NOW)).toEqual([{ mark: 'acked', text: 'acked' }]);
   });
 
   it('has "Ack" while it fires unacknowledged, silenced or not', () => {

@@ -19,6 +19,7 @@ import {
   IScheduleRequest
 } from './jobs';
 import { ICatalog, IPreview } from './model';
+import { IMonitorAlert, IMonitorAlerts, parseAlert, parseAlerts } from './monitoralerts';
 
 const API_ROOT = 'lakebook/api';
 
@@ -154,6 +155,16 @@ export function fetchAlerts(after: number, limit: number): Promise<ILabAlerts> {
 /** `POST /lakebook/api/alerts/{id}/read` */
 export function markAlertRead(id: number): Promise<{ marked: number; unread: number }> {
   return requestAPI<{ marked: number; unread: number }>(`alerts/${id}/read`, {}, post());
+}
+
+/** `GET /lakebook/api/monitor/alerts`: the monitor's alerts and how many are open. */
+export async function fetchMonitorAlerts(): Promise<IMonitorAlerts> {
+  return parseAlerts(await requestAPI<unknown>('monitor/alerts'));
+}
+
+/** `POST /lakebook/api/monitor/alerts/{id}/ack`: the alert, acknowledged by this Lab's user. */
+export async function ackMonitorAlert(id: number): Promise<IMonitorAlert> {
+  return parseAlert(await requestAPI<unknown>(`monitor/alerts/${id}/ack`, {}, post()));
 }
 
 const dashboard = (name: string) => `dashboards/${encodeURIComponent(name)}`;

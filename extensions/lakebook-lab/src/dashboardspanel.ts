@@ -9,7 +9,6 @@
  * tests can find things; every text comes from ./dashboards.
  */
 import { Dialog, showDialog } from '@jupyterlab/apputils';
-import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { fetchDashboards, openLink, shareDashboard, snapshotDashboard, unpublishDashboard } from './api';
@@ -24,7 +23,7 @@ import {
   serverLine
 } from './dashboards';
 import { errorBlock, h, panelHeader } from './dom';
-import { Poller } from './polling';
+import { pollWhileShown, Poller } from './polling';
 
 export const DASHBOARDS_PANEL_ID = 'lakebook-dashboards-panel';
 
@@ -43,6 +42,7 @@ export class DashboardsPanel extends Widget {
       this._status,
       this._body
     );
+    pollWhileShown(this, new Poller(() => this.refresh(), DASHBOARDS_REFRESH_MS));
   }
 
   /** The dashboards as last loaded, or null before the first successful load. */
@@ -66,21 +66,6 @@ export class DashboardsPanel extends Widget {
       this._error = error;
       this._render();
     }
-  }
-
-  dispose(): void {
-    this._poller.stop();
-    super.dispose();
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    this._poller.start();
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    this._poller.stop();
   }
 
   /** Run a row's action (marked busy meanwhile), then show what it changed or its error. */
@@ -218,7 +203,6 @@ export class DashboardsPanel extends Widget {
   private _links = new Map<string, { link: IShareLink; copied: boolean }>();
   private _generation = 0;
   private _shown = '';
-  private _poller = new Poller(() => this.refresh(), DASHBOARDS_REFRESH_MS);
 }
 
 /**

@@ -3,12 +3,12 @@
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, Notification } from '@jupyterlab/apputils';
-import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
-import { ToolbarButton } from '@jupyterlab/ui-components';
+import { INotebookTracker } from '@jupyterlab/notebook';
 
 import { suggestedDashboardName } from './dashboards';
 import { DASHBOARDS_PANEL_ID, DashboardsPanel } from './dashboardspanel';
 import { dashboardsIcon } from './icons';
+import { addNotebookButton } from './notebookbutton';
 import { publishNotebookDialog } from './publishform';
 
 export const OPEN_DASHBOARDS_PANEL = 'lakebook:open-dashboards-panel';
@@ -30,20 +30,15 @@ function addPublishCommand(app: JupyterFrontEnd, notebooks: INotebookTracker, pa
       }
     }
   });
-  const addButton = (notebook: NotebookPanel) =>
-    notebook.toolbar.insertItem(
-      11,
-      'lakebook-publish',
-      new ToolbarButton({
-        icon: dashboardsIcon,
-        label: 'Publish',
-        className: 'lakebook-publish-button',
-        tooltip: 'Publish this notebook as a dashboard',
-        onClick: () => void app.commands.execute(PUBLISH_NOTEBOOK, { path: notebook.context.path })
-      })
-    );
-  notebooks.forEach(addButton);
-  notebooks.widgetAdded.connect((_, notebook) => addButton(notebook));
+  addNotebookButton(app, notebooks, {
+    name: 'lakebook-publish',
+    index: 11,
+    icon: dashboardsIcon,
+    label: 'Publish',
+    className: 'lakebook-publish-button',
+    tooltip: 'Publish this notebook as a dashboard',
+    command: PUBLISH_NOTEBOOK
+  });
 }
 
 export const dashboardsPanelPlugin: JupyterFrontEndPlugin<void> = {

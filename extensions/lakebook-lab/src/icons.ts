@@ -40,3 +40,13 @@ export const dashboardsIcon = new LabIcon({
   </g>
 </svg>`
 });
+
+/** A bell: the Alerts panel's sidebar icon (its tab adds the open alerts' count). */
+export const alertsIcon = new LabIcon({
+  name: 'lakebook-lab:alerts',
+  svgstr: `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
+  <g class="jp-icon3" fill="#616161">
+    <path d="M12 2a1.5 1.5 0 0 0-1.5 1.5v.7A6 6 0 0 0 6 10v5l-2 2v1h16v-1l-2-2v-5a6 6 0 0 0-4.5-5.8v-.7A1.5 1.5 0 0 0 12 2zm-2 17a2 2 0 0 0 4 0h-4z"/>
+  </g>
+</svg>`
+});

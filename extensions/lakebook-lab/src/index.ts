@@ -2,8 +2,9 @@
  * lakebook in JupyterLab: the Lake panel in the left sidebar (catalog tree,
  * "Insert query", "Preview"), the Endpoints panel (model endpoints and a "try it"
  * form), the Jobs panel (notebook jobs, their history and output) with "Schedule"
- * on the notebook toolbar, the alerts of `type: lab` channels as notifications, and SQL
- * highlighting for `%%lake` cells.
+ * on the notebook toolbar, the alerts of `type: lab` channels as notifications, the Alerts
+ * panel (the monitor's alerts, its tab counting the open ones), and SQL highlighting for
+ * `%%lake` cells.
  */
 import {
   ILayoutRestorer,
@@ -30,6 +31,7 @@ import {
 import { Widget } from '@lumino/widgets';
 
 import { AlertNotifier } from './alertnotifier';
+import { alertsPanelPlugin } from './alertsplugin';
 import { fetchRunOutput } from './api';
 import { dashboardsPanelPlugin } from './dashboardsplugin';
 import { ENDPOINTS_PANEL_ID, EndpointsPanel } from './endpointspanel';
@@ -37,6 +39,7 @@ import { endpointsIcon, jobsIcon, lakeIcon } from './icons';
 import { JOBS_PANEL_ID, JobsPanel } from './jobspanel';
 import { LakeCellHighlighter, SQL_MIME_TYPE } from './lakecells';
 import { isLakeCell, ITableInfo, lakeQueryText } from './model';
+import { addNotebookButton } from './notebookbutton';
 import { LAKE_PANEL_ID, LakePanel } from './panel';
 import { PreviewView } from './preview';
 import { RunOutputView } from './runoutput';
@@ -301,20 +304,15 @@ const jobsPanelPlugin: JupyterFrontEndPlugin<void> = {
         }
       }
     });
-    const addButton = (notebook: NotebookPanel) =>
-      notebook.toolbar.insertItem(
-        10,
-        'lakebook-schedule',
-        new ToolbarButton({
-          icon: jobsIcon,
-          label: 'Schedule',
-          className: 'lakebook-schedule-button',
-          tooltip: 'Schedule this notebook as a job',
-          onClick: () => void app.commands.execute(CommandIDs.scheduleNotebook, { path: notebook.context.path })
-        })
-      );
-    notebooks.forEach(addButton);
-    notebooks.widgetAdded.connect((_, notebook) => addButton(notebook));
+    addNotebookButton(app, notebooks, {
+      name: 'lakebook-schedule',
+      index: 10,
+      icon: jobsIcon,
+      label: 'Schedule',
+      className: 'lakebook-schedule-button',
+      tooltip: 'Schedule this notebook as a job',
+      command: CommandIDs.scheduleNotebook
+    });
     if (palette) {
       palette.addItem({ command: CommandIDs.openJobsPanel, category: PALETTE_CATEGORY });
       palette.addItem({ command: CommandIDs.scheduleNotebook, category: PALETTE_CATEGORY });
@@ -385,5 +383,6 @@ export default [
   jobsPanelPlugin,
   alertsPlugin,
   dashboardsPanelPlugin,
+  alertsPanelPlugin,
   lakeCellsPlugin
 ];

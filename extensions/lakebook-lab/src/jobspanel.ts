@@ -7,13 +7,12 @@
  * Plain DOM with `data-job` / `data-run` / `data-cell` / `data-action` attributes so
  * browser tests can find things; every text comes from ./jobs.
  */
-import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { cancelRun, fetchJobs, fetchRuns, setJobEnabled, startRun } from './api';
 import { errorBlock, h, panelHeader } from './dom';
 import { IJob, IJobs, IRun, jobCells, runCells } from './jobs';
-import { Poller } from './polling';
+import { pollWhileShown, Poller } from './polling';
 
 export const JOBS_PANEL_ID = 'lakebook-jobs-panel';
 
@@ -36,6 +35,7 @@ export class JobsPanel extends Widget {
     this._status = h('div', { className: 'lakebook-status' });
     this._body = h('div', { className: 'lakebook-body' });
     this.node.append(panelHeader('Jobs', 'Refresh the jobs', () => void this.refresh()), this._status, this._body);
+    pollWhileShown(this, new Poller(() => this.refresh(), JOBS_REFRESH_MS));
   }
 
   /** The jobs as last loaded, or null before the first successful load. */
@@ -68,21 +68,6 @@ export class JobsPanel extends Widget {
   showHistory(name: string): Promise<void> {
     this._open.add(name);
     return this.refresh();
-  }
-
-  dispose(): void {
-    this._poller.stop();
-    super.dispose();
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    this._poller.start();
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    this._poller.stop();
   }
 
   /** Run an action of a row, then show what it changed (or its error). */
@@ -225,5 +210,4 @@ export class JobsPanel extends Widget {
   private _notice: unknown = null;
   private _generation = 0;
   private _shown = '';
-  private _poller = new Poller(() => this.refresh(), JOBS_REFRESH_MS);
 }

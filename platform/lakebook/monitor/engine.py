@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from ..alerts import Alert
-from ..errors import LakebookError
+from ..errors import LakebookError, UnknownTable
 from .definitions import Check, CheckSet, load_checks
 from .kinds import measure_function
 from .measure import Measurement
@@ -69,7 +69,10 @@ def _evaluate_one(workspace, check: Check, now: datetime) -> tuple[Result, dict[
     try:
         measurement = measure_function(check.kind)(workspace, check, now)
         level, detail = check.level(measurement.value), measurement.detail
-    except LakebookError as exc:  # a missing stage, a table not in the catalog: said, not a traceback
+    except UnknownTable as exc:  # not built yet (or misspelt: the detail says which tables exist)
+        measurement, level = Measurement(None, check.unit, ""), "unknown"
+        detail = exc.message + (f" ({exc.hint})" if exc.hint else "")
+    except LakebookError as exc:  # a missing stage, a bad option: said, not a traceback
         measurement, level = Measurement(None, check.unit, ""), "error"
         detail = exc.message + (f" ({exc.hint})" if exc.hint else "")
     except Exception as exc:  # noqa: BLE001 - one broken check never stops the others
@@ -128,7 +131,7 @@ def format_value(value: float | None, unit: str) -> str:
 def format_seconds(seconds: float) -> str:
     seconds = max(seconds, 0)
     if seconds < 60:
-        return f"{seconds:.0f}s" if seconds >= 1 else f"{seconds:.2f}s"
+        return f"{seconds:.0f}s" if seconds >= 1 else f"{seconds:.2g}s"
     parts, rest = [], int(seconds)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if rest >= size:

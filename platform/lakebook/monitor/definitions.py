@@ -191,6 +191,7 @@ def build_check(raw: Any, where: str, defaults: dict[str, "Check"] | None = None
     except ValueError as exc:
         raise MonitorDefinitionError(f"{where}: check: {exc}", hint=HINTS["check"]) from None
     spec = KINDS[kind_name]
+    options = _options(options, kind_name, spec, where)
     levels = {key: _level(getattr(definition, key), spec, where, key) for key in ("warn", "fail")}
     if levels["warn"] is None and levels["fail"] is None:
         if spec.default_fail is None:
@@ -199,7 +200,7 @@ def build_check(raw: Any, where: str, defaults: dict[str, "Check"] | None = None
         levels["fail"] = parse_condition(spec.default_fail, spec.unit)
     return Check(
         name=definition.name or default_name(definition.check), expression=f"{kind_name}({', '.join(args)})",
-        kind=kind_name, args=args, options=_options(options, kind_name, spec, where), warn=levels["warn"],
+        kind=kind_name, args=args, options=options, warn=levels["warn"],
         fail=levels["fail"], for_s=_for(definition.for_, where), labels=definition.labels,
         description=definition.description, origin=where.split(":")[0], enabled=definition.enabled)
 
@@ -326,7 +327,9 @@ def load_file(path: Path, defaults: dict[str, Check] | None = None, *, shown: st
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise MonitorDefinitionError(f"{label} is not valid YAML: {' '.join(str(exc).split())}",
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise MonitorDefinitionError(f"{label} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}",
                                      hint="quote levels that start with > or <: warn: \"> 2h\"") from None
     if raw is None:
         return []

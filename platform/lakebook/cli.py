@@ -812,8 +812,8 @@ def monitor() -> None:
 
 
 def _monitor_problems(problems: dict) -> None:
-    for where, problem in problems.items():
-        click.echo(f"error: {where} does not load: {problem}", err=True)
+    for problem in problems.values():  # each names its file (and check)
+        click.echo(f"error: {problem}", err=True)
 
 
 @monitor.command("run")

@@ -811,7 +811,12 @@ def monitor() -> None:
     """Checks on data, pipeline, features and models (monitors/*.yaml plus the contracts' defaults)."""
 
 
-def _monitor_problems(problems: dict) -> None:
+def _monitor_problems(ws, problems: dict) -> None:
+    from .monitor.definitions import where_checks_come_from
+
+    note = where_checks_come_from(ws)
+    if note:
+        click.echo(note, err=True)
     for problem in problems.values():  # each names its file (and check)
         click.echo(f"error: {problem}", err=True)
 
@@ -828,11 +833,11 @@ def monitor_run(ctx, names, as_json) -> None:
     if as_json:
         _print_json(evaluation.as_json())
     else:
-        _show(evaluation.results, False, "no checks (add monitors/*.yaml, or contracts for the default checks)",
+        _show(evaluation.results, False, "no checks evaluated",
               lambda rows: _print_table(["check", "state", "level", "value", "detail"], [
                   [c.name, s.state + (" (resolved)" if s.resolved else ""), r.level, format_value(r.value, r.unit),
                    r.detail] for c, r, s in rows]))
-        _monitor_problems(evaluation.problems)
+        _monitor_problems(_workspace(ctx), evaluation.problems)
     ctx.exit(1 if evaluation.failed or evaluation.problems else 0)
 
 
@@ -852,7 +857,7 @@ def monitor_status(ctx, name, limit, as_json) -> None:
         [[r["name"], r["state"], _when(r["since"]), format_value(r["value"], r["unit"]), r["detail"],
           " ".join(h["level"] for h in r["history"])] for r in rows]))
     if not as_json:
-        _monitor_problems(problems)
+        _monitor_problems(_workspace(ctx), problems)
 
 
 @listing(monitor)
@@ -862,12 +867,13 @@ def monitor_list(ctx, as_json) -> None:
 
     checks = load_checks(_workspace(ctx))
     rows = [c.as_json() for c in checks.checks.values()]
-    _show(rows, as_json, "no checks (add monitors/*.yaml, or contracts for the default checks)",
+    _show(rows, as_json, "no checks",
           lambda rows: _print_table(["check", "expression", "warn", "fail", "for", "enabled", "from"], [
               [r["name"], r["check"], r["warn"] or "-", r["fail"] or "-",
                "2 evaluations" if r["for_s"] is None else f"{r['for_s']:g} s", "yes" if r["enabled"] else "no",
                r["origin"]] for r in rows]))
-    _monitor_problems(checks.problems)
+    if not as_json:
+        _monitor_problems(_workspace(ctx), checks.problems)
 
 
 @monitor.command("serve")

@@ -4,6 +4,7 @@ the contracts' defaults, and evaluations over a real SQLite catalog with real fl
 
 from __future__ import annotations
 
+import json
 import textwrap
 from datetime import datetime, timedelta, timezone
 
@@ -321,7 +322,6 @@ def test_history_is_bounded_and_status_shows_it(lab_ws):
     from lakebook.monitor.engine import evaluate
     from lakebook.monitor.status import check_status
 
-    (lab_ws / "lakebook.yaml").write_text(LAB + "")
     (lab_ws / "lakebook.yaml").write_text(LAB.replace("defaults: false", "defaults: false, history: 3"))
     monitors(lab_ws, "checks: [{check: row_count(raw.flights), fail: '< 1'}]")
     ws = Workspace.load(lab_ws)
@@ -365,3 +365,33 @@ def test_stream_lag_comes_from_the_stream_status():
     assert lag_from_status(status, "planes").value is None
     stopped = lag_from_status({"running": False, "sources": {"flights": {"lag": 7}}}, None)
     assert stopped.value == 7 and "not running" in stopped.detail
+
+
+# -- the command ---------------------------------------------------------------------------------------
+def test_the_commands_say_where_the_checks_come_from(tmp_path, workspace_dir):
+    from click.testing import CliRunner
+
+    from lakebook.cli import cli
+
+    def lakebook(root, *args):
+        return CliRunner().invoke(cli, ["-w", str(root), "monitor", *args], obj={})
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "lakebook.yaml").write_text("name: bare\n")
+    listed = lakebook(bare, "list")
+    assert listed.exit_code == 0 and listed.output.splitlines()[0] == "no checks"
+    assert "no checks: add monitors/*.yaml (README, Monitoring), or contracts for the defaults" in listed.output
+    ran = lakebook(bare, "run")
+    assert ran.exit_code == 0 and ran.output.startswith("no checks evaluated")
+
+    defaults = lakebook(workspace_dir, "run", "--json")
+    assert defaults.exit_code == 0
+    assert {r["name"]: r["state"] for r in json.loads(defaults.output)["results"]}["reject_rate_flights"] == "unknown"
+    shown = lakebook(workspace_dir, "list")
+    assert "no monitors/*.yaml: the contracts' default checks only (freshness, reject rate)" in shown.output
+    monitors(workspace_dir, "checks: [{check: row_count(raw.flights), fail: '< 1', for: 0}]")
+    failing = lakebook(workspace_dir, "run", "row_count_raw_flights")
+    assert failing.exit_code == 1 and "firing" in failing.output and "no monitors" not in failing.output
+    status = lakebook(workspace_dir, "status", "row_count_raw_flights", "--json")
+    assert [r["state"] for r in json.loads(status.output)] == ["firing"]

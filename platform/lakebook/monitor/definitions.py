@@ -286,6 +286,16 @@ def monitors_dir(workspace) -> Path:
     return folder if folder.is_absolute() else workspace.root / folder
 
 
+def where_checks_come_from(workspace) -> str | None:
+    """A line for a workspace whose checks are not all declared: no monitors folder (the
+    contracts' defaults only), or neither that nor contracts (no checks); None otherwise."""
+    if definition_files(monitors_dir(workspace)):
+        return None
+    if workspace.settings.monitor.defaults and workspace.contracts():
+        return f"no {workspace.settings.monitor.dir}/*.yaml: the contracts' default checks only (freshness, reject rate)"
+    return f"no checks: add {workspace.settings.monitor.dir}/*.yaml (README, Monitoring), or contracts for the defaults"
+
+
 def definition_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.yaml")) if folder.is_dir() else []
 

@@ -8,6 +8,7 @@ lake's own clock, not the events' (the example replays 2013's flights today).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -146,17 +147,14 @@ def describe_schema_change(before: dict[str, str], after: dict[str, str]) -> str
 
 
 # -- the catalog's side -----------------------------------------------------------------------------
-class _catalog:
-    """The workspace's catalog for one measurement (sources registered), closed after."""
-
-    def __init__(self, workspace):
-        self.catalog = open_catalog(workspace)
-
-    def __enter__(self):
-        return self.catalog
-
-    def __exit__(self, *exc) -> None:
-        self.catalog.close()
+@contextmanager
+def _catalog(workspace):
+    """The workspace's catalog for one measurement (the contracts' tables registered), closed after."""
+    catalog = open_catalog(workspace)
+    try:
+        yield catalog
+    finally:
+        catalog.close()
 
 
 def _known_source(catalog, source: str) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import operator
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -211,8 +211,6 @@ def _toggle_default(definition: CheckDefinition, where: str, defaults: dict[str,
         guess = did_you_mean(definition.name or "", defaults)
         raise MonitorDefinitionError(f"{where}: check: missing", hint=(
             f"{guess + ' ' if guess else ''}{HINTS['check']}; a check without check: names a default to turn off"))
-    from dataclasses import replace
-
     return replace(defaults[definition.name], enabled=definition.enabled, origin=where.split(":")[0])
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from ..alerts import Alert
@@ -55,7 +55,7 @@ def evaluate(workspace, names: list[str] | None = None, now: datetime | None = N
         for check in selected:
             result, labels = _evaluate_one(workspace, check, now)
             state = advance(previous.get(check.name), result.level, check.for_s, now)
-            result = Result(**{**result.as_json(), "state": state.state})
+            result = replace(result, state=state.state)
             store.record(check.expression, state, result, workspace.settings.monitor.history)
             evaluation.results.append((check, result, state))
             evaluation.alerts += _alerts(check, result, state, labels)

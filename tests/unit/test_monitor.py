@@ -395,3 +395,40 @@ def test_the_commands_say_where_the_checks_come_from(tmp_path, workspace_dir):
     assert failing.exit_code == 1 and "firing" in failing.output and "no monitors" not in failing.output
     status = lakebook(workspace_dir, "status", "row_count_raw_flights", "--json")
     assert [r["state"] for r in json.loads(status.output)] == ["firing"]
+
+
+def test_volume_change_compares_the_last_window_with_the_baseline(lab_ws):
+    from lakebook.ingest import flush_ingest_log_to_raw
+    from lakebook.monitor.engine import evaluate
+
+    monitors(lab_ws, "checks: [{check: volume_change(raw.flights), fail: '< -50%', window: 1h, baseline: 1d, for: 0}]")
+    ws = Workspace.load(lab_ws)
+    log_events(ws, "flights", [flight(i) for i in range(40)])
+    flush_ingest_log_to_raw(ws)
+    now = datetime.now(timezone.utc)
+    young = evaluate(ws, now=now + timedelta(minutes=30)).results[0][1]
+    assert young.state == "unknown" and "less than one window (1h) of history" in young.detail
+    quiet = evaluate(ws, now=now + timedelta(hours=2)).results[0][1]  # 40 rows in the hour after the flush, none since
+    assert (quiet.value, quiet.state) == (-100.0, "firing")
+    assert quiet.detail == "0 rows in the last 1h vs 40 on average over 1h"
+
+
+def test_job_late_measures_how_long_a_due_run_has_waited(lab_ws):
+    from jobs_support import add_job, add_notebooks
+
+    from lakebook.jobs import JobStore, load_jobs
+    from lakebook.monitor.engine import evaluate
+
+    add_notebooks(lab_ws)
+    add_job(lab_ws, "nightly", "notebook: notebooks/ok.ipynb\n")
+    monitors(lab_ws, "checks: [{check: job_late(nightly), for: 0}]")  # its kind's level: fail > 15m
+    ws = Workspace.load(lab_ws)
+    now = datetime.now(timezone.utc)
+    with JobStore(ws) as store:
+        [run_id] = store.enqueue(load_jobs(ws, strict=True).job("nightly"), "cron", [now - timedelta(minutes=20)])
+        late = evaluate(ws, now=datetime.now(timezone.utc)).results[0][1]  # after it was queued
+        assert late.state == "firing" and late.value == pytest.approx(1200, abs=1)
+        assert late.detail == f"run {run_id} due 20m ago, not started (queued)"
+        assert store.claim(run_id)
+    started = evaluate(ws)
+    assert started.results[0][1].state == "ok" and [a.status for a in started.alerts] == ["resolved"]

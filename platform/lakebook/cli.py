@@ -930,6 +930,88 @@ def alerts_read(ctx, alert_id) -> None:
         click.echo(f"alert {alert_id} " + ("marked read" if marked else "was read already"))
 
 
+# -- monitor --------------------------------------------------------------------------------
+@cli.group()
+def monitor() -> None:
+    """Checks on data, pipeline, features and models (monitors/*.yaml plus the contracts' defaults)."""
+
+
+def _monitor_problems(ws, problems: dict) -> None:
+    from .monitor.definitions import where_checks_come_from
+
+    note = where_checks_come_from(ws)
+    if note:
+        click.echo(note, err=True)
+    for problem in problems.values():  # each names its file (and check)
+        click.echo(f"error: {problem}", err=True)
+
+
+@monitor.command("run")
+@click.argument("names", nargs=-1)
+@json_option
+@click.pass_context
+def monitor_run(ctx, names, as_json) -> None:
+    """Evaluate every check (or those named) once, record it, send its alerts; exit 1 when one fails."""
+    from .monitor.engine import evaluate, format_value
+
+    evaluation = evaluate(_workspace(ctx), list(names) or None)
+    if as_json:
+        _print_json(evaluation.as_json())
+    else:
+        _show(evaluation.results, False, "no checks evaluated",
+              lambda rows: _print_table(["check", "state", "level", "value", "detail"], [
+                  [c.name, s.state + (" (resolved)" if s.resolved else ""), r.level, format_value(r.value, r.unit),
+                   r.detail] for c, r, s in rows]))
+        _monitor_problems(_workspace(ctx), evaluation.problems)
+    ctx.exit(1 if evaluation.failed or evaluation.problems else 0)
+
+
+@monitor.command("status")
+@click.argument("name", required=False)
+@click.option("--history", "limit", type=int, default=5, show_default=True, help="recent results per check")
+@json_option
+@click.pass_context
+def monitor_status(ctx, name, limit, as_json) -> None:
+    """Each check's state, since when, its last value and recent results."""
+    from .monitor.engine import format_value
+    from .monitor.status import check_status
+
+    rows, problems = check_status(_workspace(ctx), name, limit)
+    _show(rows, as_json, "no checks evaluated yet (lakebook monitor run)", lambda rows: _print_table(
+        ["check", "state", "since (UTC)", "value", "detail", "recent"],
+        [[r["name"], r["state"], _when(r["since"]), format_value(r["value"], r["unit"]), r["detail"],
+          " ".join(h["level"] for h in r["history"])] for r in rows]))
+    if not as_json:
+        _monitor_problems(_workspace(ctx), problems)
+
+
+@listing(monitor)
+def monitor_list(ctx, as_json) -> None:
+    """The declared checks and the contracts' defaults, with their levels."""
+    from .monitor.definitions import load_checks
+
+    checks = load_checks(_workspace(ctx))
+    rows = [c.as_json() for c in checks.checks.values()]
+    _show(rows, as_json, "no checks",
+          lambda rows: _print_table(["check", "expression", "warn", "fail", "for", "enabled", "from"], [
+              [r["name"], r["check"], r["warn"] or "-", r["fail"] or "-",
+               "2 evaluations" if r["for_s"] is None else f"{r['for_s']:g} s", "yes" if r["enabled"] else "no",
+               r["origin"]] for r in rows]))
+    if not as_json:
+        _monitor_problems(_workspace(ctx), checks.problems)
+
+
+@monitor.command("serve")
+@click.option("--port", type=int, default=None, help="status port on 127.0.0.1 (default monitor.port, 8793)")
+@click.option("--interval", type=float, default=None, help="seconds between evaluations (default monitor.interval_s)")
+@click.pass_context
+def monitor_serve(ctx, port, interval) -> None:
+    """Evaluate the checks every interval until Ctrl-C (what `lakebook up` runs as the monitor service)."""
+    from .monitor.service import run_monitor
+
+    run_monitor(_workspace(ctx), port, interval, echo=lambda m: click.echo(m, err=True))
+
+
 # -- contracts ------------------------------------------------------------------------------
 @cli.group()
 def contracts() -> None:

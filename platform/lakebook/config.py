@@ -309,6 +309,15 @@ class DashboardsSettings(_Section):
     snapshot_timeout_s: float = Field(600.0, gt=0, description="a snapshot's notebook cell timeout")
 
 
+class MonitorSettings(_Section):
+    enabled: bool = Field(True, description="whether lakebook up runs the monitor service")
+    dir: Path = Field(Path("monitors"), description="the check definitions (*.yaml), relative to the workspace")
+    defaults: bool = Field(True, description="checks derived from the contracts: freshness and reject rate per source")
+    interval_s: float = Field(60.0, gt=0, description="how often the monitor service evaluates every check")
+    port: int = Field(8793, ge=1, le=65535, description="the monitor service's /health and /status on 127.0.0.1")
+    history: int = Field(200, ge=1, description="results kept per check (older ones are dropped)")
+
+
 class Settings(_Section):
     name: str = "lakebook"
     state_dir: Path = Path(".lakebook")
@@ -329,6 +338,7 @@ class Settings(_Section):
 
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     dashboards: DashboardsSettings = Field(default_factory=DashboardsSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
 
 
 def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:

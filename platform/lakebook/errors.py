@@ -167,6 +167,15 @@ class UnknownDashboard(LakebookError, status=404):
     """A dashboard, snapshot or share token that does not exist."""
 
 
+class MonitorDefinitionError(LakebookError, status=400):
+    """A check definition (monitors/*.yaml) is invalid; the message names the file, the check
+    and the key."""
+
+
+class UnknownCheck(LakebookError, status=404):
+    """A check that no monitors/*.yaml file declares and no contract derives."""
+
+
 class ServiceError(LakebookError):
     """A lakebook service could not be started, reached or stopped."""
 

@@ -442,6 +442,14 @@ DASHBOARDS = register(Service(
     requires=(("voila", "voila", "dashboards"),), token_env="DASHBOARD_SERVER_TOKEN",
     enabled=lambda ws: _has_dashboards(ws),
 ))
+MONITOR = register(Service(
+    name="monitor", title="monitor (checks and alerts)",
+    command=lambda ws, launch: _lakebook(ws, "monitor", "serve", "--port", str(launch.port)),
+    default_port=lambda ws: ws.settings.monitor.port, health_path="/health",
+    stop_timeout_s=30,  # the evaluation under way finishes: its results and alerts are recorded whole
+    requires=(("uvicorn", "uvicorn", "ingest"),), secrets=True,  # its alert channels' secrets come from the environment
+    enabled=lambda ws: ws.settings.monitor.enabled,
+))
 LAB = register(Service(
     name="lab", title="JupyterLab", command=_lab_command, default_port=lambda ws: ws.settings.lab.port,
     health_path="/lakebook/api/catalog",  # answers once the Lake panel's server extension is loaded

@@ -193,3 +193,29 @@ def test_two_schedulers_on_one_postgresql_database_run_each_tick_once(workspace,
         held = con.execute("SELECT count(*) FROM job_runs WHERE job = 'tick' AND status = 'succeeded'").fetchone()[0]
     assert held >= 4
     assert not (workspace.state_dir / "catalog.sqlite").exists(), "the default SQLite catalog was used"
+
+
+def test_the_monitors_state_and_history_live_in_postgres_too(workspace_dir, catalog_url, monkeypatch):
+    """The monitor's tables on PostgreSQL: results recorded and bounded, a check's state moved
+    along, a kind's memory kept between evaluations (schema_change)."""
+    from events import log_events
+    from lakebook.ingest import flush_ingest_log_to_raw
+    from lakebook.monitor.engine import evaluate
+    from lakebook.monitor.state import MonitorStore
+
+    monkeypatch.setenv("LAKEBOOK_CATALOG__URL", catalog_url)
+    (workspace_dir / "lakebook.yaml").write_text("name: test\nmonitor: {defaults: false, history: 2}\n")
+    (workspace_dir / "monitors").mkdir()
+    (workspace_dir / "monitors" / "checks.yaml").write_text(
+        "checks:\n  - {check: reject_rate(flights), fail: '> 5%'}\n  - {check: schema_change(raw.flights)}\n")
+    workspace = load_workspace(workspace_dir)
+    log_events(workspace, "flights", [flight(i) for i in range(8)] + [flight(8, origin="XXX"), flight(9, month=13)])
+    flush_ingest_log_to_raw(workspace)
+    states = [{c.name: r.state for c, r, _ in evaluate(workspace).results} for _ in range(3)]
+    assert [s["reject_rate_flights"] for s in states] == ["pending", "firing", "firing"]
+    assert {s["schema_change_raw_flights"] for s in states} == {"ok"}
+    with MonitorStore(workspace) as store:
+        assert store.engine.dialect.name == "postgresql"
+        assert [h["value"] for h in store.history("reject_rate_flights", 10)] == [20.0, 20.0]  # two kept
+        assert store.rows()["reject_rate_flights"]["state"] == "firing"
+        assert "carrier" in store.memory("schema_change_raw_flights")["schema"]

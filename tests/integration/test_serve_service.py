@@ -116,7 +116,7 @@ def test_up_runs_one_ray_runtime_that_the_stream_and_the_endpoints_join(model_ws
     monkeypatch.setenv("LAKEBOOK_SERVING__TOKENS", json.dumps({"*": [ENV_TOKEN]}))  # the services inherit it
     ws = Workspace.load(model_ws.root)
     launches = up_launches(ws, {name: free_port() for name in ("ingest", "stream", "serve", "lab")})
-    del launches["lab"]  # not what this test is about
+    del launches["lab"], launches["monitor"]  # not what this test is about
     running = ServiceSet(ws, launches)
 
     def ours() -> dict[int, str]:  # every service's processes, down to the Ray workers, have it in their environment

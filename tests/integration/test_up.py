@@ -114,7 +114,10 @@ def test_up_serves_the_lake_in_jupyterlab_and_stops_on_ctrl_c(up_workspace, tmp_
 
         status = lakebook(up_workspace, "status", "--json", env=env)
         rows = {r["service"]: r for r in json.loads(status.stdout)}
-        assert set(rows) == {"ingest", "lab"} and {r["status"] for r in rows.values()} == {"ready"}, status.stdout
+        assert set(rows) == {"ingest", "monitor", "lab"} and {r["status"] for r in rows.values()} == {"ready"}, \
+            status.stdout
+        checks = httpx.get(f"{rows['monitor']['url']}/status", timeout=30).json()["checks"]  # the contracts' defaults
+        assert {"freshness_raw_flights", "reject_rate_weather"} <= {c["name"] for c in checks}
         assert rows["ingest"]["url"] == f"http://127.0.0.1:{ingest_port}"
         assert rows["lab"]["pid"] in {c.pid for c in children}
         table = lakebook(up_workspace, "status", env=env).stdout
@@ -187,7 +190,7 @@ def test_what_up_started_stops_when_up_is_killed(up_workspace, isolated_env):
     """kill -9 of `lakebook up` runs none of its code: the kernel stops its children."""
     env = {k: v for k, v in os.environ.items() if k != "JUPYTER_TOKEN"}
     with up_running(up_workspace, env) as (up, _, children):
-        assert len(children) == 2, [c.cmdline() for c in children]
+        assert len(children) == 3, [c.cmdline() for c in children]  # ingest, monitor, lab
         up.kill()
         up.wait()
         gone, alive = psutil.wait_procs(children, timeout=60)
@@ -253,7 +256,7 @@ def test_up_keeps_ingest_tokens_out_of_the_lab_its_kernels_the_output_and_the_lo
     printed = output.drain() + (tmp_path / "up.stderr").read_text()
     assert "stopped." in printed and not [s for s in secrets if s in printed]
     logs = up_workspace / ".lakebook" / "logs"
-    assert sorted(p.name for p in logs.iterdir()) == ["ingest.log", "lab.log"]
+    assert sorted(p.name for p in logs.iterdir()) == ["ingest.log", "lab.log", "monitor.log"]
     assert _files_holding(up_workspace, secrets) == []  # logs, state, lake, catalog: nowhere
 
     broken = dict(env, LAKEBOOK_INGEST=f"[{env_token}]")  # a rejected setting that holds a token

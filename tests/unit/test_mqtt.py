@@ -207,10 +207,10 @@ def test_the_inlet_is_a_service_that_lakebook_up_runs_when_configured(workspace_
     from lakebook.services import Launch, enabled_services, service
 
     plain = Workspace.load(workspace_dir, environ={})
-    assert enabled_services(plain) == ["ingest", "lab"]
+    assert enabled_services(plain) == ["ingest", "monitor", "lab"]
     (workspace_dir / "lakebook.yaml").write_text(MQTT_CONFIG)
     ws = Workspace.load(workspace_dir, environ={})
-    assert enabled_services(ws) == ["ingest", "mqtt", "lab"]
+    assert enabled_services(ws) == ["ingest", "mqtt", "monitor", "lab"]
     spec = service("mqtt")
     assert spec.command(ws, Launch(9003, options={"flush_interval_s": 2})) == [
         sys.executable, "-m", "lakebook", "-w", str(ws.root), "ingest", "mqtt", "--port", "9003", "--flush-interval", "2"]

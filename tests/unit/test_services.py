@@ -44,11 +44,11 @@ def test_lakebook_up_runs_the_stream_when_the_workspace_enables_it(workspace_dir
     from lakebook.up import up_launches
     from lakebook.workspace import Workspace
 
-    assert list(up_launches(Workspace.load(workspace_dir), {})) == ["ingest", "lab"]
+    assert list(up_launches(Workspace.load(workspace_dir), {})) == ["ingest", "monitor", "lab"]
     (workspace_dir / "lakebook.yaml").write_text("name: test\nstream:\n  enabled: true\n  port: 9100\n")
     enabled = Workspace.load(workspace_dir)
     launches = up_launches(enabled, {})
-    assert list(launches) == ["ingest", "stream", "lab"] and launches["stream"].token is None
+    assert list(launches) == ["ingest", "stream", "monitor", "lab"] and launches["stream"].token is None
     stream = service("stream")
     assert stream.command(enabled, Launch(9100)) == [sys.executable, "-m", "lakebook", "-w", str(enabled.root),
                                                      "stream", "start", "--port", "9100"]

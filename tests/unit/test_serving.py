@@ -186,8 +186,10 @@ def test_an_endpoints_figures_add_its_replicas_up():
     total = aggregate([fast.snapshot(), slow.snapshot()])
     assert (total["requests"], total["errors"], total["rejected"]) == (100, 1, 1)
     assert total["p50_ms"] == pytest.approx(2.0, rel=0.05)
+    assert total["p95_ms"] == pytest.approx(200.0, rel=0.05)  # 10 of 100 requests took 200 ms
     assert total["p99_ms"] == pytest.approx(200.0, rel=0.05)
-    assert aggregate([]) == {"requests": 0, "errors": 0, "rejected": 0, "p50_ms": None, "p99_ms": None}
+    assert aggregate([]) == {"requests": 0, "errors": 0, "rejected": 0, "p50_ms": None, "p95_ms": None,
+                             "p99_ms": None}
 
 
 # -- endpoints deployed ad hoc -----------------------------------------------------------------------

@@ -4,6 +4,8 @@ catalog database, and the alerts they raise, routed to the alert channels (``lak
 with what depends on the failing table or source downstream."""
 
 from .alertmanager import AlertManager
+from .definitions import Check, load_checks
+from .engine import evaluate
 from .measure import Measurement
 
-__all__ = ["AlertManager", "Measurement"]
+__all__ = ["AlertManager", "Check", "Measurement", "evaluate", "load_checks"]

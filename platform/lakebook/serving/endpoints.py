@@ -258,7 +258,7 @@ def aggregate(snapshots: Iterable[dict]) -> dict:
         for key in total:
             total[key] += snapshot[key]
         latency = latency.merge(LatencyHistogram(snapshot["latency"]))
-    return {**total, "p50_ms": latency.percentile(50), "p99_ms": latency.percentile(99)}
+    return {**total, "p50_ms": latency.percentile(50), "p95_ms": latency.percentile(95), "p99_ms": latency.percentile(99)}
 
 
 def require_known(name: str, known: Iterable[str]) -> None:

@@ -141,7 +141,8 @@ class Controller:
         settings = self.workspace.settings.serving
         deployed = self.endpoints[name]
         state = application.status.value if application is not None else ("DEPLOYED" if deployed.ref else "NOT DEPLOYED")
-        counts = figures.get(name, {"requests": 0, "errors": 0, "rejected": 0, "p50_ms": None, "p99_ms": None})
+        counts = figures.get(name, {"requests": 0, "errors": 0, "rejected": 0, "p50_ms": None, "p95_ms": None,
+                                     "p99_ms": None})
         return {"name": name, "model": deployed.settings.model, "uri": deployed.ref.uri if deployed.ref else None,
                 "version": deployed.ref.version if deployed.ref else None, "status": state,
                 "url": f"http://{settings.host}:{settings.port}/{name}", "problem": deployed.problem,

@@ -13,6 +13,7 @@ from .endpoints import EndpointsAPI
 from .handlers import api_handlers
 from .jobs import JobsAPI
 from .jobs_handlers import job_handlers
+from .metrics import register as register_metrics
 
 
 class LakebookApp(ExtensionApp):
@@ -41,6 +42,7 @@ class LakebookApp(ExtensionApp):
                             allow_hidden=self.serverapp.contents_manager.allow_hidden)
         self.alerts = AlertsAPI(self.lake.workspace)
         self.dashboards = DashboardsAPI(self.lake.workspace, self.serverapp.root_dir)
+        register_metrics(self.alerts)  # lakebook's gauges on the server's own /metrics
         try:
             self.log.info("lakebook: workspace %s", self.lake.workspace().root)
         except Exception as exc:  # the server still starts; each API call says what is wrong

@@ -189,7 +189,7 @@ class EndpointSettings(_Section):
 class ServingSettings(_Section):
     host: str = Field("127.0.0.1", description="the endpoints' address (Ray Serve's HTTP proxy)")
     port: int = Field(8000, ge=1, le=65535, description="endpoints answer under http://host:port/<name>/")
-    admin_port: int = Field(8791, ge=1, le=65535, description="the serving service's status API and /metrics on 127.0.0.1")
+    admin_port: int = Field(8791, ge=1, le=65535, description="the serving service's admin API and /metrics on 127.0.0.1")
     endpoints: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")], EndpointSettings] = Field(
         default_factory=dict, description="endpoints by name (lakebook up serves them when any is declared)")
     tokens: dict[str, list[SecretStr]] = Field(default_factory=dict, description=(

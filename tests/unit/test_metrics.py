@@ -33,8 +33,8 @@ def test_the_helpers_expose_counters_gauges_and_histograms_in_the_text_format():
     ])
     assert found["lakebook_x_things_total"] == {(("code", "200"), ("name", "a")): 3.0}  # a None value is left out
     assert found["lakebook_x_level"] == {(): 2.5}
-    assert found["lakebook_x_seconds_bucket"] == {(("le", "0.1"), ("name", "a")): 1.0, (("le", "1"), ("name", "a")): 4.0,
-                                                  (("le", "+Inf"), ("name", "a")): 4.0}
+    assert found["lakebook_x_seconds_bucket"] == {
+        (("le", "0.1"), ("name", "a")): 1.0, (("le", "1"), ("name", "a")): 4.0, (("le", "+Inf"), ("name", "a")): 4.0}
     assert found["lakebook_x_seconds_sum"] == {(("name", "a"),): 2.0}
 
 
@@ -172,7 +172,8 @@ def test_the_lab_collector_reports_the_unread_alerts_of_its_workspace(workspace_
         inbox.mark_read(1)
     collector = LabCollector()
     collector.alerts = AlertsAPI(lambda: ws)
-    assert scrape(list(collector.collect())) == {"lakebook_lab_workspace_ok": {(): 1}, "lakebook_lab_alerts_unread": {(): 2}}
+    assert scrape(list(collector.collect())) == {"lakebook_lab_workspace_ok": {(): 1},
+                                                 "lakebook_lab_alerts_unread": {(): 2}}
 
 
 def test_the_lab_collector_still_answers_when_the_workspace_is_missing(tmp_path):

@@ -64,8 +64,8 @@ def _rules() -> list[dict]:
 
 def test_every_metric_the_example_rules_name_is_exported(exported):
     rules = _rules()
-    assert {"LakebookServiceDown", "LakebookIngestRejectRateHigh", "LakebookStreamLagHigh", "LakebookEndpointLatencyHigh",
-            "LakebookEndpointErrorRateHigh", "LakebookJobFailed"} <= {rule["alert"] for rule in rules}
+    assert {"LakebookServiceDown", "LakebookIngestRejectRateHigh", "LakebookStreamLagHigh",
+            "LakebookEndpointLatencyHigh", "LakebookEndpointErrorRateHigh", "LakebookJobFailed"} <= {r["alert"] for r in rules}
     for rule in rules:
         assert {"alert", "expr", "labels", "annotations"} <= set(rule), rule.get("alert")
         assert rule["labels"]["severity"] in ("warning", "critical")
@@ -79,22 +79,19 @@ def test_every_exported_metric_is_named_lakebook(exported):
 
 
 def test_every_scrape_target_is_a_services_default_port_and_path():
-    from lakebook.config import (
-        DashboardsSettings, IngestSettings, JobsSettings, LabSettings, MqttSettings, ServingSettings, StreamSettings,
-    )
+    from lakebook import config as settings
 
-    def default(model, field: str) -> int:
-        return model.model_fields[field].default
-
-    expected = {"lakebook-ingest": default(IngestSettings, "port"), "lakebook-mqtt": default(MqttSettings, "health_port"),
-                "lakebook-stream": default(StreamSettings, "port"), "lakebook-serving": default(ServingSettings, "admin_port"),
-                "lakebook-jobs": default(JobsSettings, "port"), "lakebook-dashboards": default(DashboardsSettings, "port"),
-                "lakebook-lab": default(LabSettings, "port")}
+    services = {  # scrape job -> (settings section, port field)
+        "lakebook-ingest": (settings.IngestSettings, "port"), "lakebook-mqtt": (settings.MqttSettings, "health_port"),
+        "lakebook-stream": (settings.StreamSettings, "port"), "lakebook-serving": (settings.ServingSettings, "admin_port"),
+        "lakebook-jobs": (settings.JobsSettings, "port"), "lakebook-dashboards": (settings.DashboardsSettings, "port"),
+        "lakebook-lab": (settings.LabSettings, "port"),
+    }
     config = yaml.safe_load((DOCS / "prometheus.yml").read_text())
     assert config["rule_files"] == ["lakebook-rules.yml"]
     found = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(found) == set(expected)
-    for name, port in expected.items():
+    assert set(found) == set(services)
+    for name, (section, field) in services.items():
         targets = [t for c in found[name]["static_configs"] for t in c["targets"]]
-        assert targets == [f"127.0.0.1:{port}"], name
+        assert targets == [f"127.0.0.1:{section.model_fields[field].default}"], name
         assert found[name]["metrics_path"] == "/metrics"

@@ -31,7 +31,7 @@ class LabCollector:
             if self.alerts is not None:
                 unread, ok = self.alerts.unread_count(), 1
         except Exception as exc:  # noqa: BLE001 - no workspace or catalog: the rest of /metrics still answers
-            log.debug("lakebook_lab_alerts_unread is left out of /metrics: %s", exc)  # workspace_ok says so, each scrape
+            log.debug("lakebook_lab_alerts_unread is left out of /metrics: %s", exc)  # workspace_ok tells
         yield gauge("lakebook_lab_workspace_ok", "1 when the Lab's workspace and its catalog database open.", ok)
         yield gauge("lakebook_lab_alerts_unread", "Alerts in the Lab's inbox not marked read.", unread)
 

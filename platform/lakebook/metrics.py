@@ -66,13 +66,12 @@ def gauge(name: str, documentation: str, rows=None, labels: Sequence[str] = ()) 
     return _family(GaugeMetricFamily, name, documentation, labels, rows)
 
 
-def histogram(name: str, documentation: str, rows: Mapping[tuple, tuple[list[tuple[float, int]], float]],
+def histogram(name: str, documentation: str, rows: Mapping[tuple, tuple[list[tuple[float, int]], int, float]],
               labels: Sequence[str] = ()) -> HistogramMetricFamily:
     """A histogram from counts already bucketed: per row ``(cumulative [(upper bound, count)],
-    sum)``; the ``+Inf`` bucket (the total) is added here."""
+    count of all observations, their sum)``; the count is the ``+Inf`` bucket."""
     family = HistogramMetricFamily(name, documentation, labels=list(labels))
-    for key, (buckets, total) in sorted(_rows(rows).items(), key=lambda item: item[0]):
-        count = buckets[-1][1] if buckets else 0
+    for key, (buckets, count, total) in sorted(_rows(rows).items(), key=lambda item: item[0]):
         family.add_metric([str(v) for v in key], [(_bound(b), c) for b, c in buckets] + [("+Inf", count)],
                           sum_value=total)
     return family

@@ -29,13 +29,13 @@ def test_the_helpers_expose_counters_gauges_and_histograms_in_the_text_format():
     found = scrape([
         counter("lakebook_x_things", "things", {("a", 200): 3, ("b", 500): None}, ["name", "code"]),
         gauge("lakebook_x_level", "level", 2.5),
-        histogram("lakebook_x_seconds", "latency", {"a": ([(0.1, 1), (1.0, 4)], 2.0)}, ["name"]),
+        histogram("lakebook_x_seconds", "latency", {"a": ([(0.1, 1), (1.0, 4)], 5, 12.0)}, ["name"]),
     ])
     assert found["lakebook_x_things_total"] == {(("code", "200"), ("name", "a")): 3.0}  # a None value is left out
     assert found["lakebook_x_level"] == {(): 2.5}
     assert found["lakebook_x_seconds_bucket"] == {
-        (("le", "0.1"), ("name", "a")): 1.0, (("le", "1"), ("name", "a")): 4.0, (("le", "+Inf"), ("name", "a")): 4.0}
-    assert found["lakebook_x_seconds_sum"] == {(("name", "a"),): 2.0}
+        (("le", "0.1"), ("name", "a")): 1.0, (("le", "1"), ("name", "a")): 4.0, (("le", "+Inf"), ("name", "a")): 5.0}
+    assert found["lakebook_x_seconds_sum"] == {(("name", "a"),): 12.0}
 
 
 # -- serving ---------------------------------------------------------------------------------------
@@ -44,24 +44,24 @@ def test_the_serving_metrics_hold_each_endpoints_figures_latency_and_model():
     from lakebook.serving.metrics import serving_families
 
     replicas = [ReplicaFigures(), ReplicaFigures()]
-    for ms, status in [(3, 200), (3, 200), (40, 200), (40, 400), (700, 503)]:
+    for ms, status in [(3, 200), (3, 200), (40, 200), (40, 400), (700, 503), (12_000, 200)]:
         replicas[ms > 10].record(status, ms)
     latency = merged_latency(r.snapshot() for r in replicas).counts
-    rows = [{"name": "delay", "version": "4", "status": "RUNNING", "replicas": 2, "requests": 5, "errors": 1,
+    rows = [{"name": "delay", "version": "4", "status": "RUNNING", "replicas": 2, "requests": 6, "errors": 1,
              "rejected": 1, "latency": latency},
             {"name": "idle", "version": None, "status": "NOT DEPLOYED", "replicas": 0, "requests": 0, "errors": 0,
              "rejected": 0}]
     found = scrape(list(serving_families(rows)))
     delay, idle = (("endpoint", "delay"),), (("endpoint", "idle"),)
     assert found["lakebook_serving_endpoints"] == {(): 2}
-    assert found["lakebook_serving_requests_total"] == {delay: 5, idle: 0}
+    assert found["lakebook_serving_requests_total"] == {delay: 6, idle: 0}
     assert found["lakebook_serving_errors_total"][delay] == 1 and found["lakebook_serving_rejected_total"][delay] == 1
     buckets = {dict(k)["le"]: v for k, v in found["lakebook_serving_request_duration_seconds_bucket"].items()
                if dict(k)["endpoint"] == "delay"}
-    assert (buckets["0.0025"] if "0.0025" in buckets else 0, buckets["0.005"], buckets["0.05"], buckets["0.5"],
-            buckets["1"], buckets["+Inf"]) == (0, 2, 4, 4, 5, 5)
-    assert found["lakebook_serving_request_duration_seconds_count"][delay] == 5
-    assert 0.7 < found["lakebook_serving_request_duration_seconds_sum"][delay] < 0.86  # 3+3+40+40+700 ms, within 10 %
+    assert buckets == {"0.005": 2, "0.01": 2, "0.025": 2, "0.05": 4, "0.1": 4, "0.25": 4, "0.5": 4, "1": 5, "2.5": 5,
+                       "5": 5, "10": 5, "+Inf": 6}  # 3, 3, 40, 40, 700 ms; 12 s beyond the last bound
+    assert found["lakebook_serving_request_duration_seconds_count"][delay] == 6
+    assert 11.7 < found["lakebook_serving_request_duration_seconds_sum"][delay] < 14.1  # 12.786 s, within 10 %
     assert found["lakebook_serving_model_version"] == {delay: 4}  # no version: no sample
     assert found["lakebook_serving_endpoint_running"] == {delay: 1, idle: 0}
     assert found["lakebook_serving_replicas"] == {delay: 2, idle: 0}

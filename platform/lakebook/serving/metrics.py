@@ -39,10 +39,10 @@ def serving_families(rows: list[dict]) -> Iterable:
     yield gauge("lakebook_serving_replicas", "Running replicas of an endpoint.", each("replicas"), _ENDPOINT)
 
 
-def _latency(counts: list[int] | None) -> tuple[list[tuple[float, int]], float]:
+def _latency(counts: list[int] | None) -> tuple[list[tuple[float, int]], int, float]:
     latency = LatencyHistogram(counts)
     bounds = latency.cumulative([bound * 1000 for bound in LATENCY_BOUNDS_S])
-    return [(ms / 1000, count) for ms, count in bounds], latency.total_ms() / 1000
+    return [(ms / 1000, count) for ms, count in bounds], sum(latency.counts), latency.total_ms() / 1000
 
 
 def _number(version) -> float | None:

@@ -190,7 +190,7 @@ class EndpointSettings(_Section):
 class ServingSettings(_Section):
     host: str = Field("127.0.0.1", description="the endpoints' address (Ray Serve's HTTP proxy)")
     port: int = Field(8000, ge=1, le=65535, description="endpoints answer under http://host:port/<name>/")
-    admin_port: int = Field(8791, ge=1, le=65535, description="the serving service's status API on 127.0.0.1")
+    admin_port: int = Field(8791, ge=1, le=65535, description="the serving service's admin API and /metrics on 127.0.0.1")
     endpoints: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")], EndpointSettings] = Field(
         default_factory=dict, description="endpoints by name (lakebook up serves them when any is declared)")
     tokens: dict[str, list[SecretStr]] = Field(default_factory=dict, description=(
@@ -284,7 +284,7 @@ class JobsSettings(_Section):
         "token", description="RAY_AUTH_MODE of the Ray runtime the ray executor starts or joins")
     ray_num_cpus: int = Field(2, ge=1, description="CPUs of the local Ray runtime")
     ray_task_cpus: float = Field(1.0, gt=0, description="CPUs a run's Ray task reserves (num_cpus)")
-    port: int = Field(8792, ge=1, le=65535, description="the scheduler's /health and /status on 127.0.0.1")
+    port: int = Field(8792, ge=1, le=65535, description="the scheduler's /health, /status and /metrics on 127.0.0.1")
     tick_s: float = Field(0.5, gt=0, description="how often the scheduler looks for due work")
     lease_ttl_s: float = Field(10.0, gt=0, description=(
         "how long the leader's lease lasts unrenewed: a standby scheduler takes over after it"))

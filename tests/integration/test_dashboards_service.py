@@ -67,6 +67,23 @@ def test_a_share_link_opens_the_rendered_dashboard_and_the_token_leaves_the_url(
             .startswith("/snapshots/delays/")
 
 
+def test_the_metrics_count_the_pages_kernels_and_pools_without_a_token(served):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    ws, process, tokens, _ = served
+    with client(process) as browser:
+        assert browser.get(f"/d/delays?share={tokens['valid']}").status_code == 200
+    answer = httpx.get(process.base_url + "/metrics", timeout=30)
+    found = {(s.name, tuple(v for _, v in sorted(s.labels.items()))): s.value  # values by label name: code, route
+             for f in text_string_to_metric_families(answer.text) for s in f.samples}
+    assert answer.status_code == 200 and found[("lakebook_dashboards_published", ())] == 2
+    assert found[("lakebook_dashboards_pages_rendered_total", ("delays",))] >= 1
+    assert found[("lakebook_dashboards_kernels", ("delays",))] >= 1  # the page's (or the pool's) kernel
+    assert found[("lakebook_dashboards_kernels", ("other",))] >= 1  # its pre-heated one
+    assert found[("lakebook_dashboards_pool_kernels", ("other",))] == ws.settings.dashboards.pool_size  # not opened
+    assert found[("lakebook_dashboards_http_responses_total", ("302", "page"))] >= 1
+
+
 @pytest.mark.parametrize("which", [None, "expired", "revoked", "other", "tampered"])
 def test_every_page_refuses_a_missing_expired_revoked_foreign_or_tampered_token(served, which):
     _, process, tokens, _ = served

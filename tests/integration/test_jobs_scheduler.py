@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 from jobs_support import add_job, add_notebooks
 from lakebook._proc import process_alive
@@ -150,9 +151,15 @@ def test_a_manual_run_wakes_the_scheduler_instead_of_waiting_for_its_next_round(
         wait_until(lambda: httpx.get(scheduler.base_url + "/status", timeout=10).json()["leader"], 30,
                    "the scheduler to lead")  # its first round is done: the next is 60 s away
         run = run_job(ws, "report", wait=True)
+        metrics = httpx.get(scheduler.base_url + "/metrics", timeout=10).text
     finally:
         assert scheduler.stop() == 0
     assert run["status"] == "succeeded"
+    found = {(s.name, tuple(sorted(s.labels.items()))): s.value
+             for f in text_string_to_metric_families(metrics) for s in f.samples}
+    assert found[("lakebook_jobs_runs_finished_total", (("job", "report"), ("status", "succeeded")))] == 1
+    assert found[("lakebook_jobs_scheduler_leader", ())] == 1
+    assert found[("lakebook_jobs_runs_running", (("job", "report"),))] == 0
     waited = (run["started_at"] - run["queued_at"]).total_seconds()
     assert waited < 20, f"the run waited {waited:.1f} s for a round"
 

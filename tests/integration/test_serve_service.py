@@ -11,6 +11,7 @@ import shutil
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ray_support import processes_with_env
 from serving_support import STAR_TOKEN, TOKEN, make_serving_template
@@ -79,6 +80,13 @@ def test_lakebook_serve_commands_against_a_started_service(model_template, tmp_p
         wait_until(lambda: figures()["trial"]["requests"] == 2 and figures()["delay"]["requests"] == 1, 30,
                    "both endpoints' figures")
         assert figures()["trial"]["rejected"] == 1 and figures()["trial"]["p50_ms"] > 0
+        metrics = {(s.name, tuple(s.labels.values())): s.value for f in text_string_to_metric_families(
+            httpx.get(f"{service.base_url}/metrics", timeout=30).text) for s in f.samples}
+        assert metrics[("lakebook_serving_requests_total", ("trial",))] == 2
+        assert metrics[("lakebook_serving_rejected_total", ("trial",))] == 1
+        assert metrics[("lakebook_serving_request_duration_seconds_count", ("trial",))] == 2
+        assert metrics[("lakebook_serving_model_version", ("trial",))] == 2
+        assert metrics[("lakebook_serving_replicas", ("delay",))] == 1
         assert "trial" in lakebook(ws, "serve", "status") and "RUNNING" in lakebook(ws, "serve", "list")
         logs = lakebook(ws, "serve", "logs", "trial")
         assert "POST /trial/predict 200" in logs and "POST /trial/predict 422" in logs

@@ -182,6 +182,15 @@ async def test_the_cache_buster_of_jupyterlab_requests_is_ignored(jp_fetch):
     assert status == 422
 
 
+async def test_the_servers_own_metrics_hold_lakebooks_gauges(jp_fetch):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = await jp_fetch("metrics")
+    found = {s.name: s.value for f in text_string_to_metric_families(response.body.decode()) for s in f.samples}
+    assert found["lakebook_lab_workspace_ok"] == 1 and found["lakebook_lab_alerts_unread"] == 0
+    assert "jupyter_server_started_timestamp_seconds" in found  # jupyter_server's own, beside them
+
+
 @pytest.mark.parametrize("authorization", ["", "token not-the-token"])
 async def test_requests_without_the_token_are_refused(jp_fetch, authorization):
     for parts in (("catalog",), ("tables", "raw.flights"), ("tables", "raw.flights", "preview")):

@@ -18,7 +18,7 @@ PACKAGE = SOURCE / "lakebook"
 # Left to right in the data flow; a module may import its own layer and those before it.
 LAYERS = [
     {"errors", "names", "_proc", "redact"},
-    {"config", "backends", "asgi", "run_io"},
+    {"config", "backends", "asgi", "run_io", "metrics"},
     {"contracts", "lake"},
     {"workspace"},
     {"catalog", "alerts"},

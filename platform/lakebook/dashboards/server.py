@@ -15,7 +15,9 @@ calls before it answers, the kernel websocket included):
   service's own token (``Authorization: token …``, for ``lakebook`` itself);
 - anything else is 403 (never a login page).
 Static assets (Voila's JavaScript, themes, labextensions: ``is_public``) are public; workspace files are not
-served (``file_allowlist`` empty). The access log has paths without query strings.
+served (``file_allowlist`` empty). The access log has paths without query strings. ``/lakebook/health``
+and ``/metrics`` (Prometheus: counts and dashboard names, no page content) answer without a
+token, as a scraper on the same host needs; a proxy in front forwards neither.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from urllib.parse import quote, unquote
 
 from ..config import prepend_jupyter_path, take_environment_value
 from ..errors import Forbidden, to_json
+from .metrics import DashboardFigures, dashboard_families
 from .store import DashboardStore
 from .tokens import check, share_secret, token_id_of
 
@@ -57,6 +60,7 @@ class _Context:
     store: DashboardStore | None = None
     secret: bytes = b""
     admin_token: str = ""
+    figures = DashboardFigures()  # the answers given, counted by the access log for /metrics
 
 
 CONTEXT = _Context()
@@ -173,6 +177,8 @@ def dashboard_handlers() -> list:
     import tornado.web
     from jupyter_server.base.handlers import JupyterHandler
 
+    from ..metrics import tornado_handler
+
     class EntryHandler(JupyterHandler):
         def get(self, name: str) -> None:
             self.redirect(f"/voila/render/{quote(CONTEXT.store.dashboard(name).notebook)}")
@@ -209,12 +215,20 @@ def dashboard_handlers() -> list:
         def get(self) -> None:
             self.finish({"status": "ok"})
 
+    def families(handler):
+        manager = handler.settings["kernel_manager"]
+        published = {row.name: row.notebook for row in CONTEXT.store.dashboards()}
+        kernels = {kernel: manager.notebook_of(kernel) for kernel in manager.list_kernel_ids()}
+        pools = {name: manager.get_pool_size(notebook) for name, notebook in published.items()}
+        return dashboard_families(published, kernels, pools, CONTEXT.figures)
+
     return [
         (r"/d/([a-z][a-z0-9_]*)/?", EntryHandler),
         (r"/snapshots/([a-z][a-z0-9_]*)/(latest|[0-9]+)", SnapshotHandler),
         (r"/lakebook/links/voila/render/(.+)", LinksHandler),
         (r"/lakebook/status", StatusHandler),
         (r"/lakebook/health", HealthHandler),
+        (r"/metrics", tornado_handler(families)),
     ]
 
 
@@ -229,8 +243,10 @@ def with_bar(html: str, name: str, created_at) -> str:
 
 # -- the process -----------------------------------------------------------------------------------------
 def log_request(handler) -> None:
-    """The access log: status, method, path (never the query string: it may hold a token), time."""
+    """The access log: status, method, path (never the query string: it may hold a token), time;
+    and the answer counted for /metrics."""
     status = handler.get_status()
+    CONTEXT.figures.record(handler.request.path.lstrip("/"), status)
     level = logging.INFO if status < 400 else logging.WARNING
     logging.getLogger("lakebook.dashboards.access").log(
         level, "%d %s %s %.1fms", status, handler.request.method, handler.request.path,

@@ -7,10 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+from ..metrics import CONTENT_TYPE, exposition
+
+__all__ = ["CONTENT_TYPE", "IngestMetrics"]
 
 
 @dataclass
@@ -45,9 +46,7 @@ class IngestMetrics:
     def exposition(self, backlog: dict[str, int], commits: int, groups: list[dict] = ()) -> bytes:
         """The Prometheus text of these counters, the backlog by source, the log's commits and
         the consumer groups of the bus ({group, source, offset, lag} each)."""
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Collector(self, lambda: (backlog, commits, groups)))
-        return generate_latest(registry)
+        return exposition(_Collector(self, lambda: (backlog, commits, groups)).collect)
 
 
 class _Collector:

@@ -34,7 +34,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -45,8 +44,8 @@ from starlette.routing import Route
 from ..asgi import ErrorsAndStatuses, routing_error_handler
 from ..config import MqttTLS
 from ..errors import BadRequest, ConfigError, MissingDependency, PayloadTooLarge, UnknownSource
+from ..metrics import CONTENT_TYPE, exposition
 from .app import health_answer
-from .metrics import CONTENT_TYPE
 from .records import Outcome, checked_ndjson, payload_to_records, rejected_records
 from .service import IngestService
 
@@ -327,9 +326,7 @@ class MqttInlet:
         return [p for p in (self.connection_problem, self.store_problem) if p]
 
     def metrics_text(self) -> bytes:
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Collector(self))
-        return generate_latest(registry)
+        return exposition(_Collector(self).collect)
 
 
 class _Collector:

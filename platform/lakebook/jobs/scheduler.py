@@ -47,7 +47,7 @@ from .supervisor import launcher, start_supervisor
 
 log = logging.getLogger("lakebook.jobs")
 WAITING = "waiting for"  # the reason a gated run records while it waits
-ROUTES = "GET /health, GET /status, POST /wake"
+ROUTES = "GET /health, GET /status, GET /metrics, POST /wake"
 
 
 class Scheduler:
@@ -305,6 +305,8 @@ def create_status_app(scheduler: Scheduler):
     from starlette.routing import Route
 
     from ..asgi import ErrorsAndStatuses, Json, OriginGuard, routing_error_handler
+    from ..metrics import starlette_route
+    from .metrics import scheduler_families
 
     def health(request):
         return Json({"status": "ok", "leader": scheduler.leader})
@@ -316,7 +318,8 @@ def create_status_app(scheduler: Scheduler):
         scheduler.wakeup.set()
         return Json({"woken": True})
 
-    return Starlette(routes=[Route("/health", health), Route("/status", status), Route("/wake", wake, methods=["POST"])],
+    return Starlette(routes=[Route("/health", health), Route("/status", status), Route("/wake", wake, methods=["POST"]),
+                             starlette_route(lambda: scheduler_families(scheduler))],
                      exception_handlers={HTTPException: routing_error_handler(ROUTES)},
                      middleware=[Middleware(ErrorsAndStatuses, count_status=lambda status: None),
                                  Middleware(OriginGuard, loopback_host=True)])

@@ -246,6 +246,23 @@ class JobStore(CatalogTables):
         with Session(self.engine) as session:
             return [run_dict(r) for r in session.scalars(query)]
 
+    def run_counts(self) -> dict[tuple[str, str], int]:
+        """How many runs each job has in each status: ``{(job, status): n}``."""
+        with Session(self.engine) as session:
+            rows = session.execute(select(JobRunRow.job, JobRunRow.status, func.count())
+                                   .group_by(JobRunRow.job, JobRunRow.status))
+            return {(job, status): n for job, status, n in rows.all()}
+
+    def late_counts(self, now: datetime, late_after_s: float) -> dict[str, int]:
+        """Per job, its queued runs due now (not waiting for a retry's backoff) whose scheduled
+        time is more than ``late_after_s`` ago."""
+        bound = now - timedelta(seconds=late_after_s)
+        with Session(self.engine) as session:
+            rows = session.execute(select(JobRunRow.job, func.count()).where(
+                JobRunRow.status == "queued", JobRunRow.not_before <= now, JobRunRow.scheduled_time < bound)
+                .group_by(JobRunRow.job))
+            return dict(rows.all())
+
     def last_runs(self) -> dict[str, dict]:
         """Each job's newest run (by scheduled time)."""
         newest = select(JobRunRow.job, func.max(JobRunRow.scheduled_time).label("t")).group_by(JobRunRow.job).subquery()

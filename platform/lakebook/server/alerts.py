@@ -46,6 +46,10 @@ class AlertsAPI:
             unread = inbox.unread_count()
         return {"alerts": [{**entry, "created_at": iso(entry["created_at"])} for entry in found], "unread": unread}
 
+    def unread_count(self) -> int:
+        with self._inbox() as inbox:
+            return inbox.unread_count()
+
     def mark_read(self, alert_id: int | None) -> dict:
         with self._inbox() as inbox:
             return {"marked": inbox.mark_read(alert_id), "unread": inbox.unread_count()}

@@ -14,6 +14,7 @@ from .handlers import api_handlers
 from .jobs import JobsAPI
 from .jobs_handlers import job_handlers
 from .monitor_alerts import MonitorAlertsAPI, monitor_alert_handlers
+from .metrics import register as register_metrics
 
 
 class LakebookApp(ExtensionApp):
@@ -44,6 +45,7 @@ class LakebookApp(ExtensionApp):
         self.alerts = AlertsAPI(self.lake.workspace)
         self.dashboards = DashboardsAPI(self.lake.workspace, self.serverapp.root_dir)
         self.monitor_alerts = MonitorAlertsAPI(self.lake.workspace)
+        register_metrics(self.alerts)  # lakebook's gauges on the server's own /metrics
         try:
             self.log.info("lakebook: workspace %s", self.lake.workspace().root)
         except Exception as exc:  # the server still starts; each API call says what is wrong

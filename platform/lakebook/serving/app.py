@@ -24,7 +24,8 @@ from starlette.requests import Request  # at module level: FastAPI resolves the 
 
 from ..errors import BadRequest, LakebookError, ServiceError, to_json
 from .endpoints import (
-    Current, ReplicaFigures, aggregate, authorize, deployment_options, predict_grouped, token_bytes, user_config,
+    Current, ReplicaFigures, aggregate, authorize, deployment_options, merged_latency, predict_grouped, token_bytes,
+    user_config,
 )
 
 log = logging.getLogger("lakebook.serving")
@@ -216,7 +217,9 @@ class Figures:
         self.reports.pop(endpoint, None)
 
     def summary(self) -> dict[str, dict]:
-        return {endpoint: aggregate(replicas.values()) for endpoint, replicas in self.reports.items()}
+        """Each endpoint's figures (``aggregate``) and its latency histogram's counts (``latency``)."""
+        return {endpoint: {**aggregate(replicas.values()), "latency": merged_latency(replicas.values()).counts}
+                for endpoint, replicas in self.reports.items()}
 
 
 def figures_actor():

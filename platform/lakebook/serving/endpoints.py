@@ -227,6 +227,22 @@ class LatencyHistogram:
                 return round(self.LOWEST_MS * self.RATIO ** (index - 0.5) if index else self.LOWEST_MS, 3)
         return None  # unreachable: seen reaches total
 
+    def upper_ms(self, index: int) -> float:
+        """The upper edge of bucket ``index`` in ms (the last bucket has none: infinity)."""
+        return self.LOWEST_MS * self.RATIO ** index if index < self.BUCKETS - 1 else math.inf
+
+    def cumulative(self, bounds_ms: list[float]) -> list[tuple[float, int]]:
+        """For each bound (ascending), the latencies at or under it: Prometheus's ``le``
+        buckets. A bucket is counted under the bound its upper edge reaches, so a bound falls
+        within 10 % of where it would cut the exact latencies."""
+        return [(bound, sum(c for i, c in enumerate(self.counts) if self.upper_ms(i) <= bound * 1.000001))
+                for bound in bounds_ms]
+
+    def total_ms(self) -> float:
+        """The latencies' sum, each taken as the geometric middle of its bucket."""
+        return sum(c * (self.LOWEST_MS * self.RATIO ** (i - 0.5) if i else self.LOWEST_MS)
+                   for i, c in enumerate(self.counts) if c)
+
 
 class ReplicaFigures:
     """One replica's counters since it started (thread-safe)."""
@@ -252,13 +268,18 @@ class ReplicaFigures:
 def aggregate(snapshots: Iterable[dict]) -> dict:
     """An endpoint's figures from its replicas' last snapshots (a replica that died keeps its
     last report)."""
-    total = {"requests": 0, "errors": 0, "rejected": 0}
+    snapshots = list(snapshots)
+    total = {key: sum(s[key] for s in snapshots) for key in ("requests", "errors", "rejected")}
+    latency = merged_latency(snapshots)
+    return {**total, **{f"p{q}_ms": latency.percentile(q) for q in (50, 95, 99)}}
+
+
+def merged_latency(snapshots: Iterable[dict]) -> LatencyHistogram:
+    """The latencies of every snapshot in one histogram."""
     latency = LatencyHistogram()
     for snapshot in snapshots:
-        for key in total:
-            total[key] += snapshot[key]
         latency = latency.merge(LatencyHistogram(snapshot["latency"]))
-    return {**total, "p50_ms": latency.percentile(50), "p95_ms": latency.percentile(95), "p99_ms": latency.percentile(99)}
+    return latency
 
 
 def require_known(name: str, known: Iterable[str]) -> None:

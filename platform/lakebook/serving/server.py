@@ -30,7 +30,8 @@ from .endpoints import (
 )
 
 log = logging.getLogger("lakebook.serving")
-ROUTES = "GET /health, GET /status, POST /endpoints, DELETE /endpoints/<name>, GET /endpoints/<name>/logs"
+ROUTES = ("GET /health, GET /status, GET /metrics, POST /endpoints, DELETE /endpoints/<name>, "
+          "GET /endpoints/<name>/logs")
 STATE_FILE = "service.json"
 NOT_RUNNING_HINT = "lakebook serve start or lakebook up"
 
@@ -122,7 +123,9 @@ class Controller:
                 log.exception("following the model aliases failed; trying again in %.1f s", interval)
 
     # -- status -------------------------------------------------------------------------------
-    def status(self) -> list[dict]:
+    def status(self, latency: bool = False) -> list[dict]:
+        """Each endpoint (``describe``); with ``latency``, its latency histogram's counts too
+        (for /metrics: /status stays small)."""
         import ray
         from ray import serve
 
@@ -135,7 +138,8 @@ class Controller:
             self.figures, figures = figures_actor(), {}
         applications = serve.status().applications
         with self._lock:
-            return [self.describe(name, figures, applications.get(name)) for name in sorted(self.endpoints)]
+            rows = [self.describe(name, figures, applications.get(name)) for name in sorted(self.endpoints)]
+        return rows if latency else [{k: v for k, v in row.items() if k != "latency"} for row in rows]
 
     def describe(self, name: str, figures: dict, application=None) -> dict:
         settings = self.workspace.settings.serving
@@ -145,6 +149,7 @@ class Controller:
                                      "p99_ms": None})
         return {"name": name, "model": deployed.settings.model, "uri": deployed.ref.uri if deployed.ref else None,
                 "version": deployed.ref.version if deployed.ref else None, "status": state,
+                "replicas": running_replicas(application),
                 "url": f"http://{settings.host}:{settings.port}/{name}", "problem": deployed.problem,
                 "declared": name in settings.endpoints, **counts}
 
@@ -157,6 +162,14 @@ class Controller:
             tail = path.read_text(errors="replace").splitlines()[-lines:]
             texts.append(f"==> {path.name} <==\n" + "\n".join(tail))
         return "\n".join(texts) or no_replica_logs(self.workspace, name)
+
+
+def running_replicas(application) -> int:
+    """The replicas of an application (Serve's status of it) in state RUNNING; 0 without one."""
+    if application is None:
+        return 0
+    return sum(count for deployment in application.deployments.values()
+               for state, count in deployment.replica_states.items() if getattr(state, "value", state) == "RUNNING")
 
 
 def replica_logs(workspace, name: str) -> list[Path]:
@@ -193,6 +206,8 @@ def create_admin_app(controller: Controller, workspace):
     from starlette.routing import Route
 
     from ..asgi import ErrorsAndStatuses, Json, OriginGuard, routing_error_handler
+    from ..metrics import starlette_route
+    from .metrics import serving_families
 
     def health(request: Request):
         return Json({"status": "ok", "endpoints": len(controller.endpoints)})
@@ -224,6 +239,7 @@ def create_admin_app(controller: Controller, workspace):
     return Starlette(routes=[
         Route("/health", health), Route("/status", status), Route("/endpoints", deploy, methods=["POST"]),
         Route("/endpoints/{name}", delete, methods=["DELETE"]), Route("/endpoints/{name}/logs", logs),
+        starlette_route(lambda: serving_families(controller.status(latency=True))),
     ], exception_handlers={HTTPException: routing_error_handler(ROUTES)}, middleware=[
         Middleware(ErrorsAndStatuses, count_status=lambda status: None),  # inside Starlette's catch-all 500
         Middleware(OriginGuard, loopback_host=True),

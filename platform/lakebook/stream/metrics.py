@@ -4,10 +4,12 @@ events too late to apply."""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+from ..metrics import CONTENT_TYPE
+from ..metrics import exposition as _exposition
+
+__all__ = ["CONTENT_TYPE", "exposition"]
 _SOURCE = [  # (metric, kind, key in a source's status, help)
     ("lakebook_stream_events", "counter", "events", "events the stream read from the bus"),
     ("lakebook_stream_events_per_second", "gauge", "events_per_s", "events read per second over the last 10 s"),
@@ -43,6 +45,5 @@ def _families(specs, labels: list[str], rows: dict):
 
 
 def exposition(status: dict) -> bytes:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(status))
-    return generate_latest(registry)
+    """The Prometheus text of the stream's status (``job_status``)."""
+    return _exposition(_Collector(status).collect)

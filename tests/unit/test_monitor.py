@@ -155,6 +155,10 @@ def test_a_firing_check_takes_its_latest_level_as_severity():
     states = run(["warn", "warn", "fail", "warn"])
     assert [(s.state, s.severity) for s in states] == [("pending", "warn"), ("firing", "warn"), ("firing", "fail"),
                                                        ("firing", "warn")]
+    # the alert of the level left behind ends (its labels hold its severity); a resolve keeps the last one
+    assert [s.replaced_severity for s in states] == [None, None, "warn", "fail"]
+    resolved = run(["fail", "fail", "ok"])[-1]
+    assert (resolved.resolved, resolved.severity) == (True, "fail")
 
 
 # -- the contracts' defaults -------------------------------------------------------------------------

@@ -92,14 +92,19 @@ def _alerts(check: Check, result: Result, state: CheckState, labels: dict[str, s
               "severity": severity}
     if state.resolved:
         return [Alert(f"{check.name} resolved", f"{check.expression}: {result.detail}", severity, labels, "resolved")]
+    ended = []
+    if state.replaced_severity:  # the alert of the other level ends; this level's starts
+        old = {**labels, "severity": SEVERITY[state.replaced_severity]}
+        ended = [Alert(f"{check.name} {state.replaced_severity} level ended", f"{check.expression}: {result.detail}",
+                       old["severity"], old, "resolved")]
     level = check.fail if state.severity == "fail" else check.warn
     text = "\n".join(line for line in (
         f"{check.expression}: {result.detail}",
         f"value {format_value(result.value, result.unit)}; {state.severity} when {level.text if level else '?'}; "
         f"failing since {state.failing_since:%Y-%m-%d %H:%M:%S} UTC" if state.failing_since else "",
         check.description) if line)
-    return [Alert(f"{check.name} {'failing' if state.severity == 'fail' else 'warning'}", text, severity, labels,
-                  "firing")]
+    return ended + [Alert(f"{check.name} {'failing' if state.severity == 'fail' else 'warning'}", text, severity,
+                          labels, "firing")]
 
 
 def _deliver(workspace, evaluation: Evaluation, alert_manager, now: datetime) -> None:

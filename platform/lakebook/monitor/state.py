@@ -76,6 +76,9 @@ class CheckState:
     fired_at: datetime | None = None
     resolved: bool = False  # this evaluation found a firing check ok
     severity: str = "warn"  # warn or fail: the level of its streak's last failing evaluation
+    # The severity of an alert this evaluation ends while the check keeps firing at another level
+    # (warn became fail, or back): an alert is known by its labels, severity among them.
+    replaced_severity: str | None = None
 
 
 def advance(previous: CheckState | None, level: str, for_s: float | None, now: datetime) -> CheckState:
@@ -85,9 +88,10 @@ def advance(previous: CheckState | None, level: str, for_s: float | None, now: d
     if level == "ok":
         resolved = previous is not None and previous.state == "firing"
         since = previous.since if previous is not None and previous.state == "ok" else now
-        return CheckState("ok", "ok", since, resolved=resolved)
+        # a resolved check keeps the severity it fired with: its resolve notice names the same alert
+        return CheckState("ok", "ok", since, resolved=resolved, severity=previous.severity if resolved else "warn")
     if previous is not None and previous.state in ("pending", "firing"):
-        return replace(previous, level=level, resolved=False)
+        return replace(previous, level=level, resolved=False, replaced_severity=None)
     since = previous.since if previous is not None and previous.state == level else now
     return CheckState(level, level, since)
 
@@ -97,7 +101,9 @@ def _failing(previous: CheckState | None, level: str, for_s: float | None, now: 
     failing_since = previous.failing_since if streak and previous.failing_since else now
     count = (previous.failing_count if streak else 0) + 1
     if streak and previous.state == "firing":
-        return replace(previous, level=level, failing_count=count, severity=level, resolved=False)
+        replaced = previous.severity if previous.severity != level else None
+        return replace(previous, level=level, failing_count=count, severity=level, resolved=False,
+                       replaced_severity=replaced)
     due = count >= 2 if for_s is None else (now - failing_since).total_seconds() >= for_s
     state = "firing" if due else "pending"
     since = previous.since if streak and previous.state == state else now

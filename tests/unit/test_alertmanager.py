@@ -87,7 +87,8 @@ def test_first_matching_route_takes_the_alert_and_group_by_makes_one_message(ws)
     with Inbox(ws) as inbox:
         grouped = next(a for a in inbox.alerts() if a["title"].startswith("all alerts"))
     assert "job_nightly breached" in grouped["text"] and "job_report breached" in grouped["text"]
-    assert grouped["labels"] == {} and grouped["severity"] == "warning"
+    # no group labels (group_by: []); the labels both alerts share, as Alertmanager's commonLabels
+    assert grouped["labels"] == {"kind": "freshness", "severity": "warning"} and grouped["severity"] == "warning"
 
 
 def test_an_alert_joining_a_group_sends_it_again_at_once(ws):

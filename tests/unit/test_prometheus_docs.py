@@ -32,6 +32,8 @@ def exported(workspace_dir) -> set[str]:
     from lakebook.jobs.metrics import scheduler_families
     from lakebook.jobs.scheduler import Scheduler
     from lakebook.metrics import exposition
+    from lakebook.monitor.metrics import monitor_families
+    from lakebook.monitor.service import MonitorLoop
     from lakebook.server.metrics import LabCollector
     from lakebook.serving.metrics import serving_families
     from lakebook.stream.metrics import exposition as stream_exposition
@@ -44,13 +46,15 @@ def exported(workspace_dir) -> set[str]:
     ws = Workspace.load(workspace_dir, environ={})
     ingest = IngestService(ws, fork=False, flush_interval_s=60)
     scheduler = Scheduler(ws)
+    monitor = MonitorLoop(ws)
+    monitor.round()  # the contracts' default checks, evaluated on the empty lake
     try:
         texts = [ingest.metrics_text(), MqttInlet(ingest, ws.settings.ingest.mqtt, "unit").metrics_text(),
                  stream_exposition({"group": "stream", "sources": {}, "views": {}}),
                  exposition(lambda: serving_families([])),
                  exposition(lambda: scheduler_families(scheduler)),
                  exposition(lambda: dashboard_families({}, {}, {}, DashboardFigures())),
-                 exposition(LabCollector().collect)]
+                 exposition(LabCollector().collect), exposition(lambda: monitor_families(monitor))]
     finally:
         scheduler.store.close()
         ingest.stop()
@@ -85,7 +89,7 @@ def test_every_scrape_target_is_a_services_default_port_and_path():
         "lakebook-ingest": (settings.IngestSettings, "port"), "lakebook-mqtt": (settings.MqttSettings, "health_port"),
         "lakebook-stream": (settings.StreamSettings, "port"), "lakebook-serving": (settings.ServingSettings, "admin_port"),
         "lakebook-jobs": (settings.JobsSettings, "port"), "lakebook-dashboards": (settings.DashboardsSettings, "port"),
-        "lakebook-lab": (settings.LabSettings, "port"),
+        "lakebook-monitor": (settings.MonitorSettings, "port"), "lakebook-lab": (settings.LabSettings, "port"),
     }
     config = yaml.safe_load((DOCS / "prometheus.yml").read_text())
     assert config["rule_files"] == ["lakebook-rules.yml"]

@@ -18,7 +18,8 @@ class Measurement:
     count); None when there is nothing to measure yet (no rows, no run, no endpoint): the check is
     then ``unknown``, not ok. ``detail`` is one line for people ("newest event 2h 13m ago").
     ``labels`` say what it is about (table, source, column, job, endpoint, feature_view): they
-    route the alert and name its impact."""
+    route the alert and name its impact. They identify the alert, so they stay the same while the
+    check fails: a run id or a model version goes in ``detail``, not in a label."""
 
     value: float | None
     unit: str

@@ -31,7 +31,7 @@ def job_failed(workspace, check, now: datetime) -> Measurement:
     why = f"{run['error_name']}: {run['error_value']}" if run.get("error_name") else run.get("reason") or run["status"]
     cell = f" in cell {run['error_cell']}" if run.get("error_cell") is not None else ""
     return Measurement(1.0, "", f"run {run['id']} {run['status']}{cell}: {' '.join(str(why).split())[:300]}",
-                       {**labels, "run": str(run["id"])})
+                       labels)
 
 
 def job_late(workspace, check, now: datetime) -> Measurement:
@@ -47,7 +47,7 @@ def job_late(workspace, check, now: datetime) -> Measurement:
     oldest = min(waiting, key=lambda r: r["scheduled_time"])
     waited = max((now - oldest["scheduled_time"]).total_seconds(), 0.0)
     return Measurement(waited, "s", f"run {oldest['id']} due {format_seconds(waited)} ago, not started "
-                                    f"({oldest.get('reason') or 'queued'})", {**labels, "run": str(oldest["id"])})
+                                    f"({oldest.get('reason') or 'queued'})", labels)
 
 
 # -- endpoints ------------------------------------------------------------------------------------

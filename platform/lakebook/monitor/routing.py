@@ -97,14 +97,23 @@ def highest_severity(alerts: list[dict]) -> str:
 
 def group_message(group_labels: dict[str, str], alerts: list[dict], status: str, note: str = "") -> Alert:
     """One group as one message: its title names the group and the count, its text lists each
-    alert with its detail and impact, its labels are the group's, its severity the highest."""
+    alert with its detail and impact, its labels those all its alerts share, its severity the highest."""
     name = ", ".join(f"{k}={v}" for k, v in sorted(group_labels.items())) or "all alerts"
     count = f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''}"
     title = f"{name}: {count} {'firing' if status == 'firing' else 'resolved'}"
     text = "\n\n".join(alert_lines(a) for a in alerts) + (f"\n\n{note}" if note else "")
     url = next((a["url"] for a in alerts if a.get("url")), None)
-    return Alert(title=title, text=text, severity=highest_severity(alerts), labels=dict(group_labels),
+    return Alert(title=title, text=text, severity=highest_severity(alerts), labels=common_labels(group_labels, alerts),
                  status=status, url=url)
+
+
+def common_labels(group_labels: dict[str, str], alerts: list[dict]) -> dict[str, str]:
+    """The labels every alert of the group shares (Alertmanager's ``commonLabels``): the group's
+    own, and for a group of one alert all of that alert's, so a receiver can route on them."""
+    shared = dict(alerts[0]["labels"]) if alerts else {}
+    for alert in alerts[1:]:
+        shared = {key: value for key, value in shared.items() if alert["labels"].get(key) == value}
+    return {**shared, **group_labels}
 
 
 def alert_lines(alert: dict) -> str:

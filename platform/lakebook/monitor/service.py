@@ -1,5 +1,5 @@
 """The monitor service (``lakebook monitor serve``, the ``monitor`` service of ``lakebook up``):
-it evaluates every check each ``monitor.interval_s`` and answers GET /health and GET /status
+it evaluates every check each ``monitor.interval_s`` and answers GET /health, GET /status and GET /metrics
 on 127.0.0.1. Definitions are read again at each evaluation, so an edited monitors file
 takes effect without a restart; a file that does not load is reported in /status."""
 
@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from .engine import Evaluation, evaluate
 
 log = logging.getLogger("lakebook.monitor")
-ROUTES = "GET /health, GET /status"
+ROUTES = "GET /health, GET /status, GET /metrics"
 
 
 class MonitorLoop:
@@ -57,6 +57,8 @@ def create_status_app(loop: MonitorLoop):
     from starlette.routing import Route
 
     from ..asgi import ErrorsAndStatuses, Json, OriginGuard, routing_error_handler
+    from ..metrics import starlette_route
+    from .metrics import monitor_families
 
     def health(request):
         return Json({"status": "ok", "evaluations": loop.evaluations})
@@ -64,7 +66,8 @@ def create_status_app(loop: MonitorLoop):
     def status(request):
         return Json(loop.status())
 
-    return Starlette(routes=[Route("/health", health), Route("/status", status)],
+    return Starlette(routes=[Route("/health", health), Route("/status", status),
+                             starlette_route(lambda: monitor_families(loop))],
                      exception_handlers={HTTPException: routing_error_handler(ROUTES)},
                      middleware=[Middleware(ErrorsAndStatuses, count_status=lambda status: None),
                                  Middleware(OriginGuard, loopback_host=True)])

@@ -253,6 +253,8 @@ def current_champion(workspace, model: str | None = None) -> Champion | str:
     from ..ml.tracking import current_champion as champion_version
     from ..ml.tracking import setup_mlflow
 
+    if workspace.settings.ml.tracking_uri is None and not (workspace.mlflow_dir / "mlflow.db").exists():
+        return "no model is registered yet (the workspace has no MLflow store)"  # and a check creates none
     client = setup_mlflow(workspace)
     if model is None:
         named = [m.name for m in client.search_registered_models() if "champion" in (m.aliases or {})]

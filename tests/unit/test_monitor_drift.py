@@ -160,6 +160,10 @@ def test_a_bad_feature_or_option_is_named(weather_lake):
     assert "window" in typo.value.hint
     with pytest.raises(ConfigError, match="option method"):
         drift_from_training(weather_lake, source, CHAMPION, check("raw.weather.temp", method="kl"), TRAINED_TO)
+    with pytest.raises(ConfigError, match="option window: 'soon' is not a positive duration"):
+        drift_from_training(weather_lake, source, CHAMPION, check("raw.weather.temp", window="soon"), TRAINED_TO)
+    weekly = drift_from_training(weather_lake, source, CHAMPION, check("raw.weather.temp", window="1w"), TRAINED_TO)
+    assert "504 values of raw.weather.temp in the last 7d" in weekly.detail
     with pytest.raises(ConfigError, match="option bins"):
         drift_from_training(weather_lake, source, CHAMPION, check("raw.weather.temp", bins=1), TRAINED_TO)
 

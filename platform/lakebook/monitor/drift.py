@@ -23,6 +23,7 @@ there is no champion, no recent values or too few outcomes yet.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -115,9 +116,19 @@ def _options(kind: str, check, defaults: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _checked(kind: str, key: str, value):
-    from ..jobs.definitions import parse_duration
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
+
+def parse_duration(value) -> float:
+    """Seconds, from a number of seconds or ``90s``, ``30m``, ``2h``, ``1d``, ``1w``."""
+    match = _DURATION.match(str(value)) if not isinstance(value, bool) else None
+    if match is None or float(match.group(1)) <= 0:
+        raise ValueError(f"{value!r} is not a positive duration (90s, 30m, 2h, 1d, 1w)")
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def _checked(kind: str, key: str, value):
     try:
         if key in ("window", "baseline"):
             return timedelta(seconds=parse_duration(value))

@@ -106,6 +106,7 @@ save("02_train_delay_model.ipynb", [
          "            ml.log_data_lineage(ws, lineage_tables, feature_service, training_spec)\n"
          "            mlflow.log_params({\"model_kind\": kind, \"seed\": seed, \"gbm_iterations\": gbm_iterations,\n"
          "                               \"torch_epochs\": torch_epochs, \"features\": len(feature_columns)})\n"
+         "            ml.log_training_sample(train, feature_columns)  # the baseline of the monitor's drift checks\n"
          "            model = trainers[kind]()\n"
          "            metrics = evaluate(model)\n"
          "            mlflow.log_metrics(metrics)\n"

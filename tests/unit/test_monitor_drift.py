@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -19,7 +20,7 @@ from events import flight, log_events, weather
 from lakebook.errors import ConfigError
 from lakebook.ingest import flush_ingest_log_to_raw
 from lakebook.monitor.drift import (
-    Champion, bin_shares, drift_from_training, feature_source, ks, live_auc, prediction_drift, psi, quantile_edges,
+    Champion, FeatureSource, bin_shares, drift_from_training, feature_source, ks, live_auc, prediction_drift, psi, quantile_edges,
     roc_auc,
 )
 from lakebook.transform import load_seeds, run_transforms
@@ -125,8 +126,25 @@ def test_feature_drift_is_low_for_a_day_like_the_training_window_and_high_after_
                                   datetime(2013, 1, 10, tzinfo=timezone.utc))
     assert same.unit == "psi" and same.value < 0.1, same.detail
     assert shifted.value > 1.0, shifted.detail
-    assert "72 values of raw.weather.temp in the last 1d against 504" in shifted.detail
+    assert shifted.detail.endswith("72 values of raw.weather.temp in the last 1d against 504 of the training window "
+                                   "of flight_delay v3 (2013-01-01 to 2013-01-08)")
     assert shifted.labels == {"table": "raw.weather", "column": "temp", "model": "flight_delay", "version": "3"}
+
+
+def test_a_feature_in_the_champions_training_sample_is_compared_with_it(weather_lake):
+    """The sample the training run logged is the baseline of a feature view's feature: here a
+    sample as warm as the shifted day, so that day does not drift and the training week does."""
+    source = FeatureSource("raw.weather", "temp", "time_hour",
+                           {"feature_view": "origin_weather", "feature": "temp", "table": "raw.weather"})
+    sample = pd.DataFrame({"temp": np.random.default_rng(8).normal(60, 10, 3000), "humid": 50.0})
+    champion = Champion("flight_delay", "5", "run-id", TRAINED_FROM, TRAINED_TO, training_sample=sample)
+    warm = drift_from_training(weather_lake, source, champion, check("origin_weather.temp", bins=5),
+                               datetime(2013, 1, 10, tzinfo=timezone.utc))
+    cold = drift_from_training(weather_lake, source, champion, check("origin_weather.temp", bins=5),
+                               datetime(2013, 1, 9, tzinfo=timezone.utc))
+    assert warm.value < 0.1 < 1.0 < cold.value, (warm.detail, cold.detail)
+    assert warm.detail.endswith("against 3,000 of the training set of flight_delay v5")
+    assert warm.labels["feature_view"] == "origin_weather" and warm.labels["version"] == "5"
 
 
 def test_feature_drift_by_ks(weather_lake):

@@ -10,12 +10,14 @@ does it still predict well?
 - ``live_auc(<endpoint>)``: ROC AUC of the endpoint's current model version over the last
   ``window`` of predictions whose flights have arrived (``warehouse.prediction_outcomes``).
 
-The training data of a champion: its MLflow run records the feature service and the training
-window (``training.start_date`` / ``training.end_date`` in ``lakebook/data_lineage.json``,
-``ml.log_data_lineage``); the baseline is the same table's values in that window, the
-point-in-time offline values the training set was joined from. Values are read through the
-DuckDB query engine, sampled to ``sample`` rows each side (default 100,000), so a check costs
-the same on a year of lake as on a day.
+The training data of a champion: the training notebook logs a sample of its training set's
+feature columns on the model's run (``ml.log_training_sample``); a feature view's feature found
+there is compared with it. Otherwise (a table's column, or a run without the sample) the
+baseline is the table's values in the training window the run recorded
+(``training.start_date`` / ``training.end_date`` in ``lakebook/data_lineage.json``,
+``ml.log_data_lineage``), the point-in-time offline values the training set was joined from.
+Values are read through the DuckDB query engine, sampled to ``sample`` rows each side (default
+100,000), so a check costs the same on a year of lake as on a day.
 
 Each function measures and never decides (``measure.py``): None, with a line saying why, when
 there is no champion, no recent values or too few outcomes yet.
@@ -252,6 +254,7 @@ class Champion:
     run_id: str
     start: datetime | None
     end: datetime
+    training_sample: Any = None  # the sample of its training set the run logged (a DataFrame), if any
 
     def describe_window(self) -> str:
         start = f"{self.start:%Y-%m-%d}" if self.start else "the start"
@@ -276,8 +279,11 @@ def current_champion(workspace, model: str | None = None) -> Champion | str:
     version = champion_version(client, model)
     if version is None:
         return f"model {model} has no champion (models:/{model}@champion)"
+    from ..ml.tracking import training_sample_of
+
     start, end = _training_window(client, version.run_id)
-    return Champion(model, str(version.version), version.run_id, start, end)
+    return Champion(model, str(version.version), version.run_id, start, end,
+                    training_sample_of(client, version.run_id))
 
 
 def _training_window(client, run_id: str) -> tuple[datetime | None, datetime]:
@@ -317,21 +323,32 @@ def drift_from_training(workspace, source: FeatureSource, champion: Champion, ch
     method, where = options["method"], f"{source.table}.{source.column}"
     labels = {**source.labels, "model": champion.model, "version": champion.version}
     try:
-        baseline = values_between(workspace, source.table, source.column, source.time_column,
-                                  champion.start, champion.end, options["sample"])
+        baseline, against = _baseline(workspace, source, champion, options["sample"])
         recent = values_between(workspace, source.table, source.column, source.time_column,
                                 now - options["window"], now, options["sample"])
     except UnknownTable:
         return Measurement(None, method, f"{source.table} has no data yet", labels)
     if not len(baseline):
-        return Measurement(None, method, f"no values of {where} in the training window of {champion.model} "
-                                         f"v{champion.version} ({champion.describe_window()})", labels)
+        return Measurement(None, method, f"no values of {where} in {against}", labels)
     if not len(recent):
         return Measurement(None, method, f"no values of {where} in the last {_span(options)}", labels)
     value = psi(baseline, recent, options["bins"]) if method == "psi" else ks(baseline, recent)
     return Measurement(value, method, f"{method.upper()} {value:.3f}: {len(recent):,} values of {where} in the last "
-                                      f"{_span(options)} against {len(baseline):,} of the training window of "
-                                      f"{champion.model} v{champion.version} ({champion.describe_window()})", labels)
+                                      f"{_span(options)} against {len(baseline):,} of {against}", labels)
+
+
+def _baseline(workspace, source: FeatureSource, champion: Champion, sample: int) -> tuple[np.ndarray, str]:
+    """The champion's training values of the feature and what they are: the sample of its
+    training set its run logged when the feature is in it, else the feature's table in its
+    training window."""
+    feature = source.labels.get("feature")
+    logged = champion.training_sample
+    if feature and logged is not None and feature in logged.columns:
+        return _finite(logged[feature]), f"the training set of {champion.model} v{champion.version}"
+    values = values_between(workspace, source.table, source.column, source.time_column,
+                            champion.start, champion.end, sample)
+    return values, (f"the training window of {champion.model} v{champion.version} "
+                    f"({champion.describe_window()})")
 
 
 def prediction_drift(workspace, check, now: datetime) -> Measurement:

@@ -59,7 +59,8 @@ def test_reject_rates_are_quarantine_against_raw(lake):
 def test_drift_rows_say_why_a_feature_is_not_measured(lake):
     frame = health.feature_drift(lake, ["raw.weather.temp", "raw.weather.tmp"], NOW)
     assert frame.value.isna().all()
-    assert list(frame.detail) == ["no model is registered yet (the workspace has no MLflow store)", "feature_drift: raw.weather has no column 'tmp'"]
+    assert list(frame.detail) == ["no model is registered yet (the workspace has no MLflow store)",
+                                  "feature_drift: raw.weather has no column 'tmp'"]
 
 
 def test_job_health_shows_each_jobs_newest_run_and_its_error(lake):

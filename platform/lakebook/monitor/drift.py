@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -122,7 +123,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def parse_duration(value) -> float:
+def _parse_duration(value) -> float:
     """Seconds, from a number of seconds or ``90s``, ``30m``, ``2h``, ``1d``, ``1w``."""
     match = _DURATION.match(str(value)) if not isinstance(value, bool) else None
     if match is None or float(match.group(1)) <= 0:
@@ -133,7 +134,7 @@ def parse_duration(value) -> float:
 def _checked(kind: str, key: str, value):
     try:
         if key in ("window", "baseline"):
-            return timedelta(seconds=parse_duration(value))
+            return timedelta(seconds=_parse_duration(value))
         if key == "method" and value not in METHODS:
             raise ValueError(f"{value!r} is not one of {', '.join(METHODS)}")
         if key in ("bins", "sample", "min_predictions", "min_outcomes"):
@@ -222,7 +223,6 @@ def _table_column(workspace, table: str, column: str) -> FeatureSource:
 
 
 def _view_feature(workspace, view_name: str, feature: str) -> FeatureSource:
-    from ..features.lake_views import lake_view
     from ..features.store import feature_store
 
     store = feature_store(workspace)
@@ -236,12 +236,30 @@ def _view_feature(workspace, view_name: str, feature: str) -> FeatureSource:
     if feature not in names:
         raise ConfigError(f"feature_drift: feature view {view_name} has no feature {feature!r}",
                           hint=did_you_mean(feature, names) or f"its features: {', '.join(names)}")
-    plain = lake_view(workspace, view)
-    if plain is None:
-        raise ConfigError(f"feature_drift: feature view {view_name} does not read a lake table as it is",
+    read = _view_table(workspace, view)
+    if read is None:
+        raise ConfigError(f"feature_drift: feature view {view_name} does not read a lake table",
                           hint="name the table's column instead: feature_drift(<zone>.<table>.<column>)")
-    return FeatureSource(plain.table, feature, plain.timestamp,
-                         {"feature_view": view_name, "feature": feature, "table": plain.table})
+    table, timestamp = read
+    return FeatureSource(table, feature, timestamp, {"feature_view": view_name, "feature": feature, "table": table})
+
+
+def _view_table(workspace, view) -> tuple[str, str] | None:
+    """The catalog table a feature view reads, and its timestamp field. A view's batch source
+    reads a table's published folder, ``<lake>/<zone>/<table>/current`` (``lake_source``); the
+    registry keeps the path of the lake it was applied in, so the table is also found by the
+    path's zone and name when the workspace has moved since."""
+    from ..features.lake_views import lake_view
+    from ..lake.layout import CURRENT, ZONES
+
+    plain = lake_view(workspace, view)
+    if plain is not None:
+        return plain.table, plain.timestamp
+    source = getattr(view, "batch_source", None)
+    parts = Path(getattr(source, "path", "") or "").parts
+    if len(parts) >= 3 and parts[-1] == CURRENT and parts[-3] in ZONES:
+        return f"{parts[-3]}.{parts[-2]}", source.timestamp_field
+    return None
 
 
 # -- the champion -------------------------------------------------------------------------------

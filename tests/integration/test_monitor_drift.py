@@ -45,6 +45,9 @@ def test_weather_temperature_drifts_when_new_events_are_warmer(model_ws, ingest_
     assert view.labels == {"feature_view": "origin_weather", "feature": "temp_c", "table": "features.origin_weather",
                            "model": "flight_delay", "version": str(champion.version)}
     assert view.detail.endswith(f"against 5,000 of the training set of flight_delay v{champion.version}")
+    # a view with a row per carrier and day, not per flight, compared like with like
+    daily = feature_drift(model_ws, check("carrier_daily.late_share_1d", against="training_window"), TRAINED_TO)
+    assert daily.value == pytest.approx(0.0, abs=0.01), daily.detail
     # the raw column against its values in the training window the run recorded: the same year
     as_trained = feature_drift(model_ws, check("raw.weather.temp"), TRAINED_TO)
     assert as_trained.value == pytest.approx(0.0, abs=0.01), as_trained.detail

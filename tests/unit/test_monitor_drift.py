@@ -145,6 +145,10 @@ def test_a_feature_in_the_champions_training_sample_is_compared_with_it(weather_
     assert warm.value < 0.1 < 1.0 < cold.value, (warm.detail, cold.detail)
     assert warm.detail.endswith("against 3,000 of the training set of flight_delay v5")
     assert warm.labels["feature_view"] == "origin_weather" and warm.labels["version"] == "5"
+    windowed = drift_from_training(weather_lake, source, champion,
+                                   check("origin_weather.temp", bins=5, against="training_window"),
+                                   datetime(2013, 1, 9, tzinfo=timezone.utc))
+    assert windowed.value < 0.1 and windowed.detail.endswith("(2013-01-01 to 2013-01-08)")
 
 
 def test_feature_drift_by_ks(weather_lake):
@@ -183,6 +187,8 @@ def test_a_bad_feature_or_option_is_named(weather_lake):
         drift_from_training(weather_lake, source, CHAMPION, check("raw.weather.temp", window="soon"), TRAINED_TO)
     weekly = drift_from_training(weather_lake, source, CHAMPION, check("raw.weather.temp", window="1w"), TRAINED_TO)
     assert "504 values of raw.weather.temp in the last 7d" in weekly.detail
+    with pytest.raises(ConfigError, match="option against: 'holdout' is not one of training_set, training_window"):
+        drift_from_training(weather_lake, source, CHAMPION, check("raw.weather.temp", against="holdout"), TRAINED_TO)
     with pytest.raises(ConfigError, match="option bins"):
         drift_from_training(weather_lake, source, CHAMPION, check("raw.weather.temp", bins=1), TRAINED_TO)
 

@@ -42,7 +42,9 @@ EPSILON = 1e-4
 METHODS = ("psi", "ks")
 ENGINE = "duckdb"  # checks read small samples; the embedded engine answers in milliseconds
 
-FEATURE_OPTIONS = {"method": "psi", "bins": 10, "window": "1d", "sample": 100_000, "model": None}
+FEATURE_OPTIONS = {"method": "psi", "bins": 10, "window": "1d", "sample": 100_000, "model": None,
+                   "against": "training_set"}
+BASELINES = ("training_set", "training_window")
 PREDICTION_OPTIONS = {"bins": 10, "window": "1d", "baseline": "7d", "min_predictions": 30, "sample": 100_000}
 AUC_OPTIONS = {"window": "7d", "min_outcomes": 50}
 
@@ -137,6 +139,8 @@ def _checked(kind: str, key: str, value):
             return timedelta(seconds=_parse_duration(value))
         if key == "method" and value not in METHODS:
             raise ValueError(f"{value!r} is not one of {', '.join(METHODS)}")
+        if key == "against" and value not in BASELINES:
+            raise ValueError(f"{value!r} is not one of {', '.join(BASELINES)}")
         if key in ("bins", "sample", "min_predictions", "min_outcomes"):
             number = int(value) if not isinstance(value, bool) and float(value) == int(value) else None
             if number is None or number < (2 if key == "bins" else 1):
@@ -341,7 +345,7 @@ def drift_from_training(workspace, source: FeatureSource, champion: Champion, ch
     method, where = options["method"], f"{source.table}.{source.column}"
     labels = {**source.labels, "model": champion.model, "version": champion.version}
     try:
-        baseline, against = _baseline(workspace, source, champion, options["sample"])
+        baseline, against = _baseline(workspace, source, champion, options)
         recent = values_between(workspace, source.table, source.column, source.time_column,
                                 now - options["window"], now, options["sample"])
     except UnknownTable:
@@ -355,16 +359,18 @@ def drift_from_training(workspace, source: FeatureSource, champion: Champion, ch
                                       f"{_span(options)} against {len(baseline):,} of {against}", labels)
 
 
-def _baseline(workspace, source: FeatureSource, champion: Champion, sample: int) -> tuple[np.ndarray, str]:
+def _baseline(workspace, source: FeatureSource, champion: Champion, options: dict[str, Any]) -> tuple[np.ndarray, str]:
     """The champion's training values of the feature and what they are: the sample of its
-    training set its run logged when the feature is in it, else the feature's table in its
-    training window."""
+    training set its run logged when the feature is in it (unless ``against: training_window``),
+    else the feature's table in its training window. The training set has a row per training
+    example (a flight); the table a row per its own key and time (a carrier and day): a view whose
+    rows are not the examples' is compared like with like against its training window."""
     feature = source.labels.get("feature")
     logged = champion.training_sample
-    if feature and logged is not None and feature in logged.columns:
+    if options["against"] == "training_set" and feature and logged is not None and feature in logged.columns:
         return _finite(logged[feature]), f"the training set of {champion.model} v{champion.version}"
     values = values_between(workspace, source.table, source.column, source.time_column,
-                            champion.start, champion.end, sample)
+                            champion.start, champion.end, options["sample"])
     return values, (f"the training window of {champion.model} v{champion.version} "
                     f"({champion.describe_window()})")
 

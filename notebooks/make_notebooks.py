@@ -106,6 +106,7 @@ save("02_train_delay_model.ipynb", [
          "            ml.log_data_lineage(ws, lineage_tables, feature_service, training_spec)\n"
          "            mlflow.log_params({\"model_kind\": kind, \"seed\": seed, \"gbm_iterations\": gbm_iterations,\n"
          "                               \"torch_epochs\": torch_epochs, \"features\": len(feature_columns)})\n"
+         "            ml.log_training_sample(train, feature_columns)  # the baseline of the monitor's drift checks\n"
          "            model = trainers[kind]()\n"
          "            metrics = evaluate(model)\n"
          "            mlflow.log_metrics(metrics)\n"
@@ -229,4 +230,47 @@ save("10_delay_dashboard.ipynb", [
     code("dashboard.chart(\"outcomes\")"),
     md("## Freshness\nEvery table this dashboard read, as the catalog knows it."),
     code("dashboard.chart(\"freshness\")"),
+])
+
+save("11_pipeline_health.ipynb", [
+    md("# Pipeline health\n\nIs every stage of the pipeline alive? How fresh each table is, what arrived day by day, "
+       "what the ingest refused, whether the features the champion model was trained on have drifted, how the "
+       "jobs and the model endpoints are doing, and what the monitor says. The logic lives in "
+       "`lakebook.monitor.health`; `lakebook jobs` can run this notebook on a schedule, or "
+       "`lakebook dashboards publish notebooks/11_pipeline_health.ipynb` serves it in Voila."),
+    parameters("drift_features = \"origin_weather.temp_c,origin_weather.wind_speed,origin_delays.avg_dep_delay_3h,"
+               "carrier_daily.late_share_1d\"\n"
+               "drift_window = \"1d\"  # the recent values compared with the training data\n"
+               "drift_as_of = \"\"  # when the recent window ends (ISO time); empty: now\n"
+               "volume_days = 60"),
+    code("import json\nfrom datetime import datetime, timezone\n\nfrom IPython.display import display\n\n"
+         "from lakebook.dashboards.example import enable_vegalite_v5\nfrom lakebook.monitor import health\n"
+         "from lakebook.workspace import Workspace\n\nws = Workspace.load()\nenable_vegalite_v5()\n"
+         "now = datetime.now(timezone.utc)\n"
+         "drift_at = datetime.fromisoformat(drift_as_of) if drift_as_of else now\n"
+         "drift_at = drift_at if drift_at.tzinfo else drift_at.replace(tzinfo=timezone.utc)"),
+    md("## Freshness\nHow long ago data last arrived in each table of the catalog."),
+    code("fresh = health.freshness(ws, now)\ndisplay(health.freshness_chart(fresh))\n"
+         "fresh[[\"table\", \"rows\", \"last_event\", \"arrived\"]]"),
+    md("## Volumes\nEvents per day in each raw table, by event date."),
+    code("volume = health.volumes(ws, volume_days)\nhealth.volume_chart(volume)"),
+    md("## Rejects\nEvents the ingest refused (kept in quarantine) against those it took."),
+    code("rejects = health.reject_rates(ws)\ndisplay(health.reject_chart(rejects))\nrejects"),
+    md("## Drift\nEach feature's recent values against the training data of the current champion: population "
+       "stability index (below 0.1 stable, above 0.2 a large shift)."),
+    code("drift = health.feature_drift(ws, [f.strip() for f in drift_features.split(\",\") if f.strip()], drift_at,\n"
+         "                             window=drift_window)\ndisplay(health.drift_chart(drift))\ndrift"),
+    md("## Jobs\nEach job's newest run."),
+    code("jobs = health.job_health(ws)\njobs"),
+    md("## Model endpoints"),
+    code("endpoints = health.endpoint_health(ws)\nendpoints"),
+    md("## Checks and alerts\nThe monitor's checks as it last evaluated them, and the alerts firing now."),
+    code("checks = health.check_states(ws)\ndisplay(checks)\nalerts = health.open_alerts(ws)\nalerts"),
+    code("summary = {\"tables\": len(fresh), \"volume_rows\": len(volume), \"sources\": rejects.source.tolist(),\n"
+         "           \"drift\": {r.feature: r.value for r in drift.itertuples()},\n"
+         "           \"jobs\": 0 if isinstance(jobs, str) else len(jobs),\n"
+         "           \"endpoints\": str(endpoints) if isinstance(endpoints, str) else len(endpoints),\n"
+         "           \"checks\": str(checks) if isinstance(checks, str) else len(checks),\n"
+         "           \"alerts\": str(alerts) if isinstance(alerts, str) else len(alerts)}\n"
+         "print(\"LAKEBOOK_SUMMARY \" + json.dumps(summary, default=str))"),
 ])

@@ -3,10 +3,10 @@ preprocessing, registration and the guarded ``champion`` alias."""
 
 from .tracking import (
     CHAMPION, Registration, champion_uri, current_champion, list_models, log_classifier,
-    log_data_lineage, promote, register_if_better, run_ui, setup_mlflow, tracking_uri,
+    log_data_lineage, log_training_sample, promote, register_if_better, run_ui, setup_mlflow, tracking_uri,
 )
 
 __all__ = [
     "CHAMPION", "Registration", "champion_uri", "current_champion", "list_models",
-    "log_classifier", "log_data_lineage", "promote", "register_if_better", "run_ui", "setup_mlflow", "tracking_uri",
+    "log_classifier", "log_data_lineage", "log_training_sample", "promote", "register_if_better", "run_ui", "setup_mlflow", "tracking_uri",
 ]

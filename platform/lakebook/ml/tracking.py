@@ -68,6 +68,35 @@ def log_data_lineage(workspace, tables: list[str], feature_service: str | None =
                     "lakebook/data_lineage.json")
 
 
+TRAINING_SAMPLE = "lakebook/training_sample.parquet"
+
+
+def log_training_sample(frame, columns: list[str], *, rows: int = 5000, seed: int = 0) -> None:
+    """On the active run: a sample of ``rows`` rows of the training set's ``columns``
+    (``TRAINING_SAMPLE``), what the monitor's feature drift compares recent values with."""
+    import tempfile
+
+    import mlflow
+
+    sample = frame[columns].sample(n=min(rows, len(frame)), random_state=seed).reset_index(drop=True)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(TRAINING_SAMPLE).name
+        sample.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), str(Path(TRAINING_SAMPLE).parent))
+
+
+def training_sample_of(client, run_id: str):
+    """The run's training sample as a DataFrame, or None when the run logged none."""
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    try:
+        path = client.download_artifacts(run_id, TRAINING_SAMPLE)
+    except (MlflowException, OSError):
+        return None
+    return pd.read_parquet(path)
+
+
 @dataclass
 class Registration:
     name: str

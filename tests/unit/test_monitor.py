@@ -304,7 +304,7 @@ def test_schema_change_compares_with_the_schema_seen_before(lab_ws):
     assert evaluate(ws, now=datetime.now(timezone.utc) + timedelta(days=1, seconds=1)).results[0][1].state == "ok"
 
 
-def test_a_check_that_raises_or_is_missing_its_module_does_not_stop_the_others(lab_ws):
+def test_a_check_that_raises_does_not_stop_the_others(lab_ws):
     from lakebook.monitor.engine import evaluate
 
     monitors(lab_ws, """
@@ -316,7 +316,7 @@ def test_a_check_that_raises_or_is_missing_its_module_does_not_stop_the_others(l
     """)
     results = {c.name: r for c, r, _ in evaluate(Workspace.load(lab_ws)).results}
     drift = results["feature_drift_flight_stats"]
-    assert drift.level == "error" and "lakebook.monitor.drift" in drift.detail
+    assert drift.level == "error" and drift.detail.startswith("feature_drift takes one feature, not flight_stats")
     assert results["missing_share_raw_flights_no_such"].level == "error"
     assert "raw.flights has no column 'no_such'" in results["missing_share_raw_flights_no_such"].detail
     assert results["freshness_warehouse_nothing"].level == "unknown"  # not built yet

@@ -343,7 +343,8 @@ def drift_from_training(workspace, source: FeatureSource, champion: Champion, ch
     """The measurement of ``feature_drift`` once the feature's table and the champion are known."""
     options = _options("feature_drift", check, FEATURE_OPTIONS)
     method, where = options["method"], f"{source.table}.{source.column}"
-    labels = {**source.labels, "model": champion.model, "version": champion.version}
+    # the version goes in the detail, not the labels: labels identify the alert across promotions
+    labels = {**source.labels, "model": champion.model}
     try:
         baseline, against = _baseline(workspace, source, champion, options)
         recent = values_between(workspace, source.table, source.column, source.time_column,
@@ -388,7 +389,7 @@ def prediction_drift(workspace, check, now: datetime) -> Measurement:
     except UnknownTable:
         return Measurement(None, "psi", "no predictions yet (raw.predictions)", labels)
     if len(recent):
-        labels.update(model=str(recent.model.iloc[-1]), version=str(recent.version.iloc[-1]))
+        labels.update(model=str(recent.model.iloc[-1]))
     for name, frame in (("last " + _span(options), recent), (f"{_duration_text(before)} before", baseline)):
         if len(frame) < options["min_predictions"]:
             return Measurement(None, "psi", f"{len(frame)} predictions of endpoint {endpoint} in the {name}: "
@@ -427,7 +428,7 @@ def live_auc(workspace, check, now: datetime) -> Measurement:
         if current.empty:
             return Measurement(None, "auc", f"endpoint {endpoint} has made no prediction yet", labels)
         model, version = str(current.model.iloc[0]), str(current.version.iloc[0])
-        labels.update(model=model, version=version)
+        labels.update(model=model)
         outcomes = _query(workspace, "SELECT p_late, arr_late FROM warehouse.prediction_outcomes "
                                      "WHERE endpoint = :endpoint AND model = :model AND version = :version "
                                      "AND predicted_at >= :start AND predicted_at < :now AND p_late IS NOT NULL",
@@ -435,11 +436,12 @@ def live_auc(workspace, check, now: datetime) -> Measurement:
                            "start": now - options["window"], "now": now})
     except UnknownTable as exc:
         return Measurement(None, "auc", f"no outcomes yet: {exc.message}", labels)
-    return _auc_measurement(outcomes, options, endpoint, labels)
+    return _auc_measurement(outcomes, options, endpoint, labels, version)
 
 
-def _auc_measurement(outcomes, options: dict[str, Any], endpoint: str, labels: dict[str, str]) -> Measurement:
-    which = f"{labels['model']} v{labels['version']} at endpoint {endpoint}"
+def _auc_measurement(outcomes, options: dict[str, Any], endpoint: str, labels: dict[str, str],
+                     version: str) -> Measurement:
+    which = f"{labels['model']} v{version} at endpoint {endpoint}"
     if len(outcomes) < options["min_outcomes"]:
         return Measurement(None, "auc", f"{len(outcomes)} outcomes of {which} in the last {_span(options)}: "
                                         f"fewer than {options['min_outcomes']}", labels)

@@ -43,7 +43,7 @@ def test_weather_temperature_drifts_when_new_events_are_warmer(model_ws, ingest_
     view = feature_drift(model_ws, check("origin_weather.temp_c"), TRAINED_TO)
     assert view.value < 0.1, view.detail
     assert view.labels == {"feature_view": "origin_weather", "feature": "temp_c", "table": "features.origin_weather",
-                           "model": "flight_delay", "version": str(champion.version)}
+                           "model": "flight_delay"}
     assert view.detail.endswith(f"against 5,000 of the training set of flight_delay v{champion.version}")
     # a view with a row per carrier and day, not per flight, compared like with like
     daily = feature_drift(model_ws, check("carrier_daily.late_share_1d", against="training_window"), TRAINED_TO)
@@ -67,6 +67,27 @@ def test_weather_temperature_drifts_when_new_events_are_warmer(model_ws, ingest_
     assert f"{len(events):,} values of raw.weather.temp in the last 365d" in drifted.detail
     by_ks = feature_drift(model_ws, check("raw.weather.temp", method="ks"), TRAINED_TO + A_YEAR)
     assert by_ks.unit == "ks" and by_ks.value > 0.3, by_ks.detail
+
+    # the same check declared in monitors/, evaluated by the engine: it fires, and its alert,
+    # kept by the alert manager, lists what reads raw.weather downstream
+    from lakebook.monitor.alertstore import AlertStore
+    from lakebook.monitor.engine import evaluate
+    from lakebook.workspace import Workspace
+
+    (model_ws.root / "monitors").mkdir(exist_ok=True)
+    (model_ws.root / "monitors" / "drift.yaml").write_text(
+        "checks:\n  - {name: weather_warmer, check: feature_drift(raw.weather.temp), window: 365d, "
+        f"fail: '> {FAIL}', for: 0}}\n")
+    ws = Workspace.load(model_ws.root)
+    evaluation = evaluate(ws, names=["weather_warmer"], now=TRAINED_TO + A_YEAR)
+    [(_, result, _)] = evaluation.results
+    assert (result.state, result.level) == ("firing", "fail"), result.detail
+    [alert] = evaluation.alerts
+    assert (alert.status, alert.labels["table"], alert.labels["column"]) == ("firing", "raw.weather", "temp")
+    with AlertStore(ws) as store:
+        [kept] = store.alerts()
+    assert kept["labels"]["alertname"] == "weather_warmer" and "features.origin_weather" in kept["impact"]["tables"]
+    assert "origin_weather" in kept["impact"]["feature_views"]
 
 
 def test_feature_drift_is_unknown_without_a_champion(model_ws):

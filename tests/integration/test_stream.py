@@ -162,6 +162,17 @@ def check(ws, *args) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def consistency(ws):
+    """The result of a ``lambda_consistency(origin_delays)`` check evaluated by the monitor."""
+    from lakebook.monitor.engine import evaluate
+
+    (ws.root / "monitors").mkdir(exist_ok=True)
+    (ws.root / "monitors" / "lambda.yaml").write_text(
+        "checks: [{check: lambda_consistency(origin_delays), window: 12h, fail: '> 0', for: 0}]\n")
+    [(_, result, _)] = evaluate(Workspace.load(ws.root), names=["lambda_consistency_origin_delays"]).results
+    return result
+
+
 def test_features_check_agrees_with_a_caught_up_stream_and_names_each_mismatch(streaming_ws, job):
     import pandas as pd
     from feast.data_source import PushMode
@@ -175,6 +186,7 @@ def test_features_check_agrees_with_a_caught_up_stream_and_names_each_mismatch(s
     code, out = check(streaming_ws, "--since", "12h")
     assert code == 0, out
     assert "origin_delays:" in out and "mismatches: speed 0, online 0" in out and "consistent" in out
+    before = consistency(streaming_ws)
     newest = online(streaming_ws, "origin_delays", DELAYS, "JFK")
     wrong = {"origin": ["JFK"], "event_timestamp": [pd.Timestamp("2030-01-01", tz="UTC")],
              **{n: [newest[n] + 1.0] for n in DELAYS}}
@@ -182,6 +194,11 @@ def test_features_check_agrees_with_a_caught_up_stream_and_names_each_mismatch(s
     code, out = check(streaming_ws, "origin_delays", "--since", "12h")
     assert code == 1 and "mismatches found" in out
     assert "online value differs" in out and "origin=JFK" in out and "departures_1h" in out
+    # the monitor's lambda_consistency check measures the same: it fires on the pushed value
+    after = consistency(streaming_ws)
+    assert (before.state, before.value) == ("ok", 0.0), before.detail
+    assert (after.state, after.level) == ("firing", "fail") and after.value >= 1, after.detail
+    assert after.detail.startswith("origin_delays: 0 speed and ") and "online rows differ from batch" in after.detail
 
 
 def test_the_push_sink_follows_features_apply(flights_ws, ray_runtime):

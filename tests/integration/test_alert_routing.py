@@ -14,36 +14,14 @@ from email import message_from_bytes
 from email.policy import default
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from lakebook._proc import free_port
 from lakebook.alerts import Alert
 from lakebook.monitor import AlertManager
 from lakebook.workspace import Workspace
-from test_alert_delivery import PASSWORD, Mailbox, Receiver
+from test_alert_delivery import PASSWORD, receiver, smtp  # noqa: F401 - the receivers are fixtures
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    found = Receiver()
-    found.thread.start()
-    yield found
-    found.server.shutdown()
-    found.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def smtp():
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port, authenticator=mailbox.authenticate,
-                            auth_require_tls=False, server_hostname="lakebook-test")
-    controller.start()
-    yield mailbox, port
-    controller.stop()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import { Widget } from '@lumino/widgets';
 
 import { nextDelay } from './alerts';
 import { ackMonitorAlert, fetchMonitorAlerts } from './api';
+import { RowActions } from './rowactions';
 import { errorBlock, h, panelHeader } from './dom';
 import { alertsIcon } from './icons';
 import {
@@ -127,32 +128,18 @@ export class AlertsPanel extends Widget {
     void this.refresh();
   }
 
-  /** Run a row's action (its button busy meanwhile), then show what it changed or its error. */
-  private async _act(key: string, work: () => Promise<unknown>): Promise<void> {
-    this._busy.add(key);
-    this._render();
-    try {
-      await work();
-      this._notice = null;
-    } catch (error) {
-      this._notice = error;
-    }
-    this._busy.delete(key);
-    await this.refresh();
-  }
-
   private _render(): void {
     const now = new Date();
     const rows = this._alerts ? visibleAlerts(this._alerts.alerts, this._filter) : [];
-    const shown = JSON.stringify([this._alerts, this._filter, String(this._error), String(this._notice),
-      [...this._busy], rows.map(row => sinceText(row, now)), rows.map(row => markTexts(row, now))]);
+    const shown = JSON.stringify([this._alerts, this._filter, String(this._error), String(this._actions.notice),
+      [...this._actions.busy], rows.map(row => sinceText(row, now)), rows.map(row => markTexts(row, now))]);
     if (shown === this._shown) {
       return; // nothing changed: the buttons stay under the pointer
     }
     this._shown = shown;
     this._renderBadge();
     this._filterBar.replaceChildren(...this._filterButtons());
-    const content: HTMLElement[] = [this._error, this._notice].filter(e => e).map(e => errorBlock(e));
+    const content: HTMLElement[] = [this._error, this._actions.notice].filter(e => e).map(e => errorBlock(e));
     content.push(...rows.map(row => this._row(row, now)));
     if (this._alerts && !rows.length) {
       content.push(h('div', { className: 'lakebook-empty', text: emptyText(this._alerts, this._filter) }));
@@ -241,7 +228,7 @@ export class AlertsPanel extends Widget {
 
   private _ackButton(alert: IMonitorAlert, action: 'ack'): HTMLElement {
     const key = `${action}:${alert.id}`;
-    const busy = this._busy.has(key);
+    const busy = this._actions.busy.has(key);
     const button = h('button', {
       className: 'lakebook-alert-ack lakebook-job-button jp-mod-styled',
       text: busy ? 'Acking…' : 'Ack',
@@ -250,7 +237,7 @@ export class AlertsPanel extends Widget {
     });
     button.disabled = busy;
     button.addEventListener('click', () =>
-      void this._act(key, () => (this._options.ack ?? ackMonitorAlert)(alert.id)));
+      void this._actions.run(key, () => (this._options.ack ?? ackMonitorAlert)(alert.id)));
     return button;
   }
 
@@ -261,8 +248,7 @@ export class AlertsPanel extends Widget {
   private _alerts: IMonitorAlerts | null = null;
   private _filter: AlertFilter = 'open';
   private _error: unknown = null;
-  private _notice: unknown = null;
-  private _busy = new Set<string>();
+  private _actions = new RowActions(() => this._render(), () => this.refresh());
   private _generation = 0;
   private _shown = '';
   private _poller = new BackoffPoller(() => this.refresh(), nextDelay);

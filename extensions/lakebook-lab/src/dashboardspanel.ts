@@ -12,6 +12,7 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { fetchDashboards, openLink, shareDashboard, snapshotDashboard, unpublishDashboard } from './api';
+import { RowActions } from './rowactions';
 import {
   dashboardCells,
   DEFAULT_EXPIRY,
@@ -68,25 +69,11 @@ export class DashboardsPanel extends Widget {
     }
   }
 
-  /** Run a row's action (marked busy meanwhile), then show what it changed or its error. */
-  private async _act(key: string, work: () => Promise<unknown>): Promise<void> {
-    this._busy.add(key);
-    this._render();
-    try {
-      await work();
-      this._notice = null;
-    } catch (error) {
-      this._notice = error;
-    }
-    this._busy.delete(key);
-    await this.refresh();
-  }
-
   private _render(): void {
     const now = new Date();
     const rows = this._dashboards?.dashboards ?? [];
-    const shown = JSON.stringify([this._dashboards, String(this._error), String(this._notice), [...this._busy],
-      [...this._links], rows.map(row => dashboardCells(row, now).snapshot)]);
+    const shown = JSON.stringify([this._dashboards, String(this._error), String(this._actions.notice),
+      [...this._actions.busy], [...this._links], rows.map(row => dashboardCells(row, now).snapshot)]);
     if (shown === this._shown) {
       return; // nothing changed: the buttons stay under the pointer
     }
@@ -97,7 +84,7 @@ export class DashboardsPanel extends Widget {
       text: server.text,
       attrs: { 'data-server': server.running ? 'running' : 'down' }
     })] : []));
-    const content: Node[] = [this._error, this._notice].filter(e => e).map(e => errorBlock(e));
+    const content: Node[] = [this._error, this._actions.notice].filter(e => e).map(e => errorBlock(e));
     if (this._dashboards && rows.length === 0) {
       content.push(h('div', {
         className: 'lakebook-empty',
@@ -111,7 +98,7 @@ export class DashboardsPanel extends Widget {
   private _row(dashboard: IDashboard, now: Date): HTMLElement {
     const cells = dashboardCells(dashboard, now);
     const name = dashboard.name;
-    const snapshotting = this._busy.has(`snapshot:${name}`);
+    const snapshotting = this._actions.busy.has(`snapshot:${name}`);
     return h('div', { className: 'lakebook-dashboard', attrs: { 'data-dashboard': name } }, [
       h('div', { className: 'lakebook-dashboard-line' }, [
         h('span', { className: 'lakebook-dashboard-name', text: name, title: dashboard.url }),
@@ -189,7 +176,7 @@ export class DashboardsPanel extends Widget {
       attrs: { type: 'button', 'data-action': action }
     });
     button.disabled = disabled;
-    button.addEventListener('click', () => void this._act(`${action}:${name}`, work));
+    button.addEventListener('click', () => void this._actions.run(`${action}:${name}`, work));
     return button;
   }
 
@@ -197,8 +184,7 @@ export class DashboardsPanel extends Widget {
   private _body: HTMLElement;
   private _dashboards: IDashboards | null = null;
   private _error: unknown = null;
-  private _notice: unknown = null;
-  private _busy = new Set<string>();
+  private _actions = new RowActions(() => this._render(), () => this.refresh());
   private _expiries = new Map<string, string>();
   private _links = new Map<string, { link: IShareLink; copied: boolean }>();
   private _generation = 0;

@@ -421,7 +421,7 @@ def measure_fault(tmp: Path, log) -> dict:
     receiver = Receiver()
     root = make_workspace(tmp / "fault", f"name: bench-monitor-fault\nmonitor: {{defaults: false, interval_s: {INTERVAL_S:g}}}\n"
                                          f"alerts: {{channels: {{hook: {{type: webhook, url: '{receiver.url}', "
-                                         "timeout_s: 5}}}}\n")
+                                         "timeout_s: 5}}}\n")
     (root / "monitors").mkdir()
     (root / "monitors" / "checks.yaml").write_text(FAULT_CHECKS)
     ws = Workspace.load(root, environ={})

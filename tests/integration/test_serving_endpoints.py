@@ -6,6 +6,7 @@ service runs it; each test deletes its applications."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -259,3 +260,125 @@ def test_the_figures_count_requests_errors_and_latency_per_endpoint(controller, 
     figures = row()
     assert (figures["errors"], figures["rejected"]) == (0, 1)
     assert 0 < figures["p50_ms"] <= figures["p99_ms"] < 60_000
+
+
+# -- the monitor's latency check, tripped by a slowed replica ----------------------------------------
+class AdminAPI:
+    """The serving service's admin API over the module's controller, served by uvicorn in a thread
+    on a free loopback port and recorded as ``workspace``'s running serving service (this
+    process), as ``lakebook serve start`` records itself."""
+
+    def __init__(self, controller, workspace):
+        import json
+
+        import uvicorn
+
+        from lakebook.serving.server import create_admin_app, state_path
+
+        self.port = free_port()
+        config = uvicorn.Config(create_admin_app(controller, workspace), host="127.0.0.1", port=self.port,
+                                log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_until(lambda: self.server.started, 30, "the admin API")
+        state_path(workspace).parent.mkdir(parents=True, exist_ok=True)
+        state_path(workspace).write_text(json.dumps({"pid": os.getpid(), "admin_port": self.port}))
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def slowed(pid: int, stop: threading.Event, paused_s: float = 0.5, running_s: float = 0.02) -> None:
+    """Pause the process (SIGSTOP) for ``paused_s`` in every ``paused_s + running_s`` until
+    ``stop``; it is always left running (SIGCONT). A replica times a request from when its event
+    loop takes it up, so the waits that count are the pauses that fall inside a request: the
+    short runs end while the requests that queued during the pause are being answered."""
+    try:
+        while not stop.is_set():
+            os.kill(pid, signal.SIGSTOP)
+            stop.wait(paused_s)
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(running_s)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+def test_a_slowed_replica_fires_the_monitors_latency_check_and_normal_requests_resolve_it(
+        controller, serve_proxy, tmp_path):
+    from test_monitor_checks import Receiver
+    from lakebook.monitor.engine import evaluate
+    from lakebook.workspace import Workspace
+
+    receiver = Receiver()
+    (tmp_path / "monitors").mkdir()
+    (tmp_path / "monitors" / "checks.yaml").write_text(
+        "checks:\n  - {name: delay_slow, check: endpoint_latency(delay), fail: '> 300ms', for: 0}\n")
+    # the module's workspace with this test's own state (catalog, alerts, the service's record)
+    ws = Workspace.load(controller.workspace.root, environ={
+        **os.environ, "LAKEBOOK_STATE_DIR": str(tmp_path / "state"),
+        "LAKEBOOK_MONITOR__DIR": str(tmp_path / "monitors"), "LAKEBOOK_MONITOR__DEFAULTS": "false",
+        "LAKEBOOK_ALERTS__CHANNELS": f"{{hook: {{type: webhook, url: '{receiver.url}', timeout_s: 5}}}}"})
+    controller.deploy("delay", EndpointSettings(model=CHAMPION))
+    [replica] = replica_pids("delay")
+    body = request_rows(controller.workspace, 1)[0]
+    admin = AdminAPI(controller, ws)
+    sent = 0
+
+    def send(count: int) -> None:
+        nonlocal sent
+        with client(serve_proxy) as http:
+            for _ in range(count):
+                assert http.post("/delay/predict", json=body).status_code == 200
+        sent += count
+        wait_until(lambda: next(r for r in controller.status() if r["name"] == "delay")["requests"] == sent, 30,
+                   f"the replica's report of {sent} requests")
+
+    def check():
+        [(_, result, state)] = evaluate(ws, ["delay_slow"]).results
+        return result, state
+
+    try:
+        send(5)  # the first requests warm the replica up
+        baseline, _ = check()
+        assert (baseline.value, baseline.state) == (None, "unknown") and "baseline taken" in baseline.detail
+        send(20)
+        normal, _ = check()
+        assert normal.state == "ok" and normal.value < 300, normal.detail
+
+        stop = threading.Event()
+        pauser = threading.Thread(target=slowed, args=(replica, stop), daemon=True)
+        with SteadyRequests(serve_proxy, body) as one, SteadyRequests(serve_proxy, body) as two:
+            pauser.start()
+            try:
+                time.sleep(6)
+            finally:
+                stop.set()
+                pauser.join(10)
+        answers = one.answers + two.answers
+        assert {status for status, _ in answers} == {200}
+        sent += len(answers)
+        wait_until(lambda: next(r for r in controller.status() if r["name"] == "delay")["requests"] == sent, 30,
+                   "the replica's report of the slowed requests")
+        slow, _ = check()
+        assert (slow.level, slow.state) == ("fail", "firing") and slow.value > 300, slow.detail
+        [(status, alert)] = receiver.of("delay_slow")
+        assert (status, alert["severity"]) == ("firing", "critical")
+        assert "endpoint_latency(delay): delay: p95 " in alert["description"], alert
+
+        send(20)
+        resolved, state = check()
+        assert (resolved.state, state.resolved) == ("ok", True) and resolved.value < 300, resolved.detail
+        idle, _ = check()  # no request since: unknown, no notice
+        assert idle.value is None and "no requests since" in idle.detail
+        assert [s for s, _ in receiver.of("delay_slow")] == ["firing", "resolved"]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(replica, signal.SIGCONT)
+        admin.stop()
+        receiver.server.shutdown()
+        receiver.server.server_close()
+    print(f"slowed: {len(answers)} requests, p95 {slow.value:,.1f} ms; before {normal.value:,.1f} ms, "
+          f"after {resolved.value:,.1f} ms")

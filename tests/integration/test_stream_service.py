@@ -4,6 +4,8 @@ SQLite bus, Feast's online store; status, metrics and a clean stop."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 
 import httpx
@@ -63,3 +65,59 @@ def test_the_stream_service_reports_offsets_lag_rate_and_pushes_and_stops_cleanl
     assert not after["running"] and after["sources"]["flights"]["lag"] == 0
     written = LakeSession(ws).query("SELECT count(*) AS n FROM speed.origin_delays").table.to_pylist()[0]["n"]
     assert written > 0  # the speed rows waiting at the stop were written
+
+
+def test_a_paused_stream_fires_the_monitors_stream_lag_and_catching_up_resolves_it(flights_ws):
+    """The stream's process stopped (SIGSTOP) while events arrive: its lag read from the bus's
+    offsets passes the level and the alert reaches a webhook; SIGCONT: it catches up and the
+    check resolves with one notice."""
+    from test_monitor_checks import Receiver
+    from lakebook.monitor.engine import evaluate
+
+    receiver = Receiver()
+    config = flights_ws.root / "lakebook.yaml"
+    config.write_text(config.read_text() + STREAM_CONFIG + "monitor: {defaults: false}\nalerts: {channels: "
+                      f"{{hook: {{type: webhook, url: '{receiver.url}', timeout_s: 5}}}}}}\n")
+    (flights_ws.root / "monitors").mkdir()
+    (flights_ws.root / "monitors" / "checks.yaml").write_text(
+        "checks:\n  - {name: behind, check: stream_lag(flights), fail: '> 100', for: 0}\n")
+    ws = Workspace.load(flights_ws.root)
+    features.apply(ws)
+    service = start_service(ws, "stream")
+    status = lambda: httpx.get(service.base_url + "/status", timeout=10).json()  # noqa: E731
+
+    def check():
+        [(_, result, state)] = evaluate(ws, ["behind"]).results
+        return result, state
+
+    paused = False
+    try:
+        log_events(ws, "flights", synthetic_flights(100, seed=12, start=LATER))
+        wait_until(lambda: status()["sources"]["flights"]["lag"] == 0, what="the stream reading the first events")
+        ok, _ = check()
+        assert (ok.value, ok.state) == (0, "ok"), ok.detail
+        os.kill(service.process.pid, signal.SIGSTOP)
+        paused = True
+        log_events(ws, "flights", synthetic_flights(300, seed=13, start=LATER))
+        started = time.monotonic()
+        behind, state = check()  # the service does not answer: the lag comes from the bus's offsets
+        assert (behind.value, behind.level, state.state) == (300, "fail", "firing"), behind.detail
+        assert "300 events behind: flights 300" in behind.detail
+        [(alert_status, alert)] = receiver.of("behind")
+        assert (alert_status, alert["severity"]) == ("firing", "critical")
+        assert "stream_lag(flights): 300 events behind" in alert["description"], alert
+        os.kill(service.process.pid, signal.SIGCONT)
+        paused = False
+        wait_until(lambda: status()["sources"]["flights"]["lag"] == 0, 60, "the stream catching up")
+        caught_up_s = time.monotonic() - started
+        resolved, state = check()
+        assert (resolved.value, resolved.state, state.resolved) == (0, "ok", True), resolved.detail
+        assert check()[0].state == "ok"  # ok again: no second notice
+        assert [s for s, _ in receiver.of("behind")] == ["firing", "resolved"]
+    finally:
+        if paused:
+            os.kill(service.process.pid, signal.SIGCONT)
+        service.stop()
+        receiver.server.shutdown()
+        receiver.server.server_close()
+    print(f"paused stream: 300 events behind, caught up {caught_up_s:.1f} s after they were logged")

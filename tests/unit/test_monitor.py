@@ -340,26 +340,6 @@ def test_history_is_bounded_and_status_shows_it(lab_ws):
 
 
 # -- measurements from the services' status ----------------------------------------------------------
-ENDPOINTS = [{"name": "delay", "requests": 200, "errors": 10, "rejected": 2, "p50_ms": 12.0, "p95_ms": 80.5,
-              "p99_ms": 140.0}]
-
-
-def test_endpoint_latency_and_error_rate_come_from_the_serving_status():
-    from lakebook.monitor.pipeline import error_rate_from_status, latency_from_status
-
-    latency = latency_from_status(ENDPOINTS, "delay", "p95")
-    assert (latency.value, latency.unit, latency.labels) == (80.5, "ms", {"endpoint": "delay"})
-    assert latency_from_status(ENDPOINTS, "delai", "p95").value is None
-    assert "endpoints: delay" in latency_from_status(ENDPOINTS, "delai", "p95").detail
-    down = latency_from_status("the model endpoints' service is not running for this workspace", "delay", "p95")
-    assert down.value is None and "not running" in down.detail
-    assert error_rate_from_status(ENDPOINTS, "delay", {}).value == pytest.approx(5.0)  # since it started
-    since_last = error_rate_from_status(ENDPOINTS, "delay", {"requests": 100, "errors": 0})
-    assert since_last.value == pytest.approx(10.0) and since_last.detail == "delay: 10 of 100 requests failed"
-    restarted = error_rate_from_status(ENDPOINTS, "delay", {"requests": 500, "errors": 1})  # counters from zero again
-    assert restarted.value == pytest.approx(5.0)
-
-
 def test_stream_lag_comes_from_the_stream_status():
     from lakebook.monitor.pipeline import lag_from_status
 

@@ -42,6 +42,7 @@ def _drift(name: str) -> str:
 
 
 WINDOW_1H = {"window": (DURATION, "1h")}
+SINCE_LAST = {"window": (DURATION, "0")}  # 0: since the previous evaluation
 
 KINDS: dict[str, Kind] = {
     "freshness": Kind(_data("freshness"), ("table",), "s", {"by": (TEXT, "ingest")},
@@ -60,10 +61,13 @@ KINDS: dict[str, Kind] = {
                        doc="1 when the job's newest finished run failed or timed out, else 0"),
     "job_late": Kind(_pipeline("job_late"), ("job",), "s", default_fail="> 15m",
                      doc="how long the job's oldest due run has waited to start"),
-    "endpoint_latency": Kind(_pipeline("endpoint_latency"), ("endpoint",), "ms", {"quantile": (TEXT, "p95")},
-                             doc="the endpoint's latency quantile (p50, p95, p99) from the serving service"),
-    "endpoint_error_rate": Kind(_pipeline("endpoint_error_rate"), ("endpoint",), "%",
-                                doc="server errors / requests of the endpoint since the last evaluation"),
+    "endpoint_latency": Kind(_pipeline("endpoint_latency"), ("endpoint",), "ms",
+                             {"quantile": (TEXT, "p95"), **SINCE_LAST},
+                             doc="the endpoint's latency quantile (p50, p95, p99) over the requests since the "
+                                 "previous evaluation (or over window)"),
+    "endpoint_error_rate": Kind(_pipeline("endpoint_error_rate"), ("endpoint",), "%", SINCE_LAST,
+                                doc="server errors / requests of the endpoint since the previous evaluation "
+                                    "(or over window)"),
     "stream_lag": Kind(_pipeline("stream_lag"), (), "events",
                        doc="events on the bus the stream has not consumed yet (all sources, or one: stream_lag(flights))"),
     "lambda_consistency": Kind(_pipeline("lambda_consistency"), ("feature_view",), "", {"window": (DURATION, "24h")},

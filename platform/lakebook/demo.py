@@ -447,6 +447,7 @@ def _run_monitoring(workspace, console) -> dict:
     server, a burst of flights of which 40 % are bad, and the demo's reject-rate check evaluated
     until it fires: the alert as the webhook received it, with its impact list. Then the bad
     events leave the check's window, good ones come, and it resolves: the resolve notice."""
+    from .alerts.receiver import WebhookReceiver
     from .monitor.definitions import CheckSet, build_check, load_checks
     from .monitor.engine import evaluate, format_value
 
@@ -458,7 +459,7 @@ def _run_monitoring(workspace, console) -> dict:
                          for c, r, _ in first.results])
     check = build_check(DEMO_CHECK, "demo")
     checks = CheckSet({check.name: check})
-    with _Receiver() as receiver, contextlib.ExitStack() as running:
+    with WebhookReceiver() as receiver, contextlib.ExitStack() as running:
         demo_ws = _with_webhook(workspace, receiver.url, check.name)
         console.print(f"  webhook receiver at {receiver.url} (alert channel {DEMO_CHANNEL})", highlight=False)
         ingest = start_service(workspace, "ingest", log_path=workspace.log_path("demo-ingest"),
@@ -474,7 +475,7 @@ def _run_monitoring(workspace, console) -> dict:
         result = fired.results[0][1]
         console.print(f"  evaluation {rounds}: {check.name} firing at {format_value(result.value, result.unit)}",
                       highlight=False)
-        arrived, alert = receiver.wait("firing")
+        arrived, alert = _webhook_alert(receiver, "firing")
         console.print(f"  the webhook received, {arrived - began:.2f} s after that evaluation began:",
                       highlight=False)
         _print_message(console, alert["text"])
@@ -485,7 +486,7 @@ def _run_monitoring(workspace, console) -> dict:
         resolved, more, _ = _evaluate_until(demo_ws, checks, "ok")
         console.print(f"  evaluation {rounds + more}: {check.name} ok, "
                       f"{format_value(resolved.results[0][1].value, '%')}", highlight=False)
-        _, notice = receiver.wait("resolved")
+        _, notice = _webhook_alert(receiver, "resolved")
         console.print("  the webhook received the resolve notice:")
         _print_message(console, notice["text"])
     seconds = round(time.perf_counter() - started, 1)
@@ -495,55 +496,13 @@ def _run_monitoring(workspace, console) -> dict:
                         "alert": alert["title"], "resolved": notice["title"], "seconds": seconds}}
 
 
-class _Receiver:
-    """A webhook receiver on 127.0.0.1 in a thread: the JSON bodies it was sent, when each came."""
-
-    def __init__(self):
-        import json
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.bodies: list[tuple[float, dict]] = []
-        self.arrived = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with receiver.arrived:
-                    receiver.bodies.append((time.perf_counter(), body))
-                    receiver.arrived.notify_all()
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):  # the demo prints what matters itself
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="demo-webhook", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/hook"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-    def wait(self, status: str) -> tuple[float, dict]:
-        """The first body of ``status`` (firing or resolved) and when it came (time.perf_counter())."""
-        with self.arrived:
-            found = self.arrived.wait_for(lambda: [b for b in self.bodies if b[1]["status"] == status],
-                                          MONITOR_TIMEOUT_S)
-        if not found:
-            raise ServiceError(f"no {status} alert reached the demo's webhook within {MONITOR_TIMEOUT_S:.0f} s",
-                               hint="`lakebook alerts list` shows the alerts and their delivery")
-        return found[0]
+def _webhook_alert(receiver, status: str) -> tuple[float, dict]:
+    """The first alert of ``status`` (firing or resolved) at the demo's webhook, and when it came."""
+    found = receiver.wait(status, MONITOR_TIMEOUT_S)
+    if found is None:
+        raise ServiceError(f"no {status} alert reached the demo's webhook within {MONITOR_TIMEOUT_S:.0f} s",
+                           hint="`lakebook alerts list` shows the alerts and their delivery")
+    return found
 
 
 def _with_webhook(workspace, url: str, check: str):

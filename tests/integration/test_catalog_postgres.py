@@ -204,7 +204,8 @@ def test_the_monitors_state_and_history_live_in_postgres_too(workspace_dir, cata
     from lakebook.monitor.state import MonitorStore
 
     monkeypatch.setenv("LAKEBOOK_CATALOG__URL", catalog_url)
-    (workspace_dir / "lakebook.yaml").write_text("name: test\nmonitor: {defaults: false, history: 2}\n")
+    (workspace_dir / "lakebook.yaml").write_text("name: test\nmonitor: {defaults: false, history: 2}\n"
+                                                "alerts: {channels: {lab: {type: lab}}}\n")
     (workspace_dir / "monitors").mkdir()
     (workspace_dir / "monitors" / "checks.yaml").write_text(
         "checks:\n  - {check: reject_rate(flights), fail: '> 5%'}\n  - {check: schema_change(raw.flights)}\n")
@@ -219,3 +220,19 @@ def test_the_monitors_state_and_history_live_in_postgres_too(workspace_dir, cata
         assert [h["value"] for h in store.history("reject_rate_flights", 10)] == [20.0, 20.0]  # two kept
         assert store.rows()["reject_rate_flights"]["state"] == "firing"
         assert "carrier" in store.memory("schema_change_raw_flights")["schema"]
+    # the alert manager's tables there too: the alert kept, its message sent once (the Lab inbox), an ack
+    from datetime import datetime, timezone
+
+    from lakebook.alerts import Inbox
+    from lakebook.monitor import AlertManager
+    from lakebook.monitor.alertstore import AlertStore
+
+    with AlertStore(workspace) as alerts:
+        assert alerts.engine.dialect.name == "postgresql"
+        [alert] = alerts.alerts()
+        assert [n["status"] for n in alerts.notifications()] == ["firing"]
+    assert alert["labels"]["alertname"] == "reject_rate_flights" and alert["status"] == "firing"
+    with Inbox(workspace) as inbox:
+        assert [a["title"] for a in inbox.alerts()] == ["alertname=reject_rate_flights: 1 alert firing"]
+    acked = AlertManager(workspace).ack(alert["id"], "ops", datetime.now(timezone.utc))
+    assert acked["acked_by"] == "ops"

@@ -9,46 +9,17 @@ import json
 import os
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
 from events import flight
 from ingest_support import ingest_server, make_workspace  # noqa: F401 - the fixture
+from lakebook.alerts.receiver import WebhookReceiver
 from lakebook.services import start_service
 from lakebook.workspace import Workspace
 
 pytestmark = pytest.mark.integration
-
-
-class Receiver:
-    """A webhook receiver: an HTTP server in a thread keeping every JSON body it is sent."""
-
-    def __init__(self):
-        self.bodies: list[dict] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                receiver.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/hook"
-
-    def of(self, alertname: str) -> list[tuple[str, dict]]:
-        return [(b["status"], b) for b in list(self.bodies) if b["labels"].get("alertname") == alertname]
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +46,11 @@ def subjects(mailbox) -> list[str]:
 
 @pytest.fixture(scope="module")
 def receiver():
-    found = Receiver()
-    yield found
-    found.server.shutdown()
-    found.server.server_close()
+    with WebhookReceiver() as found:
+        yield found
 
 
-def workspace_with(root, receiver: Receiver, checks: str, interval_s: float = 1.0, smtp_port: int | None = None):
+def workspace_with(root, receiver: WebhookReceiver, checks: str, interval_s: float = 1.0, smtp_port: int | None = None):
     mail = (f", mail: {{type: email, host: 127.0.0.1, port: {smtp_port}, from: lakebook@example.com, "
             f"to: [ops@example.com], timeout_s: 5}}") if smtp_port else ""
     make_workspace(root, f"name: test\nalerts: {{channels: {{hook: {{type: webhook, url: '{receiver.url}', "

@@ -308,11 +308,11 @@ def slowed(pid: int, stop: threading.Event, paused_s: float = 0.5, running_s: fl
 
 def test_a_slowed_replica_fires_the_monitors_latency_check_and_normal_requests_resolve_it(
         controller, serve_proxy, tmp_path):
-    from test_monitor_checks import Receiver
+    from lakebook.alerts.receiver import WebhookReceiver
     from lakebook.monitor.engine import evaluate
     from lakebook.workspace import Workspace
 
-    receiver = Receiver()
+    receiver = WebhookReceiver()
     (tmp_path / "monitors").mkdir()
     (tmp_path / "monitors" / "checks.yaml").write_text(
         "checks:\n  - {name: delay_slow, check: endpoint_latency(delay), fail: '> 300ms', for: 0}\n")
@@ -378,7 +378,6 @@ def test_a_slowed_replica_fires_the_monitors_latency_check_and_normal_requests_r
         with contextlib.suppress(ProcessLookupError):
             os.kill(replica, signal.SIGCONT)
         admin.stop()
-        receiver.server.shutdown()
-        receiver.server.server_close()
+        receiver.close()
     print(f"slowed: {len(answers)} requests, p95 {slow.value:,.1f} ms; before {normal.value:,.1f} ms, "
           f"after {resolved.value:,.1f} ms")

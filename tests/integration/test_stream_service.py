@@ -71,10 +71,10 @@ def test_a_paused_stream_fires_the_monitors_stream_lag_and_catching_up_resolves_
     """The stream's process stopped (SIGSTOP) while events arrive: its lag read from the bus's
     offsets passes the level and the alert reaches a webhook; SIGCONT: it catches up and the
     check resolves with one notice."""
-    from test_monitor_checks import Receiver
+    from lakebook.alerts.receiver import WebhookReceiver
     from lakebook.monitor.engine import evaluate
 
-    receiver = Receiver()
+    receiver = WebhookReceiver()
     config = flights_ws.root / "lakebook.yaml"
     config.write_text(config.read_text() + STREAM_CONFIG + "monitor: {defaults: false}\nalerts: {channels: "
                       f"{{hook: {{type: webhook, url: '{receiver.url}', timeout_s: 5}}}}}}\n")
@@ -118,6 +118,5 @@ def test_a_paused_stream_fires_the_monitors_stream_lag_and_catching_up_resolves_
         if paused:
             os.kill(service.process.pid, signal.SIGCONT)
         service.stop()
-        receiver.server.shutdown()
-        receiver.server.server_close()
+        receiver.close()
     print(f"paused stream: 300 events behind, caught up {caught_up_s:.1f} s after they were logged")

@@ -174,3 +174,21 @@ def refuse_exposed_without_auth(service: str, host: str, has_auth: bool, allow_i
     if not has_auth and not _is_loopback(host) and not allow_insecure:
         raise ConfigError(f"refusing to serve {service} on {host} without tokens",
                           hint=f"configure {setting}, bind to 127.0.0.1, or pass --insecure-dev")
+
+
+def serve_until_stopped(app, stopping: str, *, port: int | None = None, sockets: list | None = None) -> None:
+    """Serve ``app`` on 127.0.0.1:``port`` (or on ``sockets`` already bound) until SIGINT or
+    SIGTERM. uvicorn stops on them and hands them back once it has: to a handler that logs
+    ``stopping`` (with the signal), not to Ray's (which exits 15) or the default one, so the
+    caller's clean-up, in the ``finally`` around this call, runs and the process exits 0."""
+    import signal
+
+    import uvicorn
+
+    def stopped(signum, frame) -> None:
+        logging.getLogger("lakebook").info("%s (signal %d)", stopping, signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stopped)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port or 0, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=sockets)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import signal
 import threading
 from datetime import datetime, timedelta
 
@@ -328,7 +327,7 @@ def create_status_app(scheduler: Scheduler):
 def run_scheduler(workspace, port: int | None = None, echo=print) -> None:
     """Schedule the workspace's jobs until SIGINT or SIGTERM. Runs in flight go on (they record
     themselves); the lease is given up so a standby takes over at once."""
-    import uvicorn
+    from ..asgi import serve_until_stopped
 
     port = port or workspace.settings.jobs.port
     scheduler = Scheduler(workspace, port)
@@ -337,12 +336,8 @@ def run_scheduler(workspace, port: int | None = None, echo=print) -> None:
     loop = threading.Thread(target=_loop, args=(scheduler, stop), name="lakebook-scheduler", daemon=True)
     loop.start()
     echo(f"lakebook jobs scheduler: status on http://127.0.0.1:{port}/status")
-    for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn stops on them and hands them back once it has:
-        signal.signal(sig, _stopping)            # to this handler, so the clean-up below runs
     try:
-        config = uvicorn.Config(create_status_app(scheduler), host="127.0.0.1", port=port, log_level="warning",
-                                access_log=False)
-        uvicorn.Server(config).run()
+        serve_until_stopped(create_status_app(scheduler), "stopping the scheduler; runs in flight go on", port=port)
     finally:
         stop.set()
         scheduler.wakeup.set()
@@ -350,5 +345,3 @@ def run_scheduler(workspace, port: int | None = None, echo=print) -> None:
         scheduler.release()
 
 
-def _stopping(signum, frame) -> None:
-    log.info("stopping the scheduler (signal %d); runs in flight go on", signum)

@@ -6,9 +6,7 @@ takes effect without a restart; a file that does not load is reported in /status
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-from datetime import datetime, timezone
 
 from .engine import Evaluation, evaluate
 
@@ -76,23 +74,18 @@ def create_status_app(loop: MonitorLoop):
 def run_monitor(workspace, port: int | None = None, interval_s: float | None = None, echo=print) -> None:
     """Evaluate the checks every interval until SIGINT or SIGTERM; the evaluation under way
     finishes first (its results and alerts are recorded whole)."""
-    import uvicorn
+    from ..asgi import serve_until_stopped
 
     port = port or workspace.settings.monitor.port
     loop = MonitorLoop(workspace, interval_s)
     thread = threading.Thread(target=loop.run, name="lakebook-monitor", daemon=True)
     thread.start()
     echo(f"lakebook monitor: every {loop.interval_s:g} s; status on http://127.0.0.1:{port}/status")
-    for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn stops on them and hands them back once it has:
-        signal.signal(sig, _stopping)            # to this handler, so the clean-up below runs
     try:
-        config = uvicorn.Config(create_status_app(loop), host="127.0.0.1", port=port, log_level="warning",
-                                access_log=False)
-        uvicorn.Server(config).run()
+        serve_until_stopped(create_status_app(loop), "stopping the monitor; the evaluation under way finishes",
+                            port=port)
     finally:
         loop.stop.set()
         thread.join()
 
 
-def _stopping(signum, frame) -> None:
-    log.info("stopping the monitor (signal %d) at %s", signum, datetime.now(timezone.utc).isoformat())

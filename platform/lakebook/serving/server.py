@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -280,7 +279,7 @@ def serve_endpoints(workspace, admin_port: int | None = None, echo=print) -> Non
     admin_socket = _bind_loopback(admin_port)  # before Ray starts: its workers take ports of their own
     where = connect_ray(workspace, settings)  # before ray is imported: Ray reads its environment then
     import ray
-    import uvicorn
+    from ..asgi import serve_until_stopped
     from ray import serve
 
     from .app import figures_actor
@@ -296,11 +295,9 @@ def serve_endpoints(workspace, admin_port: int | None = None, echo=print) -> Non
     _record(workspace, admin_port)
     echo(f"lakebook serve: endpoints under http://{settings.host}:{settings.port}/<name>/ ({where}), "
          f"admin on http://127.0.0.1:{admin_port}; {', '.join(controller.endpoints) or 'no endpoint yet'}")
-    for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn stops on them and hands them back once it has:
-        signal.signal(sig, _stopping)            # not to Ray's handler but to the clean-up below
     try:
-        config = uvicorn.Config(create_admin_app(controller, workspace), log_level="warning", access_log=False)
-        uvicorn.Server(config).run(sockets=[admin_socket])
+        serve_until_stopped(create_admin_app(controller, workspace), "stopping the model endpoints",
+                            sockets=[admin_socket])
     finally:
         stop.set()
         follower.join()
@@ -333,8 +330,6 @@ def _record(workspace, admin_port: int) -> None:
                                 "port": settings.port, "started_at": time.time()}))
 
 
-def _stopping(signum, frame) -> None:
-    log.info("stopping the model endpoints (signal %d)", signum)
 
 
 # -- the lakebook serve commands' side ---------------------------------------------------------

@@ -195,7 +195,7 @@ def serve_stream(workspace, port: int | None = None, echo=print) -> None:
     """Run the stream until interrupted."""
     where = connect_ray(workspace)  # first: Ray reads its environment when it is imported
     import ray
-    import uvicorn
+    from ..asgi import serve_until_stopped
 
     from .bus import open_bus
     from .job import StreamJob
@@ -208,10 +208,8 @@ def serve_stream(workspace, port: int | None = None, echo=print) -> None:
     path.write_text(json.dumps({"pid": os.getpid(), "port": port, "started_at": time.time()}))
     echo(f"lakebook stream on http://127.0.0.1:{port}  (group {job.settings.group}, {where}; "
          f"views {', '.join(job.views)})")
-    for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn stops on them and hands them back once it has:
-        signal.signal(sig, _stopping)            # not to Ray's handler (exit 15) but to the clean-up below
     try:
-        uvicorn.run(create_app(job, bus), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        serve_until_stopped(create_app(job, bus), "stopping the stream", port=port)
     finally:
         job.stop()
         bus.close()
@@ -219,8 +217,6 @@ def serve_stream(workspace, port: int | None = None, echo=print) -> None:
         ray.shutdown()
 
 
-def _stopping(signum, frame) -> None:
-    log.info("stopping the stream (signal %d)", signum)
 
 
 def _recorded(workspace) -> dict | None:

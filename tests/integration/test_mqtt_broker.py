@@ -221,7 +221,7 @@ def test_up_starts_the_inlet_when_ingest_mqtt_is_set(tmp_path, broker, isolated_
         table = output.text()
         assert re.search(r"^mqtt\s+http://127\.0\.0\.1:\d+\s+ready\s+\S+mqtt\.log$", table, re.M), table
         rows = {r["service"]: r for r in json.loads(lakebook(root, "status", "--json", env=env).stdout)}
-        assert set(rows) == {"ingest", "mqtt", "lab"} and rows["mqtt"]["status"] == "ready", rows
+        assert set(rows) == {"ingest", "mqtt", "monitor", "lab"} and rows["mqtt"]["status"] == "ready", rows
         publisher = Publisher(broker.port)
         publisher.publish("flights", orjson.dumps(flight(1)))
         publisher.close()

@@ -7,11 +7,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import text
 
 from events import flight, log_events, weather
 from jobs_support import add_job, add_notebooks
-from lakebook.catalog import open_catalog
 from lakebook.ingest import flush_ingest_log_to_raw
 from lakebook.jobs import load_jobs
 from lakebook.jobs.store import JobStore
@@ -86,17 +84,18 @@ def test_without_a_serving_service_endpoint_health_is_a_note(lake):
 def test_check_states_and_alerts_before_and_after_the_monitor_ran(lake):
     assert health.check_states(lake).startswith("No check states: the monitor has not run yet")
     assert health.open_alerts(lake).startswith("No alerts")
-    catalog = open_catalog(lake, register=False)
-    with catalog.engine.begin() as db:  # the two tables as the monitor keeps them (their columns used here)
-        db.execute(text("CREATE TABLE monitor_checks (name TEXT, expression TEXT, state TEXT, level TEXT, "
-                        "value FLOAT, unit TEXT, detail TEXT, since TEXT, evaluated_at TEXT)"))
-        db.execute(text("INSERT INTO monitor_checks VALUES ('weather_fresh', 'freshness(raw.weather)', 'firing', "
-                        "'fail', 7200, 's', 'newest event 2h ago', '2026-01-01', '2026-01-01')"))
-        db.execute(text("CREATE TABLE monitor_alerts (title TEXT, severity TEXT, status TEXT, starts_at TEXT, "
-                        "last_seen TEXT, acked_by TEXT)"))
-        db.execute(text("INSERT INTO monitor_alerts VALUES ('weather_fresh', 'critical', 'firing', '2026-01-01', "
-                        "'2026-01-01', NULL), ('old', 'warning', 'resolved', '2025-01-01', '2025-01-01', NULL)"))
-    catalog.close()
+    # the monitor's own stores filled the way it fills them: an evaluation, the alert manager
+    from lakebook.alerts import Alert
+    from lakebook.monitor import AlertManager
+    from lakebook.monitor.engine import evaluate
+
+    (lake.root / "monitors").mkdir(exist_ok=True)
+    (lake.root / "monitors" / "checks.yaml").write_text(
+        "checks: [{name: weather_fresh, check: freshness(raw.weather), fail: '> 1s', for: 0}]\n")
+    evaluate(lake, names=["weather_fresh"], now=datetime.now(timezone.utc) + timedelta(hours=2))
+    manager, now = AlertManager(lake), datetime.now(timezone.utc)
+    manager.receive([Alert("old", "", "warning", {"alertname": "old"}, "firing")], now)  # then resolved: not open
+    manager.receive([Alert("old", "", "warning", {"alertname": "old"}, "resolved")], now)
     checks = health.check_states(lake)
     assert list(checks.name) == ["weather_fresh"] and checks.state.iloc[0] == "firing"
-    assert list(health.open_alerts(lake).title) == ["weather_fresh"]
+    assert list(health.open_alerts(lake).title) == ["weather_fresh failing"]  # the firing check's own alert

@@ -199,37 +199,31 @@ def endpoint_health(workspace):
 
 
 # -- the monitor's own state --------------------------------------------------------------------
-CHECKS_TABLE, ALERTS_TABLE = "monitor_checks", "monitor_alerts"
-
-
-def _monitor_table(workspace, table: str, sql: str):
-    """Rows of one of the monitor's tables in the catalog database, or None before the monitor
-    first ran (the table does not exist yet)."""
-    import pandas as pd
-    from sqlalchemy import inspect, text
-
-    from ..catalog import open_catalog
-
-    catalog = open_catalog(workspace, register=False)
-    try:
-        if not inspect(catalog.engine).has_table(table):
-            return None
-        with catalog.engine.connect() as connection:
-            return pd.read_sql(text(sql), connection)
-    finally:
-        catalog.close()
+CHECK_COLUMNS = ["name", "expression", "state", "level", "value", "unit", "detail", "since", "evaluated_at"]
+ALERT_COLUMNS = ["title", "severity", "starts_at", "last_seen", "acked_by"]
 
 
 def check_states(workspace):
     """Each check's state (ok, pending, firing, unknown, error), its last value and detail."""
-    frame = _monitor_table(workspace, CHECKS_TABLE, f"SELECT name, expression, state, level, value, unit, detail, "
-                                                    f"since, evaluated_at FROM {CHECKS_TABLE} ORDER BY name")
-    return Note("No check states: the monitor has not run yet (lakebook monitor run).") if frame is None else frame
+    import pandas as pd
+
+    from .state import MonitorStore
+
+    with MonitorStore(workspace) as store:
+        rows = store.rows()
+    if not rows:
+        return Note("No check states: the monitor has not run yet (lakebook monitor run).")
+    return pd.DataFrame([{c: rows[name][c] for c in CHECK_COLUMNS} for name in sorted(rows)], columns=CHECK_COLUMNS)
 
 
 def open_alerts(workspace):
     """The alerts firing now, newest first, with who acknowledged them."""
-    frame = _monitor_table(workspace, ALERTS_TABLE, f"SELECT title, severity, starts_at, last_seen, acked_by "
-                                                    f"FROM {ALERTS_TABLE} WHERE status = 'firing' "
-                                                    f"ORDER BY starts_at DESC")
-    return Note("No alerts: the monitor has not raised any yet.") if frame is None else frame
+    import pandas as pd
+
+    from .alertstore import AlertStore
+
+    with AlertStore(workspace) as store:
+        firing = store.alerts()  # firing only, newest first
+    if not firing:
+        return Note("No alerts firing: none was raised, or each has resolved.")
+    return pd.DataFrame([{c: alert[c] for c in ALERT_COLUMNS} for alert in firing], columns=ALERT_COLUMNS)

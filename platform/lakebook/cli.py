@@ -137,6 +137,72 @@ def ingest_flush(ctx) -> None:
         ctx.exit(1)
 
 
+@ingest.command("drops")
+@click.option("--once", is_flag=True, help="look once, land what was stored, and exit")
+@click.option("--interval", type=float, default=None, help="seconds between looks (default ingest.drops_interval_s)")
+@click.pass_context
+def ingest_drops(ctx, once, interval) -> None:
+    """Store the files dropped into the ingest.drops folders as blobs, then land them in the lake
+    (until Ctrl-C, or once)."""
+    import time
+
+    from .ingest import flush_ingest_log_to_raw
+    from .ingest.drops import DropInlet
+
+    ws = _workspace(ctx)
+    if not ws.settings.ingest.drops:
+        raise click.UsageError("no drop folders: add ingest.drops: [{dir, pattern, source}] to lakebook.yaml")
+    inlet = DropInlet(ws)
+    failed = False
+    try:
+        while True:
+            report = inlet.scan()
+            for path, reason in report.failed:
+                click.echo(f"failed: {path} moved to .failed/ ({reason})", err=True)
+            for problem in report.problems:
+                click.echo(f"error: {problem}", err=True)
+            if report.stored or once:
+                flushed = flush_ingest_log_to_raw(ws)
+                for blob in flushed.blobs:
+                    counts = f": {blob.rows:,} rows, {blob.rejected:,} rejected" if blob.rows is not None else ""
+                    click.echo(f"{blob.source}/{blob.name}: {blob.status}{counts}" + (f" ({blob.note})" if blob.note else ""))
+                for failure in flushed.failed:
+                    click.echo(f"error: {failure.source}: {failure.error}", err=True)
+                failed = failed or bool(report.failed or report.problems or flushed.failed)
+            if once:
+                if report.waiting:
+                    click.echo(f"{len(report.waiting)} file(s) not finished yet (no .done marker, changed recently)")
+                break
+            time.sleep(interval or ws.settings.ingest.drops_interval_s)
+    except KeyboardInterrupt:
+        pass
+    if failed:
+        ctx.exit(1)
+
+
+# -- blobs ----------------------------------------------------------------------------------
+@cli.group()
+def blobs() -> None:
+    """Blobs (files) stored for the sources, as the catalog lists them."""
+
+
+@blobs.command("list")
+@click.argument("source", required=False)
+@json_option
+@click.pass_context
+def blobs_list(ctx, source, as_json) -> None:
+    """Every catalogued blob (of SOURCE): size, status, rows, where the file is."""
+    from .catalog import open_catalog
+    from .ingest.landing import list_blobs
+
+    rows = list_blobs(open_catalog(_workspace(ctx)), source)
+    _show(rows, as_json, "no blobs catalogued yet (PUT /v1/blobs/<source>/<name>, or a drop folder)",
+          lambda rows: _print_table(["blob", "size", "stored (UTC)", "status", "rows", "rejected", "path"], [
+              [f"{r['source']}/{r['name']}", _size(r["size"]), r["stored_at"].strftime("%Y-%m-%d %H:%M:%S"),
+               r["status"], "-" if r["rows"] is None else f"{r['rows']:,}",
+               "-" if r["rejected"] is None else f"{r['rejected']:,}", r["path"]] for r in rows]))
+
+
 # -- catalog --------------------------------------------------------------------------------
 @cli.group()
 def catalog() -> None:

@@ -83,6 +83,16 @@ class MqttSettings(_Section):
         return self
 
 
+class DropFolder(_Section):
+    dir: Path = Field(description="the folder producers drop files into (relative to the workspace)")
+    pattern: str = Field("*", description="file names taken (a glob, e.g. *.csv); others are left alone")
+    source: str = Field(description="the blob source the files are stored as")
+    settle_s: float = Field(5.0, ge=0, description=(
+        "a file without a <name>.done marker is taken once its size and modification time have not "
+        "changed for this long"))
+    require_done: bool = Field(False, description="take only files with a <name>.done marker beside them")
+
+
 class IngestSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8787, ge=1, le=65535)
@@ -104,6 +114,9 @@ class IngestSettings(_Section):
         default_factory=list, description="web page origins (https://app.example.com) whose requests are "
                                           "accepted; requests from other pages are refused")
     mqtt: MqttSettings | None = Field(None, description="the MQTT inlet (lakebook up runs it when this is set)")
+    drops: list[DropFolder] = Field(default_factory=list, description=(
+        "drop folders: files that appear in them are stored as blobs of their source, then moved aside"))
+    drops_interval_s: float = Field(1.0, gt=0, description="how often the ingest service looks into the drop folders")
 
 
 class LakeSettings(_Section):

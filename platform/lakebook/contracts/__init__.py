@@ -2,10 +2,10 @@
 
 from .loading import ContractSet, get_contract, load_contract_set, load_contracts, parse_contract
 from .model import Contract, FieldSpec
-from .validate import EVENT_ID, INGESTED_AT, CompiledContract, Rejection, ValidationResult
+from .validate import BLOB, EVENT_ID, INGESTED_AT, ROW, CompiledContract, Rejection, ValidationResult
 
 __all__ = [
     "Contract", "FieldSpec", "CompiledContract", "Rejection", "ValidationResult",
-    "EVENT_ID", "INGESTED_AT", "ContractSet", "get_contract", "load_contract_set", "load_contracts",
+    "BLOB", "EVENT_ID", "INGESTED_AT", "ROW", "ContractSet", "get_contract", "load_contract_set", "load_contracts",
     "parse_contract",
 ]

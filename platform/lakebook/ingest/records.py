@@ -38,6 +38,15 @@ QUARANTINE_CHUNK_BYTES = 4 << 20
 COUNT_FIRST_BYTES = 1 << 20
 
 
+QUARANTINE_SCHEMA = pa.schema([
+    pa.field("_received_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("request_id", pa.string(), nullable=False),
+    pa.field("index", pa.int64()),
+    pa.field("raw", pa.string()),
+    pa.field("reasons", pa.list_(pa.string()), nullable=False),
+])
+
+
 @dataclass
 class Outcome:
     records: list[LogRecord]
@@ -85,7 +94,7 @@ def _rejected_record(source: str, received_us: int, rows: list[bytes]) -> LogRec
 
 
 def _quarantine_rows(request_id: str, received_us: int, rejected: list[tuple]) -> list[dict]:
-    """Quarantine rows (flusher.QUARANTINE_SCHEMA, time in microseconds) of (index, raw, reasons) items."""
+    """Quarantine rows (QUARANTINE_SCHEMA, time in microseconds) of (index, raw, reasons) items."""
     return [{"_received_at": received_us, "request_id": request_id, "index": i, "raw": raw, "reasons": _listed(why)}
             for i, raw, why in rejected]
 

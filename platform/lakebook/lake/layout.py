@@ -5,6 +5,7 @@
     <zone>/<table>/version-<id>/[<col>=<v>/]<file>.parquet   transform outputs and seeds
     <zone>/<table>/current -> version-<id>            the published version (a stable path)
     blobs/<source>/<name>                             blobs, as they came
+    blobs/<source>/_catalog/date=YYYY-MM-DD/<name>.parquet   the blobs.<source> table: one row per blob
     _damaged/<zone>/<table>/...                       files `lakebook doctor --fix` set aside (unreadable)
 
 Zones are the schemas queries name (``raw.flights``). No other module builds a lake path.
@@ -15,8 +16,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-ZONES = ("raw", "quarantine", "ref", "warehouse", "features", "speed")
-APPEND_ONLY_ZONES = ("raw", "quarantine", "speed")  # files are only ever added; the other zones are replaced by version
+ZONES = ("raw", "quarantine", "ref", "warehouse", "features", "speed", "blobs")
+APPEND_ONLY_ZONES = ("raw", "quarantine", "speed", "blobs")  # files are only ever added; the other zones are replaced by version
 PARTITION_KEY = "date"
 CURRENT = "current"
 VERSION_PREFIX = "version-"
@@ -63,6 +64,10 @@ class LakeLayout:
     @property
     def blobs_dir(self) -> Path:
         return self.root / "blobs"
+
+    def blob_catalog_dir(self, source: str) -> Path:
+        """The files of the ``blobs.<source>`` table (no blob can be named ``_catalog``)."""
+        return self.blobs_dir / source / "_catalog"
 
     def damaged(self, path: Path) -> Path:
         """Where a damaged lake file is set aside: its path under the lake root, below

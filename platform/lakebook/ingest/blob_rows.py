@@ -100,8 +100,10 @@ def _csv_events(contract, data: bytes) -> tuple[list[dict], dict[int, str]]:
         for cells in reader:
             if not cells:
                 continue
-            if len(cells) != len(header):
+            if len(cells) != len(header):  # kept as its text, which no contract accepts as a row
                 bad[len(events)] = f"{len(cells)} cells where the header names {len(header)} columns"
+                events.append(",".join(cells))
+                continue
             events.append({column: _cell(cell, fields.get(column), nulls) for column, cell in zip(header, cells)})
         return events, bad
     except csv.Error as exc:

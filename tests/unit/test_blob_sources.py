@@ -315,3 +315,19 @@ def test_a_file_that_cannot_be_stored_goes_to_failed_with_its_reason(tmp_path):
     (drops / "day.csv").write_bytes(as_csv([GOOD[1]]))  # failing again: kept beside the first
     inlet.scan()
     assert (failed / "day.csv.1").read_bytes() == as_csv([GOOD[1]]) and (failed / "day.csv.1.reason").exists()
+
+
+def test_a_landing_cut_short_before_its_blob_row_was_recorded_is_redone_without_writing_twice(tmp_path):
+    from lakebook.catalog import open_catalog
+    from lakebook.ingest import flush_ingest_log_to_raw
+
+    ws = blob_workspace(tmp_path / "ws", SENSORS.format(format="csv"))
+    put(ws, "a.csv", as_csv([GOOD[0], BAD]))
+    flush_ingest_log_to_raw(ws)
+    catalog = open_catalog(ws)
+    written = {zone: catalog.files(zone, "sensors") for zone in ("blobs", "raw", "quarantine")}
+    catalog.forget_files("blobs", "sensors", written["blobs"])  # as if the flush stopped before recording it
+    [again] = flush_ingest_log_to_raw(ws).blobs
+    assert (again.name, again.status) == ("a.csv", "partly rejected")  # not a duplicate of itself
+    assert {zone: catalog.files(zone, "sensors") for zone in written} == written
+    assert counts(ws) == {"blobs": 1, "raw": 1, "quarantined": 1}

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from ..catalog.sources import BLOB_TABLE_SCHEMA, register_blob_table, register_sources
 from ..contracts import INGESTED_AT
-from ..errors import BlobUnreadable
+from ..errors import BlobUnreadable, UnknownTable
 from ..lake import write_date_partitions
 from .blob_rows import BlobRows, blob_schema, validate_blob
 from .records import QUARANTINE_SCHEMA
@@ -50,12 +50,17 @@ class BlobLanding:
     note: str | None = None  # something to tell (fields inferred)
 
 
-def pending_blobs(workspace, source: str) -> list[str]:
-    """Names of the source's stored blobs not landed yet, oldest first."""
+def pending_blobs(workspace, catalog, source: str) -> list[str]:
+    """Names of the source's stored blobs not landed yet (no file in the blobs table's
+    manifest: a row file written by a flush that crashed before recording it is written
+    again, as it was, and recorded), oldest first."""
     folder = workspace.lake.blobs_dir / source
     if not folder.is_dir():
         return []
-    landed = {p.stem for p in workspace.lake.blob_catalog_dir(source).glob("date=*/*.parquet")}
+    try:
+        landed = {Path(p).stem for p in catalog.files("blobs", source)}
+    except UnknownTable:
+        landed = set()
     names = [p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name not in landed]
     return sorted(names, key=lambda name: (_meta(folder, name)["stored_at"], name))
 
@@ -67,18 +72,18 @@ def blob_sources(workspace) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and p.name in contracts) if root.is_dir() else []
 
 
-def blobs_pending(workspace) -> bool:
+def blobs_pending(workspace, catalog) -> bool:
     """Whether any source has a stored blob not landed yet."""
-    return any(pending_blobs(workspace, source) for source in blob_sources(workspace))
+    return any(pending_blobs(workspace, catalog, source) for source in blob_sources(workspace))
 
 
 def land_source(workspace, catalog, source: str) -> list[BlobLanding]:
     """Land every pending blob of ``source`` (the caller holds the flush lock)."""
-    pending = pending_blobs(workspace, source)
+    pending = pending_blobs(workspace, catalog, source)
     if not pending:
         return []
     register_blob_table(workspace, catalog, source, workspace.contract(source).contract.owner)
-    known = _catalogued_digests(workspace, source)
+    known = _catalogued_digests(catalog, source)
     landed = []
     for name in pending:
         landing = _land(workspace, catalog, source, name, known)
@@ -93,9 +98,9 @@ def _meta(folder: Path, name: str) -> dict:
     return orjson.loads((folder / "_meta" / f"{name}.json").read_bytes())
 
 
-def _catalogued_digests(workspace, source: str) -> dict[str, str]:
+def _catalogued_digests(catalog, source: str) -> dict[str, str]:
     """sha256 -> name of every blob of the source landed already."""
-    files = sorted(workspace.lake.blob_catalog_dir(source).glob("date=*/*.parquet"))
+    files = catalog.files("blobs", source)
     if not files:
         return {}
     table = pa.concat_tables([pq.read_table(f, columns=["sha256", "name"]) for f in files])

@@ -265,7 +265,7 @@ class _Flusher:
                 self.catalog = open_catalog(self.workspace, register=False)
             contracts = self.workspace.contracts()  # the same object until a contract file changes
             if contracts is self.registered and not self.ingest_log.sources_with_work() and \
-                    not blobs_pending(self.workspace):
+                    not blobs_pending(self.workspace, self.catalog):
                 # nothing logged and the catalog is up to date: no catalog writes and fsyncs
                 # every few seconds competing with the server's
                 return {"ok": True, "at": time.time(), "events": 0}

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from ..contracts import BLOB, ROW
 from ..errors import BlobUnreadable
-from .records import _raw
+from .records import json_text
 
 _INTEGER = re.compile(r"^[+-]?\d+$")
 _BOOLS = {"true": True, "false": False}
@@ -72,9 +72,9 @@ def validate_blob(contract, name: str, data: bytes, stored_at: datetime) -> Blob
     """Read and check every row of a blob; rows take the blob's stored time as ingest time."""
     events, undecodable = read_events(contract, data)
     result = contract.validate(events, ingested_at=stored_at)
-    rejected = [(i + 1, events[i] if isinstance(events[i], str) else _raw(events[i]), [undecodable[i]])
+    rejected = [(i + 1, events[i] if isinstance(events[i], str) else json_text(events[i]), [undecodable[i]])
                 for i in sorted(undecodable)]
-    rejected += [(r.index + 1, _raw(events[r.index]), r.reasons) for r in result.rejected if r.index not in undecodable]
+    rejected += [(r.index + 1, json_text(events[r.index]), r.reasons) for r in result.rejected if r.index not in undecodable]
     rejected.sort(key=lambda r: r[0])
     accepted = result.accepted
     accepted = accepted.append_column(contract.lake_schema.field(BLOB), pa.repeat(pa.scalar(name), accepted.num_rows))

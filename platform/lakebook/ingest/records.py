@@ -62,7 +62,7 @@ def ipc_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def _raw(event) -> str:
+def json_text(event) -> str:
     """A decoded event as JSON text again. orjson reads 1024 nesting levels but writes only
     254: deeper events go through the stdlib, and are described if even that recurses too far."""
     try:
@@ -107,7 +107,7 @@ def _rejections(events: list, undecodable: list[tuple[int, str, str]], result) -
     """(index, raw text, reasons) of every line ``result`` (``validate`` of ``events``) refuses
     and of every line that was not JSON, by index."""
     bad_json = {i for i, _, _ in undecodable}
-    rejected = list(undecodable) + [(r.index, _raw(events[r.index]), r.reasons)
+    rejected = list(undecodable) + [(r.index, json_text(events[r.index]), r.reasons)
                                     for r in result.rejected if r.index not in bad_json]
     rejected.sort(key=lambda r: r[0])
     return rejected

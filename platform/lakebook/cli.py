@@ -129,7 +129,8 @@ def ingest_flush(ctx) -> None:
 
     report = flush_ingest_log_to_raw(_workspace(ctx))
     click.echo(f"flushed {report.events:,} events ({report.duplicates:,} duplicates dropped), "
-               f"{report.rejected:,} rejected to quarantine, {len(report.sources)} source(s)")
+               f"{report.rejected:,} rejected to quarantine, {len(report.sources)} source(s)"
+               + (f"; landed {len(report.blobs)} blob(s)" if report.blobs else ""))
     for failure in report.failed:
         click.echo(f"error: {failure.source} was not flushed: {failure.error} (its events stay in the ingest log)",
                    err=True)

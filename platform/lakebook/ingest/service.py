@@ -147,7 +147,7 @@ class IngestService:
         inlet = DropInlet(self.workspace, self.blobs)
         while not self._stop.wait(self.settings.drops_interval_s):
             try:
-                self.metrics.blobs += len(inlet.scan().stored)
+                self.metrics.blobs += inlet.scan().created
             except Exception:  # noqa: BLE001 - a full disk, say: the files stay and the next scan tries again
                 log.exception("the drop folders could not be read; tried again in %.0f s", self.settings.drops_interval_s)
 

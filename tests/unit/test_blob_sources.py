@@ -370,3 +370,31 @@ def test_the_demo_step_drops_the_fleet_and_its_changes_and_again_adds_nothing(tm
     assert sum(line.startswith("  landed ") for line in lines) == 2  # the second drop landed nothing
     assert sorted(p.name for p in (root / "drops" / "planes" / ".stored").iterdir()) == [
         "planes-2013.csv", "planes-changes.csv"]
+
+
+def test_lakebook_ingest_drops_once_lands_what_it_stored_and_blobs_list_shows_it(tmp_path):
+    from click.testing import CliRunner
+
+    from lakebook.cli import cli
+
+    ws = blob_workspace(tmp_path / "ws", SENSORS.format(format="csv"), DROPS)
+    drops = ws.root / "drops"
+    drops.mkdir()
+    (drops / "day.csv").write_bytes(as_csv([GOOD[0], BAD]))
+    (drops / "day.csv.done").touch()
+    (drops / "late.csv").write_bytes(as_csv(GOOD))  # just written, no marker: left for a later look
+    run = CliRunner().invoke(cli, ["-w", str(ws.root), "ingest", "drops", "--once"], obj={})
+    assert run.exit_code == 0, run.output
+    assert run.output.splitlines() == ["sensors/day.csv: partly rejected: 2 rows, 1 rejected",
+                                       "1 file(s) not finished yet (no .done marker, changed recently)"]
+    (drops / "bad.csv").write_bytes(b"\xff\xfe")
+    (drops / "bad.csv.done").touch()
+    failed = CliRunner().invoke(cli, ["-w", str(ws.root), "ingest", "drops", "--once"], obj={})
+    assert failed.exit_code == 1 and "bad.csv moved to .failed/ (not UTF-8 text" in failed.output
+    listed = CliRunner().invoke(cli, ["-w", str(ws.root), "blobs", "list", "sensors", "--json"], obj={})
+    [blob] = json.loads(listed.output)
+    assert (blob["source"], blob["name"], blob["status"], blob["rows"], blob["rejected"]) == (
+        "sensors", "day.csv", "partly rejected", 2, 1)
+    unknown = CliRunner().invoke(cli, ["-w", str(ws.root), "blobs", "list", "nope"], obj={})
+    assert unknown.exception.message == "no table blobs.nope in the catalog"  # said by the command's error handler
+    assert unknown.exception.hint == "did you mean blobs.sensors?"

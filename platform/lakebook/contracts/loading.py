@@ -7,7 +7,7 @@ process compiled (none if it never compiled here: then the source answers 503 wi
 error as hint); the error is in ``ContractSet.problems`` and logged once per change of the file.
 
 ``<source>.inferred.yaml`` beside a contract is no contract: it holds the fields inferred
-from the first file of a blob source that says ``infer: true`` (contracts/inference.py),
+from the first file of a blob source that says ``infer: true`` (contracts/inferred.py),
 and that contract takes them as its fields until it lists its own.
 """
 

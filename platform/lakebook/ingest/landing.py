@@ -159,7 +159,7 @@ def _land_rows(workspace, catalog, source: str, name: str, data: bytes, stored_a
 
 def _infer(workspace, catalog, source: str, name: str, data: bytes):
     """Infer the source's fields from this blob, write them beside its contract and take them."""
-    from ..contracts.inference import infer_fields, write_inferred
+    from ..contracts.inferred import infer_fields, write_inferred
 
     compiled = workspace.contract(source)
     try:

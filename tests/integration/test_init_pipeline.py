@@ -82,6 +82,15 @@ def test_init_from_a_sample_gives_a_pipeline_that_runs(tmp_path, ingest_server):
         features=["greenhouse_daily:avg_temp_c", "greenhouse_daily:events"], entity_rows=[{"device": "gh-north"}]).to_dict()
     assert online["events"] == [float(len(north_day2))]
     assert online["avg_temp_c"][0] == pytest.approx(sum(north_day2) / len(north_day2))
+    # A model's training set, point in time: on 2026-03-02 only day 1 is known, from 2026-03-03 day 2.
+    import pandas as pd
+    from lakebook.features import training_set
+
+    entity_df = pd.DataFrame({"device": ["gh-north", "gh-north"], "label": [0, 1], "event_timestamp": pd.to_datetime(
+        ["2026-03-02T12:00:00Z", "2026-03-03T00:00:00Z"])})
+    train = training_set(entity_df, "greenhouse_v1", Workspace.load(root)).sort_values("event_timestamp")
+    north_day1 = [e for e in events if e["device"] == "gh-north" and e["ts"].startswith("2026-03-01")]
+    assert train["events"].tolist() == [float(len(north_day1)), float(len(north_day2))]
 
     # The starter job runs notebooks/01_explore.ipynb with Papermill (no scheduler: in the command).
     job = subprocess.run([sys.executable, "-m", "lakebook", "-w", str(root), "jobs", "run", "greenhouse_explore",

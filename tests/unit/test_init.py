@@ -204,3 +204,12 @@ def test_the_cli_reports_a_bad_sample_as_one_error(tmp_path):
     assert result.exit_code != 0 and isinstance(result.exception, ContractError)
     assert "line 2: not valid JSON" in str(result.exception)
     assert not (tmp_path / "ws").exists()
+
+
+def test_the_source_is_named_after_the_sample_when_it_can_be(tmp_path):
+    events = [greenhouse(i) for i in range(3)]
+    assert init_workspace(tmp_path / "a", sample=write_sample(tmp_path / "readings.jsonl", events)).source == "readings"
+    assert init_workspace(tmp_path / "b", sample=write_sample(tmp_path / "My-Readings.jsonl", events)).source == "events"
+    made = init_workspace(tmp_path / "c", source="sensors", sample=write_sample(tmp_path / "x.jsonl", events))
+    assert made.source == "sensors" and made.inferred_from == 3
+    assert parse_contract(tmp_path / "c" / "contracts" / "sensors.yaml").name == "sensors"

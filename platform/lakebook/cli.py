@@ -81,12 +81,23 @@ def cli(ctx: click.Context, path: str | None, verbose: bool) -> None:
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-def init(directory: str) -> None:
-    """Make a new workspace in DIRECTORY."""
+@click.option("--source", default=None,
+              help="the first source's name (default: the --from file's name if valid, else events)")
+@click.option("--from", "sample", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="infer the source's contract from a sample of its events (JSON Lines)")
+def init(directory: str, source: str | None, sample: Path | None) -> None:
+    """Make a new workspace in DIRECTORY with a starter pipeline around one source."""
     from .scaffold import init_workspace
 
-    root = init_workspace(Path(directory))
-    click.echo(f"workspace ready in {root}\nnext: cd {directory} && lakebook up")
+    made = init_workspace(Path(directory), source, sample)
+    c = made.choices
+    if made.inferred_from is not None:
+        click.echo(f"contracts/{made.source}.yaml: inferred from {made.inferred_from} events of {sample}; review it")
+    click.echo(f"workspace ready in {made.root}: source {made.source}, entity {c.entity}, event time {c.event_time}, "
+               f"aggregates of {', '.join(c.measures) or 'the event count'}")
+    for path in made.files:
+        click.echo(f"  {path}")
+    click.echo(f"next: cd {directory} && lakebook up   (README.md there lists the steps)")
 
 
 # -- ingest ---------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Data contracts: YAML declarations compiled to Arrow schemas and vectorised validators."""
 
+from .inference import Inferred, contract_yaml, infer_contract, read_sample
 from .loading import ContractSet, get_contract, load_contract_set, load_contracts, parse_contract
 from .model import Contract, FieldSpec
 from .validate import EVENT_ID, INGESTED_AT, CompiledContract, Rejection, ValidationResult
@@ -7,5 +8,5 @@ from .validate import EVENT_ID, INGESTED_AT, CompiledContract, Rejection, Valida
 __all__ = [
     "Contract", "FieldSpec", "CompiledContract", "Rejection", "ValidationResult",
     "EVENT_ID", "INGESTED_AT", "ContractSet", "get_contract", "load_contract_set", "load_contracts",
-    "parse_contract",
+    "parse_contract", "Inferred", "contract_yaml", "infer_contract", "read_sample",
 ]

@@ -9,9 +9,9 @@
   policy, under the flush lock (no flush adds a file meanwhile): their catalog rows first, in
   one transaction per table, then the folders.
 
-A folder is renamed to a hidden staging name before it is deleted, so a crash mid-way never
-leaves half a version that a rollback could point to; the next vacuum removes what is left.
-Running it again removes nothing more.
+A folder is first moved out of its table (to ``_vacuum/``, one rename) and then deleted, so a
+crash mid-way never leaves half a version a rollback could point to, nor half a partition a
+query reads; the next vacuum empties ``_vacuum/``. Running it again removes nothing more.
 """
 
 from __future__ import annotations
@@ -28,12 +28,10 @@ from .versions import Version, list_versions
 
 log = logging.getLogger("lakebook.lake.vacuum")
 
-_SUFFIX = "vacuum"  # staging label of a folder being removed: .<name>.vacuum.tmp
-
 
 @dataclass(frozen=True)
 class Removed:
-    kind: str  # version | staging | partition
+    kind: str  # version | staging | partition | leftover (of a vacuum that crashed)
     table: str
     path: str
     files: int
@@ -85,6 +83,7 @@ def vacuum(workspace, catalog, *, dry_run: bool = False, wait: bool = True, now:
     ``wait``, a part whose lock is held (a transform running, a flush) is left for next time."""
     now = now or datetime.now(timezone.utc)
     report = VacuumReport(dry_run)
+    _empty_trash(workspace, report)
     with file_lock(workspace.transform_lock_path, wait=wait) as locked:
         if locked:
             _vacuum_versions(workspace, catalog, report, now)
@@ -136,9 +135,6 @@ def _vacuum_partitions(workspace, catalog, zone: str, days: int, report: VacuumR
     known = {t.name for t in catalog.tables(zone)}
     for _, name, table_dir in _tables(workspace, [zone]):
         table = f"{zone}.{name}"
-        for folder in workspace.lake.stagings(zone, name):  # what a vacuum that crashed left
-            if folder.name.endswith(f".{_SUFFIX}.tmp"):
-                _remove(workspace, folder, Removed("staging", table, str(folder), *_usage(folder)), report)
         expired = expired_partitions(table_dir, days, today)
         if not expired:
             continue
@@ -156,14 +152,26 @@ def _vacuum_partitions(workspace, catalog, zone: str, days: int, report: VacuumR
             len(expired), days, expired[0].name, expired[-1].name, len(listed))
 
 
+def _empty_trash(workspace, report: VacuumReport) -> None:
+    """Delete what a vacuum that crashed had moved out of its table but not deleted."""
+    trash = workspace.lake.trash_dir
+    for folder in sorted(p for p in trash.glob("*/*/*") if p.is_dir()) if trash.is_dir() else []:
+        zone, name = folder.relative_to(trash).parts[:2]
+        report.removed.append(Removed("leftover", f"{zone}.{name}", str(folder), *_usage(folder)))
+        if not report.dry_run:
+            shutil.rmtree(folder)
+
+
 def _remove(workspace, folder: Path, entry: Removed, report: VacuumReport) -> None:
-    """Rename ``folder`` aside (one atomic step), then delete it."""
+    """Move ``folder`` out of its table (one atomic rename), then delete it."""
     report.removed.append(entry)
     if report.dry_run:
         return
-    aside = folder if folder.name.startswith(".") else workspace.lake.staging(folder, _SUFFIX)
-    if aside != folder:
-        folder.rename(aside)
+    aside = workspace.lake.trash(folder)
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    if aside.exists():  # the same folder, set aside by a vacuum that crashed before deleting it
+        shutil.rmtree(aside)
+    folder.rename(aside)
     shutil.rmtree(aside)
 
 

@@ -18,7 +18,7 @@ from lakebook.catalog import open_catalog
 from lakebook.config import RetentionSettings
 from lakebook.errors import ConfigError, TransformError
 from lakebook.ingest import flush_ingest_log_to_raw
-from lakebook.lake import Version, vacuum
+from lakebook.lake import Version, maintenance, vacuum
 from lakebook.lake.vacuum import expired_partitions, expired_versions
 from lakebook.query import LakeSession
 from lakebook.transform import kept_versions, rollback, run_transforms
@@ -149,7 +149,7 @@ def test_vacuum_removes_what_dead_runs_left_but_waits_for_a_running_transform(we
     (table_dir / f"version-{dead:06d}" / "run-x.parquet").write_bytes(b"half")
     (table_dir / ".current.run-000099.tmp").mkdir()
     with file_lock(weather_ws.transform_lock_path):  # a transform runs: nothing of its is touched
-        busy = vacuum(weather_ws, catalog, wait=False)
+        busy = maintenance(weather_ws, catalog)  # the periodic round: it waits for no lock
     assert busy.removed == [] and busy.busy == ["versions (a transform is running)"]
     assert len(on_disk(weather_ws)) == 4
     done = vacuum(weather_ws, catalog)
@@ -199,3 +199,33 @@ def test_a_vacuum_that_crashed_midway_leaves_a_consistent_table_and_the_next_one
         ("leftover", "date=2013-01-01"), ("partition", "date=2013-01-02")]
     assert on_disk(ws, "raw", "weather") == ["date=2013-01-03", "date=2013-01-04"] and count(ws, "raw.weather") == 17
     assert not list(ws.lake.trash_dir.rglob("*.parquet"))
+
+
+def test_the_vacuum_versions_and_rollback_commands(weather_ws, capsys, monkeypatch):
+    from click.testing import CliRunner
+
+    from lakebook.cli import cli, main
+
+    def run(*args):
+        done = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["-w", str(weather_ws.root), *args], obj={},
+                                                        catch_exceptions=False)
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    made = runs(weather_ws, 3)
+    listed = run("transform", "versions", "weather_hourly")
+    assert [line.split()[1] for line in listed.splitlines() if "version-" in line] == made
+    assert "current" in next(line for line in listed.splitlines() if made[2] in line)
+    dry = run("lake", "vacuum", "--dry-run")
+    assert f"warehouse/weather_hourly/{made[0]}" in dry and "1 folders to remove, would free" in dry
+    assert "1 folders removed, freed" in run("lake", "vacuum")
+    assert "0 folders removed, freed 0 B" in run("lake", "vacuum")
+    assert run("transform", "rollback", "weather_hourly") == f"weather_hourly: current is {made[1]} (30 rows)\n"
+    monkeypatch.setattr("sys.argv", ["lakebook", "-w", str(weather_ws.root), "transform", "rollback",
+                                     "weather_hourly", made[0]])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err
+    assert exit_.value.code != 0 and "Traceback" not in err
+    assert err.splitlines() == [f"error: warehouse.weather_hourly has no version {made[0]}: vacuumed, or never made",
+                                f"hint: versions kept: {made[1]} (current), {made[2]}"]

@@ -238,7 +238,7 @@ def lake() -> None:
 def lake_vacuum(ctx, dry_run, as_json) -> None:
     """Remove the versions, partitions and staging folders lake.retention does not keep."""
     from .catalog import open_catalog
-    from .lake import vacuum
+    from .lake.vacuum import vacuum
 
     ws = _workspace(ctx)
     with _console().status("vacuuming the lake (waits for a running transform or flush)"):

@@ -25,6 +25,8 @@ _LAZY = {
 def __getattr__(name: str):
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    globals()[name] = value
-    return value
+    module = importlib.import_module(_LAZY[name], __name__)
+    for exported, where in _LAZY.items():  # all of the module's at once: ``vacuum`` is a module and its function
+        if where == _LAZY[name]:
+            globals()[exported] = getattr(module, exported)
+    return globals()[name]

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from events import flight, log_events, weather
+from events import log_events, weather
 from lakebook._proc import file_lock
 from lakebook.catalog import open_catalog
 from lakebook.config import RetentionSettings

@@ -12,6 +12,7 @@
 A folder is first moved out of its table (to ``_vacuum/``, one rename) and then deleted, so a
 crash mid-way never leaves half a version a rollback could point to, nor half a partition a
 query reads; the next vacuum empties ``_vacuum/``. Running it again removes nothing more.
+One vacuum runs at a time (a lock of its own).
 """
 
 from __future__ import annotations
@@ -81,8 +82,16 @@ def expired_partitions(table_dir: Path, days: int, today: date) -> list[Path]:
 def vacuum(workspace, catalog, *, dry_run: bool = False, wait: bool = True, now: datetime | None = None) -> VacuumReport:
     """Remove what ``lake.retention`` does not keep (with ``dry_run``, only say what). Without
     ``wait``, a part whose lock is held (a transform running, a flush) is left for next time."""
-    now = now or datetime.now(timezone.utc)
     report = VacuumReport(dry_run)
+    with file_lock(workspace.vacuum_lock_path, wait=wait) as locked:
+        if locked:
+            _vacuum(workspace, catalog, report, wait, now or datetime.now(timezone.utc))
+        else:
+            report.busy.append("everything (another vacuum is running)")
+    return report
+
+
+def _vacuum(workspace, catalog, report: VacuumReport, wait: bool, now: datetime) -> None:
     _empty_trash(workspace, report)
     with file_lock(workspace.transform_lock_path, wait=wait) as locked:
         if locked:
@@ -98,13 +107,17 @@ def vacuum(workspace, catalog, *, dry_run: bool = False, wait: bool = True, now:
                     _vacuum_partitions(workspace, catalog, zone, kept_days, report, now.date())
             else:
                 report.busy.append("partitions (a flush is running)")
-    return report
 
 
-def maintenance(workspace, catalog) -> VacuumReport:
+def maintenance(workspace, catalog) -> VacuumReport | None:
     """One periodic round of lake maintenance (every ``lake.retention.interval_s``): a vacuum
-    that waits for no lock; what it removed is logged."""
-    report = vacuum(workspace, catalog, wait=False)
+    that waits for no lock; what it removed is logged, and so is a round that failed (None:
+    the next round tries again)."""
+    try:
+        report = vacuum(workspace, catalog, wait=False)
+    except Exception:  # noqa: BLE001 - a background round; the next one tries again
+        log.exception("vacuum failed; the next round tries again")
+        return None
     if report.removed:
         log.info("vacuum removed %d folders, %d bytes freed", len(report.removed), report.bytes_freed)
     return report

@@ -81,12 +81,23 @@ def cli(ctx: click.Context, path: str | None, verbose: bool) -> None:
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-def init(directory: str) -> None:
-    """Make a new workspace in DIRECTORY."""
+@click.option("--source", default=None,
+              help="the first source's name (default: the --from file's name if valid, else events)")
+@click.option("--from", "sample", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="infer the source's contract from a sample of its events (JSON Lines)")
+def init(directory: str, source: str | None, sample: Path | None) -> None:
+    """Make a new workspace in DIRECTORY with a starter pipeline around one source."""
     from .scaffold import init_workspace
 
-    root = init_workspace(Path(directory))
-    click.echo(f"workspace ready in {root}\nnext: cd {directory} && lakebook up")
+    made = init_workspace(Path(directory), source, sample)
+    c = made.choices
+    if made.inferred_from is not None:
+        click.echo(f"contracts/{made.source}.yaml: inferred from {made.inferred_from} events of {sample}; review it")
+    click.echo(f"workspace ready in {made.root}: source {made.source}, entity {c.entity}, event time {c.event_time}, "
+               f"aggregates of {', '.join(c.measures) or 'the event count'}")
+    for path in made.files:
+        click.echo(f"  {path}")
+    click.echo(f"next: cd {directory} && lakebook up   (README.md there lists the steps)")
 
 
 # -- ingest ---------------------------------------------------------------------------------
@@ -292,6 +303,35 @@ def catalog_impact(ctx, name, as_json) -> None:
         click.echo(line)
 
 
+# -- lake maintenance -----------------------------------------------------------------------
+@cli.group()
+def lake() -> None:
+    """Maintain the lake: old versions and partitions, by lake.retention."""
+
+
+@lake.command("vacuum")
+@click.option("--dry-run", is_flag=True, help="say what would be removed, remove nothing")
+@json_option
+@click.pass_context
+def lake_vacuum(ctx, dry_run, as_json) -> None:
+    """Remove the versions, partitions and staging folders lake.retention does not keep."""
+    from .catalog import open_catalog
+    from .lake.vacuum import vacuum
+
+    ws = _workspace(ctx)
+    with _console().status("vacuuming the lake (waits for a running transform or flush)"):
+        report = vacuum(ws, open_catalog(ws), dry_run=dry_run)
+    if as_json:
+        return _print_json(report.as_dict())
+    root = ws.lake.root
+    if report.removed:
+        _print_table(["kind", "table", "folder", "files", "size", "catalog files"], [
+            [r.kind, r.table, Path(r.path).relative_to(root).as_posix(), r.files, _size(r.bytes), r.catalog_files]
+            for r in report.removed])
+    verb = "would free" if dry_run else "freed"
+    click.echo(f"{len(report.removed)} folders {'to remove' if dry_run else 'removed'}, {verb} {_size(report.bytes_freed)}")
+
+
 # -- transforms -----------------------------------------------------------------------------
 @cli.group()
 def transform() -> None:
@@ -340,6 +380,36 @@ def transform_list(ctx, as_json) -> None:
 
 def _last_run(last: dict | None) -> str:
     return last["finished_at"].strftime("%Y-%m-%d %H:%M") + f" ({last['engine']})" if last else "never"
+
+
+@transform.command("versions")
+@click.argument("table")
+@json_option
+@click.pass_context
+def transform_versions(ctx, table, as_json) -> None:
+    """The kept versions of TABLE (a transform output or seed), oldest first."""
+    from .transform import kept_versions
+
+    listed = [v.as_dict() for v in kept_versions(_workspace(ctx), table)]
+    _show(listed, as_json, f"no versions of {table} kept",
+          lambda rows: _print_table(["version", "run", "created (UTC)", "rows", "size", ""], [
+              [v["name"], v["run_id"] or "-", v["created"].strftime("%Y-%m-%d %H:%M:%S"), f"{v['rows']:,}",
+               _size(v["bytes"]), "current" if v["current"] else ""] for v in rows]))
+
+
+@transform.command("rollback")
+@click.argument("table")
+@click.argument("version", required=False)
+@json_option
+@click.pass_context
+def transform_rollback(ctx, table, version, as_json) -> None:
+    """Publish VERSION of TABLE again (default: the version before the current one)."""
+    from .transform import rollback
+
+    published = rollback(_workspace(ctx), table, version)
+    if as_json:
+        return _print_json(published.as_dict())
+    click.echo(f"{table}: current is {published.name} ({published.rows:,} rows)")
 
 
 # -- features -------------------------------------------------------------------------------

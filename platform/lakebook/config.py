@@ -119,9 +119,27 @@ class IngestSettings(_Section):
     drops_interval_s: float = Field(1.0, gt=0, description="how often the ingest service looks into the drop folders")
 
 
+class RetentionSettings(_Section):
+    """What `lakebook lake vacuum` (and the ingest service's periodic maintenance) keeps."""
+
+    versions: int = Field(3, ge=1, description=(
+        "versions kept of each transform output and seed, the published one among them (2 or more keep a "
+        "rollback possible)"))
+    version_days: float | None = Field(None, gt=0, description=(
+        "also keep every version published less than this many days ago (default: only the count counts)"))
+    quarantine_days: int | None = Field(None, ge=1, description=(
+        "remove quarantine date partitions older than this many days (default: kept forever)"))
+    raw_days: int | None = Field(None, ge=1, description=(
+        "remove raw date partitions older than this many days, with their catalog rows: they are gone for "
+        "every later full refresh (default: raw is kept forever)"))
+    interval_s: float = Field(3600.0, ge=60, description="seconds between two runs of the periodic maintenance")
+
+
 class LakeSettings(_Section):
     root: str = Field("lake", description="relative to the state dir, or an absolute path")
     compression: str = Field("zstd", pattern="^(zstd|snappy|gzip|none)$")
+    retention: RetentionSettings = Field(default_factory=RetentionSettings,
+                                         description="old versions and partitions that vacuum removes")
 
 
 class CatalogSettings(_Section):

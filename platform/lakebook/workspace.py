@@ -110,6 +110,7 @@ class Workspace:
     flush_lock_path = _StatePath("ingest", "flush.lock", doc="held by whoever flushes the ingest log")
     forward_lock_path = _StatePath("ingest", "forward.lock", doc="held by the forwarder of the ingest log to the bus")
     transform_lock_path = _StatePath("transform", "run.lock", doc="held by whoever runs transforms")
+    vacuum_lock_path = _StatePath("transform", "vacuum.lock", doc="held by whoever vacuums the lake (one at a time)")
     logs_dir = _StatePath("logs", doc="service and job logs")
     services_state_path = _StatePath("services.json", doc="what `lakebook up` runs (read by `lakebook status`)")
     runs_dir = _StatePath("runs", doc="output notebooks of runs (training, scheduled jobs)")

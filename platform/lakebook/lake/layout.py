@@ -7,6 +7,7 @@
     blobs/<source>/<name>                             blobs, as they came
     blobs/<source>/_catalog/date=YYYY-MM-DD/<name>.parquet   the blobs.<source> table: one row per blob
     _damaged/<zone>/<table>/...                       files `lakebook doctor --fix` set aside (unreadable)
+    _vacuum/<zone>/<table>/...                        folders vacuum is deleting (what a crash left, removed next time)
 
 Zones are the schemas queries name (``raw.flights``). No other module builds a lake path.
 """
@@ -22,6 +23,7 @@ PARTITION_KEY = "date"
 CURRENT = "current"
 VERSION_PREFIX = "version-"
 DAMAGED = "_damaged"
+TRASH = "_vacuum"
 
 
 class LakeLayout:
@@ -74,6 +76,15 @@ class LakeLayout:
         ``_damaged/`` (outside every table's folder, so no query reads it; in the lake's own
         filesystem, so moving it there is one rename)."""
         return self.root / DAMAGED / Path(path).relative_to(self.root)
+
+    @property
+    def trash_dir(self) -> Path:
+        return self.root / TRASH
+
+    def trash(self, path: Path) -> Path:
+        """Where vacuum moves a folder before deleting it: under ``_vacuum/``, outside every
+        table's folder (no query globs it) and in the lake's filesystem (one rename)."""
+        return self.trash_dir / Path(path).relative_to(self.root)
 
     def table_of(self, path: str | Path) -> tuple[str, str] | None:
         """The (zone, table) a path under the lake belongs to, or None."""

@@ -16,6 +16,7 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 import orjson
 import pyarrow as pa
@@ -160,7 +161,14 @@ def _parquet_table(data: bytes) -> pa.Table:
         raise BlobUnreadable(f"not a readable Parquet file: {str(exc).splitlines()[0][:200]}") from None
 
 
+def _json_value(value):
+    """A Parquet value JSON has no type for: a decimal as a number, bytes and the rest as text."""
+    if isinstance(value, Decimal):
+        return float(value)
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
+
+
 def _parquet_events(data: bytes) -> list[dict]:
     """Parquet rows as JSON values (nulls left out, as a JSON event would leave them out)."""
-    rows = orjson.loads(orjson.dumps(_parquet_table(data).to_pylist(), default=str))
+    rows = orjson.loads(orjson.dumps(_parquet_table(data).to_pylist(), default=_json_value))
     return [{k: v for k, v in row.items() if v is not None} for row in rows]

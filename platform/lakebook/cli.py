@@ -68,15 +68,18 @@ def listing(group: click.Group, name: str = "list"):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-w", "--workspace", "path", type=click.Path(file_okay=False), default=None,
               help="workspace folder (default: the nearest folder upwards with lakebook.yaml)")
-@click.option("-v", "--verbose", is_flag=True, help="log more")
+@click.option("-v", "--verbose", is_flag=True, help="log more, the libraries' (MLflow, Feast, Spark, ...) progress too")
 @click.version_option(package_name="lakebook")
 @click.pass_context
 def cli(ctx: click.Context, path: str | None, verbose: bool) -> None:
     """lakebook: ingest, lake, catalog, transforms, features, models and services of one workspace."""
     ctx.ensure_object(dict)
     ctx.obj["path"] = path
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .config import set_library_log_level
+
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    set_library_log_level(level)
 
 
 @cli.command()
@@ -249,6 +252,9 @@ def transform_run(ctx, names, engine, full_refresh) -> None:
     with console.status("starting") as status:
         results = run_transforms(ws, list(names) or None, engine=engine, full_refresh=full_refresh,
                                  on_start=lambda t: status.update(f"running {t.qualified_name} ({t.where()})"))
+    if not results:
+        click.echo(f"no transforms in {_shown_path(ws, ws.transforms_dir)}/ yet (add a .sql or .py transform there; "
+                   "`lakebook transform list` shows what is found)")
     for r in results:
         how = "incremental" if r.incremental else "full"
         detail = r.note if r.status == "skipped" else f"{r.rows:,} rows, {r.files} files, {r.seconds:.1f} s"
@@ -431,9 +437,23 @@ def models_list(ctx, as_json) -> None:
     """Every registered model version, its alias and recorded holdout metric."""
     from .ml import list_models
 
-    _show(list_models(_workspace(ctx)), as_json,
-          "no registered models yet (log and register one with lakebook.ml, e.g. from a training notebook)",
+    ws = _workspace(ctx)
+    _show(list_models(ws), as_json, f"no registered models yet ({_training_hint(ws)})",
           lambda rows: [click.echo(_model_line(r)) for r in rows])
+
+
+def _training_hint(ws) -> str:
+    """The next step towards a registered model: the workspace's own training notebook
+    when it has one, else how any notebook or script registers one."""
+    trainers = sorted(ws.notebooks_dir.glob("*train*.ipynb")) if ws.notebooks_dir.is_dir() else []
+    if trainers:
+        return f"run {_shown_path(ws, trainers[0])} to train and register one"
+    return "train one in a notebook and register it: lakebook.ml.log_classifier, then register_if_better"
+
+
+def _shown_path(ws, path: Path) -> str:
+    """A workspace path as the user would type it from the workspace folder."""
+    return path.relative_to(ws.root).as_posix() if path.is_relative_to(ws.root) else str(path)
 
 
 def _model_line(r: dict) -> str:
@@ -1021,11 +1041,15 @@ def contracts() -> None:
 @listing(contracts)
 def contracts_list(ctx, as_json) -> None:
     """Every contract with its fields (checks them all)."""
+    from .contracts.model import keyword_warning
+
     ws = _workspace(ctx)
-    _show([c.contract.model_dump() for c in ws.contracts().values()], as_json,
+    contracts = [c.contract for c in ws.contracts().values()]
+    _show([{**c.model_dump(), "warning": keyword_warning(c)} for c in contracts], as_json,
           f"no contracts yet (add one to {ws.contracts_dir})",
           lambda rows: [click.echo(f"{c['name']} v{c['version']}: {len(c['fields'])} fields, event time "
-                                   f"{c['event_time']}, owner {c['owner'] or '-'}") for c in rows])
+                                   f"{c['event_time']}, owner {c['owner'] or '-'}"
+                                   + (f"\n  warning: {c['warning']}" if c["warning"] else "")) for c in rows])
 
 
 # -- services -------------------------------------------------------------------------------

@@ -634,6 +634,22 @@ def set_library_defaults(*names: str) -> None:
         os.environ.setdefault(name, LIBRARY_DEFAULTS[name])
 
 
+# Libraries whose progress lines (INFO) would fill a command's output; some (MLflow) log on
+# handlers of their own, so the root logger's level does not reach them.
+LIBRARY_LOGGERS = ("mlflow", "alembic", "feast", "ray", "pyspark", "py4j", "ibis", "urllib3", "papermill", "numba",
+                   "botocore", "fsspec", "httpx")
+
+
+def set_library_log_level(level: int) -> None:
+    """The level of third-party libraries' loggers: those imported already, and MLflow's when
+    it is imported later (it sets its own from ``MLFLOW_LOGGING_LEVEL`` then)."""
+    import logging
+
+    os.environ["MLFLOW_LOGGING_LEVEL"] = logging.getLevelName(level)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+
+
 def set_ray_environment(temp_dir: Path, auth_mode: str) -> None:
     """Where the Ray runtime this process starts keeps its files (``RAY_TMPDIR``), and its
     authentication (``RAY_AUTH_MODE``: set explicitly, as Ray turns token auth on by itself

@@ -136,9 +136,10 @@ def _repo_objects(workspace):
 
 
 def apply(workspace) -> dict[str, list[str]]:
-    """Register the repository's entities, sources, views and services (like ``feast apply``)."""
-    contents = _repo_objects(workspace)
+    """Register the repository's entities, sources, views and services (like ``feast apply``).
+    The repository's configuration is read first: a workspace without one is told what to add."""
     store = feature_store(workspace)
+    contents = _repo_objects(workspace)
     objects = [*contents.entities, *contents.data_sources, *contents.feature_views,
                *contents.on_demand_feature_views, *contents.stream_feature_views, *contents.feature_services]
     store.apply(objects, partial=True)

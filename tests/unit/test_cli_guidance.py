@@ -1,0 +1,70 @@
+"""Commands in a new workspace guide to the next step instead of failing or saying nothing:
+features without a Feast repository, transforms without any, models without a training
+notebook, and a contract field named by a SQL keyword."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from click.testing import CliRunner
+
+from lakebook.cli import cli
+from lakebook.errors import FeatureStoreError
+
+SENSORS = """\
+event_time: at
+fields:
+  device: {type: string, required: true}
+  at: {type: timestamp, required: true}
+  temperature: {type: float64}
+"""
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), obj={})
+
+
+def new_workspace(tmp_path):
+    root = tmp_path / "greenhouse"
+    assert run("init", str(root)).exit_code == 0
+    return root
+
+
+def test_features_apply_without_a_feast_repository_says_what_to_add(tmp_path):
+    result = run("-w", str(new_workspace(tmp_path)), "features", "apply")
+    assert isinstance(result.exception, FeatureStoreError), result.output
+    assert result.exception.message.startswith("no Feast repository at ")
+    assert result.exception.hint == "add feature_repo/feature_store.yaml"
+
+
+def test_transform_run_without_transforms_says_where_they_go(tmp_path):
+    result = run("-w", str(new_workspace(tmp_path)), "transform", "run")
+    assert result.exit_code == 0, result.output
+    assert "no transforms in transforms/ yet (add a .sql or .py transform there" in result.output
+
+
+def test_models_list_names_the_training_notebook_only_when_the_workspace_has_one(tmp_path):
+    root = new_workspace(tmp_path)
+    bare = run("-w", str(root), "models", "list")
+    assert bare.exit_code == 0, bare.output
+    assert "no registered models yet (train one in a notebook and register it" in bare.output
+    assert ".ipynb" not in bare.output
+    (root / "notebooks").mkdir(exist_ok=True)
+    (root / "notebooks" / "02_train_greenhouse_model.ipynb").write_text("{}")
+    named = run("-w", str(root), "models", "list")
+    assert "run notebooks/02_train_greenhouse_model.ipynb to train and register one" in named.output
+
+
+def test_a_field_named_by_a_sql_keyword_loads_with_a_warning_how_to_quote_it(tmp_path, caplog):
+    root = new_workspace(tmp_path)
+    (root / "contracts" / "sensors.yaml").write_text(SENSORS)
+    with caplog.at_level(logging.WARNING, logger="lakebook.contracts.loading"):
+        listed = run("-w", str(root), "contracts", "list")
+    assert listed.exit_code == 0, listed.output
+    expected = ("field at of 'sensors' is a SQL keyword: quote in queries, e.g. SELECT \"at\" FROM raw.sensors "
+                "(Spark SQL: `at`), or rename the field")
+    assert f"sensors v1: 3 fields, event time at, owner -\n  warning: {expected}" in listed.output
+    assert [r.getMessage() for r in caplog.records] == [f"contracts/sensors.yaml: {expected}"]
+    as_json = {c["name"]: c["warning"] for c in json.loads(run("-w", str(root), "contracts", "list", "--json").output)}
+    assert as_json == {"events": None, "sensors": expected}

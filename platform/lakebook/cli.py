@@ -411,6 +411,9 @@ def stream_status(ctx, as_json) -> None:
     if as_json:
         return _print_json(status)
     click.echo(f"stream {'running' if status['running'] else 'not running'} (consumer group {status['group']})")
+    if not status["sources"]:
+        click.echo("no source followed yet (`lakebook stream start` follows the sources of feature_repo/windows.yaml)")
+        return
     _print_table(["source", "committed offset", "lag", "events/s", "events", "problem"], [
         [s, r.get("committed", "-"), r.get("lag", "-"), r.get("events_per_s", "-"), r.get("events", "-"),
          r.get("problem") or ""] for s, r in status["sources"].items()])
@@ -803,7 +806,7 @@ def dashboards_serve(ctx, port) -> None:
     """Run the dashboard server until Ctrl-C (what `lakebook up` runs as the dashboards service)."""
     from .dashboards.server import serve
 
-    serve(_workspace(ctx), port)
+    serve(_workspace(ctx), port, echo=lambda m: click.echo(m, err=True))
 # -- alerts -------------------------------------------------------------------------------
 @cli.group()
 def alerts() -> None:

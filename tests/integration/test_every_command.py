@@ -16,7 +16,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 
 import click
@@ -50,7 +52,8 @@ TOO_LONG_IN_A_WORKSPACE = {
     "serve start": "starts Ray Serve: tests/integration/test_serve_service.py",
     "models ui": "starts the MLflow UI server: tests/integration/test_models_ui.py",
 }
-SERVICE_DEADLINE_S = 6.0
+SERVICE_DEADLINE_S = 20.0  # silent and still running by then: it has started
+STARTED_GRACE_S = 1.0  # after it tells where it listens: a failure right after shows
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\w+(\.\w+)*(Error|Exception): ", re.M)
 
 
@@ -93,34 +96,61 @@ def _in_process(args: list[str], folder: Path) -> tuple[int, str]:
     """The command as `lakebook` (cli.main) runs it: a LakebookError is its message and
     exit 2; any other exception is a traceback."""
     result = CliRunner().invoke(cli, ["-w", str(folder), *args], obj={})
-    output = result.output + (result.stderr if result.stderr_bytes is not None else "")
-    if isinstance(result.exception, LakebookError):
-        return 2, output + f"error: {result.exception.message}"
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        import traceback
-
-        tb = "".join(traceback.format_exception(result.exception))
-        return -1, output + tb
+    output = result.output  # stdout and stderr as a terminal shows them
+    error = result.exception
+    if isinstance(error, LakebookError):
+        return 2, output + f"error: {error.message}" + (f"\nhint: {error.hint}" if error.hint else "")
+    if error is not None and not isinstance(error, SystemExit):
+        return -1, output + "".join(traceback.format_exception(error))
     return result.exit_code, output
 
 
-def _run_service(args: list[str], folder: Path, env: dict) -> tuple[int, str]:
-    """A service in a subprocess: if it is still running after the deadline it has started,
-    and SIGINT must stop it with exit 0; else it refused, and its exit code and output count."""
-    proc = subprocess.Popen([sys.executable, "-m", "lakebook", "-w", str(folder), *args], cwd=folder, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        output, _ = proc.communicate(timeout=SERVICE_DEADLINE_S)
-        return proc.returncode, output
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGINT)
+class _Service:
+    """A service started in a subprocess, its output read as it comes."""
+
+    def __init__(self, args: list[str], folder: Path, env: dict):
+        self.args, self.kind, self.started_at = args, folder.name, time.monotonic()
+        self.proc = subprocess.Popen([sys.executable, "-m", "lakebook", "-w", str(folder), *args], cwd=folder, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self.reader.start()
+
+    def settled(self) -> bool:
+        """Exited, or told where it listens (http://...)."""
+        return self.proc.poll() is not None or any("http://" in line for line in self.lines)
+
+    def outcome(self) -> tuple[int, str]:
+        """A service that exited refused: its code and output count. One still running has
+        started, and SIGINT (Ctrl-C) must stop it with exit 0."""
+        if self.proc.poll() is None:
+            time.sleep(STARTED_GRACE_S)
+        if self.proc.poll() is not None:
+            self.reader.join()
+            return self.proc.returncode, "".join(self.lines)
+        self.proc.send_signal(signal.SIGINT)
         try:
-            output, _ = proc.communicate(timeout=30)
+            self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate()
-            return -9, output + "\n(did not stop within 30 s of SIGINT)"
-        return (0 if proc.returncode == 0 else proc.returncode), "started; " + output
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            self.reader.join()
+            return 3, "".join(self.lines) + "\n(started, then did not stop within 30 s of SIGINT)"
+        self.reader.join()
+        output = "".join(self.lines)
+        if self.proc.returncode != 0:
+            return 3, f"started, then exit {self.proc.returncode} on SIGINT: {output}"
+        return 0, "started; " + output
+
+
+def _outcomes(services: list[_Service]) -> list[tuple[int, str]]:
+    """Each service given until it exits or tells where it listens, at most
+    SERVICE_DEADLINE_S from its start; then its outcome."""
+    deadline = max(s.started_at for s in services) + SERVICE_DEADLINE_S if services else 0
+    while time.monotonic() < deadline and not all(s.settled() for s in services):
+        time.sleep(0.1)
+    return [s.outcome() for s in services]
 
 
 def _problem(code: int, output: str) -> str | None:
@@ -133,10 +163,19 @@ def _problem(code: int, output: str) -> str | None:
     return None
 
 
+def _report(outcomes: list[tuple], problems: list[str]) -> int:
+    for args, kind, code, output in outcomes:
+        if problem := _problem(code, output):
+            problems.append(f"lakebook {' '.join(args)}  [{kind}]: {problem}\n{output.strip()[-1500:]}")
+    return len(outcomes)
+
+
 def test_every_command_guides_instead_of_failing(tmp_path, monkeypatch):
     folders = _workspaces(tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "platform"), os.environ.get("PYTHONPATH", "")])}
     problems, ran, started = [], 0, time.monotonic()
+    runs: dict[str, list] = {kind: [] for kind in folders}
+    commands = []
     for path, command in _commands():
         name = " ".join(path)
         if name == "init":
@@ -145,19 +184,40 @@ def test_every_command_guides_instead_of_failing(tmp_path, monkeypatch):
             scratch = tmp_path / "scratch" / kind / name.replace(" ", "_")
             scratch.mkdir(parents=True)
             args = [*path, *_arguments(command, scratch)]
-            if name in SERVICES:
-                if kind != "empty" and name in TOO_LONG_IN_A_WORKSPACE:
-                    continue
-                code, output = _run_service(args, folder, env)
-            else:
-                monkeypatch.chdir(folder)
-                code, output = _in_process(args, folder)
-            ran += 1
-            problem = _problem(code, output)
-            if problem:
-                problems.append(f"lakebook {' '.join(args)}  [{kind}]: {problem}\n{output.strip()[-1500:]}")
+            if name not in SERVICES:
+                commands.append((args, kind, folder))
+            elif kind == "empty" or name not in TOO_LONG_IN_A_WORKSPACE:
+                runs[kind].append((args, folder))
+    # The services of the fresh workspace and the empty folder start while the other commands
+    # run here; those of the stripped workspace after them (they would take the same ports).
+    early = [_Service(args, folder, env) for kind in ("fresh", "empty") for args, folder in runs[kind]]
+    for args, kind, folder in commands:
+        monkeypatch.chdir(folder)
+        ran += _report([(args, kind, *_in_process(args, folder))], problems)
+    ran += _report([(s.args, s.kind, *outcome) for s, outcome in zip(early, _outcomes(early))], problems)
+    late = [_Service(args, folder, env) for args, folder in runs["stripped"]]
+    ran += _report([(s.args, s.kind, *outcome) for s, outcome in zip(late, _outcomes(late))], problems)
     code, output = _in_process(["init", str(folders["fresh"])], tmp_path)
     if _problem(code, output):
         problems.append(f"lakebook init <existing workspace>: {_problem(code, output)}\n{output}")
     print(f"{ran} runs in {time.monotonic() - started:.1f} s")
     assert not problems, f"{len(problems)} of {ran} runs failed:\n\n" + "\n\n".join(problems)
+
+
+def test_library_progress_lines_only_with_verbose(tmp_path):
+    """MLflow creating its tracking database logs INFO lines on a handler of its own: a
+    command leaves them out, `lakebook -v` shows them."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "platform"), os.environ.get("PYTHONPATH", "")])}
+    runs = {}
+    for flags in ((), ("-v",)):
+        folder = tmp_path / ("verbose" if flags else "quiet")
+        assert CliRunner().invoke(cli, ["init", str(folder)], obj={}).exit_code == 0
+        runs[flags] = subprocess.Popen([sys.executable, "-m", "lakebook", *flags, "models", "list"], cwd=folder,
+                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outputs = {}
+    for flags, proc in runs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and out.startswith("no registered models yet"), err
+        outputs[flags] = err
+    assert " INFO " not in outputs[()], outputs[()]
+    assert "INFO mlflow" in outputs[("-v",)], outputs[("-v",)]

@@ -1151,11 +1151,28 @@ def _print_skew(report) -> None:
 def main() -> None:
     try:
         cli(obj={})
-    except LakebookError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
+    except Exception as exc:
+        error = exc if isinstance(exc, LakebookError) else database_error(exc)
+        if error is None:
+            raise
+        click.echo(f"error: {error.message}", err=True)
+        if error.hint:
+            click.echo(f"hint: {error.hint}", err=True)
         sys.exit(2)
+
+
+def database_error(exc: Exception) -> LakebookError | None:
+    """A SQLite error no stage turned into a message (raised by sqlite3 or through
+    SQLAlchemy), as one with what to do; None for any other exception."""
+    import sqlite3
+
+    cause = getattr(exc, "orig", None) or exc
+    if not isinstance(cause, sqlite3.Error):
+        return None
+    from .catalog.store import sqlite_hint
+
+    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    return LakebookError(f"a database of the workspace failed: {reason}", hint=sqlite_hint(reason))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from lakebook.cli import cli
+from lakebook.cli import cli, database_error
 from lakebook.errors import LakebookError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,11 +93,13 @@ def _workspaces(tmp_path: Path) -> dict[str, Path]:
 
 
 def _in_process(args: list[str], folder: Path) -> tuple[int, str]:
-    """The command as `lakebook` (cli.main) runs it: a LakebookError is its message and
-    exit 2; any other exception is a traceback."""
+    """The command as `lakebook` (cli.main) runs it: a LakebookError (or a SQLite error,
+    which main turns into one) is its message and exit 2; any other exception is a traceback."""
     result = CliRunner().invoke(cli, ["-w", str(folder), *args], obj={})
     output = result.output  # stdout and stderr as a terminal shows them
     error = result.exception
+    if isinstance(error, Exception) and not isinstance(error, LakebookError):
+        error = database_error(error) or error
     if isinstance(error, LakebookError):
         return 2, output + f"error: {error.message}" + (f"\nhint: {error.hint}" if error.hint else "")
     if error is not None and not isinstance(error, SystemExit):

@@ -77,6 +77,8 @@ def test_a_locked_sqlite_catalog_is_a_message_with_a_sqlite_hint(tmp_path):
     locked = OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked"))
     error = catalog_error(f"sqlite:///{tmp_path / 'catalog.sqlite'}", locked)
     assert isinstance(error, CatalogUnavailable) and error.message.endswith(": database is locked")
-    assert "server" not in error.hint and "try again" in error.hint
+    assert "server" not in error.hint and "another lakebook process holds the database" in error.hint
+    damaged = OperationalError("SELECT 1", {}, sqlite3.DatabaseError("file is not a database"))
+    assert "damaged" in catalog_error(f"sqlite:///{tmp_path / 'catalog.sqlite'}", damaged).hint
     remote = catalog_error("postgresql://u:secret@db/lake", locked)
     assert "server running" in remote.hint and "secret" not in remote.message

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 
+import pytest
 from click.testing import CliRunner
+from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
 
-from lakebook.cli import cli
-from lakebook.errors import FeatureStoreError
+from lakebook.cli import cli, database_error
+from lakebook.errors import FeatureStoreError, LakebookError
 
 SENSORS = """\
 event_time: at
@@ -68,3 +72,25 @@ def test_a_field_named_by_a_sql_keyword_loads_with_a_warning_how_to_quote_it(tmp
     assert [r.getMessage() for r in caplog.records] == [f"contracts/sensors.yaml: {expected}"]
     as_json = {c["name"]: c["warning"] for c in json.loads(run("-w", str(root), "contracts", "list", "--json").output)}
     assert as_json == {"events": None, "sensors": expected}
+
+
+def test_a_sqlite_error_no_stage_caught_is_a_message_with_a_hint(tmp_path):
+    """A write that waited out the busy timeout: SQLite's own 'database is locked', raised
+    through SQLAlchemy, becomes one message saying what to do (cli.main prints it, exit 2)."""
+    path = tmp_path / "catalog.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.execute("BEGIN EXCLUSIVE")
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
+    try:
+        with pytest.raises(OperationalError) as raised, engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    finally:
+        holder.rollback()
+        holder.close()
+        engine.dispose()
+    error = database_error(raised.value)
+    assert isinstance(error, LakebookError)
+    assert error.message == "a database of the workspace failed: database is locked"
+    assert error.hint == "another lakebook process holds the database for long (a flush, a transform): try again"
+    assert database_error(ValueError("not a database error")) is None

@@ -491,12 +491,21 @@ def _refresh_stats(session: Session, row: TableRow, now: datetime) -> None:
 def catalog_error(url: str, exc: DBAPIError) -> CatalogUnavailable:
     """A database error of the catalog as a message with the hint that fits its database."""
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-    if make_url(url).get_backend_name() == "sqlite":
-        hint = ("another lakebook process may hold the catalog database for long: try again; check that its folder "
-                "is writable and has space (catalog.url in lakebook.yaml or LAKEBOOK_CATALOG__URL)")
-    else:
-        hint = "is the database server running and reachable? (catalog.url in lakebook.yaml or LAKEBOOK_CATALOG__URL)"
+    hint = sqlite_hint(reason) if make_url(url).get_backend_name() == "sqlite" else \
+        "is the database server running and reachable? (catalog.url in lakebook.yaml or LAKEBOOK_CATALOG__URL)"
     return CatalogUnavailable(f"cannot use the catalog at {_shown(url)}: {reason}", hint=hint)
+
+
+def sqlite_hint(reason: str) -> str:
+    """What to do about a SQLite database of the workspace, by SQLite's reason."""
+    if "locked" in reason or "busy" in reason:
+        return "another lakebook process holds the database for long (a flush, a transform): try again"
+    if "not a database" in reason or "malformed" in reason:
+        return "the database file is damaged: keep a copy of it (with its -wal and -shm files); " \
+               "`sqlite3 FILE .recover` saves what can still be read"
+    if "full" in reason:
+        return "the disk is full: free some space and try again"
+    return "check that the workspace's .lakebook folder exists and is writable (catalog.url in lakebook.yaml)"
 
 
 def _shown(url: str) -> str:

@@ -638,16 +638,24 @@ def set_library_defaults(*names: str) -> None:
 # handlers of their own, so the root logger's level does not reach them.
 LIBRARY_LOGGERS = ("mlflow", "alembic", "feast", "ray", "pyspark", "py4j", "ibis", "urllib3", "papermill", "numba",
                    "botocore", "fsspec", "httpx")
+_library_log_level: list[int] = []  # the level the command set (none in a notebook's kernel)
 
 
 def set_library_log_level(level: int) -> None:
-    """The level of third-party libraries' loggers: those imported already, and MLflow's when
-    it is imported later (it sets its own from ``MLFLOW_LOGGING_LEVEL`` then)."""
+    """The level of third-party libraries' loggers in this process (the ``lakebook`` command:
+    WARNING, INFO with -v). Not passed on to child processes: a kernel keeps the libraries' own."""
+    _library_log_level[:] = [level]
+    apply_library_log_level()
+
+
+def apply_library_log_level() -> None:
+    """The level set by ``set_library_log_level``, again: a library that sets its own when it
+    is imported (MLflow) is imported after the command set it."""
     import logging
 
-    os.environ["MLFLOW_LOGGING_LEVEL"] = logging.getLevelName(level)
-    for name in LIBRARY_LOGGERS:
-        logging.getLogger(name).setLevel(level)
+    for level in _library_log_level:
+        for name in LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(level)
 
 
 def set_ray_environment(temp_dir: Path, auth_mode: str) -> None:

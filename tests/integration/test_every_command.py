@@ -22,7 +22,6 @@ import traceback
 from pathlib import Path
 
 import click
-import pytest
 from click.testing import CliRunner
 
 from lakebook.cli import cli, database_error

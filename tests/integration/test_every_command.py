@@ -64,14 +64,26 @@ def _commands(group: click.Group = cli, path: tuple[str, ...] = ()):
             yield (*path, name), command
 
 
+def _dummy(param: click.Parameter, scratch: Path) -> str:
+    """A value for a required parameter: by its name, else by its type ("nosuch" for a name)."""
+    if param.name == "directory":
+        return str(scratch / "new-workspace")
+    if param.name in DUMMY:
+        return DUMMY[param.name]
+    if isinstance(param.type, click.Choice):
+        return str(param.type.choices[0])
+    if isinstance(param.type, (click.types.IntParamType, click.types.FloatParamType)):
+        return "999"
+    return "nosuch"
+
+
 def _arguments(command: click.Command, scratch: Path) -> list[str]:
     """Minimal arguments: each required argument and required option with a dummy value."""
     args: list[str] = []
     for param in command.params:
-        if not param.required:
-            continue
-        value = str(scratch / "new-workspace") if param.name == "directory" else DUMMY[param.name]
-        args += [value] if isinstance(param, click.Argument) else [param.opts[0], value]
+        if param.required:
+            value = _dummy(param, scratch)
+            args += [value] if isinstance(param, click.Argument) else [param.opts[0], value]
     return args
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sqlite3
 
 import pytest
@@ -36,25 +37,30 @@ def new_workspace(tmp_path):
 
 
 def test_features_apply_without_a_feast_repository_says_what_to_add(tmp_path):
-    result = run("-w", str(new_workspace(tmp_path)), "features", "apply")
+    root = new_workspace(tmp_path)
+    shutil.rmtree(root / "feature_repo", ignore_errors=True)
+    result = run("-w", str(root), "features", "apply")
     assert isinstance(result.exception, FeatureStoreError), result.output
     assert result.exception.message.startswith("no Feast repository at ")
     assert result.exception.hint == "add feature_repo/feature_store.yaml"
 
 
 def test_transform_run_without_transforms_says_where_they_go(tmp_path):
-    result = run("-w", str(new_workspace(tmp_path)), "transform", "run")
+    root = new_workspace(tmp_path)
+    shutil.rmtree(root / "transforms", ignore_errors=True)
+    result = run("-w", str(root), "transform", "run")
     assert result.exit_code == 0, result.output
     assert "no transforms in transforms/ yet (add a .sql or .py transform there" in result.output
 
 
 def test_models_list_names_the_training_notebook_only_when_the_workspace_has_one(tmp_path):
     root = new_workspace(tmp_path)
+    shutil.rmtree(root / "notebooks", ignore_errors=True)
     bare = run("-w", str(root), "models", "list")
     assert bare.exit_code == 0, bare.output
     assert "no registered models yet (train one in a notebook and register it" in bare.output
     assert ".ipynb" not in bare.output
-    (root / "notebooks").mkdir(exist_ok=True)
+    (root / "notebooks").mkdir()
     (root / "notebooks" / "02_train_greenhouse_model.ipynb").write_text("{}")
     named = run("-w", str(root), "models", "list")
     assert "run notebooks/02_train_greenhouse_model.ipynb to train and register one" in named.output

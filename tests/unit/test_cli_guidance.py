@@ -8,6 +8,7 @@ import json
 import logging
 import shutil
 import sqlite3
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -16,6 +17,8 @@ from sqlalchemy.exc import OperationalError
 
 from lakebook.cli import cli, database_error
 from lakebook.errors import FeatureStoreError, LakebookError
+
+REPO = Path(__file__).resolve().parents[2]
 
 SENSORS = """\
 event_time: at
@@ -100,3 +103,16 @@ def test_a_sqlite_error_no_stage_caught_is_a_message_with_a_hint(tmp_path):
     assert error.message == "a database of the workspace failed: database is locked"
     assert error.hint == "another lakebook process holds the database for long (a flush, a transform): try again"
     assert database_error(ValueError("not a database error")) is None
+
+
+def test_features_materialize_before_the_feature_tables_are_built_says_to_run_the_transforms(tmp_path):
+    root = new_workspace(tmp_path)
+    shutil.rmtree(root / "feature_repo", ignore_errors=True)
+    shutil.copytree(REPO / "feature_repo", root / "feature_repo",
+                    ignore=shutil.ignore_patterns("__pycache__", "data"))
+    assert run("-w", str(root), "features", "apply").exit_code == 0
+    result = run("-w", str(root), "features", "materialize")
+    assert isinstance(result.exception, FeatureStoreError), result.output
+    assert result.exception.message.startswith("the feature views read features.carrier_daily, ")
+    assert result.exception.message.endswith(", not built yet")
+    assert result.exception.hint == "run 'lakebook transform run' first"

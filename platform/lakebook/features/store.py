@@ -159,7 +159,12 @@ def _event_range(workspace, views) -> tuple[datetime, datetime]:
     from ..catalog import open_catalog
 
     catalog = open_catalog(workspace)
-    bounds = [catalog.event_time_bounds(*table.split(".", 1)) for table in _source_tables(workspace, views)]
+    tables = _source_tables(workspace, views)
+    known = {t.qualified_name for t in catalog.tables()}
+    if missing := [t for t in tables if t not in known]:
+        raise FeatureStoreError(f"the feature views read {', '.join(missing)}, not built yet",
+                                hint="run 'lakebook transform run' first")
+    bounds = [catalog.event_time_bounds(*table.split(".", 1)) for table in tables]
     lows = [low for low, _ in bounds if low]
     highs = [high for _, high in bounds if high]
     if not lows or not highs:

@@ -1,6 +1,7 @@
 """A new SQLite workspace used by several processes at once: the ingest server starting
-(its flusher included), `lakebook catalog list` and `lakebook ingest flush`, all released
-together, each creating the catalog's tables and registering the sources. None may fail or
+(its flusher included), `lakebook catalog list`, `lakebook ingest flush`, `lakebook jobs
+list` and `lakebook alerts inbox`, all released together, each creating the tables it
+needs and registering the sources. None may fail or
 print a traceback, and every source is in the catalog once with every event flushed."""
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ fields:
   temperature: {type: float64}
 """
 ROUNDS = 3
-COMMANDS = [["catalog", "list"], ["ingest", "flush"], ["catalog", "list"], ["ingest", "flush"]]
+# With the ingest server, six processes: the catalog's tables, the job store's and the alert
+# inbox's (the stages' own tables in the catalog database) are all created at once.
+COMMANDS = [["catalog", "list"], ["ingest", "flush"], ["ingest", "flush"], ["jobs", "list"], ["alerts", "inbox"]]
 # Each process imports the CLI, then waits for the start file: they go at the same moment.
 WAIT_THEN_RUN = """\
 import os, sys, time

@@ -52,6 +52,26 @@ def test_a_new_sqlite_catalog_opened_and_registered_by_many_at_once(tmp_path):
         catalog.close()
 
 
+def test_a_new_workspace_whose_stage_stores_and_catalog_open_at_once(tmp_path):
+    """The job store's tables (a CatalogTables) and the catalog's, created by several openers
+    of a new workspace at once (`lakebook up` starts the scheduler, the monitor and the
+    ingest server together): none fails with 'table ... already exists' or 'database is locked'."""
+    from lakebook.catalog import open_catalog
+    from lakebook.jobs.store import JobStore
+    from lakebook.workspace import Workspace
+
+    for round_ in range(5):
+        root = tmp_path / f"ws{round_}"
+        root.mkdir()
+        (root / "lakebook.yaml").write_text("name: new\n")
+        workspace = Workspace.load(root)
+
+        def open_one(i):
+            (JobStore(workspace) if i % 2 else open_catalog(workspace)).close()
+
+        assert _at_once(8, open_one) == []
+
+
 def test_a_table_registered_by_another_process_after_the_check_is_updated(tmp_path, monkeypatch):
     """The other process inserts the row after this one found it missing: this one's write
     transaction reads it again under the write lock and updates it (no UNIQUE failure)."""

@@ -162,9 +162,11 @@ def _info(row: TableRow) -> TableInfo:
 
 
 def _sqlite_pragmas(dbapi_con, _record) -> None:
+    """WAL, and a wait for a lock another process holds: set first, since turning WAL on
+    takes a lock too (several processes open a new catalog at once)."""
     cur = dbapi_con.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=60000")
+    cur.execute("PRAGMA journal_mode=WAL")
     cur.close()
 
 

@@ -68,15 +68,18 @@ def listing(group: click.Group, name: str = "list"):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-w", "--workspace", "path", type=click.Path(file_okay=False), default=None,
               help="workspace folder (default: the nearest folder upwards with lakebook.yaml)")
-@click.option("-v", "--verbose", is_flag=True, help="log more")
+@click.option("-v", "--verbose", is_flag=True, help="log more, the libraries' (MLflow, Feast, Spark, ...) progress too")
 @click.version_option(package_name="lakebook")
 @click.pass_context
 def cli(ctx: click.Context, path: str | None, verbose: bool) -> None:
     """lakebook: ingest, lake, catalog, transforms, features, models and services of one workspace."""
     ctx.ensure_object(dict)
     ctx.obj["path"] = path
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .config import set_library_log_level
+
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    set_library_log_level(level)
 
 
 @cli.command()
@@ -356,6 +359,9 @@ def transform_run(ctx, names, engine, full_refresh) -> None:
     with console.status("starting") as status:
         results = run_transforms(ws, list(names) or None, engine=engine, full_refresh=full_refresh,
                                  on_start=lambda t: status.update(f"running {t.qualified_name} ({t.where()})"))
+    if not results:
+        click.echo(f"no transforms in {_shown_path(ws, ws.transforms_dir)}/ yet (add a .sql or .py transform there; "
+                   "`lakebook transform list` shows what is found)")
     for r in results:
         how = "incremental" if r.incremental else "full"
         detail = r.note if r.status == "skipped" else f"{r.rows:,} rows, {r.files} files, {r.seconds:.1f} s"
@@ -542,6 +548,9 @@ def stream_status(ctx, as_json) -> None:
     if as_json:
         return _print_json(status)
     click.echo(f"stream {'running' if status['running'] else 'not running'} (consumer group {status['group']})")
+    if not status["sources"]:
+        click.echo("no source followed yet (`lakebook stream start` follows the sources of feature_repo/windows.yaml)")
+        return
     _print_table(["source", "committed offset", "lag", "events/s", "events", "problem"], [
         [s, r.get("committed", "-"), r.get("lag", "-"), r.get("events_per_s", "-"), r.get("events", "-"),
          r.get("problem") or ""] for s, r in status["sources"].items()])
@@ -568,9 +577,23 @@ def models_list(ctx, as_json) -> None:
     """Every registered model version, its alias and recorded holdout metric."""
     from .ml import list_models
 
-    _show(list_models(_workspace(ctx)), as_json,
-          "no registered models yet (log and register one with lakebook.ml, e.g. from a training notebook)",
+    ws = _workspace(ctx)
+    _show(list_models(ws), as_json, f"no registered models yet ({_training_hint(ws)})",
           lambda rows: [click.echo(_model_line(r)) for r in rows])
+
+
+def _training_hint(ws) -> str:
+    """The next step towards a registered model: the workspace's own training notebook
+    when it has one, else how any notebook or script registers one."""
+    trainers = sorted(ws.notebooks_dir.glob("*train*.ipynb")) if ws.notebooks_dir.is_dir() else []
+    if trainers:
+        return f"run {_shown_path(ws, trainers[0])} to train and register one"
+    return "train one in a notebook and register it: lakebook.ml.log_classifier, then register_if_better"
+
+
+def _shown_path(ws, path: Path) -> str:
+    """A workspace path as the user would type it from the workspace folder."""
+    return path.relative_to(ws.root).as_posix() if path.is_relative_to(ws.root) else str(path)
 
 
 def _model_line(r: dict) -> str:
@@ -920,7 +943,7 @@ def dashboards_serve(ctx, port) -> None:
     """Run the dashboard server until Ctrl-C (what `lakebook up` runs as the dashboards service)."""
     from .dashboards.server import serve
 
-    serve(_workspace(ctx), port)
+    serve(_workspace(ctx), port, echo=lambda m: click.echo(m, err=True))
 # -- alerts -------------------------------------------------------------------------------
 @cli.group()
 def alerts() -> None:
@@ -1158,11 +1181,15 @@ def contracts() -> None:
 @listing(contracts)
 def contracts_list(ctx, as_json) -> None:
     """Every contract with its fields (checks them all)."""
+    from .contracts.model import keyword_warning
+
     ws = _workspace(ctx)
-    _show([c.contract.model_dump() for c in ws.contracts().values()], as_json,
+    contracts = [c.contract for c in ws.contracts().values()]
+    _show([{**c.model_dump(), "warning": keyword_warning(c)} for c in contracts], as_json,
           f"no contracts yet (add one to {ws.contracts_dir})",
           lambda rows: [click.echo(f"{c['name']} v{c['version']}: {len(c['fields'])} fields, event time "
-                                   f"{c['event_time']}, owner {c['owner'] or '-'}") for c in rows])
+                                   f"{c['event_time']}, owner {c['owner'] or '-'}"
+                                   + (f"\n  warning: {c['warning']}" if c["warning"] else "")) for c in rows])
 
 
 # -- services -------------------------------------------------------------------------------
@@ -1261,11 +1288,28 @@ def _print_skew(report) -> None:
 def main() -> None:
     try:
         cli(obj={})
-    except LakebookError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
+    except Exception as exc:
+        error = exc if isinstance(exc, LakebookError) else database_error(exc)
+        if error is None:
+            raise
+        click.echo(f"error: {error.message}", err=True)
+        if error.hint:
+            click.echo(f"hint: {error.hint}", err=True)
         sys.exit(2)
+
+
+def database_error(exc: Exception) -> LakebookError | None:
+    """A SQLite error no stage turned into a message (raised by sqlite3 or through
+    SQLAlchemy), as one with what to do; None for any other exception."""
+    import sqlite3
+
+    cause = getattr(exc, "orig", None) or exc
+    if not isinstance(cause, sqlite3.Error):
+        return None
+    from .catalog.store import sqlite_hint
+
+    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    return LakebookError(f"a database of the workspace failed: {reason}", hint=sqlite_hint(reason))
 
 
 if __name__ == "__main__":

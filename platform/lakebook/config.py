@@ -665,6 +665,30 @@ def set_library_defaults(*names: str) -> None:
         os.environ.setdefault(name, LIBRARY_DEFAULTS[name])
 
 
+# Libraries whose progress lines (INFO) would fill a command's output; some (MLflow) log on
+# handlers of their own, so the root logger's level does not reach them.
+LIBRARY_LOGGERS = ("mlflow", "alembic", "feast", "ray", "pyspark", "py4j", "ibis", "urllib3", "papermill", "numba",
+                   "botocore", "fsspec", "httpx")
+_library_log_level: list[int] = []  # the level the command set (none in a notebook's kernel)
+
+
+def set_library_log_level(level: int) -> None:
+    """The level of third-party libraries' loggers in this process (the ``lakebook`` command:
+    WARNING, INFO with -v). Not passed on to child processes: a kernel keeps the libraries' own."""
+    _library_log_level[:] = [level]
+    apply_library_log_level()
+
+
+def apply_library_log_level() -> None:
+    """The level set by ``set_library_log_level``, again: a library that sets its own when it
+    is imported (MLflow) is imported after the command set it."""
+    import logging
+
+    for level in _library_log_level:
+        for name in LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(level)
+
+
 def set_ray_environment(temp_dir: Path, auth_mode: str) -> None:
     """Where the Ray runtime this process starts keeps its files (``RAY_TMPDIR``), and its
     authentication (``RAY_AUTH_MODE``: set explicitly, as Ray turns token auth on by itself

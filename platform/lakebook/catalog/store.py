@@ -9,17 +9,18 @@ recording the same file twice (a flush finishing after a crash) changes nothing.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
 from sqlalchemy import (
-    BigInteger, DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint, create_engine, event, func,
-    select,
+    BigInteger, DateTime, ForeignKey, Integer, MetaData, String, Text, TypeDecorator, UniqueConstraint, create_engine,
+    event, func, inspect, select, text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from ..errors import CatalogUnavailable, UnknownTable, did_you_mean
@@ -161,9 +162,11 @@ def _info(row: TableRow) -> TableInfo:
 
 
 def _sqlite_pragmas(dbapi_con, _record) -> None:
+    """WAL, and a wait for a lock another process holds: set first, since turning WAL on
+    takes a lock too (several processes open a new catalog at once)."""
     cur = dbapi_con.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=60000")
+    cur.execute("PRAGMA journal_mode=WAL")
     cur.close()
 
 
@@ -185,26 +188,46 @@ class Catalog:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
-            self._create_tables()
-        except OperationalError as exc:
+            self.create_tables(_Base.metadata)
+        except DBAPIError as exc:
             self.engine.dispose()
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-            raise CatalogUnavailable(f"cannot open the catalog at {_shown(url)}: {reason}",
-                                     hint="is the database server running and reachable? "
-                                          "(catalog.url in lakebook.yaml or LAKEBOOK_CATALOG__URL)") from None
+            raise catalog_error(url, exc) from None
 
-    def _create_tables(self, attempts: int = 5) -> None:
-        """The catalog's tables, those missing created. Another process (the ingest server and
-        its flusher, the MQTT inlet's flusher, start together) may create one between this
-        one's check and its CREATE: then look again."""
+    @property
+    def sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def create_tables(self, metadata: MetaData, attempts: int = 5) -> None:
+        """The tables of ``metadata``, those missing created. Processes starting together on a
+        new workspace (the ingest server, its flusher, a command) all create them: SQLite
+        checks and creates in one write transaction, so the second finds them made; on
+        PostgreSQL a table created between this one's check and its CREATE makes it look again."""
+        if set(metadata.tables) <= set(inspect(self.engine).get_table_names()):
+            return
+        if self.sqlite:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                metadata.create_all(conn)
+                conn.commit()
+            return
         for attempt in range(attempts):
             try:
-                _Base.metadata.create_all(self.engine)
+                metadata.create_all(self.engine)
                 return
             except (IntegrityError, ProgrammingError, OperationalError) as exc:
                 created_meanwhile = not isinstance(exc, OperationalError) or "already exists" in str(exc.orig)
                 if not created_meanwhile or attempt == attempts - 1:
                     raise
+
+    @contextmanager
+    def writing(self, **session_options):
+        """A session whose transaction writes: on SQLite it takes the write lock when it
+        begins (``BEGIN IMMEDIATE``), so what it reads stays true until it commits and a
+        concurrent writer waits (busy_timeout) instead of failing with 'database is locked'."""
+        with Session(self.engine, **session_options) as session, session.begin():
+            if self.sqlite:
+                session.execute(text("BEGIN IMMEDIATE"))
+            yield session
 
     def _store(self, path) -> str:
         path = Path(path)
@@ -229,10 +252,18 @@ class Catalog:
         updated instead."""
         wanted = self._metadata(kind, location, description, owner, event_time_column, source_version)
         columns = [ColumnInfo(c.name, c.type, c.description, c.nullable, c.pii) for c in columns]
+        if self._registered(zone, name, wanted, columns):
+            return
         try:
             self._register_alone(zone, name, wanted, columns)
-        except IntegrityError:  # created by another process between our read and our insert
+        except IntegrityError:  # PostgreSQL: created by another process between our read and our insert
             self._register_alone(zone, name, wanted, columns)
+
+    def _registered(self, zone: str, name: str, wanted: dict, columns: list[ColumnInfo]) -> bool:
+        """Whether the table is registered as wanted already (a read, no write lock taken)."""
+        with Session(self.engine) as session:
+            row = session.scalar(select(TableRow).where(TableRow.zone == zone, TableRow.name == name))
+            return row is not None and all(getattr(row, k) == v for k, v in wanted.items()) and _columns(row) == columns
 
     def _metadata(self, kind: str, location: str, description: str, owner: str, event_time_column: str | None,
                   source_version: int | None) -> dict:
@@ -240,7 +271,7 @@ class Catalog:
                 "event_time_column": event_time_column, "source_version": source_version}
 
     def _register_alone(self, zone: str, name: str, wanted: dict, columns: list[ColumnInfo]) -> None:
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             self._register(session, zone, name, wanted, columns)
 
     def _register(self, session: Session, zone: str, name: str, wanted: dict, columns: list[ColumnInfo]) -> TableRow:
@@ -263,7 +294,7 @@ class Catalog:
 
     def record_files(self, zone: str, name: str, files: list[WrittenFile]) -> None:
         """Add files to a table's manifest (known paths are skipped) and refresh its stats."""
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             self._add_files(session, self._row(session, zone, name), files)
 
     def _add_files(self, session: Session, row: TableRow, files: Iterable[WrittenFile]) -> None:
@@ -285,7 +316,7 @@ class Catalog:
     def forget_files(self, zone: str, name: str, paths: Iterable[str | Path]) -> int:
         """Drop files from a table's manifest (a damaged file set aside, a file gone from
         disk) and refresh its stats; the rows the manifest had for them."""
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             row = self._row(session, zone, name)
             stored = [self._store(p) for p in paths]
             files = session.scalars(select(FileRow).where(FileRow.table_id == row.id, FileRow.path.in_(stored))).all()
@@ -297,7 +328,7 @@ class Catalog:
 
     def replace_files(self, zone: str, name: str, location: str, files: list[WrittenFile]) -> None:
         """Point a table at a new set of files (a new version) in one transaction."""
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             row = self._row(session, zone, name)
             session.query(FileRow).filter(FileRow.table_id == row.id).delete()
             row.location = self._store(location)
@@ -320,7 +351,7 @@ class Catalog:
 
     def set_lineage(self, downstream: str, job: str, upstreams: dict[str, dict[str, list[str]]]) -> None:
         """Replace the edges into ``downstream``: {upstream table: {downstream column: [upstream columns]}}."""
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             session.query(LineageRow).filter(LineageRow.downstream == downstream).delete()
             for upstream, columns in sorted(upstreams.items()):
                 session.add(LineageRow(downstream=downstream, upstream=upstream, job=job,
@@ -349,7 +380,7 @@ class Catalog:
             return sorted((up, down) for up, down in rows)
 
     def start_run(self, job: str, engine: str) -> int:
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             run = RunRow(job=job, status="running", engine=engine, started_at=_now())
             session.add(run)
             session.flush()
@@ -361,7 +392,7 @@ class Catalog:
         the same transaction: the manifest, the run's status and its watermarks change
         together or not at all, so the next incremental run reads exactly the input files
         this one did not commit."""
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             if output is not None:
                 self._publish(session, output)
             run = session.get(RunRow, run_id)
@@ -428,7 +459,15 @@ class CatalogTables:
         workspace.ensure_state()
         self.catalog = Catalog(workspace.catalog_url, workspace.lake.root)
         self.engine = self.catalog.engine
-        self.metadata.create_all(self.engine)
+        try:
+            self.catalog.create_tables(self.metadata)
+        except DBAPIError as exc:
+            self.catalog.close()
+            raise catalog_error(workspace.catalog_url, exc) from None
+
+    def writing(self, **session_options):
+        """A session whose transaction writes (``Catalog.writing``)."""
+        return self.catalog.writing(**session_options)
 
     def close(self) -> None:
         self.catalog.close()
@@ -456,6 +495,26 @@ def _refresh_stats(session: Session, row: TableRow, now: datetime) -> None:
     row.row_count, row.bytes, row.updated_at = rows, size, now
     row.last_event_time = _parse(last_event)
     row.last_ingest_time = _parse(last_ingest)
+
+
+def catalog_error(url: str, exc: DBAPIError) -> CatalogUnavailable:
+    """A database error of the catalog as a message with the hint that fits its database."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    hint = sqlite_hint(reason) if make_url(url).get_backend_name() == "sqlite" else \
+        "is the database server running and reachable? (catalog.url in lakebook.yaml or LAKEBOOK_CATALOG__URL)"
+    return CatalogUnavailable(f"cannot use the catalog at {_shown(url)}: {reason}", hint=hint)
+
+
+def sqlite_hint(reason: str) -> str:
+    """What to do about a SQLite database of the workspace, by SQLite's reason."""
+    if "locked" in reason or "busy" in reason:
+        return "another lakebook process holds the database for long (a flush, a transform): try again"
+    if "not a database" in reason or "malformed" in reason:
+        return "the database file is damaged: keep a copy of it (with its -wal and -shm files); " \
+               "`sqlite3 FILE .recover` saves what can still be read"
+    if "full" in reason:
+        return "the disk is full: free some space and try again"
+    return "check that the workspace's .lakebook folder exists and is writable (catalog.url in lakebook.yaml)"
 
 
 def _shown(url: str) -> str:

@@ -21,7 +21,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ContractError, ContractUnavailable, UnknownSource, did_you_mean
-from .model import Contract
+from .model import Contract, keyword_warning
 from .validate import CompiledContract
 
 log = logging.getLogger("lakebook.contracts.loading")
@@ -134,7 +134,7 @@ def _compiled(path: Path, stamp: tuple, previous: _File | None) -> _File:
     if previous is not None and previous.stamp == stamp:
         return previous
     try:
-        return _File(stamp, CompiledContract(parse_contract(path)))
+        compiled = CompiledContract(parse_contract(path))
     except Exception as exc:  # noqa: BLE001 - whatever is in the file, the other sources go on
         message = exc.message if isinstance(exc, ContractError) else f"{type(exc).__name__}: {exc}"
         problem = f"{path.parent.name}/{path.name}: {message.removeprefix(f'{path}: ')}"
@@ -142,6 +142,9 @@ def _compiled(path: Path, stamp: tuple, previous: _File | None) -> _File:
         log.error("%s (%s)", problem, "its last good version is served until the file is fixed" if good
                   else f"source {path.stem!r} is not served until the file is fixed")
         return _File(stamp, good, problem)
+    if warning := keyword_warning(compiled.contract):
+        log.warning("%s/%s: %s", path.parent.name, path.name, warning)
+    return _File(stamp, compiled)
 
 
 def get_contract(contracts: dict[str, CompiledContract], source: str,

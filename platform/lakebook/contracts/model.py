@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..names import IDENTIFIER_RULE, is_identifier
+from ..names import IDENTIFIER_RULE, is_identifier, needs_quoting
 
 FieldType = Literal["string", "int32", "int64", "float32", "float64", "bool", "timestamp", "date"]
 FIELD_TYPES: tuple[str, ...] = FieldType.__args__  # type: ignore[attr-defined]
@@ -166,3 +166,20 @@ class Contract(BaseModel):
     @property
     def pii_fields(self) -> list[str]:
         return [name for name, spec in self.fields.items() if spec.pii]
+
+    @property
+    def keyword_fields(self) -> list[str]:
+        """Fields named by a SQL keyword: accepted (the name is the events' key), but a query
+        must quote them ("at" in DuckDB, `at` in Spark SQL)."""
+        return [name for name in self.fields if needs_quoting(name)]
+
+
+def keyword_warning(contract: Contract) -> str | None:
+    """What to tell about the contract's fields named by a SQL keyword; None when there are none."""
+    names = contract.keyword_fields
+    if not names:
+        return None
+    shown = ", ".join(names)
+    return (f"field{'s' if len(names) > 1 else ''} {shown} of {contract.name!r} "
+            f"{'are SQL keywords' if len(names) > 1 else 'is a SQL keyword'}: quote in queries, "
+            f"e.g. SELECT \"{names[0]}\" FROM raw.{contract.name} (Spark SQL: `{names[0]}`), or rename the field")

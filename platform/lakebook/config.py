@@ -106,9 +106,25 @@ class IngestSettings(_Section):
     mqtt: MqttSettings | None = Field(None, description="the MQTT inlet (lakebook up runs it when this is set)")
 
 
+class CompactionSettings(_Section):
+    enabled: bool = Field(True, description="the ingest service compacts the append-only tables every interval_s")
+    interval_s: float = Field(300.0, gt=0, description="how often the ingest service looks for partitions to compact")
+    target_bytes: int = Field(128 * 1024 * 1024, gt=0, description=(
+        "size a compacted file is filled up to (the originals' bytes counted); a file of half of it or more "
+        "is not small"))
+    target_rows: int = Field(4_000_000, gt=0, description=(
+        "rows a compacted file is filled up to; a file of half of it or more is not small"))
+    min_files: int = Field(16, ge=2, description="small files a partition must hold before it is compacted")
+    grace_s: float = Field(600.0, ge=0, description=(
+        "how long replaced files stay on disk after a compaction: a query that listed them just before still "
+        "reads them"))
+
+
 class LakeSettings(_Section):
     root: str = Field("lake", description="relative to the state dir, or an absolute path")
     compression: str = Field("zstd", pattern="^(zstd|snappy|gzip|none)$")
+    compaction: CompactionSettings = Field(default_factory=CompactionSettings,
+                                           description="rewriting the small files of raw, quarantine and speed tables")
 
 
 class CatalogSettings(_Section):

@@ -106,6 +106,8 @@ class Workspace:
     flush_lock_path = _StatePath("ingest", "flush.lock", doc="held by whoever flushes the ingest log")
     forward_lock_path = _StatePath("ingest", "forward.lock", doc="held by the forwarder of the ingest log to the bus")
     transform_lock_path = _StatePath("transform", "run.lock", doc="held by whoever runs transforms")
+    compaction_lock_path = _StatePath("maintenance", "compaction.lock", doc="held by whoever compacts the lake or removes "
+                                                                     "the files compaction replaced")
     logs_dir = _StatePath("logs", doc="service and job logs")
     services_state_path = _StatePath("services.json", doc="what `lakebook up` runs (read by `lakebook status`)")
     runs_dir = _StatePath("runs", doc="output notebooks of runs (training, scheduled jobs)")

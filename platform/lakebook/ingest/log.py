@@ -385,6 +385,13 @@ class SQLiteIngestLog:
             return None if offset is None else retention.lag(con, source, offset, ACCEPTED_KINDS)
 
     @_translated
+    def ranges_in_use(self, source: str) -> list[tuple[int, int]]:
+        """The flush ranges of ``source`` a consumer group may read back from the lake by file
+        name (retention.ranges_in_use), in one read."""
+        with self._transaction("DEFERRED") as con:
+            return retention.ranges_in_use(con, source)
+
+    @_translated
     def group_offsets(self) -> list[tuple[str, str, int, int]]:
         """(group, source, committed offset, lag in events) of every group and source it reads."""
         with self._transaction("DEFERRED") as con:

@@ -1,6 +1,7 @@
 """The ingest service: what the HTTP routes and the MQTT inlet share (contracts, the log
 writer, the flusher, the validators, auth, limits, counters), and its lifecycle.
 
+Every ``lake.compaction.interval_s`` a thread compacts the lake's small files (maintenance.py).
 The periodic flusher, the validators of big bodies and, with ``stream.bus: redis``, the
 forwarder to the bus are child processes (workers.py), forked here before the log is opened
 or any thread started, so that none competes with the event loop for the GIL. Where that
@@ -36,6 +37,7 @@ from .flusher import FlushBackoff, flush_failed, flush_ingest_log_to_raw
 from .forwarder import FORWARDER_GROUP, RedisGroups, forwards_to_redis, run_forwarder
 from .groups import log_groups
 from .log import GroupCommitWriter, IngestLog, open_ingest_log
+from .maintenance import run_compactions
 from .metrics import IngestMetrics
 from .records import EVENT_TYPES
 from .workers import FlusherProcess, ForwarderProcess, ValidatorProcesses
@@ -83,6 +85,7 @@ class IngestService:
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         self._forwarder: threading.Thread | None = None
+        self._compactor: threading.Thread | None = None
         self.started_at = time.time()
 
     @property
@@ -106,6 +109,10 @@ class IngestService:
             self._forwarder_process.start(self._forwarder_process_gone)
         elif self.forwarding:
             self._start_forward_thread()
+        if self.workspace.settings.lake.compaction.enabled:
+            self._compactor = threading.Thread(target=run_compactions, args=(self.workspace, self.log, self._stop),
+                                               name="lakebook-compactor", daemon=True)
+            self._compactor.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -117,6 +124,8 @@ class IngestService:
             self._flusher_process.stop(timeout_s=60)
         if self._flusher:
             self._flusher.join(timeout=60)
+        if self._compactor:
+            self._compactor.join(timeout=60)
         self.writer.close()
         self.flush_now(FlushBackoff())  # the last flush tries every source
         if self.validator_processes is not None:

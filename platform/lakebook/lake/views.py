@@ -48,6 +48,19 @@ def files_select(paths: list[str], columns: Iterable = ()) -> str:
     return f"SELECT * FROM read_parquet([{listed}], hive_partitioning = true, union_by_name = true)"
 
 
+def listed_select(paths: list[str], columns: Iterable = (), *, check_files: bool = False) -> str:
+    """A SELECT over exactly these Parquet files (a table's manifest, in order), as cheap to
+    plan as ``folder_select``: ``union_by_name`` only when the first and last file (or, with
+    ``check_files``, any two files) differ."""
+    if not paths:
+        return empty_select(columns)
+    files = [(p, 0) for p in paths]
+    differ = _any_differ(files) if check_files else _ends_differ([files[0], files[-1]], columns)
+    union = ", union_by_name = true" if differ else ""
+    listed = ", ".join(sql_string(p) for p in paths)
+    return f"SELECT * FROM read_parquet([{listed}], hive_partitioning = true{union})"
+
+
 def folder_select(folder: Path, columns: Iterable = (), *, check_files: bool = False) -> str:
     """A SELECT over every Parquet file under ``folder``, as cheap to plan as it can be.
     ``columns`` are the catalog's (``.name``, ``.type`` as Arrow names); ``check_files`` walks

@@ -236,7 +236,7 @@ class Catalog:
         for attempt in range(attempts):
             try:
                 _Base.metadata.create_all(self.engine)
-                return
+                break
             except (IntegrityError, ProgrammingError, OperationalError) as exc:
                 created_meanwhile = not isinstance(exc, OperationalError) or "already exists" in str(exc.orig)
                 if not created_meanwhile or attempt == attempts - 1:

@@ -96,6 +96,13 @@ class IngestSettings(_Section):
         8, gt=0, description="bodies validated event by event off the event loop at once, queued ones "
         "included (429 above)")
     flush_interval_s: float = Field(5.0, gt=0)
+    flush_min_events: int = Field(1, ge=1, description=(
+        "the periodic flush leaves a source with fewer unflushed events than this in the ingest log (where they "
+        "are durable) until its oldest is flush_max_age_s old: fewer, larger lake files under a steady trickle; "
+        "1 writes whatever is there every flush_interval_s"))
+    flush_max_age_s: float = Field(60.0, gt=0, description=(
+        "with flush_min_events above 1, the longest an event waits in the ingest log for its source's next file "
+        "(the lake's freshness bound)"))
     max_rejections_reported: int = Field(
         1000, ge=0, description="rejected events detailed in one response (all are quarantined)")
     tokens: dict[str, list[SecretStr]] = Field(default_factory=dict)

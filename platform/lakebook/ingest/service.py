@@ -139,7 +139,7 @@ class IngestService:
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.flush_interval_s):
-            self.flush_now()
+            self.flush_now(batching=True)
 
     def _start_forward_thread(self) -> None:
         self._forwarder = threading.Thread(target=run_forwarder, args=(self.workspace, self._stop, self.log),
@@ -166,10 +166,11 @@ class IngestService:
             log.warning("the flusher process exited; flushing from a thread of the server from now on")
             self._start_flush_thread()
 
-    def flush_now(self, backoff: FlushBackoff | None = None):
+    def flush_now(self, backoff: FlushBackoff | None = None, *, batching: bool = False):
+        """Flush the log (``batching``: as the periodic flush, flush_ingest_log_to_raw)."""
         backoff = backoff or self._backoff
         try:
-            report = flush_ingest_log_to_raw(self.workspace, self.log, backoff=backoff)
+            report = flush_ingest_log_to_raw(self.workspace, self.log, backoff=backoff, batching=batching)
             self.metrics.flushed(report.events, time.time())
             self.metrics.flush_failed([asdict(f) for f in report.failed],
                                       {s: asdict(f) for s, f in backoff.failing.items()})

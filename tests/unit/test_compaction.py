@@ -252,3 +252,22 @@ def test_the_ingest_service_loop_compacts_every_interval_until_stopped(workspace
         loop.join(timeout=10)
     assert not loop.is_alive() and len(catalog.files("raw", "flights")) == 1
     log.close()
+
+
+def test_the_monitors_rows_and_files_added_in_a_window_are_the_same_rows_after_compaction(workspace_dir):
+    from datetime import datetime, timedelta, timezone
+
+    from lakebook.monitor.data import _files_added, _rows_added
+
+    ws = configured(workspace_dir)
+    flush_small(ws, 0, 30)
+    catalog = open_catalog(ws)
+    now = datetime.now(timezone.utc)
+    start, end = now - timedelta(hours=1), now + timedelta(seconds=1)
+    assert _rows_added(catalog, "raw.flights", start, end) == 30
+    compact_lake(ws, "flights")
+    remove_replaced(ws, catalog, grace_s=0)
+    assert _rows_added(catalog, "raw.flights", start, end) == 30  # not 60, not 0
+    files = _files_added(catalog, "raw.flights", start, end)
+    assert len(files) == 1 and Path(files[0]).exists()
+    assert pq.read_metadata(files[0]).num_rows == 30

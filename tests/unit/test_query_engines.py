@@ -4,7 +4,6 @@ limits, parameters and odd statements behave as before."""
 
 import warnings
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq

@@ -119,7 +119,7 @@ class CompactionSettings(_Section):
     target_bytes: int = Field(128 * 1024 * 1024, gt=0, description=(
         "size a compacted file is filled up to (the originals' bytes counted); a file of half of it or more "
         "is not small"))
-    target_rows: int = Field(4_000_000, gt=0, description=(
+    target_rows: int = Field(1_000_000, gt=0, description=(
         "rows a compacted file is filled up to; a file of half of it or more is not small"))
     min_files: int = Field(16, ge=2, description="small files a partition must hold before it is compacted")
     grace_s: float = Field(600.0, ge=0, description=(

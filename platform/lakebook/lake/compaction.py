@@ -150,7 +150,7 @@ def _candidates(catalog, settings, table: str | None, partition: str | None) -> 
     for info in tables:
         if info.zone not in APPEND_ONLY_ZONES:
             raise BadRequest(f"{info.qualified_name} is not an append-only table: only raw, quarantine and speed "
-                                "tables are compacted", hint="transform outputs are rewritten by their runs")
+                             "tables are compacted", hint="transform outputs are rewritten by their runs")
         counts: dict[str, int] = {}
         for f in catalog.file_rows(info.zone, info.name, partition):
             if is_small(f, settings.target_rows, settings.target_bytes):
@@ -204,14 +204,14 @@ def _schema_of(f: ManifestFile):
 def _rewrite(workspace, info, partition: str, group: list[ManifestFile]):
     """The group's rows as one file, sorted by event time (stable: ties keep their order), under
     a name no other file has; its WrittenFile."""
-    import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+    import pyarrow.dataset as ds
 
     from .writer import WrittenFile, _bounds, write_parquet_atomic
 
-    tables = [pq.ParquetFile(f.path).read() for f in group]
-    table = pa.concat_tables(tables)
+    # one scan over the group's files (read in parallel, in file order); no partition column
+    # from the folder names: the files hold exactly their own columns
+    table = ds.dataset([f.path for f in group], format="parquet", partitioning=None).to_table()
     if table.num_rows != sum(f.rows for f in group):
         raise DamagedFile(f"{info.qualified_name} {partition}: its files hold {table.num_rows} rows, the catalog "
                             f"says {sum(f.rows for f in group)}", hint="`lakebook doctor` checks the lake's files")

@@ -1,6 +1,11 @@
 """DuckDB views over lake tables: the SQL that reads a table's files, shared by queries and
 transforms.
 
+An append-only table (raw, quarantine, speed) is read from the list of files its catalog
+manifest holds (``listed_select``): compaction swaps files there in one catalog commit, so a
+reader sees the files it replaced or the file that replaced them, never both. A published
+version is read from its folder (``folder_select``).
+
 A view over a folder globs the depth its files are at (``date=*/*.parquet``), which DuckDB
 lists faster than ``**``, and uses ``union_by_name`` only when the files' schemas differ. A
 table with no files is an empty SELECT of its catalogued columns, so queries over it still bind.

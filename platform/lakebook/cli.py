@@ -81,12 +81,23 @@ def cli(ctx: click.Context, path: str | None, verbose: bool) -> None:
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-def init(directory: str) -> None:
-    """Make a new workspace in DIRECTORY."""
+@click.option("--source", default=None,
+              help="the first source's name (default: the --from file's name if valid, else events)")
+@click.option("--from", "sample", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="infer the source's contract from a sample of its events (JSON Lines)")
+def init(directory: str, source: str | None, sample: Path | None) -> None:
+    """Make a new workspace in DIRECTORY with a starter pipeline around one source."""
     from .scaffold import init_workspace
 
-    root = init_workspace(Path(directory))
-    click.echo(f"workspace ready in {root}\nnext: cd {directory} && lakebook up")
+    made = init_workspace(Path(directory), source, sample)
+    c = made.choices
+    if made.inferred_from is not None:
+        click.echo(f"contracts/{made.source}.yaml: inferred from {made.inferred_from} events of {sample}; review it")
+    click.echo(f"workspace ready in {made.root}: source {made.source}, entity {c.entity}, event time {c.event_time}, "
+               f"aggregates of {', '.join(c.measures) or 'the event count'}")
+    for path in made.files:
+        click.echo(f"  {path}")
+    click.echo(f"next: cd {directory} && lakebook up   (README.md there lists the steps)")
 
 
 # -- ingest ---------------------------------------------------------------------------------
@@ -129,12 +140,79 @@ def ingest_flush(ctx) -> None:
 
     report = flush_ingest_log_to_raw(_workspace(ctx))
     click.echo(f"flushed {report.events:,} events ({report.duplicates:,} duplicates dropped), "
-               f"{report.rejected:,} rejected to quarantine, {len(report.sources)} source(s)")
+               f"{report.rejected:,} rejected to quarantine, {len(report.sources)} source(s)"
+               + (f"; landed {len(report.blobs)} blob(s)" if report.blobs else ""))
     for failure in report.failed:
         click.echo(f"error: {failure.source} was not flushed: {failure.error} (its events stay in the ingest log)",
                    err=True)
     if report.failed:
         ctx.exit(1)
+
+
+@ingest.command("drops")
+@click.option("--once", is_flag=True, help="look once, land what was stored, and exit")
+@click.option("--interval", type=float, default=None, help="seconds between looks (default ingest.drops_interval_s)")
+@click.pass_context
+def ingest_drops(ctx, once, interval) -> None:
+    """Store the files dropped into the ingest.drops folders as blobs, then land them in the lake
+    (until Ctrl-C, or once)."""
+    import time
+
+    from .ingest import flush_ingest_log_to_raw
+    from .ingest.drops import DropInlet
+
+    ws = _workspace(ctx)
+    if not ws.settings.ingest.drops:
+        raise click.UsageError("no drop folders: add ingest.drops: [{dir, pattern, source}] to lakebook.yaml")
+    inlet = DropInlet(ws)
+    failed = False
+    try:
+        while True:
+            report = inlet.scan()
+            for path, reason in report.failed:
+                click.echo(f"failed: {path} moved to .failed/ ({reason})", err=True)
+            for problem in report.problems:
+                click.echo(f"error: {problem}", err=True)
+            if report.stored or once:
+                flushed = flush_ingest_log_to_raw(ws)
+                for blob in flushed.blobs:
+                    counts = f": {blob.rows:,} rows, {blob.rejected:,} rejected" if blob.rows is not None else ""
+                    click.echo(f"{blob.source}/{blob.name}: {blob.status}{counts}" + (f" ({blob.note})" if blob.note else ""))
+                for failure in flushed.failed:
+                    click.echo(f"error: {failure.source}: {failure.error}", err=True)
+                failed = failed or bool(report.failed or report.problems or flushed.failed)
+            if once:
+                if report.waiting:
+                    click.echo(f"{len(report.waiting)} file(s) not finished yet (no .done marker, changed recently)")
+                break
+            time.sleep(interval or ws.settings.ingest.drops_interval_s)
+    except KeyboardInterrupt:
+        pass
+    if failed:
+        ctx.exit(1)
+
+
+# -- blobs ----------------------------------------------------------------------------------
+@cli.group()
+def blobs() -> None:
+    """Blobs (files) stored for the sources, as the catalog lists them."""
+
+
+@blobs.command("list")
+@click.argument("source", required=False)
+@json_option
+@click.pass_context
+def blobs_list(ctx, source, as_json) -> None:
+    """Every catalogued blob (of SOURCE): size, status, rows, where the file is."""
+    from .catalog import open_catalog
+    from .ingest.landing import list_blobs
+
+    rows = list_blobs(open_catalog(_workspace(ctx)), source)
+    _show(rows, as_json, "no blobs catalogued yet (PUT /v1/blobs/<source>/<name>, or a drop folder)",
+          lambda rows: _print_table(["blob", "size", "stored (UTC)", "status", "rows", "rejected", "path"], [
+              [f"{r['source']}/{r['name']}", _size(r["size"]), r["stored_at"].strftime("%Y-%m-%d %H:%M:%S"),
+               r["status"], "-" if r["rows"] is None else f"{r['rows']:,}",
+               "-" if r["rejected"] is None else f"{r['rejected']:,}", r["path"]] for r in rows]))
 
 
 # -- catalog --------------------------------------------------------------------------------
@@ -225,10 +303,33 @@ def catalog_impact(ctx, name, as_json) -> None:
         click.echo(line)
 
 
-# -- lake maintenance -------------------------------------------------------------------------
+# -- lake maintenance -----------------------------------------------------------------------
 @cli.group()
 def lake() -> None:
-    """Maintain the lake's files."""
+    """Maintain the lake: small files (lake.compaction), old versions and partitions (lake.retention)."""
+
+
+@lake.command("vacuum")
+@click.option("--dry-run", is_flag=True, help="say what would be removed, remove nothing")
+@json_option
+@click.pass_context
+def lake_vacuum(ctx, dry_run, as_json) -> None:
+    """Remove the versions, partitions and staging folders lake.retention does not keep."""
+    from .catalog import open_catalog
+    from .lake.vacuum import vacuum
+
+    ws = _workspace(ctx)
+    with _console().status("vacuuming the lake (waits for a running transform or flush)"):
+        report = vacuum(ws, open_catalog(ws), dry_run=dry_run)
+    if as_json:
+        return _print_json(report.as_dict())
+    root = ws.lake.root
+    if report.removed:
+        _print_table(["kind", "table", "folder", "files", "size", "catalog files"], [
+            [r.kind, r.table, Path(r.path).relative_to(root).as_posix(), r.files, _size(r.bytes), r.catalog_files]
+            for r in report.removed])
+    verb = "would free" if dry_run else "freed"
+    click.echo(f"{len(report.removed)} folders {'to remove' if dry_run else 'removed'}, {verb} {_size(report.bytes_freed)}")
 
 
 @lake.command("compact")
@@ -308,6 +409,36 @@ def transform_list(ctx, as_json) -> None:
 
 def _last_run(last: dict | None) -> str:
     return last["finished_at"].strftime("%Y-%m-%d %H:%M") + f" ({last['engine']})" if last else "never"
+
+
+@transform.command("versions")
+@click.argument("table")
+@json_option
+@click.pass_context
+def transform_versions(ctx, table, as_json) -> None:
+    """The kept versions of TABLE (a transform output or seed), oldest first."""
+    from .transform import kept_versions
+
+    listed = [v.as_dict() for v in kept_versions(_workspace(ctx), table)]
+    _show(listed, as_json, f"no versions of {table} kept",
+          lambda rows: _print_table(["version", "run", "created (UTC)", "rows", "size", ""], [
+              [v["name"], v["run_id"] or "-", v["created"].strftime("%Y-%m-%d %H:%M:%S"), f"{v['rows']:,}",
+               _size(v["bytes"]), "current" if v["current"] else ""] for v in rows]))
+
+
+@transform.command("rollback")
+@click.argument("table")
+@click.argument("version", required=False)
+@json_option
+@click.pass_context
+def transform_rollback(ctx, table, version, as_json) -> None:
+    """Publish VERSION of TABLE again (default: the version before the current one)."""
+    from .transform import rollback
+
+    published = rollback(_workspace(ctx), table, version)
+    if as_json:
+        return _print_json(published.as_dict())
+    click.echo(f"{table}: current is {published.name} ({published.rows:,} rows)")
 
 
 # -- features -------------------------------------------------------------------------------

@@ -83,6 +83,16 @@ class MqttSettings(_Section):
         return self
 
 
+class DropFolder(_Section):
+    dir: Path = Field(description="the folder producers drop files into (relative to the workspace)")
+    pattern: str = Field("*", description="file names taken (a glob, e.g. *.csv); others are left alone")
+    source: str = Field(description="the blob source the files are stored as")
+    settle_s: float = Field(5.0, ge=0, description=(
+        "a file without a <name>.done marker is taken once its size and modification time have not "
+        "changed for this long"))
+    require_done: bool = Field(False, description="take only files with a <name>.done marker beside them")
+
+
 class IngestSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8787, ge=1, le=65535)
@@ -111,6 +121,25 @@ class IngestSettings(_Section):
         default_factory=list, description="web page origins (https://app.example.com) whose requests are "
                                           "accepted; requests from other pages are refused")
     mqtt: MqttSettings | None = Field(None, description="the MQTT inlet (lakebook up runs it when this is set)")
+    drops: list[DropFolder] = Field(default_factory=list, description=(
+        "drop folders: files that appear in them are stored as blobs of their source, then moved aside"))
+    drops_interval_s: float = Field(1.0, gt=0, description="how often the ingest service looks into the drop folders")
+
+
+class RetentionSettings(_Section):
+    """What `lakebook lake vacuum` (and the ingest service's periodic maintenance) keeps."""
+
+    versions: int = Field(3, ge=1, description=(
+        "versions kept of each transform output and seed, the published one among them (2 or more keep a "
+        "rollback possible)"))
+    version_days: float | None = Field(None, gt=0, description=(
+        "also keep every version published less than this many days ago (default: only the count counts)"))
+    quarantine_days: int | None = Field(None, ge=1, description=(
+        "remove quarantine date partitions older than this many days (default: kept forever)"))
+    raw_days: int | None = Field(None, ge=1, description=(
+        "remove raw date partitions older than this many days, with their catalog rows: they are gone for "
+        "every later full refresh (default: raw is kept forever)"))
+    interval_s: float = Field(3600.0, ge=60, description="seconds between two runs of the periodic maintenance")
 
 
 class CompactionSettings(_Section):
@@ -130,6 +159,8 @@ class CompactionSettings(_Section):
 class LakeSettings(_Section):
     root: str = Field("lake", description="relative to the state dir, or an absolute path")
     compression: str = Field("zstd", pattern="^(zstd|snappy|gzip|none)$")
+    retention: RetentionSettings = Field(default_factory=RetentionSettings,
+                                         description="old versions and partitions that vacuum removes")
     compaction: CompactionSettings = Field(default_factory=CompactionSettings,
                                            description="rewriting the small files of raw, quarantine and speed tables")
 

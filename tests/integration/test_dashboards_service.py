@@ -5,6 +5,8 @@ routes, snapshots served without a kernel, and a log without tokens. One start f
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from tornado.websocket import websocket_connect
 
 from ingest_support import make_workspace
 from dashboard_support import MARKER, expired_share, write_dashboard
-from lakebook.dashboards import publish, revoke, share, take_snapshot
+from lakebook.dashboards import history, publish, revoke, share
 from lakebook.dashboards.store import DashboardStore
 from lakebook.services import start_service
 from lakebook.workspace import Workspace
@@ -26,7 +28,7 @@ def served(tmp_path_factory):
     ws = Workspace.load(make_workspace(tmp_path_factory.mktemp("dash") / "ws"))
     publish(ws, write_dashboard(ws.root))
     publish(ws, write_dashboard(ws.root, "notebooks/other.ipynb", code=["print('other dashboard')"]))
-    taken = take_snapshot(ws, "delays")["snapshot"]
+    taken = _snapshot_by_the_cli(ws, "delays")
     tokens = {"valid": share(ws, "delays", "1h"), "revoked": share(ws, "delays", "1h"),
               "other": share(ws, "other", "1h"), "expired": {"url": "x?share=" + expired_share(ws)}}
     revoke(ws, tokens["revoked"]["id"])
@@ -36,6 +38,15 @@ def served(tmp_path_factory):
         yield ws, process, {k: v["url"].split("share=", 1)[1] for k, v in tokens.items()}, taken
     finally:
         process.stop()
+
+
+def _snapshot_by_the_cli(ws, name: str) -> dict:
+    """A snapshot taken as users take one, by `lakebook dashboards snapshot` in a process of its
+    own (the Papermill kernel is not started from this long-lived test process)."""
+    done = subprocess.run([sys.executable, "-m", "lakebook", "-w", str(ws.root), "dashboards", "snapshot", name],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return history(ws, name, 1)[0]
 
 
 def status(process) -> dict:
@@ -177,9 +188,6 @@ def test_a_job_with_a_dashboard_snapshot_step_takes_a_snapshot_after_each_succee
 
 
 def test_the_snapshot_command_prints_its_result_and_no_kernel_or_exporter_notices(served):
-    import subprocess
-    import sys
-
     ws = served[0]
     done = subprocess.run([sys.executable, "-m", "lakebook", "-w", str(ws.root), "dashboards", "snapshot", "delays"],
                           capture_output=True, text=True, timeout=180)

@@ -271,3 +271,15 @@ def test_the_monitors_rows_and_files_added_in_a_window_are_the_same_rows_after_c
     files = _files_added(catalog, "raw.flights", start, end)
     assert len(files) == 1 and Path(files[0]).exists()
     assert pq.read_metadata(files[0]).num_rows == 30
+
+
+def test_blob_manifests_are_not_compacted(workspace_dir):
+    from lakebook.errors import BadRequest
+    from lakebook.lake.compaction import COMPACTED_ZONES
+
+    ws = configured(workspace_dir)
+    assert "blobs" not in COMPACTED_ZONES  # landing tells a landed blob by its manifest file's name
+    open_catalog(ws).register_table("blobs", "drops", kind="blobs", location=str(ws.lake.table_dir("blobs", "drops")),
+                                    columns=[])
+    with pytest.raises(BadRequest):
+        compact_lake(ws, "blobs.drops")

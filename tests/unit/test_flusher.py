@@ -103,8 +103,8 @@ def test_flush_with_nothing_logged_is_a_no_op(workspace):
     report = flush_ingest_log_to_raw(workspace)
     assert report.sources == [] and report.events == 0
     assert {t.qualified_name for t in open_catalog(workspace).tables()} == {
-        "raw.flights", "raw.predictions", "raw.weather", "quarantine.flights", "quarantine.predictions",
-        "quarantine.weather"}
+        "raw.flights", "raw.planes", "raw.predictions", "raw.weather", "quarantine.flights", "quarantine.planes",
+        "quarantine.predictions", "quarantine.weather", "blobs.planes"}
 
 
 def test_date_partitions_are_grouped_as_one_filter_per_date_would_group_them(workspace, tmp_path):

@@ -203,5 +203,6 @@ def test_a_source_added_after_the_catalog_was_written_is_queryable(lake, workspa
 def test_a_statement_that_lists_the_tables_sees_every_catalog_table(lake, sql):
     """Views are made lazily, for the tables a statement names; one that asks which tables
     there are names none, and still lists them all."""
-    assert [r["name"] for r in rows(lake, sql)] == ["quarantine.flights", "quarantine.predictions", "quarantine.weather",
-                                                    "raw.flights", "raw.predictions", "raw.weather"]
+    assert [r["name"] for r in rows(lake, sql)] == [
+        "quarantine.flights", "quarantine.planes", "quarantine.predictions", "quarantine.weather",
+        "raw.flights", "raw.planes", "raw.predictions", "raw.weather"]

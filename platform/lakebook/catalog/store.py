@@ -499,11 +499,12 @@ class Catalog:
         with Session(self.engine) as session:
             run = session.scalar(select(RunRow).where(RunRow.job == job, RunRow.status == status)
                                  .order_by(RunRow.id.desc()).limit(1))
-            if run is None:
-                return None
-            return {"id": run.id, "status": run.status, "engine": run.engine, "rows": run.rows,
-                    "started_at": run.started_at, "finished_at": run.finished_at, "message": run.message,
-                    "watermarks": json.loads(run.watermarks)}
+            return None if run is None else _run_doc(run)
+
+    def runs(self, job: str) -> list[dict]:
+        """Every run of ``job``, oldest first, as ``last_run`` gives one."""
+        with Session(self.engine) as session:
+            return [_run_doc(r) for r in session.scalars(select(RunRow).where(RunRow.job == job).order_by(RunRow.id))]
 
     def files(self, zone: str, name: str) -> list[str]:
         """The paths of a table's live files, oldest first: what a query of it reads."""
@@ -557,6 +558,12 @@ class CatalogTables:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _run_doc(run: RunRow) -> dict:
+    return {"id": run.id, "status": run.status, "engine": run.engine, "rows": run.rows,
+            "started_at": run.started_at, "finished_at": run.finished_at, "message": run.message,
+            "watermarks": json.loads(run.watermarks)}
 
 
 def _refresh_stats(session: Session, row: TableRow, now: datetime) -> None:

@@ -17,6 +17,9 @@ contract gone, the disk) leaves that source's range in the log, is logged and re
 (FlushReport.failed), and the source is tried again after a growing pause (FlushBackoff);
 the other sources are flushed as usual. Events a contract refuses by the time they are
 flushed are quarantined (records.py), not an error.
+
+Stored blobs not yet in the catalog are landed by the same flush, after the ingest log,
+source by source and with the same backoff (landing.py).
 """
 
 from __future__ import annotations
@@ -37,19 +40,11 @@ from ..catalog import Catalog, open_catalog, register_sources
 from ..contracts import EVENT_ID, INGESTED_AT
 from ..errors import DamagedFile, InsufficientStorage, LakebookError, UnknownSource, out_of_space
 from ..lake import range_stem, write_date_partitions
+from .landing import BlobLanding, blob_sources, land_source
 from .log import ACCEPTED_KINDS, FlushIntent, IngestLog, open_ingest_log
-from .records import concat_events, logged_to_table
+from .records import QUARANTINE_SCHEMA, concat_events, logged_to_table
 
 log = logging.getLogger("lakebook.ingest.flusher")
-
-QUARANTINE_SCHEMA = pa.schema([
-    pa.field("_received_at", pa.timestamp("us", tz="UTC"), nullable=False),
-    pa.field("request_id", pa.string(), nullable=False),
-    pa.field("index", pa.int64()),
-    pa.field("raw", pa.string()),
-    pa.field("reasons", pa.list_(pa.string()), nullable=False),
-])
-
 
 @dataclass
 class SourceFlush:
@@ -101,6 +96,7 @@ class FlushReport:
     sources: list[SourceFlush] = field(default_factory=list)
     failed: list[SourceFailure] = field(default_factory=list)  # sources whose flush failed this time
     waiting: list[SourceFailure] = field(default_factory=list)  # failing sources not due for a try yet
+    blobs: list[BlobLanding] = field(default_factory=list)  # blobs landed in the catalog and the lake
 
     @property
     def events(self) -> int:
@@ -148,6 +144,7 @@ def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None, cata
                     report.failed.append(_failed(backoff, source, _disk_full(workspace, exc)))
                 else:
                     backoff.succeeded(source)
+            _land_blobs(workspace, catalog, backoff, report)
     except Exception as exc:
         translated = _disk_full(workspace, exc)
         if translated is not exc:
@@ -168,6 +165,22 @@ def _worth_a_file(settings, ingest_log: IngestLog, source: str) -> bool:
     if open_flush or events >= settings.flush_min_events or oldest_us is None:
         return True
     return time.time() - oldest_us / 1e6 >= settings.flush_max_age_s
+
+
+def _land_blobs(workspace, catalog: Catalog, backoff: FlushBackoff, report: FlushReport) -> None:
+    """Land the stored blobs of every source that has new ones (a source's failure is
+    reported and retried with backoff, as a source's flush is)."""
+    for source in blob_sources(workspace):
+        key = f"{source} (blobs)"
+        if not backoff.due(key, time.time()):
+            report.waiting.append(backoff.failing[key])
+            continue
+        try:
+            report.blobs += land_source(workspace, catalog, source)
+        except Exception as exc:  # noqa: BLE001 - the other sources go on; this one is retried
+            report.failed.append(_failed(backoff, key, _disk_full(workspace, exc)))
+        else:
+            backoff.succeeded(key)
 
 
 def _disk_full(workspace, exc: Exception) -> Exception:

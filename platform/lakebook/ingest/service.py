@@ -8,6 +8,10 @@ or any thread started, so that none competes with the event loop for the GIL. Wh
 cannot be done (no fork, other threads running; for the flusher and the forwarder also a log
 object handed in) they are threads of this process.
 
+With ``ingest.drops``, a thread of this process looks into the drop folders every
+``drops_interval_s`` and stores their finished files as blobs (drops.py); the flusher lands
+them in the catalog and the lake.
+
 Sources are kept apart: each has its own backlog limit, a source whose flush fails is
 retried with backoff while the others flush, and a contract file that does not compile
 leaves the others served. What is wrong is on /health (``problems``) and in /metrics.
@@ -33,6 +37,7 @@ from ..errors import (
     UnknownSource, UnsupportedMediaType,
 )
 from .blobs import BlobStore
+from .drops import DropInlet
 from .flusher import FlushBackoff, flush_failed, flush_ingest_log_to_raw
 from .forwarder import FORWARDER_GROUP, RedisGroups, forwards_to_redis, run_forwarder
 from .groups import log_groups
@@ -85,6 +90,7 @@ class IngestService:
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         self._forwarder: threading.Thread | None = None
+        self._drops: threading.Thread | None = None
         self._compactor: threading.Thread | None = None
         self.started_at = time.time()
 
@@ -109,6 +115,9 @@ class IngestService:
             self._forwarder_process.start(self._forwarder_process_gone)
         elif self.forwarding:
             self._start_forward_thread()
+        if self.settings.drops:
+            self._drops = threading.Thread(target=self._drops_loop, name="lakebook-drops", daemon=True)
+            self._drops.start()
         if self.workspace.settings.lake.compaction.enabled:
             self._compactor = threading.Thread(target=run_compactions, args=(self.workspace, self.log, self._stop),
                                                name="lakebook-compactor", daemon=True)
@@ -120,6 +129,8 @@ class IngestService:
             self._forwarder_process.stop()
         if self._forwarder:
             self._forwarder.join(timeout=30)
+        if self._drops:
+            self._drops.join(timeout=30)
         if self._flusher_process is not None:
             self._flusher_process.stop(timeout_s=60)
         if self._flusher:
@@ -140,6 +151,14 @@ class IngestService:
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.flush_interval_s):
             self.flush_now(batching=True)
+
+    def _drops_loop(self) -> None:
+        inlet = DropInlet(self.workspace, self.blobs)
+        while not self._stop.wait(self.settings.drops_interval_s):
+            try:
+                self.metrics.blobs += inlet.scan().created
+            except Exception:  # noqa: BLE001 - a full disk, say: the files stay and the next scan tries again
+                log.exception("the drop folders could not be read; tried again in %.0f s", self.settings.drops_interval_s)
 
     def _start_forward_thread(self) -> None:
         self._forwarder = threading.Thread(target=run_forwarder, args=(self.workspace, self._stop, self.log),

@@ -35,11 +35,13 @@ from typing import Callable, Iterable, Protocol
 
 from .._proc import file_lock
 from ..errors import BadRequest, DamagedFile
-from .layout import APPEND_ONLY_ZONES
 
 log = logging.getLogger("lakebook.lake.compaction")
 
 COMPACTED_PREFIX = "compact-"
+# The append-only zones compacted. Not ``blobs``: its manifest holds a file per landed blob,
+# named after it, and landing (ingest/landing.py) tells a landed blob by that file's name.
+COMPACTED_ZONES = ("raw", "quarantine", "speed")
 STEPS = ("written", "committed", "removing")  # where on_step is called, in order
 
 
@@ -145,10 +147,10 @@ def compact(workspace, catalog, table: str | None = None, partition: str | None 
 def _candidates(catalog, settings, table: str | None, partition: str | None) -> list[tuple[object, str]]:
     """(table info, partition) of each partition with at least ``min_files`` small files."""
     tables = [catalog.table(table if "." in table else f"raw.{table}")] if table else [
-        t for t in catalog.tables() if t.zone in APPEND_ONLY_ZONES]
+        t for t in catalog.tables() if t.zone in COMPACTED_ZONES]
     work = []
     for info in tables:
-        if info.zone not in APPEND_ONLY_ZONES:
+        if info.zone not in COMPACTED_ZONES:
             raise BadRequest(f"{info.qualified_name} is not an append-only table: only raw, quarantine and speed "
                              "tables are compacted", hint="transform outputs are rewritten by their runs")
         counts: dict[str, int] = {}
@@ -243,7 +245,7 @@ def _remove_replaced(workspace, catalog, grace_s: float, on_step) -> list[str]:
             removed.append(path)
             _step(on_step, "removing")
     for info in catalog.tables():
-        if info.zone not in APPEND_ONLY_ZONES or "://" in info.location:
+        if info.zone not in COMPACTED_ZONES or "://" in info.location:
             continue
         folder = Path(info.location)
         if not folder.is_dir():

@@ -309,7 +309,7 @@ def catalog_impact(ctx, name, as_json) -> None:
 # -- lake maintenance -----------------------------------------------------------------------
 @cli.group()
 def lake() -> None:
-    """Maintain the lake: old versions and partitions, by lake.retention."""
+    """Maintain the lake: small files (lake.compaction), old versions and partitions (lake.retention)."""
 
 
 @lake.command("vacuum")
@@ -333,6 +333,35 @@ def lake_vacuum(ctx, dry_run, as_json) -> None:
             for r in report.removed])
     verb = "would free" if dry_run else "freed"
     click.echo(f"{len(report.removed)} folders {'to remove' if dry_run else 'removed'}, {verb} {_size(report.bytes_freed)}")
+
+
+@lake.command("compact")
+@click.argument("table", required=False)
+@click.option("--partition", default=None, metavar="date=YYYY-MM-DD", help="only this partition")
+@json_option
+@click.pass_context
+def lake_compact(ctx, table, partition, as_json) -> None:
+    """Rewrite the small files of TABLE (every raw, quarantine and speed table if none) into
+    files near lake.compaction.target_bytes; delete the files replaced more than grace_s ago."""
+    from .ingest import compact_lake
+
+    if partition is not None and not partition.startswith("date="):
+        raise click.BadParameter("a partition is named date=YYYY-MM-DD", param_hint="--partition")
+    from rich.console import Console
+
+    console = _console()
+    with Console(stderr=True).status("looking for small files") as status:  # progress off stdout: --json stays JSON
+        report = compact_lake(_workspace(ctx), table, partition,
+                              on_progress=lambda done, total, what: status.update(f"compacted {done}/{total}: {what}"))
+    if as_json:
+        return _print_json({"partitions": [asdict(p) for p in report.partitions], "removed": report.removed})
+    for p in report.partitions:
+        console.print(f"{p.table} {p.partition}: {p.replaced:,} files into {len(p.written)} "
+                      f"({p.rows:,} rows, {_size(p.bytes_before)} -> {_size(p.bytes_after)}, {p.seconds:.1f} s)")
+    if not report.partitions:
+        console.print("nothing to compact (no partition holds lake.compaction.min_files small files)")
+    if report.removed:
+        console.print(f"removed {len(report.removed):,} replaced or orphaned files")
 
 
 # -- transforms -----------------------------------------------------------------------------

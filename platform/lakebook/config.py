@@ -106,6 +106,13 @@ class IngestSettings(_Section):
         8, gt=0, description="bodies validated event by event off the event loop at once, queued ones "
         "included (429 above)")
     flush_interval_s: float = Field(5.0, gt=0)
+    flush_min_events: int = Field(1, ge=1, description=(
+        "the periodic flush leaves a source with fewer unflushed events than this in the ingest log (where they "
+        "are durable) until its oldest is flush_max_age_s old: fewer, larger lake files under a steady trickle; "
+        "1 writes whatever is there every flush_interval_s"))
+    flush_max_age_s: float = Field(60.0, gt=0, description=(
+        "with flush_min_events above 1, the longest an event waits in the ingest log for its source's next file "
+        "(the lake's freshness bound)"))
     max_rejections_reported: int = Field(
         1000, ge=0, description="rejected events detailed in one response (all are quarantined)")
     tokens: dict[str, list[SecretStr]] = Field(default_factory=dict)
@@ -135,11 +142,27 @@ class RetentionSettings(_Section):
     interval_s: float = Field(3600.0, ge=60, description="seconds between two runs of the periodic maintenance")
 
 
+class CompactionSettings(_Section):
+    enabled: bool = Field(True, description="the ingest service compacts the append-only tables every interval_s")
+    interval_s: float = Field(300.0, gt=0, description="how often the ingest service looks for partitions to compact")
+    target_bytes: int = Field(128 * 1024 * 1024, gt=0, description=(
+        "size a compacted file is filled up to (the originals' bytes counted); a file of half of it or more "
+        "is not small"))
+    target_rows: int = Field(1_000_000, gt=0, description=(
+        "rows a compacted file is filled up to; a file of half of it or more is not small"))
+    min_files: int = Field(16, ge=2, description="small files a partition must hold before it is compacted")
+    grace_s: float = Field(600.0, ge=0, description=(
+        "how long replaced files stay on disk after a compaction: a query that listed them just before still "
+        "reads them"))
+
+
 class LakeSettings(_Section):
     root: str = Field("lake", description="relative to the state dir, or an absolute path")
     compression: str = Field("zstd", pattern="^(zstd|snappy|gzip|none)$")
     retention: RetentionSettings = Field(default_factory=RetentionSettings,
                                          description="old versions and partitions that vacuum removes")
+    compaction: CompactionSettings = Field(default_factory=CompactionSettings,
+                                           description="rewriting the small files of raw, quarantine and speed tables")
 
 
 class CatalogSettings(_Section):

@@ -111,6 +111,8 @@ class Workspace:
     forward_lock_path = _StatePath("ingest", "forward.lock", doc="held by the forwarder of the ingest log to the bus")
     transform_lock_path = _StatePath("transform", "run.lock", doc="held by whoever runs transforms")
     vacuum_lock_path = _StatePath("transform", "vacuum.lock", doc="held by whoever vacuums the lake (one at a time)")
+    compaction_lock_path = _StatePath("maintenance", "compaction.lock", doc="held by whoever compacts the lake or removes "
+                                                                     "the files compaction replaced")
     logs_dir = _StatePath("logs", doc="service and job logs")
     services_state_path = _StatePath("services.json", doc="what `lakebook up` runs (read by `lakebook status`)")
     runs_dir = _StatePath("runs", doc="output notebooks of runs (training, scheduled jobs)")

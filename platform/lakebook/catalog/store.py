@@ -4,6 +4,13 @@ freshness, plus a manifest of its files.
 SQLite through SQLAlchemy by default; any SQLAlchemy URL (PostgreSQL) by configuration.
 Stats are derived from the file manifest, which is only ever added to by path, so
 recording the same file twice (a flush finishing after a crash) changes nothing.
+
+Compaction (lake/compaction.py) replaces small files of an append-only table by one file in
+one transaction: the new file's row records the id range of the files it replaces
+(``first_id``..``last_id``) and those keep their rows, marked ``removed_at``, as tombstones:
+their paths stay known, so a flush replayed after a crash never adds them again, and the
+files themselves are deleted once no query can still be reading them. Every read of the
+manifest (files, stats, bounds) sees live files only.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Any, Iterable
 
 from sqlalchemy import (
     BigInteger, DateTime, ForeignKey, Integer, MetaData, String, Text, TypeDecorator, UniqueConstraint, create_engine,
-    event, func, inspect, select, text,
+    event, func, inspect, select, text, update,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
@@ -97,6 +104,35 @@ class FileRow(_Base):
     max_event_time: Mapped[datetime | None] = mapped_column(_UTC(), nullable=True)
     max_ingested_at: Mapped[datetime | None] = mapped_column(_UTC(), nullable=True)
     added_at: Mapped[datetime] = mapped_column(_UTC())
+    # A compacted file: the ids of the first and last file it replaced (None: a file as written).
+    first_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # When a compacted file replaced this one (None: live). The row stays as a tombstone.
+    removed_at: Mapped[datetime | None] = mapped_column(_UTC(), nullable=True)
+
+
+# Columns added to the files table after its first release: added at open to catalogs made before.
+_ADDED_FILE_COLUMNS = {"first_id": "BIGINT", "last_id": "BIGINT", "removed_at": "TIMESTAMP"}
+_LIVE = FileRow.removed_at.is_(None)
+_FIRST_ID = func.coalesce(FileRow.first_id, FileRow.id)
+_LAST_ID = func.coalesce(FileRow.last_id, FileRow.id)
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A live file of a table's manifest, as compaction plans with it."""
+
+    id: int
+    first_id: int
+    last_id: int
+    path: str
+    partition: str
+    rows: int
+    bytes: int
+    min_event_time: datetime | None
+    max_event_time: datetime | None
+    max_ingested_at: datetime | None
+    added_at: datetime
 
 
 class LineageRow(_Base):
@@ -189,6 +225,7 @@ class Catalog:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
             self.create_tables(_Base.metadata)
+            self._add_columns(attempts=5)
         except DBAPIError as exc:
             self.engine.dispose()
             raise catalog_error(url, exc) from None
@@ -217,6 +254,22 @@ class Catalog:
             except (IntegrityError, ProgrammingError, OperationalError) as exc:
                 created_meanwhile = not isinstance(exc, OperationalError) or "already exists" in str(exc.orig)
                 if not created_meanwhile or attempt == attempts - 1:
+                    raise
+
+    def _add_columns(self, attempts: int) -> None:
+        """Add the files table's newer columns to a catalog made before them (SQLite and
+        PostgreSQL both take ADD COLUMN); another process adding one at the same moment is fine."""
+        for attempt in range(attempts):
+            present = {c["name"] for c in inspect(self.engine).get_columns(FileRow.__tablename__)}
+            missing = {name: kind for name, kind in _ADDED_FILE_COLUMNS.items() if name not in present}
+            if not missing:
+                return
+            try:
+                with self.engine.begin() as con:
+                    for name, kind in missing.items():
+                        con.execute(text(f"ALTER TABLE {FileRow.__tablename__} ADD COLUMN {name} {kind}"))
+            except (ProgrammingError, OperationalError):
+                if attempt == attempts - 1:
                     raise
 
     @contextmanager
@@ -335,17 +388,83 @@ class Catalog:
             self._add_files(session, row, files)
 
     def file_entries(self, zone: str, name: str, after_id: int = 0) -> list[tuple[int, str]]:
-        """(id, path) of a table's files, oldest first; ``after_id`` keeps only newer ones."""
+        """(watermark id, path) of a table's live files, oldest first; ``after_id`` (a
+        consumer's watermark) keeps only the files it has not read. A file's watermark id is
+        its id, or for a compacted file the id of the last file it replaced: compaction never
+        puts files on both sides of a consumer's watermark into one file, so a compacted file
+        was read whole (its first replaced id is at or below the watermark) or not at all."""
         with Session(self.engine) as session:
             row = self._row(session, zone, name)
-            query = select(FileRow.id, FileRow.path).where(FileRow.table_id == row.id, FileRow.id > after_id)
-            return [(i, self._load(p)) for i, p in session.execute(query.order_by(FileRow.id))]
+            query = select(_LAST_ID, FileRow.path).where(FileRow.table_id == row.id, _LIVE, _FIRST_ID > after_id)
+            return [(i, self._load(p)) for i, p in session.execute(query.order_by(_LAST_ID))]
+
+    def file_rows(self, zone: str, name: str, partition: str | None = None) -> list[FileEntry]:
+        """The live files of a table (of one partition), by id."""
+        with Session(self.engine) as session:
+            row = self._row(session, zone, name)
+            query = select(FileRow).where(FileRow.table_id == row.id, _LIVE)
+            if partition is not None:
+                query = query.where(FileRow.partition == partition)
+            return [FileEntry(f.id, f.first_id or f.id, f.last_id or f.id, self._load(f.path), f.partition, f.rows,
+                              f.bytes, f.min_event_time, f.max_event_time, f.max_ingested_at, f.added_at)
+                    for f in session.scalars(query.order_by(FileRow.id))]
+
+    def replace_compacted(self, zone: str, name: str, replaced: list[int], compacted: WrittenFile) -> int | None:
+        """In one transaction: add ``compacted`` with the id range of the files ``replaced``
+        (ids) and mark those removed (their rows stay: tombstones). Its added time and newest
+        ingest time are the newest of the replaced files', so nothing downstream takes it for
+        new data. Nothing changes, and None is returned, unless every replaced file is still
+        live; else the new file's id."""
+        with self.writing() as session:
+            row = self._row(session, zone, name)
+            olds = session.scalars(select(FileRow).where(FileRow.table_id == row.id, FileRow.id.in_(replaced), _LIVE)
+                                   .with_for_update()).all()
+            if len(olds) != len(set(replaced)):
+                return None
+            now = _now()
+            new = FileRow(
+                table_id=row.id, path=self._store(compacted.path), partition=compacted.partition, rows=compacted.rows,
+                bytes=compacted.bytes, min_event_time=compacted.min_event_time,
+                max_event_time=compacted.max_event_time,
+                max_ingested_at=_newest(f.max_ingested_at for f in olds), added_at=_newest(f.added_at for f in olds),
+                first_id=min(f.first_id or f.id for f in olds), last_id=max(f.last_id or f.id for f in olds),
+            )
+            session.add(new)
+            session.execute(update(FileRow).where(FileRow.id.in_([f.id for f in olds])).values(removed_at=now))
+            session.flush()
+            _refresh_stats(session, row, now)
+            return new.id
+
+    def replaced_files(self, removed_before: datetime | None = None) -> list[tuple[str, str, str]]:
+        """(zone, table, path) of every file compaction replaced (``removed_before``: only
+        those replaced before then)."""
+        with Session(self.engine) as session:
+            query = (select(TableRow.zone, TableRow.name, FileRow.path).join(TableRow, FileRow.table_id == TableRow.id)
+                     .where(FileRow.removed_at.is_not(None)))
+            if removed_before is not None:
+                query = query.where(FileRow.removed_at < removed_before)
+            return [(z, n, self._load(p)) for z, n, p in session.execute(query.order_by(FileRow.id))]
+
+    def known_paths(self, zone: str, name: str) -> set[str]:
+        """Every path a table's manifest holds, live or replaced."""
+        with Session(self.engine) as session:
+            row = self._row(session, zone, name)
+            return {self._load(p) for p in session.scalars(select(FileRow.path).where(FileRow.table_id == row.id))}
+
+    def consumer_watermarks(self, qualified_name: str) -> set[int]:
+        """The watermarks the transforms reading a table stored with their last successful
+        run: the files up to each are read by one consumer, those after it not."""
+        with Session(self.engine) as session:
+            last_ok = select(func.max(RunRow.id)).where(RunRow.status == "ok").group_by(RunRow.job)
+            marks = session.scalars(select(RunRow.watermarks).where(RunRow.id.in_(last_ok)))
+            return {int(m[qualified_name]) for m in map(json.loads, marks) if qualified_name in m}
 
     def event_time_bounds(self, zone: str, name: str) -> tuple[datetime | None, datetime | None]:
         with Session(self.engine) as session:
             row = self._row(session, zone, name)
             low, high = session.execute(
-                select(func.min(FileRow.min_event_time), func.max(FileRow.max_event_time)).where(FileRow.table_id == row.id)
+                select(func.min(FileRow.min_event_time), func.max(FileRow.max_event_time))
+                .where(FileRow.table_id == row.id, _LIVE)
             ).one()
             return _parse(low), _parse(high)
 
@@ -419,9 +538,10 @@ class Catalog:
             return [_run_doc(r) for r in session.scalars(select(RunRow).where(RunRow.job == job).order_by(RunRow.id))]
 
     def files(self, zone: str, name: str) -> list[str]:
+        """The paths of a table's live files, oldest first: what a query of it reads."""
         with Session(self.engine) as session:
             row = self._row(session, zone, name)
-            paths = session.scalars(select(FileRow.path).where(FileRow.table_id == row.id).order_by(FileRow.id))
+            paths = session.scalars(select(FileRow.path).where(FileRow.table_id == row.id, _LIVE).order_by(FileRow.id))
             return [self._load(p) for p in paths]
 
     def tables(self, zone: str | None = None) -> list[TableInfo]:
@@ -490,7 +610,7 @@ def _refresh_stats(session: Session, row: TableRow, now: datetime) -> None:
     rows, size, last_event, last_ingest = session.execute(
         select(func.coalesce(func.sum(FileRow.rows), 0), func.coalesce(func.sum(FileRow.bytes), 0),
                func.max(FileRow.max_event_time), func.max(FileRow.max_ingested_at))
-        .where(FileRow.table_id == row.id)
+        .where(FileRow.table_id == row.id, _LIVE)
     ).one()
     row.row_count, row.bytes, row.updated_at = rows, size, now
     row.last_event_time = _parse(last_event)
@@ -515,6 +635,11 @@ def sqlite_hint(reason: str) -> str:
     if "full" in reason:
         return "the disk is full: free some space and try again"
     return "check that the workspace's .lakebook folder exists and is writable (catalog.url in lakebook.yaml)"
+
+
+def _newest(values: Iterable[datetime | None]) -> datetime | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
 
 
 def _shown(url: str) -> str:

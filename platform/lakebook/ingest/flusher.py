@@ -117,10 +117,12 @@ def flush_lock(workspace):
 
 
 def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None, catalog: Catalog | None = None,
-                            backoff: FlushBackoff | None = None) -> FlushReport:
+                            backoff: FlushBackoff | None = None, *, batching: bool = False) -> FlushReport:
     """Flush everything logged so far for every source due for it (``backoff``); safe to call
     at any time, from any process. A source whose flush fails is in the report, not raised;
-    what fails for every source (the lock, the catalog) is raised."""
+    what fails for every source (the lock, the catalog) is raised. ``batching`` (the periodic
+    flush): a source is left in the log while it holds fewer than ``ingest.flush_min_events``
+    events, all younger than ``ingest.flush_max_age_s`` (a crashed flush is always finished)."""
     own_log = ingest_log is None
     ingest_log = ingest_log or open_ingest_log(workspace)
     catalog = catalog or open_catalog(workspace, register=False)
@@ -133,6 +135,8 @@ def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None, cata
             for source in ingest_log.sources_with_work():
                 if not backoff.due(source, time.time()):
                     report.waiting.append(backoff.failing[source])
+                    continue
+                if batching and not _worth_a_file(workspace.settings.ingest, ingest_log, source):
                     continue
                 try:
                     _flush_source_log(workspace, ingest_log, catalog, source, contracts.get(source), report)
@@ -150,6 +154,17 @@ def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None, cata
         if own_log:
             ingest_log.close()
     return report
+
+
+def _worth_a_file(settings, ingest_log: IngestLog, source: str) -> bool:
+    """Whether the periodic flush writes ``source`` now: a crashed flush to finish, at least
+    ``flush_min_events`` events, or one as old as ``flush_max_age_s``."""
+    if settings.flush_min_events <= 1:
+        return True
+    events, oldest_us, open_flush = ingest_log.pending(source)
+    if open_flush or events >= settings.flush_min_events or oldest_us is None:
+        return True
+    return time.time() - oldest_us / 1e6 >= settings.flush_max_age_s
 
 
 def _land_blobs(workspace, catalog: Catalog, backoff: FlushBackoff, report: FlushReport) -> None:

@@ -1,6 +1,7 @@
 """The ingest service: what the HTTP routes and the MQTT inlet share (contracts, the log
 writer, the flusher, the validators, auth, limits, counters), and its lifecycle.
 
+Every ``lake.compaction.interval_s`` a thread compacts the lake's small files (maintenance.py).
 The periodic flusher, the validators of big bodies and, with ``stream.bus: redis``, the
 forwarder to the bus are child processes (workers.py), forked here before the log is opened
 or any thread started, so that none competes with the event loop for the GIL. Where that
@@ -41,6 +42,7 @@ from .flusher import FlushBackoff, flush_failed, flush_ingest_log_to_raw
 from .forwarder import FORWARDER_GROUP, RedisGroups, forwards_to_redis, run_forwarder
 from .groups import log_groups
 from .log import GroupCommitWriter, IngestLog, open_ingest_log
+from .maintenance import run_compactions
 from .metrics import IngestMetrics
 from .records import EVENT_TYPES
 from .workers import FlusherProcess, ForwarderProcess, ValidatorProcesses
@@ -89,6 +91,7 @@ class IngestService:
         self._flusher: threading.Thread | None = None
         self._forwarder: threading.Thread | None = None
         self._drops: threading.Thread | None = None
+        self._compactor: threading.Thread | None = None
         self.started_at = time.time()
 
     @property
@@ -115,6 +118,10 @@ class IngestService:
         if self.settings.drops:
             self._drops = threading.Thread(target=self._drops_loop, name="lakebook-drops", daemon=True)
             self._drops.start()
+        if self.workspace.settings.lake.compaction.enabled:
+            self._compactor = threading.Thread(target=run_compactions, args=(self.workspace, self.log, self._stop),
+                                               name="lakebook-compactor", daemon=True)
+            self._compactor.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -128,6 +135,8 @@ class IngestService:
             self._flusher_process.stop(timeout_s=60)
         if self._flusher:
             self._flusher.join(timeout=60)
+        if self._compactor:
+            self._compactor.join(timeout=60)
         self.writer.close()
         self.flush_now(FlushBackoff())  # the last flush tries every source
         if self.validator_processes is not None:
@@ -141,7 +150,7 @@ class IngestService:
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.flush_interval_s):
-            self.flush_now()
+            self.flush_now(batching=True)
 
     def _drops_loop(self) -> None:
         inlet = DropInlet(self.workspace, self.blobs)
@@ -176,10 +185,11 @@ class IngestService:
             log.warning("the flusher process exited; flushing from a thread of the server from now on")
             self._start_flush_thread()
 
-    def flush_now(self, backoff: FlushBackoff | None = None):
+    def flush_now(self, backoff: FlushBackoff | None = None, *, batching: bool = False):
+        """Flush the log (``batching``: as the periodic flush, flush_ingest_log_to_raw)."""
         backoff = backoff or self._backoff
         try:
-            report = flush_ingest_log_to_raw(self.workspace, self.log, backoff=backoff)
+            report = flush_ingest_log_to_raw(self.workspace, self.log, backoff=backoff, batching=batching)
             self.metrics.flushed(report.events, time.time())
             self.metrics.flush_failed([asdict(f) for f in report.failed],
                                       {s: asdict(f) for s, f in backoff.failing.items()})

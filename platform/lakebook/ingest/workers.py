@@ -269,7 +269,7 @@ class _Flusher:
                 # nothing logged and the catalog is up to date: no catalog writes and fsyncs
                 # every few seconds competing with the server's
                 return {"ok": True, "at": time.time(), "events": 0}
-            report = flush_ingest_log_to_raw(self.workspace, self.ingest_log, self.catalog, self.backoff)
+            report = flush_ingest_log_to_raw(self.workspace, self.ingest_log, self.catalog, self.backoff, batching=True)
             self.registered = contracts
             return {"ok": True, "at": time.time(), "events": report.events,
                     "failed": [vars(f) for f in report.failed],

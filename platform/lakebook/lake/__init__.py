@@ -5,13 +5,13 @@ that only reads the lake does not pay for them."""
 import importlib
 
 from .layout import APPEND_ONLY_ZONES, PARTITION_KEY, ZONES, LakeLayout, range_stem
-from .views import empty_select, files_select, folder_select, sql_string
+from .views import empty_select, files_select, folder_select, listed_select, sql_string
 
 __all__ = [
     "APPEND_ONLY_ZONES", "LakeLayout", "PARTITION_KEY", "ZONES", "WrittenFile", "describe_files", "discard",
     "move_files", "publish_version", "range_stem", "remove_unlisted", "write_bytes_atomic", "write_date_partitions",
-    "write_parquet_atomic", "write_partitioned", "empty_select", "files_select", "folder_select", "sql_string",
-    "VacuumReport", "Version", "list_versions", "maintenance", "vacuum",
+    "write_parquet_atomic", "write_partitioned", "empty_select", "files_select", "folder_select", "listed_select",
+    "sql_string", "VacuumReport", "Version", "list_versions", "maintenance", "vacuum",
 ]
 
 _LAZY = {

@@ -1,5 +1,6 @@
 """Processes: children started so they do not outlive their parent, waited for until they
-answer over HTTP, stopped gracefully; and the file lock that keeps processes taking turns."""
+answer over HTTP, stopped gracefully; the file lock that keeps processes taking turns, and
+WAL turned on in a SQLite file several processes open at once."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import fcntl
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 from contextlib import contextmanager
@@ -135,3 +137,19 @@ def free_port(prefer: int | None = None) -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def enable_wal(con, timeout_s: float = 30) -> None:
+    """Put the SQLite database of ``con`` (a DB-API connection, its busy timeout set) in WAL
+    mode. WAL is kept in the file, so this changes something once; turning it on takes the
+    exclusive lock, and SQLite answers 'database is locked' at once instead of waiting while
+    other connections (processes opening a new database together) hold the file: look again."""
+    deadline = time.monotonic() + timeout_s
+    while con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            return  # on, or a database that has no WAL (in memory)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)

@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
+from .._proc import enable_wal
 from ..errors import CatalogUnavailable, UnknownTable, did_you_mean
 from ..lake import WrittenFile
 from .info import ColumnInfo, TableInfo, stored_path
@@ -198,12 +199,14 @@ def _info(row: TableRow) -> TableInfo:
 
 
 def _sqlite_pragmas(dbapi_con, _record) -> None:
-    """WAL, and a wait for a lock another process holds: set first, since turning WAL on
-    takes a lock too (several processes open a new catalog at once)."""
+    """A wait for a lock another process holds, set first (turning WAL on takes a lock too),
+    then WAL."""
     cur = dbapi_con.cursor()
-    cur.execute("PRAGMA busy_timeout=60000")
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.close()
+    try:
+        cur.execute("PRAGMA busy_timeout=60000")
+        enable_wal(cur)
+    finally:
+        cur.close()
 
 
 class Catalog:

@@ -35,6 +35,7 @@ from typing import Iterable, Iterator, Protocol
 
 import orjson
 
+from .._proc import enable_wal
 from ..errors import DamagedFile, InsufficientStorage, LakebookError
 from . import retention
 from .retention import GroupBatch
@@ -169,7 +170,7 @@ class SQLiteIngestLog:
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        con.execute("PRAGMA journal_mode=WAL")
+        enable_wal(con)
         con.execute("PRAGMA synchronous=FULL")
         # seen_ids is keyed by random hashes: a flush touches pages all over it. A larger page
         # cache (allocated only as pages are read) keeps it from reading them again per flush.

@@ -283,3 +283,28 @@ def test_blob_manifests_are_not_compacted(workspace_dir):
                                     columns=[])
     with pytest.raises(BadRequest):
         compact_lake(ws, "blobs.drops")
+
+
+def test_vacuum_deletes_the_files_compaction_replaced_once_their_grace_is_over(workspace_dir):
+    from datetime import datetime, timedelta, timezone
+
+    from lakebook.lake.vacuum import vacuum
+
+    ws = configured(workspace_dir, "    grace_s: 600\n")
+    flush_small(ws, 0, 20)
+    catalog = open_catalog(ws)
+    originals, before = catalog.files("raw", "flights"), lake_ids(ws)
+    compact_lake(ws, "flights")
+    assert all(Path(p).exists() for p in originals)  # in their grace: a query planned before may read them
+    assert [r for r in vacuum(ws, catalog).removed if r.kind == "replaced"] == []
+
+    later = datetime.now(timezone.utc) + timedelta(seconds=601)
+    planned = vacuum(ws, catalog, dry_run=True, now=later)
+    assert sorted(r.path for r in planned.removed if r.kind == "replaced") == sorted(originals)
+    assert all(Path(p).exists() for p in originals)
+    done = vacuum(ws, catalog, now=later)
+    assert sorted(r.path for r in done.removed if r.kind == "replaced") == sorted(originals)
+    assert done.bytes_freed > 0 and not any(Path(p).exists() for p in originals)
+    assert lake_ids(ws) == before and len(set(before)) == 20
+    assert vacuum(ws, catalog, now=later).removed == []
+    catalog.close()

@@ -1,6 +1,8 @@
 """Lake maintenance the ingest side runs: compaction of the append-only tables with the files
 consumer groups may still read back by name left alone (groups.pinned_files), by hand
-(``lakebook lake compact``) or every ``lake.compaction.interval_s`` from the ingest service."""
+(``lakebook lake compact``) or every ``lake.compaction.interval_s`` from the ingest service;
+and the vacuum of what ``lake.retention`` does not keep (lake/vacuum.py), every
+``lake.retention.interval_s`` from the ingest service or by ``lakebook lake vacuum``."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import threading
 
 from ..catalog import open_catalog
 from ..lake.compaction import CompactionReport, compact
+from ..lake.vacuum import maintenance
 from .groups import pinned_files
 from .log import IngestLog, open_ingest_log
 
@@ -39,3 +42,15 @@ def run_compactions(workspace, ingest_log: IngestLog, stop: threading.Event) -> 
             compact_lake(workspace, ingest_log=ingest_log)
         except Exception:  # noqa: BLE001 - the service goes on; the next pass tries again
             log.exception("lake compaction failed; the next pass tries again")
+
+
+def run_vacuums(workspace, stop: threading.Event) -> None:
+    """A vacuum every ``lake.retention.interval_s`` until ``stop`` is set (a round that fails
+    or finds a lock held is logged, and the next one tries again)."""
+    interval = workspace.settings.lake.retention.interval_s
+    while not stop.wait(interval):
+        catalog = open_catalog(workspace)
+        try:
+            maintenance(workspace, catalog)
+        finally:
+            catalog.close()

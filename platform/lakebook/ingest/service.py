@@ -1,7 +1,9 @@
 """The ingest service: what the HTTP routes and the MQTT inlet share (contracts, the log
 writer, the flusher, the validators, auth, limits, counters), and its lifecycle.
 
-Every ``lake.compaction.interval_s`` a thread compacts the lake's small files (maintenance.py).
+Every ``lake.compaction.interval_s`` a thread compacts the lake's small files, and every
+``lake.retention.interval_s`` another vacuums what the retention policy does not keep
+(maintenance.py).
 The periodic flusher, the validators of big bodies and, with ``stream.bus: redis``, the
 forwarder to the bus are child processes (workers.py), forked here before the log is opened
 or any thread started, so that none competes with the event loop for the GIL. Where that
@@ -42,7 +44,7 @@ from .flusher import FlushBackoff, flush_failed, flush_ingest_log_to_raw
 from .forwarder import FORWARDER_GROUP, RedisGroups, forwards_to_redis, run_forwarder
 from .groups import log_groups
 from .log import GroupCommitWriter, IngestLog, open_ingest_log
-from .maintenance import run_compactions
+from .maintenance import run_compactions, run_vacuums
 from .metrics import IngestMetrics
 from .records import EVENT_TYPES
 from .workers import FlusherProcess, ForwarderProcess, ValidatorProcesses
@@ -92,6 +94,7 @@ class IngestService:
         self._forwarder: threading.Thread | None = None
         self._drops: threading.Thread | None = None
         self._compactor: threading.Thread | None = None
+        self._vacuum: threading.Thread | None = None
         self.started_at = time.time()
 
     @property
@@ -122,6 +125,9 @@ class IngestService:
             self._compactor = threading.Thread(target=run_compactions, args=(self.workspace, self.log, self._stop),
                                                name="lakebook-compactor", daemon=True)
             self._compactor.start()
+        self._vacuum = threading.Thread(target=run_vacuums, args=(self.workspace, self._stop),
+                                        name="lakebook-vacuum", daemon=True)
+        self._vacuum.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -137,6 +143,8 @@ class IngestService:
             self._flusher.join(timeout=60)
         if self._compactor:
             self._compactor.join(timeout=60)
+        if self._vacuum:
+            self._vacuum.join(timeout=60)
         self.writer.close()
         self.flush_now(FlushBackoff())  # the last flush tries every source
         if self.validator_processes is not None:

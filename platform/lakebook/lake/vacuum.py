@@ -8,6 +8,8 @@
 - Date partitions of quarantine (``quarantine_days``) and raw (``raw_days``) older than the
   policy, under the flush lock (no flush adds a file meanwhile): their catalog rows first, in
   one transaction per table, then the folders.
+- Files compaction replaced more than ``lake.compaction.grace_s`` ago (their catalog rows stay
+  as tombstones), under the compaction lock.
 
 A folder is first moved out of its table (to ``_vacuum/``, one rename) and then deleted, so a
 crash mid-way never leaves half a version a rollback could point to, nor half a partition a
@@ -32,7 +34,7 @@ log = logging.getLogger("lakebook.lake.vacuum")
 
 @dataclass(frozen=True)
 class Removed:
-    kind: str  # version | staging | partition | leftover (of a vacuum that crashed)
+    kind: str  # version | staging | partition | replaced (by compaction) | leftover (of a vacuum that crashed)
     table: str
     path: str
     files: int
@@ -93,6 +95,11 @@ def vacuum(workspace, catalog, *, dry_run: bool = False, wait: bool = True, now:
 
 def _vacuum(workspace, catalog, report: VacuumReport, wait: bool, now: datetime) -> None:
     _empty_trash(workspace, report)
+    with file_lock(workspace.compaction_lock_path, wait=wait) as locked:
+        if locked:
+            _vacuum_replaced(workspace, catalog, report, now)
+        else:
+            report.busy.append("replaced files (a compaction is running)")
     with file_lock(workspace.transform_lock_path, wait=wait) as locked:
         if locked:
             _vacuum_versions(workspace, catalog, report, now)
@@ -121,6 +128,20 @@ def maintenance(workspace, catalog) -> VacuumReport | None:
     if report.removed:
         log.info("vacuum removed %d folders, %d bytes freed", len(report.removed), report.bytes_freed)
     return report
+
+
+def _vacuum_replaced(workspace, catalog, report: VacuumReport, now: datetime) -> None:
+    """The files compaction replaced before its grace period: no query planned since can
+    still be reading them."""
+    before = now - timedelta(seconds=workspace.settings.lake.compaction.grace_s)
+    for zone, name, path in catalog.replaced_files(removed_before=before):
+        try:
+            size = Path(path).stat().st_size
+        except FileNotFoundError:  # deleted by a compaction pass already
+            continue
+        if not report.dry_run:
+            Path(path).unlink(missing_ok=True)
+        report.removed.append(Removed("replaced", f"{zone}.{name}", path, 1, size))
 
 
 def _tables(workspace, zones) -> list[tuple[str, str, Path]]:

@@ -23,6 +23,7 @@ LAYERS = [
     {"workspace"},
     {"catalog", "alerts"},
     {"ingest"},
+    {"imports"},  # pull from HTTP APIs into the ingest log
     {"query", "transform"},
     {"features"},
     {"stream"},

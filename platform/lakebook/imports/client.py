@@ -93,9 +93,8 @@ class Fetcher:
         self.client.close()
 
     def shown(self, request: PageRequest) -> str:
-        """The request's URL fit for a message (credentials masked)."""
-        url = str(httpx.URL(request.url).copy_merge_params(request.params))
-        return url_without_secrets(url, self.definition.secret_params)
+        """The request's URL as sent, fit for a message (credentials masked)."""
+        return url_without_secrets(str(self._url(request)), self.definition.secret_params)
 
     def get(self, request: PageRequest) -> httpx.Response:
         """The page's response (2xx or 3xx); ImportFailed on a refusal or once retries are used up."""
@@ -103,8 +102,7 @@ class Fetcher:
         for attempt in range(1, retries.max + 2):
             self._pace()
             try:
-                response = self.client.get(request.url, params={**request.params, **self.auth_params},
-                                           headers=self.headers)
+                response = self.client.get(self._url(request), headers=self.headers)
             except httpx.TransportError as exc:
                 problem, wait = f"{type(exc).__name__}: {exc}", retries.delay_s(attempt)
             else:
@@ -118,6 +116,11 @@ class Fetcher:
             self.retried += 1
             self.sleep(wait)
         raise AssertionError("unreachable")
+
+    def _url(self, request: PageRequest) -> httpx.URL:
+        """The request's URL with its parameters and any credential parameter added to the query
+        it has (a next link's own query is kept: httpx would replace it by an empty ``params``)."""
+        return httpx.URL(request.url).copy_merge_params({**request.params, **self.auth_params})
 
     def _problem(self, request: PageRequest, response: httpx.Response, attempt: int) -> tuple[str, float]:
         """What went wrong and how long to wait before retrying; ImportFailed if it is no use."""

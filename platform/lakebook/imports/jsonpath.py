@@ -1,5 +1,5 @@
 """The JSON paths of import definitions: ``$`` (the whole document), ``data.items``,
-``$.links.next``, ``results[0].rows``, ``meta["next-cursor"]``. Keys and list indexes only:
+``$.links.next``, ``results[0].rows``, ``items[-1]`` (the last), ``meta["next-cursor"]``. Keys and list indexes only:
 enough to reach a list of records, a next link or a cursor in an API's response."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-_STEP = re.compile(r"""\.?([A-Za-z_][\w-]*)|\[(\d+)\]|\[(?:"([^"]*)"|'([^']*)')\]""")
+_STEP = re.compile(r"""\.?([A-Za-z_][\w-]*)|\[(-?\d+)\]|\[(?:"([^"]*)"|'([^']*)')\]""")
 _MISSING = object()
 
 

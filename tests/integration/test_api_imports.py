@@ -172,3 +172,24 @@ def test_an_import_job_runs_through_the_job_runner_with_history_and_retries(stat
     assert "import statuses: 2 pages, 12 records: 12 accepted" in Path(pull["run_dir"], "runner.log").read_text()
     assert (denied["status"], denied["attempt"]) == ("failed", 2), denied["history"]
     assert "answered 401 Unauthorized" in denied["reason"] and "nope" not in denied["reason"]
+
+
+def test_the_demo_step_pulls_the_airport_statuses_and_a_rerun_pulls_nothing_new(status_ws):
+    import io
+
+    from rich.console import Console
+
+    from lakebook.demo_imports import run_import_step
+
+    (status_ws.root / "imports").mkdir()
+    shutil.copy(REPO / "imports" / "airport_status.yaml", status_ws.root / "imports")
+    outputs = []
+    for _ in range(2):
+        console = Console(file=io.StringIO(), width=100)
+        figures = run_import_step(status_ws, console)
+        outputs.append(console.file.getvalue())
+    assert figures["import"]["records"] == 0 and figures["import"]["lake"] == {"raw": 70, "quarantined": 2}
+    assert "  pulled 2 pages, 72 records: 70 accepted, 2 rejected (" in outputs[0]
+    assert "  pulled 1 pages, 0 records: 0 accepted, 0 rejected (" in outputs[1]
+    assert "  raw.airport_status: 70 rows, quarantine.airport_status: 2 rows\n" in outputs[1]
+    assert max(len(line) for out in outputs for line in out.splitlines()) <= 80  # the demo's width

@@ -184,3 +184,23 @@ def test_requests_are_paced_to_the_rate_limit(ws):
 def test_urls_are_shown_without_credentials():
     assert url_without_secrets("https://u:pw@h/x?page=2&api_key=k&author=me&sig=s", ["page"]) == (
         "https://u:***@h/x?page=***&api_key=***&author=me&sig=***")
+
+
+def test_import_list_and_show_mask_credentials_and_name_broken_files(ws):
+    import json
+
+    from click.testing import CliRunner
+
+    from lakebook.cli import cli
+
+    define(ws, BASE.replace("auth: {header: Authorization, scheme: Bearer, env: STATUS_TOKEN}",
+                            "auth: {param: api_key, env: STATUS_TOKEN}").replace("/v1/status", "/v1/status?region=ny"))
+    (ws.root / "imports" / "broken.yaml").write_text("source: flights\nurl: ftp://x\n")
+    listed = CliRunner().invoke(cli, ["-w", str(ws.root), "import", "list", "--json"], catch_exceptions=False)
+    rows = {r["name"]: r for r in json.loads(listed.output)}
+    assert rows["statuses"]["url"] == "https://api.example.org/v1/status?region=ny"
+    assert (rows["statuses"]["records"], rows["statuses"]["cursor"], rows["statuses"]["last_run"]) == (0, None, None)
+    assert "broken.yaml: url: not an http(s) URL" in rows["broken"]["problem"]
+    shown = CliRunner().invoke(cli, ["-w", str(ws.root), "import", "show", "statuses"], catch_exceptions=False)
+    assert "statuses: airport_status <- https://api.example.org/v1/status?region=ny" in shown.output
+    assert "param: api_key" in shown.output and "env: STATUS_TOKEN" in shown.output

@@ -96,7 +96,8 @@ def _pull(workspace, store: ImportStore, definition: ImportDefinition, contract,
                                         if isinstance(r, dict)])
                 _say(progress, f"  page {request.page}: {len(records):,} records, {accepted:,} accepted, "
                                f"{rejected:,} rejected")
-                request = next_request(definition, request, document, response.links, len(records))
+                request = _after(definition, request, next_request(definition, request, document, response.links,
+                                                                   len(records)), fetcher)
                 summary.retries = fetcher.retried
                 if request is not None:
                     store.page_logged(definition.name, {"request": request.as_json(), "cursor": top}, accepted)
@@ -106,6 +107,15 @@ def _pull(workspace, store: ImportStore, definition: ImportDefinition, contract,
                     store.finished(definition.name, summary.cursor, summary.as_json(), accepted)
     finally:
         ingest_log.close()
+
+
+def _after(definition: ImportDefinition, request: PageRequest, following: PageRequest | None,
+           fetcher: Fetcher) -> PageRequest | None:
+    """The next request, unless it asks for the page just read again (a run would never end)."""
+    if following is not None and (following.url, following.params) == (request.url, request.params):
+        raise ImportFailed(f"import {definition.name}: the page after {fetcher.shown(request)} is the same page",
+                           hint="check pagination: in the import's file (the path of the next link or cursor)")
+    return following
 
 
 def page_records(definition: ImportDefinition, document: Any, request: PageRequest, shown_url: str) -> list:

@@ -7,11 +7,13 @@ at any point resumes where its last logged page left it and a rerun duplicates n
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import orjson
+import pyarrow as pa
 
 from ..contracts import EVENT_ID
 from ..errors import ImportFailed, LakebookError
@@ -162,10 +164,7 @@ def _log_page(ingest_log, definition: ImportDefinition, contract, records: list,
 
 
 def _event_ids(payload: bytes) -> list[str]:
-    import io
-
-    import pyarrow as pa
-
+    """The event ids of a logged batch of accepted events (Arrow IPC)."""
     with pa.ipc.open_stream(io.BytesIO(payload)) as reader:
         return reader.read_all().column(EVENT_ID).to_pylist()
 

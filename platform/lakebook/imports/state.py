@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import BigInteger, String, Text
+from sqlalchemy import BigInteger, String, Text, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from ..catalog.store import CatalogTables, _UTC
@@ -66,7 +66,7 @@ class ImportStore(CatalogTables):
 
     def states(self) -> dict[str, ImportState]:
         with Session(self.engine) as session:
-            return {row.name: _state(row) for row in session.query(ImportStateRow)}
+            return {row.name: _state(row) for row in session.scalars(select(ImportStateRow))}
 
     def started(self, name: str) -> None:
         with Session(self.engine) as session, session.begin():

@@ -246,9 +246,9 @@ def execute_attempt(workspace, store: JobStore, run: dict, job) -> str:
     settings = workspace.settings.jobs
     folder = run_folder(workspace, run)
     folder.mkdir(parents=True, exist_ok=True)
-    output = folder / "output.ipynb"
+    output = folder / "output.ipynb" if job.notebook_path is not None else None  # an import job makes none
     store.update_run(run["id"], pid=os.getpid(), host=this_host(), run_dir=str(folder),
-                     output_notebook=str(output), definition_hash=job.definition_hash)
+                     output_notebook=str(output) if output else None, definition_hash=job.definition_hash)
     if settings.executor == "ray" and job.notebook_path is not None:  # an import runs here: it waits on I/O
         from .ray_executor import run_on_ray
 

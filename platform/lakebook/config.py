@@ -83,6 +83,16 @@ class MqttSettings(_Section):
         return self
 
 
+class DropFolder(_Section):
+    dir: Path = Field(description="the folder producers drop files into (relative to the workspace)")
+    pattern: str = Field("*", description="file names taken (a glob, e.g. *.csv); others are left alone")
+    source: str = Field(description="the blob source the files are stored as")
+    settle_s: float = Field(5.0, ge=0, description=(
+        "a file without a <name>.done marker is taken once its size and modification time have not "
+        "changed for this long"))
+    require_done: bool = Field(False, description="take only files with a <name>.done marker beside them")
+
+
 class IngestSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8787, ge=1, le=65535)
@@ -96,6 +106,13 @@ class IngestSettings(_Section):
         8, gt=0, description="bodies validated event by event off the event loop at once, queued ones "
         "included (429 above)")
     flush_interval_s: float = Field(5.0, gt=0)
+    flush_min_events: int = Field(1, ge=1, description=(
+        "the periodic flush leaves a source with fewer unflushed events than this in the ingest log (where they "
+        "are durable) until its oldest is flush_max_age_s old: fewer, larger lake files under a steady trickle; "
+        "1 writes whatever is there every flush_interval_s"))
+    flush_max_age_s: float = Field(60.0, gt=0, description=(
+        "with flush_min_events above 1, the longest an event waits in the ingest log for its source's next file "
+        "(the lake's freshness bound)"))
     max_rejections_reported: int = Field(
         1000, ge=0, description="rejected events detailed in one response (all are quarantined)")
     tokens: dict[str, list[SecretStr]] = Field(default_factory=dict)
@@ -104,11 +121,48 @@ class IngestSettings(_Section):
         default_factory=list, description="web page origins (https://app.example.com) whose requests are "
                                           "accepted; requests from other pages are refused")
     mqtt: MqttSettings | None = Field(None, description="the MQTT inlet (lakebook up runs it when this is set)")
+    drops: list[DropFolder] = Field(default_factory=list, description=(
+        "drop folders: files that appear in them are stored as blobs of their source, then moved aside"))
+    drops_interval_s: float = Field(1.0, gt=0, description="how often the ingest service looks into the drop folders")
+
+
+class RetentionSettings(_Section):
+    """What `lakebook lake vacuum` (and the ingest service's periodic maintenance) keeps."""
+
+    versions: int = Field(3, ge=1, description=(
+        "versions kept of each transform output and seed, the published one among them (2 or more keep a "
+        "rollback possible)"))
+    version_days: float | None = Field(None, gt=0, description=(
+        "also keep every version published less than this many days ago (default: only the count counts)"))
+    quarantine_days: int | None = Field(None, ge=1, description=(
+        "remove quarantine date partitions older than this many days (default: kept forever)"))
+    raw_days: int | None = Field(None, ge=1, description=(
+        "remove raw date partitions older than this many days, with their catalog rows: they are gone for "
+        "every later full refresh (default: raw is kept forever)"))
+    interval_s: float = Field(3600.0, ge=60, description="seconds between two runs of the periodic maintenance")
+
+
+class CompactionSettings(_Section):
+    enabled: bool = Field(True, description="the ingest service compacts the append-only tables every interval_s")
+    interval_s: float = Field(300.0, gt=0, description="how often the ingest service looks for partitions to compact")
+    target_bytes: int = Field(128 * 1024 * 1024, gt=0, description=(
+        "size a compacted file is filled up to (the originals' bytes counted); a file of half of it or more "
+        "is not small"))
+    target_rows: int = Field(1_000_000, gt=0, description=(
+        "rows a compacted file is filled up to; a file of half of it or more is not small"))
+    min_files: int = Field(16, ge=2, description="small files a partition must hold before it is compacted")
+    grace_s: float = Field(600.0, ge=0, description=(
+        "how long replaced files stay on disk after a compaction: a query that listed them just before still "
+        "reads them"))
 
 
 class LakeSettings(_Section):
     root: str = Field("lake", description="relative to the state dir, or an absolute path")
     compression: str = Field("zstd", pattern="^(zstd|snappy|gzip|none)$")
+    retention: RetentionSettings = Field(default_factory=RetentionSettings,
+                                         description="old versions and partitions that vacuum removes")
+    compaction: CompactionSettings = Field(default_factory=CompactionSettings,
+                                           description="rewriting the small files of raw, quarantine and speed tables")
 
 
 class CatalogSettings(_Section):
@@ -632,6 +686,30 @@ def set_library_defaults(*names: str) -> None:
     """Put LIBRARY_DEFAULTS ``names`` into this process's environment where they are unset."""
     for name in names:
         os.environ.setdefault(name, LIBRARY_DEFAULTS[name])
+
+
+# Libraries whose progress lines (INFO) would fill a command's output; some (MLflow) log on
+# handlers of their own, so the root logger's level does not reach them.
+LIBRARY_LOGGERS = ("mlflow", "alembic", "feast", "ray", "pyspark", "py4j", "ibis", "urllib3", "papermill", "numba",
+                   "botocore", "fsspec", "httpx")
+_library_log_level: list[int] = []  # the level the command set (none in a notebook's kernel)
+
+
+def set_library_log_level(level: int) -> None:
+    """The level of third-party libraries' loggers in this process (the ``lakebook`` command:
+    WARNING, INFO with -v). Not passed on to child processes: a kernel keeps the libraries' own."""
+    _library_log_level[:] = [level]
+    apply_library_log_level()
+
+
+def apply_library_log_level() -> None:
+    """The level set by ``set_library_log_level``, again: a library that sets its own when it
+    is imported (MLflow) is imported after the command set it."""
+    import logging
+
+    for level in _library_log_level:
+        for name in LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(level)
 
 
 def set_ray_environment(temp_dir: Path, auth_mode: str) -> None:

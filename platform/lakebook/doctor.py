@@ -106,6 +106,9 @@ def _check_table(workspace, catalog, table, fix: bool, findings: list[Finding]) 
         return len(catalogued)
     on_disk = sorted(str(p) for p in location.rglob("*.parquet")) if location.is_dir() else []
     known = set(catalogued)
+    # files compaction replaced stay on disk for a grace period (lake/compaction.py): not unknown
+    replaced = {path for zone, name_, path in catalog.replaced_files() if (zone, name_) == (table.zone, table.name)}
+    on_disk = [path for path in on_disk if path not in replaced]
     for path in catalogued:
         if not os.path.exists(path):
             findings.append(_missing(catalog, table, path, fix))

@@ -67,6 +67,10 @@ class Conflict(LakebookError, status=409):
     """The request contradicts what is stored."""
 
 
+class BlobUnreadable(LakebookError, status=422):
+    """A blob's content cannot be read in its source's format (not CSV, JSON, NDJSON, Parquet)."""
+
+
 class PayloadTooLarge(LakebookError, status=413):
     """The request is bigger than the service takes."""
 

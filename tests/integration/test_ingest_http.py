@@ -310,7 +310,7 @@ def test_health_and_metrics_report_what_happened(workspace_dir, ingest_server):
         health = http.get("/health")
         assert health.status_code == 200
         doc = health.json()
-        assert doc["status"] == "ok" and doc["sources"] == ["flights", "predictions", "weather"] and doc["dev_mode"] is True
+        assert doc["status"] == "ok" and doc["sources"] == ["flights", "planes", "predictions", "weather"] and doc["dev_mode"] is True
         assert doc["backlog_events"] == 0 and doc["uptime_s"] >= 0
 
         before_text = http.get("/metrics")

@@ -32,7 +32,7 @@ def test_the_health_notebook_renders_every_section_on_the_model_workspace(model_
               if o["output_type"] == "error"]
     assert not errors, errors
     assert summary["tables"] >= 10 and summary["volume_rows"] >= 2 * 12 * 3  # flights, weather: 3+ UTC days a month
-    assert summary["sources"] == ["flights", "predictions", "weather"]
+    assert summary["sources"] == ["flights", "planes", "predictions", "weather"]
     assert set(summary["drift"]) == set(FEATURES)
     drift = summary["drift"]
     assert all(isinstance(value, float) for value in drift.values()), drift

@@ -75,3 +75,23 @@ def test_listings_never_cut_names_and_all_take_json(workspace, monkeypatch):
     for command in (["contracts", "list"], ["transform", "list"], ["status"]):
         done = run("-w", ws, *command, "--json")
         assert done.exit_code == 0 and isinstance(json.loads(done.output), list), (command, done.output)
+
+
+def test_lake_compact_reports_what_it_rewrote_as_text_and_json(workspace):
+    (workspace.root / "lakebook.yaml").write_text("name: test\nlake:\n  compaction:\n    min_files: 2\n")
+    for start in (0, 5, 10):
+        log_events(workspace, "flights", [flight(i) for i in range(start, start + 5)])
+        flush_ingest_log_to_raw(workspace)
+    out = run("-w", str(workspace.root), "lake", "compact", "flights", "--partition", "date=2013-01-01", "--json")
+    report = json.loads(out.stdout)
+    assert [(p["table"], p["partition"], p["replaced"], p["rows"]) for p in report["partitions"]] == [
+        ("raw.flights", "date=2013-01-01", 3, 15)]
+    assert "nothing to compact" in run("-w", str(workspace.root), "lake", "compact").stdout
+    bad = CliRunner().invoke(cli, ["-w", str(workspace.root), "lake", "compact", "--partition", "2013-01-01"], obj={})
+    assert bad.exit_code == 2 and "date=YYYY-MM-DD" in bad.output
+    from lakebook.catalog import open_catalog
+    from lakebook.errors import BadRequest
+
+    open_catalog(workspace).register_table("warehouse", "t", kind="transform", location=str(workspace.root), columns=[])
+    wrong = CliRunner().invoke(cli, ["-w", str(workspace.root), "lake", "compact", "warehouse.t"], obj={})
+    assert isinstance(wrong.exception, BadRequest) and "not an append-only table" in wrong.exception.message

@@ -94,7 +94,7 @@ def test_unknown_key_names_the_allowed_keys_and_a_guess(tmp_path):
     message = str(info.value)
     assert "ingest.prot: unknown key" in message
     assert "did you mean 'port'" in message
-    assert "allowed keys: allowed_origins, flush_interval_s, host," in message
+    assert "allowed keys: allowed_origins, drops, drops_interval_s, flush_interval_s, flush_max_age_s, flush_min_events, host," in message
 
 
 def test_bad_value_names_key_and_value(tmp_path):

@@ -196,7 +196,7 @@ def test_a_contract_file_that_stops_compiling_keeps_its_last_good_version(worksp
     assert str(workspace.contracts_dir) not in workspace.contract_problems()["weather"]  # no server paths
     path.write_text(text + "\n")
     assert workspace.contract_problems() == {} and workspace.contract("weather") is not good
-    assert load_contract_set(workspace.contracts_dir).contracts.keys() == {"flights", "predictions", "weather"}
+    assert load_contract_set(workspace.contracts_dir).contracts.keys() == {"flights", "planes", "predictions", "weather"}
 
 
 def test_a_contract_that_never_compiled_makes_its_source_unavailable_with_the_reason(workspace):
@@ -207,7 +207,7 @@ def test_a_contract_that_never_compiled_makes_its_source_unavailable_with_the_re
         workspace.contract("alerts")
     assert raised.value.http_status == 503 and raised.value.retry_after_s > 0
     assert raised.value.hint.startswith("contracts/alerts.yaml: contract: Value error, event_time names 'nope'")
-    assert sorted(workspace.contracts()) == ["flights", "predictions", "weather"]
+    assert sorted(workspace.contracts()) == ["flights", "planes", "predictions", "weather"]
 
 
 def test_at_most_a_few_reasons_are_kept_per_event(workspace):

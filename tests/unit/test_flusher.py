@@ -103,8 +103,8 @@ def test_flush_with_nothing_logged_is_a_no_op(workspace):
     report = flush_ingest_log_to_raw(workspace)
     assert report.sources == [] and report.events == 0
     assert {t.qualified_name for t in open_catalog(workspace).tables()} == {
-        "raw.flights", "raw.predictions", "raw.weather", "quarantine.flights", "quarantine.predictions",
-        "quarantine.weather"}
+        "raw.flights", "raw.planes", "raw.predictions", "raw.weather", "quarantine.flights", "quarantine.planes",
+        "quarantine.predictions", "quarantine.weather", "blobs.planes"}
 
 
 def test_date_partitions_are_grouped_as_one_filter_per_date_would_group_them(workspace, tmp_path):
@@ -272,3 +272,22 @@ def test_big_quarantine_payloads_are_logged_in_chunks_and_all_read_back(workspac
     quarantined = lake_table(workspace, "quarantine", "flights").sort_by("index").to_pylist()
     assert [r["index"] for r in quarantined] == list(range(7))
     assert all(orjson.loads(r["raw"])["tailnum"] == long_tail for r in quarantined)
+
+
+def test_the_periodic_flush_waits_for_flush_min_events_or_flush_max_age_s(workspace_dir):
+    from lakebook.workspace import Workspace
+
+    (workspace_dir / "lakebook.yaml").write_text(
+        "name: test\ningest:\n  flush_min_events: 100\n  flush_max_age_s: 0.5\n")
+    ws = Workspace.load(workspace_dir)
+    log_events(ws, "flights", [flight(i) for i in range(10)])
+    assert flush_ingest_log_to_raw(ws, batching=True).events == 0  # few and fresh: they stay in the log
+    log_events(ws, "flights", [flight(i) for i in range(10, 100)])
+    assert flush_ingest_log_to_raw(ws, batching=True).events == 100  # enough for a file
+    log_events(ws, "flights", [flight(i) for i in range(100, 105)])
+    assert flush_ingest_log_to_raw(ws, batching=True).events == 0
+    time.sleep(0.6)
+    assert flush_ingest_log_to_raw(ws, batching=True).events == 5  # old enough
+    log_events(ws, "flights", [flight(i) for i in range(105, 110)])
+    assert flush_ingest_log_to_raw(ws).events == 5  # a flush by hand (and the service's last) takes all
+    assert lake_table(ws, "raw", "flights").num_rows == 110

@@ -148,7 +148,7 @@ def test_a_contract_broken_while_serving_keeps_its_last_good_version_and_the_oth
     [problem] = health.json()["problems"]
     assert problem.startswith("contract of 'weather' does not compile (its last good version is served): "
                               "contracts/weather.yaml: not valid YAML")
-    assert health.json()["sources"] == ["flights", "predictions", "weather"]
+    assert health.json()["sources"] == ["flights", "planes", "predictions", "weather"]
     path.write_text(text.replace("Hourly", "Hourly (fixed)"))
     assert client.get("/health").json() | {"uptime_s": 0} == health.json() | {
         "status": "ok", "problems": [], "uptime_s": 0, "backlog_events": 3}
@@ -164,7 +164,7 @@ def test_a_contract_broken_at_start_makes_only_its_source_answer_503_with_the_re
     assert error["hint"].startswith("contracts/weather.yaml: fields.temp.type: Input should be")
     assert client.post("/v1/events/flights", content=ndjson([flight(1)]), headers=NDJSON).status_code == 200
     health = client.get("/health").json()
-    assert health["status"] == "degraded" and health["sources"] == ["flights", "predictions"]
+    assert health["status"] == "degraded" and health["sources"] == ["flights", "planes", "predictions"]
     assert "(not served)" in health["problems"][0]
 
 
@@ -301,7 +301,7 @@ def test_an_unknown_source_is_named_with_the_known_ones_only_to_a_valid_token(cl
     token = {"authorization": "Bearer wx-token"}  # a token of any source may see the names
     error = error_of(client.post("/v1/events/flight", content=body, headers={**NDJSON, **token}), 404)
     assert error["hint"] == "did you mean 'flights'?"
-    assert client.get("/health", headers=token).json()["sources"] == ["flights", "predictions", "weather"]
+    assert client.get("/health", headers=token).json()["sources"] == ["flights", "planes", "predictions", "weather"]
 
 
 def test_blobs_are_served_unsniffed_and_sandboxed(client_for):

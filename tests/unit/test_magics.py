@@ -45,8 +45,8 @@ def test_parameters_come_from_the_user_namespace(shell):
 
 def test_tables_and_schema_subcommands(shell):
     tables = shell.run_line_magic("lake", "tables")
-    assert set(tables["table"]) == {"raw.flights", "raw.predictions", "raw.weather", "quarantine.flights",
-                                   "quarantine.predictions", "quarantine.weather"}
+    assert set(tables["table"]) == {"raw.flights", "raw.planes", "raw.predictions", "raw.weather", "quarantine.flights",
+                                   "quarantine.planes", "quarantine.predictions", "quarantine.weather", "blobs.planes"}
     assert tables.set_index("table").loc["raw.flights", "rows"] == 40
     schema = shell.run_line_magic("lake", "schema raw.flights")
     assert schema.set_index("column").loc["sched_dep_at", "type"] == "timestamp[us, tz=UTC]"

@@ -133,6 +133,17 @@ def test_a_payload_over_the_byte_limit_is_quarantined_whole_with_the_reason(inle
     assert row["reasons"] == [f"message payload of {len(payload)} bytes is over the limit of 100"]
 
 
+def test_messages_to_a_blob_source_are_quarantined_whole_with_the_reason(inlet_for):
+    inlet = inlet_for()
+    row = b'{"tailnum": "N10156", "seats": 55}'
+    outcomes = inlet.log_messages([message("planes", row, mid=1), message("planes", row, mid=2)])
+    assert [(o.accepted, [r.kind for r in o.records]) for _, o in outcomes] == [(0, [REJECTED])] * 2
+    inlet.service.flush_now()
+    rows = lake_table(inlet.service.workspace, "quarantine", "planes").to_pylist()
+    assert [r["reasons"] for r in rows] == [["source 'planes' takes files (kind: blob), not events"]] * 2
+    assert lake_table(inlet.service.workspace, "raw", "planes") is None
+
+
 def test_messages_of_a_source_at_its_backlog_limit_are_held_not_stored(inlet_for):
     inlet = inlet_for("  max_backlog_events: 2\n")
     inlet.log_messages([message("flights", ndjson([flight(1), flight(2)]))])

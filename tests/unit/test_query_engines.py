@@ -4,16 +4,15 @@ limits, parameters and odd statements behave as before."""
 
 import warnings
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from events import flight, log_events, weather
-from lakebook.catalog import TableInfo
+from lakebook.catalog import TableInfo, open_catalog
 from lakebook.ingest import flush_ingest_log_to_raw
-from lakebook.lake import views
+from lakebook.lake import describe_files, views
 from lakebook.query import LakeSession
 
 
@@ -37,8 +36,16 @@ def table_at(folder) -> TableInfo:
 def test_files_with_one_schema_are_read_without_union_by_name(lake, workspace):
     assert rows(lake, "SELECT count(*) AS n FROM raw.flights") == [{"n": 300}]
     view = lake.engine._views["raw.flights"]
-    assert "union_by_name" not in view and "**" not in view
-    assert f"{workspace.lake.root}/raw/flights/*/*.parquet'" in view
+    assert "union_by_name" not in view and "*" not in view.partition("read_parquet")[2]
+    listed = open_catalog(workspace).files("raw", "flights")
+    assert len(listed) > 1 and all(f"'{path}'" in view for path in listed)  # the catalog's manifest, not a glob
+
+
+def test_a_raw_view_reads_the_manifest_not_the_folder(lake, workspace):
+    folder = sorted((workspace.lake.root / "raw" / "flights").iterdir())[0]
+    stray = folder / "not-in-the-catalog.parquet"
+    pq.write_table(pq.read_table(next(folder.glob("part-*.parquet"))), stray)
+    assert rows(lake, "SELECT count(*) AS n FROM raw.flights") == [{"n": 300}]
 
 
 def test_a_new_column_turns_union_by_name_on_in_the_open_session(lake, workspace):
@@ -84,17 +91,22 @@ def test_a_file_with_another_schema_that_the_catalog_does_not_know_yet_is_still_
     assert rows(lake, "SELECT count(tailnum) AS n FROM raw.flights") == [{"n": 300}]
     first_day = sorted((workspace.lake.root / "raw" / "flights").iterdir())[0]
     table = pq.read_table(next(first_day.glob("*.parquet")))
-    pq.write_table(table.drop_columns(["tailnum"]).slice(0, 5), first_day / "zz-written-before-the-catalog.parquet")
+    odd = first_day / "zz-written-before-the-catalog.parquet"
+    pq.write_table(table.drop_columns(["tailnum"]).slice(0, 5), odd)
+    catalog = open_catalog(workspace)
+    catalog.record_files("raw", "flights", describe_files([odd], None))
+    log_events(workspace, "flights", [flight(i) for i in range(1000, 1010)])  # a later day: odd is not the last file
+    flush_ingest_log_to_raw(workspace)
     assert rows(lake, "SELECT count(*) AS n, count(tailnum) AS with_tail FROM raw.flights") == [
-        {"n": 305, "with_tail": 300}]
+        {"n": 315, "with_tail": 310}]
     assert "union_by_name = true" in lake.engine._views["raw.flights"]
     checks = []
     real = lake.engine._check_files
     monkeypatch.setattr(lake.engine, "_check_files", lambda: checks.append(True) or real())
-    log_events(workspace, "flights", [flight(i) for i in range(1000, 1010)])  # a later day: the catalog changes
+    log_events(workspace, "flights", [flight(i) for i in range(2000, 2010)])  # the catalog changes again
     flush_ingest_log_to_raw(workspace)
     assert rows(lake, "SELECT count(*) AS n, count(tailnum) AS with_tail FROM raw.flights") == [
-        {"n": 315, "with_tail": 310}]
+        {"n": 325, "with_tail": 320}]
     assert checks == [] and "union_by_name = true" in lake.engine._views["raw.flights"]  # no failed first try
 
 
@@ -154,11 +166,11 @@ def test_no_warnings_reach_the_notebook(lake):
 
 def test_views_are_made_only_for_the_tables_a_statement_names(lake, workspace, monkeypatch):
     listed = []
-    real = views.os.scandir
-    monkeypatch.setattr(views.os, "scandir", lambda path: listed.append(Path(path).parts[-3:]) or real(path))
+    real = lake.engine._snapshot.files
+    monkeypatch.setattr(lake.engine._snapshot, "files", lambda table: listed.append(table.name) or real(table))
     assert rows(lake, "SELECT count(*) AS n FROM raw.flights") == [{"n": 300}]
     assert set(lake.engine._views) == {"raw.flights"}
-    assert listed and not [p for p in listed if "weather" in p]  # no other table's folder is listed
+    assert listed == ["flights"]  # no other table's manifest is read
     assert rows(lake, "SELECT count(*) AS n FROM \"RAW\".Weather") == [{"n": 48}]
     assert set(lake.engine._views) == {"raw.flights", "raw.weather"}
     assert [t.qualified_name for t in lake.query("SELECT 1 AS x -- raw.weather").sources] == []
@@ -191,5 +203,6 @@ def test_a_source_added_after_the_catalog_was_written_is_queryable(lake, workspa
 def test_a_statement_that_lists_the_tables_sees_every_catalog_table(lake, sql):
     """Views are made lazily, for the tables a statement names; one that asks which tables
     there are names none, and still lists them all."""
-    assert [r["name"] for r in rows(lake, sql)] == ["quarantine.flights", "quarantine.predictions", "quarantine.weather",
-                                                    "raw.flights", "raw.predictions", "raw.weather"]
+    assert [r["name"] for r in rows(lake, sql)] == [
+        "quarantine.flights", "quarantine.planes", "quarantine.predictions", "quarantine.weather",
+        "raw.flights", "raw.planes", "raw.predictions", "raw.weather"]

@@ -36,10 +36,10 @@ def test_no_workspace_says_how_to_name_one(tmp_path):
 def test_empty_catalog(workspace_dir):
     api = LakeAPI(str(workspace_dir), workspace_dir, environ={})
     doc = api.catalog_json()  # the contracts' tables are there before any event arrives
-    assert doc["workspace"] == "test" and [z["name"] for z in doc["zones"]] == ["quarantine", "raw"]
+    assert doc["workspace"] == "test" and [z["name"] for z in doc["zones"]] == ["blobs", "quarantine", "raw"]
     assert {t["name"]: t["row_count"] for z in doc["zones"] for t in z["tables"]} == {
-        "quarantine.flights": 0, "quarantine.predictions": 0, "quarantine.weather": 0, "raw.flights": 0,
-        "raw.predictions": 0, "raw.weather": 0}
+        "blobs.planes": 0, "quarantine.flights": 0, "quarantine.planes": 0, "quarantine.predictions": 0,
+        "quarantine.weather": 0, "raw.flights": 0, "raw.planes": 0, "raw.predictions": 0, "raw.weather": 0}
     assert doc["generated_at"].endswith("Z")
     with pytest.raises(UnknownTable):
         api.table_json("warehouse.flights")

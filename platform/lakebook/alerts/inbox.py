@@ -59,7 +59,7 @@ class Inbox(CatalogTables):
         row = LabAlertRow(created_at=datetime.now(timezone.utc), channel=channel, severity=alert.severity,
                           title=alert.title, text=alert.text, labels=json.dumps(alert.labels, sort_keys=True),
                           status=alert.status, url=alert.url, read=False)
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             session.add(row)
             session.flush()
             oldest_kept = select(LabAlertRow.id).where(LabAlertRow.channel == channel) \
@@ -85,7 +85,7 @@ class Inbox(CatalogTables):
         """Mark alert ``alert_id`` read (every alert without an id); how many were unread.
         NotFound for an id the inbox does not hold (never held, or dropped as old)."""
         query = update(LabAlertRow).where(LabAlertRow.read.is_(False)).values(read=True)
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             if alert_id is not None:
                 if session.get(LabAlertRow, alert_id) is None:
                     raise NotFound(f"no alert {alert_id} in the inbox",

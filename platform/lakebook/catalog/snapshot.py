@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 _TABLES = ("SELECT id, zone, name, kind, description, owner, location, row_count, bytes, last_event_time, "
            "last_ingest_time, updated_at, event_time_column FROM tables ORDER BY zone, name")
 _COLUMNS = "SELECT table_id, name, type, description, nullable, pii FROM columns ORDER BY table_id, position"
+_FILES = ("SELECT f.path FROM files f JOIN tables t ON f.table_id = t.id WHERE t.zone = ? AND t.name = ? "
+          "AND f.removed_at IS NULL ORDER BY f.id")
 
 
 class CatalogSnapshot:
@@ -54,6 +56,19 @@ class CatalogSnapshot:
         self.tables = {t.qualified_name: t for t in tables}
         self._version = version
         return True
+
+    def files(self, table: TableInfo) -> list[str]:
+        """The paths of a table's live files (its manifest), read in one statement: a file
+        compaction replaced and the file that replaced it are never both listed."""
+        rows = None
+        if self._reader is not None:
+            try:
+                rows = self._reader.execute(_FILES, (table.zone, table.name)).fetchall()
+            except sqlite3.OperationalError:  # a catalog from before compaction: Catalog adds the column
+                rows = None
+        if rows is None:
+            return self.catalog().files(table.zone, table.name)
+        return [stored_path(self.root, path) for (path,) in rows]
 
     def close(self) -> None:
         if self._reader is not None:

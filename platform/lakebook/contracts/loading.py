@@ -5,6 +5,10 @@ Each file is compiled on its own, so a file that does not compile takes down no 
 source. Until it is fixed, its source is served by the last version of the file this
 process compiled (none if it never compiled here: then the source answers 503 with the
 error as hint); the error is in ``ContractSet.problems`` and logged once per change of the file.
+
+``<source>.inferred.yaml`` beside a contract is no contract: it holds the fields inferred
+from the first file of a blob source that says ``infer: true`` (contracts/inferred.py),
+and that contract takes them as its fields until it lists its own.
 """
 
 from __future__ import annotations
@@ -17,20 +21,31 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ContractError, ContractUnavailable, UnknownSource, did_you_mean
-from .model import Contract
+from .model import Contract, keyword_warning
 from .validate import CompiledContract
 
 log = logging.getLogger("lakebook.contracts.loading")
 
 
+INFERRED_SUFFIX = ".inferred.yaml"
+
+
+def inferred_path(contract_path: Path) -> Path:
+    """Where the fields inferred for the source of ``contract_path`` are written."""
+    return contract_path.with_name(contract_path.stem + INFERRED_SUFFIX)
+
+
 def parse_contract(path: Path) -> Contract:
     try:
         data = yaml.safe_load(path.read_text())
+        inferred = _inferred_fields(path, data)
     except yaml.YAMLError as exc:
         raise ContractError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ContractError(f"{path}: a contract is a mapping with name, event_time and fields")
     data.setdefault("name", path.stem)
+    if inferred:
+        data["fields"] = inferred
     try:
         contract = Contract.model_validate(data)
     except ValidationError as exc:
@@ -41,6 +56,15 @@ def parse_contract(path: Path) -> Contract:
     if contract.name != path.stem:
         raise ContractError(f"{path}: name {contract.name!r} must match the file name {path.stem!r}")
     return contract
+
+
+def _inferred_fields(path: Path, data) -> dict | None:
+    """The inferred fields of a blob contract that asks for them and lists none, if any were written."""
+    if not isinstance(data, dict) or not data.get("infer") or data.get("fields"):
+        return None
+    written = inferred_path(path)
+    loaded = yaml.safe_load(written.read_text()) if written.is_file() else None
+    return loaded.get("fields") if isinstance(loaded, dict) else None
 
 
 @dataclass(frozen=True)
@@ -85,21 +109,32 @@ def load_contracts(folder: Path) -> dict[str, CompiledContract]:
 
 
 def _stamps(folder: Path) -> dict[Path, tuple]:
+    """(mtime_ns, size) of each contract file, with those of its inferred fields when there are."""
     stamps = {}
     for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        if path.name.endswith(INFERRED_SUFFIX):
+            continue
         try:
             stat = path.stat()
         except FileNotFoundError:  # removed since the listing
             continue
-        stamps[path] = (stat.st_mtime_ns, stat.st_size)
+        stamps[path] = (stat.st_mtime_ns, stat.st_size, *_stamp_of(inferred_path(path)))
     return stamps
+
+
+def _stamp_of(path: Path) -> tuple:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return ()
+    return (stat.st_mtime_ns, stat.st_size)
 
 
 def _compiled(path: Path, stamp: tuple, previous: _File | None) -> _File:
     if previous is not None and previous.stamp == stamp:
         return previous
     try:
-        return _File(stamp, CompiledContract(parse_contract(path)))
+        compiled = CompiledContract(parse_contract(path))
     except Exception as exc:  # noqa: BLE001 - whatever is in the file, the other sources go on
         message = exc.message if isinstance(exc, ContractError) else f"{type(exc).__name__}: {exc}"
         problem = f"{path.parent.name}/{path.name}: {message.removeprefix(f'{path}: ')}"
@@ -107,6 +142,9 @@ def _compiled(path: Path, stamp: tuple, previous: _File | None) -> _File:
         log.error("%s (%s)", problem, "its last good version is served until the file is fixed" if good
                   else f"source {path.stem!r} is not served until the file is fixed")
         return _File(stamp, good, problem)
+    if warning := keyword_warning(compiled.contract):
+        log.warning("%s/%s: %s", path.parent.name, path.name, warning)
+    return _File(stamp, compiled)
 
 
 def get_contract(contracts: dict[str, CompiledContract], source: str,

@@ -26,6 +26,8 @@ from .types import ARROW_TYPES, INT_RANGE, TIMESTAMP, python_representable
 
 EVENT_ID = "_event_id"
 INGESTED_AT = "_ingested_at"
+BLOB = "_blob"  # the blob (file) a row of a blob source came in
+ROW = "_row"  # the row's number in that blob, from 1
 MAX_REASONS = 5  # reasons kept per rejected event; more are summed up as "… and K more"
 
 
@@ -96,6 +98,10 @@ class CompiledContract:
         self.schema = self.fields_schema.append(
             pa.field(EVENT_ID, pa.string(), nullable=False, metadata={"description": "event id: re-sent events with the same id are stored once"})
         ).append(pa.field(INGESTED_AT, TIMESTAMP, nullable=False, metadata={"description": "when lakebook acknowledged the event"}))
+        # the raw table's columns: a blob source's rows also say where in which file they came
+        self.lake_schema = self.schema if not contract.tabular else self.schema.append(
+            pa.field(BLOB, pa.string(), nullable=False, metadata={"description": "the blob (file) the row came in"})
+        ).append(pa.field(ROW, pa.int64(), nullable=False, metadata={"description": "the row's number in its blob, from 1"}))
         self._enum_sets = {
             n: pa.array(s.enum, type=ARROW_TYPES[s.type]) for n, s in contract.fields.items() if s.enum
         }

@@ -273,9 +273,9 @@ def voila_config(workspace, port: int):
     return config
 
 
-def serve(workspace, port: int | None = None) -> None:
+def serve(workspace, port: int | None = None, echo=log.info) -> None:
     """Run the dashboard server until SIGTERM or Ctrl-C (what `lakebook up` runs as the
-    dashboards service)."""
+    dashboards service); ``echo`` tells where it listens. Ctrl-C is a stop, not an error."""
     from voila.app import Voila
 
     CONTEXT.workspace, CONTEXT.store = workspace, DashboardStore(workspace)
@@ -286,8 +286,10 @@ def serve(workspace, port: int | None = None) -> None:
     app = Voila(config=voila_config(workspace, port or workspace.settings.dashboards.port))
     app.initialize([])
     names = [row.name for row in CONTEXT.store.dashboards()]
-    log.info("dashboards %s on http://127.0.0.1:%d", ", ".join(names) or "(none published yet)", app.port)
+    echo(f"lakebook dashboards: {', '.join(names) or '(none published yet)'} on http://127.0.0.1:{app.port}")
     try:
         app.start()
+    except KeyboardInterrupt:
+        log.info("dashboards stopped (Ctrl-C)")
     finally:
         CONTEXT.store.close()

@@ -74,12 +74,12 @@ class DashboardStore(CatalogTables):
             return session.scalars(select(DashboardRow).where(DashboardRow.notebook == notebook)).first()
 
     def save_dashboard(self, row: DashboardRow) -> None:
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             session.merge(row)
 
     def delete_dashboard(self, name: str) -> None:
         """Remove the dashboard and revoke its share tokens, in one transaction."""
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             session.execute(update(ShareRow).where(ShareRow.dashboard == name).values(revoked=True))
             row = session.get(DashboardRow, name)
             if row is not None:
@@ -87,7 +87,7 @@ class DashboardStore(CatalogTables):
 
     # -- snapshots ----------------------------------------------------------------------------------
     def add_snapshot(self, row: SnapshotRow) -> SnapshotRow:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+        with self.writing(expire_on_commit=False) as session:
             session.add(row)
         return row
 
@@ -103,7 +103,7 @@ class DashboardStore(CatalogTables):
 
     # -- share tokens -------------------------------------------------------------------------------
     def add_share(self, row: ShareRow) -> ShareRow:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+        with self.writing(expire_on_commit=False) as session:
             session.add(row)
         return row
 
@@ -115,5 +115,5 @@ class DashboardStore(CatalogTables):
         """Revoke one token, or every token of a dashboard; how many were not revoked before."""
         query = update(ShareRow).where(ShareRow.revoked.is_(False))
         query = query.where(ShareRow.id == token_id) if token_id else query.where(ShareRow.dashboard == dashboard)
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             return session.execute(query.values(revoked=True)).rowcount

@@ -136,9 +136,10 @@ def _repo_objects(workspace):
 
 
 def apply(workspace) -> dict[str, list[str]]:
-    """Register the repository's entities, sources, views and services (like ``feast apply``)."""
-    contents = _repo_objects(workspace)
+    """Register the repository's entities, sources, views and services (like ``feast apply``).
+    The repository's configuration is read first: a workspace without one is told what to add."""
     store = feature_store(workspace)
+    contents = _repo_objects(workspace)
     objects = [*contents.entities, *contents.data_sources, *contents.feature_views,
                *contents.on_demand_feature_views, *contents.stream_feature_views, *contents.feature_services]
     store.apply(objects, partial=True)
@@ -158,7 +159,12 @@ def _event_range(workspace, views) -> tuple[datetime, datetime]:
     from ..catalog import open_catalog
 
     catalog = open_catalog(workspace)
-    bounds = [catalog.event_time_bounds(*table.split(".", 1)) for table in _source_tables(workspace, views)]
+    tables = _source_tables(workspace, views)
+    known = {t.qualified_name for t in catalog.tables()}
+    if missing := [t for t in tables if t not in known]:
+        raise FeatureStoreError(f"the feature views read {', '.join(missing)}, not built yet",
+                                hint="run 'lakebook transform run' first")
+    bounds = [catalog.event_time_bounds(*table.split(".", 1)) for table in tables]
     lows = [low for low, _ in bounds if low]
     highs = [high for _, high in bounds if high]
     if not lows or not highs:

@@ -3,7 +3,14 @@
 from .flusher import FlushReport, flush_ingest_log_to_raw
 from .log import IngestLog, open_ingest_log
 
-__all__ = ["FlushReport", "IngestLog", "create_app", "flush_ingest_log_to_raw", "open_ingest_log"]
+__all__ = ["FlushReport", "IngestLog", "compact_lake", "create_app", "flush_ingest_log_to_raw", "open_ingest_log"]
+
+
+def compact_lake(workspace, *args, **kwargs):
+    """Compact the lake's small files (maintenance.py; imported on use)."""
+    from .maintenance import compact_lake as _compact_lake
+
+    return _compact_lake(workspace, *args, **kwargs)
 
 
 def create_app(workspace, **kwargs):

@@ -52,6 +52,9 @@ async def post_events(request: Request) -> Response:
     source = request.path_params["source"]
     contract = service.contract(request, source)
     service.authorize(request, source)
+    if contract.contract.is_blob:
+        raise BadRequest(f"source {source!r} takes files (kind: blob), not events",
+                         hint=f"PUT /v1/blobs/{source}/<name>, or a drop folder (ingest.drops)")
     content_type = service.media_type(request)
     service.check_backlog(source)
     body = await service.read_body(request)

@@ -17,6 +17,9 @@ contract gone, the disk) leaves that source's range in the log, is logged and re
 (FlushReport.failed), and the source is tried again after a growing pause (FlushBackoff);
 the other sources are flushed as usual. Events a contract refuses by the time they are
 flushed are quarantined (records.py), not an error.
+
+Stored blobs not yet in the catalog are landed by the same flush, after the ingest log,
+source by source and with the same backoff (landing.py).
 """
 
 from __future__ import annotations
@@ -37,19 +40,11 @@ from ..catalog import Catalog, open_catalog, register_sources
 from ..contracts import EVENT_ID, INGESTED_AT
 from ..errors import DamagedFile, InsufficientStorage, LakebookError, UnknownSource, out_of_space
 from ..lake import range_stem, write_date_partitions
+from .landing import BlobLanding, blob_sources, land_source
 from .log import ACCEPTED_KINDS, FlushIntent, IngestLog, open_ingest_log
-from .records import concat_events, logged_to_table
+from .records import QUARANTINE_SCHEMA, concat_events, logged_to_table
 
 log = logging.getLogger("lakebook.ingest.flusher")
-
-QUARANTINE_SCHEMA = pa.schema([
-    pa.field("_received_at", pa.timestamp("us", tz="UTC"), nullable=False),
-    pa.field("request_id", pa.string(), nullable=False),
-    pa.field("index", pa.int64()),
-    pa.field("raw", pa.string()),
-    pa.field("reasons", pa.list_(pa.string()), nullable=False),
-])
-
 
 @dataclass
 class SourceFlush:
@@ -101,6 +96,7 @@ class FlushReport:
     sources: list[SourceFlush] = field(default_factory=list)
     failed: list[SourceFailure] = field(default_factory=list)  # sources whose flush failed this time
     waiting: list[SourceFailure] = field(default_factory=list)  # failing sources not due for a try yet
+    blobs: list[BlobLanding] = field(default_factory=list)  # blobs landed in the catalog and the lake
 
     @property
     def events(self) -> int:
@@ -121,10 +117,12 @@ def flush_lock(workspace):
 
 
 def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None, catalog: Catalog | None = None,
-                            backoff: FlushBackoff | None = None) -> FlushReport:
+                            backoff: FlushBackoff | None = None, *, batching: bool = False) -> FlushReport:
     """Flush everything logged so far for every source due for it (``backoff``); safe to call
     at any time, from any process. A source whose flush fails is in the report, not raised;
-    what fails for every source (the lock, the catalog) is raised."""
+    what fails for every source (the lock, the catalog) is raised. ``batching`` (the periodic
+    flush): a source is left in the log while it holds fewer than ``ingest.flush_min_events``
+    events, all younger than ``ingest.flush_max_age_s`` (a crashed flush is always finished)."""
     own_log = ingest_log is None
     ingest_log = ingest_log or open_ingest_log(workspace)
     catalog = catalog or open_catalog(workspace, register=False)
@@ -138,12 +136,15 @@ def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None, cata
                 if not backoff.due(source, time.time()):
                     report.waiting.append(backoff.failing[source])
                     continue
+                if batching and not _worth_a_file(workspace.settings.ingest, ingest_log, source):
+                    continue
                 try:
                     _flush_source_log(workspace, ingest_log, catalog, source, contracts.get(source), report)
                 except Exception as exc:  # noqa: BLE001 - the other sources go on; this one is retried
                     report.failed.append(_failed(backoff, source, _disk_full(workspace, exc)))
                 else:
                     backoff.succeeded(source)
+            _land_blobs(workspace, catalog, backoff, report)
     except Exception as exc:
         translated = _disk_full(workspace, exc)
         if translated is not exc:
@@ -153,6 +154,33 @@ def flush_ingest_log_to_raw(workspace, ingest_log: IngestLog | None = None, cata
         if own_log:
             ingest_log.close()
     return report
+
+
+def _worth_a_file(settings, ingest_log: IngestLog, source: str) -> bool:
+    """Whether the periodic flush writes ``source`` now: a crashed flush to finish, at least
+    ``flush_min_events`` events, or one as old as ``flush_max_age_s``."""
+    if settings.flush_min_events <= 1:
+        return True
+    events, oldest_us, open_flush = ingest_log.pending(source)
+    if open_flush or events >= settings.flush_min_events or oldest_us is None:
+        return True
+    return time.time() - oldest_us / 1e6 >= settings.flush_max_age_s
+
+
+def _land_blobs(workspace, catalog: Catalog, backoff: FlushBackoff, report: FlushReport) -> None:
+    """Land the stored blobs of every source that has new ones (a source's failure is
+    reported and retried with backoff, as a source's flush is)."""
+    for source in blob_sources(workspace):
+        key = f"{source} (blobs)"
+        if not backoff.due(key, time.time()):
+            report.waiting.append(backoff.failing[key])
+            continue
+        try:
+            report.blobs += land_source(workspace, catalog, source)
+        except Exception as exc:  # noqa: BLE001 - the other sources go on; this one is retried
+            report.failed.append(_failed(backoff, key, _disk_full(workspace, exc)))
+        else:
+            backoff.succeeded(key)
 
 
 def _disk_full(workspace, exc: Exception) -> Exception:

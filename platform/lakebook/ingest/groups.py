@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ..errors import NotFound
+from ..lake import range_stem
 from .retention import GroupBatch
 
 
@@ -53,6 +54,19 @@ def read_lake_range(lake, source: str, seq_lo: int, seq_hi: int) -> pa.Table | N
     if not tables:
         return None
     return pa.concat_tables(tables, promote_options="permissive").replace_schema_metadata(None)
+
+
+def pinned_files(ingest_log):
+    """For compaction (lake/compaction.py): ``pinned(zone, name)``, the stems of the raw files
+    consumer groups may still read back by name (a log without groups pins none)."""
+    ranges = getattr(ingest_log, "ranges_in_use", None)
+
+    def pinned(zone: str, name: str) -> set[str]:
+        if zone != "raw" or ranges is None:
+            return set()
+        return {range_stem(lo, hi) for lo, hi in ranges(name)}
+
+    return pinned
 
 
 def log_groups(ingest_log) -> list[dict]:

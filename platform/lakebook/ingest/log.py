@@ -99,6 +99,7 @@ class IngestLog(Protocol):
     def backlog_events(self) -> int: ...
     def backlog_by_source(self) -> dict[str, int]: ...
     def sources_with_work(self) -> list[str]: ...
+    def pending(self, source: str) -> tuple[int, int | None, bool]: ...
     def last_seq(self, source: str) -> int | None: ...
     def open_intent(self, source: str, max_events: int = ...) -> FlushIntent | None: ...
     def read(self, intent: FlushIntent) -> Iterator[tuple[int, str, int, bytes]]: ...
@@ -216,6 +217,15 @@ class SQLiteIngestLog:
             "SELECT DISTINCT source FROM batches UNION SELECT source FROM flush_intents ORDER BY 1"
         ).fetchall()
         return [r[0] for r in rows]
+
+    @_translated
+    def pending(self, source: str) -> tuple[int, int | None, bool]:
+        """(events logged and not flushed, when the oldest of them was received in µs, whether a
+        flush of the source is open) of ``source``, in one read."""
+        return self._con.execute(
+            "SELECT (SELECT coalesce(sum(n), 0) FROM batches WHERE source = ?), "
+            "(SELECT min(received_at_us) FROM batches WHERE source = ?), "
+            "EXISTS (SELECT 1 FROM flush_intents WHERE source = ?)", (source, source, source)).fetchone()
 
     @_translated
     def last_seq(self, source: str) -> int | None:
@@ -383,6 +393,13 @@ class SQLiteIngestLog:
         with self._transaction("DEFERRED") as con:
             offset = retention.committed(con, group, source)
             return None if offset is None else retention.lag(con, source, offset, ACCEPTED_KINDS)
+
+    @_translated
+    def ranges_in_use(self, source: str) -> list[tuple[int, int]]:
+        """The flush ranges of ``source`` a consumer group may read back from the lake by file
+        name (retention.ranges_in_use), in one read."""
+        with self._transaction("DEFERRED") as con:
+            return retention.ranges_in_use(con, source)
 
     @_translated
     def group_offsets(self) -> list[tuple[str, str, int, int]]:

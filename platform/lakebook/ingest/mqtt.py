@@ -258,7 +258,8 @@ class MqttInlet:
         limit = self.service.settings.max_request_bytes
         for i, (message, source) in enumerate(zip(messages, sources)):
             line = message.payload.strip()
-            if contracts[source] is not None and line[:1] == b"{" and b"\n" not in line and len(line) <= limit:
+            if contracts[source] is not None and not contracts[source].contract.is_blob and line[:1] == b"{" \
+                    and b"\n" not in line and len(line) <= limit:
                 lines.setdefault(source, []).append((i, line))
         together = {}
         for source, found in lines.items():
@@ -276,6 +277,9 @@ class MqttInlet:
         request_id = uuid.uuid4().hex
         try:
             self._check_size(message.payload)
+            if contract.contract.is_blob:
+                raise BadRequest(f"source {source!r} takes files (kind: blob), not events",
+                                 hint=f"PUT /v1/blobs/{source}/<name>, or a drop folder (ingest.drops)")
             return payload_to_records(contract, source, message.payload, request_id, received_us,
                                       self.service.settings.max_events_per_request)
         except (BadRequest, PayloadTooLarge) as exc:

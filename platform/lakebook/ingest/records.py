@@ -38,6 +38,15 @@ QUARANTINE_CHUNK_BYTES = 4 << 20
 COUNT_FIRST_BYTES = 1 << 20
 
 
+QUARANTINE_SCHEMA = pa.schema([
+    pa.field("_received_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("request_id", pa.string(), nullable=False),
+    pa.field("index", pa.int64()),
+    pa.field("raw", pa.string()),
+    pa.field("reasons", pa.list_(pa.string()), nullable=False),
+])
+
+
 @dataclass
 class Outcome:
     records: list[LogRecord]
@@ -53,7 +62,7 @@ def ipc_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def _raw(event) -> str:
+def json_text(event) -> str:
     """A decoded event as JSON text again. orjson reads 1024 nesting levels but writes only
     254: deeper events go through the stdlib, and are described if even that recurses too far."""
     try:
@@ -85,7 +94,7 @@ def _rejected_record(source: str, received_us: int, rows: list[bytes]) -> LogRec
 
 
 def _quarantine_rows(request_id: str, received_us: int, rejected: list[tuple]) -> list[dict]:
-    """Quarantine rows (flusher.QUARANTINE_SCHEMA, time in microseconds) of (index, raw, reasons) items."""
+    """Quarantine rows (QUARANTINE_SCHEMA, time in microseconds) of (index, raw, reasons) items."""
     return [{"_received_at": received_us, "request_id": request_id, "index": i, "raw": raw, "reasons": _listed(why)}
             for i, raw, why in rejected]
 
@@ -98,7 +107,7 @@ def _rejections(events: list, undecodable: list[tuple[int, str, str]], result) -
     """(index, raw text, reasons) of every line ``result`` (``validate`` of ``events``) refuses
     and of every line that was not JSON, by index."""
     bad_json = {i for i, _, _ in undecodable}
-    rejected = list(undecodable) + [(r.index, _raw(events[r.index]), r.reasons)
+    rejected = list(undecodable) + [(r.index, json_text(events[r.index]), r.reasons)
                                     for r in result.rejected if r.index not in bad_json]
     rejected.sort(key=lambda r: r[0])
     return rejected

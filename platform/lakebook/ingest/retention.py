@@ -197,6 +197,14 @@ def lag(con: sqlite3.Connection, source: str, after: int, kinds: tuple[str, ...]
         (source, after, source, after, *kinds)).fetchone()[0]
 
 
+def ranges_in_use(con: sqlite3.Connection, source: str) -> list[tuple[int, int]]:
+    """The flush ranges of ``source`` whose lake files may still be read back by name: those
+    holding batches kept for a group (a kept batch may lose its payload to the bound at any
+    flush), and the range a flush is moving now (it keeps batches when it commits)."""
+    return con.execute("SELECT DISTINCT range_lo, range_hi FROM retained WHERE source = ? "
+                       "UNION SELECT seq_lo, seq_hi FROM flush_intents WHERE source = ?", (source, source)).fetchall()
+
+
 def offsets(con: sqlite3.Connection) -> list[tuple[str, str, int]]:
     """(group, source, committed offset) of every group, by group and source."""
     return con.execute("SELECT grp, source, committed FROM bus_offsets ORDER BY grp, source").fetchall()

@@ -1,11 +1,16 @@
 """The ingest service: what the HTTP routes and the MQTT inlet share (contracts, the log
 writer, the flusher, the validators, auth, limits, counters), and its lifecycle.
 
+Every ``lake.compaction.interval_s`` a thread compacts the lake's small files (maintenance.py).
 The periodic flusher, the validators of big bodies and, with ``stream.bus: redis``, the
 forwarder to the bus are child processes (workers.py), forked here before the log is opened
 or any thread started, so that none competes with the event loop for the GIL. Where that
 cannot be done (no fork, other threads running; for the flusher and the forwarder also a log
 object handed in) they are threads of this process.
+
+With ``ingest.drops``, a thread of this process looks into the drop folders every
+``drops_interval_s`` and stores their finished files as blobs (drops.py); the flusher lands
+them in the catalog and the lake.
 
 Sources are kept apart: each has its own backlog limit, a source whose flush fails is
 retried with backoff while the others flush, and a contract file that does not compile
@@ -32,10 +37,12 @@ from ..errors import (
     UnknownSource, UnsupportedMediaType,
 )
 from .blobs import BlobStore
+from .drops import DropInlet
 from .flusher import FlushBackoff, flush_failed, flush_ingest_log_to_raw
 from .forwarder import FORWARDER_GROUP, RedisGroups, forwards_to_redis, run_forwarder
 from .groups import log_groups
 from .log import GroupCommitWriter, IngestLog, open_ingest_log
+from .maintenance import run_compactions
 from .metrics import IngestMetrics
 from .records import EVENT_TYPES
 from .workers import FlusherProcess, ForwarderProcess, ValidatorProcesses
@@ -83,6 +90,8 @@ class IngestService:
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         self._forwarder: threading.Thread | None = None
+        self._drops: threading.Thread | None = None
+        self._compactor: threading.Thread | None = None
         self.started_at = time.time()
 
     @property
@@ -106,6 +115,13 @@ class IngestService:
             self._forwarder_process.start(self._forwarder_process_gone)
         elif self.forwarding:
             self._start_forward_thread()
+        if self.settings.drops:
+            self._drops = threading.Thread(target=self._drops_loop, name="lakebook-drops", daemon=True)
+            self._drops.start()
+        if self.workspace.settings.lake.compaction.enabled:
+            self._compactor = threading.Thread(target=run_compactions, args=(self.workspace, self.log, self._stop),
+                                               name="lakebook-compactor", daemon=True)
+            self._compactor.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -113,10 +129,14 @@ class IngestService:
             self._forwarder_process.stop()
         if self._forwarder:
             self._forwarder.join(timeout=30)
+        if self._drops:
+            self._drops.join(timeout=30)
         if self._flusher_process is not None:
             self._flusher_process.stop(timeout_s=60)
         if self._flusher:
             self._flusher.join(timeout=60)
+        if self._compactor:
+            self._compactor.join(timeout=60)
         self.writer.close()
         self.flush_now(FlushBackoff())  # the last flush tries every source
         if self.validator_processes is not None:
@@ -130,7 +150,15 @@ class IngestService:
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.flush_interval_s):
-            self.flush_now()
+            self.flush_now(batching=True)
+
+    def _drops_loop(self) -> None:
+        inlet = DropInlet(self.workspace, self.blobs)
+        while not self._stop.wait(self.settings.drops_interval_s):
+            try:
+                self.metrics.blobs += inlet.scan().created
+            except Exception:  # noqa: BLE001 - a full disk, say: the files stay and the next scan tries again
+                log.exception("the drop folders could not be read; tried again in %.0f s", self.settings.drops_interval_s)
 
     def _start_forward_thread(self) -> None:
         self._forwarder = threading.Thread(target=run_forwarder, args=(self.workspace, self._stop, self.log),
@@ -157,10 +185,11 @@ class IngestService:
             log.warning("the flusher process exited; flushing from a thread of the server from now on")
             self._start_flush_thread()
 
-    def flush_now(self, backoff: FlushBackoff | None = None):
+    def flush_now(self, backoff: FlushBackoff | None = None, *, batching: bool = False):
+        """Flush the log (``batching``: as the periodic flush, flush_ingest_log_to_raw)."""
         backoff = backoff or self._backoff
         try:
-            report = flush_ingest_log_to_raw(self.workspace, self.log, backoff=backoff)
+            report = flush_ingest_log_to_raw(self.workspace, self.log, backoff=backoff, batching=batching)
             self.metrics.flushed(report.events, time.time())
             self.metrics.flush_failed([asdict(f) for f in report.failed],
                                       {s: asdict(f) for s, f in backoff.failing.items()})

@@ -254,6 +254,7 @@ class _Flusher:
     def flush(self) -> dict:
         from ..catalog import open_catalog
         from .flusher import FlushBackoff, flush_failed, flush_ingest_log_to_raw
+        from .landing import blobs_pending
         from .log import open_ingest_log
 
         self.backoff = self.backoff or FlushBackoff()
@@ -263,11 +264,12 @@ class _Flusher:
             if self.catalog is None:
                 self.catalog = open_catalog(self.workspace, register=False)
             contracts = self.workspace.contracts()  # the same object until a contract file changes
-            if contracts is self.registered and not self.ingest_log.sources_with_work():
+            if contracts is self.registered and not self.ingest_log.sources_with_work() and \
+                    not blobs_pending(self.workspace, self.catalog):
                 # nothing logged and the catalog is up to date: no catalog writes and fsyncs
                 # every few seconds competing with the server's
                 return {"ok": True, "at": time.time(), "events": 0}
-            report = flush_ingest_log_to_raw(self.workspace, self.ingest_log, self.catalog, self.backoff)
+            report = flush_ingest_log_to_raw(self.workspace, self.ingest_log, self.catalog, self.backoff, batching=True)
             self.registered = contracts
             return {"ok": True, "at": time.time(), "events": report.events,
                     "failed": [vars(f) for f in report.failed],

@@ -144,7 +144,7 @@ class JobStore(CatalogTables):
         values = {"job": job.name, "definition_hash": job.definition_hash, "trigger": trigger, "status": "queued",
                   "parameters": json.dumps(parameters if parameters is not None else job.definition.parameters),
                   "queued_at": now, "not_before": now, "attempt": 1, "max_attempts": job.definition.max_attempts}
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             times = [t for t in scheduled_times if _insert_ignore(session, JobRunRow.__table__,
                                                                  {**values, "scheduled_time": t})]
             if cursor is not None:
@@ -167,7 +167,7 @@ class JobStore(CatalogTables):
     def claim(self, run_id: int, pid: int | None = None) -> bool:
         """Mark a queued run running on this host (one caller wins); whether this one did."""
         now = now_utc()
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             result = session.execute(update(JobRunRow).where(JobRunRow.id == run_id, JobRunRow.status == "queued")
                                      .values(status="running", started_at=now, heartbeat=now, host=this_host(),
                                              pid=pid, finished_at=None))
@@ -181,12 +181,12 @@ class JobStore(CatalogTables):
 
     # -- a running run ----------------------------------------------------------------------------
     def update_run(self, run_id: int, **values) -> None:
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             session.execute(update(JobRunRow).where(JobRunRow.id == run_id).values(**values))
 
     def beat(self, run_id: int) -> bool:
         """Record that the run is alive; whether a cancel was asked for."""
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             session.execute(update(JobRunRow).where(JobRunRow.id == run_id).values(heartbeat=now_utc()))
             return bool(session.scalar(select(JobRunRow.cancel_requested).where(JobRunRow.id == run_id)))
 
@@ -196,7 +196,7 @@ class JobStore(CatalogTables):
         The run's status now: ``queued`` for a retry, else ``status``. A run that is no longer
         running (a reconciler failed it meanwhile) is left as it is."""
         now = now_utc()
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             row = session.get(JobRunRow, run_id)
             if row is None or row.status != "running":
                 return row.status if row else status
@@ -217,7 +217,7 @@ class JobStore(CatalogTables):
 
     def request_cancel(self, run_id: int) -> str:
         """Cancel a queued run now, ask a running one to stop; the run's status."""
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             row = self._get(session, run_id)
             if row.status == "queued":
                 row.status, row.finished_at, row.reason = "cancelled", now_utc(), "cancelled before it started"
@@ -296,7 +296,7 @@ class JobStore(CatalogTables):
         ``is_gone`` says is dead. Whether ``holder`` holds it now."""
         now = now_utc()
         expires = now + timedelta(seconds=ttl_s)
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             _insert_ignore(session, LeaseRow.__table__, {"name": LEASE, "holder": holder, "expires_at": expires})
             current = session.scalar(select(LeaseRow.holder).where(LeaseRow.name == LEASE))
             takeable = [holder] + ([current] if current != holder and is_gone(current) else [])
@@ -306,7 +306,7 @@ class JobStore(CatalogTables):
             return result.rowcount == 1
 
     def release_lease(self, holder: str) -> None:
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             session.execute(update(LeaseRow).where(LeaseRow.name == LEASE, LeaseRow.holder == holder)
                             .values(expires_at=now_utc() - timedelta(seconds=1)))
 
@@ -318,7 +318,7 @@ class JobStore(CatalogTables):
 
     # -- job state ------------------------------------------------------------------------------------
     def set_enabled(self, job: str, enabled: bool) -> None:
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             self._set_state(session, job, enabled=enabled)
 
     def job_states(self) -> dict[str, dict]:
@@ -355,7 +355,7 @@ class JobStore(CatalogTables):
         """The run's tables as lineage edges through the job's node ``job:<name>``: each table read
         -> the job -> each table written. Replaces the job's previous edges."""
         node = f"job:{job}"
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             session.query(LineageRow).filter(LineageRow.job == node).delete()
             for table in sorted(set(read)):
                 session.add(LineageRow(downstream=node, upstream=table, job=node, columns="{}"))

@@ -5,7 +5,9 @@
     <zone>/<table>/version-<id>/[<col>=<v>/]<file>.parquet   transform outputs and seeds
     <zone>/<table>/current -> version-<id>            the published version (a stable path)
     blobs/<source>/<name>                             blobs, as they came
+    blobs/<source>/_catalog/date=YYYY-MM-DD/<name>.parquet   the blobs.<source> table: one row per blob
     _damaged/<zone>/<table>/...                       files `lakebook doctor --fix` set aside (unreadable)
+    _vacuum/<zone>/<table>/...                        folders vacuum is deleting (what a crash left, removed next time)
 
 Zones are the schemas queries name (``raw.flights``). No other module builds a lake path.
 """
@@ -15,12 +17,13 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-ZONES = ("raw", "quarantine", "ref", "warehouse", "features", "speed")
-APPEND_ONLY_ZONES = ("raw", "quarantine", "speed")  # files are only ever added; the other zones are replaced by version
+ZONES = ("raw", "quarantine", "ref", "warehouse", "features", "speed", "blobs")
+APPEND_ONLY_ZONES = ("raw", "quarantine", "speed", "blobs")  # files are only ever added; the other zones are replaced by version
 PARTITION_KEY = "date"
 CURRENT = "current"
 VERSION_PREFIX = "version-"
 DAMAGED = "_damaged"
+TRASH = "_vacuum"
 
 
 class LakeLayout:
@@ -64,11 +67,24 @@ class LakeLayout:
     def blobs_dir(self) -> Path:
         return self.root / "blobs"
 
+    def blob_catalog_dir(self, source: str) -> Path:
+        """The files of the ``blobs.<source>`` table (no blob can be named ``_catalog``)."""
+        return self.blobs_dir / source / "_catalog"
+
     def damaged(self, path: Path) -> Path:
         """Where a damaged lake file is set aside: its path under the lake root, below
         ``_damaged/`` (outside every table's folder, so no query reads it; in the lake's own
         filesystem, so moving it there is one rename)."""
         return self.root / DAMAGED / Path(path).relative_to(self.root)
+
+    @property
+    def trash_dir(self) -> Path:
+        return self.root / TRASH
+
+    def trash(self, path: Path) -> Path:
+        """Where vacuum moves a folder before deleting it: under ``_vacuum/``, outside every
+        table's folder (no query globs it) and in the lake's filesystem (one rename)."""
+        return self.trash_dir / Path(path).relative_to(self.root)
 
     def table_of(self, path: str | Path) -> tuple[str, str] | None:
         """The (zone, table) a path under the lake belongs to, or None."""

@@ -1,6 +1,11 @@
 """DuckDB views over lake tables: the SQL that reads a table's files, shared by queries and
 transforms.
 
+An append-only table (raw, quarantine, speed) is read from the list of files its catalog
+manifest holds (``listed_select``): compaction swaps files there in one catalog commit, so a
+reader sees the files it replaced or the file that replaced them, never both. A published
+version is read from its folder (``folder_select``).
+
 A view over a folder globs the depth its files are at (``date=*/*.parquet``), which DuckDB
 lists faster than ``**``, and uses ``union_by_name`` only when the files' schemas differ. A
 table with no files is an empty SELECT of its catalogued columns, so queries over it still bind.
@@ -46,6 +51,19 @@ def files_select(paths: list[str], columns: Iterable = ()) -> str:
         return empty_select(columns)
     listed = ", ".join(sql_string(p) for p in paths)
     return f"SELECT * FROM read_parquet([{listed}], hive_partitioning = true, union_by_name = true)"
+
+
+def listed_select(paths: list[str], columns: Iterable = (), *, check_files: bool = False) -> str:
+    """A SELECT over exactly these Parquet files (a table's manifest, in order), as cheap to
+    plan as ``folder_select``: ``union_by_name`` only when the first and last file (or, with
+    ``check_files``, any two files) differ."""
+    if not paths:
+        return empty_select(columns)
+    files = [(p, 0) for p in paths]
+    differ = _any_differ(files) if check_files else _ends_differ([files[0], files[-1]], columns)
+    union = ", union_by_name = true" if differ else ""
+    listed = ", ".join(sql_string(p) for p in paths)
+    return f"SELECT * FROM read_parquet([{listed}], hive_partitioning = true{union})"
 
 
 def folder_select(folder: Path, columns: Iterable = (), *, check_files: bool = False) -> str:

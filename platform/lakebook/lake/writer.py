@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .layout import CURRENT, VERSION_PREFIX, partition_name
+from .layout import CURRENT, partition_name
 
 
 @dataclass(frozen=True)
@@ -170,18 +170,15 @@ def describe_files(paths: list[Path], time_column: str | None, written_at=None) 
     return described
 
 
-def publish_version(folder: Path, replaced: Path | None = None) -> None:
-    """Point the table's ``current`` link at ``folder`` (one atomic rename), then remove its
-    other version folders but ``replaced`` (a query may still be reading it), including
-    folders of runs that died before publishing."""
+def publish_version(folder: Path) -> None:
+    """Point the table's ``current`` link at ``folder`` (one atomic rename). The versions it
+    replaced stay (a query may still read one, a rollback may return to one) until vacuum
+    removes those the retention policy does not keep."""
     table_dir = folder.parent
     tmp = table_dir / f".{CURRENT}.tmp"
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(folder.name, target_is_directory=True)
     tmp.replace(table_dir / CURRENT)
-    for old in table_dir.glob(f"{VERSION_PREFIX}*"):
-        if old.is_dir() and old not in (folder, replaced):
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def move_files(paths: list[Path], source: Path, target: Path) -> list[Path]:

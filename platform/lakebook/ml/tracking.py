@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import child_environment, set_library_defaults
+from ..config import apply_library_log_level, child_environment, set_library_defaults
 from ..errors import MissingDependency, ModelRegistryError
 
 log = logging.getLogger("lakebook.ml")
@@ -33,6 +33,7 @@ def setup_mlflow(workspace, experiment: str | None = None):
         import mlflow
     except ImportError:
         raise MissingDependency("mlflow", "ml") from None
+    apply_library_log_level()  # MLflow set its loggers' level when imported
     workspace.mlflow_dir.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri(workspace)
     mlflow.set_tracking_uri(uri)

@@ -114,7 +114,7 @@ class AlertStore(CatalogTables):
         with Session(self.engine) as session:  # the impact list is looked up outside the write transaction
             before = session.scalar(select(AlertRow.status).where(AlertRow.fingerprint == fp))
         found = impact() if impact and before != "firing" else {}
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             row = session.scalar(select(AlertRow).where(AlertRow.fingerprint == fp))
             started = row is None or row.status == "resolved"
             if row is None:
@@ -130,7 +130,7 @@ class AlertStore(CatalogTables):
 
     def resolve(self, alert: Alert, now: datetime) -> dict | None:
         """Mark the alert with ``alert``'s labels resolved; its row, or None if it was not firing."""
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             row = session.scalar(select(AlertRow).where(AlertRow.fingerprint == fingerprint(alert.labels)))
             if row is None or row.status != "firing":
                 return None
@@ -163,7 +163,7 @@ class AlertStore(CatalogTables):
 
     def ack(self, alert_id: int, by: str, now: datetime) -> dict:
         """Acknowledge alert ``alert_id``: it is not sent again until it resolves and fires anew."""
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             row = self._alert(session, alert_id)
             if row.status == "firing" and row.acked_at is None:
                 row.acked_by, row.acked_at = by, now
@@ -174,7 +174,7 @@ class AlertStore(CatalogTables):
                     comment: str, created_by: str) -> dict:
         row = SilenceRow(matchers=json.dumps([list(m) for m in matchers]), starts_at=starts_at, ends_at=ends_at,
                          comment=comment, created_by=created_by)
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             session.add(row)
             session.flush()
             return _dict(row)
@@ -189,7 +189,7 @@ class AlertStore(CatalogTables):
 
     def expire_silence(self, silence_id: int, now: datetime) -> dict:
         """End silence ``silence_id`` now (kept, for the record)."""
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             row = session.get(SilenceRow, silence_id)
             if row is None:
                 raise NotFound(f"no silence {silence_id}", hint="`lakebook alerts silences` lists them")
@@ -211,7 +211,7 @@ class AlertStore(CatalogTables):
         was read (None: there was no row); whether this caller won and may act on it."""
         values = {k: json.dumps(v, sort_keys=True) if k in _JSON_FIELDS else v for k, v in values.items()}
         try:
-            with Session(self.engine) as session, session.begin():
+            with self.writing() as session:
                 if seen_version is None:
                     session.add(NotificationRow(route=route, group_id=group_id, version=1, **values))
                     return True

@@ -167,16 +167,22 @@ def _table_filter(table: str):
 
 
 def _rows_added(catalog, table: str, start: datetime, end: datetime) -> int:
+    """Rows of the files added in [start, end), as they were written: a file compaction replaced
+    still counts (its manifest row stays), the compacted file does not (its rows came earlier)."""
     with Session(catalog.engine) as session:
         return int(session.scalar(select(func.coalesce(func.sum(FileRow.rows), 0))
                                   .join(TableRow, FileRow.table_id == TableRow.id)
-                                  .where(_table_filter(table), FileRow.added_at >= start, FileRow.added_at < end)) or 0)
+                                  .where(_table_filter(table), FileRow.first_id.is_(None), FileRow.added_at >= start,
+                                         FileRow.added_at < end)) or 0)
 
 
 def _files_added(catalog, table: str, start: datetime, end: datetime) -> list[str]:
+    """The live files added in [start, end): a compacted file counts as added when the newest
+    file it replaced was (it also holds the older ones' rows)."""
     with Session(catalog.engine) as session:
         paths = session.scalars(select(FileRow.path).join(TableRow, FileRow.table_id == TableRow.id)
-                                .where(_table_filter(table), FileRow.added_at >= start, FileRow.added_at < end)
+                                .where(_table_filter(table), FileRow.removed_at.is_(None), FileRow.added_at >= start,
+                                       FileRow.added_at < end)
                                 .order_by(FileRow.id))
         return [stored_path(catalog.root, p) for p in paths]
 

@@ -357,10 +357,13 @@ def _where(label: str, index: int, item: Any) -> str:
 
 
 def default_checks(workspace) -> dict[str, Check]:
-    """Per contract source: its raw table fresh within 6 h (warn) / 24 h (fail), and at most 1 %
-    (warn) / 5 % (fail) of its events rejected over the last hour."""
+    """Per events source: its raw table fresh within 6 h (warn) / 24 h (fail), and at most 1 %
+    (warn) / 5 % (fail) of its events rejected over the last hour. A blob source has none: its
+    files come when they come (a fleet list once a year); its checks are declared."""
     checks = {}
-    for source in sorted(workspace.contracts()):
+    for source, contract in sorted(workspace.contracts().items()):
+        if contract.contract.is_blob:
+            continue
         origin = f"contract {source}"
         for expression, warn, fail, options in (
             (f"freshness(raw.{source})", "> 6h", "> 24h", {"by": "ingest"}),

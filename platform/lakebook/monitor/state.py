@@ -144,7 +144,7 @@ class MonitorStore(CatalogTables):
 
     def record(self, expression: str, state: CheckState, result: Result, keep: int) -> None:
         """A check's new state and its result, in one transaction; results beyond ``keep`` dropped."""
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             row = session.get(CheckStateRow, result.name)
             if row is None:
                 row = CheckStateRow(name=result.name, memory="{}")
@@ -174,7 +174,7 @@ class MonitorStore(CatalogTables):
 
     def remember(self, name: str, memory: dict, now: datetime) -> None:
         """What a kind keeps between evaluations of check ``name`` (JSON)."""
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             row = session.get(CheckStateRow, name)
             if row is None:
                 row = CheckStateRow(name=name, state="unknown", level="unknown", since=now, evaluated_at=now)

@@ -1,9 +1,11 @@
 """Query engines, selected by ``query.engine`` (backends.py).
 
 The DuckDB engine runs in the calling process over the lake's Parquet files. A catalog table
-(``raw.flights``) is a view over its folder (lake/views.py), made the first time a statement
-names it and made again when the catalog says the table changed: a statement pays only for
-the tables it names. Statements run with one ``execute`` (one prepare), straight to Arrow.
+(``raw.flights``) is a view over its files (lake/views.py): those its manifest lists for an
+append-only table (raw, quarantine, speed: compaction replaces files there, and a statement
+reads either the replaced files or their replacement), else its published version's folder.
+A view is made the first time a statement names it and made again when the catalog says the
+table changed: a statement pays only for the tables it names. Statements run with one ``execute`` (one prepare), straight to Arrow.
 
 It cannot change the lake, nor what a catalog name means:
 
@@ -35,7 +37,7 @@ import pyarrow as pa
 
 from ..catalog import CatalogSnapshot, TableInfo, open_catalog
 from ..errors import LakebookError, QueryError, ReadOnlyViolation, UnknownTable, closest
-from ..lake import ZONES, folder_select
+from ..lake import APPEND_ONLY_ZONES, ZONES, folder_select, listed_select
 from .statements import READ_ONLY_HINT, SETTINGS_HINT, check_statement, quoted, spelled_names, tokens
 
 if TYPE_CHECKING:
@@ -115,8 +117,11 @@ class DuckDBEngine:
         table = self._snapshot.tables.get(name)
         if table is None or (not check_files and self._built_from.get(name) == table):
             return False
-        definition = folder_select(Path(table.location), table.columns,
-                                   check_files=check_files or name in self._mixed)
+        check_files = check_files or name in self._mixed
+        if table.zone in APPEND_ONLY_ZONES:  # its manifest: compaction swaps files in the catalog, in one commit
+            definition = listed_select(self._snapshot.files(table), table.columns, check_files=check_files)
+        else:  # a published version: its folder holds exactly its files
+            definition = folder_select(Path(table.location), table.columns, check_files=check_files)
         self._built_from[name] = table
         if self._views.get(name) == definition:
             return False

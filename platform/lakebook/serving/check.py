@@ -89,6 +89,10 @@ def recent_predictions(workspace, endpoint: str, sample: int, window_us: int) ->
     """The sample, each with its entity and features decoded (None when not a JSON object)."""
     from ..query import LakeSession
 
+    if "predictions" not in workspace.contracts():
+        raise NotFound(f"no predictions of endpoint {endpoint!r}: the workspace keeps none",
+                       hint="endpoints keep their answers in raw.predictions when the workspace has "
+                            "contracts/predictions.yaml (the example workspace ships one)")
     session = LakeSession(workspace)
     found = session.query(
         "WITH p AS (SELECT * FROM raw.predictions WHERE endpoint = :endpoint "

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 
 from ..errors import FeatureStoreError
 from ..features.windows import FeatureDefinition
-from ..lake import APPEND_ONLY_ZONES, folder_select
+from ..lake import APPEND_ONLY_ZONES, listed_select
 
 log = logging.getLogger("lakebook.stream")
 EVENT_ID = "__event_id"
@@ -142,7 +141,7 @@ class InputRows:
     def bind_lake(self, catalog) -> None:
         """Read every event of the source the lake holds."""
         table = catalog.table(f"raw.{self.plan.source}")
-        self._bind_source(folder_select(Path(table.location), table.columns))
+        self._bind_source(listed_select(catalog.files("raw", self.plan.source), table.columns))
 
     def _bind_source(self, select: str) -> None:
         self.con.execute(f'CREATE OR REPLACE VIEW raw."{self.plan.source}" AS {select}')

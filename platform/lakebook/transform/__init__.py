@@ -1,12 +1,14 @@
 """Transforms: SQL and PySpark jobs that build warehouse and feature tables from the lake,
-run in dependency order on DuckDB or Spark, published atomically; seeds load reference CSVs."""
+run in dependency order on DuckDB or Spark, published atomically, rolled back to a kept version;
+seeds load reference CSVs."""
 
 from .definitions import Transform, discover, transform
+from .rollback import kept_versions, rollback
 from .runner import TransformResult, plan, run_transforms
 from .seeds import SeedResult, load_seeds
 
-__all__ = ["SeedResult", "Transform", "TransformResult", "discover", "load_seeds", "plan", "run_transforms",
-           "spark_session", "stop_spark", "transform"]
+__all__ = ["SeedResult", "Transform", "TransformResult", "discover", "kept_versions", "load_seeds", "plan", "rollback",
+           "run_transforms", "spark_session", "stop_spark", "transform"]
 
 
 def spark_session(workspace):

@@ -2,7 +2,9 @@
 
 A full run writes a new version folder (``<zone>/<name>/version-<run id>/``) and then points the
 catalog at it: until that moment readers see the previous version, and a failed run
-leaves it untouched (the half-written folder is removed). An incremental run reads only
+leaves it untouched (the half-written folder is removed). Versions replaced stay until
+vacuum (lake/vacuum.py) removes those the retention policy does not keep; a rollback
+(rollback.py) publishes one of them again. An incremental run reads only
 the files of its append-only inputs (raw, quarantine) that arrived since its last successful
 run (the catalog remembers which), and the whole of its other inputs (reference and
 warehouse tables, replaced by version), and adds its output files to the current version.
@@ -28,7 +30,7 @@ from pathlib import Path
 from ..catalog import Catalog, ColumnInfo, RunOutput, open_catalog
 from ..errors import TransformError, did_you_mean
 from .._proc import file_lock
-from ..lake import APPEND_ONLY_ZONES, describe_files, discard, move_files, publish_version, remove_unlisted
+from ..lake import APPEND_ONLY_ZONES, describe_files, discard, list_versions, move_files, publish_version, remove_unlisted
 from ..run_io import record
 from .definitions import Transform, discover
 from .engines import open_transform_engine
@@ -140,7 +142,7 @@ def _run_one(workspace, catalog: Catalog, t: Transform, engine, full_refresh: bo
     if incremental:
         discard(folder)
     else:
-        publish_version(folder, replaced=published)
+        publish_version(folder)
     record(reads=t.inputs, writes=[t.qualified_name])
     log.info("%s: %d rows in %d files (%s)", t.qualified_name, rows, len(written), engine.name)
     return TransformResult(t.qualified_name, "ok", engine.name, rows, len(written),
@@ -164,10 +166,15 @@ def _file_stem(run_id: int) -> str:
 
 
 def _discard_uncommitted(workspace, catalog: Catalog, t: Transform, published: Path | None) -> None:
-    """Remove what runs of ``t`` that did not commit left behind: staging folders, and files
-    moved into the published version that its manifest does not list."""
+    """Remove what runs of ``t`` that did not commit left behind: staging folders, version
+    folders of full runs that never published, and files moved into the published version
+    that its manifest does not list."""
     for folder in workspace.lake.stagings(t.zone, t.name):
         discard(folder)
+    table_dir = workspace.lake.table_dir(t.zone, t.name)
+    for version in list_versions(table_dir, catalog.runs(t.qualified_name), published, stats=False):
+        if not version.published and not version.current:
+            discard(version.path)
     if published is not None:
         removed = remove_unlisted(published, _RUN_FILES, catalog.files(t.zone, t.name))
         if removed:

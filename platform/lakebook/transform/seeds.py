@@ -44,7 +44,7 @@ def load_seeds(workspace, catalog: Catalog | None = None) -> list[SeedResult]:
             description=f"reference data from seeds/{path.name}", owner="",
         )
         catalog.replace_files("ref", path.stem, str(target), describe_files([target / "part-0.parquet"], None, datetime.now(timezone.utc)))
-        publish_version(target, replaced=Path(current.location) if current is not None else None)
+        publish_version(target)
         record(writes=[f"ref.{path.stem}"])
         results.append(SeedResult(path.stem, table.num_rows, True))
     return results

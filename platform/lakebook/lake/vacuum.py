@@ -1,0 +1,194 @@
+"""Vacuum: remove what the retention policy (``lake.retention``) no longer keeps.
+
+- Versions of transform outputs and seeds beyond the newest ``versions`` (and older than
+  ``version_days`` when set); never the published one (the ``current`` link's target and the
+  catalog's location, so never the version a rollback pointed to), and never while a transform
+  runs: the transform lock is held throughout, so a version folder or staging folder of a run
+  that is not ``ok`` is output of a run that died, and goes too.
+- Date partitions of quarantine (``quarantine_days``) and raw (``raw_days``) older than the
+  policy, under the flush lock (no flush adds a file meanwhile): their catalog rows first, in
+  one transaction per table, then the folders.
+
+A folder is first moved out of its table (to ``_vacuum/``, one rename) and then deleted, so a
+crash mid-way never leaves half a version a rollback could point to, nor half a partition a
+query reads; the next vacuum empties ``_vacuum/``. Running it again removes nothing more.
+One vacuum runs at a time (a lock of its own).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from .._proc import file_lock
+from .layout import APPEND_ONLY_ZONES, PARTITION_KEY, ZONES
+from .versions import Version, list_versions
+
+log = logging.getLogger("lakebook.lake.vacuum")
+
+
+@dataclass(frozen=True)
+class Removed:
+    kind: str  # version | staging | partition | leftover (of a vacuum that crashed)
+    table: str
+    path: str
+    files: int
+    bytes: int
+    catalog_files: int = 0  # the catalog's file rows dropped with it
+
+
+@dataclass
+class VacuumReport:
+    dry_run: bool
+    removed: list[Removed] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)  # parts left for next time: their lock was held
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(r.bytes for r in self.removed)
+
+    def as_dict(self) -> dict:
+        return {"dry_run": self.dry_run, "bytes_freed": self.bytes_freed, "busy": self.busy,
+                "removed": [asdict(r) for r in self.removed]}
+
+
+def expired_versions(versions: list[Version], keep: int, keep_days: float | None, now: datetime) -> list[Version]:
+    """The versions the policy removes (``versions`` oldest first): published ones beyond the
+    newest ``keep`` and, with ``keep_days``, older than that; folders of runs that never
+    published. Never a current one."""
+    published = [v for v in versions if v.published]
+    newest = {v.name for v in published[-keep:]}
+    young = {v.name for v in published if keep_days is not None and now - v.created < timedelta(days=keep_days)}
+    return [v for v in versions if not v.current and v.name not in newest | young]
+
+
+def expired_partitions(table_dir: Path, days: int, today: date) -> list[Path]:
+    """A table's date partitions older than ``days`` days, oldest first."""
+    cutoff = today - timedelta(days=days)
+    expired = []
+    for folder in sorted(table_dir.glob(f"{PARTITION_KEY}=*")) if table_dir.is_dir() else []:
+        try:
+            day = date.fromisoformat(folder.name.partition("=")[2])
+        except ValueError:
+            continue
+        if folder.is_dir() and day < cutoff:
+            expired.append(folder)
+    return expired
+
+
+def vacuum(workspace, catalog, *, dry_run: bool = False, wait: bool = True, now: datetime | None = None) -> VacuumReport:
+    """Remove what ``lake.retention`` does not keep (with ``dry_run``, only say what). Without
+    ``wait``, a part whose lock is held (a transform running, a flush) is left for next time."""
+    report = VacuumReport(dry_run)
+    with file_lock(workspace.vacuum_lock_path, wait=wait) as locked:
+        if locked:
+            _vacuum(workspace, catalog, report, wait, now or datetime.now(timezone.utc))
+        else:
+            report.busy.append("everything (another vacuum is running)")
+    return report
+
+
+def _vacuum(workspace, catalog, report: VacuumReport, wait: bool, now: datetime) -> None:
+    _empty_trash(workspace, report)
+    with file_lock(workspace.transform_lock_path, wait=wait) as locked:
+        if locked:
+            _vacuum_versions(workspace, catalog, report, now)
+        else:
+            report.busy.append("versions (a transform is running)")
+    retention = workspace.settings.lake.retention
+    days = {zone: d for zone, d in (("quarantine", retention.quarantine_days), ("raw", retention.raw_days)) if d}
+    if days:
+        with file_lock(workspace.flush_lock_path, wait=wait) as locked:
+            if locked:
+                for zone, kept_days in days.items():
+                    _vacuum_partitions(workspace, catalog, zone, kept_days, report, now.date())
+            else:
+                report.busy.append("partitions (a flush is running)")
+
+
+def maintenance(workspace, catalog) -> VacuumReport | None:
+    """One periodic round of lake maintenance (every ``lake.retention.interval_s``): a vacuum
+    that waits for no lock; what it removed is logged, and so is a round that failed (None:
+    the next round tries again)."""
+    try:
+        report = vacuum(workspace, catalog, wait=False)
+    except Exception:  # noqa: BLE001 - a background round; the next one tries again
+        log.exception("vacuum failed; the next round tries again")
+        return None
+    if report.removed:
+        log.info("vacuum removed %d folders, %d bytes freed", len(report.removed), report.bytes_freed)
+    return report
+
+
+def _tables(workspace, zones) -> list[tuple[str, str, Path]]:
+    found = []
+    for zone in zones:
+        folder = workspace.lake.zone_dir(zone)
+        found += [(zone, d.name, d) for d in sorted(folder.iterdir()) if d.is_dir()] if folder.is_dir() else []
+    return found
+
+
+def _vacuum_versions(workspace, catalog, report: VacuumReport, now: datetime) -> None:
+    retention = workspace.settings.lake.retention
+    known = {(t.zone, t.name): t for t in catalog.tables()}
+    for zone, name, table_dir in _tables(workspace, [z for z in ZONES if z not in APPEND_ONLY_ZONES]):
+        info = known.get((zone, name))
+        table = f"{zone}.{name}"
+        for folder in workspace.lake.stagings(zone, name):  # no run is live: the lock is held
+            _remove(workspace, folder, Removed("staging", table, str(folder), *_usage(folder)), report)
+        versions = list_versions(table_dir, catalog.runs(table), info.location if info else None, stats=False)
+        for v in expired_versions(versions, retention.versions, retention.version_days, now):
+            _remove(workspace, v.path, Removed("version", table, str(v.path), *_usage(v.path)), report)
+
+
+def _vacuum_partitions(workspace, catalog, zone: str, days: int, report: VacuumReport, today: date) -> None:
+    known = {t.name for t in catalog.tables(zone)}
+    for _, name, table_dir in _tables(workspace, [zone]):
+        table = f"{zone}.{name}"
+        expired = expired_partitions(table_dir, days, today)
+        if not expired:
+            continue
+        listed = [Path(p) for p in catalog.files(zone, name)] if name in known else []
+        listed = [p for p in listed if p.parent in set(expired)]
+        if listed and not report.dry_run:  # the catalog first: a crash then leaves files nobody reads
+            catalog.forget_files(zone, name, listed)
+        for folder in expired:
+            entry = Removed("partition", table, str(folder), *_usage(folder),
+                            catalog_files=sum(p.parent == folder for p in listed))
+            _remove(workspace, folder, entry, report)
+        (log.warning if zone == "raw" else log.info)(
+            "%s%s: %s %d partitions older than %d days (%s .. %s) and their %d catalog file rows",
+            "dry run: " if report.dry_run else "", table, "would remove" if report.dry_run else "removed",
+            len(expired), days, expired[0].name, expired[-1].name, len(listed))
+
+
+def _empty_trash(workspace, report: VacuumReport) -> None:
+    """Delete what a vacuum that crashed had moved out of its table but not deleted."""
+    trash = workspace.lake.trash_dir
+    for folder in sorted(p for p in trash.glob("*/*/*") if p.is_dir()) if trash.is_dir() else []:
+        zone, name = folder.relative_to(trash).parts[:2]
+        report.removed.append(Removed("leftover", f"{zone}.{name}", str(folder), *_usage(folder)))
+        if not report.dry_run:
+            shutil.rmtree(folder)
+
+
+def _remove(workspace, folder: Path, entry: Removed, report: VacuumReport) -> None:
+    """Move ``folder`` out of its table (one atomic rename), then delete it."""
+    report.removed.append(entry)
+    if report.dry_run:
+        return
+    aside = workspace.lake.trash(folder)
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    if aside.exists():  # the same folder, set aside by a vacuum that crashed before deleting it
+        shutil.rmtree(aside)
+    folder.rename(aside)
+    shutil.rmtree(aside)
+
+
+def _usage(folder: Path) -> tuple[int, int]:
+    """(files, bytes) under ``folder``."""
+    files = [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]
+    return len(files), sum(p.stat().st_size for p in files)

@@ -1,0 +1,79 @@
+"""The versions of a transform output or seed: its ``version-<id>`` folders beside ``current``.
+
+A version is named by the run that made it (a full run; incremental runs add their files to
+the published version) or, for a seed, by its content digest. The catalog's run history says
+which runs finished: a folder of a run that never did is output nobody published.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .layout import CURRENT, VERSION_PREFIX
+
+_RUN_FILE = re.compile(r"^run-(\d+)")  # the runner names every output file after its run
+
+
+@dataclass(frozen=True)
+class Version:
+    name: str  # version-000012, or version-<digest> for a seed
+    path: Path
+    run_id: int | None  # the run that made it (None: a seed's digest-named version)
+    created: datetime  # when its run finished (the folder's time where the catalog has no run)
+    published: bool  # False: its run failed or died before it published
+    current: bool  # what the catalog and the ``current`` link point at
+    files: int
+    rows: int
+    bytes: int
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "path": str(self.path)}
+
+
+def version_run_id(name: str) -> int | None:
+    label = name[len(VERSION_PREFIX):]
+    return int(label) if label.isdigit() else None
+
+
+def file_run_ids(folder: Path) -> set[int]:
+    """The runs whose output files a version folder holds."""
+    return {int(m.group(1)) for p in folder.rglob("*.parquet") if (m := _RUN_FILE.match(p.name))}
+
+
+def published_paths(table_dir: Path, location: str | Path | None) -> set[Path]:
+    """The version folders a table publishes: the ``current`` link's target and the catalog's
+    location (the same folder but in the moment between the catalog's commit and the link's move)."""
+    link = table_dir / CURRENT
+    paths = {Path(location).resolve()} if location else set()
+    if link.is_symlink():
+        paths.add(link.resolve())
+    return paths
+
+
+def list_versions(table_dir: Path, runs: list[dict], location: str | Path | None = None,
+                  *, stats: bool = True) -> list[Version]:
+    """The version folders of a table, oldest first. ``runs``: the table's runs (Catalog.runs);
+    ``location``: the catalog's location of the table; without ``stats``, files, rows and bytes
+    are not counted (left 0)."""
+    import pyarrow.parquet as pq
+
+    by_id = {r["id"]: r for r in runs}
+    current = published_paths(table_dir, location)
+    found = []
+    for folder in table_dir.glob(f"{VERSION_PREFIX}*") if table_dir.is_dir() else []:
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        run_id = version_run_id(folder.name)
+        run = by_id.get(run_id)
+        files = [p for p in folder.rglob("*.parquet") if not p.name.startswith(".")] if stats else []
+        created = (run["finished_at"] or run["started_at"]) if run else \
+            datetime.fromtimestamp(folder.stat().st_mtime, timezone.utc)
+        found.append(Version(
+            folder.name, folder, run_id, created,
+            published=run is None or run["status"] == "ok",  # a run the catalog does not know is kept
+            current=folder.resolve() in current, files=len(files),
+            rows=sum(pq.read_metadata(p).num_rows for p in files), bytes=sum(p.stat().st_size for p in files)))
+    return sorted(found, key=lambda v: (v.created, v.name))

@@ -39,8 +39,8 @@ def build_flights_workspace(root: Path, first_days_of_each_month: int | None = N
 
     root.mkdir(parents=True)
     (root / "lakebook.yaml").write_text(BATCH_CONFIG)
-    for folder in ("contracts", "seeds", "transforms", "feature_repo"):
-        shutil.copytree(REPO / folder, root / folder)
+    for folder in ("contracts", "seeds", "transforms", "feature_repo"):  # not the example import's source
+        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("airport_status.yaml"))
     ws = Workspace.load(root)
     work = root.parent / "ndjson"
     work.mkdir()

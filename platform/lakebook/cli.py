@@ -218,6 +218,69 @@ def blobs_list(ctx, source, as_json) -> None:
                "-" if r["rejected"] is None else f"{r['rejected']:,}", r["path"]] for r in rows]))
 
 
+# -- import (pull from HTTP JSON APIs) -------------------------------------------------------
+@cli.group("import")
+def import_group() -> None:
+    """Pull records from HTTP JSON APIs (imports/*.yaml) into the lake, through their source's contract."""
+
+
+@import_group.command("run")
+@click.argument("name")
+@click.option("--full", is_flag=True, help="from the first page, the stored cursor ignored")
+@json_option
+@click.pass_context
+def import_run(ctx, name, full, as_json) -> None:
+    """Pull import NAME's new records into the ingest log (the lake has them after the next flush)."""
+    from .imports import run_import
+
+    summary = run_import(_workspace(ctx), name, full=full, progress=None if as_json else click.echo)
+    if as_json:
+        _print_json(summary.as_json())
+        return
+    click.echo(summary.line())
+    for example in summary.examples:
+        click.echo(f"  rejected (page {example['page']}, record {example['index']}): {'; '.join(example['reasons'])}")
+    click.echo("next: `lakebook ingest flush` (or the running ingest server's flusher) moves them to the lake")
+
+
+@listing(import_group)
+def import_list(ctx, as_json) -> None:
+    from .imports import import_rows
+
+    _show(import_rows(_workspace(ctx)), as_json, "no imports (add imports/NAME.yaml)", lambda rows: _print_table(
+        ["name", "source", "url", "last run", "status", "cursor", "records"],
+        [[r["name"], r["source"] or "-", r["url"] or r["problem"], _when(r["last_run"]), r["last_status"] or "-",
+          "-" if r["cursor"] is None else r["cursor"], f"{r['records']:,}"] for r in rows]))
+
+
+def _when(at) -> str:
+    return f"{at:%Y-%m-%d %H:%M:%S}" if at else "-"
+
+
+@import_group.command("show")
+@click.argument("name")
+@json_option
+@click.pass_context
+def import_show(ctx, name, as_json) -> None:
+    """One import: its definition (credentials never shown) and its state."""
+    import yaml
+
+    from .imports import import_rows, load_import
+
+    workspace = _workspace(ctx)
+    definition = load_import(workspace, name)
+    row = next(r for r in import_rows(workspace) if r["name"] == name)
+    doc = {**row, "definition": definition.model_dump(mode="json", exclude={"url"})}
+    if as_json:
+        _print_json(doc)
+        return
+    click.echo(f"{name}: {row['source']} <- {row['url']}")
+    click.echo(f"last run: {_when(row['last_run'])} {row['last_status'] or ''}; cursor: {row['cursor']}; "
+               f"records: {row['records']:,}" + (f"; an unfinished run resumes at page {row['resumes_at_page']}"
+                                                  if row["resumes_at_page"] else ""))
+    click.echo(yaml.safe_dump(doc["definition"], sort_keys=False).rstrip())
+
+
 # -- catalog --------------------------------------------------------------------------------
 @cli.group()
 def catalog() -> None:

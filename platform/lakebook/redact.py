@@ -56,3 +56,31 @@ def _mask_record(record: logging.LogRecord) -> None:
         record.msg, record.args = masked, ()
     if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
         record.exc_text = mask(logging.Formatter().formatException(record.exc_info))
+
+
+# Words of a query parameter's name that make its value a credential (api_key, access_token,
+# X-Amz-Signature); a name is split into words at every character that is not a letter or digit.
+SECRET_WORDS = {"token", "key", "apikey", "secret", "password", "passwd", "pwd", "signature", "sig", "auth",
+                "credential", "credentials"}
+
+
+def is_secret_param(name: str) -> bool:
+    """Whether a query parameter of this name carries a credential (``api_key``, ``access_token``)."""
+    import re
+
+    return bool(SECRET_WORDS & set(re.split(r"[^a-z0-9]+", name.lower())))
+
+
+def url_without_secrets(url: str, secret_params: Iterable[str] = ()) -> str:
+    """``url`` fit for a message or a listing: the values of its credential-like query
+    parameters (and of ``secret_params``) and any password in it replaced by ``***``, then
+    every remembered secret masked."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    named = set(secret_params)
+    query = [(k, MASK if k in named or is_secret_param(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    netloc = parts.netloc
+    if parts.password:
+        netloc = netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
+    return mask(urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*"))))

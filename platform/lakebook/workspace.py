@@ -78,6 +78,10 @@ class Workspace:
         return self._under_root(self.settings.jobs.dir)
 
     @cached_property
+    def imports_dir(self) -> Path:
+        return self.root / "imports"
+
+    @cached_property
     def feature_repo_dir(self) -> Path:
         return self._under_root(self.settings.features.repo_dir)
 

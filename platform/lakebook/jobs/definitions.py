@@ -42,6 +42,7 @@ HINTS = {
     "max_concurrent": "write a whole number, 1 or more",
     "publish": "write publish: [{dashboard_snapshot: NAME}] (a dashboard of lakebook dashboards list)",
     "parameters": "write parameters: {name: value} for names of the notebook's parameters cell",
+    "import": "write import: NAME, an import of the imports folder (lakebook import list)",
 }
 
 
@@ -149,7 +150,8 @@ def parse_duration(value: Any) -> float:
 
 class JobDefinition(_Model):
     name: str
-    notebook: Path
+    notebook: Path | None = None
+    import_: str | None = Field(None, alias="import", description="an import (imports/NAME.yaml) run instead of a notebook")
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=dict)
     schedule: Schedule | None = None
@@ -174,6 +176,14 @@ class JobDefinition(_Model):
     @classmethod
     def _timeout(cls, value: Any) -> float | None:
         return None if value is None else parse_duration(value)
+
+    @model_validator(mode="after")
+    def _notebook_or_import(self):
+        if (self.notebook is None) == (self.import_ is None):
+            raise ValueError("write one of notebook: (a notebook to run) or import: (an import's name)")
+        if self.import_ is not None and self.parameters:
+            raise ValueError("an import job takes no parameters (its import's file says what it pulls)")
+        return self
 
     @field_validator("on_update")
     @classmethod
@@ -201,11 +211,12 @@ class JobDefinition(_Model):
 
 @dataclass
 class Job:
-    """A loaded job: its definition, file, notebook and the hash of both."""
+    """A loaded job: its definition, file, notebook (None for an import job) and the hash of
+    the definition and what it runs (the notebook, or the import's file)."""
 
     definition: JobDefinition
     path: Path
-    notebook_path: Path
+    notebook_path: Path | None
     definition_hash: str
 
     @property
@@ -259,12 +270,26 @@ def load_job(workspace, path: Path, *, shown: str | Path | None = None) -> Job:
         definition = JobDefinition.model_validate(raw)
     except ValidationError as exc:
         raise _definition_error(label, exc) from None
+    _check_channels(definition, label, set(workspace.settings.alerts.channels))
+    if definition.import_ is not None:
+        return Job(definition, path, None, _hash(definition, _import_file(workspace, definition.import_, label)))
     notebook = definition.notebook if definition.notebook.is_absolute() else workspace.root / definition.notebook
     if not notebook.is_file():
         raise JobDefinitionError(f"{label}: notebook: {definition.notebook} does not exist", hint=HINTS["notebook"])
     check_parameters(notebook, definition.parameters, where=f"{label}: parameters")
-    _check_channels(definition, label, set(workspace.settings.alerts.channels))
     return Job(definition, path, notebook, _hash(definition, notebook))
+
+
+def _import_file(workspace, name: str, label: str | Path) -> Path:
+    """The file of the import an import job runs, checked to load."""
+    from ..errors import LakebookError
+    from ..imports import load_import
+
+    try:
+        load_import(workspace, name)
+    except LakebookError as exc:
+        raise JobDefinitionError(f"{label}: import: {exc.message}", hint=exc.hint) from None
+    return workspace.imports_dir / f"{name}.yaml"
 
 
 def _check_channels(definition: JobDefinition, path: str | Path, declared: set[str]) -> None:
@@ -312,7 +337,7 @@ def _allowed_keys(loc: list[str]) -> list[str]:
         if not nested:
             return []
         model = nested[0]
-    return sorted(model.model_fields)
+    return sorted(field.alias or name for name, field in model.model_fields.items())
 
 
 def _hash(definition: JobDefinition, notebook: Path) -> str:

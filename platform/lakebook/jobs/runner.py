@@ -13,6 +13,11 @@ lineage edges. Its folder (``job_runs_dir/<job>/<run>-<attempt>``) keeps ``outpu
 ``output.html``, ``stdout.log``, ``stderr.log`` (the kernel's streams), ``runner.log`` and
 ``io.jsonl``. With ``jobs.executor: ray`` the supervisor submits the attempt as a Ray task
 instead of forking it and waits on it the same way (ray_executor.py).
+
+A job with ``import: NAME`` instead of a notebook runs that import (lakebook.imports) in the
+forked process, watched, timed, retried and alerted on the same way, with any executor (it
+waits on an API, not on CPUs): its progress in ``runner.log``, its summary or error in
+``import.json``.
 """
 
 from __future__ import annotations
@@ -87,12 +92,55 @@ def _exit_code(pid: int) -> int | None:
     return os.waitstatus_to_exitcode(status) if done else None
 
 
-def run_locally(store: JobStore, run: dict, job, folder: Path, settings) -> tuple[str, int | None]:
+# -- an import job: the import's process ------------------------------------------------------------------
+IMPORT_SUMMARY = "import.json"  # in an import job's run folder: the run's summary, or its error
+
+
+def _import_process(workspace, name: str, folder: Path) -> None:
+    """The forked child of an import job: its own session, the import (its progress in
+    runner.log, its summary or error in import.json), then ``os._exit`` (as _notebook_process)."""
+    from ..errors import LakebookError
+    from ..imports import run_import
+
+    code = 1
+    try:
+        os.setsid()
+        log_fd = os.open(folder / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        try:
+            summary = run_import(workspace, name, progress=print)
+        except LakebookError as exc:
+            print(f"error: {exc.message}" + (f" (hint: {exc.hint})" if exc.hint else ""))
+            (folder / IMPORT_SUMMARY).write_text(json.dumps({"error": exc.message, "hint": exc.hint}))
+        else:
+            print(summary.line())
+            (folder / IMPORT_SUMMARY).write_text(json.dumps(summary.as_json(), default=str))
+            code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _start_import(workspace, name: str, folder: Path) -> int:
+    pid = os.fork()
+    if pid == 0:
+        _import_process(workspace, name, folder)
+    return pid
+
+
+def run_locally(workspace, store: JobStore, run: dict, job, folder: Path, settings) -> tuple[str, int | None]:
     """The attempt in a forked process of its own session, this process its subreaper; how it
     ended and its exit code (``attempt.watch``). Nothing of it runs afterwards."""
     become_subreaper()
     before = own_children()
-    pid = _start_notebook(job.notebook_path, folder, run["parameters"], run["id"])
+    if job.notebook_path is None:
+        pid = _start_import(workspace, job.definition.import_, folder)
+    else:
+        pid = _start_notebook(job.notebook_path, folder, run["parameters"], run["id"])
     stop = lambda: stop_tree(before, settings.kill_grace_s)  # noqa: E731
     ended = watch(lambda: _exit_code(pid), stop, lambda: store.beat(run["id"]), job.definition.timeout,
                   settings.heartbeat_s)
@@ -183,6 +231,9 @@ def _outcome(folder: Path, ended: str, code: int | None, timeout_s: float | None
         return Outcome("cancelled", "cancelled while running", cell)
     if code == 0:
         return Outcome("succeeded")
+    imported = folder / IMPORT_SUMMARY
+    if imported.is_file() and "error" in (summary := json.loads(imported.read_text())):
+        return Outcome("failed", summary["error"])
     if cell:
         return Outcome("failed", f"cell {cell['error_cell']} raised {cell['error_name']}: {cell['error_value']}", cell)
     return Outcome("failed", f"the notebook's process exited with {code}: {_tail(folder / 'runner.log', 5)}")
@@ -195,15 +246,15 @@ def execute_attempt(workspace, store: JobStore, run: dict, job) -> str:
     settings = workspace.settings.jobs
     folder = run_folder(workspace, run)
     folder.mkdir(parents=True, exist_ok=True)
-    output = folder / "output.ipynb"
+    output = folder / "output.ipynb" if job.notebook_path is not None else None  # an import job makes none
     store.update_run(run["id"], pid=os.getpid(), host=this_host(), run_dir=str(folder),
-                     output_notebook=str(output), definition_hash=job.definition_hash)
-    if settings.executor == "ray":
+                     output_notebook=str(output) if output else None, definition_hash=job.definition_hash)
+    if settings.executor == "ray" and job.notebook_path is not None:  # an import runs here: it waits on I/O
         from .ray_executor import run_on_ray
 
         ended, code = run_on_ray(workspace, store, run, job, folder)
     else:
-        ended, code = run_locally(store, run, job, folder, settings)
+        ended, code = run_locally(workspace, store, run, job, folder, settings)
     outcome = _outcome(folder, ended, code, job.definition.timeout)
     return record_outcome(workspace, store, run, job, outcome, folder)
 

@@ -104,7 +104,8 @@ class Scheduler:
     def _reload(self) -> None:
         """The definitions, read again when a definition file or a notebook changed."""
         files = definition_files(self.workspace.jobs_dir)
-        notebooks = [job.notebook_path for job in self.jobs.jobs.values()]
+        notebooks = [job.notebook_path or self.workspace.imports_dir / f"{job.definition.import_}.yaml"
+                     for job in self.jobs.jobs.values()]
         key = tuple((str(p), p.stat().st_mtime_ns) for p in [*files, *notebooks] if p.exists())
         if key != self._jobs_key:
             self.jobs, self._jobs_key = load_jobs(self.workspace), key
@@ -269,7 +270,7 @@ def job_rows(store: JobStore, jobs: JobSet, now: datetime | None = None) -> list
     for name, job in sorted(jobs.jobs.items()):
         d = job.definition
         override = states.get(name, {}).get("enabled")
-        rows.append({"name": name, "notebook": str(d.notebook), "schedule": d.schedule.cron if d.schedule else None,
+        rows.append({"name": name, "notebook": str(d.notebook) if d.notebook else None, "import": d.import_, "schedule": d.schedule.cron if d.schedule else None,
                      "timezone": d.schedule.timezone if d.schedule else None, "after": d.after,
                      "on_update": d.on_update, "enabled": d.enabled if override is None else override,
                      "next_run": next_tick(d.schedule, now) if d.schedule else None,

@@ -111,7 +111,7 @@ def _dashboards(workspace, jobs: list, found: Impact) -> set[str]:
     """Published dashboards whose notebook an affected job runs, or whose snapshot one publishes."""
     from ..dashboards.store import DashboardStore
 
-    notebooks = {_relative(workspace, job.notebook_path) for job in jobs}
+    notebooks = {_relative(workspace, job.notebook_path) for job in jobs if job.notebook_path is not None}
     snapshots = {getattr(step, "dashboard", None) for job in jobs for step in job.definition.publish}
     with DashboardStore(workspace) as store:
         return {d.name for d in store.dashboards() if d.notebook in notebooks or d.name in snapshots}

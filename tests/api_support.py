@@ -25,7 +25,7 @@ def statuses(n: int, start: int = 0, bad_every: int = 0) -> list[dict]:
     for i in range(start, start + n):
         code = list(AIRPORTS)[i % 3]
         delay = float((i * 7) % 50)
-        records.append({"code": code, "name": AIRPORTS[code], "at": _iso(T0 + timedelta(minutes=10 * i)),
+        records.append({"code": code, "name": AIRPORTS[code], "reported_at": _iso(T0 + timedelta(minutes=10 * i)),
                         "delay_minutes": delay, "status": "delayed" if delay >= 15 else "normal"})
         if bad_every and i % bad_every == bad_every - 1:
             records[-1]["status"] = "on fire"
@@ -101,7 +101,7 @@ class StatusAPI:
     def _answer(self, path: str, query: dict, authorization: str | None) -> tuple[int, dict, dict]:
         with self._lock:
             number = len(self.requests) + 1
-            records = [r for r in self.records if "since" not in query or r["at"] > query["since"]]
+            records = [r for r in self.records if "since" not in query or r["reported_at"] > query["since"]]
         if authorization != f"Bearer {TOKEN}" and query.get("api_key") != TOKEN:
             return 401, {"error": "invalid or missing token"}, {"WWW-Authenticate": "Bearer"}
         if number in self.throttle:

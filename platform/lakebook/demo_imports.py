@@ -32,7 +32,7 @@ def airport_statuses() -> list[dict]:
             delay = float((hour * 13 + i * 17) % 70) if 6 <= hour <= 22 else 0.0
             status = "ground_stop" if delay >= 60 else "delayed" if delay >= 15 else "normal"
             at = (DAY + timedelta(hours=hour, minutes=5 * i)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            records.append({"code": code, "name": names[code], "at": at, "delay_minutes": delay, "status": status})
+            records.append({"code": code, "name": names[code], "reported_at": at, "delay_minutes": delay, "status": status})
     records[30]["delay_minutes"], records[50]["status"] = -12.0, "snowed in"
     return records
 
@@ -59,7 +59,7 @@ class StatusAPI:
         self.server.server_close()
 
     def page(self, query: dict) -> dict:
-        wanted = [r for r in self.records if r["at"] > query.get("since", "")]
+        wanted = [r for r in self.records if r["reported_at"] > query.get("since", "")]
         offset, size = int(query.get("offset", 0)), int(query.get("limit", PAGE_SIZE))
         following = None
         if offset + size < len(wanted):

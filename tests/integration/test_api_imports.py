@@ -47,7 +47,7 @@ def add_import(ws, url: str, pagination: str = "{type: next_link, path: links.ne
         auth: {auth}
         pagination: {pagination}
         records: {records}
-        incremental: {{cursor_field: at, param: since}}
+        incremental: {{cursor_field: reported_at, param: since}}
         map: {{code: faa}}
         retries: {{max: 3, backoff: 0.05}}
         timeout: 5s
@@ -79,10 +79,10 @@ def test_pages_land_once_through_429_and_500_with_bad_records_quarantined_and_re
         since_sent = [r["query"].get("since") for r in api.requests if r["status"] == 200]
     assert (first.pages, first.records, first.accepted, first.rejected, first.retries) == (5, 45, 41, 4, 2)
     assert api.statuses_answered().count(500) == 1 and waited >= 0.95  # Retry-After: 1 honoured
-    assert first.cursor == data[-1]["at"] and first.duplicates == 0
+    assert first.cursor == data[-1]["reported_at"] and first.duplicates == 0
     assert (again.records, third.records, third.accepted) == (0, 5, 5)  # incremental: only what is new
-    assert since_sent[:5] == [None] * 5 and since_sent[5:7] == [data[-1]["at"]] * 2  # the stored cursor, sent
-    assert third.cursor == statuses(1, start=49)[0]["at"]
+    assert since_sent[:5] == [None] * 5 and since_sent[5:7] == [data[-1]["reported_at"]] * 2  # the stored cursor, sent
+    assert third.cursor == statuses(1, start=49)[0]["reported_at"]
     assert (full.records, full.accepted, full.duplicates) == (50, 46, 46)  # --full: from the start, all in the lake
     flush_ingest_log_to_raw(status_ws)
     raw = lake_rows(status_ws)
@@ -150,7 +150,7 @@ def test_an_import_killed_mid_run_resumes_where_it_stopped_and_lands_every_recor
     assert sorted(r["_event_id"] for r in raw) == sorted(set(r["_event_id"] for r in raw)) and len(raw) == 60
     with ImportStore(status_ws) as store:
         done = store.state("statuses")
-    assert (done.cursor, done.resume, done.last_status) == (data[-1]["at"], None, "succeeded")
+    assert (done.cursor, done.resume, done.last_status) == (data[-1]["reported_at"], None, "succeeded")
 
 
 def test_an_import_job_runs_through_the_job_runner_with_history_and_retries(status_ws):

@@ -122,7 +122,7 @@ def test_json_paths():
 
 def pages_definition(ws, pagination: str):
     return define(ws, BASE + f"pagination: {pagination}\nparams: {{limit: 2}}\n"
-                             "incremental: {cursor_field: at, param: since}\n")
+                             "incremental: {cursor_field: reported_at, param: since}\n")
 
 
 def test_next_link_pagination_follows_the_body_or_the_link_header_relative_to_the_page(ws):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import LakebookError
+from ..lake import fsync_dir
 from .blob_rows import read_events
 from .blobs import BlobStore, validate_blob_name
 
@@ -123,14 +124,6 @@ def _set_aside(path: Path, marker: Path, folder_name: str, reason: str | None = 
         target.with_name(target.name + REASON).write_text(reason + "\n")
     os.replace(path, target)
     marker.unlink(missing_ok=True)
-    _fsync_dir(folder)
-    _fsync_dir(path.parent)
+    fsync_dir(folder)
+    fsync_dir(path.parent)
     return target
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -29,6 +29,7 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..errors import MissingDependency
 from ._papermill import import_papermill
@@ -60,23 +61,33 @@ class Outcome:
 
 
 # -- the local executor: the notebook's process ----------------------------------------------------------
-def _notebook_process(notebook: Path, folder: Path, parameters: dict, run_id: int) -> None:
-    """The forked child: its own session, Papermill, then ``os._exit`` (it shares the parent's
-    open database connections and must not close them)."""
+def _child(folder: Path, work: Callable[[], bool]) -> None:
+    """A forked child's life: its own session, its output in the run folder's runner.log,
+    ``work`` (True: exit code 0), then ``os._exit`` (it shares the parent's open database
+    connections and must not close them)."""
     code = 1
     try:
         os.setsid()
         log_fd = os.open(folder / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
-        execute_notebook(notebook, folder, parameters, run_id)
-        code = 0
+        code = 0 if work() else 1
     except BaseException:
         traceback.print_exc()
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _notebook_process(notebook: Path, folder: Path, parameters: dict, run_id: int) -> None:
+    """The forked child of a notebook job: Papermill."""
+
+    def work() -> bool:
+        execute_notebook(notebook, folder, parameters, run_id)
+        return True
+
+    _child(folder, work)
 
 
 def _start_notebook(notebook: Path, folder: Path, parameters: dict, run_id: int) -> int:
@@ -97,32 +108,23 @@ IMPORT_SUMMARY = "import.json"  # in an import job's run folder: the run's summa
 
 
 def _import_process(workspace, name: str, folder: Path) -> None:
-    """The forked child of an import job: its own session, the import (its progress in
-    runner.log, its summary or error in import.json), then ``os._exit`` (as _notebook_process)."""
+    """The forked child of an import job: the import (its progress in runner.log, its summary
+    or error in import.json)."""
     from ..errors import LakebookError
     from ..imports import run_import
 
-    code = 1
-    try:
-        os.setsid()
-        log_fd = os.open(folder / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
+    def work() -> bool:
         try:
             summary = run_import(workspace, name, progress=print)
         except LakebookError as exc:
             print(f"error: {exc.message}" + (f" (hint: {exc.hint})" if exc.hint else ""))
             (folder / IMPORT_SUMMARY).write_text(json.dumps({"error": exc.message, "hint": exc.hint}))
-        else:
-            print(summary.line())
-            (folder / IMPORT_SUMMARY).write_text(json.dumps(summary.as_json(), default=str))
-            code = 0
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+            return False
+        print(summary.line())
+        (folder / IMPORT_SUMMARY).write_text(json.dumps(summary.as_json(), default=str))
+        return True
+
+    _child(folder, work)
 
 
 def _start_import(workspace, name: str, folder: Path) -> int:

@@ -9,14 +9,15 @@ from .views import empty_select, files_select, folder_select, listed_select, sql
 
 __all__ = [
     "APPEND_ONLY_ZONES", "LakeLayout", "PARTITION_KEY", "ZONES", "WrittenFile", "describe_files", "discard",
-    "move_files", "publish_version", "range_stem", "remove_unlisted", "write_bytes_atomic", "write_date_partitions",
-    "write_parquet_atomic", "write_partitioned", "empty_select", "files_select", "folder_select", "listed_select",
-    "sql_string", "VacuumReport", "Version", "list_versions", "maintenance", "vacuum",
+    "fsync_dir", "move_files", "publish_version", "range_stem", "remove_unlisted", "write_bytes_atomic",
+    "write_date_partitions", "write_parquet_atomic", "write_partitioned", "empty_select", "files_select",
+    "folder_select", "listed_select", "sql_string", "VacuumReport", "Version", "list_versions", "maintenance", "vacuum",
 ]
 
 _LAZY = {
-    **dict.fromkeys(["WrittenFile", "describe_files", "discard", "move_files", "publish_version", "remove_unlisted",
-                     "write_bytes_atomic", "write_date_partitions", "write_parquet_atomic", "write_partitioned"], ".writer"),
+    **dict.fromkeys(["WrittenFile", "describe_files", "discard", "fsync_dir", "move_files", "publish_version",
+                     "remove_unlisted", "write_bytes_atomic", "write_date_partitions", "write_parquet_atomic",
+                     "write_partitioned"], ".writer"),
     **dict.fromkeys(["Version", "list_versions"], ".versions"),
     **dict.fromkeys(["VacuumReport", "maintenance", "vacuum"], ".vacuum"),
 }

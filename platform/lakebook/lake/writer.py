@@ -35,7 +35,8 @@ class WrittenFile:
     max_ingested_at: datetime | None
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a folder's entries (a rename, a new or deleted file) durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -56,7 +57,7 @@ def write_bytes_atomic(data: bytes, path: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def write_parquet_atomic(table: pa.Table, path: Path, compression: str = "zstd") -> None:
@@ -73,7 +74,7 @@ def write_parquet_atomic(table: pa.Table, path: Path, compression: str = "zstd")
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _bounds(column: pa.ChunkedArray | None) -> tuple[datetime | None, datetime | None]:
@@ -191,7 +192,7 @@ def move_files(paths: list[Path], source: Path, target: Path) -> list[Path]:
         path.replace(destination)
         moved.append(destination)
     for folder in {p.parent for p in moved}:
-        _fsync_dir(folder)
+        fsync_dir(folder)
     return moved
 
 

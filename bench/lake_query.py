@@ -192,6 +192,8 @@ def build_ten_year_lake(source_root: Path, tmp: Path, log) -> tuple[Path, dict]:
     catalog = open_catalog(workspace)
     figures = {}
     for name, contract in workspace.contracts().items():
+        if not source.lake.table_dir("raw", name).is_dir():  # a source the replay sends nothing to (blobs, imports)
+            continue
         event_time = contract.contract.event_time
         rows = pq.read_table(source.lake.table_dir("raw", name), partitioning=None)
         shifted_columns = [f.name for f in rows.schema if pa.types.is_timestamp(f.type) and f.name != "_ingested_at"]

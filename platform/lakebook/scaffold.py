@@ -19,12 +19,13 @@ import yaml
 from .config import CONFIG_FILE
 from .contracts import Contract, infer_contract
 from .errors import ContractError, LakebookError
-from .names import IDENTIFIER_RULE, is_identifier
+from .names import IDENTIFIER_RULE, is_identifier, needs_quoting
 
 DEFAULT_SOURCE = "events"
 OWNER = "you@example.org"
 MAX_MEASURES = 3
 _NUMERIC = ("int32", "int64", "float32", "float64")
+_STARTER_COLUMNS = {"day", "events", "event_timestamp", "copy_number", "e"}  # what the starter's SQL names itself
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _GITIGNORE = "gitignore"
 _CONTRACT = "contracts/{{source}}.yaml"
@@ -82,16 +83,24 @@ def init_workspace(root: Path, source: str | None = None, sample: Path | None = 
 
 def choose(contract: Contract) -> Choices:
     """The entity: a required string field other than the event id, preferring one with an
-    enum of the most values (a device over a status); the measures: its numeric fields."""
+    enum of the most values (a device over a status); the measures: its numeric fields. The
+    starter's SQL names them bare, so fields named like a SQL keyword or like the transform's
+    own columns are not chosen."""
+    if needs_quoting(contract.event_time):
+        raise ContractError(f"contract {contract.name}: its event time field {contract.event_time!r} is a SQL keyword",
+                            hint="the starter queries name it bare: rename the field (e.g. event_at) in the "
+                                 "events or the contract")
+    usable = {name for name in contract.fields if not needs_quoting(name) and name not in _STARTER_COLUMNS}
     strings = [name for name, spec in contract.fields.items()
-               if spec.type == "string" and (spec.required or name in contract.entity_keys) and name != contract.event_id]
+               if spec.type == "string" and (spec.required or name in contract.entity_keys) and name != contract.event_id
+               and name in usable]
     if not strings:
         raise ContractError(f"contract {contract.name}: no required string field to group by",
                             hint="the starter pipeline aggregates per entity (a device, a user): add a required "
                                  "string field to the events or the contract")
     with_enum = [name for name in strings if contract.fields[name].enum]
     entity = max(with_enum, key=lambda name: len(contract.fields[name].enum)) if with_enum else strings[0]
-    numbers = [name for name, spec in contract.fields.items() if spec.type in _NUMERIC]
+    numbers = [name for name, spec in contract.fields.items() if spec.type in _NUMERIC and name in usable]
     numbers.sort(key=lambda name: not contract.fields[name].required)
     return Choices(entity, contract.event_time, tuple(numbers[:MAX_MEASURES]))
 
@@ -110,7 +119,7 @@ def _pipeline_values(table: str, choices: Choices) -> dict[str, str]:
     return {
         "entity": choices.entity, "event_time": choices.event_time, "aggregates": aggregates,
         "feature_fields": "\n".join(f'        Field(name="{c}", dtype=Float64),' for c in columns),
-        "chart_column": chart, "chart_title": f"Mean {choices.measures[0]}" if choices.measures else "Events",
+        "chart_column": chart, "feature_columns": repr(columns), "chart_title": f"Mean {choices.measures[0]}" if choices.measures else "Events",
     }
 
 

@@ -1,7 +1,8 @@
 """`lakebook init --from` makes a pipeline that runs: a sample of greenhouse readings becomes a
 contract, the real ingest server takes the events, `lakebook query` reads raw.greenhouse, the
 starter transform builds warehouse.greenhouse_daily, Feast serves its feature view from the
-online store, and the starter notebooks run with Papermill (as a job, and the dashboard)."""
+online store, and the starter notebooks run with Papermill (as a job, the training notebook
+tracked in MLflow, and the dashboard)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from ingest_support import NDJSON, ingest_server  # noqa: F401 - the fixture
 from lakebook.cli import cli
 
 pytestmark = pytest.mark.integration
-EVENTS = 96  # 32 hours from midnight: two UTC days, 24 readings per device
+EVENTS = 288  # four UTC days from midnight, 18 readings per device a day
+DAYS = ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"]
 
 
 def lakebook(root, *args: str) -> str:
@@ -58,20 +60,22 @@ def test_init_from_a_sample_gives_a_pipeline_that_runs(tmp_path, ingest_server):
         answer = http.post("/v1/events/greenhouse", content=body, headers=NDJSON).json()
     assert answer["accepted"] == EVENTS and answer["rejected"][0]["index"] == EVENTS
     assert "gh-attic" in answer["rejected"][0]["reasons"][0]
-    assert "flushed 96 events" in lakebook(root, "ingest", "flush")
+    assert f"flushed {EVENTS} events" in lakebook(root, "ingest", "flush")
 
     raw = lakebook(root, "query", "--format", "csv",
                    "SELECT device, count(*) AS n FROM raw.greenhouse GROUP BY 1 ORDER BY 1")
-    assert raw.splitlines() == ["device,n"] + [f"{d},24" for d in sorted(GREENHOUSE_DEVICES)]
+    assert raw.splitlines() == ["device,n"] + [f"{d},{EVENTS // 4}" for d in sorted(GREENHOUSE_DEVICES)]
 
     assert "warehouse.greenhouse_daily: ok" in lakebook(root, "transform", "run")
     daily = lakebook(root, "query", "--format", "csv",
                      "SELECT device, day, events, avg_temp_c FROM warehouse.greenhouse_daily ORDER BY device, day")
     rows = [line.split(",") for line in daily.splitlines()[1:]]
-    assert len(rows) == 8 and {r[1] for r in rows} == {"2026-03-01", "2026-03-02"}
+    assert len(rows) == 16 and sorted({r[1] for r in rows}) == DAYS
     north_day2 = [e["temp_c"] for e in events if e["device"] == "gh-north" and e["ts"].startswith("2026-03-02")]
-    assert rows[3][:3] == ["gh-north", "2026-03-02", str(float(len(north_day2)))]
-    assert float(rows[3][3]) == pytest.approx(sum(north_day2) / len(north_day2))
+    [north_row] = [r for r in rows if r[:2] == ["gh-north", "2026-03-02"]]
+    assert north_row[2] == str(float(len(north_day2)))
+    assert float(north_row[3]) == pytest.approx(sum(north_day2) / len(north_day2))
+    north_last = [e["temp_c"] for e in events if e["device"] == "gh-north" and e["ts"].startswith(DAYS[-1])]
 
     assert "feature_views: greenhouse_daily" in lakebook(root, "features", "apply")
     assert "greenhouse_daily: lakebook, 4 entities" in lakebook(root, "features", "materialize")
@@ -80,8 +84,8 @@ def test_init_from_a_sample_gives_a_pipeline_that_runs(tmp_path, ingest_server):
 
     online = feature_store(Workspace.load(root)).get_online_features(
         features=["greenhouse_daily:avg_temp_c", "greenhouse_daily:events"], entity_rows=[{"device": "gh-north"}]).to_dict()
-    assert online["events"] == [float(len(north_day2))]
-    assert online["avg_temp_c"][0] == pytest.approx(sum(north_day2) / len(north_day2))
+    assert online["events"] == [float(len(north_last))]  # the latest day
+    assert online["avg_temp_c"][0] == pytest.approx(sum(north_last) / len(north_last))
     # A model's training set, point in time: on 2026-03-02 only day 1 is known, from 2026-03-03 day 2.
     import pandas as pd
     from lakebook.features import training_set
@@ -98,11 +102,11 @@ def test_init_from_a_sample_gives_a_pipeline_that_runs(tmp_path, ingest_server):
     assert job.returncode == 0 and "succeeded" in job.stdout, job.stdout + job.stderr
     explore = cell_outputs(root / ".lakebook/runs/jobs/greenhouse_explore/1-1/output.ipynb")
     per_device = explore["%%lake -o per_device"]
-    assert all(re.search(rf"{d}\s+24\s", per_device) for d in GREENHOUSE_DEVICES), per_device
+    assert all(re.search(rf"{d}\s+{EVENTS // 4}\s", per_device) for d in GREENHOUSE_DEVICES), per_device
     assert "raw.greenhouse: last event" in per_device
-    assert "8 rows" in explore["%%lake -o daily"] and "warehouse.greenhouse_daily: last event" in explore["%%lake -o daily"]
+    assert "16 rows" in explore["%%lake -o daily"] and "warehouse.greenhouse_daily: last event" in explore["%%lake -o daily"]
     printed = next(text for source, text in explore.items() if source.startswith("print("))
-    assert "8 rows for 4 device values over the last 7 days" in printed
+    assert "16 rows for 4 device values over the last 7 days" in printed
 
     dashboard = root / "notebooks" / "10_greenhouse_dashboard.ipynb"
     papermill.execute_notebook(str(dashboard), str(tmp_path / "dashboard.ipynb"), cwd=str(dashboard.parent),
@@ -110,3 +114,25 @@ def test_init_from_a_sample_gives_a_pipeline_that_runs(tmp_path, ingest_server):
     shown = cell_outputs(tmp_path / "dashboard.ipynb")
     latest = next(text for source, text in shown.items() if source == "%%lake")
     assert "4 rows" in latest and all(d in latest for d in GREENHOUSE_DEVICES)
+
+    # The starter training notebook: labels from the next day, features point in time, an MLflow run.
+    trainer = root / "notebooks" / "02_train.ipynb"
+    papermill.execute_notebook(str(trainer), str(tmp_path / "train.ipynb"), cwd=str(trainer.parent),
+                               kernel_name="python3", progress_bar=False)
+    trained = cell_outputs(tmp_path / "train.ipynb")
+    printed = "\n".join(trained.values())
+    assert "12 labelled rows over 3 days" in printed and "training on 8 rows, scoring on 4" in printed, printed
+    scores = re.search(r"holdout MAE: ridge ([\d.]+), baseline \(tomorrow = today\) ([\d.]+)", printed)
+    assert scores, printed
+    import mlflow
+    from lakebook.ml import setup_mlflow
+
+    client = setup_mlflow(Workspace.load(root), "greenhouse")
+    [run] = mlflow.search_runs(experiment_names=["greenhouse"], output_format="list")
+    assert run.data.metrics["mae"] == pytest.approx(float(scores.group(1)), abs=1e-3)
+    assert run.data.metrics["baseline_mae"] == pytest.approx(float(scores.group(2)), abs=1e-3)
+    # the readings repeat with the sample's index, so a day's features foretell the next day better than
+    # the day itself does: the model wins and is registered as the first champion
+    assert float(scores.group(1)) < float(scores.group(2)), printed
+    assert "registered greenhouse_model v1: now @champion" in printed, printed
+    assert str(client.get_model_version_by_alias("greenhouse_model", "champion").version) == "1"

@@ -129,6 +129,19 @@ def test_entity_is_a_required_string_preferring_the_larger_enum():
         choose(contract(note={"type": "string"}))
 
 
+def test_fields_named_like_sql_keywords_or_the_starters_columns_are_not_chosen():
+    """The starter's SQL names its fields bare: `order`, `at` or `day` would break it."""
+    fields = {"id": {"type": "string", "required": True}, "ts": {"type": "timestamp", "required": True},
+              "order": {"type": "string", "required": True}, "day": {"type": "string", "required": True},
+              "site": {"type": "string", "required": True}, "at": {"type": "float64"}, "temp": {"type": "float64"}}
+    picked = choose(Contract(name="x", event_time="ts", event_id="id", fields=fields))
+    assert (picked.entity, picked.measures) == ("site", ("temp",))
+    with pytest.raises(ContractError, match="event time field 'at' is a SQL keyword"):
+        choose(Contract(name="x", event_time="at", event_id="id", fields={
+            "id": {"type": "string", "required": True}, "at": {"type": "timestamp", "required": True},
+            "site": {"type": "string", "required": True}}))
+
+
 def test_init_from_a_sample_writes_a_workspace_whose_files_load(tmp_path):
     from lakebook.jobs import load_jobs
     from lakebook.monitor import load_checks
@@ -153,7 +166,7 @@ def test_init_from_a_sample_writes_a_workspace_whose_files_load(tmp_path):
     assert "greenhouse.yaml" in checks["freshness_raw_greenhouse"].origin
     assert not checks["freshness_warehouse_greenhouse_daily"].enabled
     compile((root / "feature_repo" / "definitions.py").read_text(), "definitions.py", "exec")
-    for name in ("01_explore.ipynb", "10_greenhouse_dashboard.ipynb"):
+    for name in ("01_explore.ipynb", "02_train.ipynb", "10_greenhouse_dashboard.ipynb"):
         nbformat.validate(nbformat.read(root / "notebooks" / name, as_version=4))
     for path in root.rglob("*"):
         if path.is_file():

@@ -308,3 +308,29 @@ def test_vacuum_deletes_the_files_compaction_replaced_once_their_grace_is_over(w
     assert lake_ids(ws) == before and len(set(before)) == 20
     assert vacuum(ws, catalog, now=later).removed == []
     catalog.close()
+
+
+def test_the_ingest_service_vacuum_loop_runs_every_interval_until_stopped(workspace_dir):
+    from lakebook.ingest.maintenance import run_vacuums
+
+    ws = configured(workspace_dir, "    grace_s: 0\n")
+    ws.settings.lake.retention.interval_s = 0.05  # 60 s at least in lakebook.yaml
+    flush_small(ws, 0, 20)
+    catalog = open_catalog(ws)
+    originals = catalog.files("raw", "flights")
+    compact_lake(ws, "flights")
+    assert all(Path(p).exists() for p in originals)  # a compaction pass leaves them for a later one
+    stop = threading.Event()
+    loop = threading.Thread(target=run_vacuums, args=(ws, stop))
+    loop.start()
+    try:
+        for _ in range(200):
+            if not any(Path(p).exists() for p in originals):
+                break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        loop.join(timeout=10)
+    assert not loop.is_alive() and not any(Path(p).exists() for p in originals)
+    assert len(lake_ids(ws)) == 20
+    catalog.close()

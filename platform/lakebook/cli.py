@@ -210,7 +210,11 @@ def blobs_list(ctx, source, as_json) -> None:
     from .catalog import open_catalog
     from .ingest.landing import list_blobs
 
-    rows = list_blobs(open_catalog(_workspace(ctx)), source)
+    catalog = open_catalog(_workspace(ctx))
+    try:
+        rows = list_blobs(catalog, source)
+    finally:
+        catalog.close()
     _show(rows, as_json, "no blobs catalogued yet (PUT /v1/blobs/<source>/<name>, or a drop folder)",
           lambda rows: _print_table(["blob", "size", "stored (UTC)", "status", "rows", "rejected", "path"], [
               [f"{r['source']}/{r['name']}", _size(r["size"]), r["stored_at"].strftime("%Y-%m-%d %H:%M:%S"),
@@ -385,8 +389,12 @@ def lake_vacuum(ctx, dry_run, as_json) -> None:
     from .lake.vacuum import vacuum
 
     ws = _workspace(ctx)
-    with _console().status("vacuuming the lake (waits for a running transform or flush)"):
-        report = vacuum(ws, open_catalog(ws), dry_run=dry_run)
+    catalog = open_catalog(ws)
+    try:
+        with _console().status("vacuuming the lake (waits for a running transform or flush)"):
+            report = vacuum(ws, catalog, dry_run=dry_run)
+    finally:
+        catalog.close()
     if as_json:
         return _print_json(report.as_dict())
     root = ws.lake.root

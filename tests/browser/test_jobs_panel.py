@@ -48,7 +48,7 @@ def test_run_now_runs_the_job_and_its_output_opens(lab, page):
     row = panel.locator('[data-job="report"]')
     row.wait_for()
     assert row.locator('[data-cell="schedule"]').inner_text() == "0 6 * * * (Europe/Paris)"
-    assert re.fullmatch(r"next in \d+ h", row.locator('[data-cell="next"]').inner_text())
+    assert re.fullmatch(r"next in \d+ (h|min)", row.locator('[data-cell="next"]').inner_text())
     assert row.locator('[data-cell="last"]').inner_text() == "never run"
     panel.get_by_text("Scheduler running").wait_for(timeout=120_000)
 

@@ -119,6 +119,20 @@ def test_a_wrong_token_fails_at_once_with_the_reason_and_never_shows_the_token(s
         assert store.state("statuses").last_status == "failed"
 
 
+def test_a_next_link_to_another_host_is_refused_and_gets_no_credential(status_ws):
+    """The import is defined on localhost; the API's Link header names 127.0.0.1 (another origin
+    for a browser and for lakebook): the credential is not sent there."""
+    with StatusAPI(statuses(25)) as api:
+        add_import(status_ws, f"{api.url.replace('127.0.0.1', 'localhost')}/header/status",
+                   "{type: next_link}")
+        with pytest.raises(ImportFailed) as refused:
+            run_import(status_ws, "statuses")
+    assert "the credential is sent only there" in refused.value.message
+    assert "http://127.0.0.1:" in refused.value.message and len(api.requests) == 1
+    with ImportStore(status_ws) as store:
+        assert store.state("statuses").last_status == "failed"
+
+
 def test_retries_used_up_fail_naming_the_url_without_its_credential(status_ws):
     with StatusAPI(statuses(5), throttle={1, 2, 3, 4}, retry_after="0") as api:
         add_import(status_ws, f"{api.url}/linked/status", auth=f"{{param: api_key, env: {ENV}}}")

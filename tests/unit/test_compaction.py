@@ -334,3 +334,22 @@ def test_the_ingest_service_vacuum_loop_runs_every_interval_until_stopped(worksp
     assert not loop.is_alive() and not any(Path(p).exists() for p in originals)
     assert len(lake_ids(ws)) == 20
     catalog.close()
+
+
+def test_a_rollback_to_a_version_whose_input_position_compaction_merged_across_is_refused(batch_ws):
+    """Compaction plans around the latest runs' watermarks. An older version's watermark can then
+    lie inside a compacted file: an incremental run after rolling back to it could not read only
+    the files that version had not read, so the rollback says so instead of losing rows."""
+    from lakebook.errors import TransformError
+    from lakebook.transform.rollback import rollback
+
+    ws = batch_ws
+    flush_small(ws, 0, 30)
+    run_transforms(ws, ["flights_clean"])  # version 1, its watermark after these six files
+    flush_small(ws, 30, 60)
+    run_transforms(ws, ["flights_clean"], full_refresh=True)  # version 2 read all twelve
+    assert compact_lake(ws, "flights").partitions  # one file across version 1's watermark
+    with pytest.raises(TransformError, match="compaction has since merged files of raw.flights") as refused:
+        rollback(ws, "warehouse.flights_clean")
+    assert "--full-refresh" in refused.value.hint
+    assert clean_count(ws) == {"n": 60, "d": 60}  # version 2 still published

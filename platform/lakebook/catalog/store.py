@@ -454,6 +454,15 @@ class Catalog:
             row = self._row(session, zone, name)
             return {self._load(p) for p in session.scalars(select(FileRow.path).where(FileRow.table_id == row.id))}
 
+    def merged_across(self, qualified_name: str, watermark: int) -> bool:
+        """Whether a live compacted file of the table holds files up to ``watermark`` together
+        with files after it (a consumer at that watermark could not read only the new ones)."""
+        zone, _, name = qualified_name.partition(".")
+        with Session(self.engine) as session:
+            row = self._row(session, zone, name)
+            return session.scalar(select(func.count()).select_from(FileRow).where(
+                FileRow.table_id == row.id, _LIVE, _FIRST_ID <= watermark, _LAST_ID > watermark)) > 0
+
     def consumer_watermarks(self, qualified_name: str) -> set[int]:
         """The watermarks the transforms reading a table stored with their last successful
         run: the files up to each are read by one consumer, those after it not."""

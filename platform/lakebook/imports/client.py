@@ -82,7 +82,9 @@ class Fetcher:
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
         self.definition, self.sleep, self.clock = definition, sleep, clock
         self.headers, self.auth_params = _credential_in(definition.auth, credential)
-        self.client = httpx.Client(timeout=definition.timeout, follow_redirects=True)
+        self.origin = _origin(httpx.URL(str(definition.url)))
+        self.client = httpx.Client(timeout=definition.timeout, follow_redirects=True,
+                                   event_hooks={"request": [self._stay_on_origin]})
         self._next_at = 0.0
         self.retried = 0  # attempts that failed and were tried again, this run
 
@@ -116,6 +118,16 @@ class Fetcher:
             self.retried += 1
             self.sleep(wait)
         raise AssertionError("unreachable")
+
+    def _stay_on_origin(self, request: httpx.Request) -> None:
+        """Every request (a next link, a redirect) goes to the import's own origin when it
+        carries a credential: the credential is never sent to another host."""
+        if (self.headers or self.auth_params) and _origin(request.url) != self.origin:
+            scheme, host, port = _origin(request.url)
+            raise ImportFailed(
+                f"import {self.definition.name}: the API sent the next request to {scheme}://{host}:{port}, "
+                f"not to {self.origin[0]}://{self.origin[1]}:{self.origin[2]}: the credential is sent only there",
+                hint=f"check the API's next links and redirects (imports/{self.definition.name}.yaml)")
 
     def _url(self, request: PageRequest) -> httpx.URL:
         """The request's URL with its parameters and any credential parameter added to the query
@@ -162,3 +174,8 @@ def _credential_in(auth: Auth | None, credential: str | None) -> tuple[dict[str,
         value = f"{auth.scheme} {credential}" if auth.scheme else credential
         return {auth.header: value}, {}
     return {}, {auth.param: credential}
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the port filled in for http and https."""
+    return url.scheme, url.host, url.port or {"http": 80, "https": 443}.get(url.scheme)

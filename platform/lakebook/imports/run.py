@@ -20,6 +20,7 @@ from ..errors import ImportFailed, LakebookError
 from ..ingest import open_ingest_log
 from ..ingest.log import EVENTS
 from ..ingest.records import validate_to_records
+from ..redact import mask
 from .client import Fetcher, read_credential
 from .definitions import ImportDefinition, load_import
 from .jsonpath import find
@@ -74,7 +75,7 @@ def run_import(workspace, name: str, *, full: bool = False, progress: Callable[[
         try:
             _pull(workspace, store, definition, contract, request, top, credential, summary, progress)
         except Exception as exc:
-            store.failed(name, exc.message if isinstance(exc, LakebookError) else f"{type(exc).__name__}: {exc}")
+            store.failed(name, exc.message if isinstance(exc, LakebookError) else mask(f"{type(exc).__name__}: {exc}"))
             raise
     return summary
 

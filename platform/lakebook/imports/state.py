@@ -69,26 +69,26 @@ class ImportStore(CatalogTables):
             return {row.name: _state(row) for row in session.scalars(select(ImportStateRow))}
 
     def started(self, name: str) -> None:
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             row = _row(session, name)
             row.last_run_at, row.last_status = now_utc(), "running"
 
     def page_logged(self, name: str, resume: dict | None, accepted: int) -> None:
         """A page's records are in the ingest log: the next run starts at ``resume``."""
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             row = _row(session, name)
             row.resume, row.records = json.dumps(resume), row.records + accepted
 
     def finished(self, name: str, cursor: Any, summary: dict, accepted: int) -> None:
         """A run's last page is logged: its cursor becomes the import's, nothing to resume."""
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             row = _row(session, name)
             row.cursor, row.resume, row.records = json.dumps(cursor), "null", row.records + accepted
             row.last_status, row.last_summary = "succeeded", json.dumps(summary, default=str)
 
     def failed(self, name: str, error: str) -> None:
         """A run ended on an error; ``resume`` stays where its last logged page left it."""
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             row = _row(session, name)
             row.last_status, row.last_summary = "failed", json.dumps({"error": error})
 

@@ -49,8 +49,12 @@ def run_vacuums(workspace, stop: threading.Event) -> None:
     or finds a lock held is logged, and the next one tries again)."""
     interval = workspace.settings.lake.retention.interval_s
     while not stop.wait(interval):
-        catalog = open_catalog(workspace)
         try:
-            maintenance(workspace, catalog)
+            catalog = open_catalog(workspace)
+        except Exception:  # noqa: BLE001 - the service goes on; the next round tries again
+            log.exception("vacuum could not open the catalog; the next round tries again")
+            continue
+        try:
+            maintenance(workspace, catalog)  # logs a round that fails
         finally:
             catalog.close()

@@ -228,6 +228,19 @@ def _rewrite(workspace, info, partition: str, group: list[ManifestFile]):
     return WrittenFile(path, partition, table.num_rows, path.stat().st_size, low, high, None)
 
 
+def expired_replacements(catalog, grace_s: float, now: datetime | None = None) -> list[tuple[str, str, str, int]]:
+    """(zone, table, path, bytes) of the files compaction replaced more than ``grace_s`` ago
+    that are still on disk: no query planned since can be reading them."""
+    before = (now or datetime.now(timezone.utc)) - timedelta(seconds=grace_s)
+    found = []
+    for zone, name, path in catalog.replaced_files(removed_before=before):
+        try:
+            found.append((zone, name, path, Path(path).stat().st_size))
+        except FileNotFoundError:  # deleted by an earlier pass
+            continue
+    return found
+
+
 def remove_replaced(workspace, catalog, grace_s: float) -> list[str]:
     """Delete the files compaction replaced more than ``grace_s`` ago, and compacted files
     no catalog commit lists (a compaction killed before its commit); the paths deleted."""
@@ -238,12 +251,10 @@ def remove_replaced(workspace, catalog, grace_s: float) -> list[str]:
 def _remove_replaced(workspace, catalog, grace_s: float, on_step) -> list[str]:
     """``remove_replaced`` with the compaction lock held (no compaction is writing a file)."""
     removed = []
-    before = datetime.now(timezone.utc) - timedelta(seconds=grace_s)
-    for _, _, path in catalog.replaced_files(removed_before=before):
-        if Path(path).exists():
-            Path(path).unlink(missing_ok=True)
-            removed.append(path)
-            _step(on_step, "removing")
+    for _, _, path, _ in expired_replacements(catalog, grace_s):
+        Path(path).unlink(missing_ok=True)
+        removed.append(path)
+        _step(on_step, "removing")
     for info in catalog.tables():
         if info.zone not in COMPACTED_ZONES or "://" in info.location:
             continue

@@ -6,8 +6,8 @@
   runs: the transform lock is held throughout, so a version folder or staging folder of a run
   that is not ``ok`` is output of a run that died, and goes too.
 - Date partitions of quarantine (``quarantine_days``) and raw (``raw_days``) older than the
-  policy, under the flush lock (no flush adds a file meanwhile): their catalog rows first, in
-  one transaction per table, then the folders.
+  policy, under the flush and compaction locks (no flush adds a file, no compaction replaces
+  one meanwhile): their catalog rows first, in one transaction per table, then the folders.
 - Files compaction replaced more than ``lake.compaction.grace_s`` ago (their catalog rows stay
   as tombstones), under the compaction lock.
 
@@ -26,6 +26,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from .._proc import file_lock
+from .compaction import expired_replacements
 from .layout import APPEND_ONLY_ZONES, PARTITION_KEY, ZONES
 from .versions import Version, list_versions
 
@@ -107,13 +108,14 @@ def _vacuum(workspace, catalog, report: VacuumReport, wait: bool, now: datetime)
             report.busy.append("versions (a transform is running)")
     retention = workspace.settings.lake.retention
     days = {zone: d for zone, d in (("quarantine", retention.quarantine_days), ("raw", retention.raw_days)) if d}
-    if days:
-        with file_lock(workspace.flush_lock_path, wait=wait) as locked:
-            if locked:
+    if days:  # no flush adds a file to a partition, and no compaction replaces one, while it goes
+        with file_lock(workspace.compaction_lock_path, wait=wait) as compacting_not, \
+                file_lock(workspace.flush_lock_path, wait=wait) as flushing_not:
+            if compacting_not and flushing_not:
                 for zone, kept_days in days.items():
                     _vacuum_partitions(workspace, catalog, zone, kept_days, report, now.date())
             else:
-                report.busy.append("partitions (a flush is running)")
+                report.busy.append("partitions (a flush or a compaction is running)")
 
 
 def maintenance(workspace, catalog) -> VacuumReport | None:
@@ -131,14 +133,8 @@ def maintenance(workspace, catalog) -> VacuumReport | None:
 
 
 def _vacuum_replaced(workspace, catalog, report: VacuumReport, now: datetime) -> None:
-    """The files compaction replaced before its grace period: no query planned since can
-    still be reading them."""
-    before = now - timedelta(seconds=workspace.settings.lake.compaction.grace_s)
-    for zone, name, path in catalog.replaced_files(removed_before=before):
-        try:
-            size = Path(path).stat().st_size
-        except FileNotFoundError:  # deleted by a compaction pass already
-            continue
+    """The files compaction replaced before its grace period (compaction.expired_replacements)."""
+    for zone, name, path, size in expired_replacements(catalog, workspace.settings.lake.compaction.grace_s, now):
         if not report.dry_run:
             Path(path).unlink(missing_ok=True)
         report.removed.append(Removed("replaced", f"{zone}.{name}", path, 1, size))

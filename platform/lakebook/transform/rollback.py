@@ -117,7 +117,14 @@ def _watermarks(catalog: Catalog, info: TableInfo, target: Version) -> dict[str,
     if not runs:  # without watermarks the next incremental run would add every input again
         raise TransformError(f"{info.qualified_name}: the catalog knows no finished run that wrote {target.name}",
                              hint="run `lakebook transform run --full-refresh` to rebuild the table instead")
-    return runs[-1]["watermarks"]
+    watermarks = runs[-1]["watermarks"]
+    merged = sorted(name for name, mark in watermarks.items() if catalog.merged_across(name, int(mark)))
+    if merged:  # compaction planned its files around the newer runs' positions, not this version's
+        raise TransformError(
+            f"{info.qualified_name}: cannot roll back to {target.name}: compaction has since merged files of "
+            f"{', '.join(merged)} that version had read with files it had not, so the next incremental run "
+            "could not read only the new ones", hint=f"rebuild instead: lakebook transform run {info.name} --full-refresh")
+    return watermarks
 
 
 def _columns(info: TableInfo, written) -> tuple[ColumnInfo, ...]:

@@ -508,7 +508,7 @@ def test_a_server_started_with_a_broken_contract_serves_the_other_sources(worksp
         error = assert_error(refused, 503)["error"]
         assert "must have type timestamp" in error["hint"] and refused.headers["retry-after"] == "30"
         assert http.post("/v1/events/flights", content=ndjson([flight(0)]), headers=NDJSON).status_code == 200
-        assert http.get("/health").json()["sources"] == ["flights", "predictions"]
+        assert http.get("/health").json()["sources"] == ["flights", "planes", "predictions"]
         path.write_text(text)  # fixed: served from the next request on, no restart
         assert http.post("/v1/events/weather", content=ndjson([weather(0)]), headers=NDJSON).status_code == 200
         wait_for(lambda: read_lake(workspace_dir, "raw", "weather"), "weather to reach the lake")

@@ -91,9 +91,9 @@ async def test_catalog_lists_zones_tables_columns_rows_and_freshness(jp_fetch):
     doc = await get_json(jp_fetch, "catalog")
     assert doc["workspace"] == "panel"
     _iso(doc["generated_at"])
-    assert [z["name"] for z in doc["zones"]] == ["quarantine", "raw", "warehouse"]
+    assert [z["name"] for z in doc["zones"]] == ["blobs", "quarantine", "raw", "warehouse"]
     raw = {t["name"]: t for z in doc["zones"] if z["name"] == "raw" for t in z["tables"]}
-    assert list(raw) == ["raw.flights", "raw.predictions", "raw.weather"]
+    assert list(raw) == ["raw.flights", "raw.planes", "raw.predictions", "raw.weather"]
     for zone in doc["zones"]:
         names = [t["name"] for t in zone["tables"]]
         assert names == sorted(names) and all(t["zone"] == zone["name"] for t in zone["tables"])

@@ -18,8 +18,7 @@ import orjson
 import yaml
 
 from ..errors import ContractError
-from ..names import is_identifier
-from .model import RESERVED_NAMES, RESERVED_PREFIX, Contract, FieldSpec
+from .model import Contract, FieldSpec, allowed_field_name
 
 ENUM_MAX_VALUES = 10
 ENUM_MIN_EVENTS = 20
@@ -119,7 +118,7 @@ def _columns(events: list[dict[str, Any]]) -> dict[str, list[Any]]:
 
 
 def _field(name: str, values: list[Any], events: int, path: Path) -> FieldSpec:
-    if name.startswith(RESERVED_PREFIX) or not is_identifier(name) or name in RESERVED_NAMES:
+    if not allowed_field_name(name):
         raise ContractError(f"{path}: field name {name!r} cannot be a contract field",
                             hint="field names are lower case letters, digits and _, not starting with _, "
                                  "and not 'date'; rename it in the events")

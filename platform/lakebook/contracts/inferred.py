@@ -9,9 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import yaml
 
-from ..names import is_identifier
 from .loading import inferred_path
-from .model import RESERVED_NAMES, RESERVED_PREFIX
+from .model import allowed_field_name
 
 
 def arrow_field_type(data_type: pa.DataType) -> str:
@@ -36,7 +35,7 @@ def infer_fields(schema: pa.Schema) -> dict[str, dict]:
     fields = {}
     for column in schema:
         name = column.name
-        if not is_identifier(name) or name.startswith(RESERVED_PREFIX) or name in RESERVED_NAMES:
+        if not allowed_field_name(name):
             raise ValueError(f"column {name!r} cannot be a contract field (lower case, no leading _, not 'date')")
         fields[name] = {"type": arrow_field_type(column.type)}
     return fields

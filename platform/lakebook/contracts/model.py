@@ -26,6 +26,12 @@ RESERVED_PREFIX = "_"
 # The lake partitions by event date in folders named date=YYYY-MM-DD; a field of that name
 # would clash with the partition column readers add.
 RESERVED_NAMES = {"date"}
+
+
+def allowed_field_name(name: str) -> bool:
+    """Whether a contract field may have this name: an identifier, no leading ``_`` (the lake's
+    own columns), not a reserved name (the partition column)."""
+    return is_identifier(name) and not name.startswith(RESERVED_PREFIX) and name not in RESERVED_NAMES
 SourceKind = Literal["events", "blob"]
 BlobFormat = Literal["csv", "json", "ndjson", "parquet", "binary"]
 TABULAR_FORMATS = ("csv", "json", "ndjson", "parquet")

@@ -47,6 +47,7 @@ def test_run_now_runs_the_job_and_its_output_opens(lab, page):
     panel = open_jobs_panel(page)
     row = panel.locator('[data-job="report"]')
     row.wait_for()
+    assert row.locator('[data-cell="runs"]').inner_text() == "notebook notebooks/ok.ipynb"
     assert row.locator('[data-cell="schedule"]').inner_text() == "0 6 * * * (Europe/Paris)"
     assert re.fullmatch(r"next in \d+ (h|min)", row.locator('[data-cell="next"]').inner_text())
     assert row.locator('[data-cell="last"]').inner_text() == "never run"

@@ -8,7 +8,10 @@
 /** One job as `GET /lakebook/api/jobs` lists it. */
 export interface IJob {
   name: string;
-  notebook: string;
+  /** The notebook a notebook job runs (null for an import job). */
+  notebook: string | null;
+  /** The import (imports/NAME.yaml) an import job runs instead of a notebook. */
+  import?: string | null;
   schedule: string | null;
   timezone: string | null;
   after: string[];
@@ -175,6 +178,8 @@ export function triggerLabel(job: IJob): string {
 
 /** The cells of a job's row, as text. */
 export interface IJobCells {
+  /** What the job runs: its notebook, or the import it pulls. */
+  runs: string;
   schedule: string;
   next: string;
   last: string;
@@ -189,6 +194,7 @@ export function jobCells(job: IJob, now: Date): IJobCells {
       ? `next ${relativeTime(job.next_run, now)}`
       : 'no cron schedule';
   return {
+    runs: job.import ? `import ${job.import}` : `notebook ${job.notebook ?? ''}`,
     schedule: triggerLabel(job),
     next,
     last: statusLabel(job.last_status),

@@ -120,7 +120,7 @@ export class JobsPanel extends Widget {
 
   private _row(job: IJob, now: Date): HTMLElement {
     const cells = jobCells(job, now);
-    const cell = (name: 'schedule' | 'next' | 'last', kind = '') =>
+    const cell = (name: 'runs' | 'schedule' | 'next' | 'last', kind = '') =>
       h('span', { className: `lakebook-job-${name} ${kind}`, text: cells[name], attrs: { 'data-cell': name } });
     const open = this._open.has(job.name);
     const history = open ? this._history(job.name) : null;
@@ -129,10 +129,10 @@ export class JobsPanel extends Widget {
       attrs: { 'data-job': job.name, 'data-last-status': job.last_status ?? '', 'data-enabled': String(job.enabled) }
     }, [
       h('div', { className: 'lakebook-job-line' }, [
-        h('span', { className: 'lakebook-job-name', text: job.name, title: job.notebook }),
+        h('span', { className: 'lakebook-job-name', text: job.name, title: cells.runs }),
         cell('last', `lakebook-mod-${cells.lastKind}`)
       ]),
-      h('div', { className: 'lakebook-job-figures' }, [cell('schedule'), cell('next')]),
+      h('div', { className: 'lakebook-job-figures' }, [cell('runs'), cell('schedule'), cell('next')]),
       h('div', { className: 'lakebook-job-actions' }, [
         this._button('Run now', 'run', () => this._runNow(job.name), !job.enabled),
         this._button(job.enabled ? 'Disable' : 'Enable', 'toggle', () => setJobEnabled(job.name, !job.enabled)),

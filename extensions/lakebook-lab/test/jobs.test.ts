@@ -60,6 +60,7 @@ const PARAMETERS: INotebookParameter[] = [
 describe('a job row', () => {
   it('shows cron with its zone, the next run from now and the last status', () => {
     expect(jobCells(REPORT, NOW)).toEqual({
+      runs: 'notebook notebooks/report.ipynb',
       schedule: '0 6 * * * (Europe/Paris)',
       next: 'next in 17 h',
       last: 'timed out',
@@ -78,6 +79,8 @@ describe('a job row', () => {
       lastKind: 'none'
     });
     expect(jobCells({ ...REPORT, enabled: false }, NOW).next).toBe('disabled');
+    // an import job runs no notebook: its row names the import it pulls
+    expect(jobCells({ ...REPORT, notebook: null, import: 'airport_status' }, NOW).runs).toBe('import airport_status');
     expect(triggerLabel({ ...chained, after: [], on_update: [] })).toBe('manual only');
   });
 });

@@ -85,21 +85,21 @@ def as_lake_path(path) -> Path | S3Path:
 
 
 _lock = threading.Lock()
-_filesystems: dict[str, tuple] = {}  # bucket -> (S3Options, pyarrow S3FileSystem)
+_filesystems: dict[tuple, object] = {}  # (bucket, S3Options) -> pyarrow S3FileSystem
 
 
 def s3_filesystem(root: S3Path, environ: Mapping[str, str] | None = None):
     """The pyarrow filesystem of ``root``'s bucket (one per bucket per process, checked on
     first use: the bucket must exist and answer)."""
-    bucket = root.bucket
+    options = S3Options.from_env(environ)
+    key = (root.bucket, options)
     with _lock:
-        found = _filesystems.get(bucket)
-        if found is None:
-            options = S3Options.from_env(environ)
+        fs = _filesystems.get(key)
+        if fs is None:
             fs = _make_filesystem(options)
-            check_bucket(fs, bucket, options)
-            found = _filesystems[bucket] = (options, fs)
-    return found[1]
+            check_bucket(fs, root.bucket, options)
+            _filesystems[key] = fs
+    return fs
 
 
 def _make_filesystem(options: S3Options):

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from . import store
 from .layout import CURRENT, partition_name
 
 
@@ -101,17 +102,31 @@ def write_date_partitions(
     def write(day_part) -> WrittenFile:
         day, part = day_part
         path = table_dir / partition_name(day) / f"{file_stem}.parquet"
-        if not path.exists():
-            write_parquet_atomic(part, path, compression)
         low, high = _bounds(part.column(time_column))
         _, ingested = _bounds(part.column(ingested_column) if ingested_column else None)
-        return WrittenFile(path, partition_name(day), part.num_rows, path.stat().st_size, low, high, ingested)
+        return WrittenFile(path, partition_name(day), part.num_rows, _write_once(part, path, compression),
+                           low, high, ingested)
 
     parts = _split_by_date(table, time_column)
     if len(parts) == 1:
         return [write(parts[0])]
     with ThreadPoolExecutor(max_workers=min(_WRITERS, len(parts)), thread_name_prefix="lakebook-lake-write") as pool:
         return list(pool.map(write, parts))
+
+
+def _write_once(part: pa.Table, path: Path, compression: str) -> int:
+    """Write ``part`` as ``path`` unless a file is there already (an earlier try of the same
+    write); its size. On S3 the object is written under its final key in one PUT, which S3
+    shows whole or not at all."""
+    if store.is_s3(path):
+        size = store.size_or_none(path)
+        if size is None:
+            store.write_parquet(part, path, compression)
+            size = store.size_or_none(path)
+        return size
+    if not path.exists():
+        write_parquet_atomic(part, path, compression)
+    return path.stat().st_size
 
 
 def _split_by_date(table: pa.Table, time_column: str) -> list[tuple[date, pa.Table]]:

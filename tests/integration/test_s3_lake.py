@@ -1,0 +1,156 @@
+"""The lake on S3-compatible storage (``lake.root: s3://bucket/lake``) against a real local
+S3 server (moto's standalone server, tests/s3_support.py): events sent over HTTP to a real
+ingest server are flushed into the bucket, and ``lakebook query``, the query engine and the
+Lake panel's preview endpoint read them back from there; nothing is written to a local lake.
+Endpoint, region and credentials reach every process through the environment only."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import orjson
+import pytest
+from traitlets.config import Config
+
+from events import flight, weather
+from ingest_support import NDJSON, flush, ingest_server, make_workspace, ndjson  # noqa: F401 (ingest_server is a fixture)
+from s3_support import start_s3_server
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+FLIGHTS, WEATHER = 30, 6
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    server = start_s3_server(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3, monkeypatch) -> dict:
+    """This process and its children reach the S3 server through the environment alone."""
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    return s3.env
+
+
+@pytest.fixture
+def s3_ws(s3, s3_env, tmp_path) -> tuple[Path, str]:
+    """A workspace whose lake is ``s3://<a fresh bucket>/lake``."""
+    bucket = s3.create_bucket(f"lake-{uuid.uuid4().hex[:12]}")
+    root = make_workspace(tmp_path / "ws", f"name: s3lake\nlake:\n  root: s3://{bucket}/lake\n")
+    (root / "notebooks").mkdir()
+    return root, bucket
+
+
+def lakebook(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lakebook", *args], cwd=root, capture_output=True, text=True,
+                          timeout=120)
+
+
+def local_parquet(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*.parquet")]
+
+
+def test_events_sent_over_http_are_flushed_into_the_bucket_and_queried_from_there(s3, s3_ws, ingest_server):
+    root, bucket = s3_ws
+    server = ingest_server(root, flush_interval_s=60)
+    with server.client() as http:
+        sent = http.post("/v1/events/flights", content=ndjson([flight(i) for i in range(FLIGHTS)]), headers=NDJSON)
+        wx = http.post("/v1/events/weather", json=[weather(i) for i in range(WEATHER)])
+        bad = http.post("/v1/events/flights", content=orjson.dumps([flight(99, carrier=None)]),
+                        headers={"content-type": "application/json"})
+    assert (sent.status_code, wx.status_code) == (200, 200), (sent.text, wx.text)
+    assert bad.status_code in (200, 207, 422) and bad.json()["rejected"], bad.text
+
+    report = flush(root)
+    assert report.events == FLIGHTS + WEATHER and report.rejected == 1 and not report.failed
+    keys = s3.keys(bucket)
+    assert {k.split("/date=")[0] for k in keys} == {"lake/raw/flights", "lake/raw/weather", "lake/quarantine/flights"}
+    assert all(k.startswith("lake/") and k.endswith(".parquet") for k in keys)
+    assert flush(root).events == 0 and sorted(s3.keys(bucket)) == sorted(keys)  # nothing written twice
+    assert local_parquet(root) == [] and not (root / ".lakebook" / "lake").exists()
+
+    answer = lakebook(root, "query", "SELECT count(*) AS n, count(DISTINCT flight) AS f, min(date) AS d "
+                                     "FROM raw.flights", "--format", "json")
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout) == [{"n": FLIGHTS, "f": FLIGHTS, "d": "2013-01-01T00:00:00.000"}]
+    weather_rows = lakebook(root, "query", "SELECT count(*) AS n FROM raw.weather", "--format", "json")
+    assert json.loads(weather_rows.stdout) == [{"n": WEATHER}], weather_rows.stderr
+    quarantined = lakebook(root, "query", "SELECT count(*) AS n FROM quarantine.flights", "--format", "json")
+    assert json.loads(quarantined.stdout) == [{"n": 1}], quarantined.stderr
+
+
+def test_the_catalog_stores_lake_files_relative_to_the_bucket_root(s3_ws):
+    from events import log_events
+    from lakebook.catalog import open_catalog
+    from lakebook.workspace import Workspace
+
+    root, bucket = s3_ws
+    ws = Workspace.load(root)
+    assert not log_events(ws, "flights", [flight(i) for i in range(5)])["rejected"]
+    flush(root)
+    catalog = open_catalog(ws)
+    try:
+        files = catalog.files("raw", "flights")
+        assert files == [f"s3://{bucket}/lake/raw/flights/date=2013-01-01/part-000000000001-000000000001.parquet"]
+        with catalog.engine.connect() as con:
+            stored = [r[0] for r in con.exec_driver_sql("SELECT path FROM files")]
+        assert stored == ["raw/flights/date=2013-01-01/part-000000000001-000000000001.parquet"]
+        assert catalog.table("raw.flights").row_count == 5
+    finally:
+        catalog.close()
+
+
+def test_a_missing_bucket_and_a_dead_endpoint_are_clear_errors_without_secrets(s3, s3_env, tmp_path, monkeypatch):
+    from events import log_events
+    from lakebook.errors import LakeUnavailable
+    from lakebook.lake import store
+    from lakebook.workspace import Workspace
+
+    root = make_workspace(tmp_path / "ws", "name: s3lake\nlake:\n  root: s3://no-such-bucket-here/lake\n")
+    ws = Workspace.load(root)
+    assert not log_events(ws, "flights", [flight(0)])["rejected"]
+    report = flush(root)
+    assert report.events == 0 and [f.source for f in report.failed] == ["flights"]
+    assert "bucket 'no-such-bucket-here' does not exist at " + s3.endpoint in report.failed[0].error
+    with pytest.raises(LakeUnavailable, match="does not answer") as info:
+        store.check_bucket(store._make_filesystem(store.S3Options("http://127.0.0.1:9", "us-east-1")), "b",
+                           store.S3Options("http://127.0.0.1:9", "us-east-1"))
+    assert s3_env["AWS_SECRET_ACCESS_KEY"] not in str(info.value) and "AWS_ENDPOINT_URL" in info.value.hint
+
+
+# -- the Lake panel's preview, on a real Jupyter server --------------------------------------
+@pytest.fixture
+def jp_root_dir(s3_ws) -> Path:
+    from events import log_events
+    from lakebook.workspace import Workspace
+
+    root, _ = s3_ws
+    ws = Workspace.load(root)
+    assert not log_events(ws, "flights", [flight(i) for i in range(FLIGHTS)])["rejected"]
+    flush(root)
+    return root / "notebooks"
+
+
+@pytest.fixture
+def jp_server_config() -> Config:
+    return Config({"ServerApp": {"jpserver_extensions": {"lakebook": True}}})
+
+
+@pytest.mark.usefixtures("jp_server_cleanup")
+async def test_the_preview_endpoint_reads_the_table_from_the_bucket(jp_fetch, jp_root_dir):
+    response = await jp_fetch("lakebook", "api", "tables", "raw.flights", "preview", params={"limit": 1000})
+    doc = json.loads(response.body)
+    assert response.code == 200 and doc["row_count"] == len(doc["rows"]) == FLIGHTS
+    detail = json.loads((await jp_fetch("lakebook", "api", "tables", "raw.flights")).body)
+    assert detail["row_count"] == FLIGHTS and detail["bytes"] > 0
+    assert local_parquet(jp_root_dir.parent) == []

@@ -23,6 +23,7 @@ from s3_support import start_s3_server
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 FLIGHTS, WEATHER = 30, 6
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +155,59 @@ async def test_the_preview_endpoint_reads_the_table_from_the_bucket(jp_fetch, jp
     detail = json.loads((await jp_fetch("lakebook", "api", "tables", "raw.flights")).body)
     assert detail["row_count"] == FLIGHTS and detail["bytes"] > 0
     assert local_parquet(jp_root_dir.parent) == []
+
+
+# -- DuckDB transforms and seeds ----------------------------------------------------------------
+SQL_TRANSFORMS = ["flights_clean", "weather_hourly", "prediction_outcomes", "prediction_quality"]
+
+
+def _example_workspace(root: Path, lake_root: str | None) -> Path:
+    import shutil
+
+    config = "name: t\n" + (f"lake:\n  root: {lake_root}\n" if lake_root else "")
+    make_workspace(root, config)
+    (root / "transforms").mkdir()
+    for name in SQL_TRANSFORMS:
+        shutil.copy(REPO / "transforms" / f"{name}.sql", root / "transforms")
+    shutil.copytree(REPO / "seeds", root / "seeds")
+    return root
+
+
+def _build(root: Path, first: int, count: int) -> list[tuple[str, str, int]]:
+    """Log ``count`` flights (two months) and weather, flush, load the seeds, run the SQL transforms."""
+    from events import log_events
+    from lakebook.transform import load_seeds, run_transforms
+    from lakebook.workspace import Workspace
+
+    ws = Workspace.load(root)
+    assert not log_events(ws, "flights", [flight(i, month=1 + i % 2) for i in range(first, first + count)])["rejected"]
+    assert not log_events(ws, "weather", [weather(i) for i in range(first, first + count // 5)])["rejected"]
+    assert not flush(root).failed
+    load_seeds(ws)
+    return [(r.name, r.status, r.rows) for r in run_transforms(ws, SQL_TRANSFORMS, engine="duckdb")]
+
+
+def _tables(root: Path) -> dict[str, list]:
+    from lakebook.query import LakeSession
+    from lakebook.workspace import Workspace
+
+    session = LakeSession(Workspace.load(root))
+    names = ["ref.airlines", "ref.airports", "ref.planes", *(f"warehouse.{n}" for n in SQL_TRANSFORMS)]
+    return {n: sorted(map(repr, session.query(f"SELECT * EXCLUDE (flight_id) FROM {n}" if n.endswith("flights_clean")
+                                               else f"SELECT * FROM {n}").table.to_pylist())) for n in names}
+
+
+def test_the_examples_duckdb_transforms_on_an_s3_lake_equal_those_on_a_local_lake(s3, s3_ws, tmp_path):
+    _, bucket = s3_ws
+    s3_root = _example_workspace(tmp_path / "on_s3", f"s3://{bucket}/lake")
+    local_root = _example_workspace(tmp_path / "local", None)
+    for first, count in ((0, 40), (40, 25)):  # the second run of flights_clean is incremental
+        on_s3, local = _build(s3_root, first, count), _build(local_root, first, count)
+        assert on_s3 == local and ("warehouse.flights_clean", "ok", count) in on_s3
+    assert _tables(s3_root) == _tables(local_root)
+    assert len(_tables(s3_root)["warehouse.flights_clean"]) == 65
+    keys = s3.keys(bucket, "lake/")
+    assert any(k.startswith("lake/warehouse/flights_clean/version-") for k in keys)
+    assert any(k.startswith("lake/ref/airlines/version-") for k in keys)
+    assert not any("/current" in k or ".tmp" in k for k in keys)
+    assert local_parquet(s3_root) == []

@@ -209,3 +209,54 @@ def register_with_duckdb(con, root) -> None:
     """Let a DuckDB connection read the lake when it is on S3 (nothing to do for a local lake)."""
     if isinstance(root, S3Path):
         con.register_filesystem(duckdb_filesystem(root))
+
+
+def read_schema(path: S3Path):
+    return read_metadata(path).schema.to_arrow_schema()
+
+
+def _info(folder: S3Path, recursive: bool):
+    import pyarrow.fs as pafs
+
+    selector = pafs.FileSelector(folder.fs_path, recursive=recursive, allow_not_found=True)
+    return filesystem_of(folder).get_file_info(selector)
+
+
+def list_files(folder: S3Path, suffix: str = ".parquet") -> list[S3Path]:
+    """The objects under ``folder`` whose name ends with ``suffix`` (a listing: for clean-up
+    and checks only; readers follow the catalog)."""
+    import pyarrow.fs as pafs
+
+    return sorted(S3Path("/" + i.path) for i in _info(folder, True)
+                  if i.type == pafs.FileType.File and i.base_name.endswith(suffix))
+
+
+def list_dirs(folder: S3Path) -> list[S3Path]:
+    """The "folders" (common prefixes) right under ``folder``."""
+    import pyarrow.fs as pafs
+
+    return sorted(S3Path("/" + i.path) for i in _info(folder, False) if i.type == pafs.FileType.Directory)
+
+
+def delete_dir(folder: S3Path) -> None:
+    """Delete every object under ``folder`` (nothing when there is none)."""
+    fs = filesystem_of(folder)
+    try:
+        fs.delete_dir_contents(folder.fs_path, missing_dir_ok=True)
+    except FileNotFoundError:
+        pass
+
+
+def delete_file(path: S3Path) -> None:
+    try:
+        filesystem_of(path).delete_file(path.fs_path)
+    except FileNotFoundError:
+        pass
+
+
+def modified(path: S3Path):
+    """When the object ``path`` was written (UTC)."""
+    from datetime import timezone
+
+    mtime = filesystem_of(path).get_file_info(path.fs_path).mtime
+    return mtime.astimezone(timezone.utc) if mtime.tzinfo else mtime.replace(tzinfo=timezone.utc)

@@ -16,6 +16,7 @@ import pyarrow as pa
 from ..catalog import TableInfo
 from ..errors import TransformError
 from ..lake import empty_select, files_select, write_partitioned
+from ..lake.store import register_with_duckdb
 from .definitions import Transform
 
 
@@ -49,6 +50,7 @@ class DuckDBTransformEngine:
         self.workspace = workspace
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET TimeZone = 'UTC'")
+        register_with_duckdb(self.con, workspace.lake.root)  # an S3 lake's inputs are read through pyarrow
 
     def bind(self, table: TableInfo, files: list[str]) -> None:
         self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.zone}")

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from ..config import set_library_defaults
-from ..errors import MissingDependency, TransformError
+from ..errors import MissingDependency, NotOnS3Lake, TransformError
 
 log = logging.getLogger("lakebook.transform.spark")
 _lock = threading.Lock()
@@ -43,9 +43,25 @@ def spark_conf(workspace) -> dict[str, str]:
     return conf
 
 
+# What Spark needs on its classpath to read and write s3a:// paths; the pyspark wheel ships neither.
+S3A_JARS = "org.apache.hadoop:hadoop-aws and com.amazonaws:aws-java-sdk-bundle"
+
+
+def refuse_s3_lake(workspace) -> None:
+    """Spark (transforms, feature jobs, ``--engine spark`` queries) is refused on an S3 lake:
+    it would read and write s3a:// paths, which need the hadoop-aws and AWS SDK jars on its
+    classpath, and lakebook does not stage Spark's files through a local cache yet."""
+    if workspace.lake_on_s3:
+        raise NotOnS3Lake(f"Spark is not supported on an S3 lake yet: Spark reaches S3 through s3a://, which needs "
+                          f"{S3A_JARS} on its classpath (pyspark ships neither), and lakebook does not yet pass "
+                          f"s3a:// paths to Spark", hint="run SQL transforms on DuckDB (--engine duckdb, or batch.engine: "
+                                                        "duckdb); README, \"The lake on S3-compatible storage\"")
+
+
 def spark_session(workspace):
     """The process's Spark session, created on first use and reused after."""
     global _session
+    refuse_s3_lake(workspace)
     with _lock:
         if _session is not None and _session._jsc is not None and not _session._jsc.sc().isStopped():
             return _session

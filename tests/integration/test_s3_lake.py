@@ -211,3 +211,25 @@ def test_the_examples_duckdb_transforms_on_an_s3_lake_equal_those_on_a_local_lak
     assert any(k.startswith("lake/ref/airlines/version-") for k in keys)
     assert not any("/current" in k or ".tmp" in k for k in keys)
     assert local_parquet(s3_root) == []
+
+
+def test_a_rollback_on_an_s3_lake_is_a_catalog_commit_and_spark_is_refused(s3, s3_ws, tmp_path):
+    from lakebook.errors import NotOnS3Lake
+    from lakebook.query import LakeSession
+    from lakebook.transform import kept_versions, rollback, run_transforms
+    from lakebook.workspace import Workspace
+
+    _, bucket = s3_ws
+    root = _example_workspace(tmp_path / "on_s3", f"s3://{bucket}/lake")
+    _build(root, 0, 40)
+    _build(root, 40, 25)  # weather_hourly (a full transform) has two versions now: 8 rows, then 13
+    ws = Workspace.load(root)
+    kept = kept_versions(ws, "warehouse.weather_hourly")
+    assert [(v.current, v.rows) for v in kept] == [(False, 8), (True, 13)]
+    target = rollback(ws, "warehouse.weather_hourly")
+    assert target.name == kept[0].name
+    read = LakeSession(ws).query("SELECT count(*) AS n FROM warehouse.weather_hourly").table.to_pylist()
+    assert read == [{"n": 8}]
+    assert [v.current for v in kept_versions(ws, "warehouse.weather_hourly")] == [True, False]
+    with pytest.raises(NotOnS3Lake, match="Spark is not supported on an S3 lake yet.*hadoop-aws"):
+        run_transforms(ws, ["weather_hourly"], engine="spark")  # refused before a JVM starts

@@ -108,3 +108,67 @@ def test_an_s3_root_with_credentials_from_an_environment_override_is_refused_too
     with pytest.raises(ConfigError, match="must not hold credentials") as info:
         load_settings(write(tmp_path, "name: x\n"), environ={"LAKEBOOK_LAKE__ROOT": "s3://AKIAEXAMPLE:wJalrXUtnFEMI@b/l"})
     assert "wJalrXUtnFEMI" not in str(info.value)
+
+
+# -- what needs a local lake folder is refused on an S3 lake, before it touches anything -------
+@pytest.fixture
+def s3_workspace(tmp_path, monkeypatch):
+    write(tmp_path, "name: s3\nlake:\n  root: s3://bucket/lake\n")
+    monkeypatch.chdir(tmp_path)
+    return Workspace.load(tmp_path, environ={})
+
+
+def test_compaction_and_vacuum_are_refused_on_an_s3_lake(s3_workspace):
+    from lakebook.lake.compaction import compact
+    from lakebook.lake.vacuum import vacuum
+
+    with pytest.raises(NotOnS3Lake, match="^compaction is not supported on an S3 lake yet") as info:
+        compact(s3_workspace, catalog=None)
+    assert "S3-compatible storage" in info.value.hint and info.value.http_status == 501
+    with pytest.raises(NotOnS3Lake, match="^vacuum is not supported on an S3 lake yet"):
+        vacuum(s3_workspace, catalog=None)
+
+
+def test_the_ingest_services_maintenance_rounds_do_not_run_on_an_s3_lake(s3_workspace, caplog):
+    import threading
+
+    from lakebook.ingest.maintenance import run_compactions, run_vacuums
+
+    never = threading.Event()  # a round would wait on it: returning at all means no round runs
+    run_compactions(s3_workspace, ingest_log=None, stop=never)
+    run_vacuums(s3_workspace, stop=never)
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "lake compaction is not supported on an S3 lake yet", "vacuum is not supported on an S3 lake yet"]
+
+
+def test_spark_is_refused_on_an_s3_lake_naming_the_jars_it_lacks(s3_workspace):
+    from lakebook.transform.spark import refuse_s3_lake  # spark_session's first step (tests/integration: the real one)
+
+    with pytest.raises(NotOnS3Lake, match="Spark is not supported on an S3 lake yet") as info:
+        refuse_s3_lake(s3_workspace)
+    assert "hadoop-aws" in info.value.message and "aws-java-sdk-bundle" in info.value.message
+    assert "--engine duckdb" in info.value.hint
+
+
+def test_feast_sources_the_stream_and_blobs_are_refused_on_an_s3_lake(s3_workspace):
+    from lakebook.features.store import lake_source
+    from lakebook.ingest.blobs import BlobStore
+    from lakebook.stream.job import StreamJob
+
+    with pytest.raises(NotOnS3Lake, match="a Feast source over warehouse.flights_clean"):
+        lake_source("warehouse.flights_clean")
+    with pytest.raises(NotOnS3Lake, match="the speed layer"):
+        StreamJob(s3_workspace)
+    with pytest.raises(NotOnS3Lake, match="storing blobs is not supported on an S3 lake yet"):
+        BlobStore(s3_workspace.lake.blobs_dir).put("planes", "a.csv", b"x", "text/csv")
+    with pytest.raises(NotOnS3Lake, match="reading a flushed range back"):
+        s3_workspace.lake.range_files("raw", "flights", 1, 2)
+
+
+def test_doctor_says_it_did_not_check_an_s3_lakes_files(s3_workspace):
+    from lakebook.doctor import report_lines, run_doctor
+
+    report = run_doctor(s3_workspace)
+    assert report.as_json()["not_checked"].startswith("the lake's files (s3://bucket/lake)")
+    assert "not checked: the lake's files (s3://bucket/lake): checking an S3 lake is not supported yet" in \
+        report_lines(report, fixing=False)

@@ -42,7 +42,7 @@ def version_run_id(name: str) -> int | None:
 
 def file_run_ids(folder: Path) -> set[int]:
     """The runs whose output files a version folder holds."""
-    return {int(m.group(1)) for p in folder.rglob("*.parquet") if (m := _RUN_FILE.match(p.name))}
+    return {int(m.group(1)) for p in _files(folder) if (m := _RUN_FILE.match(p.name))}
 
 
 def published_paths(table_dir: Path, location: str | Path | None) -> set[Path]:

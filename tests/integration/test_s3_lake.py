@@ -233,3 +233,28 @@ def test_a_rollback_on_an_s3_lake_is_a_catalog_commit_and_spark_is_refused(s3, s
     assert [v.current for v in kept_versions(ws, "warehouse.weather_hourly")] == [True, False]
     with pytest.raises(NotOnS3Lake, match="Spark is not supported on an S3 lake yet.*hadoop-aws"):
         run_transforms(ws, ["weather_hourly"], engine="spark")  # refused before a JVM starts
+
+
+def test_the_lake_magic_reads_an_s3_lake(s3_ws, monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from events import log_events
+    from lakebook.workspace import Workspace
+
+    root, _ = s3_ws
+    assert not log_events(Workspace.load(root), "flights",
+                          [flight(i, origin=("EWR", "JFK")[i % 2]) for i in range(FLIGHTS)])["rejected"]
+    flush(root)
+    monkeypatch.chdir(root)
+    ip = InteractiveShell.instance()
+    try:
+        ip.run_line_magic("load_ext", "lakebook")
+        result = ip.run_cell_magic("lake", "", "SELECT origin, count(*) AS n FROM raw.flights GROUP BY 1 ORDER BY 1")
+        assert result.table.to_pylist() == [{"origin": "EWR", "n": FLIGHTS // 2}, {"origin": "JFK", "n": FLIGHTS // 2}]
+        assert "raw.flights: last event" in repr(result)
+        tables = ip.run_line_magic("lake", "tables")
+        assert tables.set_index("table").loc["raw.flights", "rows"] == FLIGHTS
+        assert ip.run_cell_magic("lake", "", "SELECT count(*) AS n FROM blobs.planes").table.to_pylist() == [{"n": 0}]
+    finally:
+        ip.user_ns.clear()
+        InteractiveShell.clear_instance()

@@ -161,7 +161,7 @@ async def test_the_preview_endpoint_reads_the_table_from_the_bucket(jp_fetch, jp
 SQL_TRANSFORMS = ["flights_clean", "weather_hourly", "prediction_outcomes", "prediction_quality"]
 
 
-def _example_workspace(root: Path, lake_root: str | None) -> Path:
+def _example_workspace(root: Path, lake_root: str | None, *, feature_jobs: bool = False) -> Path:
     import shutil
 
     config = "name: t\n" + (f"lake:\n  root: {lake_root}\n" if lake_root else "")
@@ -169,11 +169,14 @@ def _example_workspace(root: Path, lake_root: str | None) -> Path:
     (root / "transforms").mkdir()
     for name in SQL_TRANSFORMS:
         shutil.copy(REPO / "transforms" / f"{name}.sql", root / "transforms")
+    if feature_jobs:  # the example's Spark feature jobs (Python transforms)
+        shutil.copy(REPO / "transforms" / "features.py", root / "transforms")
+        shutil.copytree(REPO / "feature_repo", root / "feature_repo")  # windows.yaml declares two of them
     shutil.copytree(REPO / "seeds", root / "seeds")
     return root
 
 
-def _build(root: Path, first: int, count: int) -> list[tuple[str, str, int]]:
+def _build(root: Path, first: int, count: int, engine: str = "duckdb", names=SQL_TRANSFORMS) -> list[tuple[str, str, int]]:
     """Log ``count`` flights (two months) and weather, flush, load the seeds, run the SQL transforms."""
     from events import log_events
     from lakebook.transform import load_seeds, run_transforms
@@ -184,15 +187,15 @@ def _build(root: Path, first: int, count: int) -> list[tuple[str, str, int]]:
     assert not log_events(ws, "weather", [weather(i) for i in range(first, first + count // 5)])["rejected"]
     assert not flush(root).failed
     load_seeds(ws)
-    return [(r.name, r.status, r.rows) for r in run_transforms(ws, SQL_TRANSFORMS, engine="duckdb")]
+    return [(r.name, r.status, r.rows) for r in run_transforms(ws, names, engine=engine)]
 
 
-def _tables(root: Path) -> dict[str, list]:
+def _tables(root: Path, extra: tuple[str, ...] = ()) -> dict[str, list]:
     from lakebook.query import LakeSession
     from lakebook.workspace import Workspace
 
     session = LakeSession(Workspace.load(root))
-    names = ["ref.airlines", "ref.airports", "ref.planes", *(f"warehouse.{n}" for n in SQL_TRANSFORMS)]
+    names = ["ref.airlines", "ref.airports", "ref.planes", *(f"warehouse.{n}" for n in SQL_TRANSFORMS), *extra]
     return {n: sorted(map(repr, session.query(f"SELECT * EXCLUDE (flight_id) FROM {n}" if n.endswith("flights_clean")
                                                else f"SELECT * FROM {n}").table.to_pylist())) for n in names}
 
@@ -216,7 +219,7 @@ def test_the_examples_duckdb_transforms_on_an_s3_lake_equal_those_on_a_local_lak
 def test_a_rollback_on_an_s3_lake_is_a_catalog_commit_and_spark_is_refused(s3, s3_ws, tmp_path):
     from lakebook.errors import NotOnS3Lake
     from lakebook.query import LakeSession
-    from lakebook.transform import kept_versions, rollback, run_transforms
+    from lakebook.transform import kept_versions, rollback, spark_session
     from lakebook.workspace import Workspace
 
     _, bucket = s3_ws
@@ -231,8 +234,8 @@ def test_a_rollback_on_an_s3_lake_is_a_catalog_commit_and_spark_is_refused(s3, s
     read = LakeSession(ws).query("SELECT count(*) AS n FROM warehouse.weather_hourly").table.to_pylist()
     assert read == [{"n": 8}]
     assert [v.current for v in kept_versions(ws, "warehouse.weather_hourly")] == [True, False]
-    with pytest.raises(NotOnS3Lake, match="Spark is not supported on an S3 lake yet.*hadoop-aws"):
-        run_transforms(ws, ["weather_hourly"], engine="spark")  # refused before a JVM starts
+    with pytest.raises(NotOnS3Lake, match="Spark is not supported on an S3 lake outside transforms.*hadoop-aws"):
+        spark_session(ws)  # refused before a JVM starts
 
 
 def test_the_lake_magic_reads_an_s3_lake(s3_ws, monkeypatch):
@@ -258,3 +261,23 @@ def test_the_lake_magic_reads_an_s3_lake(s3_ws, monkeypatch):
     finally:
         ip.user_ns.clear()
         InteractiveShell.clear_instance()
+
+
+FEATURES = ("features.origin_delays", "features.origin_weather", "features.carrier_daily", "features.plane_stats")
+
+
+def test_spark_transforms_and_feature_jobs_on_an_s3_lake_equal_those_on_a_local_lake(s3, s3_ws, tmp_path):
+    """Spark reads local copies of the bucket's files and its output is uploaded under the
+    version's key; the catalog commit publishes it (no s3a:// jars needed)."""
+    _, bucket = s3_ws
+    s3_root = _example_workspace(tmp_path / "on_s3", f"s3://{bucket}/lake", feature_jobs=True)
+    local_root = _example_workspace(tmp_path / "local", None, feature_jobs=True)
+    for first, count in ((0, 40), (40, 25)):  # the second run of flights_clean is incremental
+        on_s3 = _build(s3_root, first, count, "spark", None)
+        assert on_s3 == _build(local_root, first, count, "spark", None)
+        assert ("warehouse.flights_clean", "ok", count) in on_s3 and len(on_s3) == len(SQL_TRANSFORMS) + len(FEATURES)
+    assert _tables(s3_root, FEATURES) == _tables(local_root, FEATURES)
+    keys = s3.keys(bucket, "lake/")
+    assert {k.split("/")[1] + "." + k.split("/")[2] for k in keys if k.startswith("lake/features/")} == set(FEATURES)
+    assert local_parquet(s3_root / "transforms") == [] and not (s3_root / ".lakebook" / "lake").exists()
+    assert list((s3_root / ".lakebook" / "s3cache" / "_staging").rglob("*.parquet")) == []  # uploaded, then removed

@@ -141,13 +141,18 @@ def test_the_ingest_services_maintenance_rounds_do_not_run_on_an_s3_lake(s3_work
         "lake compaction is not supported on an S3 lake yet", "vacuum is not supported on an S3 lake yet"]
 
 
-def test_spark_is_refused_on_an_s3_lake_naming_the_jars_it_lacks(s3_workspace):
+def test_spark_on_an_s3_lake_is_refused_but_for_staged_transforms_on_a_local_master(s3_workspace, tmp_path):
     from lakebook.transform.spark import refuse_s3_lake  # spark_session's first step (tests/integration: the real one)
 
-    with pytest.raises(NotOnS3Lake, match="Spark is not supported on an S3 lake yet") as info:
+    with pytest.raises(NotOnS3Lake, match="Spark is not supported on an S3 lake outside transforms") as info:
         refuse_s3_lake(s3_workspace)
     assert "hadoop-aws" in info.value.message and "aws-java-sdk-bundle" in info.value.message
     assert "--engine duckdb" in info.value.hint
+    refuse_s3_lake(s3_workspace, staged=True)  # local[*]: the transform engine stages the files
+    write(tmp_path, "name: s3\nlake:\n  root: s3://bucket/lake\nbatch:\n  master: spark://10.0.0.5:7077\n")
+    on_a_cluster = Workspace.load(tmp_path, environ={})
+    with pytest.raises(NotOnS3Lake, match="with a cluster master"):
+        refuse_s3_lake(on_a_cluster, staged=True)
 
 
 def test_feast_sources_the_stream_and_blobs_are_refused_on_an_s3_lake(s3_workspace):

@@ -22,7 +22,6 @@ catalog; readers read the files the catalog lists, never a listing of the bucket
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Mapping
 
@@ -260,3 +259,48 @@ def modified(path: S3Path):
 
     mtime = filesystem_of(path).get_file_info(path.fs_path).mtime
     return mtime.astimezone(timezone.utc) if mtime.tzinfo else mtime.replace(tzinfo=timezone.utc)
+
+
+def upload(local: Path, path: S3Path) -> None:
+    """A local file as the object ``path`` (one PUT for a file below pyarrow's part size)."""
+    import shutil
+
+    with open(local, "rb") as source, filesystem_of(path).open_output_stream(path.fs_path) as target:
+        shutil.copyfileobj(source, target, 8 << 20)
+
+
+class LocalCopies:
+    """Local copies of an S3 lake's files, for an engine that reads only local paths (Spark
+    without s3a://): ``<root>/<bucket>/<key>``. A lake file is never rewritten with other
+    content (its key is unique to what it holds), so a copy, once whole, stays valid."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def path_of(self, path) -> Path:
+        path = as_lake_path(str(path))
+        return self.root / path.bucket / path.key
+
+    def fetch(self, path) -> Path:
+        """The local copy of ``path``, downloaded unless it is there already (written under a
+        temporary name and renamed: a copy cut short is never taken for a whole one)."""
+        import shutil
+
+        local = self.path_of(path)
+        if local.exists():
+            return local
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.download")
+        source = as_lake_path(str(path))
+        with filesystem_of(source).open_input_stream(source.fs_path) as stream, open(tmp, "wb") as out:
+            shutil.copyfileobj(stream, out, 8 << 20)
+        tmp.replace(local)
+        return local
+
+    def staging(self, label: str) -> Path:
+        """A local folder for output that is uploaded once written (emptied first)."""
+        import shutil
+
+        folder = self.root / "_staging" / label
+        shutil.rmtree(folder, ignore_errors=True)
+        return folder

@@ -194,7 +194,8 @@ class FeaturesSettings(_Section):
 
 class MLSettings(_Section):
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default SQLite in the state dir")
-    artifact_location: str | None = Field(None, description="default: mlflow/artifacts in the state dir")
+    artifact_location: str | None = Field(None, description=(
+        "default: mlflow/artifacts in the state dir, or <lake.root>/_mlflow/artifacts for a lake on S3"))
     experiment: str = "lakebook"
     ui_port: int = Field(5000, ge=1, le=65535)
 

@@ -281,3 +281,24 @@ def test_spark_transforms_and_feature_jobs_on_an_s3_lake_equal_those_on_a_local_
     assert {k.split("/")[1] + "." + k.split("/")[2] for k in keys if k.startswith("lake/features/")} == set(FEATURES)
     assert local_parquet(s3_root / "transforms") == [] and not (s3_root / ".lakebook" / "lake").exists()
     assert list((s3_root / ".lakebook" / "s3cache" / "_staging").rglob("*.parquet")) == []  # uploaded, then removed
+
+
+def test_mlflow_artifacts_go_beside_an_s3_lake(s3, s3_ws, tmp_path):
+    import mlflow
+
+    from lakebook.ml.tracking import artifact_location, setup_mlflow
+    from lakebook.workspace import Workspace
+
+    root, bucket = s3_ws
+    ws = Workspace.load(root)
+    assert artifact_location(ws) == f"s3://{bucket}/lake/_mlflow/artifacts"
+    client = setup_mlflow(ws, "s3-artifacts")
+    note = tmp_path / "note.txt"
+    note.write_text("kept beside the lake")
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(note), "notes")
+    assert any(k.startswith("lake/_mlflow/artifacts/s3-artifacts/") and k.endswith("notes/note.txt")
+               for k in s3.keys(bucket))
+    fetched = client.download_artifacts(run.info.run_id, "notes/note.txt", str(tmp_path / "back"))
+    assert Path(fetched).read_text() == "kept beside the lake"
+    assert not list((root / ".lakebook" / "mlflow").glob("artifacts*"))

@@ -8,6 +8,7 @@
     blobs/<source>/_catalog/date=YYYY-MM-DD/<name>.parquet   the blobs.<source> table: one row per blob
     _damaged/<zone>/<table>/...                       files `lakebook doctor --fix` set aside (unreadable)
     _vacuum/<zone>/<table>/...                        folders vacuum is deleting (what a crash left, removed next time)
+    _mlflow/artifacts/<experiment>/...                MLflow's artifacts, when the lake is on S3 (else in the state dir)
 
 Zones are the schemas queries name (``raw.flights``). No other module builds a lake path.
 """
@@ -83,6 +84,11 @@ class LakeLayout:
         ``_damaged/`` (outside every table's folder, so no query reads it; in the lake's own
         filesystem, so moving it there is one rename)."""
         return self.root / DAMAGED / Path(path).relative_to(self.root)
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        """Where MLflow keeps artifacts beside an S3 lake (outside every table's folder)."""
+        return self.root / "_mlflow" / "artifacts"
 
     @property
     def trash_dir(self) -> Path:

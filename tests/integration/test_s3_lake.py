@@ -302,3 +302,23 @@ def test_mlflow_artifacts_go_beside_an_s3_lake(s3, s3_ws, tmp_path):
     fetched = client.download_artifacts(run.info.run_id, "notes/note.txt", str(tmp_path / "back"))
     assert Path(fetched).read_text() == "kept beside the lake"
     assert not list((root / ".lakebook" / "mlflow").glob("artifacts*"))
+
+
+def test_monitor_checks_measure_the_files_of_an_s3_lake(s3_ws):
+    from events import log_events
+    from lakebook.monitor.engine import evaluate
+    from lakebook.workspace import Workspace
+
+    root, _ = s3_ws
+    (root / "monitors").mkdir()
+    (root / "monitors" / "checks.yaml").write_text(
+        "checks:\n"
+        "  - {check: missing_share(raw.flights.arr_delay), warn: '> 10%', for: 0}\n"
+        "  - {check: row_count(raw.flights), fail: '< 1'}\n")
+    ws = Workspace.load(root)
+    log_events(ws, "flights", [flight(i) for i in range(6)] + [flight(6, arr_delay=None)])
+    flush(root)
+    results = {c.name: r for c, r, _ in evaluate(ws).results}
+    missing = results["missing_share_raw_flights_arr_delay"]
+    assert missing.value == pytest.approx(100 / 7) and missing.state == "firing", missing.detail
+    assert results["row_count_raw_flights"].value == 7

@@ -419,6 +419,7 @@ def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = 
         raise ConfigError(_describe(exc, source, overrides)) from None
     if "://" in settings.lake.root:  # an s3:// root lakebook cannot use fails here, not at the first flush
         parse_lake_root(settings.lake.root)
+        remember(environ.get(name, "") for name in S3_SECRET_ENV)  # masked in every error and log line
     if settings.ingest.tokens_file is not None:
         secrets = _read_tokens_file(settings.ingest.tokens_file, "ingest.tokens_file")
         settings.ingest.tokens = _merge_tokens(settings.ingest.tokens, secrets)
@@ -451,6 +452,7 @@ def _refuse_secrets(raw: dict[str, Any], config_path: Path) -> None:
 # Where an S3 lake's endpoint and region are read from, first found first (as the AWS SDKs do).
 S3_ENDPOINT_ENV = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 S3_REGION_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION")
+S3_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 @dataclass(frozen=True)

@@ -177,3 +177,12 @@ def test_doctor_says_it_did_not_check_an_s3_lakes_files(s3_workspace):
     assert report.as_json()["not_checked"].startswith("the lake's files (s3://bucket/lake)")
     assert "not checked: the lake's files (s3://bucket/lake): checking an S3 lake is not supported yet" in \
         report_lines(report, fixing=False)
+
+
+def test_an_s3_lakes_secret_from_the_environment_is_masked_in_errors(tmp_path):
+    from lakebook.errors import LakebookError
+
+    load_settings(write(tmp_path, "lake:\n  root: s3://bucket/lake\n"),
+                  environ={"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3-secret-never-shown-42"})
+    error = LakebookError("the store said: bad signature for s3-secret-never-shown-42")
+    assert "s3-secret-never-shown-42" not in str(error) and "bad signature for" in str(error)

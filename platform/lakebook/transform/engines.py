@@ -151,8 +151,7 @@ def _move_spark_output(tmp: Path, folder: Path, stem: str) -> list[Path]:
     moved = []
     for i, part in enumerate(sorted(tmp.rglob("part-*.parquet"))):
         relative = part.parent.relative_to(tmp)
-        target = folder / relative.as_posix() / f"{stem}-{i:04d}.parquet" if is_s3(folder) else \
-            folder / relative / f"{stem}-{i:04d}.parquet"
+        target = folder / relative.as_posix() / f"{stem}-{i:04d}.parquet"
         if is_s3(target):
             upload(part, target)
         else:

@@ -1,7 +1,7 @@
 """A local S3-compatible server for the object-storage tests: moto's standalone server
 (`moto_server`, from the dev extras) in a process of its own on loopback.
 
-What it does not emulate (README, "When one machine is not enough"): S3's consistency and
+What it does not emulate (README, "The lake on S3-compatible storage"): S3's consistency and
 latency, request throttling (503 SlowDown), multipart limits, and credentials (any key pair
 is accepted). It keeps everything in memory: a stopped server loses its buckets.
 """

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Literal, Mapping, NamedTuple, get_args
 from urllib.parse import urlsplit
@@ -157,7 +158,9 @@ class CompactionSettings(_Section):
 
 
 class LakeSettings(_Section):
-    root: str = Field("lake", description="relative to the state dir, or an absolute path")
+    root: str = Field("lake", description=(
+        "relative to the state dir, an absolute path, or s3://bucket/prefix (an S3-compatible store: endpoint, "
+        "region and credentials from the environment, AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, ...)"))
     compression: str = Field("zstd", pattern="^(zstd|snappy|gzip|none)$")
     retention: RetentionSettings = Field(default_factory=RetentionSettings,
                                          description="old versions and partitions that vacuum removes")
@@ -191,7 +194,8 @@ class FeaturesSettings(_Section):
 
 class MLSettings(_Section):
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default SQLite in the state dir")
-    artifact_location: str | None = Field(None, description="default: mlflow/artifacts in the state dir")
+    artifact_location: str | None = Field(None, description=(
+        "default: mlflow/artifacts in the state dir, or <lake.root>/_mlflow/artifacts for a lake on S3"))
     experiment: str = "lakebook"
     ui_port: int = Field(5000, ge=1, le=65535)
 
@@ -406,12 +410,16 @@ def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = 
         _refuse_secrets(raw, config_path)
         _refuse_url_password(raw, config_path)
         _refuse_channel_secrets(raw, config_path)
+        _refuse_lake_credentials(raw, config_path)
     overrides = env_overrides(environ)
     merged = _deep_merge(raw, overrides)
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source, overrides)) from None
+    if "://" in settings.lake.root:  # an s3:// root lakebook cannot use fails here, not at the first flush
+        parse_lake_root(settings.lake.root)
+        remember(environ.get(name, "") for name in S3_SECRET_ENV)  # masked in every error and log line
     if settings.ingest.tokens_file is not None:
         secrets = _read_tokens_file(settings.ingest.tokens_file, "ingest.tokens_file")
         settings.ingest.tokens = _merge_tokens(settings.ingest.tokens, secrets)
@@ -439,6 +447,74 @@ def _refuse_secrets(raw: dict[str, Any], config_path: Path) -> None:
             key = ".".join(path)
             raise ConfigError(f"{config_path}: {key} must not be written in {CONFIG_FILE}",
                               hint=f"set {_env_name(path)} or put it in {path[0]}.tokens_file")
+
+
+# Where an S3 lake's endpoint and region are read from, first found first (as the AWS SDKs do).
+S3_ENDPOINT_ENV = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+S3_REGION_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION")
+S3_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """How to reach an S3 lake's bucket, from the environment (no secret is held here: the
+    credentials are pyarrow's default chain: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY,
+    AWS_PROFILE / AWS_SHARED_CREDENTIALS_FILE, an instance role)."""
+
+    endpoint: str | None
+    region: str | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "S3Options":
+        environ = os.environ if environ is None else environ
+        endpoint = next((environ[k] for k in S3_ENDPOINT_ENV if environ.get(k)), None)
+        region = next((environ[k] for k in S3_REGION_ENV if environ.get(k)), None)
+        return cls(endpoint, region)
+
+    @property
+    def shown_endpoint(self) -> str:
+        return self.endpoint or "AWS S3 (no AWS_ENDPOINT_URL set)"
+
+
+def parse_lake_root(text: str) -> tuple[str, str] | None:
+    """(bucket, prefix) of an ``s3://bucket/prefix`` lake root; None for a local root; a
+    ConfigError for an S3 root lakebook cannot use (no bucket, credentials in the URL, another
+    scheme)."""
+    if "://" not in text:
+        return None
+    scheme, _, rest = text.partition("://")
+    if scheme != "s3":
+        raise ConfigError(f"lake.root: the scheme {scheme}:// is not supported",
+                          hint="use a local folder or s3://bucket/prefix (an S3-compatible store)")
+    bucket, _, prefix = rest.partition("/")
+    if "@" in bucket or ":" in bucket:
+        raise ConfigError("lake.root must not hold credentials or a port",
+                          hint="give the endpoint in AWS_ENDPOINT_URL and the credentials in AWS_ACCESS_KEY_ID / "
+                               "AWS_SECRET_ACCESS_KEY (or a credentials file), not in lakebook.yaml")
+    if not bucket:
+        raise ConfigError("lake.root: s3:// needs a bucket", hint="e.g. lake.root: s3://my-bucket/lake")
+    return bucket, prefix.strip("/")
+
+
+# Keys an S3 client takes that must never be written in lakebook.yaml's lake section.
+_LAKE_CREDENTIAL_KEYS = ("access_key", "secret_key", "session_token", "aws_access_key_id", "aws_secret_access_key",
+                         "aws_session_token", "key", "secret", "token", "credentials", "profile", "endpoint",
+                         "endpoint_url", "endpoint_override", "region")
+
+
+def _refuse_lake_credentials(raw: dict[str, Any], config_path: Path) -> None:
+    """The S3 lake's credentials (and endpoint) come from the environment or a credentials
+    file, never from lakebook.yaml: a ConfigError naming where they belong (never the value)."""
+    lake = raw.get("lake")
+    found = [k for k in lake if str(k).lower() in _LAKE_CREDENTIAL_KEYS] if isinstance(lake, dict) else []
+    root = lake.get("root") if isinstance(lake, dict) else None
+    if isinstance(root, str) and "://" in root and "@" in root.split("://", 1)[1].split("/", 1)[0]:
+        found.append("root (credentials in the URL)")
+    if found:
+        raise ConfigError(f"{config_path}: lake.{found[0]} must not be written in {CONFIG_FILE}",
+                          hint="an S3 lake's endpoint, region and credentials come from the environment: "
+                               "AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or "
+                               "AWS_PROFILE / AWS_SHARED_CREDENTIALS_FILE")
 
 
 def _refuse_url_password(raw: dict[str, Any], config_path: Path) -> None:

@@ -50,6 +50,7 @@ class DoctorReport:
     tables: int = 0
     files: int = 0
     findings: list[Finding] = field(default_factory=list)
+    not_checked: str | None = None  # what was not looked at, and why (an S3 lake's files)
 
     @property
     def unresolved(self) -> list[Finding]:
@@ -57,13 +58,16 @@ class DoctorReport:
 
     def as_json(self) -> dict:
         return {"workspace": self.workspace, "ingest_log": self.ingest_log, "tables": self.tables, "files": self.files,
-                "problems": [asdict(f) for f in self.findings], "ok": not self.unresolved}
+                "problems": [asdict(f) for f in self.findings], "ok": not self.unresolved,
+                "not_checked": self.not_checked}
 
 
 def run_doctor(workspace, fix: bool = False) -> DoctorReport:
     """Check the ingest log and every catalog table's files; with ``fix``, set damaged files
     aside and drop missing ones from the catalog."""
     report = DoctorReport(str(workspace.root), str(workspace.ingest_log_path))
+    if workspace.lake_on_s3:
+        report.not_checked = f"the lake's files ({workspace.lake.root}): checking an S3 lake is not supported yet"
     catalog = open_catalog(workspace)
     try:
         with flush_lock(workspace):
@@ -161,6 +165,8 @@ def report_lines(report: DoctorReport, fixing: bool) -> list[str]:
     lines = [f"lakebook doctor — workspace {report.workspace}",
              f"ingest log: {'DAMAGED' if log_damaged else 'ok'} ({report.ingest_log})",
              f"catalog: {report.tables} tables, {report.files} files checked"]
+    if report.not_checked:
+        lines.append(f"not checked: {report.not_checked}")
     for f in report.findings:
         lines.append(f"{f.kind}: {f.table + ' ' if f.table else ''}{f.path}: {f.detail}")
         lines.append(f"  {'fixed' if f.fixed else 'to do'}: {f.action}")

@@ -201,6 +201,14 @@ class EndpointUnavailable(LakebookError, status=503):
     """A model endpoint that is not running or does not answer."""
 
 
+class LakeUnavailable(LakebookError, status=503):
+    """The lake's bucket cannot be used (missing, unreachable, access denied)."""
+
+
+class NotOnS3Lake(LakebookError, status=501):
+    """An operation that needs a local lake folder, asked of a lake on S3."""
+
+
 class CatalogUnavailable(LakebookError, status=503):
     """The catalog database cannot be reached or opened."""
 

@@ -97,9 +97,19 @@ class Workspace:
     @cached_property
     def lake(self) -> "LakeLayout":
         from .lake import LakeLayout
+        from .lake.store import S3Path, parse_root
 
+        if (bucket := parse_root(self.settings.lake.root)) is not None:  # s3://bucket/prefix
+            return LakeLayout(S3Path("/", *filter(None, [bucket[0], *bucket[1].split("/")])))
         root = Path(self.settings.lake.root)
         return LakeLayout(root if root.is_absolute() else self.state_dir / root)
+
+    @property
+    def lake_on_s3(self) -> bool:
+        """Whether ``lake.root`` is an S3 bucket (``s3://…``) rather than a local folder."""
+        from .lake.store import is_s3
+
+        return is_s3(self.lake.root)
 
     @cached_property
     def ingest_log_path(self) -> Path:
@@ -133,6 +143,8 @@ class Workspace:
     dashboards_dir = _StatePath("dashboards", doc="published dashboards' snapshots (<name>/<id>.html)")
     share_key_path = _StatePath("dashboards", "share.key", doc="the secret share tokens are signed with (0600)")
     query_spill_dir = _StatePath("query", "spill", doc="where the query engine spills what does not fit in memory")
+    s3_cache_dir = _StatePath("s3cache", doc="local copies of an S3 lake's files Spark reads, and its output before "
+                                             "upload (safe to delete between runs)")
 
     def log_path(self, name: str) -> Path:
         """The log file of a service or job (``ingest`` -> logs/ingest.log)."""
@@ -142,7 +154,8 @@ class Workspace:
         return Path(path) if Path(path).is_absolute() else self.state_dir / path
 
     def ensure_state(self) -> None:
-        for folder in (self.state_dir, self.lake.root, self.ingest_log_path.parent, self.logs_dir):
+        local_lake = [] if self.lake_on_s3 else [self.lake.root]  # a bucket has no folders to make
+        for folder in (self.state_dir, *local_lake, self.ingest_log_path.parent, self.logs_dir):
             folder.mkdir(parents=True, exist_ok=True)
 
     # -- contracts ---------------------------------------------------------------------------

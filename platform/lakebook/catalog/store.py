@@ -33,6 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from .._proc import enable_wal
 from ..errors import CatalogUnavailable, UnknownTable, did_you_mean
 from ..lake import WrittenFile
+from ..lake.store import is_s3
 from .info import ColumnInfo, TableInfo, stored_path
 
 
@@ -286,6 +287,9 @@ class Catalog:
             yield session
 
     def _store(self, path) -> str:
+        if is_s3(self.root) or is_s3(path):  # an S3 lake: its paths are s3:// URIs
+            text, root = str(path), f"{self.root}/"
+            return text[len(root):] if self.root is not None and text.startswith(root) else text
         path = Path(path)
         if self.root is not None and path.is_absolute() and path.is_relative_to(self.root):
             return path.relative_to(self.root).as_posix()

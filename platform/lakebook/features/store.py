@@ -21,6 +21,7 @@ from typing import Iterator
 import yaml
 
 from ..errors import FeatureStoreError, MissingDependency
+from ..lake.store import require_local
 from ..run_io import record
 from .newest_wins import keep_newest
 
@@ -96,6 +97,7 @@ def lake_source(table: str, *, timestamp_field: str = "event_timestamp", name: s
 
     workspace = _active[-1] if _active else Workspace.load()
     zone, _, table_name = table.partition(".")
+    require_local(workspace.lake.root, f"a Feast source over {table} (Feast reads a local `current` folder)")
     path = str(workspace.lake.current(zone, table_name))
     name = name or table.replace(".", "_")
     description = f"lakebook table {table}"

@@ -18,6 +18,7 @@ import orjson
 
 from ..errors import BadRequest, Conflict, InsufficientStorage, NotFound, out_of_space
 from ..lake import write_bytes_atomic
+from ..lake.store import require_local
 from .._proc import file_lock
 
 BLOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -42,6 +43,7 @@ class BlobStore:
 
     def put(self, source: str, name: str, data: bytes, content_type: str) -> tuple[dict, bool]:
         """Store a blob; returns (metadata, created). Same content again is a no-op."""
+        require_local(self.root, "storing blobs")
         path, meta_path = self._paths(source, name)
         digest = hashlib.sha256(data).hexdigest()
         try:

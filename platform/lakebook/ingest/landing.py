@@ -31,6 +31,7 @@ from ..catalog.sources import BLOB_TABLE_SCHEMA, register_blob_table, register_s
 from ..contracts import INGESTED_AT
 from ..errors import BlobUnreadable, UnknownTable
 from ..lake import write_date_partitions
+from ..lake.store import is_s3
 from .blob_rows import BlobRows, blob_schema, validate_blob
 from .records import QUARANTINE_SCHEMA
 
@@ -55,7 +56,7 @@ def pending_blobs(workspace, catalog, source: str) -> list[str]:
     manifest: a row file written by a flush that crashed before recording it is written
     again, as it was, and recorded), oldest first."""
     folder = workspace.lake.blobs_dir / source
-    if not folder.is_dir():
+    if is_s3(folder) or not folder.is_dir():
         return []
     try:
         landed = {Path(p).stem for p in catalog.files("blobs", source)}
@@ -68,6 +69,8 @@ def pending_blobs(workspace, catalog, source: str) -> list[str]:
 def blob_sources(workspace) -> list[str]:
     """Sources with a contract and at least one stored blob."""
     root = workspace.lake.blobs_dir
+    if is_s3(root):  # blobs are not stored in an S3 lake (BlobStore refuses them): none to land
+        return []
     contracts = workspace.contracts()
     return sorted(p.name for p in root.iterdir() if p.is_dir() and p.name in contracts) if root.is_dir() else []
 

@@ -35,6 +35,7 @@ from typing import Callable, Iterable, Protocol
 
 from .._proc import file_lock
 from ..errors import BadRequest, DamagedFile
+from .store import require_local
 
 log = logging.getLogger("lakebook.lake.compaction")
 
@@ -129,6 +130,7 @@ def compact(workspace, catalog, table: str | None = None, partition: str | None 
     ``grace_s`` ago and orphans. ``pinned(zone, name)``: file stems to leave alone, asked
     after the table's files are listed. ``on_progress(done, total, what)`` after each
     partition; ``on_step(step)`` at each of STEPS (crash tests stop the process there)."""
+    require_local(workspace.lake.root, "compaction")
     settings = workspace.settings.lake.compaction
     report = CompactionReport()
     with file_lock(workspace.compaction_lock_path):

@@ -8,6 +8,7 @@
     blobs/<source>/_catalog/date=YYYY-MM-DD/<name>.parquet   the blobs.<source> table: one row per blob
     _damaged/<zone>/<table>/...                       files `lakebook doctor --fix` set aside (unreadable)
     _vacuum/<zone>/<table>/...                        folders vacuum is deleting (what a crash left, removed next time)
+    _mlflow/artifacts/<experiment>/...                MLflow's artifacts, when the lake is on S3 (else in the state dir)
 
 Zones are the schemas queries name (``raw.flights``). No other module builds a lake path.
 """
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+
+from .store import as_lake_path, is_s3, require_local
 
 ZONES = ("raw", "quarantine", "ref", "warehouse", "features", "speed", "blobs")
 APPEND_ONLY_ZONES = ("raw", "quarantine", "speed", "blobs")  # files are only ever added; the other zones are replaced by version
@@ -43,6 +46,7 @@ class LakeLayout:
 
     def range_files(self, zone: str, name: str, seq_lo: int, seq_hi: int) -> list[Path]:
         """The files one flush of the ingest log wrote into a table (one per event date)."""
+        require_local(self.root, "reading a flushed range back (the bus forwarder, the speed layer)")
         return sorted(self.table_dir(zone, name).glob(f"{PARTITION_KEY}=*/{range_stem(seq_lo, seq_hi)}.parquet"))
 
     def version_dir(self, zone: str, name: str, version: int | str) -> Path:
@@ -51,7 +55,9 @@ class LakeLayout:
         return self.table_dir(zone, name) / f"{VERSION_PREFIX}{label}"
 
     def current(self, zone: str, name: str) -> Path:
-        """The stable path of a table's published version (Feast sources, ad-hoc Spark)."""
+        """The stable path of a table's published version (Feast sources, ad-hoc Spark). An S3
+        lake has no such link: its readers resolve the published version through the catalog."""
+        require_local(self.root, f"the `current` link of {zone}.{name}")
         return self.table_dir(zone, name) / CURRENT
 
     def staging(self, target: Path, label: str) -> Path:
@@ -60,6 +66,8 @@ class LakeLayout:
 
     def stagings(self, zone: str, name: str) -> list[Path]:
         """The staging folders in a table's folder: output of runs that are not published."""
+        if is_s3(self.root):  # nothing is staged on S3: a run writes under its version's unique key
+            return []
         folder = self.table_dir(zone, name)
         return [p for p in folder.glob(".*.tmp") if p.is_dir() and not p.is_symlink()] if folder.is_dir() else []
 
@@ -78,6 +86,11 @@ class LakeLayout:
         return self.root / DAMAGED / Path(path).relative_to(self.root)
 
     @property
+    def mlflow_artifacts(self) -> Path:
+        """Where MLflow keeps artifacts beside an S3 lake (outside every table's folder)."""
+        return self.root / "_mlflow" / "artifacts"
+
+    @property
     def trash_dir(self) -> Path:
         return self.root / TRASH
 
@@ -89,8 +102,8 @@ class LakeLayout:
     def table_of(self, path: str | Path) -> tuple[str, str] | None:
         """The (zone, table) a path under the lake belongs to, or None."""
         try:
-            parts = Path(path).relative_to(self.root).parts
-        except ValueError:
+            parts = as_lake_path(path).relative_to(self.root).parts
+        except (ValueError, TypeError):
             return None
         return (parts[0], parts[1]) if len(parts) >= 2 and parts[0] in ZONES else None
 

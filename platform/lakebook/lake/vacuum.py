@@ -28,6 +28,7 @@ from pathlib import Path
 from .._proc import file_lock
 from .compaction import expired_replacements
 from .layout import APPEND_ONLY_ZONES, PARTITION_KEY, ZONES
+from .store import require_local
 from .versions import Version, list_versions
 
 log = logging.getLogger("lakebook.lake.vacuum")
@@ -85,6 +86,7 @@ def expired_partitions(table_dir: Path, days: int, today: date) -> list[Path]:
 def vacuum(workspace, catalog, *, dry_run: bool = False, wait: bool = True, now: datetime | None = None) -> VacuumReport:
     """Remove what ``lake.retention`` does not keep (with ``dry_run``, only say what). Without
     ``wait``, a part whose lock is held (a transform running, a flush) is left for next time."""
+    require_local(workspace.lake.root, "vacuum")
     report = VacuumReport(dry_run)
     with file_lock(workspace.vacuum_lock_path, wait=wait) as locked:
         if locked:

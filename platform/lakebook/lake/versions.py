@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import store
 from .layout import CURRENT, VERSION_PREFIX
+from .store import as_lake_path, is_s3
 
 _RUN_FILE = re.compile(r"^run-(\d+)")  # the runner names every output file after its run
 
@@ -40,12 +42,14 @@ def version_run_id(name: str) -> int | None:
 
 def file_run_ids(folder: Path) -> set[int]:
     """The runs whose output files a version folder holds."""
-    return {int(m.group(1)) for p in folder.rglob("*.parquet") if (m := _RUN_FILE.match(p.name))}
+    return {int(m.group(1)) for p in _files(folder) if (m := _RUN_FILE.match(p.name))}
 
 
 def published_paths(table_dir: Path, location: str | Path | None) -> set[Path]:
     """The version folders a table publishes: the ``current`` link's target and the catalog's
     location (the same folder but in the moment between the catalog's commit and the link's move)."""
+    if is_s3(table_dir):  # no link on S3: the catalog's location is the published version
+        return {as_lake_path(str(location))} if location else set()
     link = table_dir / CURRENT
     paths = {Path(location).resolve()} if location else set()
     if link.is_symlink():
@@ -58,22 +62,48 @@ def list_versions(table_dir: Path, runs: list[dict], location: str | Path | None
     """The version folders of a table, oldest first. ``runs``: the table's runs (Catalog.runs);
     ``location``: the catalog's location of the table; without ``stats``, files, rows and bytes
     are not counted (left 0)."""
-    import pyarrow.parquet as pq
-
     by_id = {r["id"]: r for r in runs}
     current = published_paths(table_dir, location)
     found = []
-    for folder in table_dir.glob(f"{VERSION_PREFIX}*") if table_dir.is_dir() else []:
-        if not folder.is_dir() or folder.is_symlink():
-            continue
+    for folder in _version_folders(table_dir):
         run_id = version_run_id(folder.name)
         run = by_id.get(run_id)
-        files = [p for p in folder.rglob("*.parquet") if not p.name.startswith(".")] if stats else []
-        created = (run["finished_at"] or run["started_at"]) if run else \
-            datetime.fromtimestamp(folder.stat().st_mtime, timezone.utc)
+        files = _files(folder) if stats else []
+        created = (run["finished_at"] or run["started_at"]) if run else _folder_time(folder)
         found.append(Version(
             folder.name, folder, run_id, created,
             published=run is None or run["status"] == "ok",  # a run the catalog does not know is kept
-            current=folder.resolve() in current, files=len(files),
-            rows=sum(pq.read_metadata(p).num_rows for p in files), bytes=sum(p.stat().st_size for p in files)))
+            current=(folder if is_s3(folder) else folder.resolve()) in current, files=len(files),
+            rows=sum(_metadata(p).num_rows for p in files), bytes=sum(_size(p) for p in files)))
     return sorted(found, key=lambda v: (v.created, v.name))
+
+
+def _version_folders(table_dir: Path) -> list[Path]:
+    if is_s3(table_dir):
+        return [f for f in store.list_dirs(table_dir) if f.name.startswith(VERSION_PREFIX)]
+    folders = table_dir.glob(f"{VERSION_PREFIX}*") if table_dir.is_dir() else []
+    return [f for f in folders if f.is_dir() and not f.is_symlink()]
+
+
+def _files(folder: Path) -> list[Path]:
+    files = store.list_files(folder) if is_s3(folder) else folder.rglob("*.parquet")
+    return [p for p in files if not p.name.startswith(".")]
+
+
+def _folder_time(folder: Path) -> datetime:
+    """When a version folder without a run was made (an S3 prefix has no time of its own: its
+    newest object's)."""
+    if is_s3(folder):
+        times = [store.modified(p) for p in store.list_files(folder)]
+        return max(times) if times else datetime.fromtimestamp(0, timezone.utc)
+    return datetime.fromtimestamp(folder.stat().st_mtime, timezone.utc)
+
+
+def _metadata(path: Path):
+    import pyarrow.parquet as pq
+
+    return store.read_metadata(path) if is_s3(path) else pq.read_metadata(path)
+
+
+def _size(path: Path) -> int:
+    return store.size_or_none(path) or 0 if is_s3(path) else path.stat().st_size

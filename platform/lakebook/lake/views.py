@@ -162,6 +162,8 @@ _footer_schemas: dict[str, tuple[int, int, tuple]] = {}
 
 def _schema_key(path: str) -> tuple | None:
     """Column names and types from a Parquet file's footer; None when it cannot be read."""
+    if path.startswith("s3://"):
+        return _s3_schema_key(path)
     try:
         stat = os.stat(path)
     except OSError:
@@ -177,4 +179,21 @@ def _schema_key(path: str) -> tuple | None:
         return None  # counted as a schema of its own: the view keeps union_by_name
     key = tuple((f.name, str(f.type)) for f in schema)
     _footer_schemas[path] = (stat.st_size, stat.st_mtime_ns, key)
+    return key
+
+
+def _s3_schema_key(path: str) -> tuple | None:
+    """``_schema_key`` of an object in an S3 lake: its key is never written twice with other
+    rows (a key is unique to what it holds), so its footer is read once per process."""
+    cached = _footer_schemas.get(path)
+    if cached is not None:
+        return cached[2]
+    from .store import S3Path, read_metadata
+
+    try:
+        schema = read_metadata(S3Path(path)).schema.to_arrow_schema()
+    except (OSError, pa.ArrowException):
+        return None
+    key = tuple((f.name, str(f.type)) for f in schema)
+    _footer_schemas[path] = (0, 0, key)
     return key

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from . import store
 from .layout import CURRENT, partition_name
 
 
@@ -61,6 +62,9 @@ def write_bytes_atomic(data: bytes, path: Path) -> None:
 
 
 def write_parquet_atomic(table: pa.Table, path: Path, compression: str = "zstd") -> None:
+    if store.is_s3(path):  # one PUT: S3 shows an object whole or not at all
+        store.write_parquet(table, path, compression)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
@@ -101,17 +105,31 @@ def write_date_partitions(
     def write(day_part) -> WrittenFile:
         day, part = day_part
         path = table_dir / partition_name(day) / f"{file_stem}.parquet"
-        if not path.exists():
-            write_parquet_atomic(part, path, compression)
         low, high = _bounds(part.column(time_column))
         _, ingested = _bounds(part.column(ingested_column) if ingested_column else None)
-        return WrittenFile(path, partition_name(day), part.num_rows, path.stat().st_size, low, high, ingested)
+        return WrittenFile(path, partition_name(day), part.num_rows, _write_once(part, path, compression),
+                           low, high, ingested)
 
     parts = _split_by_date(table, time_column)
     if len(parts) == 1:
         return [write(parts[0])]
     with ThreadPoolExecutor(max_workers=min(_WRITERS, len(parts)), thread_name_prefix="lakebook-lake-write") as pool:
         return list(pool.map(write, parts))
+
+
+def _write_once(part: pa.Table, path: Path, compression: str) -> int:
+    """Write ``part`` as ``path`` unless a file is there already (an earlier try of the same
+    write); its size. On S3 the object is written under its final key in one PUT, which S3
+    shows whole or not at all."""
+    if store.is_s3(path):
+        size = store.size_or_none(path)
+        if size is None:
+            store.write_parquet(part, path, compression)
+            size = store.size_or_none(path)
+        return size
+    if not path.exists():
+        write_parquet_atomic(part, path, compression)
+    return path.stat().st_size
 
 
 def _split_by_date(table: pa.Table, time_column: str) -> list[tuple[date, pa.Table]]:
@@ -157,7 +175,7 @@ def describe_files(paths: list[Path], time_column: str | None, written_at=None) 
     """Row counts, sizes and event-time bounds of written Parquet files (from their footers)."""
     described = []
     for path in sorted(paths):
-        meta = pq.read_metadata(path)
+        meta = store.read_metadata(path) if store.is_s3(path) else pq.read_metadata(path)
         low = high = None
         if time_column and time_column in meta.schema.names:
             col = meta.schema.names.index(time_column)
@@ -167,14 +185,18 @@ def describe_files(paths: list[Path], time_column: str | None, written_at=None) 
                     low = stats.min if low is None else min(low, stats.min)
                     high = stats.max if high is None else max(high, stats.max)
         partition = path.parent.name if "=" in path.parent.name else ""
-        described.append(WrittenFile(path, partition, meta.num_rows, path.stat().st_size, low, high, written_at))
+        size = store.size_or_none(path) if store.is_s3(path) else path.stat().st_size
+        described.append(WrittenFile(path, partition, meta.num_rows, size, low, high, written_at))
     return described
 
 
 def publish_version(folder: Path) -> None:
     """Point the table's ``current`` link at ``folder`` (one atomic rename). The versions it
     replaced stay (a query may still read one, a rollback may return to one) until vacuum
-    removes those the retention policy does not keep."""
+    removes those the retention policy does not keep. An S3 lake has no link: the catalog's
+    commit of the version's files published it, and its readers follow the catalog."""
+    if store.is_s3(folder):
+        return
     table_dir = folder.parent
     tmp = table_dir / f".{CURRENT}.tmp"
     tmp.unlink(missing_ok=True)
@@ -199,6 +221,13 @@ def move_files(paths: list[Path], source: Path, target: Path) -> list[Path]:
 def remove_unlisted(folder: Path, pattern: str, listed: list[str]) -> list[Path]:
     """Remove the files under ``folder`` named like ``pattern`` that ``listed`` does not hold
     (the output of runs that never committed); the paths removed."""
+    if store.is_s3(folder):
+        keep = {str(p) for p in listed}
+        removed = [p for p in store.list_files(folder) if str(p) not in keep and p.match(pattern)
+                   and not p.name.startswith(".")]
+        for path in removed:
+            store.delete_file(path)
+        return removed
     keep = {Path(p) for p in listed}
     removed = [p for p in folder.rglob(pattern) if p not in keep and not p.name.startswith(".")]
     for path in removed:
@@ -208,4 +237,7 @@ def remove_unlisted(folder: Path, pattern: str, listed: list[str]) -> list[Path]
 
 def discard(folder: Path) -> None:
     """Remove a version folder that was never published (a failed run)."""
+    if store.is_s3(folder):
+        store.delete_dir(folder)
+        return
     shutil.rmtree(folder, ignore_errors=True)

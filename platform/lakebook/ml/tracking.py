@@ -23,7 +23,13 @@ def tracking_uri(workspace) -> str:
 
 
 def artifact_location(workspace) -> str:
-    return workspace.settings.ml.artifact_location or (workspace.mlflow_dir / "artifacts").as_uri()
+    """``ml.artifact_location``, else beside the lake when it is on S3 (MLflow's S3 artifact store
+    reads the endpoint and credentials from the same environment), else the state dir."""
+    if workspace.settings.ml.artifact_location:
+        return workspace.settings.ml.artifact_location
+    if workspace.lake_on_s3:
+        return str(workspace.lake.mlflow_artifacts)
+    return (workspace.mlflow_dir / "artifacts").as_uri()
 
 
 def setup_mlflow(workspace, experiment: str | None = None):

@@ -18,6 +18,7 @@ from ..catalog import open_catalog
 from ..catalog.info import stored_path
 from ..catalog.store import FileRow, TableRow, _parse
 from ..errors import MonitorDefinitionError, did_you_mean
+from ..lake.store import register_with_duckdb
 from .engine import format_seconds
 from .measure import Measurement
 
@@ -106,6 +107,7 @@ def missing_share(workspace, check, now: datetime) -> Measurement:
         return Measurement(None, "%", f"no {table} files added in the last {format_seconds(window)}", labels)
     quoted = '"' + column.replace('"', '""') + '"'
     with duckdb.connect() as con:
+        register_with_duckdb(con, workspace.lake.root)  # the files of an S3 lake are read through pyarrow
         rows, present = con.execute(f"SELECT count(*), count({quoted}) FROM read_parquet(?, union_by_name = true)",
                                     [files]).fetchone()
     if rows == 0:

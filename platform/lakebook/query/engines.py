@@ -38,6 +38,7 @@ import pyarrow as pa
 from ..catalog import CatalogSnapshot, TableInfo, open_catalog
 from ..errors import LakebookError, QueryError, ReadOnlyViolation, UnknownTable, closest
 from ..lake import APPEND_ONLY_ZONES, ZONES, folder_select, listed_select
+from ..lake.store import register_with_duckdb
 from .statements import READ_ONLY_HINT, SETTINGS_HINT, check_statement, quoted, spelled_names, tokens
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ class DuckDBEngine:
         self.workspace = workspace
         self._snapshot = CatalogSnapshot(workspace.catalog_url, workspace.lake.root, lambda: open_catalog(workspace),
                                          catalog)
+        self._on_s3 = workspace.lake_on_s3
         self._con = _locked_connection(workspace, getattr(config, "threads", None))
         self._views: dict[str, str] = {}
         self._built_from: dict[str, TableInfo] = {}
@@ -118,7 +120,8 @@ class DuckDBEngine:
         if table is None or (not check_files and self._built_from.get(name) == table):
             return False
         check_files = check_files or name in self._mixed
-        if table.zone in APPEND_ONLY_ZONES:  # its manifest: compaction swaps files in the catalog, in one commit
+        if table.zone in APPEND_ONLY_ZONES or self._on_s3:  # its manifest: compaction swaps files in the catalog,
+            # in one commit; on S3 every table is read from its manifest (a version's files, not a listing)
             definition = listed_select(self._snapshot.files(table), table.columns, check_files=check_files)
         else:  # a published version: its folder holds exactly its files
             definition = folder_select(Path(table.location), table.columns, check_files=check_files)
@@ -300,6 +303,7 @@ def _locked_connection(workspace, threads: int | None):
         con.execute(f"SET threads = {int(threads)}")
     for zone in ZONES:
         con.execute(f"CREATE SCHEMA {zone}")
+    register_with_duckdb(con, workspace.lake.root)  # an S3 lake's files are read through pyarrow's S3 filesystem
     con.execute("SET lock_configuration = true")
     return con
 

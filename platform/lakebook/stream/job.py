@@ -21,6 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ..errors import FeatureStoreError, LakebookError
+from ..lake.store import require_local
 from ..features.windows import duration_us, feature_definition, feature_definitions
 from .actors import Emission, SinkActor, SourceReader, ViewOperator
 from .inputs import plan_input
@@ -83,6 +84,7 @@ class StreamJob:
     """The actors of a workspace's stream and the threads driving them (Ray must be connected)."""
 
     def __init__(self, workspace, views: list[str] | None = None):
+        require_local(workspace.lake.root, "the speed layer (stream)")
         settings = workspace.settings.stream
         self.workspace, self.settings = workspace, settings
         chosen = [feature_definition(workspace, v) for v in views] if views else list(feature_definitions(workspace).values())

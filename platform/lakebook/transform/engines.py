@@ -16,6 +16,7 @@ import pyarrow as pa
 from ..catalog import TableInfo
 from ..errors import TransformError
 from ..lake import empty_select, files_select, write_partitioned
+from ..lake.store import LocalCopies, is_s3, register_with_duckdb, upload
 from .definitions import Transform
 
 
@@ -49,6 +50,7 @@ class DuckDBTransformEngine:
         self.workspace = workspace
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET TimeZone = 'UTC'")
+        register_with_duckdb(self.con, workspace.lake.root)  # an S3 lake's inputs are read through pyarrow
 
     def bind(self, table: TableInfo, files: list[str]) -> None:
         self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.zone}")
@@ -77,14 +79,21 @@ class SparkTransformEngine:
         from .spark import spark_session
 
         self.workspace = workspace
-        self.spark = spark_session(workspace)
+        # An S3 lake: Spark reads local copies of the input files (lake files are immutable, so
+        # a copy stays valid) and writes into a local folder, which is uploaded under the
+        # version's key; the runner's catalog commit then publishes it, as on DuckDB.
+        self.cache = LocalCopies(workspace.s3_cache_dir) if workspace.lake_on_s3 else None
+        self.spark = spark_session(workspace, staged=self.cache is not None)
         self.frames: dict[str, object] = {}
         self._views: list[str] = []
 
     def bind(self, table: TableInfo, files: list[str]) -> None:
         view = _flat_name(table.qualified_name)
+        base = table.location
+        if self.cache is not None:
+            files, base = [str(self.cache.fetch(f)) for f in files], str(self.cache.path_of(base))
         if files:
-            frame = self.spark.read.option("basePath", table.location).option("mergeSchema", "true").parquet(*files)
+            frame = self.spark.read.option("basePath", base).option("mergeSchema", "true").parquet(*files)
         else:  # a table with no files yet (a source nothing was sent to) still has its columns
             frame = self.spark.sql(_spark_sql(empty_select(table.columns)))
         frame.createOrReplaceTempView(view)
@@ -96,7 +105,8 @@ class SparkTransformEngine:
 
         try:
             frame = self._frame(transform)
-            tmp = self.workspace.lake.staging(folder, f"{stem}.spark")
+            tmp = self.workspace.lake.staging(folder, f"{stem}.spark") if self.cache is None else \
+                self.cache.staging(f"{stem}.spark")
             shutil.rmtree(tmp, ignore_errors=True)
             writer = frame.write.mode("overwrite").option("compression", self.workspace.settings.lake.compression)
             if transform.partition_by:
@@ -136,13 +146,17 @@ def _spark_sql(sql: str) -> str:
 
 
 def _move_spark_output(tmp: Path, folder: Path, stem: str) -> list[Path]:
-    """Spark writes part files into a folder; move them into ours with names of our own."""
+    """Spark writes part files into a folder; move them into ours with names of our own (into
+    an S3 lake: each uploaded under its final key)."""
     moved = []
     for i, part in enumerate(sorted(tmp.rglob("part-*.parquet"))):
         relative = part.parent.relative_to(tmp)
-        target = folder / relative / f"{stem}-{i:04d}.parquet"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        part.replace(target)
+        target = folder / relative.as_posix() / f"{stem}-{i:04d}.parquet"
+        if is_s3(target):
+            upload(part, target)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            part.replace(target)
         moved.append(target)
     shutil.rmtree(tmp, ignore_errors=True)
     return moved

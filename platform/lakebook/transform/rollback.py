@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from pathlib import Path
 
 from .._proc import file_lock
 from ..catalog import Catalog, ColumnInfo, RunOutput, TableInfo, open_catalog
 from ..errors import TransformError
 from ..lake import APPEND_ONLY_ZONES, Version, describe_files, list_versions, publish_version
+from ..lake import store
 from ..lake.versions import file_run_ids
 from ..run_io import record
 
@@ -97,7 +97,8 @@ def _choose(info: TableInfo, kept: list[Version], version: str | None) -> Versio
 
 def _publish(catalog: Catalog, info: TableInfo, target: Version) -> None:
     """The catalog first (location, manifest, run and watermarks in one transaction), then the link."""
-    paths = [p for p in target.path.rglob("*.parquet") if not p.name.startswith(".")]
+    found = store.list_files(target.path) if store.is_s3(target.path) else target.path.rglob("*.parquet")
+    paths = [p for p in found if not p.name.startswith(".")]
     written = describe_files(paths, info.event_time_column, datetime.now(timezone.utc))
     output = RunOutput(info.zone, info.name, info.kind, str(target.path), _columns(info, written), tuple(written),
                        replace=True, description=info.description, owner=info.owner,
@@ -130,14 +131,18 @@ def _watermarks(catalog: Catalog, info: TableInfo, target: Version) -> dict[str,
 def _columns(info: TableInfo, written) -> tuple[ColumnInfo, ...]:
     """The version's own columns (its schema may differ from the current one's), with the
     descriptions the catalog has for them."""
-    import pyarrow.parquet as pq
-
     if not written:
         return info.columns
     known = {c.name: c for c in info.columns}
     columns = [ColumnInfo(f.name, str(f.type), known[f.name].description if f.name in known else "", f.nullable,
                           known[f.name].pii if f.name in known else False)
-               for f in pq.read_schema(written[0].path)]
-    for key in sorted({Path(f.path).parent.name.partition("=")[0] for f in written if f.partition}):
+               for f in _schema(written[0].path)]
+    for key in sorted({f.path.parent.name.partition("=")[0] for f in written if f.partition}):
         columns.append(known.get(key) or ColumnInfo(key, "partition", "partition column (from the folder name)"))
     return tuple(columns)
+
+
+def _schema(path):
+    import pyarrow.parquet as pq
+
+    return store.read_schema(path) if store.is_s3(path) else pq.read_schema(path)

@@ -31,6 +31,7 @@ from ..catalog import Catalog, ColumnInfo, RunOutput, open_catalog
 from ..errors import TransformError, did_you_mean
 from .._proc import file_lock
 from ..lake import APPEND_ONLY_ZONES, describe_files, discard, list_versions, move_files, publish_version, remove_unlisted
+from ..lake.store import as_lake_path, is_s3, read_schema
 from ..run_io import record
 from .definitions import Transform, discover
 from .engines import open_transform_engine
@@ -115,19 +116,26 @@ def _appended(t: Transform) -> list[str]:
 def _run_one(workspace, catalog: Catalog, t: Transform, engine, full_refresh: bool) -> TransformResult:
     started = time.perf_counter()
     exists = any(x.qualified_name == t.qualified_name for x in catalog.tables(t.zone))
-    published = Path(catalog.table(t.qualified_name).location) if exists else None
+    published = as_lake_path(catalog.table(t.qualified_name).location) if exists else None
     _discard_uncommitted(workspace, catalog, t, published)
     incremental, inputs, watermarks = _plan(catalog, t, exists and not full_refresh)
     if incremental and not any(inputs[name] for name in watermarks):
         return TransformResult(t.qualified_name, "skipped", engine.name, incremental=True, note="no new input files")
     run_id = catalog.start_run(t.qualified_name, engine.name)
     stem = _file_stem(run_id)
-    folder = workspace.lake.staging(published, stem) if incremental else workspace.lake.version_dir(t.zone, t.name, run_id)
+    # S3 has no rename: there an incremental run writes its run-named files straight into the
+    # published version, where no reader sees them until the catalog lists them (on S3 every
+    # reader follows the catalog's manifest; a killed run's files are removed as unlisted).
+    staged = incremental and not workspace.lake_on_s3
+    if incremental:
+        folder = workspace.lake.staging(published, stem) if staged else published
+    else:
+        folder = workspace.lake.version_dir(t.zone, t.name, run_id)
     try:
         for name in t.inputs:
             engine.bind(catalog.table(name), [path for _, path in inputs[name]])
         paths = engine.run(t, folder, stem)
-        if incremental:
+        if staged:
             paths = move_files(paths, folder, published)
         written = describe_files(paths, t.event_time, datetime.now(timezone.utc))
         catalog.set_lineage(t.qualified_name, t.job, _column_lineage(t, catalog))
@@ -135,13 +143,14 @@ def _run_one(workspace, catalog: Catalog, t: Transform, engine, full_refresh: bo
         output = _output(t, published if incremental else folder, written, replace=not incremental)
         catalog.finish_run(run_id, "ok", rows=rows, watermarks=watermarks, output=output)
     except BaseException as exc:
-        discard(folder)
+        if folder != published:
+            discard(folder)
         _discard_uncommitted(workspace, catalog, t, published)
         catalog.finish_run(run_id, "failed", message=str(exc))
         raise
-    if incremental:
+    if staged:
         discard(folder)
-    else:
+    elif not incremental:
         publish_version(folder)
     record(reads=t.inputs, writes=[t.qualified_name])
     log.info("%s: %d rows in %d files (%s)", t.qualified_name, rows, len(written), engine.name)
@@ -196,7 +205,8 @@ def _output_schema(written):
     import pyarrow.parquet as pq
 
     if written:
-        return pq.read_schema(written[0].path)
+        path = written[0].path
+        return read_schema(path) if is_s3(path) else pq.read_schema(path)
     return pa.schema([])
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..catalog import Catalog, ColumnInfo, open_catalog
 from ..lake import describe_files, publish_version, write_parquet_atomic
+from ..lake.store import as_lake_path, is_s3, size_or_none
 from ..run_io import record
 
 NULLS = ["", "NA", "NULL", "null"]
@@ -33,7 +34,7 @@ def load_seeds(workspace, catalog: Catalog | None = None) -> list[SeedResult]:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         target = workspace.lake.version_dir("ref", path.stem, digest)
         current = {t.name: t for t in catalog.tables("ref")}.get(path.stem)
-        if current is not None and Path(current.location) == target and target.exists():
+        if current is not None and as_lake_path(current.location) == target and _written(target):
             results.append(SeedResult(path.stem, current.row_count, False))
             continue
         table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(null_values=NULLS, strings_can_be_null=True))
@@ -48,3 +49,8 @@ def load_seeds(workspace, catalog: Catalog | None = None) -> list[SeedResult]:
         record(writes=[f"ref.{path.stem}"])
         results.append(SeedResult(path.stem, table.num_rows, True))
     return results
+
+
+def _written(target: Path) -> bool:
+    """Whether a seed's version is in the lake (on S3: its one file)."""
+    return size_or_none(target / "part-0.parquet") is not None if is_s3(target) else target.exists()

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from ..config import set_library_defaults
-from ..errors import MissingDependency, TransformError
+from ..errors import MissingDependency, NotOnS3Lake, TransformError
 
 log = logging.getLogger("lakebook.transform.spark")
 _lock = threading.Lock()
@@ -43,9 +43,34 @@ def spark_conf(workspace) -> dict[str, str]:
     return conf
 
 
-def spark_session(workspace):
-    """The process's Spark session, created on first use and reused after."""
+# What Spark needs on its classpath to read and write s3a:// paths; the pyspark wheel ships neither.
+S3A_JARS = "org.apache.hadoop:hadoop-aws and com.amazonaws:aws-java-sdk-bundle"
+
+
+def can_stage(workspace) -> bool:
+    """Whether Spark can work on local copies of an S3 lake's files: only when its executors
+    share the driver's disk (a ``local`` master)."""
+    return workspace.settings.batch.master.startswith("local")
+
+
+def refuse_s3_lake(workspace, *, staged: bool = False) -> None:
+    """Spark on an S3 lake outside the transform engine's staging (``staged``: the engine hands
+    Spark local copies of the files, and uploads what it wrote) is refused: Spark would read
+    and write s3a:// paths, which need the hadoop-aws and AWS SDK jars on its classpath."""
+    if workspace.lake_on_s3 and not (staged and can_stage(workspace)):
+        where = "with a cluster master (its executors cannot read the driver's local copies), and " \
+            if staged else "outside transforms, and "
+        raise NotOnS3Lake(f"Spark is not supported on an S3 lake {where}Spark reaches S3 through s3a:// only, "
+                          f"which needs {S3A_JARS} on its classpath (pyspark ships neither)",
+                          hint="run transforms with batch.master: local[*], or on DuckDB (--engine duckdb); README, "
+                               "\"The lake on S3-compatible storage\"")
+
+
+def spark_session(workspace, *, staged: bool = False):
+    """The process's Spark session, created on first use and reused after. On an S3 lake only
+    for a caller that stages the lake's files locally (``staged``: the transform engine)."""
     global _session
+    refuse_s3_lake(workspace, staged=staged)
     with _lock:
         if _session is not None and _session._jsc is not None and not _session._jsc.sc().isStopped():
             return _session

@@ -1,0 +1,188 @@
+"""The lake's store: ``lake.root`` as a local folder or ``s3://bucket/prefix``, S3 lake paths,
+where the endpoint and credentials come from (the environment, never lakebook.yaml), and the
+refusals of what needs a local lake folder. No S3 server here (tests/integration/test_s3_lake.py
+has one)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+from lakebook.config import S3Options, load_settings, parse_lake_root
+from lakebook.errors import ConfigError, NotOnS3Lake
+from lakebook.lake.store import S3Path, as_lake_path, is_s3, require_local
+from lakebook.workspace import Workspace
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "lakebook.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_an_s3_root_parses_to_bucket_and_prefix():
+    assert parse_lake_root("s3://lake-bucket/some/prefix/") == ("lake-bucket", "some/prefix")
+    assert parse_lake_root("s3://lake-bucket") == ("lake-bucket", "")
+    assert parse_lake_root("lake") is None and parse_lake_root("/abs/lake") is None
+
+
+@pytest.mark.parametrize("root, says", [
+    ("gs://bucket/lake", "gs:// is not supported"),
+    ("s3:///lake", "needs a bucket"),
+    ("s3://AKIAEXAMPLE:wJalrXUtnFEMI@bucket/lake", "credentials in the URL"),
+])
+def test_an_unusable_s3_root_is_a_config_error_at_load(tmp_path, root, says):
+    with pytest.raises(ConfigError, match=says) as info:
+        load_settings(write(tmp_path, f"lake:\n  root: {root}\n"), environ={})
+    assert "wJalrXUtnFEMI" not in str(info.value) and "AKIAEXAMPLE" not in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["aws_access_key_id", "aws_secret_access_key", "secret_key", "endpoint_url", "profile"])
+def test_s3_credentials_in_lakebook_yaml_are_refused_pointing_to_the_environment(tmp_path, key):
+    path = write(tmp_path, f"lake:\n  root: s3://bucket/lake\n  {key}: sekrit-value-123\n")
+    with pytest.raises(ConfigError, match=f"lake.{key} must not be written") as info:
+        load_settings(path, environ={})
+    assert "AWS_ACCESS_KEY_ID" in info.value.hint and "AWS_ENDPOINT_URL" in info.value.hint
+    assert "sekrit-value-123" not in str(info.value)
+
+
+def test_endpoint_and_region_come_from_the_environment_in_the_sdks_order():
+    options = S3Options.from_env({"AWS_ENDPOINT_URL": "http://general:9000", "AWS_ENDPOINT_URL_S3": "http://s3only:9000",
+                                  "AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-central-1"})
+    assert options == S3Options("http://s3only:9000", "eu-central-1")
+    assert S3Options.from_env({"AWS_ENDPOINT_URL": "http://general:9000", "AWS_DEFAULT_REGION": "eu-west-1"}) == \
+        S3Options("http://general:9000", "eu-west-1")
+    nothing = S3Options.from_env({})
+    assert nothing == S3Options(None, None) and "AWS_ENDPOINT_URL" in nothing.shown_endpoint
+
+
+def test_s3_paths_are_built_like_local_ones_and_print_as_uris():
+    root = S3Path("s3://bucket/lake")
+    path = root / "raw" / "flights" / "date=2013-01-01" / "part-1.parquet"
+    assert str(path) == "s3://bucket/lake/raw/flights/date=2013-01-01/part-1.parquet"
+    assert (path.bucket, path.key) == ("bucket", "lake/raw/flights/date=2013-01-01/part-1.parquet")
+    assert path.fs_path == "bucket/lake/raw/flights/date=2013-01-01/part-1.parquet"
+    assert isinstance(path.parent, S3Path) and str(path.parent).endswith("date=2013-01-01")
+    assert path.relative_to(root).as_posix() == "raw/flights/date=2013-01-01/part-1.parquet"
+    assert S3Path(str(path)) == path and pickle.loads(pickle.dumps(path)) == path
+    assert as_lake_path(str(path)) == path and as_lake_path("/local/lake") == Path("/local/lake")
+    assert is_s3(path) and is_s3(str(path)) and not is_s3(Path("/local/lake")) and not is_s3("/local/lake")
+
+
+def test_an_s3_path_is_never_opened_as_a_local_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = S3Path("s3://bucket/lake/raw/x.parquet")
+    with pytest.raises(NotOnS3Lake, match="s3://bucket/lake/raw/x.parquet is in an S3 lake"):
+        open(path, "wb")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(NotOnS3Lake, match="compaction is not supported on an S3 lake yet"):
+        require_local(path, "compaction")
+    require_local(tmp_path, "compaction")  # a local lake: nothing to refuse
+
+
+def test_a_workspace_with_an_s3_root_has_an_s3_lake_and_no_local_lake_folder(tmp_path):
+    write(tmp_path, "name: s3\nlake:\n  root: s3://bucket/team/lake\n")
+    ws = Workspace.load(tmp_path, environ={})
+    assert ws.lake_on_s3 and ws.lake.root == S3Path("s3://bucket/team/lake")
+    assert str(ws.lake.table_dir("raw", "flights")) == "s3://bucket/team/lake/raw/flights"
+    assert ws.lake.table_of("s3://bucket/team/lake/warehouse/daily/version-000001/run-1.parquet") == ("warehouse", "daily")
+    assert ws.lake.table_of("s3://other/lake/raw/flights/x.parquet") is None
+    assert ws.lake.stagings("warehouse", "daily") == []
+    with pytest.raises(NotOnS3Lake, match="current"):
+        ws.lake.current("warehouse", "daily")
+    ws.ensure_state()
+    assert ws.state_dir.is_dir() and not (ws.state_dir / "lake").exists()
+    assert not any(p.name == "bucket" for p in tmp_path.rglob("*"))
+
+
+def test_a_local_workspace_keeps_its_local_lake(tmp_path):
+    write(tmp_path, "name: local\n")
+    ws = Workspace.load(tmp_path, environ={})
+    assert not ws.lake_on_s3 and ws.lake.root == ws.state_dir / "lake"
+    assert ws.lake.current("warehouse", "daily") == ws.state_dir / "lake" / "warehouse" / "daily" / "current"
+
+
+def test_an_s3_root_with_credentials_from_an_environment_override_is_refused_too(tmp_path):
+    with pytest.raises(ConfigError, match="must not hold credentials") as info:
+        load_settings(write(tmp_path, "name: x\n"), environ={"LAKEBOOK_LAKE__ROOT": "s3://AKIAEXAMPLE:wJalrXUtnFEMI@b/l"})
+    assert "wJalrXUtnFEMI" not in str(info.value)
+
+
+# -- what needs a local lake folder is refused on an S3 lake, before it touches anything -------
+@pytest.fixture
+def s3_workspace(tmp_path, monkeypatch):
+    write(tmp_path, "name: s3\nlake:\n  root: s3://bucket/lake\n")
+    monkeypatch.chdir(tmp_path)
+    return Workspace.load(tmp_path, environ={})
+
+
+def test_compaction_and_vacuum_are_refused_on_an_s3_lake(s3_workspace):
+    from lakebook.lake.compaction import compact
+    from lakebook.lake.vacuum import vacuum
+
+    with pytest.raises(NotOnS3Lake, match="^compaction is not supported on an S3 lake yet") as info:
+        compact(s3_workspace, catalog=None)
+    assert "S3-compatible storage" in info.value.hint and info.value.http_status == 501
+    with pytest.raises(NotOnS3Lake, match="^vacuum is not supported on an S3 lake yet"):
+        vacuum(s3_workspace, catalog=None)
+
+
+def test_the_ingest_services_maintenance_rounds_do_not_run_on_an_s3_lake(s3_workspace, caplog):
+    import threading
+
+    from lakebook.ingest.maintenance import run_compactions, run_vacuums
+
+    never = threading.Event()  # a round would wait on it: returning at all means no round runs
+    run_compactions(s3_workspace, ingest_log=None, stop=never)
+    run_vacuums(s3_workspace, stop=never)
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "lake compaction is not supported on an S3 lake yet", "vacuum is not supported on an S3 lake yet"]
+
+
+def test_spark_on_an_s3_lake_is_refused_but_for_staged_transforms_on_a_local_master(s3_workspace, tmp_path):
+    from lakebook.transform.spark import refuse_s3_lake  # spark_session's first step (tests/integration: the real one)
+
+    with pytest.raises(NotOnS3Lake, match="Spark is not supported on an S3 lake outside transforms") as info:
+        refuse_s3_lake(s3_workspace)
+    assert "hadoop-aws" in info.value.message and "aws-java-sdk-bundle" in info.value.message
+    assert "--engine duckdb" in info.value.hint
+    refuse_s3_lake(s3_workspace, staged=True)  # local[*]: the transform engine stages the files
+    write(tmp_path, "name: s3\nlake:\n  root: s3://bucket/lake\nbatch:\n  master: spark://10.0.0.5:7077\n")
+    on_a_cluster = Workspace.load(tmp_path, environ={})
+    with pytest.raises(NotOnS3Lake, match="with a cluster master"):
+        refuse_s3_lake(on_a_cluster, staged=True)
+
+
+def test_feast_sources_the_stream_and_blobs_are_refused_on_an_s3_lake(s3_workspace):
+    from lakebook.features.store import lake_source
+    from lakebook.ingest.blobs import BlobStore
+    from lakebook.stream.job import StreamJob
+
+    with pytest.raises(NotOnS3Lake, match="a Feast source over warehouse.flights_clean"):
+        lake_source("warehouse.flights_clean")
+    with pytest.raises(NotOnS3Lake, match="the speed layer"):
+        StreamJob(s3_workspace)
+    with pytest.raises(NotOnS3Lake, match="storing blobs is not supported on an S3 lake yet"):
+        BlobStore(s3_workspace.lake.blobs_dir).put("planes", "a.csv", b"x", "text/csv")
+    with pytest.raises(NotOnS3Lake, match="reading a flushed range back"):
+        s3_workspace.lake.range_files("raw", "flights", 1, 2)
+
+
+def test_doctor_says_it_did_not_check_an_s3_lakes_files(s3_workspace):
+    from lakebook.doctor import report_lines, run_doctor
+
+    report = run_doctor(s3_workspace)
+    assert report.as_json()["not_checked"].startswith("the lake's files (s3://bucket/lake)")
+    assert "not checked: the lake's files (s3://bucket/lake): checking an S3 lake is not supported yet" in \
+        report_lines(report, fixing=False)
+
+
+def test_an_s3_lakes_secret_from_the_environment_is_masked_in_errors(tmp_path):
+    from lakebook.errors import LakebookError
+
+    load_settings(write(tmp_path, "lake:\n  root: s3://bucket/lake\n"),
+                  environ={"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3-secret-never-shown-42"})
+    error = LakebookError("the store said: bad signature for s3-secret-never-shown-42")
+    assert "s3-secret-never-shown-42" not in str(error) and "bad signature for" in str(error)

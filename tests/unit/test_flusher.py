@@ -274,11 +274,14 @@ def test_big_quarantine_payloads_are_logged_in_chunks_and_all_read_back(workspac
     assert all(orjson.loads(r["raw"])["tailnum"] == long_tail for r in quarantined)
 
 
-def test_the_periodic_flush_waits_for_flush_min_events_or_flush_max_age_s(workspace_dir):
+def test_the_periodic_flush_waits_for_flush_min_events_or_flush_max_age_s(workspace_dir, monkeypatch):
+    from types import SimpleNamespace
+
     from lakebook.workspace import Workspace
 
+    # an age far above what a loaded machine takes between two lines; "later" is a clock moved on
     (workspace_dir / "lakebook.yaml").write_text(
-        "name: test\ningest:\n  flush_min_events: 100\n  flush_max_age_s: 0.5\n")
+        "name: test\ningest:\n  flush_min_events: 100\n  flush_max_age_s: 60\n")
     ws = Workspace.load(workspace_dir)
     log_events(ws, "flights", [flight(i) for i in range(10)])
     assert flush_ingest_log_to_raw(ws, batching=True).events == 0  # few and fresh: they stay in the log
@@ -286,8 +289,9 @@ def test_the_periodic_flush_waits_for_flush_min_events_or_flush_max_age_s(worksp
     assert flush_ingest_log_to_raw(ws, batching=True).events == 100  # enough for a file
     log_events(ws, "flights", [flight(i) for i in range(100, 105)])
     assert flush_ingest_log_to_raw(ws, batching=True).events == 0
-    time.sleep(0.6)
+    monkeypatch.setattr(flusher_module, "time", SimpleNamespace(time=lambda: time.time() + 61))
     assert flush_ingest_log_to_raw(ws, batching=True).events == 5  # old enough
+    monkeypatch.undo()
     log_events(ws, "flights", [flight(i) for i in range(105, 110)])
     assert flush_ingest_log_to_raw(ws).events == 5  # a flush by hand (and the service's last) takes all
     assert lake_table(ws, "raw", "flights").num_rows == 110

@@ -110,3 +110,12 @@ def ray_runtime():
 def model_ws(model_template, tmp_path):
     """A private copy of the model template (its MLflow registry included)."""
     return private_copy(model_template, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def serving_template(model_template, tmp_path_factory) -> Path:
+    """The model template with a second model version and serving tokens
+    (serving_support.make_serving_template), built once for the endpoint tests, which copy it."""
+    from serving_support import make_serving_template
+
+    return make_serving_template(model_template, tmp_path_factory.mktemp("serving-template")).root

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ray_support import processes_with_env
-from serving_support import STAR_TOKEN, TOKEN, make_serving_template
+from serving_support import STAR_TOKEN, TOKEN
 from test_serving_endpoints import client
 from test_predictor import flights as request_rows
 from test_stream import STREAM_CONFIG, wait_until
@@ -49,12 +49,11 @@ def lakebook_error(ws, *args):
     return result.exception
 
 
-def test_lakebook_serve_commands_against_a_started_service(model_template, tmp_path):
+def test_lakebook_serve_commands_against_a_started_service(serving_template, tmp_path):
     """`lakebook serve start` as the service model runs it (its own local Ray, tokens from the
     environment and the tokens file); deploy, list, status, logs and delete; an ad hoc endpoint
     comes back after a restart; SIGTERM stops it with 0."""
-    template = make_serving_template(model_template, tmp_path / "template")
-    shutil.copytree(template.root, tmp_path / "ws", symlinks=True)
+    shutil.copytree(serving_template, tmp_path / "ws", symlinks=True)
     config = tmp_path / "ws" / "lakebook.yaml"
     config.write_text(config.read_text() + f"  endpoints:\n    delay: {{model: '{CHAMPION}'}}\n")
     ws = Workspace.load(tmp_path / "ws")

@@ -2,7 +2,8 @@
 loopback port, real HTTP, the champion the example notebook trained and a second version
 trained with lakebook.ml, both in a real MLflow registry, their features from Feast's online
 store. The controller runs in the test process as the serving
-service runs it; each test deletes its applications."""
+service runs it; the tests that only send requests share one deployment of the champion (a
+class), each other test deploys and deletes its own."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import httpx
 import psutil
 import pytest
 
-from serving_support import OTHER_TOKEN, STAR_TOKEN, TOKEN, make_serving_template
+from serving_support import OTHER_TOKEN, STAR_TOKEN, TOKEN
 from test_predictor import flights as request_rows
 from test_stream import wait_until
+from workspace_templates import private_copy
 from lakebook import ml
 from lakebook.config import EndpointSettings
 from lakebook.services import free_port
@@ -28,8 +30,9 @@ CHAMPION = "models:/flight_delay@champion"
 
 
 @pytest.fixture(scope="module")
-def serving_template(model_template, tmp_path_factory):
-    return make_serving_template(model_template, tmp_path_factory.mktemp("serving"))
+def serving_ws(serving_template, tmp_path_factory):
+    """The module's copy of the session's serving template (a test promotes in its registry)."""
+    return private_copy(serving_template, tmp_path_factory.mktemp("serving"))
 
 
 @pytest.fixture(scope="session")
@@ -52,12 +55,25 @@ def figures(serve_proxy):
 
 
 @pytest.fixture
-def controller(serving_template, figures):
+def controller(serving_ws, figures):
     """The serving service's controller in this process; the test's endpoints deleted after it."""
     from lakebook.serving.server import Controller
 
-    made = Controller(serving_template, figures)
+    made = Controller(serving_ws, figures)
     yield made
+    made.delete_all()
+
+
+@pytest.fixture(scope="class")
+def champion_endpoint(serving_ws, figures):
+    """The champion deployed once as ``delay`` (one replica) for the tests of a class that only
+    send it requests (a deployment takes seconds); the deploy's answer row and the controller.
+    Deleted after the class's last test."""
+    from lakebook.serving.server import Controller
+
+    made = Controller(serving_ws, figures)
+    row = made.deploy("delay", EndpointSettings(model=CHAMPION))
+    yield made, row
     made.delete_all()
 
 
@@ -66,86 +82,85 @@ def client(serve_proxy, token: str | None = TOKEN) -> httpx.Client:
                         headers={"Authorization": f"Bearer {token}"} if token else {})
 
 
-# -- answers ------------------------------------------------------------------------------------
-def test_one_object_gets_one_answer_and_a_list_gets_a_list_with_the_model_version(controller, serve_proxy):
-    ws = controller.workspace
-    row = controller.deploy("delay", EndpointSettings(model=CHAMPION))
-    assert (row["uri"], row["version"], row["status"]) == ("models:/flight_delay/1", "1", "RUNNING")
-    rows = request_rows(ws, 5)
-    with client(serve_proxy) as http:
-        one = http.post("/delay/predict", json=rows[0])
-        assert one.status_code == 200, one.text
-        answer = one.json()
-        assert one.headers["x-lakebook-model-version"] == "1"
-        assert answer["model"] == "flight_delay" and answer["version"] == "1" and 0 < answer["p_late"] < 1
-        assert set(answer["feature_age_s"]) == {"origin_delays", "origin_weather", "carrier_daily", "plane_stats"}
-        listed = http.post("/delay/predict", json=rows).json()
-        assert [a["version"] for a in listed] == ["1"] * 5 and len({a["request_id"] for a in listed}) == 5
-        assert listed[0]["p_late"] == pytest.approx(answer["p_late"])  # the same flight, the same answer
-        assert http.get("/delay/health").json()["model"] == "models:/flight_delay/1"
+# -- answers: one deployment of the champion, which these tests only send requests to -------------------
+class TestTheChampionsEndpoint:
+    """Answers, docs, refusals and the dashboard's form, from one deployment of the champion."""
 
+    def test_one_object_gets_one_answer_and_a_list_gets_a_list_with_the_model_version(self, champion_endpoint,
+                                                                                      serve_proxy):
+        controller, row = champion_endpoint
+        ws = controller.workspace
+        assert (row["uri"], row["version"], row["status"]) == ("models:/flight_delay/1", "1", "RUNNING")
+        rows = request_rows(ws, 5)
+        with client(serve_proxy) as http:
+            one = http.post("/delay/predict", json=rows[0])
+            assert one.status_code == 200, one.text
+            answer = one.json()
+            assert one.headers["x-lakebook-model-version"] == "1"
+            assert answer["model"] == "flight_delay" and answer["version"] == "1" and 0 < answer["p_late"] < 1
+            assert set(answer["feature_age_s"]) == {"origin_delays", "origin_weather", "carrier_daily", "plane_stats"}
+            listed = http.post("/delay/predict", json=rows).json()
+            assert [a["version"] for a in listed] == ["1"] * 5 and len({a["request_id"] for a in listed}) == 5
+            assert listed[0]["p_late"] == pytest.approx(answer["p_late"])  # the same flight, the same answer
+            assert http.get("/delay/health").json()["model"] == "models:/flight_delay/1"
 
-def test_the_docs_show_the_models_request_schema(controller, serve_proxy):
-    controller.deploy("delay", EndpointSettings(model=CHAMPION))
-    with client(serve_proxy, token=None) as http:
-        document = http.get("/delay/openapi.json").json()
-        docs = http.get("/delay/docs")
-    schema = document["components"]["schemas"]["PredictionRequest"]
-    assert {"origin", "carrier", "tailnum", "distance"} <= set(schema["required"])
-    assert schema["properties"]["distance"]["type"] == "number"
-    body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert body["oneOf"][1] == {"type": "array", "items": {"$ref": "#/components/schemas/PredictionRequest"}}
-    assert docs.status_code == 200 and "/delay/openapi.json" in docs.text  # Swagger UI under the prefix
+    def test_the_docs_show_the_models_request_schema(self, champion_endpoint, serve_proxy):
+        with client(serve_proxy, token=None) as http:
+            document = http.get("/delay/openapi.json").json()
+            docs = http.get("/delay/docs")
+        schema = document["components"]["schemas"]["PredictionRequest"]
+        assert {"origin", "carrier", "tailnum", "distance"} <= set(schema["required"])
+        assert schema["properties"]["distance"]["type"] == "number"
+        body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body["oneOf"][1] == {"type": "array", "items": {"$ref": "#/components/schemas/PredictionRequest"}}
+        assert docs.status_code == 200 and "/delay/openapi.json" in docs.text  # Swagger UI under the prefix
 
+    def test_a_bad_request_is_422_with_a_reason_per_field_and_bad_json_is_400(self, champion_endpoint, serve_proxy):
+        controller, _ = champion_endpoint
+        good = request_rows(controller.workspace, 1)[0]
+        with client(serve_proxy) as http:
+            answer = http.post("/delay/predict", json=[good, {**good, "distance": "far"}, {"origin": "JFK"}])
+            assert answer.status_code == 422
+            details = answer.json()["error"]["details"]
+            locs = {tuple(d["loc"]) for d in details}
+            assert (1, "distance") in locs and (2, "carrier") in locs and (2, "tailnum") in locs
+            assert not [loc for loc in locs if loc[0] == 0]  # the good object is not blamed
+            broken = http.post("/delay/predict", content=b"{not json", headers={"content-type": "application/json"})
+            assert broken.status_code == 400 and "not JSON" in broken.json()["error"]["message"]
+            assert http.post("/delay/predict", json=good).status_code == 200  # the endpoint keeps answering
 
-def test_a_bad_request_is_422_with_a_reason_per_field_and_bad_json_is_400(controller, serve_proxy):
-    controller.deploy("delay", EndpointSettings(model=CHAMPION))
-    good = request_rows(controller.workspace, 1)[0]
-    with client(serve_proxy) as http:
-        answer = http.post("/delay/predict", json=[good, {**good, "distance": "far"}, {"origin": "JFK"}])
-        assert answer.status_code == 422
-        details = answer.json()["error"]["details"]
-        locs = {tuple(d["loc"]) for d in details}
-        assert (1, "distance") in locs and (2, "carrier") in locs and (2, "tailnum") in locs
-        assert not [loc for loc in locs if loc[0] == 0]  # the good object is not blamed
-        broken = http.post("/delay/predict", content=b"{not json", headers={"content-type": "application/json"})
-        assert broken.status_code == 400 and "not JSON" in broken.json()["error"]["message"]
-        assert http.post("/delay/predict", json=good).status_code == 200  # the endpoint keeps answering
+    def test_no_token_is_401_and_a_token_of_another_endpoint_is_403(self, champion_endpoint, serve_proxy):
+        controller, _ = champion_endpoint
+        good = request_rows(controller.workspace, 1)[0]
+        with client(serve_proxy, token=None) as http:
+            missing = http.post("/delay/predict", json=good)
+        assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+        with client(serve_proxy, token=OTHER_TOKEN) as http:
+            wrong = http.post("/delay/predict", json=good)
+        assert wrong.status_code == 403 and OTHER_TOKEN not in wrong.text
+        for token in (TOKEN, STAR_TOKEN):
+            with client(serve_proxy, token=token) as http:
+                assert http.post("/delay/predict", json=good).status_code == 200
 
+    def test_the_example_dashboards_what_if_form_gets_p_late_and_the_version(self, champion_endpoint, serve_proxy):
+        from datetime import datetime
 
-def test_no_token_is_401_and_a_token_of_another_endpoint_is_403(controller, serve_proxy):
-    controller.deploy("delay", EndpointSettings(model=CHAMPION))
-    good = request_rows(controller.workspace, 1)[0]
-    with client(serve_proxy, token=None) as http:
-        missing = http.post("/delay/predict", json=good)
-    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
-    with client(serve_proxy, token=OTHER_TOKEN) as http:
-        wrong = http.post("/delay/predict", json=good)
-    assert wrong.status_code == 403 and OTHER_TOKEN not in wrong.text
-    for token in (TOKEN, STAR_TOKEN):
-        with client(serve_proxy, token=token) as http:
-            assert http.post("/delay/predict", json=good).status_code == 200
+        from lakebook.dashboards.example import DelayDashboard, Filters, predict, probe, what_if_request
+        from lakebook.errors import Unauthorized
 
-
-def test_the_example_dashboards_what_if_form_gets_p_late_and_the_version(controller, serve_proxy):
-    from datetime import datetime
-
-    from lakebook.dashboards.example import DelayDashboard, Filters, predict, probe, what_if_request
-    from lakebook.errors import Unauthorized
-
-    controller.deploy("delay", EndpointSettings(model=CHAMPION))
-    url = f"{serve_proxy}/delay"
-    assert probe(url, "delay") == "models:/flight_delay/1"
-    request = what_if_request("JFK", "B6", "BOS", "N625JB", datetime(2013, 12, 3, 9), 187)
-    answer = predict(url, TOKEN, request)
-    assert answer["version"] == "1" and 0 < answer["p_late"] < 1
-    with pytest.raises(Unauthorized) as refused:
-        predict(url, None, request)
-    assert TOKEN not in str(refused.value)
-    form = DelayDashboard(controller.workspace, Filters(), "delay").what_if(url=url)  # the token from the settings
-    form.children[4].click()
-    assert "model flight_delay version 1" in form.children[5].value and "p_late" in form.children[5].value
-    assert TOKEN not in repr(form) and TOKEN not in form.children[5].value
+        controller, _ = champion_endpoint
+        url = f"{serve_proxy}/delay"
+        assert probe(url, "delay") == "models:/flight_delay/1"
+        request = what_if_request("JFK", "B6", "BOS", "N625JB", datetime(2013, 12, 3, 9), 187)
+        answer = predict(url, TOKEN, request)
+        assert answer["version"] == "1" and 0 < answer["p_late"] < 1
+        with pytest.raises(Unauthorized) as refused:
+            predict(url, None, request)
+        assert TOKEN not in str(refused.value)
+        form = DelayDashboard(controller.workspace, Filters(), "delay").what_if(url=url)  # the token from the settings
+        form.children[4].click()
+        assert "model flight_delay version 1" in form.children[5].value and "p_late" in form.children[5].value
+        assert TOKEN not in repr(form) and TOKEN not in form.children[5].value
 
 
 # -- promotion and a killed replica -----------------------------------------------------------------

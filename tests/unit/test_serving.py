@@ -34,6 +34,7 @@ def test_fixed_replicas_become_num_replicas_with_room_for_a_full_batch():
     assert options["num_replicas"] == 3 and "autoscaling_config" not in options
     assert options["max_ongoing_requests"] == 32
     assert options["ray_actor_options"]["num_cpus"] < 1
+    assert options["graceful_shutdown_wait_loop_s"] < 1  # a delete or stop waits for requests, not 2 s more
 
 
 def test_autoscaling_replaces_num_replicas():

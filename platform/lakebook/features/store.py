@@ -54,13 +54,13 @@ def _import_feast() -> None:
 
 
 def repo_config(workspace):
+    repo = workspace.feature_repo_dir
+    path = repo / "feature_store.yaml"
+    if not path.is_file():  # told before Feast is imported, which takes seconds
+        raise FeatureStoreError(f"no Feast repository at {repo}", hint="add feature_repo/feature_store.yaml")
     _import_feast()
     from feast.repo_config import RepoConfig
 
-    repo = workspace.feature_repo_dir
-    path = repo / "feature_store.yaml"
-    if not path.is_file():
-        raise FeatureStoreError(f"no Feast repository at {repo}", hint="add feature_repo/feature_store.yaml")
     values = repo_variables(workspace)
     text = re.sub(r"\$\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), path.read_text())
     raw = yaml.safe_load(text)
@@ -75,10 +75,10 @@ def repo_config(workspace):
 
 
 def feature_store(workspace):
-    _import_feast()
+    config = repo_config(workspace)  # imports Feast once the repository is there
     from feast import FeatureStore
 
-    return FeatureStore(config=repo_config(workspace))
+    return FeatureStore(config=config)
 
 
 @contextmanager

@@ -22,6 +22,8 @@ from ..config import EndpointSettings
 from ..errors import Backpressure, Conflict, Forbidden, NotFound, did_you_mean
 
 REPLICA_CPUS = 0.25  # a replica mostly waits on the online store; 2-core machines host several
+DRAIN_CHECK_S = 0.2  # a stopping replica checks this often whether its requests are done (Serve's
+                     # default of 2 s made every delete, scale-down and stop wait at least that)
 TOKEN_SETTING = "LAKEBOOK_SERVING__TOKENS or serving.tokens_file"
 WILDCARD_HOSTS = {"0.0.0.0", "::", "[::]", ""}
 
@@ -72,10 +74,12 @@ def _write_adhoc(workspace, endpoints: dict[str, EndpointSettings]) -> None:
 # -- Ray Serve options ------------------------------------------------------------------------
 def deployment_options(settings: EndpointSettings, access_log: bool) -> dict[str, Any]:
     """``Deployment.options`` for an endpoint: replicas or autoscaling, room for a full batch
-    per replica (Serve's default of 5 requests in flight would never fill one of 16), and
-    Serve's access log on or off (``serving.access_log``)."""
+    per replica (Serve's default of 5 requests in flight would never fill one of 16), a
+    stopping replica that leaves as soon as its requests are answered, and Serve's access log
+    on or off (``serving.access_log``)."""
     options: dict[str, Any] = {"ray_actor_options": {"num_cpus": REPLICA_CPUS},
                                "max_ongoing_requests": max(2 * settings.max_batch_size, 5),
+                               "graceful_shutdown_wait_loop_s": DRAIN_CHECK_S,
                                "logging_config": serve_logging(access_log)}
     if settings.autoscaling is not None:
         options["autoscaling_config"] = settings.autoscaling.model_dump()

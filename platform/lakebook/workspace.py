@@ -38,9 +38,11 @@ class Workspace:
         self.settings = settings
 
     @classmethod
-    def load(cls, path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> "Workspace":
+    def load(cls, path: str | Path | None = None, environ: Mapping[str, str] | None = None,
+             profile: str | None = None) -> "Workspace":
         """Open the workspace at ``path``, or the one named by LAKEBOOK_WORKSPACE, or the
-        nearest folder upwards from the current directory that holds lakebook.yaml."""
+        nearest folder upwards from the current directory that holds lakebook.yaml; with the
+        overlay of ``profile`` (default: the one LAKEBOOK_PROFILE names) merged over it."""
         if path is None:
             path = workspace_from_environment(environ)
         root = Path(path) if path is not None else (find_root(Path.cwd()) or Path.cwd())
@@ -50,7 +52,7 @@ class Workspace:
                 f"no {CONFIG_FILE} in {root.resolve()}",
                 hint="run 'lakebook init DIR' to make a workspace, or cd into one",
             )
-        return cls(root, load_settings(config, environ))
+        return cls(root, load_settings(config, environ, profile))
 
     def _under_root(self, path: Path | str) -> Path:
         path = Path(path)

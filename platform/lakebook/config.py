@@ -411,6 +411,14 @@ def profile_from_environment(environ: Mapping[str, str] | None = None) -> str | 
     return environ.get(PROFILE_ENV) or None
 
 
+def ray_runtime_options(profile: str | None) -> dict[str, Any]:
+    """Options of a Ray actor, task or Serve replica that lakebook starts: on a cluster its
+    worker runs in the node's environment, not this process's, so the workspace's profile goes
+    with it (``runtime_env``), and the worker loads the same settings. Nothing secret goes this
+    way: a secret reaches a cluster's workers through their nodes' environment or a tokens file."""
+    return {"runtime_env": {"env_vars": {PROFILE_ENV: profile}}} if profile else {}
+
+
 def set_profile_environment(profile: str | None) -> None:
     """Make ``profile`` this process's profile, and that of every lakebook process it starts
     (services, kernels, job runs inherit ``LAKEBOOK_PROFILE``)."""

@@ -565,7 +565,7 @@ def _with_webhook(workspace, url: str, check: str):
     routes = [AlertRoute(match={"alertname": check}, channels=[DEMO_CHANNEL])]
     demo = AlertSettings.model_validate({**dict(alerts), "routes": routes, "channels": {
         **alerts.channels, DEMO_CHANNEL: {"type": "webhook", "url": url, "timeout_s": 5}}})
-    return Workspace(workspace.root, workspace.settings.model_copy(update={"alerts": demo}))
+    return Workspace(workspace.root, workspace.settings.model_copy(update={"alerts": demo}), workspace.profile)
 
 
 def _flush_often(workspace) -> dict[str, str]:

@@ -114,3 +114,39 @@ def test_the_example_scale_profile_switches_every_twin_on_loopback_without_secre
     text = (REPO / "lakebook.scale.yaml").read_text()
     assert "password" not in yaml.safe_dump(yaml.safe_load(text)).lower()
     assert Workspace.load(REPO, environ={}).settings.batch.master == "local[*]"  # without the profile: embedded
+
+
+# -- what a cluster's workers and a tracking server get from the profile ---------------------------
+def test_the_workspace_remembers_its_profile_and_ray_workers_get_it(workspace_dir):
+    from lakebook.config import ray_runtime_options
+
+    assert Workspace.load(workspace_dir, environ={"LAKEBOOK_PROFILE": "scale"}).profile == "scale"
+    assert Workspace.load(workspace_dir, environ={}, profile="scale").profile == "scale"
+    assert Workspace.load(workspace_dir, environ={}).profile is None
+    assert ray_runtime_options("scale") == {"runtime_env": {"env_vars": {"LAKEBOOK_PROFILE": "scale"}}}
+    assert ray_runtime_options(None) == {}
+
+
+def test_an_endpoints_replicas_load_the_workspace_with_its_profile():
+    from lakebook.config import EndpointSettings
+    from lakebook.serving.endpoints import deployment_options
+
+    settings = EndpointSettings(model="models:/flight_delay@champion")
+    options = deployment_options(settings, access_log=False, profile="scale")
+    assert options["ray_actor_options"]["runtime_env"] == {"env_vars": {"LAKEBOOK_PROFILE": "scale"}}
+    assert "runtime_env" not in deployment_options(settings, access_log=False)["ray_actor_options"]
+
+
+@pytest.mark.parametrize("ml, expected", [
+    ({}, "file://"),  # the embedded default: the state dir
+    ({"tracking_uri": "http://127.0.0.1:5000"}, None),  # the server's own artifact store, proxied
+    ({"tracking_uri": "https://mlflow.example.com"}, None),
+    ({"tracking_uri": "http://127.0.0.1:5000", "artifact_location": "s3://models/mlflow"}, "s3://models/mlflow"),
+    ({"tracking_uri": "postgresql+psycopg://u@db/mlflow"}, "file://"),  # a store the client opens itself
+])
+def test_with_a_tracking_server_new_experiments_keep_their_artifacts_where_the_server_says(tmp_path, ml, expected):
+    from lakebook.ml.tracking import artifact_location
+
+    (tmp_path / "lakebook.yaml").write_text(yaml.safe_dump({"ml": ml}))
+    found = artifact_location(Workspace.load(tmp_path, environ={}))
+    assert found == expected if not expected or not expected.startswith("file://") else found.startswith(expected)

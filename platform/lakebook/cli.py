@@ -68,14 +68,19 @@ def listing(group: click.Group, name: str = "list"):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-w", "--workspace", "path", type=click.Path(file_okay=False), default=None,
               help="workspace folder (default: the nearest folder upwards with lakebook.yaml)")
+@click.option("-p", "--profile", default=None, metavar="NAME",
+              help="merge lakebook.NAME.yaml over lakebook.yaml (e.g. scale: every server twin); "
+                   "default LAKEBOOK_PROFILE")
 @click.option("-v", "--verbose", is_flag=True, help="log more, the libraries' (MLflow, Feast, Spark, ...) progress too")
 @click.version_option(package_name="lakebook")
 @click.pass_context
-def cli(ctx: click.Context, path: str | None, verbose: bool) -> None:
+def cli(ctx: click.Context, path: str | None, profile: str | None, verbose: bool) -> None:
     """lakebook: ingest, lake, catalog, transforms, features, models and services of one workspace."""
     ctx.ensure_object(dict)
     ctx.obj["path"] = path
-    from .config import set_library_log_level
+    from .config import set_library_log_level, set_profile_environment
+
+    set_profile_environment(profile)  # the services, kernels and runs it starts load the same profile
 
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

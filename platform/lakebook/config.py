@@ -1,6 +1,8 @@
 """lakebook.yaml, read once into one validated settings object; and the process environment.
 
-Precedence: defaults < lakebook.yaml < environment (``LAKEBOOK_<SECTION>__<KEY>``).
+Precedence: defaults < lakebook.yaml < a profile's overlay (``lakebook.<profile>.yaml`` beside
+it, chosen by ``lakebook -p <profile>`` or ``LAKEBOOK_PROFILE``) < environment
+(``LAKEBOOK_<SECTION>__<KEY>``).
 Secrets (ingest tokens, the MQTT inlet's username and password, alert channels' headers and
 passwords) are never read from lakebook.yaml: only from the environment or a tokens file kept
 outside git. They are never shown: an error about a setting that holds or contains one does
@@ -33,8 +35,11 @@ from .redact import remember
 
 CONFIG_FILE = "lakebook.yaml"
 ENV_PREFIX = "LAKEBOOK_"
+PROFILE_ENV = "LAKEBOOK_PROFILE"  # the profile whose overlay is merged over lakebook.yaml
+PROFILE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # Environment variables with the prefix that select things rather than override settings.
-NON_SETTING_ENV = {"LAKEBOOK_WORKSPACE", "LAKEBOOK_RUN_ID", "LAKEBOOK_RUN_IO"}  # WORKSPACE_ENV, RUN_ID_ENV, RUN_IO_ENV
+NON_SETTING_ENV = {"LAKEBOOK_WORKSPACE", "LAKEBOOK_RUN_ID", "LAKEBOOK_RUN_IO",
+                   PROFILE_ENV}  # WORKSPACE_ENV, RUN_ID_ENV, RUN_IO_ENV
 SECRET_KEYS = {("ingest", "tokens"), ("ingest", "mqtt", "username"), ("ingest", "mqtt", "password"),
                ("serving", "tokens")}
 # The tokens file's entry that holds the MQTT inlet's credentials ({username, password}) rather
@@ -399,18 +404,70 @@ class Settings(_Section):
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
 
 
-def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read lakebook.yaml (if any), overlay environment overrides, validate."""
+def profile_path(config_path: Path, profile: str) -> Path:
+    """The overlay file of ``profile``: ``lakebook.<profile>.yaml`` beside lakebook.yaml."""
+    return config_path.with_name(f"{Path(CONFIG_FILE).stem}.{profile}{Path(CONFIG_FILE).suffix}")
+
+
+def profile_from_environment(environ: Mapping[str, str] | None = None) -> str | None:
+    """The profile ``LAKEBOOK_PROFILE`` names, if any."""
     environ = os.environ if environ is None else environ
+    return environ.get(PROFILE_ENV) or None
+
+
+def ray_runtime_options(profile: str | None) -> dict[str, Any]:
+    """Options of a Ray actor, task or Serve replica that lakebook starts: on a cluster its
+    worker runs in the node's environment, not this process's, so the workspace's profile goes
+    with it (``runtime_env``), and the worker loads the same settings. Nothing secret goes this
+    way: a secret reaches a cluster's workers through their nodes' environment or a tokens file."""
+    return {"runtime_env": {"env_vars": {PROFILE_ENV: profile}}} if profile else {}
+
+
+def set_profile_environment(profile: str | None) -> None:
+    """Make ``profile`` this process's profile, and that of every lakebook process it starts
+    (services, kernels, job runs inherit ``LAKEBOOK_PROFILE``)."""
+    if profile:
+        os.environ[PROFILE_ENV] = profile
+
+
+def _read_profile(config_path: Path, profile: str) -> tuple[Path, dict[str, Any]]:
+    if not PROFILE_PATTERN.match(profile):
+        raise ConfigError(f"profile {profile!r} is not a profile name",
+                          hint="lower-case letters, digits, - and _ (e.g. scale): it names lakebook.<profile>.yaml")
+    path = profile_path(config_path, profile)
+    if not path.is_file():
+        found = sorted(p.name[len("lakebook."):-len(".yaml")] for p in config_path.parent.glob("lakebook.*.yaml"))
+        known = ", ".join(found) if found else "none"
+        raise ConfigError(f"profile {profile!r}: there is no {path.name} in {config_path.parent}",
+                          hint=(did_you_mean(profile, found) or f"profiles of this workspace: {known}")
+                          + f"; a profile is a file {path.name} beside {CONFIG_FILE}, merged over it")
+    return path, _read_yaml(path)
+
+
+def load_settings(config_path: Path | None, environ: Mapping[str, str] | None = None,
+                  profile: str | None = None) -> Settings:
+    """Read lakebook.yaml (if any), merge the profile's overlay over it (``profile``, or the one
+    ``LAKEBOOK_PROFILE`` names), overlay environment overrides, validate."""
+    environ = os.environ if environ is None else environ
+    profile = profile or profile_from_environment(environ)
     raw: dict[str, Any] = {}
     source = "defaults"
     if config_path is not None:
         source = str(config_path)
         raw = _read_yaml(config_path)
-        _refuse_secrets(raw, config_path)
-        _refuse_url_password(raw, config_path)
-        _refuse_channel_secrets(raw, config_path)
-        _refuse_lake_credentials(raw, config_path)
+        layers = [(config_path, raw)]
+        if profile:
+            overlay_path, overlay = _read_profile(config_path, profile)
+            layers.append((overlay_path, overlay))
+            raw = _deep_merge(raw, overlay)
+            source = f"{config_path} with {overlay_path.name}"
+        for path, layer in layers:
+            _refuse_secrets(layer, path)
+            _refuse_url_password(layer, path)
+            _refuse_channel_secrets(layer, path)
+            _refuse_lake_credentials(layer, path)
+    elif profile:
+        raise ConfigError(f"profile {profile!r} needs a workspace: it is merged over its {CONFIG_FILE}")
     overrides = env_overrides(environ)
     merged = _deep_merge(raw, overrides)
     try:
@@ -517,14 +574,36 @@ def _refuse_lake_credentials(raw: dict[str, Any], config_path: Path) -> None:
                                "AWS_PROFILE / AWS_SHARED_CREDENTIALS_FILE")
 
 
+# URL settings that may carry a password (user:password@host): never written in a file of the
+# workspace; the environment override of the setting (or the client's own variable, such as
+# PGPASSWORD or MLFLOW_TRACKING_PASSWORD) carries it.
+URL_SETTINGS = (("stream", "bus", "url"), ("catalog", "url"), ("ml", "tracking_uri"),
+                ("features", "online_store", "connection_string"))
+
+
 def _refuse_url_password(raw: dict[str, Any], config_path: Path) -> None:
-    """A password in ``stream.bus.url`` is a secret: it comes from the environment, not lakebook.yaml."""
-    stream = raw.get("stream")
-    bus = stream.get("bus") if isinstance(stream, dict) else None
-    url = bus.get("url") if isinstance(bus, dict) else None
-    if isinstance(url, str) and urlsplit(url).password:
-        raise ConfigError(f"{config_path}: stream.bus.url must not hold a password in {CONFIG_FILE}",
-                          hint=f"set {ENV_PREFIX}STREAM__BUS='{{type: redis, url: ...}}' in the environment instead")
+    """A password in a URL setting (URL_SETTINGS) is a secret: it comes from the environment."""
+    for path in URL_SETTINGS:
+        node: Any = raw
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, str) and _url_password(node):
+            key = ".".join(path)
+            whole = path[:2] if path[0] in ("stream", "features") else path
+            shown = f"'{{type: redis, {path[-1]}: ...}}'" if len(whole) < len(path) else "..."
+            raise ConfigError(f"{config_path}: {key} must not hold a password in {config_path.name}",
+                              hint=f"set {_env_name(whole)}={shown} in the environment instead")
+
+
+def _url_password(url: str) -> bool:
+    """Whether ``url`` holds a password: user:password@ in a URL, or a Redis connection
+    string's ``password=`` option (host:port,password=...)."""
+    if "password=" in url.replace(" ", "").lower():
+        return True
+    try:
+        return bool(urlsplit(url).password)
+    except ValueError:
+        return False
 
 
 def _refuse_channel_secrets(raw: dict[str, Any], config_path: Path) -> None:

@@ -154,7 +154,9 @@ def _run_training(workspace, console, *, sample: int) -> dict:
         return {}
     workspace.runs_dir.mkdir(parents=True, exist_ok=True)
     output = workspace.runs_dir / "02_train_delay_model.demo.ipynb"
-    console.print(f"\n[bold]Training[/bold] (Papermill: {notebook.name}, {sample:,} flights, MLflow in the state dir)")
+    tracking = workspace.settings.ml.tracking_uri
+    where = f"MLflow at {tracking}" if tracking else "MLflow in the state dir"
+    console.print(f"\n[bold]Training[/bold] (Papermill: {notebook.name}, {sample:,} flights, {where})")
     with console.status("training scikit-learn and PyTorch models"):
         papermill.execute_notebook(str(notebook), str(output), parameters={"sample_size": sample, "torch_epochs": 5},
                                    cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
@@ -230,7 +232,9 @@ def _run_batch_and_features(workspace, console) -> dict:
         detail = r.note if r.status == "skipped" else f"{r.rows:,} rows in {r.seconds:.1f} s"
         console.print(f"  {r.name} ({r.engine}, {'incremental' if r.incremental else 'full'}): {r.status}, {detail}")
     figures["transforms"] = {r.name: r.rows for r in results}
-    console.print("\n[bold]Feature store[/bold] (Feast: DuckDB offline, SQLite online)")
+    stores = workspace.settings.features
+    console.print(f"\n[bold]Feature store[/bold] (Feast: {_store_name(stores.offline_store.type)} offline, "
+                  f"{_store_name(stores.online_store.type)} online)")
     with console.status("feast apply"):
         applied = apply(workspace)
     console.print(f"  applied {len(applied['feature_views'])} feature views, services: {', '.join(applied['feature_services'])}")
@@ -246,6 +250,11 @@ def _run_batch_and_features(workspace, console) -> dict:
                   f"(features as of each scheduled departure)")
     print_rows(console, sample[TRAINING_SAMPLE].head(5).to_dict("records"))
     return figures
+
+
+def _store_name(kind: str) -> str:
+    """A Feast store's ``type`` as the demo names it: duckdb -> DuckDB, sqlite -> SQLite."""
+    return {"duckdb": "DuckDB", "sqlite": "SQLite", "redis": "Redis", "spark": "Spark"}.get(kind, kind)
 
 
 # -- the speed layer, live ---------------------------------------------------------------------------
@@ -304,6 +313,7 @@ def _run_endpoint(workspace, console) -> dict:
 
     import httpx
 
+    from .config import child_environment
     from .ingest import flush_ingest_log_to_raw
     from .ml import current_champion, setup_mlflow
     from .query import session_for
@@ -320,7 +330,9 @@ def _run_endpoint(workspace, console) -> dict:
     token_file.write_text(token)
     token_file.chmod(0o600)
     requests = json.loads(session_for(workspace).query(ENDPOINT_REQUESTS).df().to_json(orient="records"))
-    environment = {"LAKEBOOK_SERVING__TOKENS": json.dumps({ENDPOINT: [token]}), "LAKEBOOK_SERVING__PORT": str(free_port())}
+    # this process's environment (the profile, a cluster's RAY_AUTH_TOKEN, ...) with the demo's token and port
+    environment = child_environment(workspace.root, extra={"LAKEBOOK_SERVING__TOKENS": json.dumps({ENDPOINT: [token]}),
+                                                           "LAKEBOOK_SERVING__PORT": str(free_port())})
     with console.status("starting Ray Serve and deploying models:/flight_delay@champion as 'delay'"):
         service = start_service(workspace, "serve", env=environment, log_path=workspace.log_path("demo-serve"))
     try:
@@ -565,7 +577,7 @@ def _with_webhook(workspace, url: str, check: str):
     routes = [AlertRoute(match={"alertname": check}, channels=[DEMO_CHANNEL])]
     demo = AlertSettings.model_validate({**dict(alerts), "routes": routes, "channels": {
         **alerts.channels, DEMO_CHANNEL: {"type": "webhook", "url": url, "timeout_s": 5}}})
-    return Workspace(workspace.root, workspace.settings.model_copy(update={"alerts": demo}))
+    return Workspace(workspace.root, workspace.settings.model_copy(update={"alerts": demo}), workspace.profile)
 
 
 def _flush_often(workspace) -> dict[str, str]:

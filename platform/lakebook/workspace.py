@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-from .config import CONFIG_FILE, Settings, load_settings, workspace_from_environment
+from .config import CONFIG_FILE, Settings, load_settings, profile_from_environment, workspace_from_environment
 from .errors import WorkspaceNotFound
 
 if TYPE_CHECKING:
@@ -33,14 +33,17 @@ class _StatePath:
 class Workspace:
     """Paths, URIs and settings of one lakebook workspace."""
 
-    def __init__(self, root: Path, settings: Settings):
+    def __init__(self, root: Path, settings: Settings, profile: str | None = None):
         self.root = root.resolve()
         self.settings = settings
+        self.profile = profile  # the overlay merged over lakebook.yaml (lakebook.<profile>.yaml), if any
 
     @classmethod
-    def load(cls, path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> "Workspace":
+    def load(cls, path: str | Path | None = None, environ: Mapping[str, str] | None = None,
+             profile: str | None = None) -> "Workspace":
         """Open the workspace at ``path``, or the one named by LAKEBOOK_WORKSPACE, or the
-        nearest folder upwards from the current directory that holds lakebook.yaml."""
+        nearest folder upwards from the current directory that holds lakebook.yaml; with the
+        overlay of ``profile`` (default: the one LAKEBOOK_PROFILE names) merged over it."""
         if path is None:
             path = workspace_from_environment(environ)
         root = Path(path) if path is not None else (find_root(Path.cwd()) or Path.cwd())
@@ -50,7 +53,8 @@ class Workspace:
                 f"no {CONFIG_FILE} in {root.resolve()}",
                 hint="run 'lakebook init DIR' to make a workspace, or cd into one",
             )
-        return cls(root, load_settings(config, environ))
+        profile = profile or profile_from_environment(environ)
+        return cls(root, load_settings(config, environ, profile), profile)
 
     def _under_root(self, path: Path | str) -> Path:
         path = Path(path)

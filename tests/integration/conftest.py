@@ -8,9 +8,6 @@ tests/workspace_templates.py."""
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +22,7 @@ from jupyter_server.serverapp import ServerApp
 from pytest_jupyter.jupyter_server import *  # noqa: E402,F401,F403
 from jupyter_core.utils import ensure_event_loop
 
+from server_support import redis_server as start_redis  # noqa: E402
 from workspace_templates import private_copy  # noqa: E402  (the templates themselves: tests/conftest.py)
 
 
@@ -65,23 +63,8 @@ def year_ws(year_template, tmp_path):
 @pytest.fixture
 def redis_server(tmp_path):
     """A real redis-server on a free port of 127.0.0.1, no persistence; yields the port."""
-    from lakebook.services import free_port
-
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is installed by `make test` (Debian package redis-server)"
-    port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield port
-    proc.terminate()
-    proc.wait(10)
+    with start_redis(tmp_path) as port:
+        yield port
 
 
 @pytest.fixture(scope="session")

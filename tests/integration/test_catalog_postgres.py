@@ -6,10 +6,8 @@ through ``catalog.url``."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,62 +17,25 @@ import pytest
 
 from ingest_support import NDJSON, flush, load_workspace, ndjson, start_ingest_server
 from events import flight
+from server_support import create_database, postgres_server
 
 from lakebook.services import free_port
 
 pytestmark = pytest.mark.integration
 
 
-def _postgres_bin() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not found:
-        pytest.fail("PostgreSQL is not installed: `make sysdeps` installs Debian's postgresql package")
-    return found[-1].parent
-
-
-def _as_postgres(argv: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: as root, run it as the postgres user."""
-    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
-
-
 @pytest.fixture(scope="module")
 def postgres():
     """A PostgreSQL server for this module: (host, port). Trust auth on 127.0.0.1 only."""
-    bindir = _postgres_bin()
-    # not under pytest's folder: that one is private to this user, and the server runs as postgres
-    base = Path(tempfile.mkdtemp(prefix="lakebook-test-postgres-"))
-    data, sockets = base / "data", base / "sockets"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-        shutil.chown(sockets, "postgres")
-    subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                                 "--no-sync", "-E", "UTF8"]), check=True, capture_output=True, timeout=120)
-    port = free_port()
-    log = base / "server.log"
-    subprocess.run(_as_postgres([
-        str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "start",
-        "-o", f"-h 127.0.0.1 -p {port} -k {sockets} -c fsync=off",
-    ]), check=True, capture_output=True, timeout=90)
-    try:
-        yield "127.0.0.1", port
-    finally:
-        subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
-                       capture_output=True, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
+    with postgres_server() as address:
+        yield address
 
 
 @pytest.fixture
 def catalog_url(postgres, request):
     """A fresh database for one test."""
-    import psycopg
-
-    host, port = postgres
     name = "t_" + request.node.name.lower().replace("[", "_").replace("]", "")[:40]
-    with psycopg.connect(host=host, port=port, user="postgres", dbname="postgres", autocommit=True) as con:
-        con.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        con.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql+psycopg://postgres@{host}:{port}/{name}"
+    return create_database(*postgres, name)
 
 
 def test_ingest_flush_and_query_keep_the_catalog_in_postgres(workspace_dir, catalog_url, monkeypatch):

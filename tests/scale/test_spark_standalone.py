@@ -14,69 +14,22 @@ import os
 import re
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import duckdb
-import httpx
 import pytest
 import yaml
 
+from cluster_support import spark_cluster as start_spark_cluster
 from lakebook.catalog import open_catalog
-from lakebook.services import free_port
 from lakebook.workspace import Workspace
 
 pytestmark = pytest.mark.integration
 
-SPARK_HOME = Path(__import__("pyspark").__file__).parent
-SPARK_CLASS = SPARK_HOME / "bin" / "spark-class"
-
-
-def _daemon(args: list[str], log: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([str(SPARK_CLASS), *args], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
-
-
-def _wait_for(url: str, pattern: str, proc: subprocess.Popen, log: Path, timeout_s: float = 90) -> None:
-    """Until the daemon's web page (JSON where it has it) matches ``pattern``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            if re.search(pattern, httpx.get(url, timeout=2).text):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} never showed {pattern!r}:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def spark_cluster(tmp_path_factory):
-    """A standalone master and one worker (2 cores, 2 GiB) bound to 127.0.0.1: the master URL."""
-    work = tmp_path_factory.mktemp("spark-cluster")
-    env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(work),
-           "SPARK_WORKER_DIR": str(work / "worker"), "PYSPARK_PYTHON": sys.executable}
-    port, master_ui, worker_ui = free_port(), free_port(), free_port()
-    master = _daemon(["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-                      "--webui-port", str(master_ui)], work / "master.log", env)
-    url = f"spark://127.0.0.1:{port}"
-    worker = None
-    try:
-        _wait_for(f"http://127.0.0.1:{master_ui}/json/", r'"status"\s*:\s*"ALIVE"', master, work / "master.log")
-        worker = _daemon(["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "2",
-                          "--memory", "2g", "--webui-port", str(worker_ui), url], work / "worker.log", env)
-        _wait_for(f"http://127.0.0.1:{master_ui}/json/", r'"aliveworkers"\s*:\s*1', worker, work / "worker.log")
-        yield url, work
-    finally:
-        for proc in (worker, master):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, 15)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, 9)
-                    proc.wait()
+    """A standalone master and one worker bound to 127.0.0.1 (cluster_support.spark_cluster)."""
+    with start_spark_cluster(tmp_path_factory.mktemp("spark-cluster")) as cluster:
+        yield cluster
 
 
 def _tables(ws: Workspace) -> dict[str, list[tuple]]:
@@ -99,7 +52,7 @@ def _tables(ws: Workspace) -> dict[str, list[tuple]]:
 
 def test_the_transforms_and_feature_jobs_on_a_standalone_cluster_equal_the_local_run(spark_cluster, flights_ws,
                                                                                     tmp_path):
-    url, work = spark_cluster
+    url = spark_cluster.url
     local = _tables(flights_ws)
     assert {"warehouse.flights_clean", "features.origin_delays"} <= set(local), sorted(local)
     assert all(local[name] for name in ("warehouse.flights_clean", "features.origin_delays"))
@@ -116,19 +69,11 @@ def test_the_transforms_and_feature_jobs_on_a_standalone_cluster_equal_the_local
         assert re.search(rf"^{re.escape(name)}: ok \(full, spark\)", done.stdout, re.M), done.stdout
 
     # the work ran on the cluster: the master lists the application as finished, the worker ran executors
-    apps = httpx.get(f"http://127.0.0.1:{_master_ui_port(work)}/json/", timeout=5).json()
-    ran = apps["completedapps"] + apps["activeapps"]
+    ran = spark_cluster.applications()
     assert any(app["name"].startswith("lakebook-") for app in ran), ran
-    assert any((work / "worker").glob("app-*/*/stderr")), "the worker ran no executor"
+    assert spark_cluster.executors_ran(), "the worker ran no executor"
 
     remote = _tables(Workspace.load(flights_ws.root))
     assert set(remote) == set(local)
     for name in local:
         assert remote[name] == local[name], f"{name}: {len(remote[name])} rows on the cluster, {len(local[name])} locally"
-
-
-def _master_ui_port(work: Path) -> int:
-    """The master's web UI port, from its log ("Bound MasterWebUI to 127.0.0.1, and started at …:PORT")."""
-    found = re.search(r"MasterWebUI.*?:(\d+)\s*$", (work / "master.log").read_text(), re.M)
-    assert found, (work / "master.log").read_text()[-2000:]
-    return int(found.group(1))

@@ -2,35 +2,23 @@
 real Ray cluster — a head and a worker node started with ``ray start`` on loopback, token
 authentication on — keeps the online store fresh from actors running on the cluster's nodes,
 whether it joins the cluster at its GCS address (``host:port``) or through Ray Client
-(``ray://host:port``). The cluster is started once for the module: starting it is the slow part.
-
-The nodes are stopped through their process groups, never with ``ray stop``, which would end
-every Ray process on the machine (the test session's runtime and anyone else's). Every process
-of the cluster carries a marker in its environment, so the test can tell its processes from
-any other Ray's and check none is left. (``ray start`` registers a node given
-``--node-ip-address 127.0.0.1`` under the machine's own address; the stream reaches the head
-at 127.0.0.1.)"""
+(``ray://host:port``). The cluster is started once for the module: starting it is the slow part (cluster_support.ray_cluster)."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
+from cluster_support import RayCluster, marked_processes
+from cluster_support import ray_cluster as start_ray_cluster
 from events import log_events
-from ray_support import processes_with_env
 from stream_support import synthetic_flights, synthetic_weather
 from test_stream import DELAYS, LATER, STREAM_CONFIG, check, online, wait_until
 from test_stream_service import lakebook
@@ -38,136 +26,18 @@ from lakebook import features
 from lakebook.errors import LakebookError
 from lakebook.ingest import flush_ingest_log_to_raw
 from lakebook.services import free_port, start_service
-from lakebook.stream.ray_node import ray_start_command
 from lakebook.workspace import Workspace
 
 pytestmark = pytest.mark.integration
 
-RAY = Path(sys.executable).with_name("ray")
-MARKER = "LBTEST_RAY_CLUSTER"  # not LAKEBOOK_…: lakebook reads those as settings
 ACTOR_CLASSES = {"SourceReader", "ViewOperator", "SinkActor"}
-
-
-def marked_processes(marker: str) -> dict[int, str]:
-    """The live processes of the cluster marked ``marker``, with their command lines."""
-    return processes_with_env(MARKER, marker)
-
-
-@dataclass
-class RayCluster:
-    """Ray nodes this test started, each ``ray start --block`` in a session of its own."""
-
-    port: int
-    client_port: int
-    token: str
-    marker: str
-    temp_dir: Path
-    nodes: list[subprocess.Popen] = field(default_factory=list)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def client_address(self) -> str:
-        return f"ray://127.0.0.1:{self.client_port}"
-
-    def environment(self, **extra: str) -> dict[str, str]:
-        """This process's environment without its own Ray settings, with the cluster's token."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-        return {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token, **extra}
-
-    def start_node(self, log_path: Path, *args: str, attempts: int = 5) -> None:
-        """Start a node and wait until the head counts it alive. On a loaded machine a node's
-        start can time out inside Ray (its raylet waits for agents that start late) and the
-        node exits: it is started again, up to ``attempts`` times."""
-        for _ in range(attempts):
-            node = self._spawn(log_path, *args)
-            if self._joined(node, len(self.nodes)):
-                return
-            self._stop_node(node)
-            self.nodes.remove(node)
-        raise AssertionError(f"a Ray node did not start in {attempts} attempts: {log_path.read_text()[-3000:]}")
-
-    def _spawn(self, log_path: Path, *args: str) -> subprocess.Popen:
-        command = ray_start_command(self.temp_dir, 1, *args)
-        with open(log_path, "ab") as log:
-            self.nodes.append(subprocess.Popen(command, env=self.environment(**{MARKER: self.marker}),
-                                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                               start_new_session=True))
-        return self.nodes[-1]
-
-    def _joined(self, node: subprocess.Popen, expected: int, timeout_s: float = 120) -> bool:
-        """Whether the head counts ``expected`` alive nodes before ``node`` exits or time runs out."""
-        deadline = time.monotonic() + timeout_s
-        while node.poll() is None and time.monotonic() < deadline:
-            if self.alive_nodes() == expected:
-                return True
-            time.sleep(1)
-        return False
-
-    def alive_nodes(self) -> int:
-        """How many nodes the head counts as alive (``ray status``; 0 while it does not answer)."""
-        try:
-            done = subprocess.run([str(RAY), "status", "--address", self.address], env=self.environment(),
-                                  capture_output=True, text=True, timeout=30)
-        except subprocess.TimeoutExpired:
-            return 0
-        active = done.stdout.partition("Active:")[2].partition("Pending:")[0]
-        return len(re.findall(r"^\s*1 node_[0-9a-f]+", active, re.M))
-
-    def stop(self) -> None:
-        for node in reversed(self.nodes):
-            self._stop_node(node)
-
-    @staticmethod
-    def _stop_node(node: subprocess.Popen, timeout_s: float = 30) -> None:
-        """SIGTERM the node's process group, SIGKILL what is left of it after ``timeout_s``."""
-        _signal_group(node.pid, signal.SIGTERM)
-        try:
-            node.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            pass
-        _signal_group(node.pid, signal.SIGKILL)
-        node.wait(10)
-
-    def leftovers(self, timeout_s: float = 20) -> dict[int, str]:
-        """The cluster's processes still running ``timeout_s`` after the stop."""
-        deadline = time.monotonic() + timeout_s
-        while (left := marked_processes(self.marker)) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        return left
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
-    """A head (its Ray Client server on ``client_port``) and a worker node of one CPU each on
-    127.0.0.1, token auth, shared by the module's tests; stopped after them, and then none of
-    its processes may be left (any that is, is killed)."""
-    temp_dir = Path(tempfile.mkdtemp(prefix="lbrc", dir="/tmp"))  # Ray's socket paths must stay short
-    logs = tmp_path_factory.mktemp("ray-logs")
-    cluster = RayCluster(free_port(), free_port(), secrets.token_hex(32), secrets.token_hex(8), temp_dir)
-    try:
-        cluster.start_node(logs / "ray-head.log", "--head", "--port", str(cluster.port),
-                           "--ray-client-server-port", str(cluster.client_port), "--include-dashboard", "false")
-        cluster.start_node(logs / "ray-worker.log", "--address", cluster.address)
+    """A head and a worker node (cluster_support.ray_cluster), shared by the module's tests."""
+    with start_ray_cluster(tmp_path_factory.mktemp("ray-logs")) as cluster:
         yield cluster
-        cluster.stop()
-        assert cluster.leftovers() == {}
-    finally:
-        cluster.stop()
-        for pid in cluster.leftovers(timeout_s=5):  # not to leave them running if the test failed
-            os.kill(pid, signal.SIGKILL)
-        for session in temp_dir.glob("session_2*"):  # the nodes' own logs, kept with the test's
-            shutil.copytree(session / "logs", logs / session.name, ignore_dangling_symlinks=True, dirs_exist_ok=True)
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def actors_on(cluster: RayCluster) -> tuple[dict[str, int], set[int]]:

@@ -8,7 +8,8 @@ as for a forked notebook, so reconciliation after a scheduler is killed is uncha
   machine that folder is shared; on a cluster the workspace's state dir must be on a
   filesystem every node mounts at the same path (and lakebook installed on every node).
 - Environment: ``LAKEBOOK_RUN_ID`` / ``LAKEBOOK_RUN_IO`` are set for the task's duration only
-  (the worker runs other runs' tasks afterwards); the kernel inherits them.
+  (the worker runs other runs' tasks afterwards); the kernel inherits them. The workspace's
+  profile goes with the task (``runtime_env``): the worker runs in its node's environment.
 - Stopping (timeout, cancel): ``ray.cancel`` raises KeyboardInterrupt in the task, which stops
   the kernel and every process below the worker (it is their subreaper, as the local
   supervisor is). A task that has not ended ``kill_grace_s`` + 10 s later is cancelled with
@@ -25,6 +26,7 @@ import os
 import traceback
 from pathlib import Path
 
+from ..config import ray_runtime_options
 from ..stream.server import connect_ray
 from .attempt import become_subreaper, execute_notebook, own_children, stop_tree, watch
 
@@ -59,7 +61,8 @@ def run_on_ray(workspace, store, run: dict, job, folder: Path) -> tuple[str, int
     import ray
 
     task = ray.remote(notebook_task).options(num_cpus=settings.ray_task_cpus, max_retries=0,
-                                             name=f"lakebook-run-{run['id']}-{run['attempt']}")
+                                             name=f"lakebook-run-{run['id']}-{run['attempt']}",
+                                             **ray_runtime_options(workspace.profile))
     ref = task.remote(str(job.notebook_path), str(folder), run["parameters"], run["id"], settings.kill_grace_s)
     log.info("run %s of %s (attempt %s): a Ray task on %s", run["id"], job.name, run["attempt"], where)
     return watch(lambda: _exit_code(ray, ref, folder), lambda: _stop(ray, ref, settings.kill_grace_s),

@@ -22,11 +22,21 @@ def tracking_uri(workspace) -> str:
     return workspace.settings.ml.tracking_uri or f"sqlite:///{workspace.mlflow_dir / 'mlflow.db'}"
 
 
-def artifact_location(workspace) -> str:
-    """``ml.artifact_location``, else beside the lake when it is on S3 (MLflow's S3 artifact store
-    reads the endpoint and credentials from the same environment), else the state dir."""
+def is_tracking_server(uri: str) -> bool:
+    """Whether ``uri`` is a tracking server's (http, https) rather than a store the client opens."""
+    return uri.split(":", 1)[0].lower() in ("http", "https")
+
+
+def artifact_location(workspace) -> str | None:
+    """Where a new experiment's artifacts go: ``ml.artifact_location``; else, with a tracking
+    server, None (the server's own artifact store, which it proxies, e.g. an S3 bucket named
+    by ``mlflow server --artifacts-destination``: the clients need no access to it); else,
+    when the lake is on S3, beside the lake (MLflow's S3 artifact store reads the endpoint and
+    credentials from the same environment); else the state dir's mlflow/artifacts."""
     if workspace.settings.ml.artifact_location:
         return workspace.settings.ml.artifact_location
+    if is_tracking_server(tracking_uri(workspace)):
+        return None
     if workspace.lake_on_s3:
         return str(workspace.lake.mlflow_artifacts)
     return (workspace.mlflow_dir / "artifacts").as_uri()
@@ -47,7 +57,8 @@ def setup_mlflow(workspace, experiment: str | None = None):
     name = experiment or workspace.settings.ml.experiment
     client = mlflow.MlflowClient(uri, uri)
     if client.get_experiment_by_name(name) is None:
-        client.create_experiment(name, artifact_location=f"{artifact_location(workspace)}/{name}")
+        location = artifact_location(workspace)
+        client.create_experiment(name, artifact_location=f"{location}/{name}" if location else None)
     mlflow.set_experiment(name)
     return client
 
@@ -178,7 +189,8 @@ def _ui_command(workspace, port: int | None = None) -> list[str]:
     import sys
 
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(workspace),
-            "--default-artifact-root", artifact_location(workspace), "--host", "127.0.0.1",
+            *(["--default-artifact-root", location] if (location := artifact_location(workspace)) else []),
+            "--host", "127.0.0.1",
             "--port", str(port or workspace.settings.ml.ui_port), "--workers", "1"]
 
 

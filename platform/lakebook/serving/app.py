@@ -241,6 +241,7 @@ def application(workspace, name: str, settings, model_uri: str):
     update: Serve calls ``reconfigure`` on the live replicas (serve/_private/version.py
     ``requires_actor_restart``)."""
     args = (str(workspace.root), name, settings.max_batch_size, settings.batch_wait_timeout_s)
-    version = hashlib.sha256(f"{CODE_VERSION}{args}".encode()).hexdigest()[:16]
+    version = hashlib.sha256(f"{CODE_VERSION}{args}{workspace.profile}".encode()).hexdigest()[:16]
     return Endpoint.options(version=version, _internal=True, user_config=user_config(model_uri),
-                            **deployment_options(settings, workspace.settings.serving.access_log)).bind(*args)
+                            **deployment_options(settings, workspace.settings.serving.access_log,
+                                                 workspace.profile)).bind(*args)

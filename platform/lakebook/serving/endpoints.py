@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Any, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
-from ..config import EndpointSettings
+from ..config import EndpointSettings, ray_runtime_options
 from ..errors import Backpressure, Conflict, Forbidden, NotFound, did_you_mean
 
 REPLICA_CPUS = 0.25  # a replica mostly waits on the online store; 2-core machines host several
@@ -72,12 +72,13 @@ def _write_adhoc(workspace, endpoints: dict[str, EndpointSettings]) -> None:
 
 
 # -- Ray Serve options ------------------------------------------------------------------------
-def deployment_options(settings: EndpointSettings, access_log: bool) -> dict[str, Any]:
+def deployment_options(settings: EndpointSettings, access_log: bool, profile: str | None = None) -> dict[str, Any]:
     """``Deployment.options`` for an endpoint: replicas or autoscaling, room for a full batch
     per replica (Serve's default of 5 requests in flight would never fill one of 16), a
-    stopping replica that leaves as soon as its requests are answered, and Serve's access log
-    on or off (``serving.access_log``)."""
-    options: dict[str, Any] = {"ray_actor_options": {"num_cpus": REPLICA_CPUS},
+    stopping replica that leaves as soon as its requests are answered, Serve's access log on or
+    off (``serving.access_log``), and the workspace's profile for the replicas (on a cluster's
+    node they load the workspace in the node's environment)."""
+    options: dict[str, Any] = {"ray_actor_options": {"num_cpus": REPLICA_CPUS, **ray_runtime_options(profile)},
                                "max_ongoing_requests": max(2 * settings.max_batch_size, 5),
                                "graceful_shutdown_wait_loop_s": DRAIN_CHECK_S,
                                "logging_config": serve_logging(access_log)}

@@ -20,6 +20,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from ..config import ray_runtime_options
 from ..errors import FeatureStoreError, LakebookError
 from ..lake.store import require_local
 from ..features.windows import duration_us, feature_definition, feature_definitions
@@ -103,7 +104,7 @@ class StreamJob:
         import ray
 
         root, lateness = str(self.workspace.root), duration_us(self.settings.lateness)
-        options = {"max_restarts": -1, "max_task_retries": 0}
+        options = {"max_restarts": -1, "max_task_retries": 0, **ray_runtime_options(self.workspace.profile)}
         self.sink = ray.remote(**options)(SinkActor).remote(root)
         self.readers = {s: ray.remote(**options)(SourceReader).remote(root, self.settings.group, s, self.settings.start)
                         for s in self.sources}

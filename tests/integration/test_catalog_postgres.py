@@ -231,3 +231,30 @@ def test_the_monitors_state_and_history_live_in_postgres_too(workspace_dir, cata
         assert [a["title"] for a in inbox.alerts()] == ["alertname=reject_rate_flights: 1 alert firing"]
     acked = AlertManager(workspace).ack(alert["id"], "ops", datetime.now(timezone.utc))
     assert acked["acked_by"] == "ops"
+
+
+def test_a_manual_run_queued_on_postgres_gets_its_id_and_a_time_queued_twice_runs_once(workspace_dir, catalog_url,
+                                                                                      monkeypatch):
+    """`lakebook jobs run` queues the run and names it: the insert that skips a run already
+    queued for the same time reports what it inserted on PostgreSQL as on SQLite."""
+    from datetime import datetime, timezone
+
+    from jobs_support import add_job, add_notebooks
+    from lakebook.jobs import load_jobs
+    from lakebook.jobs.api import queue_run
+    from lakebook.jobs.store import JobStore
+
+    monkeypatch.setenv("LAKEBOOK_CATALOG__URL", catalog_url)
+    add_notebooks(workspace_dir)
+    add_job(workspace_dir, "report", "notebook: notebooks/ok.ipynb\n")
+    workspace = load_workspace(workspace_dir)
+    run, _ = queue_run(workspace, "report", {})
+    job = load_jobs(workspace).job("report")
+    tick = datetime(2024, 3, 5, 6, tzinfo=timezone.utc)
+    with JobStore(workspace) as store:
+        assert store.engine.dialect.name == "postgresql"
+        assert store.run(run["id"])["job"] == "report" and store.run(run["id"])["status"] == "queued"
+        [ticked] = store.enqueue(job, "cron", [tick])
+        assert ticked != run["id"]
+        assert store.enqueue(job, "cron", [tick]) == []  # the same tick again: nothing new
+        assert [r["id"] for r in store.runs("report", limit=10)].count(ticked) == 1

@@ -119,7 +119,9 @@ def _insert_ignore(session: Session, table, values: dict) -> bool:
     else:
         raise CatalogUnavailable(f"job history needs SQLite or PostgreSQL, not {dialect}",
                                  hint="set catalog.url to a sqlite:// or postgresql:// URL")
-    return session.execute(insert(table).values(**values).on_conflict_do_nothing()).rowcount == 1
+    # RETURNING, not the rowcount: PostgreSQL's driver reports -1 for an INSERT .. ON CONFLICT
+    statement = insert(table).values(**values).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return session.execute(statement).first() is not None
 
 
 def run_dict(row: JobRunRow) -> dict[str, Any]:

@@ -1,19 +1,24 @@
-"""Servers the integration and scale tiers start for real from Debian's binaries, each on a
-free port of 127.0.0.1 in a folder of its own: PostgreSQL (the catalog's twin) and Redis (the
-online store's and the bus's). `make sysdeps` installs both packages."""
+"""Servers the integration and scale tiers start for real, each on a free port of 127.0.0.1 in a
+folder of its own: PostgreSQL (the catalog's twin) and Redis (the online store's and the bus's)
+from Debian's binaries (`make sysdeps` installs both packages), and an MLflow tracking server
+from the mlflow wheel."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import httpx
 import pytest
 
 from lakebook.services import free_port
@@ -88,3 +93,60 @@ def redis_server(folder: Path) -> Iterator[int]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@dataclass
+class MlflowServer:
+    """A running ``mlflow server``: its tracking URI and log."""
+
+    uri: str
+    process: subprocess.Popen
+    log: Path
+
+
+@contextmanager
+def mlflow_server(folder: Path, backend_store_uri: str, artifacts_destination: str,
+                  env: dict[str, str] | None = None, timeout_s: float = 120) -> Iterator[MlflowServer]:
+    """``mlflow server`` on a free port of 127.0.0.1 with one worker, its runs and registry in
+    ``backend_store_uri``, the artifacts it proxies (``mlflow-artifacts:/``) kept in
+    ``artifacts_destination`` (e.g. ``s3://bucket/mlflow``, with MLFLOW_S3_ENDPOINT_URL and
+    AWS_* in ``env``): clients need no access to the artifact store."""
+    port = free_port()
+    log = folder / "mlflow-server.log"
+    command = [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", backend_store_uri,
+               "--artifacts-destination", artifacts_destination, "--serve-artifacts", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "1"]
+    environment = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                   **(env or {})}
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environment,
+                                   start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            assert process.poll() is None, f"mlflow server exited: {log.read_text()[-3000:]}"
+            try:
+                if httpx.get(uri + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"mlflow server did not answer in {timeout_s} s: {log.read_text()[-3000:]}"
+            time.sleep(0.5)
+        yield MlflowServer(uri, process, log)
+    finally:
+        _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen, timeout_s: float = 20) -> None:
+    """SIGTERM the process's group (a server and its workers), SIGKILL what is left after ``timeout_s``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue

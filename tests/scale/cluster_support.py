@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import duckdb
 import httpx
 
 from ray_support import processes_with_env
+from lakebook.catalog import open_catalog
 from lakebook.services import free_port
 from lakebook.stream.ray_node import ray_start_command
 
@@ -226,3 +228,22 @@ def ray_cluster(logs: Path) -> Iterator[RayCluster]:
         for session in temp_dir.glob("session_2*"):  # the nodes' own logs, kept with the test's
             shutil.copytree(session / "logs", logs / session.name, ignore_dangling_symlinks=True, dirs_exist_ok=True)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+# -- what a pipeline built ------------------------------------------------------------------
+def output_tables(ws) -> dict[str, list[tuple]]:
+    """Every transform output (warehouse and features zones), its rows sorted."""
+    catalog = open_catalog(ws)
+    con = duckdb.connect()
+    out = {}
+    for zone in ("warehouse", "features"):
+        for table in catalog.tables(zone):
+            files = catalog.files(zone, table.name)
+            if not files:
+                out[table.qualified_name] = []
+                continue
+            rows = con.execute("SELECT * FROM read_parquet(?, hive_partitioning = true, union_by_name = true)",
+                               [files]).fetchall()
+            out[table.qualified_name] = sorted(rows, key=repr)
+    catalog.close()
+    return out

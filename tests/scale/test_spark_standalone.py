@@ -15,12 +15,11 @@ import re
 import subprocess
 import sys
 
-import duckdb
 import pytest
 import yaml
 
+from cluster_support import output_tables
 from cluster_support import spark_cluster as start_spark_cluster
-from lakebook.catalog import open_catalog
 from lakebook.workspace import Workspace
 
 pytestmark = pytest.mark.integration
@@ -32,28 +31,10 @@ def spark_cluster(tmp_path_factory):
         yield cluster
 
 
-def _tables(ws: Workspace) -> dict[str, list[tuple]]:
-    """Every transform output (warehouse and features zones), its rows sorted."""
-    catalog = open_catalog(ws)
-    con = duckdb.connect()
-    out = {}
-    for zone in ("warehouse", "features"):
-        for table in catalog.tables(zone):
-            files = catalog.files(zone, table.name)
-            if not files:
-                out[table.qualified_name] = []
-                continue
-            rows = con.execute("SELECT * FROM read_parquet(?, hive_partitioning = true, union_by_name = true)",
-                               [files]).fetchall()
-            out[table.qualified_name] = sorted(rows, key=repr)
-    catalog.close()
-    return out
-
-
 def test_the_transforms_and_feature_jobs_on_a_standalone_cluster_equal_the_local_run(spark_cluster, flights_ws,
                                                                                     tmp_path):
     url = spark_cluster.url
-    local = _tables(flights_ws)
+    local = output_tables(flights_ws)
     assert {"warehouse.flights_clean", "features.origin_delays"} <= set(local), sorted(local)
     assert all(local[name] for name in ("warehouse.flights_clean", "features.origin_delays"))
 
@@ -73,7 +54,7 @@ def test_the_transforms_and_feature_jobs_on_a_standalone_cluster_equal_the_local
     assert any(app["name"].startswith("lakebook-") for app in ran), ran
     assert spark_cluster.executors_ran(), "the worker ran no executor"
 
-    remote = _tables(Workspace.load(flights_ws.root))
+    remote = output_tables(Workspace.load(flights_ws.root))
     assert set(remote) == set(local)
     for name in local:
         assert remote[name] == local[name], f"{name}: {len(remote[name])} rows on the cluster, {len(local[name])} locally"

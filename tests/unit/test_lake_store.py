@@ -155,13 +155,31 @@ def test_spark_on_an_s3_lake_is_refused_but_for_staged_transforms_on_a_local_mas
         refuse_s3_lake(on_a_cluster, staged=True)
 
 
-def test_feast_sources_the_stream_and_blobs_are_refused_on_an_s3_lake(s3_workspace):
-    from lakebook.features.store import lake_source
+def test_a_feast_source_on_an_s3_lake_names_the_published_version_and_spark_sources_are_refused(s3_workspace, tmp_path):
+    from lakebook.features import store as features
+
+    features._active.append(s3_workspace)
+    try:
+        source = features.lake_source("warehouse.flights_clean")
+    finally:
+        features._active.pop()
+    # not built yet: a folder that names no file (the source is applied again once it is published)
+    assert source.path == "s3://bucket/lake/warehouse/flights_clean/unpublished/**/*.parquet"
+    assert s3_workspace.lake.table_of(source.path) == ("warehouse", "flights_clean")
+
+    write(tmp_path, "name: s3\nlake:\n  root: s3://bucket/lake\nfeatures:\n  offline_store: {type: spark}\n")
+    features._active.append(Workspace.load(tmp_path, environ={}))
+    try:
+        with pytest.raises(NotOnS3Lake, match="a Feast source over warehouse.flights_clean for the Spark offline"):
+            features.lake_source("warehouse.flights_clean")
+    finally:
+        features._active.pop()
+
+
+def test_the_stream_and_blobs_are_refused_on_an_s3_lake(s3_workspace):
     from lakebook.ingest.blobs import BlobStore
     from lakebook.stream.job import StreamJob
 
-    with pytest.raises(NotOnS3Lake, match="a Feast source over warehouse.flights_clean"):
-        lake_source("warehouse.flights_clean")
     with pytest.raises(NotOnS3Lake, match="the speed layer"):
         StreamJob(s3_workspace)
     with pytest.raises(NotOnS3Lake, match="storing blobs is not supported on an S3 lake yet"):

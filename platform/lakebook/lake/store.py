@@ -210,6 +210,29 @@ def register_with_duckdb(con, root) -> None:
         con.register_filesystem(duckdb_filesystem(root))
 
 
+_ibis_options: list = []  # the S3Options whose filesystem ibis's DuckDB connection has
+
+
+def register_with_ibis(root) -> None:
+    """Let ibis's default DuckDB backend (the one Feast's DuckDB offline store reads a
+    FileSource through, with ``ibis.read_parquet``) read the lake when it is on S3. DuckDB
+    keeps one filesystem per protocol: one set up from another environment is replaced."""
+    if not isinstance(root, S3Path):
+        return
+    import ibis
+
+    fs = duckdb_filesystem(root)  # checks the bucket
+    options = S3Options.from_env()
+    with _lock:
+        if _ibis_options == [options]:
+            return
+        con = ibis.get_backend().con
+        if "s3" in con.list_filesystems():
+            con.unregister_filesystem("s3")
+        con.register_filesystem(fs)
+        _ibis_options[:] = [options]
+
+
 def read_schema(path: S3Path):
     return read_metadata(path).schema.to_arrow_schema()
 

@@ -12,7 +12,7 @@ import pytest
 
 from lakebook.config import S3Options, load_settings, parse_lake_root
 from lakebook.errors import ConfigError, NotOnS3Lake
-from lakebook.lake.store import S3Path, as_lake_path, is_s3, require_local
+from lakebook.lake.store import S3Path, as_lake_path, from_ibis_uri, ibis_uri, is_s3, require_local
 from lakebook.workspace import Workspace
 
 
@@ -163,9 +163,11 @@ def test_a_feast_source_on_an_s3_lake_names_the_published_version_and_spark_sour
         source = features.lake_source("warehouse.flights_clean")
     finally:
         features._active.pop()
-    # not built yet: a folder that names no file (the source is applied again once it is published)
-    assert source.path == "s3://bucket/lake/warehouse/flights_clean/unpublished/**/*.parquet"
-    assert s3_workspace.lake.table_of(source.path) == ("warehouse", "flights_clean")
+    # not built yet: a folder that names no file (the source is applied again once it is published),
+    # under the scheme ibis reads the lake's filesystem by (an s3:// path would make it load httpfs)
+    assert source.path == "lakebook-s3://bucket/lake/warehouse/flights_clean/unpublished/**/*.parquet"
+    assert s3_workspace.lake.table_of(from_ibis_uri(source.path)) == ("warehouse", "flights_clean")
+    assert from_ibis_uri("s3://bucket/x") == "s3://bucket/x" and ibis_uri("s3://bucket/x") == "lakebook-s3://bucket/x"
 
     write(tmp_path, "name: s3\nlake:\n  root: s3://bucket/lake\nfeatures:\n  offline_store: {type: spark}\n")
     features._active.append(Workspace.load(tmp_path, environ={}))

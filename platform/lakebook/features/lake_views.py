@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..lake.store import is_s3, register_with_duckdb
+from ..lake.store import from_ibis_uri, is_s3, register_with_duckdb
 from ..lake.views import sql_string
 
 
@@ -56,7 +56,7 @@ def lake_view(workspace, view) -> LakeView | None:
                                                           "filter", "enable_validation"))
     if derived or source.field_mapping or source.created_timestamp_column or not view.entity_columns:
         return None
-    path = source.path or ""
+    path = from_ibis_uri(source.path or "")
     table = workspace.lake.table_of(path)
     if table is None:
         return None

@@ -23,7 +23,7 @@ from typing import Iterator
 import yaml
 
 from ..errors import FeatureStoreError, MissingDependency
-from ..lake.store import is_s3, register_with_ibis, require_local
+from ..lake.store import from_ibis_uri, ibis_uri, is_s3, register_with_ibis, require_local
 from ..run_io import record
 from .newest_wins import keep_newest
 
@@ -123,7 +123,8 @@ UNPUBLISHED = "unpublished"  # an S3 source's folder while its table has no vers
 
 def published_path(workspace, zone: str, name: str) -> str:
     """The path a Feast FileSource reads a table by: its ``current`` folder; on an S3 lake a
-    glob of the version folder the catalog publishes (read through the lake's filesystem)."""
+    glob of the version folder the catalog publishes, as ibis reads it through the lake's
+    filesystem (``lakebook-s3://bucket/key``, see lake/store.py)."""
     if not is_s3(workspace.lake.root):
         return str(workspace.lake.current(zone, name))
     from ..catalog import open_catalog
@@ -136,7 +137,7 @@ def published_path(workspace, zone: str, name: str) -> str:
         location = str(workspace.lake.table_dir(zone, name) / UNPUBLISHED)
     finally:
         catalog.close()
-    return f"{str(location).rstrip('/')}/**/*.parquet"
+    return ibis_uri(f"{str(location).rstrip('/')}/**/*.parquet")
 
 
 def _stale_lake_sources(workspace, store) -> list[str]:
@@ -144,7 +145,7 @@ def _stale_lake_sources(workspace, store) -> list[str]:
     stale = []
     for view in store.list_feature_views():
         path = getattr(view.batch_source, "path", "") or ""
-        table = workspace.lake.table_of(path) if is_s3(path) else None
+        table = workspace.lake.table_of(from_ibis_uri(path)) if is_s3(from_ibis_uri(path)) else None
         if table and path != published_path(workspace, *table):
             stale.append(view.name)
     return stale
@@ -203,7 +204,8 @@ def apply(workspace) -> dict[str, list[str]]:
 
 def _source_tables(workspace, views) -> list[str]:
     """The catalog tables (``zone.name``) the views' batch sources read."""
-    return [".".join(found) for v in views if (found := workspace.lake.table_of(getattr(v.batch_source, "path", "")))]
+    return [".".join(found) for v in views
+            if (found := workspace.lake.table_of(from_ibis_uri(getattr(v.batch_source, "path", "") or "")))]
 
 
 def _event_range(workspace, views) -> tuple[datetime, datetime]:

@@ -141,7 +141,7 @@ def test_the_ingest_services_maintenance_rounds_do_not_run_on_an_s3_lake(s3_work
         "lake compaction is not supported on an S3 lake yet", "vacuum is not supported on an S3 lake yet"]
 
 
-def test_spark_on_an_s3_lake_is_refused_but_for_staged_transforms_on_a_local_master(s3_workspace, tmp_path):
+def test_spark_on_an_s3_lake_is_refused_but_for_staged_transforms_on_a_local_master_or_shared_disks(s3_workspace, tmp_path):
     from lakebook.transform.spark import refuse_s3_lake  # spark_session's first step (tests/integration: the real one)
 
     with pytest.raises(NotOnS3Lake, match="Spark is not supported on an S3 lake outside transforms") as info:
@@ -151,8 +151,17 @@ def test_spark_on_an_s3_lake_is_refused_but_for_staged_transforms_on_a_local_mas
     refuse_s3_lake(s3_workspace, staged=True)  # local[*]: the transform engine stages the files
     write(tmp_path, "name: s3\nlake:\n  root: s3://bucket/lake\nbatch:\n  master: spark://10.0.0.5:7077\n")
     on_a_cluster = Workspace.load(tmp_path, environ={})
-    with pytest.raises(NotOnS3Lake, match="with a cluster master"):
+    with pytest.raises(NotOnS3Lake, match="with a cluster master") as info:
         refuse_s3_lake(on_a_cluster, staged=True)
+    assert "hadoop-aws" in info.value.message and "batch.s3_staging: shared" in info.value.hint
+    write(tmp_path, "name: s3\nlake:\n  root: s3://bucket/lake\nbatch:\n  master: spark://10.0.0.5:7077\n"
+                    "  s3_staging: shared\n")
+    shared = Workspace.load(tmp_path, environ={})
+    refuse_s3_lake(shared, staged=True)  # the workers see the driver's state dir: staging works
+    with pytest.raises(NotOnS3Lake, match="outside transforms"):
+        refuse_s3_lake(shared)  # ad-hoc Spark would still need s3a://
+    with pytest.raises(ConfigError, match="s3_staging"):
+        load_settings(write(tmp_path, "batch:\n  s3_staging: everywhere\n"), environ={})
 
 
 def test_a_feast_source_on_an_s3_lake_names_the_published_version_and_spark_sources_are_refused(s3_workspace, tmp_path):

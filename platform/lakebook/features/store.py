@@ -142,11 +142,13 @@ def published_path(workspace, zone: str, name: str) -> str:
 
 def _stale_lake_sources(workspace, store) -> list[str]:
     """The views whose S3 source names another version than the one the catalog publishes."""
-    stale = []
+    stale, published = [], {}
     for view in store.list_feature_views():
         path = getattr(view.batch_source, "path", "") or ""
         table = workspace.lake.table_of(from_ibis_uri(path)) if is_s3(from_ibis_uri(path)) else None
-        if table and path != published_path(workspace, *table):
+        if table and table not in published:
+            published[table] = published_path(workspace, *table)
+        if table and path != published[table]:
             stale.append(view.name)
     return stale
 

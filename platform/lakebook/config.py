@@ -188,6 +188,9 @@ class BatchSettings(_Section):
     shuffle_partitions: int = Field(8, ge=1)
     conf: dict[str, str] = Field(default_factory=dict, description="extra spark.* settings")
     engine: _backend(backends.transform_engines) = Field("duckdb", description="default engine for SQL transforms")
+    s3_staging: Literal["local", "shared"] = Field("local", description=(
+        "on an S3 lake, Spark reads local copies of the lake's files in <state dir>/s3cache: 'local' (a local "
+        "master only) or 'shared' (a cluster whose workers see the state dir at the same path: one host, a shared mount)"))
 
 
 class FeaturesSettings(_Section):

@@ -276,11 +276,54 @@ def test_spark_transforms_and_feature_jobs_on_an_s3_lake_equal_those_on_a_local_
         on_s3 = _build(s3_root, first, count, "spark", None)
         assert on_s3 == _build(local_root, first, count, "spark", None)
         assert ("warehouse.flights_clean", "ok", count) in on_s3 and len(on_s3) == len(SQL_TRANSFORMS) + len(FEATURES)
+        # Feast over the example's feature views: the same training sets and online values;
+        # after the second build, without `features apply`, the newly published versions
+        entities = _entities(local_root)
+        assert _features(s3_root, entities) == _features(local_root, entities)
+        assert _features(s3_root, entities)["filled"] > 0  # not two empty frames
     assert _tables(s3_root, FEATURES) == _tables(local_root, FEATURES)
     keys = s3.keys(bucket, "lake/")
     assert {k.split("/")[1] + "." + k.split("/")[2] for k in keys if k.startswith("lake/features/")} == set(FEATURES)
     assert local_parquet(s3_root / "transforms") == [] and not (s3_root / ".lakebook" / "lake").exists()
     assert list((s3_root / ".lakebook" / "s3cache" / "_staging").rglob("*.parquet")) == []  # uploaded, then removed
+
+
+def _entities(root: Path):
+    from lakebook.query import LakeSession
+    from lakebook.workspace import Workspace
+
+    return LakeSession(Workspace.load(root)).query(
+        "SELECT sched_dep_at AS event_timestamp, origin, carrier, tailnum, arr_late FROM warehouse.flights_clean "
+        "WHERE tailnum IS NOT NULL ORDER BY ALL").df()
+
+
+def _rows(frame) -> list[str]:
+    return sorted(repr({k: (None if v != v else v) for k, v in row.items()})  # NaN and NaT as None
+                  for row in frame.to_dict("records"))
+
+
+def _features(root: Path, entities) -> dict:
+    """What the example's feature views give: applied once (the first call), training sets by
+    lakebook's ASOF join and by Feast, online values materialized by Feast and by lakebook."""
+    from lakebook import features
+    from lakebook.workspace import Workspace
+
+    ws = Workspace.load(root)
+    if not (ws.feast_dir / "registry.db").exists():
+        assert features.apply(ws)["feature_views"]
+    asof = features.training_set(entities, "flight_delay_v1", ws)
+    by_feast = features.training_set(entities, "flight_delay_v1", ws, engine="feast")
+    assert _rows(asof) == _rows(by_feast)
+    keys = [{"origin": o, "carrier": c, "tailnum": t}
+            for o, c, t in entities[["origin", "carrier", "tailnum"]].drop_duplicates().itertuples(index=False)]
+    online = {}
+    for engine in ("feast", "auto"):
+        done = features.materialize(ws, engine=engine)
+        assert set(done["engines"].values()) == ({"feast"} if engine == "feast" else {"lakebook"})
+        online[engine] = features.online_features(ws, "flight_delay_v1", keys)
+    assert online["feast"] == online["auto"]
+    columns = [c for c in asof.columns if c not in entities.columns]
+    return {"training": _rows(asof), "online": online["auto"], "filled": float(asof[columns].notna().to_numpy().mean())}
 
 
 def test_mlflow_artifacts_go_beside_an_s3_lake(s3, s3_ws, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 
 from lakebook.config import S3Options, load_settings, parse_lake_root
 from lakebook.errors import ConfigError, NotOnS3Lake
-from lakebook.lake.store import S3Path, as_lake_path, is_s3, require_local
+from lakebook.lake.store import S3Path, as_lake_path, from_ibis_uri, ibis_uri, is_s3, require_local
 from lakebook.workspace import Workspace
 
 
@@ -141,7 +141,7 @@ def test_the_ingest_services_maintenance_rounds_do_not_run_on_an_s3_lake(s3_work
         "lake compaction is not supported on an S3 lake yet", "vacuum is not supported on an S3 lake yet"]
 
 
-def test_spark_on_an_s3_lake_is_refused_but_for_staged_transforms_on_a_local_master(s3_workspace, tmp_path):
+def test_spark_on_an_s3_lake_is_refused_but_for_staged_transforms_on_a_local_master_or_shared_disks(s3_workspace, tmp_path):
     from lakebook.transform.spark import refuse_s3_lake  # spark_session's first step (tests/integration: the real one)
 
     with pytest.raises(NotOnS3Lake, match="Spark is not supported on an S3 lake outside transforms") as info:
@@ -151,17 +151,46 @@ def test_spark_on_an_s3_lake_is_refused_but_for_staged_transforms_on_a_local_mas
     refuse_s3_lake(s3_workspace, staged=True)  # local[*]: the transform engine stages the files
     write(tmp_path, "name: s3\nlake:\n  root: s3://bucket/lake\nbatch:\n  master: spark://10.0.0.5:7077\n")
     on_a_cluster = Workspace.load(tmp_path, environ={})
-    with pytest.raises(NotOnS3Lake, match="with a cluster master"):
+    with pytest.raises(NotOnS3Lake, match="with a cluster master") as info:
         refuse_s3_lake(on_a_cluster, staged=True)
+    assert "hadoop-aws" in info.value.message and "batch.s3_staging: shared" in info.value.hint
+    write(tmp_path, "name: s3\nlake:\n  root: s3://bucket/lake\nbatch:\n  master: spark://10.0.0.5:7077\n"
+                    "  s3_staging: shared\n")
+    shared = Workspace.load(tmp_path, environ={})
+    refuse_s3_lake(shared, staged=True)  # the workers see the driver's state dir: staging works
+    with pytest.raises(NotOnS3Lake, match="outside transforms"):
+        refuse_s3_lake(shared)  # ad-hoc Spark would still need s3a://
+    with pytest.raises(ConfigError, match="s3_staging"):
+        load_settings(write(tmp_path, "batch:\n  s3_staging: everywhere\n"), environ={})
 
 
-def test_feast_sources_the_stream_and_blobs_are_refused_on_an_s3_lake(s3_workspace):
-    from lakebook.features.store import lake_source
+def test_a_feast_source_on_an_s3_lake_names_the_published_version_and_spark_sources_are_refused(s3_workspace, tmp_path):
+    from lakebook.features import store as features
+
+    features._active.append(s3_workspace)
+    try:
+        source = features.lake_source("warehouse.flights_clean")
+    finally:
+        features._active.pop()
+    # not built yet: a folder that names no file (the source is applied again once it is published),
+    # under the scheme ibis reads the lake's filesystem by (an s3:// path would make it load httpfs)
+    assert source.path == "lakebook-s3://bucket/lake/warehouse/flights_clean/unpublished/**/*.parquet"
+    assert s3_workspace.lake.table_of(from_ibis_uri(source.path)) == ("warehouse", "flights_clean")
+    assert from_ibis_uri("s3://bucket/x") == "s3://bucket/x" and ibis_uri("s3://bucket/x") == "lakebook-s3://bucket/x"
+
+    write(tmp_path, "name: s3\nlake:\n  root: s3://bucket/lake\nfeatures:\n  offline_store: {type: spark}\n")
+    features._active.append(Workspace.load(tmp_path, environ={}))
+    try:
+        with pytest.raises(NotOnS3Lake, match="a Feast source over warehouse.flights_clean for the Spark offline"):
+            features.lake_source("warehouse.flights_clean")
+    finally:
+        features._active.pop()
+
+
+def test_the_stream_and_blobs_are_refused_on_an_s3_lake(s3_workspace):
     from lakebook.ingest.blobs import BlobStore
     from lakebook.stream.job import StreamJob
 
-    with pytest.raises(NotOnS3Lake, match="a Feast source over warehouse.flights_clean"):
-        lake_source("warehouse.flights_clean")
     with pytest.raises(NotOnS3Lake, match="the speed layer"):
         StreamJob(s3_workspace)
     with pytest.raises(NotOnS3Lake, match="storing blobs is not supported on an S3 lake yet"):

@@ -30,7 +30,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import FeatureStoreError
-from ..lake.views import sql_string
 from .encoding import (
     as_feast_sees, entity_keys, needs_window_nulls, timestamp_protos, value_protos, value_texts,
 )
@@ -98,7 +97,7 @@ def _query(plain: LakeView, sql: str, start: datetime, end: datetime) -> pa.Tabl
     import duckdb
 
     bounds = {"start": _naive_utc(start), "end": _naive_utc(end)}
-    con = duckdb.connect()
+    con = plain.connect(duckdb.connect())
     try:
         con.execute("SET TimeZone = 'UTC'")
         return con.sql(sql, params=bounds).to_arrow_table()
@@ -116,7 +115,7 @@ def latest_rows(plain: LakeView, start: datetime, end: datetime) -> pa.Table:
     event_us = f"__event_us := epoch_us(CAST({ts} AS TIMESTAMPTZ))"
     latest = ", ".join([*(f"{_ident(f)} := {_ident(f)}" for f in plain.features), event_us])
     rows = _query(plain, f"SELECT {keys}, unnest(arg_max(struct_pack({latest}), {ts})) "
-                         f"FROM read_parquet({sql_string(str(plain.folder))}) WHERE {_window(plain)} GROUP BY {keys}",
+                         f"FROM {plain.scan()} WHERE {_window(plain)} GROUP BY {keys}",
                   start, end)
     missing = [k for k in plain.keys if rows.column(k).null_count]
     if missing:
@@ -135,7 +134,7 @@ def _feature_columns(plain: LakeView, rows: pa.Table, start: datetime, end: date
 
 def _window_null_counts(plain: LakeView, names: list[str], start: datetime, end: datetime) -> dict[str, int]:
     counts = ", ".join(f"count(*) - count({_ident(n)}) AS {_ident(n)}" for n in names)
-    found = _query(plain, f"SELECT {counts} FROM read_parquet({sql_string(str(plain.folder))}) "
+    found = _query(plain, f"SELECT {counts} FROM {plain.scan()} "
                           f"WHERE {_window(plain)}", start, end)
     return {n: found.column(n)[0].as_py() for n in names}
 

@@ -4,7 +4,9 @@
 are filled from the workspace (the Feast CLI fills them from the environment), and the
 online/offline stores come from ``features:`` in lakebook.yaml, so switching SQLite to
 Redis or DuckDB to Spark is configuration. Feature sources point at catalog tables through
-their stable ``current`` folder.
+their stable ``current`` folder; on an S3 lake, which has no such link, at the files of the
+version the catalog publishes when the repository is applied, and lakebook applies it again
+before it reads features when a newer version has been published since.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Iterator
 import yaml
 
 from ..errors import FeatureStoreError, MissingDependency
-from ..lake.store import require_local
+from ..lake.store import from_ibis_uri, ibis_uri, is_s3, register_with_ibis, require_local
 from ..run_io import record
 from .newest_wins import keep_newest
 
@@ -78,7 +80,9 @@ def feature_store(workspace):
     config = repo_config(workspace)  # imports Feast once the repository is there
     from feast import FeatureStore
 
-    return FeatureStore(config=config)
+    store = FeatureStore(config=config)
+    register_with_ibis(workspace.lake.root)  # Feast's DuckDB offline store reads an S3 lake through it
+    return store
 
 
 @contextmanager
@@ -91,26 +95,74 @@ def _loading(workspace) -> Iterator[None]:
 
 
 def lake_source(table: str, *, timestamp_field: str = "event_timestamp", name: str | None = None):
-    """A Feast batch source over a catalog table's published files (its ``current`` folder):
-    a FileSource for the DuckDB offline store, a SparkSource for the Spark one."""
+    """A Feast batch source over a catalog table's published files (its ``current`` folder;
+    on an S3 lake, the published version's files): a FileSource for the DuckDB offline store,
+    a SparkSource for the Spark one."""
     from ..workspace import Workspace
 
     workspace = _active[-1] if _active else Workspace.load()
     zone, _, table_name = table.partition(".")
-    require_local(workspace.lake.root, f"a Feast source over {table} (Feast reads a local `current` folder)")
-    path = str(workspace.lake.current(zone, table_name))
     name = name or table.replace(".", "_")
     description = f"lakebook table {table}"
     if workspace.settings.features.offline_store.type == "spark":
         from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 
-        return SparkSource(name=name, path=path, file_format="parquet", timestamp_field=timestamp_field,
-                           description=description)
+        require_local(workspace.lake.root, f"a Feast source over {table} for the Spark offline store "
+                                           "(use features.offline_store: duckdb)")
+        return SparkSource(name=name, path=str(workspace.lake.current(zone, table_name)), file_format="parquet",
+                           timestamp_field=timestamp_field, description=description)
     from feast import FileSource
     from feast.data_format import ParquetFormat
 
-    return FileSource(name=name, path=path, file_format=ParquetFormat(), timestamp_field=timestamp_field,
-                      description=description)
+    return FileSource(name=name, path=published_path(workspace, zone, table_name), file_format=ParquetFormat(),
+                      timestamp_field=timestamp_field, description=description)
+
+
+UNPUBLISHED = "unpublished"  # an S3 source's folder while its table has no version yet: it names no file
+
+
+def published_path(workspace, zone: str, name: str) -> str:
+    """The path a Feast FileSource reads a table by: its ``current`` folder; on an S3 lake a
+    glob of the version folder the catalog publishes, as ibis reads it through the lake's
+    filesystem (``lakebook-s3://bucket/key``, see lake/store.py)."""
+    if not is_s3(workspace.lake.root):
+        return str(workspace.lake.current(zone, name))
+    from ..catalog import open_catalog
+    from ..errors import UnknownTable
+
+    catalog = open_catalog(workspace, register=False)
+    try:
+        location = catalog.table(f"{zone}.{name}").location
+    except UnknownTable:
+        location = str(workspace.lake.table_dir(zone, name) / UNPUBLISHED)
+    finally:
+        catalog.close()
+    return ibis_uri(f"{str(location).rstrip('/')}/**/*.parquet")
+
+
+def _stale_lake_sources(workspace, store) -> list[str]:
+    """The views whose S3 source names another version than the one the catalog publishes."""
+    stale, published = [], {}
+    for view in store.list_feature_views():
+        path = getattr(view.batch_source, "path", "") or ""
+        table = workspace.lake.table_of(from_ibis_uri(path)) if is_s3(from_ibis_uri(path)) else None
+        if table and table not in published:
+            published[table] = published_path(workspace, *table)
+        if table and path != published[table]:
+            stale.append(view.name)
+    return stale
+
+
+def _current_store(workspace):
+    """The feature store, its S3 lake sources first applied again if a table they read has
+    published a newer version since (nothing to do on a local lake: sources read ``current``)."""
+    store = feature_store(workspace)
+    if is_s3(workspace.lake.root) and (stale := _stale_lake_sources(workspace, store)):
+        log.info("the lake tables of %s have a newer version: applying the feature repository again",
+                 ", ".join(stale))
+        apply(workspace)
+        store.refresh_registry()
+    return store
 
 
 def _repo_objects(workspace):
@@ -154,7 +206,8 @@ def apply(workspace) -> dict[str, list[str]]:
 
 def _source_tables(workspace, views) -> list[str]:
     """The catalog tables (``zone.name``) the views' batch sources read."""
-    return [".".join(found) for v in views if (found := workspace.lake.table_of(getattr(v.batch_source, "path", "")))]
+    return [".".join(found) for v in views
+            if (found := workspace.lake.table_of(from_ibis_uri(getattr(v.batch_source, "path", "") or "")))]
 
 
 def _event_range(workspace, views) -> tuple[datetime, datetime]:
@@ -190,7 +243,7 @@ def materialize(workspace, start: datetime | None = None, end: datetime | None =
     Either way a stored value is never replaced by an older one (a fresher value the speed
     layer pushed stays; newest_wins.py)."""
     _check_engine(engine)
-    store = feature_store(workspace)
+    store = _current_store(workspace)
     chosen = [v for v in store.list_feature_views() if not views or v.name in views]
     if not chosen:
         raise FeatureStoreError("no feature views to materialize", hint="run 'lakebook features apply' first")
@@ -256,7 +309,7 @@ def training_set(entity_df, feature_service: str, workspace=None, *, full_featur
     workspace = workspace or Workspace.load()
     if "event_timestamp" not in entity_df.columns:
         raise FeatureStoreError("entity_df needs an event_timestamp column (when each row's prediction is made)")
-    store = feature_store(workspace)
+    store = _current_store(workspace)
     try:
         service = store.get_feature_service(feature_service)
     except Exception:
@@ -280,7 +333,7 @@ def _asof_plan(workspace, store, service) -> list[dict] | None:
         plain = lake_view(workspace, store.get_feature_view(projection.name))
         if plain is None or projection.join_key_map:
             return None
-        plan.append({"name": projection.name_to_use(), "path": plain.folder, "keys": list(plain.keys),
+        plan.append({"name": projection.name_to_use(), "view": plain, "keys": list(plain.keys),
                      "ts": plain.timestamp, "ttl": plain.view.ttl, "features": [f.name for f in projection.features]})
     return plan
 
@@ -296,15 +349,16 @@ def _asof_training_set(entity_df, plan: list[dict], full_feature_names: bool):
     probe = frame[needed].assign(_lakebook_row=np.arange(len(frame)))
     con = duckdb.connect()
     try:
+        for view in plan:
+            view["view"].connect(con)
         con.execute("SET TimeZone = 'UTC'")
         con.register("entity_rows", probe)
         selects, joins = [], []
         for i, view in enumerate(plan):
             alias = f"v{i}"
-            folder = str(view["path"]).replace("'", "''")
             columns = ", ".join(f'"{c}"' for c in [*view["keys"], view["ts"], *view["features"]])
             on = " AND ".join(f'{alias}."{k}" = e."{k}"' for k in view["keys"])
-            joins.append(f"ASOF LEFT JOIN (SELECT {columns} FROM read_parquet('{folder}/*.parquet')) {alias} "
+            joins.append(f"ASOF LEFT JOIN (SELECT {columns} FROM {view['view'].scan('/*.parquet')}) {alias} "
                          f'ON {on} AND {alias}."{view["ts"]}" <= e.event_timestamp')
             fresh = (f'{alias}."{view["ts"]}" >= e.event_timestamp - INTERVAL {int(view["ttl"].total_seconds())} SECOND'
                      if view["ttl"] and view["ttl"].total_seconds() > 0 else "TRUE")

@@ -188,19 +188,20 @@ def read_metadata(path: S3Path):
         return pq.read_metadata(fh)
 
 
-def duckdb_filesystem(root: S3Path):
+def duckdb_filesystem(root: S3Path, protocol: str = "s3"):
     """An fsspec filesystem over the bucket's pyarrow filesystem, for
-    ``duckdb.register_filesystem``: DuckDB then reads and writes ``s3://`` paths through it."""
+    ``duckdb.register_filesystem``: DuckDB then reads and writes ``<protocol>://`` paths through it."""
     from fsspec.implementations.arrow import ArrowFSWrapper
 
-    class LakeS3(ArrowFSWrapper):
-        protocol = "s3"
+    scheme = f"{protocol}://"
 
+    class LakeS3(ArrowFSWrapper):
         @classmethod
         def _strip_protocol(cls, path):
-            path = path[len(SCHEME):] if path.startswith(SCHEME) else path
+            path = path[len(scheme):] if path.startswith(scheme) else path
             return path.rstrip("/")
 
+    LakeS3.protocol = protocol
     return LakeS3(s3_filesystem(root))
 
 
@@ -208,6 +209,45 @@ def register_with_duckdb(con, root) -> None:
     """Let a DuckDB connection read the lake when it is on S3 (nothing to do for a local lake)."""
     if isinstance(root, S3Path):
         con.register_filesystem(duckdb_filesystem(root))
+
+
+# ibis loads DuckDB's httpfs extension (downloading it) for any s3:// path it is given, and
+# httpfs knows neither the lake's endpoint nor its credentials: Feast's DuckDB offline store,
+# which reads through ibis, is given the lake's files under a scheme of lakebook's own instead.
+IBIS_PROTOCOL = "lakebook-s3"
+_ibis_options: list = []  # the S3Options whose filesystem ibis's DuckDB connection has
+
+
+def ibis_uri(path) -> str:
+    """An S3 lake path (or glob) as ibis's DuckDB backend reads it: ``lakebook-s3://bucket/key``."""
+    return f"{IBIS_PROTOCOL}://{str(path)[len(SCHEME):]}"
+
+
+def from_ibis_uri(text: str) -> str:
+    """The ``s3://`` path of an ``ibis_uri`` (any other text unchanged)."""
+    prefix = f"{IBIS_PROTOCOL}://"
+    return SCHEME + text[len(prefix):] if text.startswith(prefix) else text
+
+
+def register_with_ibis(root) -> None:
+    """Let ibis's default DuckDB backend (the one Feast's DuckDB offline store reads a
+    FileSource through, with ``ibis.read_parquet``) read ``ibis_uri`` paths of the lake when it
+    is on S3. DuckDB keeps one filesystem per protocol: one set up from another environment is
+    replaced."""
+    if not isinstance(root, S3Path):
+        return
+    import ibis
+
+    fs = duckdb_filesystem(root, IBIS_PROTOCOL)  # checks the bucket
+    options = S3Options.from_env()
+    with _lock:
+        if _ibis_options == [options]:
+            return
+        con = ibis.get_backend().con
+        if IBIS_PROTOCOL in con.list_filesystems():
+            con.unregister_filesystem(IBIS_PROTOCOL)
+        con.register_filesystem(fs)
+        _ibis_options[:] = [options]
 
 
 def read_schema(path: S3Path):

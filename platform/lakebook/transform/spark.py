@@ -48,9 +48,11 @@ S3A_JARS = "org.apache.hadoop:hadoop-aws and com.amazonaws:aws-java-sdk-bundle"
 
 
 def can_stage(workspace) -> bool:
-    """Whether Spark can work on local copies of an S3 lake's files: only when its executors
-    share the driver's disk (a ``local`` master)."""
-    return workspace.settings.batch.master.startswith("local")
+    """Whether Spark can work on local copies of an S3 lake's files: when its executors share
+    the driver's disk (a ``local`` master), or are declared to see the driver's state dir at
+    the same path (``batch.s3_staging: shared``: a cluster on one host, or on a shared mount)."""
+    batch = workspace.settings.batch
+    return batch.master.startswith("local") or batch.s3_staging == "shared"
 
 
 def refuse_s3_lake(workspace, *, staged: bool = False) -> None:
@@ -58,10 +60,16 @@ def refuse_s3_lake(workspace, *, staged: bool = False) -> None:
     Spark local copies of the files, and uploads what it wrote) is refused: Spark would read
     and write s3a:// paths, which need the hadoop-aws and AWS SDK jars on its classpath."""
     if workspace.lake_on_s3 and not (staged and can_stage(workspace)):
-        where = "with a cluster master (its executors cannot read the driver's local copies), and " \
-            if staged else "outside transforms, and "
-        raise NotOnS3Lake(f"Spark is not supported on an S3 lake {where}Spark reaches S3 through s3a:// only, "
-                          f"which needs {S3A_JARS} on its classpath (pyspark ships neither)",
+        if staged:
+            raise NotOnS3Lake(
+                "Spark with a cluster master is not supported on an S3 lake unless its workers share the driver's "
+                "filesystem: they read local copies of the lake's files (in the state dir), as without s3a:// "
+                f"Spark cannot reach S3 ({S3A_JARS} are not on its classpath; pyspark ships neither)",
+                hint="if the workers see the state dir at the same path (one host, a shared mount), set "
+                     "batch.s3_staging: shared; else use batch.master: local[*] or --engine duckdb; README, "
+                     "\"The lake on S3-compatible storage\"")
+        raise NotOnS3Lake(f"Spark is not supported on an S3 lake outside transforms, and Spark reaches S3 through "
+                          f"s3a:// only, which needs {S3A_JARS} on its classpath (pyspark ships neither)",
                           hint="run transforms with batch.master: local[*], or on DuckDB (--engine duckdb); README, "
                                "\"The lake on S3-compatible storage\"")
 

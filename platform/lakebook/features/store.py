@@ -76,11 +76,39 @@ def repo_config(workspace):
     return config
 
 
+def _timestamp(value: bytes) -> datetime:
+    """A SQLite ``timestamp`` column's value: Unix seconds (as Feast's SQLite online store
+    writes them) or ISO 8601 text (as IPython's history and Python's own adapter write them)."""
+    text = value.decode()
+    try:
+        return datetime.fromtimestamp(int(text))
+    except ValueError:
+        return datetime.fromisoformat(text)
+
+
+def keep_sqlite_timestamps_readable() -> None:
+    """Feast and IPython each register a process-wide sqlite3 converter for ``timestamp``
+    columns, each for its own format; the one registered last breaks the other's reads
+    ("Invalid isoformat string" from the online store once IPython's history was used in the
+    process, as in a notebook that imported Feast first). One converter that reads both."""
+    import sqlite3
+
+    history = sys.modules.get("IPython.core.history")
+    register = getattr(history, "_sqlite3", None)
+    if callable(register):  # IPython registers its converter once, on first use: now, not after ours
+        try:
+            register()
+        except ImportError:
+            pass
+    sqlite3.register_converter("timestamp", _timestamp)
+
+
 def feature_store(workspace):
     config = repo_config(workspace)  # imports Feast once the repository is there
     from feast import FeatureStore
 
     store = FeatureStore(config=config)
+    keep_sqlite_timestamps_readable()
     register_with_ibis(workspace.lake.root)  # Feast's DuckDB offline store reads an S3 lake through it
     return store
 

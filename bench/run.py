@@ -2,7 +2,7 @@
 
     python bench/run.py                 # all: ingest, lake_query, import_time, materialize, training_set, transform,
                                         #      freshness, stream_throughput, freshness_value, serve, jobs, dashboard,
-                                        #      monitor, compaction
+                                        #      monitor, compaction, s3_lake
     python bench/run.py materialize     # one (or several) by name
     python bench/run.py --dirty ...     # from a tree with uncommitted changes (each result says so)
 
@@ -30,7 +30,7 @@ sys.path.insert(0, str(BENCH))
 BENCHMARKS = {"ingest": 600, "lake_query": 600, "import_time": 300,  # name -> timeout (s)
               "materialize": 480, "training_set": 480, "transform": 600,
               "freshness": 600, "stream_throughput": 480, "freshness_value": 480, "serve": 480, "jobs": 480,
-              "dashboard": 600, "monitor": 480, "compaction": 600}
+              "dashboard": 600, "monitor": 480, "compaction": 600, "s3_lake": 900}
 
 
 def run_one(name: str, timeout_s: int, dirty: bool) -> bool:

@@ -111,6 +111,37 @@ def test_the_catalog_stores_lake_files_relative_to_the_bucket_root(s3_ws):
         catalog.close()
 
 
+def test_a_warm_query_asks_s3_about_a_lake_file_only_when_it_opens_it(s3, s3_ws):
+    """DuckDB checks that each listed file exists and asks its size and its time before it
+    opens it (pyarrow sends a HEAD request when it opens a file, too): ~8 HEAD requests per
+    file and query here. The lake's Parquet keys never change once written, so lakebook answers
+    the checks from what S3 said the first time; what is left are the opens."""
+    from events import log_events
+    from lakebook.query import LakeSession
+    from lakebook.workspace import Workspace
+
+    root, bucket = s3_ws
+    ws = Workspace.load(root)
+    for start in range(0, 40, 10):
+        assert not log_events(ws, "flights", [flight(i) for i in range(start, start + 10)])["rejected"]
+        flush(root)
+    files = s3.keys(bucket, "lake/raw/flights/")
+    assert len(files) == 4
+
+    def heads() -> int:
+        return sum(1 for line in s3.log.read_text().splitlines()
+                   if f'"HEAD /{bucket}/lake/raw/flights/' in line)
+
+    session = LakeSession(ws)
+    sql = "SELECT count(*) AS n, count(DISTINCT flight) AS flights FROM raw.flights"
+    assert session.query(sql).table.to_pylist() == [{"n": 40, "flights": 40}]
+    before = heads()
+    for _ in range(3):
+        assert session.query(sql).table.to_pylist() == [{"n": 40, "flights": 40}]
+    asked = heads() - before
+    assert 0 < asked <= 3 * 3 * len(files), f"{asked} HEAD requests for 3 queries over {len(files)} files"
+
+
 def test_a_missing_bucket_and_a_dead_endpoint_are_clear_errors_without_secrets(s3, s3_env, tmp_path, monkeypatch):
     from events import log_events
     from lakebook.errors import LakeUnavailable

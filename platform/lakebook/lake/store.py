@@ -196,13 +196,45 @@ def duckdb_filesystem(root: S3Path, protocol: str = "s3"):
     scheme = f"{protocol}://"
 
     class LakeS3(ArrowFSWrapper):
+        """A lake file's size and time are asked of S3 once per process, not at every query:
+        DuckDB checks each listed path (exists), its size and its modification time before it
+        opens it, each a HEAD request of its own. A Parquet key of the lake is written once and
+        never rewritten (module docstring), so what S3 answered for it stays true."""
+
         @classmethod
         def _strip_protocol(cls, path):
             path = path[len(scheme):] if path.startswith(scheme) else path
             return path.rstrip("/")
 
+        def _known(self, path: str):
+            path = self._strip_protocol(path)
+            found = _file_infos.get(path) if path.endswith(".parquet") else None
+            if found is None:
+                [found] = self.fs.get_file_info([path])
+                if path.endswith(".parquet") and found.is_file:
+                    _remember_info(path, found)
+            return found
+
+        def info(self, path, **kwargs):
+            return self._make_entry(self._known(path))
+
+        def modified(self, path):
+            return self._known(path).mtime
+
     LakeS3.protocol = protocol
     return LakeS3(s3_filesystem(root))
+
+
+_file_infos: dict = {}  # bucket/key of a lake Parquet file -> pyarrow FileInfo (S3's answer), newest last
+_FILE_INFOS_KEPT = 200_000
+
+
+def _remember_info(path: str, info) -> None:
+    with _lock:
+        _file_infos[path] = info
+        if len(_file_infos) > _FILE_INFOS_KEPT:
+            for old in list(_file_infos)[: _FILE_INFOS_KEPT // 10]:
+                del _file_infos[old]
 
 
 def register_with_duckdb(con, root) -> None:

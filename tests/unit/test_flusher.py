@@ -1,4 +1,5 @@
 import time
+from types import SimpleNamespace
 from datetime import datetime
 
 import orjson
@@ -201,7 +202,7 @@ def block_lake_table(workspace, zone: str, source: str):
     return path
 
 
-def test_a_source_whose_flush_fails_is_retried_with_backoff_and_the_others_flow(workspace):
+def test_a_source_whose_flush_fails_is_retried_with_backoff_and_the_others_flow(workspace, monkeypatch):
     blocker = block_lake_table(workspace, "raw", "flights")
     log_events(workspace, "flights", [flight(i) for i in range(10)])
     log_events(workspace, "weather", [weather(i) for i in range(4)])
@@ -213,18 +214,22 @@ def test_a_source_whose_flush_fails_is_retried_with_backoff_and_the_others_flow(
 
     from lakebook.ingest.flusher import FlushBackoff
 
-    backoff = FlushBackoff(first_s=0.2, max_s=60)
+    clock = SimpleNamespace(now=time.time())  # the flusher's clock, moved on by the test: no race with a slow flush
+    monkeypatch.setattr(flusher_module, "time", SimpleNamespace(time=lambda: clock.now))
+    backoff = FlushBackoff(first_s=2, max_s=60)
     log_events(workspace, "weather", [weather(i) for i in range(4, 6)])
     second = flush_ingest_log_to_raw(workspace, backoff=backoff)
     assert second.failed[0].failures == 1 and second.events == 2
+    assert second.failed[0].retry_at == pytest.approx(clock.now + 2)
+    clock.now += 1.9
     third = flush_ingest_log_to_raw(workspace, backoff=backoff)  # flights is not due yet
     assert third.failed == [] and [w.source for w in third.waiting] == ["flights"]
-    time.sleep(0.25)
+    clock.now += 0.2
     fourth = flush_ingest_log_to_raw(workspace, backoff=backoff)
-    assert fourth.failed[0].failures == 2 and fourth.failed[0].retry_at - time.time() > 0.3  # twice as long
+    assert fourth.failed[0].failures == 2 and fourth.failed[0].retry_at == pytest.approx(clock.now + 4)  # twice as long
     assert open_ingest_log(workspace).backlog_by_source() == {"flights": 10}  # kept in the log
     blocker.unlink()
-    time.sleep(max(0.0, backoff.failing["flights"].retry_at - time.time()))
+    clock.now = backoff.failing["flights"].retry_at
     last = flush_ingest_log_to_raw(workspace, backoff=backoff)
     assert last.failed == [] and last.events == 10 and backoff.failing == {}
     assert lake_table(workspace, "raw", "flights").num_rows == 10
@@ -275,7 +280,6 @@ def test_big_quarantine_payloads_are_logged_in_chunks_and_all_read_back(workspac
 
 
 def test_the_periodic_flush_waits_for_flush_min_events_or_flush_max_age_s(workspace_dir, monkeypatch):
-    from types import SimpleNamespace
 
     from lakebook.workspace import Workspace
 

@@ -186,3 +186,25 @@ def test_a_file_dropped_into_the_local_drop_folder_lands_in_the_bucket(s3, bucke
     assert "not UTF-8 text" in (drops / ".failed" / "scan.csv.reason").read_text()
     assert sorted(p.name for p in drops.iterdir()) == [".failed", ".stored"]  # every file is somewhere
     assert not any("scan.csv" in k for k in s3.keys(bucket)) and local_lake_files(root) == []
+
+
+def test_a_bucket_out_of_reach_is_a_503_without_secrets_and_a_dropped_file_stays_where_it_is(
+        s3, s3_env, tmp_path, monkeypatch):
+    from s3_support import free_port
+
+    from lakebook.errors import LakeUnavailable
+    from lakebook.ingest.blobs import BlobStore
+    from lakebook.ingest.drops import DropInlet
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    root = workspace(tmp_path / "ws", "gone", "ingest:\n  drops:\n    - {dir: drops, pattern: '*.csv', source: planes}\n")
+    ws = load_workspace(root)
+    with pytest.raises(LakeUnavailable, match="does not answer") as info:
+        BlobStore.of(ws).put("planes", "changes.csv", CHANGES, "text/csv")
+    assert info.value.http_status == 503 and s3_env["AWS_SECRET_ACCESS_KEY"] not in str(info.value)
+    (root / "drops").mkdir()
+    (root / "drops" / "changes.csv").write_bytes(CHANGES)
+    (root / "drops" / "changes.csv.done").touch()
+    report = DropInlet(ws).scan()
+    assert report.stored == report.failed == [] and "does not answer" in report.problems[0]
+    assert sorted(p.name for p in (root / "drops").iterdir()) == ["changes.csv", "changes.csv.done"]

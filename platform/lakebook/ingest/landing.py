@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from ..catalog.sources import BLOB_TABLE_SCHEMA, register_blob_table, register_sources
 from ..contracts import INGESTED_AT
-from ..errors import BlobUnreadable, UnknownTable
+from ..errors import BlobUnreadable, LakebookError, UnknownTable
 from ..lake import write_date_partitions
 from ..lake import store
 from .blob_rows import BlobRows, blob_schema, validate_blob
@@ -76,17 +76,23 @@ def _stored_names(folder) -> list[str]:
 
 
 def blob_sources(workspace) -> list[str]:
-    """Sources with a contract and at least one stored blob."""
+    """Sources with a contract and at least one stored blob. On an S3 lake, every source whose
+    contract takes blobs: its folder is listed when it is landed (land_source), so a bucket
+    out of reach is one source's failure, retried with backoff, not the whole flush's."""
     root = workspace.lake.blobs_dir
     contracts = workspace.contracts()
     if store.is_s3(root):
-        return sorted(p.name for p in store.list_dirs(root) if p.name in contracts)
+        return sorted(name for name, compiled in contracts.items() if compiled.contract.is_blob)
     return sorted(p.name for p in root.iterdir() if p.is_dir() and p.name in contracts) if root.is_dir() else []
 
 
 def blobs_pending(workspace, catalog) -> bool:
-    """Whether any source has a stored blob not landed yet."""
-    return any(pending_blobs(workspace, catalog, source) for source in blob_sources(workspace))
+    """Whether any source has a stored blob not landed yet (also when the lake cannot be
+    listed now: the flush then says why, and retries with backoff)."""
+    try:
+        return any(pending_blobs(workspace, catalog, source) for source in blob_sources(workspace))
+    except (LakebookError, OSError):
+        return True
 
 
 def land_source(workspace, catalog, source: str) -> list[BlobLanding]:

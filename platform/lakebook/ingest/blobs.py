@@ -131,7 +131,10 @@ class BlobStore:
             _write(orjson.dumps(record), meta)
             _write(data, path)
         except BaseException:
-            _remove(meta)
+            try:
+                _remove(meta)
+            except OSError:  # the store is out of reach: the metadata without its blob is written over next time
+                pass
             raise
 
     def get(self, source: str, name: str) -> tuple[bytes, dict]:

@@ -147,6 +147,8 @@ class Workspace:
     dashboards_dir = _StatePath("dashboards", doc="published dashboards' snapshots (<name>/<id>.html)")
     share_key_path = _StatePath("dashboards", "share.key", doc="the secret share tokens are signed with (0600)")
     query_spill_dir = _StatePath("query", "spill", doc="where the query engine spills what does not fit in memory")
+    blob_locks_dir = _StatePath("blobs", "locks", doc="the lock files of blob names being stored, when the lake is on S3 "
+                                                      "(a local lake keeps them beside the blobs)")
     s3_cache_dir = _StatePath("s3cache", doc="local copies of an S3 lake's files Spark reads, and its output before "
                                              "upload (safe to delete between runs)")
 

@@ -152,8 +152,8 @@ def test_a_missing_bucket_and_a_dead_endpoint_are_clear_errors_without_secrets(s
     ws = Workspace.load(root)
     assert not log_events(ws, "flights", [flight(0)])["rejected"]
     report = flush(root)
-    assert report.events == 0 and [f.source for f in report.failed] == ["flights"]
-    assert "bucket 'no-such-bucket-here' does not exist at " + s3.endpoint in report.failed[0].error
+    assert report.events == 0 and [f.source for f in report.failed] == ["flights", "planes (blobs)"]
+    assert all("bucket 'no-such-bucket-here' does not exist at " + s3.endpoint in f.error for f in report.failed)
     with pytest.raises(LakeUnavailable, match="does not answer") as info:
         store.check_bucket(store._make_filesystem(store.S3Options("http://127.0.0.1:9", "us-east-1")), "b",
                            store.S3Options("http://127.0.0.1:9", "us-east-1"))
@@ -275,9 +275,12 @@ def test_the_lake_magic_reads_an_s3_lake(s3_ws, monkeypatch):
     from events import log_events
     from lakebook.workspace import Workspace
 
+    from lakebook.ingest.blobs import BlobStore
+
     root, _ = s3_ws
-    assert not log_events(Workspace.load(root), "flights",
-                          [flight(i, origin=("EWR", "JFK")[i % 2]) for i in range(FLIGHTS)])["rejected"]
+    ws = Workspace.load(root)
+    assert not log_events(ws, "flights", [flight(i, origin=("EWR", "JFK")[i % 2]) for i in range(FLIGHTS)])["rejected"]
+    BlobStore.of(ws).put("planes", "fleet.csv", b"tailnum,seats\nN1,5\nX,0\n", "text/csv")
     flush(root)
     monkeypatch.chdir(root)
     ip = InteractiveShell.instance()
@@ -288,7 +291,10 @@ def test_the_lake_magic_reads_an_s3_lake(s3_ws, monkeypatch):
         assert "raw.flights: last event" in repr(result)
         tables = ip.run_line_magic("lake", "tables")
         assert tables.set_index("table").loc["raw.flights", "rows"] == FLIGHTS
-        assert ip.run_cell_magic("lake", "", "SELECT count(*) AS n FROM blobs.planes").table.to_pylist() == [{"n": 0}]
+        blobs = ip.run_cell_magic("lake", "", "SELECT name, status, rows, rejected FROM blobs.planes").table
+        assert blobs.to_pylist() == [{"name": "fleet.csv", "status": "partly rejected", "rows": 2, "rejected": 1}]
+        assert ip.run_cell_magic("lake", "", "SELECT tailnum, _row FROM raw.planes").table.to_pylist() == [
+            {"tailnum": "N1", "_row": 1}]
     finally:
         ip.user_ns.clear()
         InteractiveShell.clear_instance()

@@ -187,14 +187,16 @@ def test_a_feast_source_on_an_s3_lake_names_the_published_version_and_spark_sour
         features._active.pop()
 
 
-def test_the_stream_and_blobs_are_refused_on_an_s3_lake(s3_workspace):
+def test_the_stream_is_refused_on_an_s3_lake_and_blobs_lock_in_the_state_dir(s3_workspace):
     from lakebook.ingest.blobs import BlobStore
     from lakebook.stream.job import StreamJob
 
     with pytest.raises(NotOnS3Lake, match="the speed layer"):
         StreamJob(s3_workspace)
-    with pytest.raises(NotOnS3Lake, match="storing blobs is not supported on an S3 lake yet"):
-        BlobStore(s3_workspace.lake.blobs_dir).put("planes", "a.csv", b"x", "text/csv")
+    blobs = BlobStore.of(s3_workspace)  # stored in the bucket (tests/integration/test_s3_blobs.py)
+    assert str(blobs.root) == "s3://bucket/lake/blobs" and blobs.locks == s3_workspace.state_dir / "blobs" / "locks"
+    with pytest.raises(ValueError, match="needs a local folder for its locks"):
+        BlobStore(s3_workspace.lake.blobs_dir)
     with pytest.raises(NotOnS3Lake, match="reading a flushed range back"):
         s3_workspace.lake.range_files("raw", "flights", 1, 2)
 

@@ -9,9 +9,12 @@ are the same after it was read as before. A producer that writes a file slowly, 
 longer than ``settle_s``, writes a marker when done, or writes under a name the pattern does
 not match (``.part``) and renames.
 
-Nothing is lost: a file is moved aside only once its blob is durable (fsynced), and one that
-cannot be stored (a name no blob may have, other content under a stored name, content that
-is not its source's format) is moved to ``<dir>/.failed/`` with a ``<name>.reason`` beside it.
+The drop folder is always local; the blob goes to the lake, wherever it is (a local folder
+or an S3 bucket). Nothing is lost: a file is moved aside only once its blob is durable
+(fsynced, or its PUT answered by the bucket); one that cannot be stored (a name no blob may
+have, other content under a stored name, content that is not its source's format) is moved
+to ``<dir>/.failed/`` with a ``<name>.reason`` beside it; while the disk is full or the bucket
+out of reach, files stay where they are and are tried again.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ class DropInlet:
 
     def __init__(self, workspace, blobs: BlobStore | None = None):
         self.workspace = workspace
-        self.blobs = blobs or BlobStore(workspace.lake.blobs_dir)
+        self.blobs = blobs or BlobStore.of(workspace)
 
     def scan(self, now: float | None = None) -> DropReport:
         """Store every finished file of every drop folder; what happened to each."""
@@ -98,7 +101,7 @@ class DropInlet:
                 mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             _, created = self.blobs.put(source, path.name, data, content_type)
         except LakebookError as exc:
-            if exc.http_status == 507:  # a full disk: the file stays and is tried again
+            if exc.http_status in (503, 507):  # a full disk, an S3 lake out of reach: the file stays, tried again
                 raise
             reason = exc.message + (f" ({exc.hint})" if exc.hint else "")
             report.failed.append((str(path), reason))

@@ -23,16 +23,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..catalog.sources import BLOB_TABLE_SCHEMA, register_blob_table, register_sources
 from ..contracts import INGESTED_AT
-from ..errors import BlobUnreadable, UnknownTable
+from ..errors import BlobUnreadable, LakebookError, UnknownTable
 from ..lake import write_date_partitions
-from ..lake.store import is_s3
+from ..lake import store
 from .blob_rows import BlobRows, blob_schema, validate_blob
+from .blobs import read_bytes, read_meta
 from .records import QUARANTINE_SCHEMA
 
 log = logging.getLogger("lakebook.ingest.landing")
@@ -56,28 +55,44 @@ def pending_blobs(workspace, catalog, source: str) -> list[str]:
     manifest: a row file written by a flush that crashed before recording it is written
     again, as it was, and recorded), oldest first."""
     folder = workspace.lake.blobs_dir / source
-    if is_s3(folder) or not folder.is_dir():
+    stored = _stored_names(folder)
+    if not stored:
         return []
     try:
         landed = {Path(p).stem for p in catalog.files("blobs", source)}
     except UnknownTable:
         landed = set()
-    names = [p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name not in landed]
-    return sorted(names, key=lambda name: (_meta(folder, name)["stored_at"], name))
+    names = [name for name in stored if name not in landed]
+    return sorted(names, key=lambda name: (read_meta(folder, name)["stored_at"], name))
+
+
+def _stored_names(folder) -> list[str]:
+    """The names of the blobs in a source's blob folder (a local folder or an S3 prefix)."""
+    if store.is_s3(folder):
+        return [name for name in store.list_names(folder) if not name.startswith(".")]
+    if not folder.is_dir():
+        return []
+    return [p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
 
 
 def blob_sources(workspace) -> list[str]:
-    """Sources with a contract and at least one stored blob."""
+    """Sources with a contract and at least one stored blob. On an S3 lake, every source whose
+    contract takes blobs: its folder is listed when it is landed (land_source), so a bucket
+    out of reach is one source's failure, retried with backoff, not the whole flush's."""
     root = workspace.lake.blobs_dir
-    if is_s3(root):  # blobs are not stored in an S3 lake (BlobStore refuses them): none to land
-        return []
     contracts = workspace.contracts()
+    if store.is_s3(root):
+        return sorted(name for name, compiled in contracts.items() if compiled.contract.is_blob)
     return sorted(p.name for p in root.iterdir() if p.is_dir() and p.name in contracts) if root.is_dir() else []
 
 
 def blobs_pending(workspace, catalog) -> bool:
-    """Whether any source has a stored blob not landed yet."""
-    return any(pending_blobs(workspace, catalog, source) for source in blob_sources(workspace))
+    """Whether any source has a stored blob not landed yet (also when the lake cannot be
+    listed now: the flush then says why, and retries with backoff)."""
+    try:
+        return any(pending_blobs(workspace, catalog, source) for source in blob_sources(workspace))
+    except (LakebookError, OSError):
+        return True
 
 
 def land_source(workspace, catalog, source: str) -> list[BlobLanding]:
@@ -90,15 +105,11 @@ def land_source(workspace, catalog, source: str) -> list[BlobLanding]:
     landed = []
     for name in pending:
         landing = _land(workspace, catalog, source, name, known)
-        known.setdefault(_meta(workspace.lake.blobs_dir / source, name)["sha256"], name)
+        known.setdefault(read_meta(workspace.lake.blobs_dir / source, name)["sha256"], name)
         landed.append(landing)
         log.info("landed blob %s/%s: %s%s", source, name, landing.status,
                  f", {landing.rows} rows, {landing.rejected} rejected" if landing.rows is not None else "")
     return landed
-
-
-def _meta(folder: Path, name: str) -> dict:
-    return orjson.loads((folder / "_meta" / f"{name}.json").read_bytes())
 
 
 def _catalogued_digests(catalog, source: str) -> dict[str, str]:
@@ -106,13 +117,13 @@ def _catalogued_digests(catalog, source: str) -> dict[str, str]:
     files = catalog.files("blobs", source)
     if not files:
         return {}
-    table = pa.concat_tables([pq.read_table(f, columns=["sha256", "name"]) for f in files])
+    table = pa.concat_tables([store.read_table(f, columns=["sha256", "name"]) for f in files])
     return dict(zip(table.column("sha256").to_pylist(), table.column("name").to_pylist()))
 
 
 def _land(workspace, catalog, source: str, name: str, known: dict[str, str]) -> BlobLanding:
     path = workspace.lake.blobs_dir / source / name
-    meta = _meta(path.parent, name)
+    meta = read_meta(path.parent, name)
     stored_at = datetime.fromisoformat(meta["stored_at"])
     compiled = workspace.contract(source)
     if meta["sha256"] in known:
@@ -120,7 +131,7 @@ def _land(workspace, catalog, source: str, name: str, known: dict[str, str]) -> 
     elif not compiled.contract.tabular:
         landing = BlobLanding(source, name, BINARY)
     else:
-        landing = _land_rows(workspace, catalog, source, name, path.read_bytes(), stored_at)
+        landing = _land_rows(workspace, catalog, source, name, read_bytes(path), stored_at)
     row = {**{k: meta[k] for k in ("name", "size", "content_type", "sha256")}, "stored_at": stored_at,
            "rows": landing.rows, "rejected": landing.rejected, "status": landing.status, "path": str(path)}
     files = write_date_partitions(pa.Table.from_pylist([row], schema=BLOB_TABLE_SCHEMA),
@@ -184,5 +195,6 @@ def list_blobs(catalog, source: str | None = None) -> list[dict]:
     listed = []
     for table in tables:
         for path in catalog.files("blobs", table.name):
-            listed += [{"source": table.name, **row} for row in pq.read_table(path, schema=BLOB_TABLE_SCHEMA).to_pylist()]
+            listed += [{"source": table.name, **row}
+                       for row in store.read_table(path, schema=BLOB_TABLE_SCHEMA).to_pylist()]
     return sorted(listed, key=lambda row: (row["stored_at"], row["source"], row["name"]))

@@ -81,7 +81,7 @@ class IngestService:
             self.log.drop_group(FORWARDER_GROUP)  # the log keeps nothing for a forwarder that will not come
         self._redis_groups = RedisGroups(workspace) if self.forwarding else None
         self.writer = GroupCommitWriter(self.log)
-        self.blobs = BlobStore(workspace.lake.blobs_dir)
+        self.blobs = BlobStore.of(workspace)
         self.metrics = IngestMetrics()
         self.tokens = {s: [t.get_secret_value().encode() for t in ts] for s, ts in self.settings.tokens.items()}
         self.flush_failure: str | None = None  # why the last flush failed; None once one succeeds

@@ -376,3 +376,43 @@ class LocalCopies:
         folder = self.root / "_staging" / label
         shutil.rmtree(folder, ignore_errors=True)
         return folder
+
+
+# -- single objects (blobs and their metadata) -------------------------------------------------
+
+def exists(path: S3Path) -> bool:
+    """Whether the object ``path`` exists."""
+    return size_or_none(path) is not None
+
+
+def read_bytes(path: S3Path) -> bytes:
+    """The content of the object ``path`` (FileNotFoundError when there is none)."""
+    fs = filesystem_of(path)
+    if size_or_none(path) is None:
+        raise FileNotFoundError(str(path))
+    with fs.open_input_stream(path.fs_path) as stream:
+        return stream.readall()
+
+
+def write_bytes(data: bytes, path: S3Path) -> None:
+    """``data`` as the object ``path``: one PUT (a multipart upload for a large one), which S3
+    shows whole or not at all."""
+    with filesystem_of(path).open_output_stream(path.fs_path) as target:
+        target.write(data)
+
+
+def list_names(folder: S3Path) -> list[str]:
+    """The names of the objects right under ``folder`` (not those of its "sub-folders")."""
+    import pyarrow.fs as pafs
+
+    return sorted(i.base_name for i in _info(folder, False) if i.type == pafs.FileType.File)
+
+
+def read_table(path, **kwargs):
+    """A Parquet file of the lake, local or on S3 (``kwargs`` as ``pyarrow.parquet.read_table``'s)."""
+    import pyarrow.parquet as pq
+
+    if is_s3(path):
+        path = as_lake_path(str(path))
+        return pq.read_table(path.fs_path, filesystem=filesystem_of(path), **kwargs)
+    return pq.read_table(path, **kwargs)

@@ -300,6 +300,9 @@ def test_lakebook_lake_vacuum_json_on_an_s3_workspace(s3, versions_ws):
     root, bucket = versions_ws
     made = version_keys(s3, bucket)
     keys = sorted(s3.keys(bucket))
+    shown = lakebook(root, "lake", "vacuum", "--dry-run", env={"COLUMNS": "200"})
+    assert shown.returncode == 0 and "5 folders to remove" in shown.stdout, shown.stderr
+    assert f"warehouse/weather_hourly/{made[0]}" in shown.stdout and "s3://" not in shown.stdout  # under the root
     dry = lakebook(root, "lake", "vacuum", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     doc = json.loads(dry.stdout)
@@ -314,7 +317,7 @@ def test_lakebook_lake_vacuum_json_on_an_s3_workspace(s3, versions_ws):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {**doc, "dry_run": False}
     assert version_keys(s3, bucket) == made[2:]
-    table = lakebook(root, "lake", "vacuum")  # the table form names the folders under the lake root
+    table = lakebook(root, "lake", "vacuum")  # the table form: nothing more to remove
     assert table.returncode == 0 and "0 folders removed" in table.stdout, table.stderr
 
 

@@ -147,6 +147,38 @@ def test_compaction_on_s3_rewrites_the_small_files_into_one_with_the_same_rows(s
     assert catalog_files(ws) == [compacted]
 
 
+class Stopped(Exception):
+    """A compaction stopped at a step of its commit (tests/integration/test_compaction_crash.py
+    kills the process there on a local lake)."""
+
+
+def test_a_compaction_stopped_before_its_commit_on_s3_loses_nothing_and_its_key_goes_after_grace(s3, small_files):
+    from lakebook.catalog import open_catalog
+    from lakebook.ingest import compact_lake
+    from lakebook.lake.compaction import remove_replaced
+
+    root, bucket = small_files
+    ws = load(root)
+    before, originals, listed = query(ws), raw_keys(s3, bucket), catalog_files(ws)
+
+    def stop_at_written(step: str) -> None:
+        if step == "written":
+            raise Stopped(step)
+
+    with pytest.raises(Stopped):
+        compact_lake(ws, on_step=stop_at_written)
+    [orphan] = sorted(set(raw_keys(s3, bucket)) - set(originals))  # written, never committed: no reader lists it
+    assert "/compact-" in orphan and catalog_files(ws) == listed and query(ws) == before
+    catalog = open_catalog(ws)
+    try:
+        assert remove_replaced(ws, catalog, grace_s=600) == []  # young: it could be another host's, in flight
+        assert remove_replaced(ws, catalog, grace_s=0) == [f"s3://{bucket}/{orphan}"]
+    finally:
+        catalog.close()
+    assert raw_keys(s3, bucket) == originals
+    assert compact_lake(ws).partitions[0].replaced == FLUSHES and query(ws) == before
+
+
 def test_lakebook_lake_compact_json_on_an_s3_workspace(s3, small_files):
     root, bucket = small_files
     before = lakebook(root, "query", ANSWER, "--format", "json")
@@ -227,7 +259,7 @@ def version_keys(s3, bucket: str) -> list[str]:
 
 def test_vacuum_on_s3_removes_the_versions_and_partitions_beyond_the_policy(s3, versions_ws):
     from lakebook.catalog import open_catalog
-    from lakebook.lake import vacuum
+    from lakebook.lake.vacuum import vacuum
     from lakebook.transform import kept_versions
 
     root, bucket = versions_ws
@@ -275,7 +307,8 @@ def test_vacuum_on_s3_removes_the_versions_and_partitions_beyond_the_policy(s3, 
 
 def test_a_version_a_crashed_vacuum_marked_is_not_listed_and_the_next_vacuum_finishes_it(s3, versions_ws):
     from lakebook.catalog import open_catalog
-    from lakebook.lake import store, vacuum
+    from lakebook.lake import store
+    from lakebook.lake.vacuum import vacuum
     from lakebook.transform import kept_versions
 
     root, bucket = versions_ws

@@ -391,6 +391,7 @@ def lake() -> None:
 def lake_vacuum(ctx, dry_run, as_json) -> None:
     """Remove the versions, partitions and staging folders lake.retention does not keep."""
     from .catalog import open_catalog
+    from .lake.store import as_lake_path
     from .lake.vacuum import vacuum
 
     ws = _workspace(ctx)
@@ -405,7 +406,7 @@ def lake_vacuum(ctx, dry_run, as_json) -> None:
     root = ws.lake.root
     if report.removed:
         _print_table(["kind", "table", "folder", "files", "size", "catalog files"], [
-            [r.kind, r.table, Path(r.path).relative_to(root).as_posix(), r.files, _size(r.bytes), r.catalog_files]
+            [r.kind, r.table, as_lake_path(r.path).relative_to(root).as_posix(), r.files, _size(r.bytes), r.catalog_files]
             for r in report.removed])
     verb = "would free" if dry_run else "freed"
     click.echo(f"{len(report.removed)} folders {'to remove' if dry_run else 'removed'}, {verb} {_size(report.bytes_freed)}")

@@ -77,9 +77,9 @@ def test_an_s3_path_is_never_opened_as_a_local_file(tmp_path, monkeypatch):
     with pytest.raises(NotOnS3Lake, match="s3://bucket/lake/raw/x.parquet is in an S3 lake"):
         open(path, "wb")
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(NotOnS3Lake, match="compaction is not supported on an S3 lake yet"):
-        require_local(path, "compaction")
-    require_local(tmp_path, "compaction")  # a local lake: nothing to refuse
+    with pytest.raises(NotOnS3Lake, match="storing blobs is not supported on an S3 lake yet"):
+        require_local(path, "storing blobs")
+    require_local(tmp_path, "storing blobs")  # a local lake: nothing to refuse
 
 
 def test_a_workspace_with_an_s3_root_has_an_s3_lake_and_no_local_lake_folder(tmp_path):
@@ -118,27 +118,62 @@ def s3_workspace(tmp_path, monkeypatch):
     return Workspace.load(tmp_path, environ={})
 
 
-def test_compaction_and_vacuum_are_refused_on_an_s3_lake(s3_workspace):
-    from lakebook.lake.compaction import compact
-    from lakebook.lake.vacuum import vacuum
-
-    with pytest.raises(NotOnS3Lake, match="^compaction is not supported on an S3 lake yet") as info:
-        compact(s3_workspace, catalog=None)
-    assert "S3-compatible storage" in info.value.hint and info.value.http_status == 501
-    with pytest.raises(NotOnS3Lake, match="^vacuum is not supported on an S3 lake yet"):
-        vacuum(s3_workspace, catalog=None)
+# -- compaction and vacuum work on an S3 lake (tests/integration/test_s3_maintenance.py runs
+# them against a real S3 server); here, an endpoint nothing answers on shows that the ingest
+# service's rounds reach for the bucket instead of refusing
+DEAD_ENDPOINT = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": "us-east-1",
+                 "AWS_ACCESS_KEY_ID": "unit-test", "AWS_SECRET_ACCESS_KEY": "unit-test-secret-value"}
 
 
-def test_the_ingest_services_maintenance_rounds_do_not_run_on_an_s3_lake(s3_workspace, caplog):
+@pytest.fixture
+def dead_endpoint(monkeypatch):
+    for name, value in DEAD_ENDPOINT.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def s3_raw_table(workspace):
+    """A catalog with a raw table in the S3 lake (no file: nothing to compact, but its keys are listed)."""
+    from lakebook.catalog import open_catalog
+
+    catalog = open_catalog(workspace)
+    catalog.register_table("raw", "flights", kind="raw", location=str(workspace.lake.table_dir("raw", "flights")),
+                           columns=[])
+    return catalog
+
+
+def test_the_ingest_services_maintenance_rounds_run_on_an_s3_lake(s3_workspace, dead_endpoint, caplog):
     import threading
 
     from lakebook.ingest.maintenance import run_compactions, run_vacuums
 
-    never = threading.Event()  # a round would wait on it: returning at all means no round runs
-    run_compactions(s3_workspace, ingest_log=None, stop=never)
-    run_vacuums(s3_workspace, stop=never)
-    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
-        "lake compaction is not supported on an S3 lake yet", "vacuum is not supported on an S3 lake yet"]
+    s3_raw_table(s3_workspace).close()
+    for settings in (s3_workspace.settings.lake.compaction, s3_workspace.settings.lake.retention):
+        object.__setattr__(settings, "interval_s", 0.05)  # below the retention setting's minimum (60 s)
+    stop = threading.Event()
+    rounds = [threading.Thread(target=run_compactions, args=(s3_workspace, None, stop), daemon=True),
+              threading.Thread(target=run_vacuums, args=(s3_workspace, stop), daemon=True)]
+    wanted = {"lake compaction failed; the next pass tries again", "vacuum failed; the next round tries again"}
+    with caplog.at_level("INFO"):
+        for thread in rounds:
+            thread.start()
+        try:
+            for _ in range(400):  # a round that cannot reach the bucket is logged, and the next one tries again
+                if wanted <= {r.getMessage() for r in caplog.records}:
+                    break
+                threading.Event().wait(0.05)
+        finally:
+            stop.set()
+            for thread in rounds:
+                thread.join(timeout=30)
+    messages = {r.getMessage() for r in caplog.records}
+    assert wanted <= messages and not any("not supported on an S3 lake" in m for m in messages)
+    assert not any(thread.is_alive() for thread in rounds)
+    failures = [r.exc_info[1] for r in caplog.records if r.getMessage() in wanted]
+    assert {type(e).__name__ for e in failures} == {"LakeUnavailable"}
+    assert all("the S3 endpoint http://127.0.0.1:9 does not answer" in str(e) for e in failures)
+    assert not any("unit-test-secret-value" in r.getMessage() + (r.exc_text or "") for r in caplog.records)
 
 
 def test_spark_on_an_s3_lake_is_refused_but_for_staged_transforms_on_a_local_master_or_shared_disks(s3_workspace, tmp_path):

@@ -36,9 +36,6 @@ def compact_lake(workspace, table: str | None = None, partition: str | None = No
 def run_compactions(workspace, ingest_log: IngestLog, stop: threading.Event) -> None:
     """Compact every ``lake.compaction.interval_s`` until ``stop`` is set; a pass that fails is
     logged and the next one tries again."""
-    if workspace.lake_on_s3:
-        log.warning("lake compaction is not supported on an S3 lake yet: the ingest service does not compact")
-        return
     interval = workspace.settings.lake.compaction.interval_s
     while not stop.wait(interval):
         try:
@@ -50,9 +47,6 @@ def run_compactions(workspace, ingest_log: IngestLog, stop: threading.Event) -> 
 def run_vacuums(workspace, stop: threading.Event) -> None:
     """A vacuum every ``lake.retention.interval_s`` until ``stop`` is set (a round that fails
     or finds a lock held is logged, and the next one tries again)."""
-    if workspace.lake_on_s3:
-        log.warning("vacuum is not supported on an S3 lake yet: the ingest service does not vacuum")
-        return
     interval = workspace.settings.lake.retention.interval_s
     while not stop.wait(interval):
         try:

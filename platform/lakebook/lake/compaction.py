@@ -20,6 +20,13 @@ consumers see stays exact:
   each compacted file was read whole or not at all by each of them;
 - files a caller pins (``pinned``: the ingest log's flush ranges a consumer group will read
   back from the lake by file name, ingest/log.py) are left as they are.
+
+On an S3 lake the same steps hold, through the bucket's filesystem (lake/store.py): the new
+file is one PUT under its unique key (S3 shows an object whole or not at all), the originals
+and orphans are deleted as keys. Which files exist is one listing per partition; an orphan
+(a compacted key no catalog commit lists) is deleted only once it is older than ``grace_s``,
+since the compaction lock is a file in the local state dir and another host compacting the
+same bucket would not hold it.
 """
 
 from __future__ import annotations
@@ -35,7 +42,8 @@ from typing import Callable, Iterable, Protocol
 
 from .._proc import file_lock
 from ..errors import BadRequest, DamagedFile
-from .store import require_local
+from . import store
+from .store import as_lake_path, is_s3
 
 log = logging.getLogger("lakebook.lake.compaction")
 
@@ -130,7 +138,6 @@ def compact(workspace, catalog, table: str | None = None, partition: str | None 
     ``grace_s`` ago and orphans. ``pinned(zone, name)``: file stems to leave alone, asked
     after the table's files are listed. ``on_progress(done, total, what)`` after each
     partition; ``on_step(step)`` at each of STEPS (crash tests stop the process there)."""
-    require_local(workspace.lake.root, "compaction")
     settings = workspace.settings.lake.compaction
     report = CompactionReport()
     with file_lock(workspace.compaction_lock_path):
@@ -168,8 +175,9 @@ def _compact_partition(workspace, catalog, info, partition: str, pinned, on_step
     started = time.perf_counter()
     files = catalog.file_rows(info.zone, info.name, partition)
     held = pinned(info.zone, info.name) if pinned else set()
+    present = _present(files)
     small = [f for f in files if is_small(f, settings.target_rows, settings.target_bytes)
-             and Path(f.path).stem not in held and Path(f.path).exists()]
+             and Path(f.path).stem not in held and present(f.path)]
     groups = plan_groups(small, target_rows=settings.target_rows, target_bytes=settings.target_bytes,
                          watermarks=catalog.consumer_watermarks(info.qualified_name), schema_of=_schema_of)
     result = PartitionResult(info.qualified_name, partition, len(files), 0)
@@ -177,7 +185,7 @@ def _compact_partition(workspace, catalog, info, partition: str, pinned, on_step
         written = _rewrite(workspace, info, partition, group)
         _step(on_step, "written")
         if catalog.replace_compacted(info.zone, info.name, [f.id for f in group], written) is None:
-            Path(written.path).unlink(missing_ok=True)  # the originals changed meanwhile: nothing replaced
+            _delete(written.path)  # the originals changed meanwhile: nothing replaced
             continue
         _step(on_step, "committed")
         result.replaced += len(group)
@@ -194,6 +202,24 @@ def _compact_partition(workspace, catalog, info, partition: str, pinned, on_step
     return result
 
 
+def _present(files: list[ManifestFile]) -> Callable[[str], bool]:
+    """Whether a file exists: on S3 from one listing of each folder the files are in (a
+    partition's), not a request per file."""
+    s3_files = [as_lake_path(f.path) for f in files if is_s3(f.path)]
+    if not s3_files:
+        return lambda path: Path(path).exists()
+    keys = {str(p) for folder in {f.parent for f in s3_files} for p in store.list_files(folder)}
+    return lambda path: str(path) in keys
+
+
+def _delete(path) -> None:
+    """Delete a lake file (nothing if it is gone already)."""
+    if is_s3(path):
+        store.delete_file(as_lake_path(str(path)))
+    else:
+        Path(path).unlink(missing_ok=True)
+
+
 def _step(on_step, name: str) -> None:
     if on_step is not None:
         on_step(name)
@@ -202,7 +228,8 @@ def _step(on_step, name: str) -> None:
 def _schema_of(f: ManifestFile):
     import pyarrow.parquet as pq
 
-    return pq.read_schema(f.path).remove_metadata()
+    schema = store.read_schema(as_lake_path(f.path)) if is_s3(f.path) else pq.read_schema(f.path)
+    return schema.remove_metadata()
 
 
 def _rewrite(workspace, info, partition: str, group: list[ManifestFile]):
@@ -215,7 +242,10 @@ def _rewrite(workspace, info, partition: str, group: list[ManifestFile]):
 
     # one scan over the group's files (read in parallel, in file order); no partition column
     # from the folder names: the files hold exactly their own columns
-    table = ds.dataset([f.path for f in group], format="parquet", partitioning=None).to_table()
+    if is_s3(group[0].path):
+        table = store.read_tables([as_lake_path(f.path) for f in group])
+    else:
+        table = ds.dataset([f.path for f in group], format="parquet", partitioning=None).to_table()
     if table.num_rows != sum(f.rows for f in group):
         raise DamagedFile(f"{info.qualified_name} {partition}: its files hold {table.num_rows} rows, the catalog "
                             f"says {sum(f.rows for f in group)}", hint="`lakebook doctor` checks the lake's files")
@@ -224,18 +254,27 @@ def _rewrite(workspace, info, partition: str, group: list[ManifestFile]):
         table = table.take(pc.sort_indices(table, sort_keys=[(time_column, "ascending")]))
     first, last = min(f.first_id for f in group), max(f.last_id for f in group)
     name = f"{COMPACTED_PREFIX}{first:012d}-{last:012d}-{uuid.uuid4().hex[:8]}.parquet"
-    path = Path(group[0].path).parent / name
-    write_parquet_atomic(table, path, workspace.settings.lake.compression)
+    path = as_lake_path(group[0].path).parent / name
+    write_parquet_atomic(table, path, workspace.settings.lake.compression)  # on S3: one PUT under this unique key
     low, high = _bounds(table.column(time_column) if time_column else None)
-    return WrittenFile(path, partition, table.num_rows, path.stat().st_size, low, high, None)
+    size = store.size_or_none(path) if is_s3(path) else path.stat().st_size
+    return WrittenFile(path, partition, table.num_rows, size, low, high, None)
 
 
 def expired_replacements(catalog, grace_s: float, now: datetime | None = None) -> list[tuple[str, str, str, int]]:
     """(zone, table, path, bytes) of the files compaction replaced more than ``grace_s`` ago
-    that are still on disk: no query planned since can be reading them."""
+    that are still on disk (in the bucket): no query planned since can be reading them."""
     before = (now or datetime.now(timezone.utc)) - timedelta(seconds=grace_s)
     found = []
+    sizes: dict[str, dict[str, int]] = {}  # on S3: a partition's keys and sizes, one listing each
     for zone, name, path in catalog.replaced_files(removed_before=before):
+        if is_s3(path):
+            folder = str(as_lake_path(path).parent)
+            if folder not in sizes:
+                sizes[folder] = {str(p): n for p, n in store.list_sizes(as_lake_path(folder)).items()}
+            if path in sizes[folder]:
+                found.append((zone, name, path, sizes[folder][path]))
+            continue
         try:
             found.append((zone, name, path, Path(path).stat().st_size))
         except FileNotFoundError:  # deleted by an earlier pass
@@ -254,11 +293,16 @@ def _remove_replaced(workspace, catalog, grace_s: float, on_step) -> list[str]:
     """``remove_replaced`` with the compaction lock held (no compaction is writing a file)."""
     removed = []
     for _, _, path, _ in expired_replacements(catalog, grace_s):
-        Path(path).unlink(missing_ok=True)
+        _delete(path)
         removed.append(path)
         _step(on_step, "removing")
     for info in catalog.tables():
-        if info.zone not in COMPACTED_ZONES or "://" in info.location:
+        if info.zone not in COMPACTED_ZONES:
+            continue
+        if is_s3(info.location):
+            removed += _remove_s3_orphans(catalog, info, grace_s)
+            continue
+        if "://" in info.location:
             continue
         folder = Path(info.location)
         if not folder.is_dir():
@@ -270,4 +314,22 @@ def _remove_replaced(workspace, catalog, grace_s: float, on_step) -> list[str]:
                 removed.append(str(path))
     if removed:
         log.info("removed %d files compaction replaced or left behind", len(removed))
+    return removed
+
+
+def _remove_s3_orphans(catalog, info, grace_s: float) -> list[str]:
+    """The compacted keys of an S3 table that no catalog commit lists and that were written more
+    than ``grace_s`` ago (a compaction killed before its commit, or one whose commit found the
+    originals changed); deleted, their paths returned."""
+    folder = as_lake_path(info.location)
+    found = store.list_modified(folder)
+    if not found:
+        return []
+    known = catalog.known_paths(info.zone, info.name)
+    before = datetime.now(timezone.utc) - timedelta(seconds=grace_s)
+    removed = []
+    for path, written in sorted(found.items()):
+        if path.name.startswith(COMPACTED_PREFIX) and str(path) not in known and written < before:
+            store.delete_file(path)
+            removed.append(str(path))
     return removed

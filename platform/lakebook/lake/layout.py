@@ -97,7 +97,7 @@ class LakeLayout:
     def trash(self, path: Path) -> Path:
         """Where vacuum moves a folder before deleting it: under ``_vacuum/``, outside every
         table's folder (no query globs it) and in the lake's filesystem (one rename)."""
-        return self.trash_dir / Path(path).relative_to(self.root)
+        return self.trash_dir / as_lake_path(path).relative_to(self.root)
 
     def table_of(self, path: str | Path) -> tuple[str, str] | None:
         """The (zone, table) a path under the lake belongs to, or None."""

@@ -416,3 +416,50 @@ def read_table(path, **kwargs):
         path = as_lake_path(str(path))
         return pq.read_table(path.fs_path, filesystem=filesystem_of(path), **kwargs)
     return pq.read_table(path, **kwargs)
+
+
+# -- lake maintenance (compaction, vacuum) on S3 ---------------------------------------------
+
+def list_sizes(folder: S3Path, suffix: str = "") -> dict[S3Path, int]:
+    """{object: size} of the objects under ``folder`` whose name ends with ``suffix`` (one listing)."""
+    import pyarrow.fs as pafs
+
+    return {S3Path("/" + i.path): i.size for i in _info(folder, True)
+            if i.type == pafs.FileType.File and i.base_name.endswith(suffix)}
+
+
+def list_modified(folder: S3Path, suffix: str = ".parquet") -> dict[S3Path, object]:
+    """{object: when it was written (UTC)} of the objects under ``folder`` whose name ends with
+    ``suffix`` (one listing)."""
+    import pyarrow.fs as pafs
+    from datetime import timezone
+
+    def utc(mtime):
+        return mtime.astimezone(timezone.utc) if mtime.tzinfo else mtime.replace(tzinfo=timezone.utc)
+
+    return {S3Path("/" + i.path): utc(i.mtime) for i in _info(folder, True)
+            if i.type == pafs.FileType.File and i.base_name.endswith(suffix)}
+
+
+def put_marker(path: S3Path) -> None:
+    """An empty object ``path`` (a marker: its key is what it says)."""
+    with filesystem_of(path).open_output_stream(path.fs_path) as out:
+        out.write(b"")
+
+
+def read_tables(paths: list[S3Path]):
+    """The rows of the Parquet objects ``paths``, in order, as one Arrow table (one scan, the
+    files read in parallel; no partition column from the key names)."""
+    import pyarrow.dataset as ds
+
+    fs = filesystem_of(paths[0])
+    return ds.dataset([p.fs_path for p in paths], format="parquet", filesystem=fs, partitioning=None).to_table()
+
+
+def remove_dir(folder: S3Path) -> None:
+    """Delete every object under ``folder`` and the folder itself: unlike ``delete_dir``, no
+    empty directory marker of it is left for a later listing to find (nothing when there is none)."""
+    try:
+        filesystem_of(folder).delete_dir(folder.fs_path)
+    except FileNotFoundError:
+        pass

@@ -15,6 +15,15 @@ A folder is first moved out of its table (to ``_vacuum/``, one rename) and then 
 crash mid-way never leaves half a version a rollback could point to, nor half a partition a
 query reads; the next vacuum empties ``_vacuum/``. Running it again removes nothing more.
 One vacuum runs at a time (a lock of its own).
+
+On an S3 lake the same policy holds, through the bucket's filesystem (lake/store.py). S3 has
+no rename and no staging folders, and a version is a key prefix the catalog's runs name: a
+prefix cannot be moved aside in one step, so a marker key is written under ``_vacuum/`` first
+(``_vacuum/<zone>/<table>/<version>``), then the prefix's keys are deleted, then the marker.
+A version with a marker is no longer listed (lake/versions.py), so a rollback never points to
+one half deleted, and the next vacuum finishes a deletion a crash cut short. A partition's
+catalog rows go first, then its keys: a crash leaves keys no reader lists, and the next vacuum
+finds the old partition again.
 """
 
 from __future__ import annotations
@@ -27,8 +36,9 @@ from pathlib import Path
 
 from .._proc import file_lock
 from .compaction import expired_replacements
+from . import store
 from .layout import APPEND_ONLY_ZONES, PARTITION_KEY, ZONES
-from .store import require_local
+from .store import as_lake_path, is_s3
 from .versions import Version, list_versions
 
 log = logging.getLogger("lakebook.lake.vacuum")
@@ -73,20 +83,25 @@ def expired_partitions(table_dir: Path, days: int, today: date) -> list[Path]:
     """A table's date partitions older than ``days`` days, oldest first."""
     cutoff = today - timedelta(days=days)
     expired = []
-    for folder in sorted(table_dir.glob(f"{PARTITION_KEY}=*")) if table_dir.is_dir() else []:
+    for folder in _partition_folders(table_dir):
         try:
             day = date.fromisoformat(folder.name.partition("=")[2])
         except ValueError:
             continue
-        if folder.is_dir() and day < cutoff:
+        if day < cutoff:
             expired.append(folder)
     return expired
+
+
+def _partition_folders(table_dir: Path) -> list[Path]:
+    if is_s3(table_dir):
+        return [f for f in store.list_dirs(table_dir) if f.name.startswith(f"{PARTITION_KEY}=")]
+    return [f for f in sorted(table_dir.glob(f"{PARTITION_KEY}=*")) if f.is_dir()] if table_dir.is_dir() else []
 
 
 def vacuum(workspace, catalog, *, dry_run: bool = False, wait: bool = True, now: datetime | None = None) -> VacuumReport:
     """Remove what ``lake.retention`` does not keep (with ``dry_run``, only say what). Without
     ``wait``, a part whose lock is held (a transform running, a flush) is left for next time."""
-    require_local(workspace.lake.root, "vacuum")
     report = VacuumReport(dry_run)
     with file_lock(workspace.vacuum_lock_path, wait=wait) as locked:
         if locked:
@@ -138,14 +153,24 @@ def _vacuum_replaced(workspace, catalog, report: VacuumReport, now: datetime) ->
     """The files compaction replaced before its grace period (compaction.expired_replacements)."""
     for zone, name, path, size in expired_replacements(catalog, workspace.settings.lake.compaction.grace_s, now):
         if not report.dry_run:
-            Path(path).unlink(missing_ok=True)
+            _delete_file(path)
         report.removed.append(Removed("replaced", f"{zone}.{name}", path, 1, size))
+
+
+def _delete_file(path: str) -> None:
+    if is_s3(path):
+        store.delete_file(as_lake_path(path))
+    else:
+        Path(path).unlink(missing_ok=True)
 
 
 def _tables(workspace, zones) -> list[tuple[str, str, Path]]:
     found = []
     for zone in zones:
         folder = workspace.lake.zone_dir(zone)
+        if is_s3(folder):
+            found += [(zone, d.name, d) for d in store.list_dirs(folder)]
+            continue
         found += [(zone, d.name, d) for d in sorted(folder.iterdir()) if d.is_dir()] if folder.is_dir() else []
     return found
 
@@ -170,7 +195,7 @@ def _vacuum_partitions(workspace, catalog, zone: str, days: int, report: VacuumR
         expired = expired_partitions(table_dir, days, today)
         if not expired:
             continue
-        listed = [Path(p) for p in catalog.files(zone, name)] if name in known else []
+        listed = [as_lake_path(p) for p in catalog.files(zone, name)] if name in known else []
         listed = [p for p in listed if p.parent in set(expired)]
         if listed and not report.dry_run:  # the catalog first: a crash then leaves files nobody reads
             catalog.forget_files(zone, name, listed)
@@ -187,6 +212,9 @@ def _vacuum_partitions(workspace, catalog, zone: str, days: int, report: VacuumR
 def _empty_trash(workspace, report: VacuumReport) -> None:
     """Delete what a vacuum that crashed had moved out of its table but not deleted."""
     trash = workspace.lake.trash_dir
+    if is_s3(trash):
+        _empty_s3_trash(workspace, report)
+        return
     for folder in sorted(p for p in trash.glob("*/*/*") if p.is_dir()) if trash.is_dir() else []:
         zone, name = folder.relative_to(trash).parts[:2]
         report.removed.append(Removed("leftover", f"{zone}.{name}", str(folder), *_usage(folder)))
@@ -199,6 +227,9 @@ def _remove(workspace, folder: Path, entry: Removed, report: VacuumReport) -> No
     report.removed.append(entry)
     if report.dry_run:
         return
+    if is_s3(folder):
+        _remove_s3(workspace, folder)
+        return
     aside = workspace.lake.trash(folder)
     aside.parent.mkdir(parents=True, exist_ok=True)
     if aside.exists():  # the same folder, set aside by a vacuum that crashed before deleting it
@@ -209,5 +240,31 @@ def _remove(workspace, folder: Path, entry: Removed, report: VacuumReport) -> No
 
 def _usage(folder: Path) -> tuple[int, int]:
     """(files, bytes) under ``folder``."""
+    if is_s3(folder):
+        sizes = store.list_sizes(folder)
+        return len(sizes), sum(sizes.values())
     files = [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]
     return len(files), sum(p.stat().st_size for p in files)
+
+
+def _remove_s3(workspace, folder) -> None:
+    """Delete an S3 prefix: its marker under ``_vacuum/`` first (the version is no longer
+    listed from then on), then its keys, then the marker."""
+    marker = workspace.lake.trash(folder)
+    store.put_marker(marker)
+    store.remove_dir(folder)
+    store.delete_file(marker)
+
+
+def _empty_s3_trash(workspace, report: VacuumReport) -> None:
+    """Finish the deletions a vacuum that crashed had marked under ``_vacuum/`` on S3."""
+    trash = workspace.lake.trash_dir
+    for marker in sorted(store.list_sizes(trash)):
+        parts = marker.relative_to(trash).parts
+        if len(parts) < 3:
+            continue
+        folder = workspace.lake.root.joinpath(*parts)
+        report.removed.append(Removed("leftover", f"{parts[0]}.{parts[1]}", str(folder), *_usage(folder)))
+        if not report.dry_run:
+            store.remove_dir(folder)
+            store.delete_file(marker)

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import store
-from .layout import CURRENT, VERSION_PREFIX
+from .layout import CURRENT, TRASH, VERSION_PREFIX
 from .store import as_lake_path, is_s3
 
 _RUN_FILE = re.compile(r"^run-(\d+)")  # the runner names every output file after its run
@@ -79,8 +79,10 @@ def list_versions(table_dir: Path, runs: list[dict], location: str | Path | None
 
 
 def _version_folders(table_dir: Path) -> list[Path]:
-    if is_s3(table_dir):
-        return [f for f in store.list_dirs(table_dir) if f.name.startswith(VERSION_PREFIX)]
+    if is_s3(table_dir):  # not one vacuum has marked for deletion (lake/vacuum.py): it may be half deleted
+        trash = table_dir.parents[1] / TRASH / table_dir.parent.name / table_dir.name
+        marked = {p.name for p in store.list_sizes(trash) if p.parent == trash}
+        return [f for f in store.list_dirs(table_dir) if f.name.startswith(VERSION_PREFIX) and f.name not in marked]
     folders = table_dir.glob(f"{VERSION_PREFIX}*") if table_dir.is_dir() else []
     return [f for f in folders if f.is_dir() and not f.is_symlink()]
 

@@ -123,6 +123,7 @@ class RayCluster:
     marker: str
     temp_dir: Path
     nodes: list[subprocess.Popen] = field(default_factory=list)
+    node_env: dict[str, str] = field(default_factory=dict)  # what every node's environment adds (a store's credentials)
 
     @property
     def address(self) -> str:
@@ -152,7 +153,7 @@ class RayCluster:
     def _spawn(self, log_path: Path, *args: str) -> subprocess.Popen:
         command = ray_start_command(self.temp_dir, 1, *args)
         with open(log_path, "ab") as log:
-            self.nodes.append(subprocess.Popen(command, env=self.environment(**{MARKER: self.marker}),
+            self.nodes.append(subprocess.Popen(command, env=self.environment(**self.node_env, **{MARKER: self.marker}),
                                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                                start_new_session=True))
         return self.nodes[-1]
@@ -208,12 +209,14 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 @contextmanager
-def ray_cluster(logs: Path) -> Iterator[RayCluster]:
+def ray_cluster(logs: Path, node_env: dict[str, str] | None = None) -> Iterator[RayCluster]:
     """A head (its Ray Client server on ``client_port``) and a worker node of one CPU each on
     127.0.0.1, token auth; stopped after, and then none of its processes may be left (any that
-    is, is killed). The nodes' own logs are copied into ``logs``."""
+    is, is killed). The nodes' own logs are copied into ``logs``. ``node_env``: added to each
+    node's environment, as a deployment gives its nodes the object store's credentials."""
     temp_dir = Path(tempfile.mkdtemp(prefix="lbrc", dir="/tmp"))  # Ray's socket paths must stay short
-    cluster = RayCluster(free_port(), free_port(), secrets.token_hex(32), secrets.token_hex(8), temp_dir)
+    cluster = RayCluster(free_port(), free_port(), secrets.token_hex(32), secrets.token_hex(8), temp_dir,
+                         node_env=dict(node_env or {}))
     try:
         cluster.start_node(logs / "ray-head.log", "--head", "--port", str(cluster.port),
                            "--ray-client-server-port", str(cluster.client_port), "--include-dashboard", "false")
@@ -233,8 +236,11 @@ def ray_cluster(logs: Path) -> Iterator[RayCluster]:
 # -- what a pipeline built ------------------------------------------------------------------
 def output_tables(ws) -> dict[str, list[tuple]]:
     """Every transform output (warehouse and features zones), its rows sorted."""
+    from lakebook.lake.store import register_with_duckdb
+
     catalog = open_catalog(ws)
     con = duckdb.connect()
+    register_with_duckdb(con, ws.lake.root)  # an S3 lake's files through the lake's filesystem
     out = {}
     for zone in ("warehouse", "features"):
         for table in catalog.tables(zone):

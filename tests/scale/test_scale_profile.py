@@ -9,8 +9,10 @@ tracking server that keeps its artifacts in a bucket of it (``--artifacts-destin
 clients never see the bucket). The copy of the example workspace keeps the shipped
 lakebook.scale.yaml with each address pointed at these servers' ports.
 
-The lake itself stays local: ``lake.root: s3://…`` is the object-storage work's setting, and
-the profile's line for it is commented out until it lands."""
+The lake is in moto's S3 server too (the profile's ``lake.root: s3://lakebook/nycflights``):
+the demo process and every Ray node get the endpoint and credentials from their environment,
+as a deployment gives them to its hosts; Spark's workers read the lake through the state
+dir's copies (``batch.s3_staging: shared``: they run on this host)."""
 
 from __future__ import annotations
 
@@ -66,11 +68,11 @@ def twins(tmp_path_factory):
         mlflow_store = create_database(host, port, "mlflow")
         redis_port = stack.enter_context(redis_server(folder))
         spark = stack.enter_context(spark_cluster(folder))
-        (folder / "ray").mkdir()
-        ray = stack.enter_context(ray_cluster(folder / "ray"))
         s3 = start_s3_server(folder / "s3")
         stack.callback(s3.stop)
         s3.create_bucket(BUCKET)
+        (folder / "ray").mkdir()
+        ray = stack.enter_context(ray_cluster(folder / "ray", node_env=s3.env))
         mlflow = stack.enter_context(mlflow_server(folder, mlflow_store, f"s3://{BUCKET}/mlflow",
                                                    env={**s3.env, "MLFLOW_S3_ENDPOINT_URL": s3.endpoint}))
         print(f"twins up in {time.monotonic() - started:.0f} s")
@@ -92,7 +94,8 @@ def point_profile_at(root: Path, twins: Twins) -> dict:
     twins' ports (the file's other settings kept); the profile as written."""
     path = root / "lakebook.scale.yaml"
     profile = yaml.safe_load(path.read_text())
-    assert "lake" not in profile  # the S3 lake is not part of this profile yet
+    assert profile["lake"]["root"].startswith("s3://")  # the lake in the object store: its bucket is made here
+    twins.s3.create_bucket(profile["lake"]["root"][len("s3://"):].split("/")[0])
     profile["catalog"]["url"] = twins.catalog_url
     profile["batch"]["master"] = twins.spark.url
     profile["features"]["online_store"]["connection_string"] = f"127.0.0.1:{twins.redis_port}"
@@ -120,19 +123,22 @@ def without_ray_or_aws(environ) -> dict[str, str]:
 
 
 @pytest.mark.timeout(2 * DEMO_TIMEOUT_S + 300)  # two demos (about 4 and 5 minutes on an idle machine of 2 cores)
-def test_the_demo_on_every_twin_builds_what_it_builds_embedded(twins, tmp_path):
+def test_the_demo_on_every_twin_builds_what_it_builds_embedded(twins, tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
     embedded_root = example_copy(tmp_path / "embedded")
     embedded_out = run_demo(embedded_root, {**without_ray_or_aws(os.environ), "HOME": str(home)})
 
     scale_root = example_copy(tmp_path / "scale")
-    point_profile_at(scale_root, twins)
-    # the demo gets the Ray cluster's token, and nothing of S3's: MLflow's server proxies the bucket
+    profile = point_profile_at(scale_root, twins)
+    # the demo gets the Ray cluster's token and the object store's endpoint and credentials
+    # (the lake's); MLflow's artifacts it never sees: the tracking server proxies their bucket
     scale_env = twins.ray.environment(HOME=str(home))
     scale_env = {k: v for k, v in scale_env.items() if not k.startswith(("AWS_", "MLFLOW_", "LAKEBOOK_"))}
-    scale_out = run_demo(scale_root, scale_env, "-p", "scale")
+    scale_out = run_demo(scale_root, {**scale_env, **twins.s3.env}, "-p", "scale")
 
+    for name, value in twins.s3.env.items():  # this process reads the lake's bucket below
+        monkeypatch.setenv(name, value)
     ws = Workspace.load(scale_root, environ={}, profile="scale")
     embedded = Workspace.load(embedded_root, environ={})
     assert "(Feast: DuckDB offline, Redis online)" in scale_out and f"MLflow at {twins.mlflow.uri}" in scale_out
@@ -146,6 +152,7 @@ def test_the_demo_on_every_twin_builds_what_it_builds_embedded(twins, tmp_path):
     _check_batch_on_spark(scale_out, twins)
     _check_ray_cluster_ran_the_work(ws, twins)
     _check_mlflow_server_and_bucket(ws, scale_out, twins)
+    _check_lake_in_the_bucket(ws, profile["lake"]["root"], twins)
 
     # the same pipeline on the same sample built the same tables, and trained the same models
     assert not (ws.state_dir / "catalog.sqlite").exists()
@@ -183,6 +190,18 @@ def _transform_lines(out: str) -> list[str]:
     """``warehouse.flights_clean (duckdb, full): ok, 3,000 rows`` without the seconds."""
     return [re.sub(r" in [\d.]+ s$", "", line) for line in out.splitlines()
             if re.match(r"^  (warehouse|features)\.\w+ \(\w+, (full|incremental)\): ", line)]
+
+
+def _check_lake_in_the_bucket(ws: Workspace, root: str, twins: Twins) -> None:
+    """Every zone the demo writes is in the bucket; no lake file was written locally (the state
+    dir holds Spark's staging copies, ``s3cache/``, and nothing else of the lake)."""
+    bucket, _, prefix = root[len("s3://"):].partition("/")
+    keys = twins.s3.keys(bucket, prefix + "/")
+    zones = {key[len(prefix) + 1:].split("/")[0] for key in keys}
+    assert {"raw", "quarantine", "warehouse", "features", "speed", "blobs"} <= zones, sorted(zones)
+    assert any(k.startswith(f"{prefix}/blobs/planes/") for k in keys), "the planes blob is not in the bucket"
+    local = [p for p in ws.state_dir.rglob("*.parquet") if "s3cache" not in p.parts]
+    assert local == [], local[:10]
 
 
 def _check_catalog_in_postgres(ws: Workspace, twins: Twins) -> None:

@@ -195,8 +195,6 @@ def test_the_stream_and_blobs_are_refused_on_an_s3_lake(s3_workspace):
         StreamJob(s3_workspace)
     with pytest.raises(NotOnS3Lake, match="storing blobs is not supported on an S3 lake yet"):
         BlobStore(s3_workspace.lake.blobs_dir).put("planes", "a.csv", b"x", "text/csv")
-    with pytest.raises(NotOnS3Lake, match="reading a flushed range back"):
-        s3_workspace.lake.range_files("raw", "flights", 1, 2)
 
 
 def test_doctor_says_it_did_not_check_an_s3_lakes_files(s3_workspace):

@@ -344,3 +344,14 @@ class LocalCopies:
         folder = self.root / "_staging" / label
         shutil.rmtree(folder, ignore_errors=True)
         return folder
+
+
+def read_table(path):
+    """A lake file as an Arrow table, from a local lake or through an S3 lake's filesystem
+    (``path`` a lake path or its text)."""
+    import pyarrow.parquet as pq
+
+    path = as_lake_path(str(path))
+    if isinstance(path, S3Path):
+        return pq.read_table(path.fs_path, filesystem=filesystem_of(path))
+    return pq.read_table(path)

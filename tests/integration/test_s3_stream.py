@@ -204,3 +204,29 @@ def test_the_stream_on_an_s3_lake_gives_what_it_gives_on_a_local_lake(s3, bucket
     assert local_parquet(on_s3.root) == [] and not (on_s3.root / ".lakebook" / "lake").exists()
     report = check_features(on_s3, since="48h")  # the batch recomputation from the bucket agrees
     assert report.ok and all(v.batch_rows > 0 and v.speed_rows > 0 for v in report.views), report.as_json()
+
+
+def test_the_streams_inputs_follow_a_version_published_on_an_s3_lake(s3, bucket, tmp_path):
+    """A published version has no ``current`` link on S3: the stream's view of ref.airports is
+    the catalog's list of its files, looked up again at every micro-batch."""
+    from lakebook.features.windows import feature_definition
+    from lakebook.stream.inputs import InputRows
+    from lakebook.transform import load_seeds
+
+    ws = with_feature_repo(workspace_at(tmp_path / "ws", f"s3://{bucket}/lake", retain=100))
+    rows = InputRows(ws, feature_definition(ws, "origin_delays"))
+    try:
+        def airports() -> int:
+            return rows.con.execute("SELECT count(*) FROM ref.airports").fetchall()[0][0]
+
+        assert airports() == 1458
+        seed = ws.root / "seeds" / "airports.csv"
+        seed.write_text("\n".join(seed.read_text().splitlines()[:11]) + "\n")
+        load_seeds(ws)  # a new version of ref.airports, under a key of its own
+        assert airports() == 1458  # nothing changes between micro-batches
+        rows.bind_events(ws.contract("flights").schema.empty_table())  # the next micro-batch
+        assert airports() == 10
+    finally:
+        rows.close()
+    assert len({k.split("/")[3] for k in s3.keys(bucket, "lake/ref/airports/")}) == 2
+    assert local_parquet(ws.root) == []

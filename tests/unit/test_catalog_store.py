@@ -102,3 +102,28 @@ def test_a_locked_sqlite_catalog_is_a_message_with_a_sqlite_hint(tmp_path):
     assert "damaged" in catalog_error(f"sqlite:///{tmp_path / 'catalog.sqlite'}", damaged).hint
     remote = catalog_error("postgresql://u:secret@db/lake", locked)
     assert "server running" in remote.hint and "secret" not in remote.message
+
+
+def test_files_named_are_a_tables_live_files_of_that_name_in_path_order(tmp_path):
+    from lakebook.lake import WrittenFile
+
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}", tmp_path)
+    folder = tmp_path / "raw" / "sensors"
+    catalog.register_table("raw", "sensors", kind="source", location=str(folder), columns=COLUMNS)
+    catalog.register_table("raw", "other", kind="source", location=str(tmp_path / "raw" / "other"), columns=COLUMNS)
+
+    def written(path, partition):
+        return WrittenFile(path, partition, 1, 10, None, None, None)
+
+    names = [("date=2024-01-02", "part-1-2.parquet"), ("date=2024-01-01", "part-1-2.parquet"),
+             ("date=2024-01-01", "part-3-4.parquet"), ("date=2024-01-01", "partx1-2.parquet")]
+    catalog.record_files("raw", "sensors", [written(folder / p / n, p) for p, n in names])
+    catalog.record_files("raw", "other", [written(tmp_path / "raw" / "other" / "date=2024-01-01" / "part-1-2.parquet",
+                                                  "date=2024-01-01")])
+    try:
+        assert catalog.files_named("raw", "sensors", "part-1-2.parquet") == [
+            str(folder / "date=2024-01-01" / "part-1-2.parquet"), str(folder / "date=2024-01-02" / "part-1-2.parquet")]
+        assert catalog.files_named("raw", "sensors", "part_1-2.parquet") == []  # _ and % are no wildcards
+        assert catalog.files_named("raw", "sensors", "part-5-6.parquet") == []
+    finally:
+        catalog.close()

@@ -405,6 +405,16 @@ class Catalog:
             query = select(_LAST_ID, FileRow.path).where(FileRow.table_id == row.id, _LIVE, _FIRST_ID > after_id)
             return [(i, self._load(p)) for i, p in session.execute(query.order_by(_LAST_ID))]
 
+    def files_named(self, zone: str, name: str, file_name: str) -> list[str]:
+        """The paths of a table's live files called ``file_name`` (one per partition at most),
+        in path order: e.g. the files one flush of the ingest log wrote (``range_stem``)."""
+        pattern = "%/" + file_name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with Session(self.engine) as session:
+            row = self._row(session, zone, name)
+            paths = session.scalars(select(FileRow.path).where(
+                FileRow.table_id == row.id, _LIVE, FileRow.path.like(pattern, escape="\\")))
+            return sorted(self._load(p) for p in paths)
+
     def file_rows(self, zone: str, name: str, partition: str | None = None) -> list[FileEntry]:
         """The live files of a table (of one partition), by id."""
         with Session(self.engine) as session:

@@ -33,7 +33,7 @@ from typing import Iterator
 
 from .._proc import file_lock
 from ..errors import BusUnavailable, MissingDependency
-from .groups import LakeRange, read_group
+from .groups import LakeRange, LakeRanges, read_group
 from .log import open_ingest_log
 from .records import ipc_bytes
 
@@ -130,6 +130,7 @@ class RedisForwarder:
         self._own_log = ingest_log is None
         self._log = ingest_log or open_ingest_log(workspace)
         self._redis = redis_client(self.config)
+        self._ranges = LakeRanges(workspace)
         self._registered: set[str] = set()
         self._tops: dict[str, tuple[int, int]] = {}  # source -> (last ID's seq, events forwarded), as in Redis
         self._trimmed_at = 0.0
@@ -150,7 +151,7 @@ class RedisForwarder:
         return moved
 
     def _forward_source(self, source: str, max_events: int) -> int:
-        piece = read_group(self._log, self.workspace.lake, FORWARDER_GROUP, source, max_events)
+        piece = read_group(self._log, self._ranges, FORWARDER_GROUP, source, max_events)
         if piece is None:
             return 0
         entries = _entries(piece)
@@ -225,6 +226,7 @@ class RedisForwarder:
         return message
 
     def close(self) -> None:
+        self._ranges.close()
         if self._own_log:
             self._log.close()
         self._redis.close()

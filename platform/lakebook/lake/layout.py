@@ -44,11 +44,6 @@ class LakeLayout:
     def date_dir(self, table_dir: Path, day: date) -> Path:
         return table_dir / partition_name(day)
 
-    def range_files(self, zone: str, name: str, seq_lo: int, seq_hi: int) -> list[Path]:
-        """The files one flush of the ingest log wrote into a table (one per event date)."""
-        require_local(self.root, "reading a flushed range back (the bus forwarder, the speed layer)")
-        return sorted(self.table_dir(zone, name).glob(f"{PARTITION_KEY}=*/{range_stem(seq_lo, seq_hi)}.parquet"))
-
     def version_dir(self, zone: str, name: str, version: int | str) -> Path:
         """A new version folder of a table: by run number (zero-padded), or by a content digest."""
         label = f"{version:06d}" if isinstance(version, int) else version

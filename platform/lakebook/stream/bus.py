@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Iterable, Protocol
 
 from ..errors import BadRequest, ConfigError
 from ..ingest import open_ingest_log
-from ..ingest.groups import LakeRange, log_groups, not_registered, read_group
+from ..ingest.groups import LakeRange, LakeRanges, log_groups, not_registered, read_group
 from ..ingest.records import concat_events, logged_to_table
 from ..ingest.retention import STARTS
 
@@ -84,6 +84,7 @@ class SQLiteBus:
             raise ConfigError(f"stream.bus sqlite keeps consumer groups in the ingest log, which ingest.log "
                               f"{workspace.settings.ingest.log.type!r} does not do",
                               hint="use ingest.log: sqlite, or another stream.bus")
+        self._ranges = LakeRanges(workspace)
 
     def register(self, group: str, sources: list[str], start: str = "earliest") -> None:
         """Idempotent: a source the group reads already keeps its offset."""
@@ -94,7 +95,7 @@ class SQLiteBus:
         """The next events after the group's committed offset, waiting up to ``timeout_s`` for
         some; None if none came."""
         deadline = time.monotonic() + timeout_s
-        while (piece := read_group(self._log, self.workspace.lake, group, source, max_events)) is None:
+        while (piece := read_group(self._log, self._ranges, group, source, max_events)) is None:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
@@ -120,4 +121,5 @@ class SQLiteBus:
         return log_groups(self._log)
 
     def close(self) -> None:
+        self._ranges.close()
         self._log.close()

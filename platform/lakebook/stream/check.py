@@ -25,6 +25,7 @@ import pyarrow as pa
 from ..errors import FeatureStoreError
 from ..features.windows import EVENT_TIMESTAMP, FeatureDefinition, duration_us, feature_definition, feature_definitions
 from ..lake import sql_string
+from ..lake.store import register_with_duckdb
 from .inputs import InputRows
 from .speed import ZONE
 
@@ -136,6 +137,7 @@ def speed_rows(catalog, definition: FeatureDefinition, start: datetime) -> list[
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
+        register_with_duckdb(con, catalog.root)  # an S3 lake's files are read through pyarrow
         sql = (f"SELECT * EXCLUDE (_offset, _emitted_at) FROM read_parquet([{', '.join(map(sql_string, files))}]) "
                f"WHERE {EVENT_TIMESTAMP} >= $start QUALIFY row_number() OVER (PARTITION BY {keys}, {EVENT_TIMESTAMP} "
                f"ORDER BY _offset DESC, _emitted_at DESC) = 1")

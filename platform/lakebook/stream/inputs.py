@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from ..errors import FeatureStoreError
+from ..errors import FeatureStoreError, UnknownTable
 from ..features.windows import FeatureDefinition
 from ..lake import APPEND_ONLY_ZONES, listed_select
+from ..lake.store import is_s3, register_with_duckdb
 
 log = logging.getLogger("lakebook.stream")
 EVENT_ID = "__event_id"
@@ -112,25 +113,57 @@ class InputRows:
     def __init__(self, workspace, definition: FeatureDefinition, plan: InputPlan | None = None):
         import duckdb
 
-        self.definition = definition
+        self.definition, self.workspace = definition, workspace
         self.plan = plan or plan_input(workspace, definition)
         self.con = duckdb.connect(config={"threads": 1})
         self.con.execute("SET TimeZone = 'UTC'")
+        register_with_duckdb(self.con, workspace.lake.root)  # an S3 lake's files are read through pyarrow
         self.con.execute("CREATE SCHEMA raw")
+        self._catalog = None
+        self._listed: dict[str, list[str]] = {}  # on an S3 lake: table -> the files its view reads
         for table in self.plan.tables:
-            self._bind_published(workspace, table)
+            self._bind_published(table)
         self._sql = definition.rows_sql(self.plan.relation, extra=(EVENT_ID,))
 
-    def _bind_published(self, workspace, table: str) -> None:
+    def _bind_published(self, table: str) -> None:
         """A view over the table's published version, found again at every query."""
         zone, _, name = table.partition(".")
         self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{zone}"')
-        folder = workspace.lake.current(zone, name)
+        if is_s3(self.workspace.lake.root):
+            self._bind_listed(table)
+            return
+        folder = self.workspace.lake.current(zone, name)
         if not folder.exists():
-            raise FeatureStoreError(f"{self.definition.name}: its input reads {table}, which has no published version",
-                                    hint="run 'lakebook transform run' (it loads the seeds) first")
+            raise self._unpublished(table)
         self.con.execute(f'CREATE VIEW "{zone}"."{name}" AS SELECT * FROM read_parquet('
                          f"'{str(folder).replace(chr(39), chr(39) * 2)}/**/*.parquet', hive_partitioning = true)")
+
+    def _bind_listed(self, table: str) -> None:
+        """On an S3 lake a published version has no stable path (no ``current`` link): the view
+        reads the files the catalog lists for the table, looked up again before every query
+        and replaced when another version is published."""
+        zone, _, name = table.partition(".")
+        catalog = self._opened_catalog()
+        try:
+            files = catalog.files(zone, name)
+            if files == self._listed.get(table):
+                return
+            columns = catalog.table(table).columns
+        except UnknownTable:
+            raise self._unpublished(table) from None
+        self.con.execute(f'CREATE OR REPLACE VIEW "{zone}"."{name}" AS {listed_select(files, columns)}')
+        self._listed[table] = files
+
+    def _opened_catalog(self):
+        if self._catalog is None:
+            from ..catalog import open_catalog
+
+            self._catalog = open_catalog(self.workspace, register=False)
+        return self._catalog
+
+    def _unpublished(self, table: str) -> FeatureStoreError:
+        return FeatureStoreError(f"{self.definition.name}: its input reads {table}, which has no published version",
+                                 hint="run 'lakebook transform run' (it loads the seeds) first")
 
     def bind_events(self, events: pa.Table) -> None:
         """Read the source's events from this table (the bus's columns: the contract's,
@@ -144,6 +177,8 @@ class InputRows:
         self._bind_source(listed_select(catalog.files("raw", self.plan.source), table.columns))
 
     def _bind_source(self, select: str) -> None:
+        for table in self._listed:
+            self._bind_listed(table)
         self.con.execute(f'CREATE OR REPLACE VIEW raw."{self.plan.source}" AS {select}')
 
     def rows(self) -> pa.Table:
@@ -164,3 +199,5 @@ class InputRows:
 
     def close(self) -> None:
         self.con.close()
+        if self._catalog is not None:
+            self._catalog.close()

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 from ..config import ray_runtime_options
 from ..errors import FeatureStoreError, LakebookError
-from ..lake.store import require_local
 from ..features.windows import duration_us, feature_definition, feature_definitions
 from .actors import Emission, SinkActor, SourceReader, ViewOperator
 from .inputs import plan_input
@@ -85,7 +84,6 @@ class StreamJob:
     """The actors of a workspace's stream and the threads driving them (Ray must be connected)."""
 
     def __init__(self, workspace, views: list[str] | None = None):
-        require_local(workspace.lake.root, "the speed layer (stream)")
         settings = workspace.settings.stream
         self.workspace, self.settings = workspace, settings
         chosen = [feature_definition(workspace, v) for v in views] if views else list(feature_definitions(workspace).values())

@@ -235,3 +235,15 @@ class Timer:
 
     def __exit__(self, *exc):
         self.s = time.perf_counter() - self.t0
+
+
+def synthetic_flight(at, flight: int, carrier: str, origin: str, rng) -> dict:
+    """A valid event of the flights contract scheduled at ``at`` (UTC), its delays drawn from ``rng``."""
+    delay = round(rng.gauss(10, 30), 1)
+    return {"year": at.year, "month": at.month, "day": at.day, "dep_time": 517,
+            "sched_dep_time": at.hour * 100 + at.minute, "dep_delay": delay, "arr_time": 830, "sched_arr_time": 819,
+            "arr_delay": round(delay + rng.gauss(0, 9), 1), "carrier": carrier, "flight": flight,
+            "tailnum": f"N{rng.randrange(10000, 99999)}", "origin": origin,
+            "dest": rng.choice(("IAH", "MIA", "ATL", "ORD", "LAX", "BOS")), "air_time": 227.0, "distance": 1400.0,
+            "hour": at.hour, "minute": at.minute, "time_hour": at.replace(minute=0, second=0).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "sched_dep_at": at.strftime("%Y-%m-%dT%H:%M:%SZ")}

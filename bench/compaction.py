@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_main, machine_info, make_workspace, median, percentile, write_result  # noqa: E402
+from _common import bench_main, machine_info, make_workspace, median, percentile, synthetic_flight, write_result  # noqa: E402
 
 NAME = "compaction"
 FLUSHES = int(os.environ.get("BENCH_COMPACTION_FLUSHES", "2000"))
@@ -80,15 +80,7 @@ def event(i: int, rng: random.Random) -> dict:
     """A valid flights event of DAY (the contract's shape); ``i`` gives it an event id of its own
     (carrier, flight, origin and departure time are the id's parts)."""
     at = DAY + timedelta(seconds=i * 86_399 // (FLUSHES * EVENTS_PER_FLUSH))
-    delay = round(rng.gauss(10, 30), 1)
-    flight, carrier, origin = i % 9999 + 1, CARRIERS[i // 9999 % 8], ORIGINS[i // (9999 * 8) % 3]
-    return {"year": at.year, "month": at.month, "day": at.day, "dep_time": 517,
-            "sched_dep_time": at.hour * 100 + at.minute, "dep_delay": delay, "arr_time": 830, "sched_arr_time": 819,
-            "arr_delay": round(delay + rng.gauss(0, 9), 1), "carrier": carrier, "flight": flight,
-            "tailnum": f"N{rng.randrange(10000, 99999)}", "origin": origin,
-            "dest": rng.choice(("IAH", "MIA", "ATL", "ORD", "LAX", "BOS")), "air_time": 227.0, "distance": 1400.0,
-            "hour": at.hour, "minute": at.minute, "time_hour": at.replace(minute=0, second=0).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "sched_dep_at": at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return synthetic_flight(at, i % 9999 + 1, CARRIERS[i // 9999 % 8], ORIGINS[i // (9999 * 8) % 3], rng)
 
 
 def summary(result: dict) -> list[str]:

@@ -44,7 +44,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent / "tests"))  # the moto server starter the S3 tests use
 
-from _common import bench_main, geomean, machine_info, make_workspace, median, write_result  # noqa: E402
+from _common import bench_main, geomean, machine_info, make_workspace, median, synthetic_flight, write_result  # noqa: E402
 
 NAME = "s3_lake"
 FLUSHES = int(os.environ.get("BENCH_S3_FLUSHES", "60"))
@@ -117,15 +117,7 @@ def summary(result: dict) -> list[str]:
 def event(i: int, day: int, rng: random.Random) -> dict:
     """A valid flights event of day ``day`` (the contract's shape); ``i`` gives it an id of its own."""
     at = START + timedelta(days=day, seconds=(i * 7919) % 86_399)
-    delay = round(rng.gauss(10, 30), 1)
-    flight, carrier, origin = i % 9999 + 1, CARRIERS[i // 9999 % 8], ORIGINS[i % 3]
-    return {"year": at.year, "month": at.month, "day": at.day, "dep_time": 517,
-            "sched_dep_time": at.hour * 100 + at.minute, "dep_delay": delay, "arr_time": 830, "sched_arr_time": 819,
-            "arr_delay": round(delay + rng.gauss(0, 9), 1), "carrier": carrier, "flight": flight,
-            "tailnum": f"N{rng.randrange(10000, 99999)}", "origin": origin,
-            "dest": rng.choice(("IAH", "MIA", "ATL", "ORD", "LAX", "BOS")), "air_time": 227.0, "distance": 1400.0,
-            "hour": at.hour, "minute": at.minute, "time_hour": at.replace(minute=0, second=0).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "sched_dep_at": at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return synthetic_flight(at, i % 9999 + 1, CARRIERS[i // 9999 % 8], ORIGINS[i % 3], rng)
 
 
 def build(root: Path, config: str, log) -> tuple[object, dict]:

@@ -14,10 +14,12 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 REGION = "us-east-1"
 
@@ -94,3 +96,30 @@ def start_s3_server(log_dir: Path, timeout_s: float = 30) -> S3Server:
             time.sleep(0.2)
     process.kill()
     raise RuntimeError(f"moto_server did not answer on {endpoint} within {timeout_s} s: {log.read_text()[-2000:]}")
+
+
+# -- fixtures of the S3 test modules (import them: ``from s3_support import bucket, s3, s3_env``) ------
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory) -> S3Server:
+    """One moto server for the module."""
+    server = start_s3_server(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3, monkeypatch) -> dict:
+    """This process and its children (servers, the CLI) reach the S3 server through the
+    environment alone."""
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    return s3.env
+
+
+@pytest.fixture
+def bucket(s3, s3_env) -> str:
+    """A fresh bucket of the module's server."""
+    return s3.create_bucket(f"lake-{uuid.uuid4().hex[:12]}")

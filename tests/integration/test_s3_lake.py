@@ -18,29 +18,12 @@ from traitlets.config import Config
 
 from events import flight, weather
 from ingest_support import NDJSON, flush, ingest_server, make_workspace, ndjson  # noqa: F401 (ingest_server is a fixture)
-from s3_support import start_s3_server
+from s3_support import s3, s3_env  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 FLIGHTS, WEATHER = 30, 6
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    server = start_s3_server(tmp_path_factory.mktemp("moto"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def s3_env(s3, monkeypatch) -> dict:
-    """This process and its children reach the S3 server through the environment alone."""
-    for name, value in s3.env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    return s3.env
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 
 from events import flight, log_events, weather
 from ingest_support import flush, make_workspace
-from s3_support import start_s3_server
+from s3_support import s3, s3_env  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -31,23 +31,6 @@ ROWS = FLUSHES * PER_FLUSH
 DAY = "date=2013-01-01"
 ANSWER = ("SELECT count(*) AS n, count(DISTINCT _event_id) AS ids, sum(flight) AS flights, min(sched_dep_at) AS first, "
           "max(sched_dep_at) AS last FROM raw.flights")
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    server = start_s3_server(tmp_path_factory.mktemp("moto"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def s3_env(s3, monkeypatch) -> dict:
-    """This process and its children reach the S3 server through the environment alone."""
-    for name, value in s3.env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    return s3.env
 
 
 def s3_workspace(s3, root: Path, lake_options: str = "") -> tuple[Path, str]:

@@ -7,7 +7,6 @@ ranges back from there; the stream job on real Ray (one runtime for the session)
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from events import flight, log_events
 from ingest_support import make_workspace
-from s3_support import start_s3_server
+from s3_support import bucket, s3, s3_env  # noqa: F401 (fixtures)
 from stream_support import latest_revisions, synthetic_flights, synthetic_weather, with_feature_repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -26,28 +25,6 @@ DELAYS = ["departures_1h", "avg_dep_delay_1h", "avg_dep_delay_3h", "late_share_3
 WEATHER = ["temp_c", "humid", "wind_speed", "precip", "visib_km"]
 STREAM_CONFIG = ("stream:\n  speed_flush_interval_s: 0.5\n  poll_timeout_s: 0.05\n  max_batch_events: 500\n"
                  "  retain_events: {retain}\n")
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    server = start_s3_server(tmp_path_factory.mktemp("moto"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def s3_env(s3, monkeypatch) -> dict:
-    """This process reaches the S3 server through the environment alone."""
-    for name, value in s3.env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    return s3.env
-
-
-@pytest.fixture
-def bucket(s3, s3_env) -> str:
-    return s3.create_bucket(f"lake-{uuid.uuid4().hex[:12]}")
 
 
 def workspace_at(root: Path, lake_root: str | None, retain: int):

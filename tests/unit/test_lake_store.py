@@ -251,3 +251,25 @@ def test_an_s3_lakes_secret_from_the_environment_is_masked_in_errors(tmp_path):
                   environ={"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3-secret-never-shown-42"})
     error = LakebookError("the store said: bad signature for s3-secret-never-shown-42")
     assert "s3-secret-never-shown-42" not in str(error) and "bad signature for" in str(error)
+
+
+def test_an_alerts_impact_names_the_feature_views_over_an_s3_lakes_tables(s3_workspace, monkeypatch):
+    """On an S3 lake a Feast source names its table's published files under ibis's scheme
+    (``lakebook-s3://…/version-…/**/*.parquet``); the impact of a failing check still finds it."""
+    from types import SimpleNamespace
+
+    from lakebook.features import store as feature_store
+    from lakebook.monitor.impact import Impact, _feature_views
+
+    (s3_workspace.feature_repo_dir).mkdir(parents=True, exist_ok=True)
+    (s3_workspace.feature_repo_dir / "feature_store.yaml").write_text("project: p\n")
+    view = SimpleNamespace(name="origin_delays", batch_source=SimpleNamespace(
+        path="lakebook-s3://bucket/lake/features/origin_delays/version-000003/**/*.parquet"))
+    other = SimpleNamespace(name="weather_hourly", batch_source=SimpleNamespace(
+        path="lakebook-s3://bucket/lake/warehouse/weather_hourly/version-000001/**/*.parquet"))
+    service = SimpleNamespace(name="delay_model", feature_view_projections=[SimpleNamespace(name="origin_delays")])
+    monkeypatch.setattr(feature_store, "_repo_objects",
+                        lambda ws: SimpleNamespace(feature_views=[view, other], feature_services=[service]))
+    found = Impact("raw.flights")
+    views, services = _feature_views(s3_workspace, {"features.origin_delays"}, found)
+    assert views == {"origin_delays"} and services == {"delay_model"}

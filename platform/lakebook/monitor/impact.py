@@ -95,13 +95,15 @@ def _feature_views(workspace, tables: set[str], found: Impact) -> tuple[set[str]
         return set(), set()
     try:
         from ..features.store import _repo_objects
+        from ..lake.store import from_ibis_uri
 
         contents = _repo_objects(workspace)
     except Exception as exc:  # noqa: BLE001 - Feast missing, or a repository that does not load
         found.notes.append(f"feature repository not read: {exc}")
         return set(), set()
     views = {v.name for v in contents.feature_views
-             if (t := workspace.lake.table_of(getattr(v.batch_source, "path", "") or "")) and ".".join(t) in tables}
+             if (t := workspace.lake.table_of(from_ibis_uri(getattr(v.batch_source, "path", "") or "")))
+             and ".".join(t) in tables}  # an S3 lake's source names its published files under ibis's scheme
     services = {s.name for s in contents.feature_services
                 if {p.name for p in s.feature_view_projections} & views}
     return views, services

@@ -111,9 +111,11 @@ def test_the_example_scale_profile_switches_every_twin_on_loopback_without_secre
         assert address and address.startswith("127.0.0.1:"), address
     assert s.jobs.executor == "ray"
     assert s.ml.tracking_uri.startswith("http://127.0.0.1:")
+    assert str(ws.lake.root) == "s3://lakebook/nycflights" and s.batch.s3_staging == "shared"  # the lake in the store
     text = (REPO / "lakebook.scale.yaml").read_text()
     assert "password" not in yaml.safe_dump(yaml.safe_load(text)).lower()
-    assert Workspace.load(REPO, environ={}).settings.batch.master == "local[*]"  # without the profile: embedded
+    embedded = Workspace.load(REPO, environ={})  # without the profile: embedded
+    assert embedded.settings.batch.master == "local[*]" and not str(embedded.lake.root).startswith("s3://")
 
 
 # -- what a cluster's workers and a tracking server get from the profile ---------------------------

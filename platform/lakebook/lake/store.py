@@ -327,9 +327,12 @@ def delete_file(path: S3Path) -> None:
 
 def modified(path: S3Path):
     """When the object ``path`` was written (UTC)."""
+    return _utc(filesystem_of(path).get_file_info(path.fs_path).mtime)
+
+
+def _utc(mtime):
     from datetime import timezone
 
-    mtime = filesystem_of(path).get_file_info(path.fs_path).mtime
     return mtime.astimezone(timezone.utc) if mtime.tzinfo else mtime.replace(tzinfo=timezone.utc)
 
 
@@ -432,19 +435,9 @@ def list_modified(folder: S3Path, suffix: str = ".parquet") -> dict[S3Path, obje
     """{object: when it was written (UTC)} of the objects under ``folder`` whose name ends with
     ``suffix`` (one listing)."""
     import pyarrow.fs as pafs
-    from datetime import timezone
 
-    def utc(mtime):
-        return mtime.astimezone(timezone.utc) if mtime.tzinfo else mtime.replace(tzinfo=timezone.utc)
-
-    return {S3Path("/" + i.path): utc(i.mtime) for i in _info(folder, True)
+    return {S3Path("/" + i.path): _utc(i.mtime) for i in _info(folder, True)
             if i.type == pafs.FileType.File and i.base_name.endswith(suffix)}
-
-
-def put_marker(path: S3Path) -> None:
-    """An empty object ``path`` (a marker: its key is what it says)."""
-    with filesystem_of(path).open_output_stream(path.fs_path) as out:
-        out.write(b"")
 
 
 def read_tables(paths: list[S3Path]):

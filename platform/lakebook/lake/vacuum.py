@@ -251,7 +251,7 @@ def _remove_s3(workspace, folder) -> None:
     """Delete an S3 prefix: its marker under ``_vacuum/`` first (the version is no longer
     listed from then on), then its keys, then the marker."""
     marker = workspace.lake.trash(folder)
-    store.put_marker(marker)
+    store.write_bytes(b"", marker)  # an empty marker: its key is what it says
     store.remove_dir(folder)
     store.delete_file(marker)
 

@@ -48,6 +48,12 @@ CLIENT_FAILED = ("Initialization failure from server:\nTraceback (most recent ca
                  "Starting Ray client server failed. See ray_client_server_23000.err for detailed logs.")
 
 
+# the client server died while the head waited for it to start (seen on a loaded head)
+CLIENT_DIED = ("Initialization failure from server:\nTraceback (most recent call last):\n  File \".../proxier.py\", "
+               "line 396, in start_specific_server\n    cmd = psutil_proc.cmdline()\n  ...\npsutil.ZombieProcess: PID "
+               "still exists but it's a zombie (pid=5275)")
+
+
 class Cluster:
     def __init__(self, failures: list[Exception]):
         self.failures, self.calls = list(failures), []
@@ -61,8 +67,9 @@ class Cluster:
         self.calls.append(("shutdown",))
 
 
-def test_a_client_server_that_failed_to_start_is_asked_for_again(caplog):
-    ray = Cluster([ConnectionError(CLIENT_FAILED)])
+@pytest.mark.parametrize("failure", [CLIENT_FAILED, CLIENT_DIED], ids=["failed", "died"])
+def test_a_client_server_that_failed_to_start_is_asked_for_again(caplog, failure):
+    ray = Cluster([ConnectionError(failure)])
     with caplog.at_level("WARNING", logger="lakebook.stream"):
         server._join_cluster(ray, "ray://127.0.0.1:10001", pause_s=0)
     assert ray.calls == [("init", "ray://127.0.0.1:10001"), ("shutdown",), ("init", "ray://127.0.0.1:10001")]

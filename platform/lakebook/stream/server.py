@@ -50,19 +50,24 @@ def connect_ray(workspace, settings=None) -> str:
 
 CLIENT_CONNECT_ATTEMPTS = 3
 CLIENT_RETRY_PAUSE_S = 2.0
+# How the head says its client server for this connection did not start: it reported the
+# failure, or the process died while the head was still waiting for it (Ray then reads the
+# command line of a zombie and gives up)
+CLIENT_SERVER_DIED = ("Starting Ray client server failed", "ZombieProcess")
 
 
 def _join_cluster(ray, address: str, pause_s: float = CLIENT_RETRY_PAUSE_S) -> None:
     """``ray.init`` of the cluster at ``address``. Through Ray Client the head starts a client
     server process for each connection; on a loaded head that start can fail ("Starting Ray
-    client server failed") while the next one succeeds, so that failure is tried again. Any
-    other failure (a refused token shows as a timeout) is an error naming what to check."""
+    client server failed", or the process died while the head waited for it) while the next one
+    succeeds, so that failure is tried again. Any other failure (a refused token shows as a
+    timeout) is an error naming what to check."""
     for attempt in range(1, CLIENT_CONNECT_ATTEMPTS + 1):
         try:
             ray.init(address=address, configure_logging=False)
             return
         except ConnectionError as exc:
-            if "Starting Ray client server failed" in str(exc) and attempt < CLIENT_CONNECT_ATTEMPTS:
+            if any(m in str(exc) for m in CLIENT_SERVER_DIED) and attempt < CLIENT_CONNECT_ATTEMPTS:
                 log.warning("the Ray head could not start a client server for this connection (attempt %d of %d);"
                             " connecting again", attempt, CLIENT_CONNECT_ATTEMPTS)
                 ray.shutdown()

@@ -260,3 +260,21 @@ def test_a_snapshot_shows_what_widgets_hold_and_drops_the_controls(tmp_path):
     assert [o.get("data", {}).get("text/html") or o.get("text") for o in written.cells[0].outputs] == [
         "<table>fresh</table>", "3 tables\n"]
     assert "widgets" not in written.metadata
+
+
+def test_ctrl_c_while_the_server_is_still_starting_is_a_stop_not_an_error(published, monkeypatch):
+    """SIGINT before Voila has started (its import and initialize take seconds) stops the
+    server as Ctrl-C does later: no KeyboardInterrupt out of serve, nothing echoed, store closed."""
+    from voila.app import Voila
+
+    from lakebook.dashboards import server
+
+    def interrupted(self, argv=None):
+        raise KeyboardInterrupt
+
+    closed = []
+    monkeypatch.setattr(Voila, "initialize", interrupted)
+    monkeypatch.setattr(DashboardStore, "close", lambda self: closed.append(self))
+    echoed = []
+    server.serve(published, 0, echo=echoed.append)  # returns: a stop
+    assert echoed == [] and closed == [server.CONTEXT.store]

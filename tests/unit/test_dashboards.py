@@ -262,19 +262,19 @@ def test_a_snapshot_shows_what_widgets_hold_and_drops_the_controls(tmp_path):
     assert "widgets" not in written.metadata
 
 
+
 def test_ctrl_c_while_the_server_is_still_starting_is_a_stop_not_an_error(published, monkeypatch):
-    """SIGINT before Voila has started (its import and initialize take seconds) stops the
-    server as Ctrl-C does later: no KeyboardInterrupt out of serve, nothing echoed, store closed."""
+    """SIGINT while Voila is starting (its import and initialize take seconds) stops `lakebook
+    dashboards serve` as Ctrl-C does later: exit 0, no "Aborted!", no address printed."""
+    from click.testing import CliRunner
     from voila.app import Voila
 
-    from lakebook.dashboards import server
+    from lakebook.cli import cli
 
     def interrupted(self, argv=None):
         raise KeyboardInterrupt
 
-    closed = []
     monkeypatch.setattr(Voila, "initialize", interrupted)
-    monkeypatch.setattr(DashboardStore, "close", lambda self: closed.append(self))
-    echoed = []
-    server.serve(published, 0, echo=echoed.append)  # returns: a stop
-    assert echoed == [] and closed == [server.CONTEXT.store]
+    result = CliRunner().invoke(cli, ["-w", str(published.root), "dashboards", "serve", "--port", "0"])
+    assert result.exit_code == 0, result.output
+    assert "Aborted" not in result.output and "http://" not in result.output

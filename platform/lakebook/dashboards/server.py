@@ -275,24 +275,21 @@ def voila_config(workspace, port: int):
 
 def serve(workspace, port: int | None = None, echo=log.info) -> None:
     """Run the dashboard server until SIGTERM or Ctrl-C (what `lakebook up` runs as the
-    dashboards service); ``echo`` tells where it listens. Ctrl-C is a stop, not an error, also
-    while the server is still starting (importing Voila and starting it take seconds)."""
-    CONTEXT.store = None
-    try:
-        from voila.app import Voila
+    dashboards service); ``echo`` tells where it listens. Ctrl-C is a stop, not an error."""
+    from voila.app import Voila
 
-        CONTEXT.workspace, CONTEXT.store = workspace, DashboardStore(workspace)
-        CONTEXT.secret = share_secret(workspace.share_key_path)
-        CONTEXT.admin_token = take_environment_value(TOKEN_ENV) or ""
-        prepend_jupyter_path(TEMPLATES)
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        app = Voila(config=voila_config(workspace, port or workspace.settings.dashboards.port))
-        app.initialize([])
-        names = [row.name for row in CONTEXT.store.dashboards()]
-        echo(f"lakebook dashboards: {', '.join(names) or '(none published yet)'} on http://127.0.0.1:{app.port}")
+    CONTEXT.workspace, CONTEXT.store = workspace, DashboardStore(workspace)
+    CONTEXT.secret = share_secret(workspace.share_key_path)
+    CONTEXT.admin_token = take_environment_value(TOKEN_ENV) or ""
+    prepend_jupyter_path(TEMPLATES)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = Voila(config=voila_config(workspace, port or workspace.settings.dashboards.port))
+    app.initialize([])
+    names = [row.name for row in CONTEXT.store.dashboards()]
+    echo(f"lakebook dashboards: {', '.join(names) or '(none published yet)'} on http://127.0.0.1:{app.port}")
+    try:
         app.start()
     except KeyboardInterrupt:
         log.info("dashboards stopped (Ctrl-C)")
     finally:
-        if CONTEXT.store is not None:
-            CONTEXT.store.close()
+        CONTEXT.store.close()

@@ -222,3 +222,14 @@ def test_an_idle_page_kernel_is_culled_and_the_pre_heated_pool_is_kept(tmp_path)
         assert list(status(process)["kernels"]) == list(kernels) and status(process)["pools"] == {"delays": 1}
     finally:
         process.stop()
+
+
+def test_twenty_pages_in_a_row_all_render(served):
+    """Page after page, each on the pre-heated kernel filled after the one before: none stalls.
+    With Jupyter's own kernel client, one in 3 to 21 such pages waited for good on an execute
+    reply the event loop was never woken for (lakebook.dashboards.kernels)."""
+    _, process, tokens, _ = served
+    for page in range(20):
+        with httpx.Client(base_url=process.base_url, timeout=45, follow_redirects=True) as browser:
+            answer = browser.get(f"/d/delays?share={tokens['valid']}")
+        assert answer.status_code == 200 and MARKER in answer.text, (page, process.log_text()[-2000:])

@@ -268,6 +268,7 @@ def voila_config(workspace, port: int):
                                      multi_kernel_manager_class=_kernel_manager(), show_tracebacks=False,
                                      extension_denylist=[LAB_EXTENSION])
     config.VoilaKernelManager.update(kernel_pools_config={"default": {"pool_size": 0}, **pools}, fill_delay=0.5)
+    config.AsyncKernelManager.update(client_factory="lakebook.dashboards.kernels.SteadyKernelClient")  # see kernels.py
     config.MappingKernelManager.update(cull_idle_timeout=int(settings.cull_idle_s),
                                        cull_interval=int(settings.cull_interval_s), cull_connected=True)
     return config

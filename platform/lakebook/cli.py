@@ -3,6 +3,7 @@ Listing commands print a table (names never cut) or, with ``--json``, one JSON d
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -112,7 +113,6 @@ def a_service(command: Callable) -> Callable:
     """A service command (it runs until Ctrl-C or SIGTERM): Ctrl-C is a stop, exit 0, also when
     it comes while the service is still starting (its imports and set-up take seconds), before
     the service's own signal handling is in place; click would say "Aborted!" and exit 1."""
-    import functools
 
     @functools.wraps(command)
     def run(*args, **kwargs):

@@ -262,7 +262,6 @@ def test_a_snapshot_shows_what_widgets_hold_and_drops_the_controls(tmp_path):
     assert "widgets" not in written.metadata
 
 
-
 def test_ctrl_c_while_the_server_is_still_starting_is_a_stop_not_an_error(published, monkeypatch):
     """SIGINT while Voila is starting (its import and initialize take seconds) stops `lakebook
     dashboards serve` as Ctrl-C does later: exit 0, no "Aborted!", no address printed."""

@@ -13,21 +13,22 @@ SERVICES = [["ingest", "serve"], ["ingest", "mqtt"], ["stream", "start"], ["mode
             ["jobs", "scheduler"], ["dashboards", "serve"], ["monitor", "serve"], ["up"]]
 
 
-@pytest.mark.parametrize("command", SERVICES, ids=" ".join)
-def test_ctrl_c_while_a_service_starts_is_a_stop(command, monkeypatch, tmp_path):
+@pytest.fixture
+def interrupted_start(monkeypatch):
+    """Ctrl-C arrives where every command starts, in its workspace lookup."""
     def interrupted(ctx):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(lakebook_cli, "_workspace", interrupted)
+
+
+@pytest.mark.parametrize("command", SERVICES, ids=" ".join)
+def test_ctrl_c_while_a_service_starts_is_a_stop(command, interrupted_start, tmp_path):
     result = CliRunner().invoke(lakebook_cli.cli, ["-w", str(tmp_path), *command])
     assert result.exit_code == 0, result.output
     assert "Aborted" not in result.output
 
 
-def test_ctrl_c_in_a_command_that_is_not_a_service_is_still_an_abort(monkeypatch, tmp_path):
-    def interrupted(ctx):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(lakebook_cli, "_workspace", interrupted)
+def test_ctrl_c_in_a_command_that_is_not_a_service_is_still_an_abort(interrupted_start, tmp_path):
     result = CliRunner().invoke(lakebook_cli.cli, ["-w", str(tmp_path), "ingest", "flush"])
     assert result.exit_code == 1 and "Aborted" in result.output

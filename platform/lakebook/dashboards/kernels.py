@@ -6,9 +6,8 @@ Why: a pre-heated kernel runs its notebook through this client (Voila's executor
 and the page waits on each cell's ``execute_reply``. The stock channel waits for it with one
 ``socket.poll()`` without a timeout, which relies on the event loop waking it when the ZMQ
 socket's (edge-triggered) descriptor signals. On this machine that wake-up is sometimes lost:
-a page stalled for good, the reply sitting
-in the socket (``zmq.EVENTS`` had ``POLLIN``, the poll still pending) while the kernel had run
-every cell and answered other clients. A poll with a timeout ends with a real ``zmq_poll``,
+a page stalled for good, the reply sitting in the socket (``zmq.EVENTS`` had ``POLLIN``, the
+poll still pending) while the kernel had run every cell and answered other clients. A poll with a timeout ends with a real ``zmq_poll``,
 which sees a waiting message, so each wait here is a series of polls of at most
 ``POLL_SLICE_S``: a lost wake-up costs at most that. Measured here, pages of a small
 dashboard loaded one after the other: with Jupyter's client, four runs stalled for good at
